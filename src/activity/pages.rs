@@ -1,0 +1,53 @@
+//! The Activity panel.
+
+use super::{store, ActivityEntry, ActivityFilter};
+use crate::app::AppState;
+use crate::auth::extract::{PageAuthed, Read};
+use crate::http::extract::{Pagination, Query};
+use crate::web::{render, Layout, PageError};
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/activity", get(activity_page))
+}
+
+#[derive(Template)]
+#[template(path = "activity/list.html")]
+struct ActivityPage {
+    layout: Layout,
+    entries: Vec<ActivityEntry>,
+    filter: ActivityFilter,
+    page: Pagination,
+}
+
+impl ActivityPage {
+    fn details_text(e: &ActivityEntry) -> String {
+        match &e.details {
+            serde_json::Value::Object(m) if m.is_empty() => String::new(),
+            v => {
+                let s = v.to_string();
+                if s.chars().count() > 160 {
+                    format!("{}…", s.chars().take(160).collect::<String>())
+                } else {
+                    s
+                }
+            }
+        }
+    }
+}
+
+async fn activity_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    page: Pagination,
+    Query(filter): Query<ActivityFilter>,
+) -> Result<Response, PageError> {
+    let filter = super::api::normalise_filter(filter)?;
+    let entries = store::list(&s.db, &filter, page.limit, page.offset).await?;
+    let layout = Layout::new(&s, &who, "activity", "Activity");
+    Ok(render(&ActivityPage { layout, entries, filter, page }))
+}

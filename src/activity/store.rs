@@ -1,0 +1,76 @@
+//! SQL for the activity log.
+
+use super::{ActivityEntry, ActivityFilter};
+use sqlx::{Any, AnyConnection, Executor};
+
+/// Appends an entry. Call it with the transaction that makes the change.
+pub async fn record(
+    conn: &mut AnyConnection,
+    actor: &str,
+    action: &str,
+    entity_type: &str,
+    entity_id: Option<i64>,
+    details: &serde_json::Value,
+    now: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO activity_log (actor, action, entity_type, entity_id, details, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(actor)
+    .bind(action)
+    .bind(entity_type)
+    .bind(entity_id)
+    .bind(details.to_string())
+    .bind(now)
+    .fetch_one(conn)
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    actor: String,
+    action: String,
+    entity_type: String,
+    entity_id: Option<i64>,
+    details: String,
+    created_at: String,
+}
+
+/// Newest first.
+pub async fn list<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    f: &ActivityFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<ActivityEntry>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, actor, action, entity_type, entity_id, details, created_at FROM activity_log
+         WHERE ($1 IS NULL OR entity_type = $1)
+           AND ($2 IS NULL OR entity_id = $2)
+           AND ($3 IS NULL OR actor = $3)
+           AND ($4 IS NULL OR created_at >= $4)
+         ORDER BY id DESC LIMIT $5 OFFSET $6",
+    )
+    .bind(f.entity.as_deref())
+    .bind(f.entity_id)
+    .bind(f.actor.as_deref())
+    .bind(f.since.as_deref())
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ActivityEntry {
+            id: r.id,
+            actor: r.actor,
+            action: r.action,
+            entity_type: r.entity_type,
+            entity_id: r.entity_id,
+            details: serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null),
+            created_at: r.created_at,
+        })
+        .collect())
+}

@@ -1,0 +1,54 @@
+//! `AppState` and the one function that assembles the router. Tests use the same builder, so
+//! they exercise the real middleware.
+
+use crate::clock::Clock;
+use crate::config::ServeConfig;
+use crate::db::Db;
+use crate::http::{self, observe};
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything a handler may need. Cheap to clone (handles and `Arc`s only).
+#[derive(Clone)]
+pub struct AppState {
+    /// The database pool; every domain's `store.rs` runs its SQL through it.
+    pub db: Db,
+    /// Settings as parsed at start; never mutated.
+    pub config: Arc<ServeConfig>,
+    /// Source of "now" (a manual clock in tests).
+    pub clock: Clock,
+    /// Key for the keyed hashes of session cookies and API tokens (from SECRET_KEY or
+    /// `<data-dir>/secret.key`).
+    pub secret_key: Arc<Vec<u8>>,
+    /// When the server started, for /health's uptime.
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn session_timeout(&self) -> time::Duration {
+        time::Duration::seconds(i64::try_from(self.config.session_timeout).unwrap_or(3600))
+    }
+}
+
+/// Builds the complete application: every domain's routes, the dashboard, the fallbacks and
+/// the shared layers (request ids, tracing, metrics, body limit).
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .merge(crate::auth::api::routes())
+        .merge(crate::auth::pages::routes())
+        .merge(crate::tracking::api::routes())
+        .merge(crate::tracking::pages::routes())
+        .merge(crate::activity::api::routes())
+        .merge(crate::activity::pages::routes())
+        .merge(crate::web::routes())
+        .merge(crate::system::routes())
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(observe::record_request))
+        .layer(observe::trace_layers())
+        .with_state(state)
+}

@@ -1,0 +1,304 @@
+//! Account operations shared by the JSON API, the dashboard and `serve` start-up. Each runs in
+//! one transaction with its activity record.
+
+use super::store::{self, NewSession, NewToken};
+use super::throttle::{self, Limits};
+use super::*;
+use crate::activity;
+use crate::app::AppState;
+use crate::db::is_unique_violation;
+use serde_json::json;
+use time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid username or password")]
+    BadCredentials,
+    #[error("too many failed logins; try again in {0} seconds")]
+    Throttled(u64),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> AuthError {
+    AuthError::Invalid { field, message: message.into() }
+}
+
+type Result<T> = std::result::Result<T, AuthError>;
+
+/// A new session: the cookie value (shown to the browser only) and its CSRF token.
+pub struct LoggedIn {
+    pub cookie: String,
+    pub csrf_token: String,
+    pub user: User,
+    pub expires_at: String,
+}
+
+/// Verifies a password login, applying throttling, and opens a session.
+pub async fn login(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    client_addr: Option<&str>,
+    user_agent: Option<&str>,
+) -> Result<LoggedIn> {
+    let now = state.clock.now();
+    let limits = Limits {
+        max_failures: state.config.login_max_failures.max(1),
+        lockout: Duration::seconds(i64::try_from(state.config.login_lockout_secs).unwrap_or(900)),
+    };
+    let username = username.trim();
+    // Overlong input is refused before any hashing work (and counted like any failure).
+    let keys = throttle::keys(&username.chars().take(MAX_USERNAME_LEN + 1).collect::<String>(), client_addr);
+    let mut conn = state.db.acquire().await?;
+    if let Some(secs) = throttle::locked_for(&mut conn, &keys, now).await? {
+        return Err(AuthError::Throttled(secs));
+    }
+    let found = if username.is_empty() || username.chars().count() > MAX_USERNAME_LEN {
+        None
+    } else {
+        store::find_login(&mut *conn, username).await?
+    };
+    // Verify against a dummy hash when the user is unknown, so timing does not tell.
+    let (hash, user) = match &found {
+        Some((u, h)) => (h.as_str(), Some(u)),
+        None => (dummy_hash(), None),
+    };
+    let ok = password.len() <= MAX_PASSWORD_LEN * 4 && verify_password(password, hash);
+    let user = match (ok, user) {
+        (true, Some(u)) if !u.disabled => u.clone(),
+        _ => {
+            if let Some(secs) = throttle::record_failure(&mut conn, &keys, limits, now).await? {
+                tracing::warn!(client = client_addr.unwrap_or("-"), "login locked out after repeated failures");
+                return Err(AuthError::Throttled(secs));
+            }
+            return Err(AuthError::BadCredentials);
+        }
+    };
+    throttle::record_success(&mut conn, &user.username).await?;
+    let cookie = random_secret(32);
+    let csrf_token = random_secret(32);
+    let now_s = crate::clock::format(now);
+    let expires_at = crate::clock::format(now + state.session_timeout());
+    store::create_session(
+        &mut *conn,
+        NewSession {
+            token_hash: &secret_hash(&state.secret_key, &cookie),
+            user_id: user.id,
+            csrf_token: &csrf_token,
+            now: &now_s,
+            expires_at: &expires_at,
+            client_addr,
+            user_agent,
+        },
+    )
+    .await?;
+    tracing::info!(user = %user.username, "login");
+    Ok(LoggedIn { cookie, csrf_token, user, expires_at })
+}
+
+pub async fn logout(state: &AppState, who: &Identity) -> Result<()> {
+    if let AuthVia::Session { session_id, .. } = &who.via {
+        store::delete_session(&state.db, *session_id).await?;
+    }
+    Ok(())
+}
+
+/// Creates or refreshes the admin from ARCHITECT_USER / ARCHITECT_PASSWORD.
+pub async fn ensure_env_admin(state: &AppState) -> Result<User> {
+    let name = state.config.admin_user.trim();
+    validate_username(name).map_err(|m| invalid("ARCHITECT_USER", m))?;
+    let mut conn = state.db.acquire().await?;
+    Ok(store::ensure_env_admin(&mut conn, name, &state.config.admin_password, &state.clock.now_str()).await?)
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub role: Option<Role>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+}
+
+fn hash(pw: &str) -> Result<String> {
+    hash_password(pw).map_err(|e| AuthError::Db(sqlx::Error::Protocol(format!("argon2: {e}"))))
+}
+
+pub async fn create_user(state: &AppState, actor: &Identity, input: NewUser) -> Result<User> {
+    let username = input.username.trim();
+    validate_username(username).map_err(|m| invalid("username", m))?;
+    validate_new_password(&input.password).map_err(|m| invalid("password", m))?;
+    let role = input.role.unwrap_or(Role::Member);
+    let hash = hash(&input.password)?;
+    let now = state.clock.now_str();
+    let mut tx = state.db.begin().await?;
+    let user = match store::create_user(&mut tx, username, &hash, role, &now).await {
+        Ok(u) => u,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(AuthError::Conflict(format!("a user named '{username}' already exists")))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    activity::store::record(&mut tx, &actor.actor(), "create", "user", Some(user.id), &json!({"username": user.username, "role": role}), &now).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Admin changes to a user. Refuses to leave the system without an enabled admin.
+pub async fn update_user(state: &AppState, actor: &Identity, id: i64, patch: UserPatch) -> Result<User> {
+    if let Some(pw) = &patch.password {
+        validate_new_password(pw).map_err(|m| invalid("password", m))?;
+    }
+    let now = state.clock.now_str();
+    let mut tx = state.db.begin().await?;
+    let user = store::get_user(&mut *tx, id).await?.ok_or(AuthError::NotFound("user"))?;
+    let demotes = patch.role.is_some_and(|r| r != Role::Admin) || patch.disabled == Some(true);
+    if demotes && user.role == Role::Admin && !user.disabled && store::count_enabled_admins(&mut *tx).await? <= 1 {
+        return Err(AuthError::Conflict("this is the last enabled admin; make another admin first".into()));
+    }
+    if let Some(role) = patch.role {
+        store::set_role(&mut tx, id, role, &now).await?;
+    }
+    if let Some(d) = patch.disabled {
+        store::set_disabled(&mut tx, id, d, &now).await?;
+    }
+    if let Some(pw) = &patch.password {
+        store::change_password(&mut tx, id, &hash(pw)?, None, &now).await?;
+    }
+    let details = json!({"role": patch.role, "disabled": patch.disabled, "password_changed": patch.password.is_some()});
+    activity::store::record(&mut tx, &actor.actor(), "update", "user", Some(id), &details, &now).await?;
+    let user = store::get_user(&mut *tx, id).await?.ok_or(AuthError::NotFound("user"))?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+pub async fn delete_user(state: &AppState, actor: &Identity, id: i64) -> Result<()> {
+    if id == actor.user_id {
+        return Err(AuthError::Conflict("you cannot delete your own account".into()));
+    }
+    let now = state.clock.now_str();
+    let mut tx = state.db.begin().await?;
+    let user = store::get_user(&mut *tx, id).await?.ok_or(AuthError::NotFound("user"))?;
+    if user.role == Role::Admin && !user.disabled && store::count_enabled_admins(&mut *tx).await? <= 1 {
+        return Err(AuthError::Conflict("this is the last enabled admin".into()));
+    }
+    store::delete_user(&mut tx, id).await?;
+    activity::store::record(&mut tx, &actor.actor(), "delete", "user", Some(id), &json!({"username": user.username}), &now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A person changes their own password (needs the current one); other sessions end.
+pub async fn change_own_password(state: &AppState, who: &Identity, current: &str, new: &str) -> Result<()> {
+    let keep = match &who.via {
+        AuthVia::Session { session_id, .. } => Some(*session_id),
+        AuthVia::Token { .. } => return Err(AuthError::Forbidden("change passwords from a logged-in session, not with a token".into())),
+    };
+    validate_new_password(new).map_err(|m| invalid("new_password", m))?;
+    let now = state.clock.now_str();
+    let mut tx = state.db.begin().await?;
+    let hash_now = store::password_hash(&mut *tx, who.user_id).await?.ok_or(AuthError::NotFound("user"))?;
+    if !verify_password(current, &hash_now) {
+        return Err(invalid("current_password", "the current password is wrong"));
+    }
+    store::change_password(&mut tx, who.user_id, &hash(new)?, keep, &now).await?;
+    activity::store::record(&mut tx, &who.actor(), "change_password", "user", Some(who.user_id), &json!({}), &now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiToken {
+    pub name: String,
+    pub scope: Scope,
+    /// Days until the token stops working; none means it never expires.
+    #[serde(default)]
+    pub expires_in_days: Option<i64>,
+    /// Admins may make a token for another user (e.g. a `read` token for a viewer).
+    #[serde(default)]
+    pub user_id: Option<i64>,
+}
+
+pub async fn create_token(state: &AppState, who: &Identity, input: NewApiToken) -> Result<CreatedToken> {
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(invalid("name", "name must be 1 to 100 characters"));
+    }
+    if let Some(d) = input.expires_in_days {
+        if !(1..=3650).contains(&d) {
+            return Err(invalid("expires_in_days", "expires_in_days must be between 1 and 3650"));
+        }
+    }
+    let owner = match input.user_id {
+        Some(uid) if uid != who.user_id => {
+            if !who.can(Capability::Admin) {
+                return Err(AuthError::Forbidden("only admins create tokens for other users".into()));
+            }
+            uid
+        }
+        _ => who.user_id,
+    };
+    let now = state.clock.now();
+    let now_s = crate::clock::format(now);
+    let expires = input.expires_in_days.map(|d| crate::clock::format(now + Duration::days(d)));
+    let secret = format!("{TOKEN_PREFIX}{}", random_secret(30));
+    let prefix: String = secret.chars().take(TOKEN_PREFIX.len() + 6).collect();
+    let mut tx = state.db.begin().await?;
+    if store::get_user(&mut *tx, owner).await?.is_none() {
+        return Err(invalid("user_id", format!("user {owner} does not exist")));
+    }
+    let info = store::create_token(
+        &mut tx,
+        NewToken {
+            name,
+            token_hash: &secret_hash(&state.secret_key, &secret),
+            prefix: &prefix,
+            scope: input.scope,
+            user_id: owner,
+            now: &now_s,
+            expires_at: expires.as_deref(),
+        },
+    )
+    .await?;
+    activity::store::record(&mut tx, &who.actor(), "create", "api_token", Some(info.id), &json!({"name": info.name, "scope": info.scope, "user_id": owner}), &now_s).await?;
+    tx.commit().await?;
+    Ok(CreatedToken { info, token: secret })
+}
+
+/// Revokes a token: its owner or an admin.
+pub async fn revoke_token(state: &AppState, who: &Identity, id: i64) -> Result<ApiToken> {
+    let now = state.clock.now_str();
+    let mut tx = state.db.begin().await?;
+    let token = store::get_token(&mut *tx, id, &now).await?.ok_or(AuthError::NotFound("token"))?;
+    if token.user_id != who.user_id && !who.can(Capability::Admin) {
+        // Do not reveal other people's tokens.
+        return Err(AuthError::NotFound("token"));
+    }
+    if store::revoke_token(&mut tx, id, &now).await? {
+        activity::store::record(&mut tx, &who.actor(), "revoke", "api_token", Some(id), &json!({"name": token.name}), &now).await?;
+    }
+    let token = store::get_token(&mut *tx, id, &now).await?.ok_or(AuthError::NotFound("token"))?;
+    tx.commit().await?;
+    Ok(token)
+}

@@ -1,0 +1,264 @@
+//! Extractors that put authentication on every route where a reviewer can see it:
+//!
+//! * `Authed<C>` for JSON routes: 401/403 as JSON; checks CSRF on cookie-authenticated changes.
+//! * `PageAuthed<C>` for dashboard GETs: redirects to /login when signed out.
+//! * `PageForm<C, T>` for dashboard form posts: as `PageAuthed`, plus the form's `csrf_token`.
+//!
+//! `C` names the [`Capability`] the route needs (`Read`, `Write`, `Admin`, ...).
+
+use super::{store, AuthVia, Capability, Identity, Role, Scope};
+use crate::app::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::parse_urlencoded;
+use crate::web::PageError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use time::Duration;
+
+pub const SESSION_COOKIE: &str = "architect_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+pub const CSRF_FIELD: &str = "csrf_token";
+/// A token's last-used time is written at most this often (seconds): tokens drive hot paths.
+const TOKEN_TOUCH_EVERY: i64 = 60;
+
+/// Marker types naming a capability at the type level.
+pub trait Requirement: Send + Sync + 'static {
+    const CAP: Capability;
+}
+macro_rules! requirement {
+    ($($name:ident),*) => {$(
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+        impl Requirement for $name { const CAP: Capability = Capability::$name; }
+    )*};
+}
+requirement!(Read, Write, Admin, AgentOps, WorkerOps, Ingest);
+
+#[derive(Clone)]
+struct Resolved(Option<Identity>);
+
+fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// True for requests that only read: they never need a CSRF token.
+pub fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Finds who is calling (bearer token first, then session cookie), once per request.
+/// Touches the session (sliding inactivity timeout) except for `GET /api/session`, which
+/// reports time left and must not itself keep the session alive.
+pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Identity>, ApiError> {
+    if let Some(Resolved(id)) = parts.extensions.get::<Resolved>() {
+        return Ok(id.clone());
+    }
+    let now = state.clock.now();
+    let now_s = crate::clock::format(now);
+    let identity = if let Some(token) = bearer(parts) {
+        let hash = super::secret_hash(&state.secret_key, token);
+        match store::find_token(&state.db, &hash, &now_s).await? {
+            Some(row) => {
+                let stale = row
+                    .last_used_at
+                    .as_deref()
+                    .and_then(crate::clock::parse)
+                    .is_none_or(|t| now - t > Duration::seconds(TOKEN_TOUCH_EVERY));
+                if stale {
+                    store::touch_token(&state.db, row.token_id, &now_s).await?;
+                }
+                Some(Identity {
+                    user_id: row.user_id,
+                    username: row.username,
+                    role: row.role.parse().unwrap_or(Role::Viewer),
+                    via: AuthVia::Token {
+                        token_id: row.token_id,
+                        scope: row.scope.parse().unwrap_or(Scope::Read),
+                    },
+                })
+            }
+            None => None,
+        }
+    } else if let Some(cookie) = cookie_value(parts, SESSION_COOKIE) {
+        let hash = super::secret_hash(&state.secret_key, cookie);
+        match store::find_session(&state.db, &hash, &now_s).await? {
+            Some(row) => {
+                let passive = parts.method == Method::GET && parts.uri.path() == "/api/session";
+                let expires_at = if passive {
+                    row.expires_at.clone()
+                } else {
+                    let e = crate::clock::format(now + state.session_timeout());
+                    store::touch_session(&state.db, row.session_id, &now_s, &e).await?;
+                    e
+                };
+                Some(Identity {
+                    user_id: row.user_id,
+                    username: row.username,
+                    role: row.role.parse().unwrap_or(Role::Viewer),
+                    via: AuthVia::Session {
+                        session_id: row.session_id,
+                        csrf_token: row.csrf_token,
+                        expires_at,
+                        authenticated_at: row.authenticated_at,
+                    },
+                })
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    parts.extensions.insert(Resolved(identity.clone()));
+    Ok(identity)
+}
+
+fn csrf_ok(identity: &Identity, presented: Option<&str>) -> bool {
+    match identity.csrf_token() {
+        None => true, // bearer tokens are not sent by browsers on their own: no CSRF risk
+        Some(expected) => presented.is_some_and(|p| super::same_secret(p, expected)),
+    }
+}
+
+fn header_csrf(parts: &Parts) -> Option<&str> {
+    parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())
+}
+
+fn missing_capability(identity: &Identity, cap: Capability) -> ApiError {
+    let why = match &identity.via {
+        AuthVia::Token { scope, .. } if !scope.grants(cap) => {
+            format!("this token's scope '{scope}' does not allow this request")
+        }
+        _ => format!("your role '{}' does not allow this request", identity.role),
+    };
+    ApiError::forbidden(why)
+}
+
+/// An authenticated caller with capability `C`, for JSON routes.
+pub struct Authed<C: Requirement>(pub Identity, pub PhantomData<C>);
+
+impl<C: Requirement> Authed<C> {
+    pub fn identity(&self) -> &Identity {
+        &self.0
+    }
+}
+
+impl<C: Requirement> FromRequestParts<AppState> for Authed<C> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let identity = resolve(parts, state)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        if !identity.can(C::CAP) {
+            return Err(missing_capability(&identity, C::CAP));
+        }
+        if !is_safe(&parts.method) && !csrf_ok(&identity, header_csrf(parts)) {
+            return Err(ApiError::csrf_failed());
+        }
+        Ok(Authed(identity, PhantomData))
+    }
+}
+
+/// An authenticated person with capability `C`, for dashboard pages (GET).
+pub struct PageAuthed<C: Requirement>(pub Identity, pub PhantomData<C>);
+
+async fn page_identity<C: Requirement>(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<Identity, PageError> {
+    let identity = resolve(parts, state).await?.ok_or_else(|| {
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let q = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+        PageError::Redirect(format!("/login?{q}"))
+    })?;
+    if !identity.can(C::CAP) {
+        return Err(missing_capability(&identity, C::CAP).into());
+    }
+    Ok(identity)
+}
+
+impl<C: Requirement> FromRequestParts<AppState> for PageAuthed<C> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let identity = page_identity::<C>(parts, state).await?;
+        // A page handler on a state-changing route must use PageForm (which checks the form
+        // field); here only the header is accepted.
+        if !is_safe(&parts.method) && !csrf_ok(&identity, header_csrf(parts)) {
+            return Err(ApiError::csrf_failed().into());
+        }
+        Ok(PageAuthed(identity, PhantomData))
+    }
+}
+
+/// A dashboard form post by a person with capability `C`; the form must carry the session's
+/// `csrf_token` (or the `X-CSRF-Token` header).
+pub struct PageForm<C: Requirement, T>(pub Identity, pub T, pub PhantomData<C>);
+
+impl<C: Requirement, T: DeserializeOwned + Send> FromRequest<AppState> for PageForm<C, T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, PageError> {
+        let (mut parts, body) = req.into_parts();
+        let identity = page_identity::<C>(&mut parts, state).await?;
+        let header_token = header_csrf(&parts).map(str::to_owned);
+        let req = Request::from_parts(parts, body);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            PageError::from(ApiError::new(
+                rej.status(),
+                "invalid_request",
+                format!("cannot read form: {rej}"),
+            ))
+        })?;
+        let raw = std::str::from_utf8(&bytes)
+            .map_err(|_| PageError::from(ApiError::bad_request("form is not UTF-8")))?;
+        let mut presented = header_token;
+        let mut rest: Vec<(String, String)> = Vec::new();
+        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+            if k == CSRF_FIELD {
+                presented = Some(v.into_owned());
+            } else {
+                rest.push((k.into_owned(), v.into_owned()));
+            }
+        }
+        if !csrf_ok(&identity, presented.as_deref()) {
+            return Err(ApiError::csrf_failed().into());
+        }
+        let encoded = serde_urlencoded::to_string(&rest).unwrap_or_default();
+        let value = parse_urlencoded::<T>(&encoded)?;
+        Ok(PageForm(identity, value, PhantomData))
+    }
+}
+
+/// Like `resolve`, for handlers that serve both signed-in and signed-out callers.
+pub struct MaybeAuthed(pub Option<Identity>);
+
+impl FromRequestParts<AppState> for MaybeAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(MaybeAuthed(resolve(parts, state).await?))
+    }
+}

@@ -1,0 +1,131 @@
+//! The command tree: one clap enum for every role. Each subcommand lives in its own file and
+//! stays thin: parse, call the library or the client, print.
+
+mod output;
+mod token;
+mod tracking;
+
+use crate::config::{ClientConfig, LogFormat, ServeConfig};
+use clap::{Parser, Subcommand};
+
+/// architect: the control plane for a fleet of AI coding agents.
+///
+/// Run `architect serve` for the dashboard and API (http://127.0.0.1:8080, data in ./data),
+/// then use the client commands with an API token (ARCHITECT_URL, ARCHITECT_TOKEN).
+#[derive(Parser, Debug)]
+#[command(name = "architect", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Log line format (also ARCHITECT_LOG_FORMAT); RUST_LOG sets the level (default info).
+    #[arg(long, global = true, env = "ARCHITECT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the dashboard, the JSON API and the background loops.
+    Serve(ServeConfig),
+    /// Apply database migrations to the data dir and exit (serve also does this at start).
+    Migrate {
+        /// Directory holding architect.db.
+        #[arg(long, env = "ARCHITECT_DATA_DIR", default_value = "./data")]
+        data_dir: std::path::PathBuf,
+    },
+    /// Projects: list, show, add, set, archive, unarchive.
+    #[command(subcommand_required = true)]
+    Projects {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(subcommand)]
+        cmd: tracking::ProjectCmd,
+    },
+    /// Features: list, show, add, set (including status changes), workflow.
+    Features {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(subcommand)]
+        cmd: tracking::FeatureCmd,
+    },
+    /// Bugs: list, show, add, set.
+    Bugs {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(subcommand)]
+        cmd: tracking::BugCmd,
+    },
+    /// DevOps tasks: list, add, set.
+    Devops {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(subcommand)]
+        cmd: tracking::DevopsCmd,
+    },
+    /// Counts by status of every tracked entity.
+    Stats {
+        #[command(flatten)]
+        client: ClientConfig,
+    },
+    /// API tokens: create one by logging in with your password (to bootstrap the CLI).
+    Token {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(subcommand)]
+        cmd: token::TokenCmd,
+    },
+}
+
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(config) => {
+            let server = crate::serve::start(config, crate::clock::Clock::System).await?;
+            server.run_until_signal().await
+        }
+        Command::Migrate { data_dir } => {
+            let db = crate::db::open_sqlite(&data_dir).await?;
+            let n = crate::db::migrate(&db).await?;
+            db.close().await;
+            println!("{n} migration(s) applied to {}", data_dir.join("architect.db").display());
+            Ok(())
+        }
+        Command::Projects { client, cmd } => tracking::projects(&client, cmd).await,
+        Command::Features { client, cmd } => tracking::features(&client, cmd).await,
+        Command::Bugs { client, cmd } => tracking::bugs(&client, cmd).await,
+        Command::Devops { client, cmd } => tracking::devops(&client, cmd).await,
+        Command::Stats { client } => tracking::stats(&client).await,
+        Command::Token { client, cmd } => token::run(&client, cmd).await,
+    }
+}
+
+/// A client for the configured server; fails early and clearly without a token.
+pub fn client(cfg: &ClientConfig) -> anyhow::Result<crate::client::Client> {
+    let token = cfg.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no API token: set ARCHITECT_TOKEN or pass --token (create one under Users & tokens in the dashboard, or with `architect token create`)"
+        )
+    })?;
+    Ok(crate::client::Client::new(&cfg.url, Some(token)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

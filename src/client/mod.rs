@@ -1,0 +1,204 @@
+//! The typed HTTP client of the control plane. Every CLI role (and later `agent`, `worker`,
+//! `assigner`) talks to `serve` through this, with a bearer token, reusing the request and
+//! response types of the handlers so each JSON shape is written once.
+
+use crate::tracking::*;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A failed call: the server's JSON error, or why the server could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{message} (HTTP {status}, {code})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        field: Option<String>,
+    },
+    #[error("cannot reach {url}: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("unexpected answer from {url}: {message}")]
+    Decode { url: String, message: String },
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    code: String,
+    field: Option<String>,
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base_url: &str, token: Option<&str>) -> Client {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("architect-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Client {
+            base: base_url.trim_end_matches('/').to_string(),
+            token: token.map(str::to_string),
+            http,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<T> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method, &url).query(query);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => ClientError::Api { status: status.as_u16(), code: e.code, message: e.error, field: e.field },
+                Err(_) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: "http_error".into(),
+                    message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                    field: None,
+                },
+            });
+        }
+        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Decode { url, message: e.to_string() })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T> {
+        self.call::<(), T>(Method::GET, path, query, None).await
+    }
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.call(Method::POST, path, &[], Some(body)).await
+    }
+    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.call(Method::PUT, path, &[], Some(body)).await
+    }
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call::<(), T>(Method::DELETE, path, &[], None).await
+    }
+
+    // ---- tracking ----
+
+    pub async fn projects(&self, f: &ProjectFilter, limit: i64) -> Result<Vec<Project>> {
+        let mut q = vec![("limit", limit.to_string())];
+        push(&mut q, "status", f.status.map(|s| s.to_string()));
+        push(&mut q, "q", f.q.clone());
+        push(&mut q, "include_archived", f.include_archived.map(|b| b.to_string()));
+        self.get("/api/projects", &q).await
+    }
+    pub async fn project(&self, id: i64) -> Result<Project> {
+        self.get(&format!("/api/projects/{id}"), &[]).await
+    }
+    pub async fn create_project(&self, p: &NewProject) -> Result<Project> {
+        self.post("/api/projects", p).await
+    }
+    pub async fn update_project(&self, id: i64, p: &ProjectPatch) -> Result<Project> {
+        self.put(&format!("/api/projects/{id}"), p).await
+    }
+    pub async fn archive_project(&self, id: i64) -> Result<Project> {
+        self.delete(&format!("/api/projects/{id}")).await
+    }
+
+    pub async fn features(&self, f: &FeatureFilter, limit: i64) -> Result<Vec<Feature>> {
+        let mut q = vec![("limit", limit.to_string())];
+        push(&mut q, "project_id", f.project_id.map(|v| v.to_string()));
+        push(&mut q, "milestone_id", f.milestone_id.map(|v| v.to_string()));
+        push(&mut q, "status", f.status.map(|s| s.to_string()));
+        push(&mut q, "q", f.q.clone());
+        self.get("/api/features", &q).await
+    }
+    pub async fn feature(&self, id: i64) -> Result<FeatureDetail> {
+        self.get(&format!("/api/features/{id}"), &[]).await
+    }
+    pub async fn create_feature(&self, f: &NewFeature) -> Result<Feature> {
+        self.post("/api/features", f).await
+    }
+    pub async fn update_feature(&self, id: i64, f: &FeaturePatch) -> Result<Feature> {
+        self.put(&format!("/api/features/{id}"), f).await
+    }
+    pub async fn workflow(&self) -> Result<Workflow> {
+        self.get("/api/features/workflow", &[]).await
+    }
+
+    pub async fn bugs(&self, f: &BugFilter, limit: i64) -> Result<Vec<Bug>> {
+        let mut q = vec![("limit", limit.to_string())];
+        push(&mut q, "project_id", f.project_id.map(|v| v.to_string()));
+        push(&mut q, "status", f.status.map(|s| s.to_string()));
+        push(&mut q, "severity", f.severity.map(|s| s.to_string()));
+        push(&mut q, "q", f.q.clone());
+        self.get("/api/bugs", &q).await
+    }
+    pub async fn bug(&self, id: i64) -> Result<Bug> {
+        self.get(&format!("/api/bugs/{id}"), &[]).await
+    }
+    pub async fn create_bug(&self, b: &NewBug) -> Result<Bug> {
+        self.post("/api/bugs", b).await
+    }
+    pub async fn update_bug(&self, id: i64, b: &BugPatch) -> Result<Bug> {
+        self.put(&format!("/api/bugs/{id}"), b).await
+    }
+
+    pub async fn devops_tasks(&self, f: &DevopsFilter, limit: i64) -> Result<Vec<DevopsTask>> {
+        let mut q = vec![("limit", limit.to_string())];
+        push(&mut q, "project_id", f.project_id.map(|v| v.to_string()));
+        push(&mut q, "status", f.status.map(|s| s.to_string()));
+        push(&mut q, "category", f.category.map(|s| s.to_string()));
+        self.get("/api/devops-tasks", &q).await
+    }
+    pub async fn create_devops_task(&self, t: &NewDevopsTask) -> Result<DevopsTask> {
+        self.post("/api/devops-tasks", t).await
+    }
+    pub async fn update_devops_task(&self, id: i64, t: &DevopsPatch) -> Result<DevopsTask> {
+        self.put(&format!("/api/devops-tasks/{id}"), t).await
+    }
+
+    pub async fn stats(&self) -> Result<Stats> {
+        self.get("/api/stats", &[]).await
+    }
+}
+
+fn push(q: &mut Vec<(&'static str, String)>, k: &'static str, v: Option<String>) {
+    if let Some(v) = v.filter(|v| !v.is_empty()) {
+        q.push((k, v));
+    }
+}

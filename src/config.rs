@@ -1,0 +1,108 @@
+//! Every setting of `architect serve`: one clap field each, with its env var and default, so
+//! `architect serve --help` is the complete configuration reference.
+
+use clap::{Args, ValueEnum};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// The admin password the original system shipped with. While it is in use the server binds
+/// loopback only (unless a host is given explicitly) and says so in the log and the dashboard.
+pub const DEFAULT_ADMIN_PASSWORD: &str = "peace5";
+pub const DEFAULT_ADMIN_USER: &str = "architect";
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to bind. Default: 0.0.0.0, except 127.0.0.1 while the admin password is the
+    /// default one (set ARCHITECT_PASSWORD, or pass --host to bind elsewhere anyway).
+    #[arg(long, env = "HOST")]
+    pub host: Option<IpAddr>,
+
+    /// TCP port for the dashboard, the JSON API and the LLM gateway.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Directory for the SQLite database (architect.db) and key files; created if missing.
+    #[arg(long, env = "ARCHITECT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Key for hashing session and API-token secrets (HMAC-SHA256). When unset, a random key
+    /// is created once in <data-dir>/secret.key (mode 0600). Changing it signs everyone out and
+    /// invalidates every API token.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Seconds of inactivity after which a dashboard session expires.
+    #[arg(long, env = "SESSION_TIMEOUT", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
+    pub session_timeout: u64,
+
+    /// Mark the session cookie Secure (send it over HTTPS only). Set when behind TLS.
+    #[arg(long, env = "SESSION_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub session_cookie_secure: bool,
+
+    /// Username of the admin account, created or updated at every start (case-insensitive).
+    #[arg(long, env = "ARCHITECT_USER", default_value = DEFAULT_ADMIN_USER)]
+    pub admin_user: String,
+
+    /// Password of the admin account, set at every start. Prefer the env var over the flag.
+    #[arg(long, env = "ARCHITECT_PASSWORD", default_value = DEFAULT_ADMIN_PASSWORD, hide_default_value = true, hide_env_values = true)]
+    pub admin_password: String,
+
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "ARCHITECT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Failed logins allowed per username and per client address before a lockout.
+    #[arg(long, env = "ARCHITECT_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+
+    /// Seconds a login lockout lasts (and the window in which failures are counted).
+    #[arg(long, env = "ARCHITECT_LOGIN_LOCKOUT", default_value_t = 900)]
+    pub login_lockout_secs: u64,
+
+    /// Let /metrics be scraped without a token (it shows request counts, never data).
+    #[arg(long, env = "ARCHITECT_METRICS_PUBLIC", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_public: bool,
+}
+
+impl ServeConfig {
+    pub fn uses_default_password(&self) -> bool {
+        self.admin_password == DEFAULT_ADMIN_PASSWORD
+    }
+
+    /// The address to bind, applying the secure-by-default rule.
+    pub fn bind_host(&self) -> IpAddr {
+        match self.host {
+            Some(h) => h,
+            None if self.uses_default_password() => IpAddr::from([127, 0, 0, 1]),
+            None => IpAddr::from([0, 0, 0, 0]),
+        }
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("architect.db")
+    }
+}
+
+/// Log line format, for every role.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Where CLI roles find the control plane.
+#[derive(Args, Clone, Debug)]
+pub struct ClientConfig {
+    /// Base URL of the architect server.
+    #[arg(long = "url", env = "ARCHITECT_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub url: String,
+
+    /// API token (create one under Users & tokens in the dashboard, or `architect token create`).
+    #[arg(long = "token", env = "ARCHITECT_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}

@@ -1,0 +1,115 @@
+//! The database: one pool, embedded migrations, and the few helpers every `store.rs` shares.
+//!
+//! Domains run portable SQL through sqlx's `Any` driver (see
+//! docs/decisions/0001-portable-storage.md): `$1` placeholders, integer ids, text times, JSON
+//! as text, `RETURNING`. Only the DDL differs per backend, one migrations folder per backend
+//! with the same file names. SQLite is the embedded default.
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Executor};
+use std::path::Path;
+use std::time::Duration;
+
+pub type Db = AnyPool;
+pub type Tx<'a> = sqlx::Transaction<'a, Any>;
+pub type Row = AnyRow;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a connection waits on a locked SQLite database before giving up (ms).
+const BUSY_TIMEOUT_MS: u32 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot open database: {0}")]
+    Open(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Opens (creating if needed) `<data_dir>/architect.db` with WAL, foreign keys and a busy
+/// timeout on every connection. Does not migrate; call [`migrate`].
+pub async fn open_sqlite(data_dir: &Path) -> Result<Db, DbError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    let path = data_dir.join("architect.db");
+    let abs = std::path::absolute(&path).unwrap_or(path);
+    let url = format!("sqlite://{}?mode=rwc", abs.display());
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(
+                    format!(
+                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL;"
+                    )
+                    .as_str(),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .map_err(DbError::Open)?;
+    // WAL is a property of the file; setting it once per open is enough and idempotent.
+    pool.execute("PRAGMA journal_mode = WAL;")
+        .await
+        .map_err(DbError::Open)?;
+    Ok(pool)
+}
+
+/// Applies every embedded migration not yet applied. Returns how many were applied.
+pub async fn migrate(db: &Db) -> Result<usize, DbError> {
+    let before = applied_count(db).await;
+    SQLITE_MIGRATIONS.run(db).await?;
+    Ok(applied_count(db).await.saturating_sub(before))
+}
+
+async fn applied_count(db: &Db) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+        .fetch_one(db)
+        .await
+        .map(|n| usize::try_from(n).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// True when the error is a UNIQUE constraint violation (the caller maps it to 409).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// True when the error is a FOREIGN KEY violation (a referenced row does not exist).
+pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps it in `%...%`.
+pub fn like_pattern(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 2);
+    out.push('%');
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Cheap liveness probe for /health.
+pub async fn ping(db: &Db) -> bool {
+    sqlx::query_scalar::<_, i64>("SELECT 1")
+        .fetch_one(db)
+        .await
+        .is_ok()
+}

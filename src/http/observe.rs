@@ -1,0 +1,86 @@
+//! Observability plumbing: a request id on every request and log line, a tracing span per
+//! request, and Prometheus metrics for requests (count and latency by route and status).
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderName;
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Instant;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The process-wide Prometheus recorder (installed on first use; one per process).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(
+                    "http_request_duration_seconds".into(),
+                ),
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                    5.0,
+                ],
+            )
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        match builder.install_recorder() {
+            Ok(h) => h,
+            // Another recorder is installed (cannot happen in the binary); keep a private one
+            // so /metrics still answers.
+            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+        }
+    })
+}
+
+/// Counts and times every request by method, matched route and status.
+pub async fn record_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Request-id and tracing layers: the id comes from `X-Request-Id` or a new UUID, is put on
+/// the request's span (so every log line of the request carries it) and echoed in the answer.
+pub fn trace_layers() -> ServiceBuilder<
+    tower::layer::util::Stack<
+        PropagateRequestIdLayer,
+        tower::layer::util::Stack<
+            TraceLayer<
+                tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+                fn(&Request) -> tracing::Span,
+            >,
+            tower::layer::util::Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>,
+        >,
+    >,
+> {
+    ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(make_span as fn(&Request) -> tracing::Span))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+}
+
+fn make_span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+}

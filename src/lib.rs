@@ -1,0 +1,35 @@
+//! architect: the control plane for a fleet of AI coding agents, in one binary.
+//!
+//! A map of the crate:
+//!
+//! * [`cli`] — the one clap command tree (`serve`, `migrate`, and the client roles); `main.rs`
+//!   only parses and dispatches.
+//! * [`config`] — every `serve` setting as a flag plus env var.
+//! * [`app`] — `AppState` and the single router builder that tests use too.
+//! * [`serve`] — starting and gracefully stopping the server; [`background`] — its loops.
+//! * [`db`] — the pool, embedded migrations and portable-SQL helpers.
+//! * [`http`] — domain-free plumbing: `ApiError`, house extractors, request ids, metrics.
+//! * [`web`] — the dashboard frame, error page, static assets.
+//! * [`client`] — the typed HTTP client every CLI role uses.
+//! * Domains, each `mod.rs` (types and rules) / `store.rs` (SQL) / `api.rs` / `pages.rs`:
+//!   [`auth`], [`tracking`], [`activity`]; [`system`] holds /health and /metrics.
+
+pub mod text_enum;
+
+pub mod activity;
+pub mod app;
+pub mod auth;
+pub mod background;
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod serve;
+pub mod system;
+pub mod tracking;
+pub mod web;
+
+/// The version shown in the dashboard, /health and `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

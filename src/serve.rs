@@ -1,0 +1,147 @@
+//! Starting and stopping the server. `start` binds first and then spawns, so a caller (the
+//! CLI or a test) knows the address before the first request; `Server::shutdown` stops
+//! accepting, lets in-flight requests finish, stops the loops and closes the database.
+
+use crate::app::{router, AppState};
+use crate::clock::Clock;
+use crate::config::ServeConfig;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    loops: Vec<JoinHandle<()>>,
+}
+
+/// Loads SECRET_KEY, or the key file in the data dir, creating it (mode 0600) on first start.
+fn secret_key(config: &ServeConfig) -> anyhow::Result<Vec<u8>> {
+    if let Some(k) = config.secret_key.as_deref().filter(|k| !k.is_empty()) {
+        if k.len() < 16 {
+            anyhow::bail!("SECRET_KEY must be at least 16 characters");
+        }
+        return Ok(k.as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("secret.key");
+    if path.exists() {
+        let k = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        if k.len() < 32 {
+            anyhow::bail!("{} is too short; delete it to create a new one (this signs everyone out)", path.display());
+        }
+        return Ok(k);
+    }
+    let key = crate::auth::random_secret(48).into_bytes();
+    write_private(&path, &key)?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Opens storage, applies migrations, makes sure the env admin exists, binds and serves.
+pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> {
+    let db = crate::db::open_sqlite(&config.data_dir).await?;
+    let applied = crate::db::migrate(&db).await?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    let key = secret_key(&config)?;
+    let bind = SocketAddr::new(config.bind_host(), config.port);
+    let state = AppState {
+        db,
+        config: Arc::new(config),
+        clock,
+        secret_key: Arc::new(key),
+        started: Instant::now(),
+    };
+    crate::auth::actions::ensure_env_admin(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("setting up the admin account: {e}"))?;
+    if state.config.uses_default_password() {
+        tracing::warn!(
+            user = %state.config.admin_user,
+            "the admin account uses the DEFAULT PASSWORD; set ARCHITECT_PASSWORD. Listening on loopback only unless --host is given"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind} (is another server running? try --port)"))?;
+    let addr = listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(false);
+    let loops = crate::background::spawn_all(state.clone(), stop_rx.clone());
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let mut http_stop = stop_rx;
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.changed().await;
+            })
+            .await
+    });
+    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "architect listening on http://{addr}");
+    Ok(Server { addr, state, stop, http, loops })
+}
+
+impl Server {
+    /// Stops accepting, waits for in-flight requests, stops loops, closes the database.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let served = self.http.await;
+        for l in self.loops {
+            let _ = l.await;
+        }
+        self.state.db.close().await;
+        served.context("server task panicked")??;
+        Ok(())
+    }
+
+    /// Runs until SIGTERM or Ctrl-C, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        self.shutdown().await?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,831 @@
+//! Dashboard panels for projects, milestones, features, bugs and devops tasks. Reading works
+//! without JavaScript; every change is a plain form post (with the CSRF field) that redirects
+//! back with a notice or an error.
+
+use super::actions::{self, Ctx};
+use super::store;
+use super::*;
+use crate::app::AppState;
+use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
+use crate::auth::Identity;
+use crate::http::error::ApiError;
+use crate::http::extract::{Pagination, Path, Query};
+use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/projects", get(projects_page).post(projects_create))
+        .route("/projects/{id}", get(project_page).post(project_update))
+        .route("/projects/{id}/archive", post(project_archive))
+        .route("/projects/{id}/unarchive", post(project_unarchive))
+        .route("/milestones", get(milestones_page).post(milestones_create))
+        .route("/milestones/{id}", get(milestone_page).post(milestone_update))
+        .route("/features", get(features_page).post(features_create))
+        .route("/features/{id}", get(feature_page).post(feature_update))
+        .route("/features/{id}/status", post(feature_status))
+        .route("/bugs", get(bugs_page).post(bugs_create))
+        .route("/bugs/{id}", get(bug_page).post(bug_update))
+        .route("/bugs/{id}/status", post(bug_status))
+        .route("/devops", get(devops_page).post(devops_create))
+        .route("/devops/{id}", get(devops_task_page).post(devops_update))
+}
+
+// ---- form helpers: HTML forms send every field as text, empty meaning "none" ----
+
+fn opt_text(v: &str) -> Option<String> {
+    let t = v.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+fn opt_id(field: &'static str, v: &str) -> Result<Option<i64>, ApiError> {
+    match v.trim() {
+        "" => Ok(None),
+        s => s
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(field, format!("{field} must be a number"))),
+    }
+}
+
+fn num(field: &'static str, v: &str, default: i64) -> Result<i64, ApiError> {
+    opt_id(field, v).map(|n| n.unwrap_or(default))
+}
+
+fn tags_of(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect()
+}
+
+/// Runs a tracking action for a form and redirects: to `ok_to` with a notice, or back to
+/// `back_to` with the error.
+async fn finish<T>(
+    result: Result<T, actions::TrackingError>,
+    ok_to: impl FnOnce(&T) -> (String, String),
+    back_to: &str,
+) -> Response {
+    match result {
+        Ok(v) => {
+            let (to, notice) = ok_to(&v);
+            see_other(&to, &notice)
+        }
+        Err(e) => back_with_error(back_to, &ApiError::from(e)),
+    }
+}
+
+fn ctx_of<'a>(actor: &'a str, now: &'a str) -> Ctx<'a> {
+    Ctx { actor, now }
+}
+
+fn layout(s: &AppState, who: &Identity, key: &'static str, title: &str, flash: &Flash) -> Layout {
+    Layout::new(s, who, key, title).with_flash(flash)
+}
+
+/// Flash messages and filters share one query string.
+#[derive(Deserialize, Default)]
+struct WithFlash<F> {
+    #[serde(flatten)]
+    filter: F,
+    #[serde(default)]
+    notice: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl<F> WithFlash<F> {
+    fn split(self) -> (F, Flash) {
+        (self.filter, Flash { notice: self.notice, error: self.error })
+    }
+}
+
+/// Project pickers and id → name lookups for tables.
+struct Names(Vec<(i64, String)>);
+
+impl Names {
+    async fn load(s: &AppState) -> Result<Names, sqlx::Error> {
+        Ok(Names(store::project_names(&s.db).await?))
+    }
+    fn of(&self, id: &i64) -> String {
+        self.0.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| format!("#{id} (archived)"))
+    }
+    fn opt(&self, id: &Option<i64>) -> String {
+        id.as_ref().map(|i| self.of(i)).unwrap_or_default()
+    }
+}
+
+// ---- projects ----
+
+/// Filters arrive as text so that a flattened query string parses (serde_urlencoded cannot
+/// parse numbers or booleans through `flatten`).
+#[derive(Deserialize, Default)]
+struct ProjectQuery {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    include_archived: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tracking/projects.html")]
+struct ProjectsPage {
+    layout: Layout,
+    projects: Vec<Project>,
+    q: String,
+    status: String,
+    include_archived: bool,
+    statuses: &'static [ProjectStatus],
+}
+
+async fn projects_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    page: Pagination,
+    Query(q): Query<WithFlash<ProjectQuery>>,
+) -> Result<Response, PageError> {
+    let (q, flash) = q.split();
+    let status = q.status.as_deref().map(str::parse::<ProjectStatus>).transpose().map_err(|m| ApiError::invalid("status", m))?;
+    let include_archived = q.include_archived.as_deref() == Some("true");
+    let filter = ProjectFilter { status, q: q.q.clone(), include_archived: Some(include_archived) };
+    let projects = store::list_projects(&s.db, &filter, page.limit, page.offset).await?;
+    Ok(render(&ProjectsPage {
+        layout: layout(&s, &who, "projects", "Projects", &flash),
+        projects,
+        q: q.q.unwrap_or_default(),
+        status: q.status.unwrap_or_default(),
+        include_archived,
+        statuses: ProjectStatus::ALL,
+    }))
+}
+
+#[derive(Deserialize)]
+struct ProjectForm {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    source_path: String,
+    #[serde(default)]
+    tags: String,
+    status: ProjectStatus,
+}
+
+async fn projects_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Write, ProjectForm>) -> Response {
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let input = NewProject {
+        name: f.name,
+        description: Some(f.description),
+        source_path: opt_text(&f.source_path),
+        status: Some(f.status),
+        tags: Some(tags_of(&f.tags)),
+    };
+    let r = actions::create_project(&s.db, &ctx_of(&actor, &now), input).await;
+    finish(r, |p| ("/projects".into(), format!("Project '{}' created.", p.name)), "/projects").await
+}
+
+#[derive(Template)]
+#[template(path = "tracking/project.html")]
+struct ProjectPage {
+    layout: Layout,
+    project: Project,
+    milestones: Vec<Milestone>,
+    features: Vec<Feature>,
+    bugs: Vec<Bug>,
+    statuses: &'static [ProjectStatus],
+}
+
+async fn project_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Path(id): Path<i64>,
+    Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    let project = store::get_project(&s.db, id).await?.ok_or_else(|| ApiError::not_found("project"))?;
+    let milestones = store::list_milestones(&s.db, &MilestoneFilter { project_id: Some(id), status: None }, 200, 0).await?;
+    let features = store::list_features(&s.db, &FeatureFilter { project_id: Some(id), ..Default::default() }, 200, 0).await?;
+    let bugs = store::list_bugs(&s.db, &BugFilter { project_id: Some(id), ..Default::default() }, 200, 0).await?;
+    let title = format!("Project: {}", project.name);
+    Ok(render(&ProjectPage {
+        layout: layout(&s, &who, "projects", &title, &flash),
+        project,
+        milestones,
+        features,
+        bugs,
+        statuses: ProjectStatus::ALL,
+    }))
+}
+
+async fn project_update(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, f, ..): PageForm<Write, ProjectForm>,
+) -> Response {
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let patch = ProjectPatch {
+        name: Some(f.name),
+        description: Some(f.description),
+        source_path: Some(opt_text(&f.source_path)),
+        status: Some(f.status),
+        tags: Some(tags_of(&f.tags)),
+        archived: None,
+    };
+    let back = format!("/projects/{id}");
+    let r = actions::update_project(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    finish(r, |p| (format!("/projects/{}", p.id), "Project saved.".into()), &back).await
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn project_archive(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, Empty {}, ..): PageForm<Write, Empty>) -> Response {
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let r = actions::archive_project(&s.db, &ctx_of(&actor, &now), id).await;
+    finish(r, |p| ("/projects".into(), format!("Project '{}' archived. Show archived projects to restore it.", p.name)), &format!("/projects/{id}")).await
+}
+
+async fn project_unarchive(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, Empty {}, ..): PageForm<Write, Empty>) -> Response {
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let patch = ProjectPatch { archived: Some(false), ..Default::default() };
+    let r = actions::update_project(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    finish(r, |p| (format!("/projects/{}", p.id), "Project restored.".into()), &format!("/projects/{id}")).await
+}
+
+// ---- milestones ----
+
+#[derive(Deserialize, Default)]
+struct MilestoneQuery {
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tracking/milestones.html")]
+struct MilestonesPage {
+    layout: Layout,
+    milestones: Vec<Milestone>,
+    names: Names,
+    project_id: Option<i64>,
+    status: String,
+    statuses: &'static [MilestoneStatus],
+}
+
+async fn milestones_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    page: Pagination,
+    Query(q): Query<WithFlash<MilestoneQuery>>,
+) -> Result<Response, PageError> {
+    let (q, flash) = q.split();
+    let project_id = opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?;
+    let status = q.status.as_deref().map(str::parse::<MilestoneStatus>).transpose().map_err(|m| ApiError::invalid("status", m))?;
+    let milestones = store::list_milestones(&s.db, &MilestoneFilter { project_id, status }, page.limit, page.offset).await?;
+    Ok(render(&MilestonesPage {
+        layout: layout(&s, &who, "milestones", "Milestones", &flash),
+        milestones,
+        names: Names::load(&s).await?,
+        project_id,
+        status: q.status.unwrap_or_default(),
+        statuses: MilestoneStatus::ALL,
+    }))
+}
+
+#[derive(Deserialize)]
+struct MilestoneForm {
+    #[serde(default)]
+    project_id: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    target_date: String,
+    status: MilestoneStatus,
+}
+
+async fn milestones_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Write, MilestoneForm>) -> Response {
+    let project_id = match opt_id("project_id", &f.project_id) {
+        Ok(Some(p)) => p,
+        Ok(None) => return back_with_error("/milestones", &ApiError::invalid("project_id", "choose a project")),
+        Err(e) => return back_with_error("/milestones", &e),
+    };
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let input = NewMilestone {
+        project_id,
+        name: f.name,
+        description: Some(f.description),
+        target_date: opt_text(&f.target_date),
+        status: Some(f.status),
+    };
+    let r = actions::create_milestone(&s.db, &ctx_of(&actor, &now), input).await;
+    finish(r, |m| ("/milestones".into(), format!("Milestone '{}' created.", m.name)), "/milestones").await
+}
+
+#[derive(Template)]
+#[template(path = "tracking/milestone.html")]
+struct MilestonePage {
+    layout: Layout,
+    m: Milestone,
+    project: String,
+    features: Vec<Feature>,
+    bugs: Vec<Bug>,
+    statuses: &'static [MilestoneStatus],
+}
+
+async fn milestone_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Path(id): Path<i64>,
+    Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    let m = store::get_milestone(&s.db, id).await?.ok_or_else(|| ApiError::not_found("milestone"))?;
+    let features = store::list_features(&s.db, &FeatureFilter { milestone_id: Some(id), ..Default::default() }, 500, 0).await?;
+    let bugs = store::list_bugs(&s.db, &BugFilter { milestone_id: Some(id), ..Default::default() }, 500, 0).await?;
+    let project = Names::load(&s).await?.of(&m.project_id);
+    let title = format!("Milestone: {}", m.name);
+    Ok(render(&MilestonePage {
+        layout: layout(&s, &who, "milestones", &title, &flash),
+        m,
+        project,
+        features,
+        bugs,
+        statuses: MilestoneStatus::ALL,
+    }))
+}
+
+async fn milestone_update(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, f, ..): PageForm<Write, MilestoneForm>,
+) -> Response {
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let patch = MilestonePatch {
+        name: Some(f.name),
+        description: Some(f.description),
+        target_date: Some(opt_text(&f.target_date)),
+        status: Some(f.status),
+    };
+    let back = format!("/milestones/{id}");
+    let r = actions::update_milestone(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    finish(r, |m| (format!("/milestones/{}", m.id), "Milestone saved.".into()), &back).await
+}
+
+// ---- features ----
+
+#[derive(Deserialize, Default)]
+struct FeatureQuery {
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    milestone_id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tracking/features.html")]
+struct FeaturesPage {
+    layout: Layout,
+    features: Vec<Feature>,
+    names: Names,
+    milestones: Vec<Milestone>,
+    project_id: Option<i64>,
+    status: String,
+    q: String,
+    statuses: &'static [FeatureStatus],
+}
+
+async fn features_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    page: Pagination,
+    Query(q): Query<WithFlash<FeatureQuery>>,
+) -> Result<Response, PageError> {
+    let (q, flash) = q.split();
+    let filter = FeatureFilter {
+        project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
+        milestone_id: opt_id("milestone_id", q.milestone_id.as_deref().unwrap_or(""))?,
+        status: q.status.as_deref().map(str::parse).transpose().map_err(|m: String| ApiError::invalid("status", m))?,
+        q: q.q.clone(),
+    };
+    let features = store::list_features(&s.db, &filter, page.limit, page.offset).await?;
+    let milestones = store::list_milestones(&s.db, &MilestoneFilter::default(), 1000, 0).await?;
+    Ok(render(&FeaturesPage {
+        layout: layout(&s, &who, "features", "Features", &flash),
+        features,
+        names: Names::load(&s).await?,
+        milestones,
+        project_id: filter.project_id,
+        status: q.status.unwrap_or_default(),
+        q: q.q.unwrap_or_default(),
+        statuses: FeatureStatus::ALL,
+    }))
+}
+
+#[derive(Deserialize)]
+struct FeatureForm {
+    #[serde(default)]
+    project_id: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    milestone_id: String,
+    #[serde(default)]
+    priority: String,
+    #[serde(default)]
+    assignee: String,
+}
+
+async fn features_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Write, FeatureForm>) -> Response {
+    let parsed = (|| -> Result<NewFeature, ApiError> {
+        Ok(NewFeature {
+            project_id: opt_id("project_id", &f.project_id)?.ok_or_else(|| ApiError::invalid("project_id", "choose a project"))?,
+            name: f.name.clone(),
+            milestone_id: opt_id("milestone_id", &f.milestone_id)?,
+            description: Some(f.description.clone()),
+            priority: Some(num("priority", &f.priority, 0)?),
+            assignee: opt_text(&f.assignee),
+        })
+    })();
+    let input = match parsed {
+        Ok(i) => i,
+        Err(e) => return back_with_error("/features", &e),
+    };
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let r = actions::create_feature(&s.db, &ctx_of(&actor, &now), input).await;
+    finish(r, |f| ("/features".into(), format!("Feature '{}' created.", f.name)), "/features").await
+}
+
+#[derive(Template)]
+#[template(path = "tracking/feature.html")]
+struct FeaturePage {
+    layout: Layout,
+    d: FeatureDetail,
+    project: String,
+    milestones: Vec<Milestone>,
+}
+
+async fn feature_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Path(id): Path<i64>,
+    Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    let d = actions::feature_detail(&s.db, id).await.map_err(ApiError::from)?;
+    let project = Names::load(&s).await?.of(&d.feature.project_id);
+    let milestones = store::list_milestones(&s.db, &MilestoneFilter { project_id: Some(d.feature.project_id), status: None }, 500, 0).await?;
+    let title = format!("Feature: {}", d.feature.name);
+    Ok(render(&FeaturePage { layout: layout(&s, &who, "features", &title, &flash), d, project, milestones }))
+}
+
+async fn feature_update(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, f, ..): PageForm<Write, FeatureForm>,
+) -> Response {
+    let back = format!("/features/{id}");
+    let parsed = (|| -> Result<FeaturePatch, ApiError> {
+        Ok(FeaturePatch {
+            name: Some(f.name.clone()),
+            description: Some(f.description.clone()),
+            milestone_id: Some(opt_id("milestone_id", &f.milestone_id)?),
+            priority: Some(num("priority", &f.priority, 0)?),
+            assignee: Some(opt_text(&f.assignee)),
+            status: None,
+            comment: None,
+        })
+    })();
+    let patch = match parsed {
+        Ok(p) => p,
+        Err(e) => return back_with_error(&back, &e),
+    };
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let r = actions::update_feature(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    finish(r, |f| (format!("/features/{}", f.id), "Feature saved.".into()), &back).await
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    status: String,
+    #[serde(default)]
+    comment: String,
+    /// Where to go afterwards: the list or the detail page (a same-site path).
+    #[serde(default)]
+    back: String,
+}
+
+fn back_path(back: &str, default: String) -> String {
+    if back.starts_with('/') && !back.starts_with("//") && !back.starts_with("/\\") {
+        back.to_string()
+    } else {
+        default
+    }
+}
+
+async fn feature_status(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, f, ..): PageForm<Write, StatusForm>,
+) -> Response {
+    let back = back_path(&f.back, format!("/features/{id}"));
+    let status = match f.status.parse::<FeatureStatus>() {
+        Ok(st) => st,
+        Err(m) => return back_with_error(&back, &ApiError::invalid("status", m)),
+    };
+    let patch = FeaturePatch { status: Some(status), comment: opt_text(&f.comment), ..Default::default() };
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let r = actions::update_feature(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    let to = back.clone();
+    finish(r, move |f| (to, format!("Feature '{}' is now {}.", f.name, f.status)), &back).await
+}
+
+// ---- bugs ----
+
+#[derive(Deserialize, Default)]
+struct BugQuery {
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tracking/bugs.html")]
+struct BugsPage {
+    layout: Layout,
+    bugs: Vec<Bug>,
+    names: Names,
+    milestones: Vec<Milestone>,
+    project_id: Option<i64>,
+    status: String,
+    severity: String,
+    q: String,
+    statuses: &'static [BugStatus],
+    severities: &'static [BugSeverity],
+}
+
+async fn bugs_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    page: Pagination,
+    Query(q): Query<WithFlash<BugQuery>>,
+) -> Result<Response, PageError> {
+    let (q, flash) = q.split();
+    let filter = BugFilter {
+        project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
+        milestone_id: None,
+        status: q.status.as_deref().map(str::parse).transpose().map_err(|m: String| ApiError::invalid("status", m))?,
+        severity: q.severity.as_deref().map(str::parse).transpose().map_err(|m: String| ApiError::invalid("severity", m))?,
+        q: q.q.clone(),
+    };
+    let bugs = store::list_bugs(&s.db, &filter, page.limit, page.offset).await?;
+    let milestones = store::list_milestones(&s.db, &MilestoneFilter::default(), 1000, 0).await?;
+    Ok(render(&BugsPage {
+        layout: layout(&s, &who, "bugs", "Bugs", &flash),
+        bugs,
+        names: Names::load(&s).await?,
+        milestones,
+        project_id: filter.project_id,
+        status: q.status.unwrap_or_default(),
+        severity: q.severity.unwrap_or_default(),
+        q: q.q.unwrap_or_default(),
+        statuses: BugStatus::ALL,
+        severities: BugSeverity::ALL,
+    }))
+}
+
+#[derive(Deserialize)]
+struct BugForm {
+    #[serde(default)]
+    project_id: String,
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    milestone_id: String,
+    severity: BugSeverity,
+    #[serde(default)]
+    assignee: String,
+}
+
+async fn bugs_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Write, BugForm>) -> Response {
+    let parsed = (|| -> Result<NewBug, ApiError> {
+        Ok(NewBug {
+            project_id: opt_id("project_id", &f.project_id)?.ok_or_else(|| ApiError::invalid("project_id", "choose a project"))?,
+            title: f.title.clone(),
+            milestone_id: opt_id("milestone_id", &f.milestone_id)?,
+            description: Some(f.description.clone()),
+            severity: Some(f.severity),
+            assignee: opt_text(&f.assignee),
+        })
+    })();
+    let input = match parsed {
+        Ok(i) => i,
+        Err(e) => return back_with_error("/bugs", &e),
+    };
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let r = actions::create_bug(&s.db, &ctx_of(&actor, &now), input).await;
+    finish(r, |b| ("/bugs".into(), format!("Bug '{}' filed.", b.title)), "/bugs").await
+}
+
+#[derive(Template)]
+#[template(path = "tracking/bug.html")]
+struct BugPage {
+    layout: Layout,
+    b: Bug,
+    project: String,
+    milestones: Vec<Milestone>,
+    severities: &'static [BugSeverity],
+}
+
+async fn bug_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Path(id): Path<i64>,
+    Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    let b = store::get_bug(&s.db, id).await?.ok_or_else(|| ApiError::not_found("bug"))?;
+    let project = Names::load(&s).await?.of(&b.project_id);
+    let milestones = store::list_milestones(&s.db, &MilestoneFilter { project_id: Some(b.project_id), status: None }, 500, 0).await?;
+    let title = format!("Bug #{}: {}", b.id, b.title);
+    Ok(render(&BugPage { layout: layout(&s, &who, "bugs", &title, &flash), b, project, milestones, severities: BugSeverity::ALL }))
+}
+
+async fn bug_update(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, f, ..): PageForm<Write, BugForm>) -> Response {
+    let back = format!("/bugs/{id}");
+    let patch = match opt_id("milestone_id", &f.milestone_id) {
+        Ok(m) => BugPatch {
+            title: Some(f.title),
+            description: Some(f.description),
+            milestone_id: Some(m),
+            severity: Some(f.severity),
+            status: None,
+            assignee: Some(opt_text(&f.assignee)),
+        },
+        Err(e) => return back_with_error(&back, &e),
+    };
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let r = actions::update_bug(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    finish(r, |b| (format!("/bugs/{}", b.id), "Bug saved.".into()), &back).await
+}
+
+async fn bug_status(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, f, ..): PageForm<Write, StatusForm>) -> Response {
+    let back = back_path(&f.back, format!("/bugs/{id}"));
+    let status = match f.status.parse::<BugStatus>() {
+        Ok(st) => st,
+        Err(m) => return back_with_error(&back, &ApiError::invalid("status", m)),
+    };
+    let patch = BugPatch { status: Some(status), ..Default::default() };
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let r = actions::update_bug(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    let to = back.clone();
+    finish(r, move |b| (to, format!("Bug #{} is now {}.", b.id, b.status)), &back).await
+}
+
+// ---- devops tasks ----
+
+#[derive(Deserialize, Default)]
+struct DevopsQuery {
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    category: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tracking/devops.html")]
+struct DevopsPage {
+    layout: Layout,
+    tasks: Vec<DevopsTask>,
+    names: Names,
+    project_id: Option<i64>,
+    status: String,
+    category: String,
+    statuses: &'static [DevopsStatus],
+    categories: &'static [DevopsCategory],
+}
+
+async fn devops_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    page: Pagination,
+    Query(q): Query<WithFlash<DevopsQuery>>,
+) -> Result<Response, PageError> {
+    let (q, flash) = q.split();
+    let filter = DevopsFilter {
+        project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
+        status: q.status.as_deref().map(str::parse).transpose().map_err(|m: String| ApiError::invalid("status", m))?,
+        category: q.category.as_deref().map(str::parse).transpose().map_err(|m: String| ApiError::invalid("category", m))?,
+    };
+    let tasks = store::list_devops_tasks(&s.db, &filter, page.limit, page.offset).await?;
+    Ok(render(&DevopsPage {
+        layout: layout(&s, &who, "devops", "DevOps tasks", &flash),
+        tasks,
+        names: Names::load(&s).await?,
+        project_id: filter.project_id,
+        status: q.status.unwrap_or_default(),
+        category: q.category.unwrap_or_default(),
+        statuses: DevopsStatus::ALL,
+        categories: DevopsCategory::ALL,
+    }))
+}
+
+#[derive(Deserialize)]
+struct DevopsForm {
+    #[serde(default)]
+    project_id: String,
+    title: String,
+    #[serde(default)]
+    description: String,
+    category: DevopsCategory,
+    #[serde(default)]
+    status: Option<DevopsStatus>,
+    #[serde(default)]
+    priority: String,
+    #[serde(default)]
+    schedule: String,
+}
+
+async fn devops_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Write, DevopsForm>) -> Response {
+    let parsed = (|| -> Result<NewDevopsTask, ApiError> {
+        Ok(NewDevopsTask {
+            title: f.title.clone(),
+            project_id: opt_id("project_id", &f.project_id)?,
+            description: Some(f.description.clone()),
+            category: Some(f.category),
+            priority: Some(num("priority", &f.priority, 0)?),
+            schedule: opt_text(&f.schedule),
+        })
+    })();
+    let input = match parsed {
+        Ok(i) => i,
+        Err(e) => return back_with_error("/devops", &e),
+    };
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let r = actions::create_devops_task(&s.db, &ctx_of(&actor, &now), input).await;
+    finish(r, |t| ("/devops".into(), format!("Task '{}' created.", t.title)), "/devops").await
+}
+
+#[derive(Template)]
+#[template(path = "tracking/devops_task.html")]
+struct DevopsTaskPage {
+    layout: Layout,
+    t: DevopsTask,
+    names: Names,
+    statuses: &'static [DevopsStatus],
+    categories: &'static [DevopsCategory],
+}
+
+async fn devops_task_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Path(id): Path<i64>,
+    Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    let t = store::get_devops_task(&s.db, id).await?.ok_or_else(|| ApiError::not_found("devops task"))?;
+    let title = format!("DevOps task: {}", t.title);
+    Ok(render(&DevopsTaskPage {
+        layout: layout(&s, &who, "devops", &title, &flash),
+        t,
+        names: Names::load(&s).await?,
+        statuses: DevopsStatus::ALL,
+        categories: DevopsCategory::ALL,
+    }))
+}
+
+async fn devops_update(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, f, ..): PageForm<Write, DevopsForm>) -> Response {
+    let back = format!("/devops/{id}");
+    let parsed = (|| -> Result<DevopsPatch, ApiError> {
+        Ok(DevopsPatch {
+            title: Some(f.title.clone()),
+            description: Some(f.description.clone()),
+            project_id: Some(opt_id("project_id", &f.project_id)?),
+            category: Some(f.category),
+            status: f.status,
+            priority: Some(num("priority", &f.priority, 0)?),
+            schedule: Some(opt_text(&f.schedule)),
+        })
+    })();
+    let patch = match parsed {
+        Ok(p) => p,
+        Err(e) => return back_with_error(&back, &e),
+    };
+    let (actor, now) = (who.actor(), s.clock.now_str());
+    let r = actions::update_devops_task(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    let to = back.clone();
+    finish(r, move |_| (to, "Task saved.".into()), &back).await
+}

@@ -1,0 +1,53 @@
+// architect dashboard enhancements. Pages work without this file; it adds the session
+// countdown, the "Stay Logged In" modal and confirmation prompts.
+(function () {
+  "use strict";
+  var WARN_AT = 300; // seconds before expiry at which the modal opens
+  var body = document.body;
+  var left = parseInt(body.getAttribute("data-expires-in") || "0", 10);
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  var label = document.getElementById("session-left");
+  var modal = document.getElementById("session-modal");
+  var modalLeft = document.getElementById("session-modal-left");
+  var deadline = Date.now() + left * 1000;
+
+  function fmt(s) {
+    s = Math.max(0, Math.floor(s));
+    var m = Math.floor(s / 60), r = s % 60;
+    return m + ":" + (r < 10 ? "0" : "") + r;
+  }
+
+  function tick() {
+    var s = (deadline - Date.now()) / 1000;
+    if (label) label.textContent = fmt(s);
+    if (modal) {
+      if (s <= WARN_AT && s > 0) { modal.hidden = false; if (modalLeft) modalLeft.textContent = fmt(s); }
+      else if (s > WARN_AT) { modal.hidden = true; }
+    }
+    if (s <= 0) { window.location.href = "/login?expired=1&next=" + encodeURIComponent(location.pathname + location.search); }
+  }
+
+  // Re-read the real time left now and then (another tab may have extended the session).
+  function sync() {
+    fetch("/api/session", { credentials: "same-origin" }).then(function (r) {
+      if (r.status === 401) { deadline = Date.now(); return null; }
+      return r.ok ? r.json() : null;
+    }).then(function (j) {
+      if (j && typeof j.seconds_left === "number") deadline = Date.now() + j.seconds_left * 1000;
+    }).catch(function () {});
+  }
+
+  var stay = document.getElementById("session-stay");
+  if (stay) stay.addEventListener("click", function () {
+    fetch("/api/session/extend", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (j) { if (j && typeof j.seconds_left === "number") { deadline = Date.now() + j.seconds_left * 1000; tick(); } });
+  });
+
+  document.addEventListener("submit", function (e) {
+    var msg = e.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) e.preventDefault();
+  });
+
+  if (label && left > 0) { tick(); setInterval(tick, 1000); setInterval(sync, 60000); }
+})();
