@@ -35,8 +35,12 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
     ))]
 }
 
-async fn run_every<F, Fut>(name: &'static str, every: Duration, mut shutdown: watch::Receiver<bool>, mut tick: F)
-where
+async fn run_every<F, Fut>(
+    name: &'static str,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    mut tick: F,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {

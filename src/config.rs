@@ -95,11 +95,21 @@ pub enum LogFormat {
 #[derive(Args, Clone, Debug)]
 pub struct ClientConfig {
     /// Base URL of the architect server.
-    #[arg(long = "url", env = "ARCHITECT_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long = "url",
+        env = "ARCHITECT_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub url: String,
 
     /// API token (create one under Users & tokens in the dashboard, or `architect token create`).
-    #[arg(long = "token", env = "ARCHITECT_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long = "token",
+        env = "ARCHITECT_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub token: Option<String>,
 
     /// Print JSON instead of a table.

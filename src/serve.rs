@@ -34,7 +34,10 @@ fn secret_key(config: &ServeConfig) -> anyhow::Result<Vec<u8>> {
     if path.exists() {
         let k = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         if k.len() < 32 {
-            anyhow::bail!("{} is too short; delete it to create a new one (this signs everyone out)", path.display());
+            anyhow::bail!(
+                "{} is too short; delete it to create a new one (this signs everyone out)",
+                path.display()
+            );
         }
         return Ok(k);
     }
@@ -52,7 +55,9 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     f.write_all(data)?;
     f.sync_all()?;
     Ok(())
@@ -60,6 +65,8 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 
 /// Opens storage, applies migrations, makes sure the env admin exists, binds and serves.
 pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> {
+    // Install the metrics recorder before the first request is counted.
+    crate::http::observe::metrics_handle();
     let db = crate::db::open_sqlite(&config.data_dir).await?;
     let applied = crate::db::migrate(&db).await?;
     if applied > 0 {
@@ -83,9 +90,9 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
             "the admin account uses the DEFAULT PASSWORD; set ARCHITECT_PASSWORD. Listening on loopback only unless --host is given"
         );
     }
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind} (is another server running? try --port)"))?;
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+        format!("cannot listen on {bind} (is another server running? try --port)")
+    })?;
     let addr = listener.local_addr()?;
     let (stop, stop_rx) = watch::channel(false);
     let loops = crate::background::spawn_all(state.clone(), stop_rx.clone());
@@ -99,7 +106,13 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
             .await
     });
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "architect listening on http://{addr}");
-    Ok(Server { addr, state, stop, http, loops })
+    Ok(Server {
+        addr,
+        state,
+        stop,
+        http,
+        loops,
+    })
 }
 
 impl Server {

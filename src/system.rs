@@ -51,16 +51,22 @@ async fn prometheus(
     if !state.config.metrics_public {
         let who = who.ok_or_else(ApiError::unauthorized)?;
         if !who.can(Capability::Read) {
-            return Err(ApiError::forbidden("reading metrics needs the 'read' capability"));
+            return Err(ApiError::forbidden(
+                "reading metrics needs the 'read' capability",
+            ));
         }
     }
     let size = f64::from(state.db.size());
     let idle = state.db.num_idle() as f64;
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);
     metrics::gauge!("db_pool_connections", "state" => "active").set(size - idle);
-    metrics::gauge!("db_pool_max_connections").set(f64::from(state.db.options().get_max_connections()));
+    metrics::gauge!("db_pool_max_connections")
+        .set(f64::from(state.db.options().get_max_connections()));
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         metrics_handle().render(),
     )
         .into_response())

@@ -18,7 +18,10 @@ pub fn routes() -> Router<AppState> {
 pub fn normalise_filter(mut f: ActivityFilter) -> Result<ActivityFilter, ApiError> {
     if let Some(s) = f.since.take().filter(|s| !s.is_empty()) {
         let t = crate::clock::parse(&s).ok_or_else(|| {
-            ApiError::invalid("since", "since must be an RFC 3339 time, e.g. 2026-01-01T00:00:00Z")
+            ApiError::invalid(
+                "since",
+                "since must be an RFC 3339 time, e.g. 2026-01-01T00:00:00Z",
+            )
         })?;
         f.since = Some(crate::clock::format(t));
     }

@@ -38,7 +38,10 @@ impl NewActivity {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         for (field, v) in [("action", &self.action), ("entity_type", &self.entity_type)] {
             if v.trim().is_empty() || v.chars().count() > MAX_ACTION_LEN {
-                return Err((field, format!("{field} must be 1 to {MAX_ACTION_LEN} characters")));
+                return Err((
+                    field,
+                    format!("{field} must be 1 to {MAX_ACTION_LEN} characters"),
+                ));
             }
         }
         if let Some(d) = &self.details {
@@ -46,7 +49,10 @@ impl NewActivity {
                 return Err(("details", "details must be a JSON object".into()));
             }
             if d.to_string().len() > MAX_DETAILS_BYTES {
-                return Err(("details", format!("details must be at most {MAX_DETAILS_BYTES} bytes")));
+                return Err((
+                    "details",
+                    format!("details must be at most {MAX_DETAILS_BYTES} bytes"),
+                ));
             }
         }
         Ok(())

@@ -49,5 +49,10 @@ async fn activity_page(
     let filter = super::api::normalise_filter(filter)?;
     let entries = store::list(&s.db, &filter, page.limit, page.offset).await?;
     let layout = Layout::new(&s, &who, "activity", "Activity");
-    Ok(render(&ActivityPage { layout, entries, filter, page }))
+    Ok(render(&ActivityPage {
+        layout,
+        entries,
+        filter,
+        page,
+    }))
 }

@@ -19,7 +19,10 @@ pub enum AuthError {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -29,7 +32,10 @@ pub enum AuthError {
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> AuthError {
-    AuthError::Invalid { field, message: message.into() }
+    AuthError::Invalid {
+        field,
+        message: message.into(),
+    }
 }
 
 type Result<T> = std::result::Result<T, AuthError>;
@@ -57,7 +63,13 @@ pub async fn login(
     };
     let username = username.trim();
     // Overlong input is refused before any hashing work (and counted like any failure).
-    let keys = throttle::keys(&username.chars().take(MAX_USERNAME_LEN + 1).collect::<String>(), client_addr);
+    let keys = throttle::keys(
+        &username
+            .chars()
+            .take(MAX_USERNAME_LEN + 1)
+            .collect::<String>(),
+        client_addr,
+    );
     let mut conn = state.db.acquire().await?;
     if let Some(secs) = throttle::locked_for(&mut conn, &keys, now).await? {
         return Err(AuthError::Throttled(secs));
@@ -77,7 +89,10 @@ pub async fn login(
         (true, Some(u)) if !u.disabled => u.clone(),
         _ => {
             if let Some(secs) = throttle::record_failure(&mut conn, &keys, limits, now).await? {
-                tracing::warn!(client = client_addr.unwrap_or("-"), "login locked out after repeated failures");
+                tracing::warn!(
+                    client = client_addr.unwrap_or("-"),
+                    "login locked out after repeated failures"
+                );
                 return Err(AuthError::Throttled(secs));
             }
             return Err(AuthError::BadCredentials);
@@ -102,7 +117,12 @@ pub async fn login(
     )
     .await?;
     tracing::info!(user = %user.username, "login");
-    Ok(LoggedIn { cookie, csrf_token, user, expires_at })
+    Ok(LoggedIn {
+        cookie,
+        csrf_token,
+        user,
+        expires_at,
+    })
 }
 
 pub async fn logout(state: &AppState, who: &Identity) -> Result<()> {
@@ -117,7 +137,13 @@ pub async fn ensure_env_admin(state: &AppState) -> Result<User> {
     let name = state.config.admin_user.trim();
     validate_username(name).map_err(|m| invalid("ARCHITECT_USER", m))?;
     let mut conn = state.db.acquire().await?;
-    Ok(store::ensure_env_admin(&mut conn, name, &state.config.admin_password, &state.clock.now_str()).await?)
+    Ok(store::ensure_env_admin(
+        &mut conn,
+        name,
+        &state.config.admin_password,
+        &state.clock.now_str(),
+    )
+    .await?)
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -155,26 +181,50 @@ pub async fn create_user(state: &AppState, actor: &Identity, input: NewUser) -> 
     let user = match store::create_user(&mut tx, username, &hash, role, &now).await {
         Ok(u) => u,
         Err(e) if is_unique_violation(&e) => {
-            return Err(AuthError::Conflict(format!("a user named '{username}' already exists")))
+            return Err(AuthError::Conflict(format!(
+                "a user named '{username}' already exists"
+            )))
         }
         Err(e) => return Err(e.into()),
     };
-    activity::store::record(&mut tx, &actor.actor(), "create", "user", Some(user.id), &json!({"username": user.username, "role": role}), &now).await?;
+    activity::store::record(
+        &mut tx,
+        &actor.actor(),
+        "create",
+        "user",
+        Some(user.id),
+        &json!({"username": user.username, "role": role}),
+        &now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }
 
 /// Admin changes to a user. Refuses to leave the system without an enabled admin.
-pub async fn update_user(state: &AppState, actor: &Identity, id: i64, patch: UserPatch) -> Result<User> {
+pub async fn update_user(
+    state: &AppState,
+    actor: &Identity,
+    id: i64,
+    patch: UserPatch,
+) -> Result<User> {
     if let Some(pw) = &patch.password {
         validate_new_password(pw).map_err(|m| invalid("password", m))?;
     }
     let now = state.clock.now_str();
     let mut tx = state.db.begin().await?;
-    let user = store::get_user(&mut *tx, id).await?.ok_or(AuthError::NotFound("user"))?;
+    let user = store::get_user(&mut *tx, id)
+        .await?
+        .ok_or(AuthError::NotFound("user"))?;
     let demotes = patch.role.is_some_and(|r| r != Role::Admin) || patch.disabled == Some(true);
-    if demotes && user.role == Role::Admin && !user.disabled && store::count_enabled_admins(&mut *tx).await? <= 1 {
-        return Err(AuthError::Conflict("this is the last enabled admin; make another admin first".into()));
+    if demotes
+        && user.role == Role::Admin
+        && !user.disabled
+        && store::count_enabled_admins(&mut *tx).await? <= 1
+    {
+        return Err(AuthError::Conflict(
+            "this is the last enabled admin; make another admin first".into(),
+        ));
     }
     if let Some(role) = patch.role {
         store::set_role(&mut tx, id, role, &now).await?;
@@ -186,43 +236,90 @@ pub async fn update_user(state: &AppState, actor: &Identity, id: i64, patch: Use
         store::change_password(&mut tx, id, &hash(pw)?, None, &now).await?;
     }
     let details = json!({"role": patch.role, "disabled": patch.disabled, "password_changed": patch.password.is_some()});
-    activity::store::record(&mut tx, &actor.actor(), "update", "user", Some(id), &details, &now).await?;
-    let user = store::get_user(&mut *tx, id).await?.ok_or(AuthError::NotFound("user"))?;
+    activity::store::record(
+        &mut tx,
+        &actor.actor(),
+        "update",
+        "user",
+        Some(id),
+        &details,
+        &now,
+    )
+    .await?;
+    let user = store::get_user(&mut *tx, id)
+        .await?
+        .ok_or(AuthError::NotFound("user"))?;
     tx.commit().await?;
     Ok(user)
 }
 
 pub async fn delete_user(state: &AppState, actor: &Identity, id: i64) -> Result<()> {
     if id == actor.user_id {
-        return Err(AuthError::Conflict("you cannot delete your own account".into()));
+        return Err(AuthError::Conflict(
+            "you cannot delete your own account".into(),
+        ));
     }
     let now = state.clock.now_str();
     let mut tx = state.db.begin().await?;
-    let user = store::get_user(&mut *tx, id).await?.ok_or(AuthError::NotFound("user"))?;
-    if user.role == Role::Admin && !user.disabled && store::count_enabled_admins(&mut *tx).await? <= 1 {
+    let user = store::get_user(&mut *tx, id)
+        .await?
+        .ok_or(AuthError::NotFound("user"))?;
+    if user.role == Role::Admin
+        && !user.disabled
+        && store::count_enabled_admins(&mut *tx).await? <= 1
+    {
         return Err(AuthError::Conflict("this is the last enabled admin".into()));
     }
     store::delete_user(&mut tx, id).await?;
-    activity::store::record(&mut tx, &actor.actor(), "delete", "user", Some(id), &json!({"username": user.username}), &now).await?;
+    activity::store::record(
+        &mut tx,
+        &actor.actor(),
+        "delete",
+        "user",
+        Some(id),
+        &json!({"username": user.username}),
+        &now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// A person changes their own password (needs the current one); other sessions end.
-pub async fn change_own_password(state: &AppState, who: &Identity, current: &str, new: &str) -> Result<()> {
+pub async fn change_own_password(
+    state: &AppState,
+    who: &Identity,
+    current: &str,
+    new: &str,
+) -> Result<()> {
     let keep = match &who.via {
         AuthVia::Session { session_id, .. } => Some(*session_id),
-        AuthVia::Token { .. } => return Err(AuthError::Forbidden("change passwords from a logged-in session, not with a token".into())),
+        AuthVia::Token { .. } => {
+            return Err(AuthError::Forbidden(
+                "change passwords from a logged-in session, not with a token".into(),
+            ))
+        }
     };
     validate_new_password(new).map_err(|m| invalid("new_password", m))?;
     let now = state.clock.now_str();
     let mut tx = state.db.begin().await?;
-    let hash_now = store::password_hash(&mut *tx, who.user_id).await?.ok_or(AuthError::NotFound("user"))?;
+    let hash_now = store::password_hash(&mut *tx, who.user_id)
+        .await?
+        .ok_or(AuthError::NotFound("user"))?;
     if !verify_password(current, &hash_now) {
         return Err(invalid("current_password", "the current password is wrong"));
     }
     store::change_password(&mut tx, who.user_id, &hash(new)?, keep, &now).await?;
-    activity::store::record(&mut tx, &who.actor(), "change_password", "user", Some(who.user_id), &json!({}), &now).await?;
+    activity::store::record(
+        &mut tx,
+        &who.actor(),
+        "change_password",
+        "user",
+        Some(who.user_id),
+        &json!({}),
+        &now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -240,20 +337,29 @@ pub struct NewApiToken {
     pub user_id: Option<i64>,
 }
 
-pub async fn create_token(state: &AppState, who: &Identity, input: NewApiToken) -> Result<CreatedToken> {
+pub async fn create_token(
+    state: &AppState,
+    who: &Identity,
+    input: NewApiToken,
+) -> Result<CreatedToken> {
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(invalid("name", "name must be 1 to 100 characters"));
     }
     if let Some(d) = input.expires_in_days {
         if !(1..=3650).contains(&d) {
-            return Err(invalid("expires_in_days", "expires_in_days must be between 1 and 3650"));
+            return Err(invalid(
+                "expires_in_days",
+                "expires_in_days must be between 1 and 3650",
+            ));
         }
     }
     let owner = match input.user_id {
         Some(uid) if uid != who.user_id => {
             if !who.can(Capability::Admin) {
-                return Err(AuthError::Forbidden("only admins create tokens for other users".into()));
+                return Err(AuthError::Forbidden(
+                    "only admins create tokens for other users".into(),
+                ));
             }
             uid
         }
@@ -261,7 +367,9 @@ pub async fn create_token(state: &AppState, who: &Identity, input: NewApiToken) 
     };
     let now = state.clock.now();
     let now_s = crate::clock::format(now);
-    let expires = input.expires_in_days.map(|d| crate::clock::format(now + Duration::days(d)));
+    let expires = input
+        .expires_in_days
+        .map(|d| crate::clock::format(now + Duration::days(d)));
     let secret = format!("{TOKEN_PREFIX}{}", random_secret(30));
     let prefix: String = secret.chars().take(TOKEN_PREFIX.len() + 6).collect();
     let mut tx = state.db.begin().await?;
@@ -281,24 +389,49 @@ pub async fn create_token(state: &AppState, who: &Identity, input: NewApiToken) 
         },
     )
     .await?;
-    activity::store::record(&mut tx, &who.actor(), "create", "api_token", Some(info.id), &json!({"name": info.name, "scope": info.scope, "user_id": owner}), &now_s).await?;
+    activity::store::record(
+        &mut tx,
+        &who.actor(),
+        "create",
+        "api_token",
+        Some(info.id),
+        &json!({"name": info.name, "scope": info.scope, "user_id": owner}),
+        &now_s,
+    )
+    .await?;
     tx.commit().await?;
-    Ok(CreatedToken { info, token: secret })
+    Ok(CreatedToken {
+        info,
+        token: secret,
+    })
 }
 
 /// Revokes a token: its owner or an admin.
 pub async fn revoke_token(state: &AppState, who: &Identity, id: i64) -> Result<ApiToken> {
     let now = state.clock.now_str();
     let mut tx = state.db.begin().await?;
-    let token = store::get_token(&mut *tx, id, &now).await?.ok_or(AuthError::NotFound("token"))?;
+    let token = store::get_token(&mut *tx, id, &now)
+        .await?
+        .ok_or(AuthError::NotFound("token"))?;
     if token.user_id != who.user_id && !who.can(Capability::Admin) {
         // Do not reveal other people's tokens.
         return Err(AuthError::NotFound("token"));
     }
     if store::revoke_token(&mut tx, id, &now).await? {
-        activity::store::record(&mut tx, &who.actor(), "revoke", "api_token", Some(id), &json!({"name": token.name}), &now).await?;
+        activity::store::record(
+            &mut tx,
+            &who.actor(),
+            "revoke",
+            "api_token",
+            Some(id),
+            &json!({"name": token.name}),
+            &now,
+        )
+        .await?;
     }
-    let token = store::get_token(&mut *tx, id, &now).await?.ok_or(AuthError::NotFound("token"))?;
+    let token = store::get_token(&mut *tx, id, &now)
+        .await?
+        .ok_or(AuthError::NotFound("token"))?;
     tx.commit().await?;
     Ok(token)
 }

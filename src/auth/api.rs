@@ -20,7 +20,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/me", get(me))
         .route("/api/account/password", post(change_password))
         .route("/api/users", get(list_users).post(create_user))
-        .route("/api/users/{id}", get(get_user).put(update_user).delete(delete_user))
+        .route(
+            "/api/users/{id}",
+            get(get_user).put(update_user).delete(delete_user),
+        )
         .route("/api/tokens", get(list_tokens).post(create_token))
         .route("/api/tokens/{id}", get(get_token).delete(revoke_token))
         .route("/api/accounts", get(accounts))
@@ -96,7 +99,9 @@ struct CsrfToken {
 
 async fn csrf_token(who: Authed<Read>) -> Result<Json<CsrfToken>, ApiError> {
     match who.identity().csrf_token() {
-        Some(t) => Ok(Json(CsrfToken { csrf_token: t.to_string() })),
+        Some(t) => Ok(Json(CsrfToken {
+            csrf_token: t.to_string(),
+        })),
         None => Err(ApiError::bad_request(
             "bearer-token requests need no CSRF token; this endpoint is for logged-in sessions",
         )),
@@ -139,14 +144,26 @@ async fn change_password(
     who: Authed<Read>,
     Json(body): Json<PasswordChange>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    actions::change_own_password(&s, who.identity(), &body.current_password, &body.new_password).await?;
+    actions::change_own_password(
+        &s,
+        who.identity(),
+        &body.current_password,
+        &body.new_password,
+    )
+    .await?;
     Ok(Json(serde_json::json!({"success": true})))
 }
 
 // ---- users (admin) ----
 
-async fn list_users(State(s): State<AppState>, _: Authed<Admin>, page: Pagination) -> Result<Json<Vec<User>>, ApiError> {
-    Ok(Json(store::list_users(&s.db, page.limit, page.offset).await?))
+async fn list_users(
+    State(s): State<AppState>,
+    _: Authed<Admin>,
+    page: Pagination,
+) -> Result<Json<Vec<User>>, ApiError> {
+    Ok(Json(
+        store::list_users(&s.db, page.limit, page.offset).await?,
+    ))
 }
 
 async fn create_user(
@@ -154,11 +171,21 @@ async fn create_user(
     who: Authed<Admin>,
     Json(input): Json<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    Ok((StatusCode::CREATED, Json(actions::create_user(&s, who.identity(), input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(actions::create_user(&s, who.identity(), input).await?),
+    ))
 }
 
-async fn get_user(State(s): State<AppState>, _: Authed<Admin>, Path(id): Path<i64>) -> Result<Json<User>, ApiError> {
-    store::get_user(&s.db, id).await?.map(Json).ok_or_else(|| ApiError::not_found("user"))
+async fn get_user(
+    State(s): State<AppState>,
+    _: Authed<Admin>,
+    Path(id): Path<i64>,
+) -> Result<Json<User>, ApiError> {
+    store::get_user(&s.db, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("user"))
 }
 
 async fn update_user(
@@ -167,10 +194,16 @@ async fn update_user(
     Path(id): Path<i64>,
     Json(patch): Json<UserPatch>,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(actions::update_user(&s, who.identity(), id, patch).await?))
+    Ok(Json(
+        actions::update_user(&s, who.identity(), id, patch).await?,
+    ))
 }
 
-async fn delete_user(State(s): State<AppState>, who: Authed<Admin>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+async fn delete_user(
+    State(s): State<AppState>,
+    who: Authed<Admin>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
     actions::delete_user(&s, who.identity(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -182,14 +215,33 @@ fn visible_owner(who: &Identity) -> Option<i64> {
     (!who.can(Capability::Admin)).then_some(who.user_id)
 }
 
-async fn list_tokens(State(s): State<AppState>, who: Authed<Read>, page: Pagination) -> Result<Json<Vec<ApiToken>>, ApiError> {
+async fn list_tokens(
+    State(s): State<AppState>,
+    who: Authed<Read>,
+    page: Pagination,
+) -> Result<Json<Vec<ApiToken>>, ApiError> {
     let now = s.clock.now_str();
-    Ok(Json(store::list_tokens(&s.db, visible_owner(who.identity()), &now, page.limit, page.offset).await?))
+    Ok(Json(
+        store::list_tokens(
+            &s.db,
+            visible_owner(who.identity()),
+            &now,
+            page.limit,
+            page.offset,
+        )
+        .await?,
+    ))
 }
 
-async fn get_token(State(s): State<AppState>, who: Authed<Read>, Path(id): Path<i64>) -> Result<Json<ApiToken>, ApiError> {
+async fn get_token(
+    State(s): State<AppState>,
+    who: Authed<Read>,
+    Path(id): Path<i64>,
+) -> Result<Json<ApiToken>, ApiError> {
     let now = s.clock.now_str();
-    let t = store::get_token(&s.db, id, &now).await?.ok_or_else(|| ApiError::not_found("token"))?;
+    let t = store::get_token(&s.db, id, &now)
+        .await?
+        .ok_or_else(|| ApiError::not_found("token"))?;
     if visible_owner(who.identity()).is_some_and(|u| u != t.user_id) {
         return Err(ApiError::not_found("token"));
     }
@@ -201,16 +253,27 @@ async fn create_token(
     who: Authed<Write>,
     Json(input): Json<NewApiToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    Ok((StatusCode::CREATED, Json(actions::create_token(&s, who.identity(), input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(actions::create_token(&s, who.identity(), input).await?),
+    ))
 }
 
-async fn revoke_token(State(s): State<AppState>, who: Authed<Write>, Path(id): Path<i64>) -> Result<Json<ApiToken>, ApiError> {
+async fn revoke_token(
+    State(s): State<AppState>,
+    who: Authed<Write>,
+    Path(id): Path<i64>,
+) -> Result<Json<ApiToken>, ApiError> {
     Ok(Json(actions::revoke_token(&s, who.identity(), id).await?))
 }
 
 // ---- service accounts (the original's names for the token list) ----
 
-async fn accounts(State(s): State<AppState>, who: Authed<Read>, page: Pagination) -> Result<Json<Vec<ApiToken>>, ApiError> {
+async fn accounts(
+    State(s): State<AppState>,
+    who: Authed<Read>,
+    page: Pagination,
+) -> Result<Json<Vec<ApiToken>>, ApiError> {
     list_tokens(State(s), who, page).await
 }
 
@@ -224,7 +287,10 @@ pub struct AccountsAggregate {
     pub by_scope: Vec<store::TokenCounts>,
 }
 
-async fn accounts_aggregate(State(s): State<AppState>, who: Authed<Read>) -> Result<Json<AccountsAggregate>, ApiError> {
+async fn accounts_aggregate(
+    State(s): State<AppState>,
+    who: Authed<Read>,
+) -> Result<Json<AccountsAggregate>, ApiError> {
     let now = s.clock.now();
     let by_scope = store::token_counts(
         &s.db,

@@ -67,8 +67,6 @@ impl Scope {
     }
 }
 
-
-
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {
@@ -180,7 +178,9 @@ pub const TOKEN_PREFIX: &str = "arch_";
 /// Checks a new username: 1–64 characters of letters, digits, `.`, `_`, `-`, `@`.
 pub fn validate_username(name: &str) -> Result<(), String> {
     if name.is_empty() || name.chars().count() > MAX_USERNAME_LEN {
-        return Err(format!("username must be 1 to {MAX_USERNAME_LEN} characters"));
+        return Err(format!(
+            "username must be 1 to {MAX_USERNAME_LEN} characters"
+        ));
     }
     if !name
         .chars()
@@ -194,10 +194,14 @@ pub fn validate_username(name: &str) -> Result<(), String> {
 pub fn validate_new_password(pw: &str) -> Result<(), String> {
     let n = pw.chars().count();
     if n < MIN_PASSWORD_LEN {
-        return Err(format!("password must be at least {MIN_PASSWORD_LEN} characters"));
+        return Err(format!(
+            "password must be at least {MIN_PASSWORD_LEN} characters"
+        ));
     }
     if n > MAX_PASSWORD_LEN {
-        return Err(format!("password must be at most {MAX_PASSWORD_LEN} characters"));
+        return Err(format!(
+            "password must be at most {MAX_PASSWORD_LEN} characters"
+        ));
     }
     Ok(())
 }

@@ -49,7 +49,9 @@ struct LoginQuery {
 /// Only same-site paths: `/x` but not `//evil.example` or `/\evil`.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_string(),
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -80,13 +82,23 @@ struct LoginInput {
 }
 
 pub fn session_cookie(state: &AppState, value: &str) -> HeaderValue {
-    let secure = if state.config.session_cookie_secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax{secure}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("architect_session=; Path=/"))
+    let secure = if state.config.session_cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("architect_session=; Path=/"))
 }
 
 fn clear_cookie(state: &AppState) -> HeaderValue {
-    let secure = if state.config.session_cookie_secure { "; Secure" } else { "" };
+    let secure = if state.config.session_cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"
     ))
@@ -117,8 +129,18 @@ async fn login_submit(
         Err(e) if is_json => return e.into_response(),
         Err(e) => return PageError::Error(e).into_response(),
     };
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|u| u.chars().take(300).collect::<String>());
-    let result = actions::login(&s, &input.username, &input.password, addr.as_deref(), ua.as_deref()).await;
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|u| u.chars().take(300).collect::<String>());
+    let result = actions::login(
+        &s,
+        &input.username,
+        &input.password,
+        addr.as_deref(),
+        ua.as_deref(),
+    )
+    .await;
     match result {
         Ok(done) => {
             let cookie = session_cookie(&s, &done.cookie);
@@ -170,7 +192,8 @@ async fn end_session(s: &AppState, who: Option<&super::Identity>) -> Response {
         }
     }
     let mut resp = Redirect::to("/login?logged_out=1").into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, clear_cookie(s));
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie(s));
     resp
 }
 
@@ -182,7 +205,10 @@ async fn logout(State(s): State<AppState>, ex::MaybeAuthed(who): ex::MaybeAuthed
 #[derive(Deserialize)]
 struct Empty {}
 
-async fn logout_post(State(s): State<AppState>, PageForm(who, Empty {}, ..): PageForm<Read, Empty>) -> Response {
+async fn logout_post(
+    State(s): State<AppState>,
+    PageForm(who, Empty {}, ..): PageForm<Read, Empty>,
+) -> Response {
     end_session(&s, Some(&who)).await
 }
 
@@ -194,8 +220,14 @@ struct AccountPage {
     layout: Layout,
 }
 
-async fn account_page(State(s): State<AppState>, PageAuthed(who, ..): PageAuthed<Read>, Query(flash): Query<Flash>) -> Response {
-    render(&AccountPage { layout: Layout::new(&s, &who, "", "Account").with_flash(&flash) })
+async fn account_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    render(&AccountPage {
+        layout: Layout::new(&s, &who, "", "Account").with_flash(&flash),
+    })
 }
 
 #[derive(Deserialize)]
@@ -205,12 +237,21 @@ struct PasswordForm {
     confirm_password: String,
 }
 
-async fn account_password(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Read, PasswordForm>) -> Response {
+async fn account_password(
+    State(s): State<AppState>,
+    PageForm(who, f, ..): PageForm<Read, PasswordForm>,
+) -> Response {
     if f.new_password != f.confirm_password {
-        return back_with_error("/account", &ApiError::invalid("confirm_password", "the new passwords do not match"));
+        return back_with_error(
+            "/account",
+            &ApiError::invalid("confirm_password", "the new passwords do not match"),
+        );
     }
     match actions::change_own_password(&s, &who, &f.current_password, &f.new_password).await {
-        Ok(()) => see_other("/account", "Password changed. Your other sessions were signed out."),
+        Ok(()) => see_other(
+            "/account",
+            "Password changed. Your other sessions were signed out.",
+        ),
         Err(e) => back_with_error("/account", &e.into()),
     }
 }
@@ -235,17 +276,47 @@ struct UsersQuery {
     error: Option<String>,
 }
 
-async fn users_page(State(s): State<AppState>, PageAuthed(who, ..): PageAuthed<Read>, Query(q): Query<UsersQuery>) -> Result<Response, PageError> {
-    users_view(&s, &who, Flash { notice: q.notice, error: q.error }, None).await
+async fn users_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Query(q): Query<UsersQuery>,
+) -> Result<Response, PageError> {
+    users_view(
+        &s,
+        &who,
+        Flash {
+            notice: q.notice,
+            error: q.error,
+        },
+        None,
+    )
+    .await
 }
 
-async fn users_view(s: &AppState, who: &super::Identity, flash: Flash, new_token: Option<String>) -> Result<Response, PageError> {
+async fn users_view(
+    s: &AppState,
+    who: &super::Identity,
+    flash: Flash,
+    new_token: Option<String>,
+) -> Result<Response, PageError> {
     let is_admin = who.can(Capability::Admin);
-    let users = if is_admin { store::list_users(&s.db, 1000, 0).await? } else { Vec::new() };
+    let users = if is_admin {
+        store::list_users(&s.db, 1000, 0).await?
+    } else {
+        Vec::new()
+    };
     let owner = (!is_admin).then_some(who.user_id);
     let tokens = store::list_tokens(&s.db, owner, &s.clock.now_str(), 1000, 0).await?;
     let layout = Layout::new(s, who, "users", "Users & tokens").with_flash(&flash);
-    Ok(render(&UsersPage { layout, users, tokens, roles: Role::ALL, scopes: Scope::ALL, new_token, user_id: who.user_id }))
+    Ok(render(&UsersPage {
+        layout,
+        users,
+        tokens,
+        roles: Role::ALL,
+        scopes: Scope::ALL,
+        new_token,
+        user_id: who.user_id,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -255,8 +326,15 @@ struct NewUserForm {
     role: Role,
 }
 
-async fn users_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Admin, NewUserForm>) -> Response {
-    let input = NewUser { username: f.username, password: f.password, role: Some(f.role) };
+async fn users_create(
+    State(s): State<AppState>,
+    PageForm(who, f, ..): PageForm<Admin, NewUserForm>,
+) -> Response {
+    let input = NewUser {
+        username: f.username,
+        password: f.password,
+        role: Some(f.role),
+    };
     match actions::create_user(&s, &who, input).await {
         Ok(u) => see_other("/users", &format!("User {} created.", u.username)),
         Err(e) => back_with_error("/users", &e.into()),
@@ -289,7 +367,11 @@ async fn users_update(
     }
 }
 
-async fn users_delete(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, Empty {}, ..): PageForm<Admin, Empty>) -> Response {
+async fn users_delete(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, Empty {}, ..): PageForm<Admin, Empty>,
+) -> Response {
     match actions::delete_user(&s, &who, id).await {
         Ok(()) => see_other("/users", "User deleted."),
         Err(e) => back_with_error("/users", &e.into()),
@@ -307,34 +389,59 @@ struct NewTokenForm {
 }
 
 /// Creates a token and shows its secret on this one response (never again).
-async fn tokens_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Write, NewTokenForm>) -> Result<Response, PageError> {
+async fn tokens_create(
+    State(s): State<AppState>,
+    PageForm(who, f, ..): PageForm<Write, NewTokenForm>,
+) -> Result<Response, PageError> {
     let num = |field: &'static str, v: Option<String>| -> Result<Option<i64>, ApiError> {
         match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| ApiError::invalid(field, format!("{field} must be a number"))),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::invalid(field, format!("{field} must be a number"))),
         }
     };
-    let input = match (num("expires_in_days", f.expires_in_days), num("user_id", f.user_id)) {
-        (Ok(expires_in_days), Ok(user_id)) => NewApiToken { name: f.name, scope: f.scope, expires_in_days, user_id },
+    let input = match (
+        num("expires_in_days", f.expires_in_days),
+        num("user_id", f.user_id),
+    ) {
+        (Ok(expires_in_days), Ok(user_id)) => NewApiToken {
+            name: f.name,
+            scope: f.scope,
+            expires_in_days,
+            user_id,
+        },
         (Err(e), _) | (_, Err(e)) => return Ok(back_with_error("/users", &e)),
     };
     match actions::create_token(&s, &who, input).await {
         Ok(created) => {
             let flash = Flash {
-                notice: Some(format!("Token '{}' created. Copy it now: it is not shown again.", created.info.name)),
+                notice: Some(format!(
+                    "Token '{}' created. Copy it now: it is not shown again.",
+                    created.info.name
+                )),
                 error: None,
             };
             let mut resp = users_view(&s, &who, flash, Some(created.token)).await?;
             *resp.status_mut() = StatusCode::CREATED;
-            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(resp)
         }
-        Err(AuthError::Invalid { field, message }) => Ok(back_with_error("/users", &ApiError::invalid(field, message))),
+        Err(AuthError::Invalid { field, message }) => Ok(back_with_error(
+            "/users",
+            &ApiError::invalid(field, message),
+        )),
         Err(e) => Ok(back_with_error("/users", &e.into())),
     }
 }
 
-async fn tokens_revoke(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, Empty {}, ..): PageForm<Write, Empty>) -> Response {
+async fn tokens_revoke(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
+) -> Response {
     match actions::revoke_token(&s, &who, id).await {
         Ok(t) => see_other("/users", &format!("Token '{}' revoked.", t.name)),
         Err(e) => back_with_error("/users", &e.into()),

@@ -506,11 +506,12 @@ pub async fn revoke_token(
     id: i64,
     now: &str,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(now)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    let r =
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(conn)
+            .await?;
     Ok(r.rows_affected() > 0)
 }
 

@@ -55,7 +55,9 @@ pub async fn record_failure(
     let mut locked = None;
     for (key, factor) in keys {
         let prev = store::throttle_get(&mut *conn, key).await?;
-        let in_window = prev.as_ref().and_then(|r| clock::parse(&r.window_started_at));
+        let in_window = prev
+            .as_ref()
+            .and_then(|r| clock::parse(&r.window_started_at));
         let mut row = match (prev, in_window) {
             (Some(r), Some(start)) if now - start < limits.lockout => r,
             _ => ThrottleRow {

@@ -13,7 +13,12 @@ use clap::{Parser, Subcommand};
 /// Run `architect serve` for the dashboard and API (http://127.0.0.1:8080, data in ./data),
 /// then use the client commands with an API token (ARCHITECT_URL, ARCHITECT_TOKEN).
 #[derive(Parser, Debug)]
-#[command(name = "architect", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "architect",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Log line format (also ARCHITECT_LOG_FORMAT); RUST_LOG sets the level (default info).
     #[arg(long, global = true, env = "ARCHITECT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -80,9 +85,15 @@ pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }
@@ -97,7 +108,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = crate::db::open_sqlite(&data_dir).await?;
             let n = crate::db::migrate(&db).await?;
             db.close().await;
-            println!("{n} migration(s) applied to {}", data_dir.join("architect.db").display());
+            println!(
+                "{n} migration(s) applied to {}",
+                data_dir.join("architect.db").display()
+            );
             Ok(())
         }
         Command::Projects { client, cmd } => tracking::projects(&client, cmd).await,

@@ -11,7 +11,10 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) {
             s
         }
     };
-    let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.iter().map(|c| cut(c)).collect()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| r.iter().map(|c| cut(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {

@@ -25,7 +25,12 @@ pub enum TokenCmd {
 }
 
 pub async fn run(cfg: &ClientConfig, cmd: TokenCmd) -> anyhow::Result<()> {
-    let TokenCmd::Create { name, scope, user, expires_in_days } = cmd;
+    let TokenCmd::Create {
+        name,
+        scope,
+        user,
+        expires_in_days,
+    } = cmd;
     let password = match std::env::var("ARCHITECT_PASSWORD") {
         Ok(p) if !p.is_empty() => p,
         _ => rpassword::prompt_password(format!("Password for {user}: "))?,
@@ -40,26 +45,37 @@ pub async fn run(cfg: &ClientConfig, cmd: TokenCmd) -> anyhow::Result<()> {
     let status = login.status();
     let body: serde_json::Value = login.json().await.unwrap_or_default();
     if !status.is_success() {
-        anyhow::bail!("login failed: {}", body["error"].as_str().unwrap_or("unknown error"));
+        anyhow::bail!(
+            "login failed: {}",
+            body["error"].as_str().unwrap_or("unknown error")
+        );
     }
     let csrf = body["csrf_token"].as_str().unwrap_or_default().to_string();
     let resp = http
         .post(format!("{base}/api/tokens"))
         .header("X-CSRF-Token", csrf)
-        .json(&serde_json::json!({"name": name, "scope": scope, "expires_in_days": expires_in_days}))
+        .json(
+            &serde_json::json!({"name": name, "scope": scope, "expires_in_days": expires_in_days}),
+        )
         .send()
         .await?;
     let status = resp.status();
     if !status.is_success() {
         let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        anyhow::bail!("creating the token failed: {}", body["error"].as_str().unwrap_or("unknown error"));
+        anyhow::bail!(
+            "creating the token failed: {}",
+            body["error"].as_str().unwrap_or("unknown error")
+        );
     }
     let created: CreatedToken = resp.json().await?;
     let _ = http.post(format!("{base}/logout")).send().await;
     if cfg.json {
         println!("{}", serde_json::to_string_pretty(&created)?);
     } else {
-        eprintln!("Token '{}' ({} scope) created. It is shown only now:", created.info.name, created.info.scope);
+        eprintln!(
+            "Token '{}' ({} scope) created. It is shown only now:",
+            created.info.name, created.info.scope
+        );
         println!("{}", created.token);
     }
     Ok(())

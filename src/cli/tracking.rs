@@ -6,7 +6,11 @@ use crate::tracking::*;
 use clap::{Args, Subcommand};
 
 fn parse_tags(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// "" clears an optional field (`--assignee ''`).
@@ -78,7 +82,11 @@ fn project_rows(ps: &[Project]) -> Vec<Vec<String>> {
             vec![
                 p.id.to_string(),
                 p.name.clone(),
-                if p.archived { "archived".into() } else { p.status.to_string() },
+                if p.archived {
+                    "archived".into()
+                } else {
+                    p.status.to_string()
+                },
                 p.tags.join(","),
                 p.source_path.clone().unwrap_or_default(),
             ]
@@ -99,8 +107,17 @@ pub async fn projects(cfg: &ClientConfig, cmd: ProjectCmd) -> anyhow::Result<()>
         }
     };
     match cmd {
-        ProjectCmd::List { status, q, all, list } => {
-            let f = ProjectFilter { status, q, include_archived: Some(all) };
+        ProjectCmd::List {
+            status,
+            q,
+            all,
+            list,
+        } => {
+            let f = ProjectFilter {
+                status,
+                q,
+                include_archived: Some(all),
+            };
             let ps = c.projects(&f, list.limit).await?;
             if cfg.json {
                 return output::json(&ps);
@@ -109,13 +126,32 @@ pub async fn projects(cfg: &ClientConfig, cmd: ProjectCmd) -> anyhow::Result<()>
             Ok(())
         }
         ProjectCmd::Show { id } => one(c.project(id).await?),
-        ProjectCmd::Add { name, description, source_path, tags, status } => {
+        ProjectCmd::Add {
+            name,
+            description,
+            source_path,
+            tags,
+            status,
+        } => {
             let p = c
-                .create_project(&NewProject { name, description, source_path, status, tags: tags.as_deref().map(parse_tags) })
+                .create_project(&NewProject {
+                    name,
+                    description,
+                    source_path,
+                    status,
+                    tags: tags.as_deref().map(parse_tags),
+                })
                 .await?;
             one(p)
         }
-        ProjectCmd::Set { id, name, description, source_path, tags, status } => {
+        ProjectCmd::Set {
+            id,
+            name,
+            description,
+            source_path,
+            tags,
+            status,
+        } => {
             let patch = ProjectPatch {
                 name,
                 description,
@@ -127,9 +163,15 @@ pub async fn projects(cfg: &ClientConfig, cmd: ProjectCmd) -> anyhow::Result<()>
             one(c.update_project(id, &patch).await?)
         }
         ProjectCmd::Archive { id } => one(c.archive_project(id).await?),
-        ProjectCmd::Unarchive { id } => {
-            one(c.update_project(id, &ProjectPatch { archived: Some(false), ..Default::default() }).await?)
-        }
+        ProjectCmd::Unarchive { id } => one(c
+            .update_project(
+                id,
+                &ProjectPatch {
+                    archived: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await?),
     }
 }
 
@@ -218,8 +260,24 @@ pub async fn features(cfg: &ClientConfig, cmd: FeatureCmd) -> anyhow::Result<()>
         }
     };
     match cmd {
-        FeatureCmd::List { project, milestone, status, q, list } => {
-            let fs = c.features(&FeatureFilter { project_id: project, milestone_id: milestone, status, q }, list.limit).await?;
+        FeatureCmd::List {
+            project,
+            milestone,
+            status,
+            q,
+            list,
+        } => {
+            let fs = c
+                .features(
+                    &FeatureFilter {
+                        project_id: project,
+                        milestone_id: milestone,
+                        status,
+                        q,
+                    },
+                    list.limit,
+                )
+                .await?;
             if cfg.json {
                 return output::json(&fs);
             }
@@ -231,7 +289,10 @@ pub async fn features(cfg: &ClientConfig, cmd: FeatureCmd) -> anyhow::Result<()>
             if cfg.json {
                 return output::json(&d);
             }
-            output::table(FEATURE_HEADERS, feature_rows(std::slice::from_ref(&d.feature)));
+            output::table(
+                FEATURE_HEADERS,
+                feature_rows(std::slice::from_ref(&d.feature)),
+            );
             if !d.feature.description.is_empty() {
                 println!("\n{}", d.feature.description);
             }
@@ -254,10 +315,33 @@ pub async fn features(cfg: &ClientConfig, cmd: FeatureCmd) -> anyhow::Result<()>
             println!("\nnext: {}", next.join(", "));
             Ok(())
         }
-        FeatureCmd::Add { name, project, milestone, description, priority, assignee } => {
-            one(c.create_feature(&NewFeature { project_id: project, name, milestone_id: milestone, description, priority, assignee }).await?)
-        }
-        FeatureCmd::Set { id, status, comment, name, description, priority, assignee, milestone } => {
+        FeatureCmd::Add {
+            name,
+            project,
+            milestone,
+            description,
+            priority,
+            assignee,
+        } => one(c
+            .create_feature(&NewFeature {
+                project_id: project,
+                name,
+                milestone_id: milestone,
+                description,
+                priority,
+                assignee,
+            })
+            .await?),
+        FeatureCmd::Set {
+            id,
+            status,
+            comment,
+            name,
+            description,
+            priority,
+            assignee,
+            milestone,
+        } => {
             let patch = FeaturePatch {
                 name,
                 description,
@@ -279,7 +363,12 @@ pub async fn features(cfg: &ClientConfig, cmd: FeatureCmd) -> anyhow::Result<()>
                 .statuses
                 .iter()
                 .map(|s| {
-                    let next = w.transitions.get(s.as_str()).map(|n| n.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "));
+                    let next = w.transitions.get(s.as_str()).map(|n| {
+                        n.iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    });
                     vec![s.to_string(), next.unwrap_or_default()]
                 })
                 .collect();
@@ -368,8 +457,25 @@ pub async fn bugs(cfg: &ClientConfig, cmd: BugCmd) -> anyhow::Result<()> {
         }
     };
     match cmd {
-        BugCmd::List { project, status, severity, q, list } => {
-            let bs = c.bugs(&BugFilter { project_id: project, milestone_id: None, status, severity, q }, list.limit).await?;
+        BugCmd::List {
+            project,
+            status,
+            severity,
+            q,
+            list,
+        } => {
+            let bs = c
+                .bugs(
+                    &BugFilter {
+                        project_id: project,
+                        milestone_id: None,
+                        status,
+                        severity,
+                        q,
+                    },
+                    list.limit,
+                )
+                .await?;
             if cfg.json {
                 return output::json(&bs);
             }
@@ -377,10 +483,32 @@ pub async fn bugs(cfg: &ClientConfig, cmd: BugCmd) -> anyhow::Result<()> {
             Ok(())
         }
         BugCmd::Show { id } => one(c.bug(id).await?),
-        BugCmd::Add { title, project, severity, description, milestone, assignee } => {
-            one(c.create_bug(&NewBug { project_id: project, title, milestone_id: milestone, description, severity, assignee }).await?)
-        }
-        BugCmd::Set { id, status, severity, title, description, assignee, milestone } => {
+        BugCmd::Add {
+            title,
+            project,
+            severity,
+            description,
+            milestone,
+            assignee,
+        } => one(c
+            .create_bug(&NewBug {
+                project_id: project,
+                title,
+                milestone_id: milestone,
+                description,
+                severity,
+                assignee,
+            })
+            .await?),
+        BugCmd::Set {
+            id,
+            status,
+            severity,
+            title,
+            description,
+            assignee,
+            milestone,
+        } => {
             let patch = BugPatch {
                 title,
                 description,
@@ -467,19 +595,61 @@ pub async fn devops(cfg: &ClientConfig, cmd: DevopsCmd) -> anyhow::Result<()> {
         }
     };
     match cmd {
-        DevopsCmd::List { project, status, category, list } => {
-            let ts = c.devops_tasks(&DevopsFilter { project_id: project, status, category }, list.limit).await?;
+        DevopsCmd::List {
+            project,
+            status,
+            category,
+            list,
+        } => {
+            let ts = c
+                .devops_tasks(
+                    &DevopsFilter {
+                        project_id: project,
+                        status,
+                        category,
+                    },
+                    list.limit,
+                )
+                .await?;
             if cfg.json {
                 return output::json(&ts);
             }
             output::table(DEVOPS_HEADERS, devops_rows(&ts));
             Ok(())
         }
-        DevopsCmd::Add { title, project, category, description, priority, schedule } => {
-            one(c.create_devops_task(&NewDevopsTask { title, project_id: project, description, category, priority, schedule }).await?)
-        }
-        DevopsCmd::Set { id, status, title, category, priority, schedule } => {
-            let patch = DevopsPatch { title, category, status, priority, schedule: clearable(schedule), ..Default::default() };
+        DevopsCmd::Add {
+            title,
+            project,
+            category,
+            description,
+            priority,
+            schedule,
+        } => one(c
+            .create_devops_task(&NewDevopsTask {
+                title,
+                project_id: project,
+                description,
+                category,
+                priority,
+                schedule,
+            })
+            .await?),
+        DevopsCmd::Set {
+            id,
+            status,
+            title,
+            category,
+            priority,
+            schedule,
+        } => {
+            let patch = DevopsPatch {
+                title,
+                category,
+                status,
+                priority,
+                schedule: clearable(schedule),
+                ..Default::default()
+            };
             one(c.update_devops_task(id, &patch).await?)
         }
     }
@@ -498,8 +668,16 @@ pub async fn stats(cfg: &ClientConfig) -> anyhow::Result<()> {
         ("bugs", &s.bugs),
         ("devops_tasks", &s.devops_tasks),
     ] {
-        let parts: Vec<String> = m.iter().filter(|(k, _)| k.as_str() != "total").map(|(k, v)| format!("{k}={v}")).collect();
-        rows.push(vec![entity.to_string(), m.get("total").copied().unwrap_or(0).to_string(), parts.join(" ")]);
+        let parts: Vec<String> = m
+            .iter()
+            .filter(|(k, _)| k.as_str() != "total")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        rows.push(vec![
+            entity.to_string(),
+            m.get("total").copied().unwrap_or(0).to_string(),
+            parts.join(" "),
+        ]);
     }
     output::table(&["entity", "total", "by status"], rows);
     Ok(())

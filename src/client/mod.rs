@@ -86,12 +86,26 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        let resp = req.send().await.map_err(|source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(e) => ClientError::Api { status: status.as_u16(), code: e.code, message: e.error, field: e.field },
+                Ok(e) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: e.code,
+                    message: e.error,
+                    field: e.field,
+                },
                 Err(_) => ClientError::Api {
                     status: status.as_u16(),
                     code: "http_error".into(),
@@ -100,17 +114,36 @@ impl Client {
                 },
             });
         }
-        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
-        serde_json::from_slice(bytes).map_err(|e| ClientError::Decode { url, message: e.to_string() })
+        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
+            url,
+            message: e.to_string(),
+        })
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T> {
         self.call::<(), T>(Method::GET, path, query, None).await
     }
-    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
         self.call(Method::POST, path, &[], Some(body)).await
     }
-    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
         self.call(Method::PUT, path, &[], Some(body)).await
     }
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
@@ -123,7 +156,11 @@ impl Client {
         let mut q = vec![("limit", limit.to_string())];
         push(&mut q, "status", f.status.map(|s| s.to_string()));
         push(&mut q, "q", f.q.clone());
-        push(&mut q, "include_archived", f.include_archived.map(|b| b.to_string()));
+        push(
+            &mut q,
+            "include_archived",
+            f.include_archived.map(|b| b.to_string()),
+        );
         self.get("/api/projects", &q).await
     }
     pub async fn project(&self, id: i64) -> Result<Project> {
@@ -142,7 +179,11 @@ impl Client {
     pub async fn features(&self, f: &FeatureFilter, limit: i64) -> Result<Vec<Feature>> {
         let mut q = vec![("limit", limit.to_string())];
         push(&mut q, "project_id", f.project_id.map(|v| v.to_string()));
-        push(&mut q, "milestone_id", f.milestone_id.map(|v| v.to_string()));
+        push(
+            &mut q,
+            "milestone_id",
+            f.milestone_id.map(|v| v.to_string()),
+        );
         push(&mut q, "status", f.status.map(|s| s.to_string()));
         push(&mut q, "q", f.q.clone());
         self.get("/api/features", &q).await

@@ -23,7 +23,10 @@ const BUSY_TIMEOUT_MS: u32 = 5_000;
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open database: {0}")]
     Open(#[source] sqlx::Error),
     #[error("migration failed: {0}")]

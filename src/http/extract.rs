@@ -148,10 +148,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         // An empty value (`?status=`, what an HTML filter form sends for "any") means absent.
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let pairs: Vec<(String, String)> =
+            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
         let raw = serde_urlencoded::to_string(&pairs).unwrap_or_default();
         parse_urlencoded(&raw).map(Query).map_err(|mut e| {
             e.message = format!("query parameter {}", e.message);
@@ -171,7 +172,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
         #[allow(clippy::disallowed_types)]
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Path(v)),
-            Err(rej) => Err(ApiError::bad_request(format!("invalid path: {}", rej.body_text()))),
+            Err(rej) => Err(ApiError::bad_request(format!(
+                "invalid path: {}",
+                rej.body_text()
+            ))),
         }
     }
 }

@@ -20,12 +20,9 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(
-                metrics_exporter_prometheus::Matcher::Full(
-                    "http_request_duration_seconds".into(),
-                ),
+                metrics_exporter_prometheus::Matcher::Full("http_request_duration_seconds".into()),
                 &[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                    5.0,
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 ],
             )
             .unwrap_or_else(|_| PrometheusBuilder::new());
@@ -56,24 +53,18 @@ pub async fn record_request(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Request-id and tracing layers: the id comes from `X-Request-Id` or a new UUID, is put on
-/// the request's span (so every log line of the request carries it) and echoed in the answer.
-pub fn trace_layers() -> ServiceBuilder<
-    tower::layer::util::Stack<
-        PropagateRequestIdLayer,
-        tower::layer::util::Stack<
-            TraceLayer<
-                tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
-                fn(&Request) -> tracing::Span,
-            >,
-            tower::layer::util::Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>,
-        >,
-    >,
-> {
-    ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(TraceLayer::new_for_http().make_span_with(make_span as fn(&Request) -> tracing::Span))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+/// Adds the request-id and tracing layers: the id comes from `X-Request-Id` or a new UUID, is
+/// put on the request's span (so every log line of the request carries it) and echoed back.
+pub fn with_tracing<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) -> axum::Router<S> {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(make_span as fn(&Request) -> tracing::Span),
+            )
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+    )
 }
 
 fn make_span(req: &Request) -> tracing::Span {

@@ -58,16 +58,32 @@ fn name_taken(name: &str) -> TrackingError {
 }
 
 /// An active (not archived) project must exist for new work to be filed under it.
-async fn require_active_project(conn: &mut AnyConnection, id: i64, field: &'static str) -> Result<()> {
+async fn require_active_project(
+    conn: &mut AnyConnection,
+    id: i64,
+    field: &'static str,
+) -> Result<()> {
     match store::get_project(&mut *conn, id).await? {
         Some(p) if !p.archived => Ok(()),
-        Some(_) => Err(Invalid { field, message: format!("project {id} is archived") }.into()),
-        None => Err(Invalid { field, message: format!("project {id} does not exist") }.into()),
+        Some(_) => Err(Invalid {
+            field,
+            message: format!("project {id} is archived"),
+        }
+        .into()),
+        None => Err(Invalid {
+            field,
+            message: format!("project {id} does not exist"),
+        }
+        .into()),
     }
 }
 
 /// A milestone link must point at a milestone of the same project.
-async fn require_milestone_in(conn: &mut AnyConnection, milestone_id: i64, project_id: i64) -> Result<()> {
+async fn require_milestone_in(
+    conn: &mut AnyConnection,
+    milestone_id: i64,
+    project_id: i64,
+) -> Result<()> {
     match store::milestone_project(&mut *conn, milestone_id).await? {
         Some(p) if p == project_id => Ok(()),
         Some(_) => Err(Invalid {
@@ -93,12 +109,25 @@ pub async fn create_project(db: &Db, ctx: &Ctx<'_>, mut input: NewProject) -> Re
         Err(e) if is_unique_violation(&e) => return Err(name_taken(&input.name)),
         Err(e) => return Err(e.into()),
     };
-    log(&mut tx, ctx, "create", "project", p.id, json!({"name": p.name})).await?;
+    log(
+        &mut tx,
+        ctx,
+        "create",
+        "project",
+        p.id,
+        json!({"name": p.name}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(p)
 }
 
-pub async fn update_project(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: ProjectPatch) -> Result<Project> {
+pub async fn update_project(
+    db: &Db,
+    ctx: &Ctx<'_>,
+    id: i64,
+    mut patch: ProjectPatch,
+) -> Result<Project> {
     patch.validate()?;
     let mut tx = db.begin().await?;
     let mut p = store::lock_project(&mut tx, id, ctx.now)
@@ -132,7 +161,9 @@ pub async fn update_project(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: ProjectP
         Err(e) => return Err(e.into()),
     }
     log(&mut tx, ctx, "update", "project", id, changes).await?;
-    let p = store::get_project(&mut *tx, id).await?.ok_or(TrackingError::NotFound("project"))?;
+    let p = store::get_project(&mut *tx, id)
+        .await?
+        .ok_or(TrackingError::NotFound("project"))?;
     tx.commit().await?;
     Ok(p)
 }
@@ -147,7 +178,15 @@ pub async fn archive_project(db: &Db, ctx: &Ctx<'_>, id: i64) -> Result<Project>
         p.archived_at = Some(ctx.now.to_string());
         p.archived = true;
         store::save_project(&mut tx, &p, ctx.now).await?;
-        log(&mut tx, ctx, "archive", "project", id, json!({"name": p.name})).await?;
+        log(
+            &mut tx,
+            ctx,
+            "archive",
+            "project",
+            id,
+            json!({"name": p.name}),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(p)
@@ -155,17 +194,34 @@ pub async fn archive_project(db: &Db, ctx: &Ctx<'_>, id: i64) -> Result<Project>
 
 // ---- milestones ----
 
-pub async fn create_milestone(db: &Db, ctx: &Ctx<'_>, mut input: NewMilestone) -> Result<Milestone> {
+pub async fn create_milestone(
+    db: &Db,
+    ctx: &Ctx<'_>,
+    mut input: NewMilestone,
+) -> Result<Milestone> {
     input.validate()?;
     let mut tx = db.begin().await?;
     require_active_project(&mut tx, input.project_id, "project_id").await?;
     let m = store::insert_milestone(&mut tx, &input, ctx.now).await?;
-    log(&mut tx, ctx, "create", "milestone", m.id, json!({"name": m.name, "project_id": m.project_id})).await?;
+    log(
+        &mut tx,
+        ctx,
+        "create",
+        "milestone",
+        m.id,
+        json!({"name": m.name, "project_id": m.project_id}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(m)
 }
 
-pub async fn update_milestone(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: MilestonePatch) -> Result<Milestone> {
+pub async fn update_milestone(
+    db: &Db,
+    ctx: &Ctx<'_>,
+    id: i64,
+    mut patch: MilestonePatch,
+) -> Result<Milestone> {
     patch.validate()?;
     let mut tx = db.begin().await?;
     let mut m = store::lock_milestone(&mut tx, id, ctx.now)
@@ -186,7 +242,9 @@ pub async fn update_milestone(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: Milest
     }
     store::save_milestone(&mut tx, &m, ctx.now).await?;
     log(&mut tx, ctx, "update", "milestone", id, changes).await?;
-    let m = store::get_milestone(&mut *tx, id).await?.ok_or(TrackingError::NotFound("milestone"))?;
+    let m = store::get_milestone(&mut *tx, id)
+        .await?
+        .ok_or(TrackingError::NotFound("milestone"))?;
     tx.commit().await?;
     Ok(m)
 }
@@ -194,7 +252,9 @@ pub async fn update_milestone(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: Milest
 // ---- features ----
 
 pub async fn feature_detail(db: &Db, id: i64) -> Result<FeatureDetail> {
-    let feature = store::get_feature(db, id).await?.ok_or(TrackingError::NotFound("feature"))?;
+    let feature = store::get_feature(db, id)
+        .await?
+        .ok_or(TrackingError::NotFound("feature"))?;
     let history = store::feature_history(db, id).await?;
     Ok(FeatureDetail {
         allowed_next: feature.status.next().to_vec(),
@@ -212,12 +272,25 @@ pub async fn create_feature(db: &Db, ctx: &Ctx<'_>, mut input: NewFeature) -> Re
     }
     let f = store::insert_feature(&mut tx, &input, ctx.now).await?;
     store::record_feature_status(&mut tx, f.id, None, f.status, None, ctx.actor, ctx.now).await?;
-    log(&mut tx, ctx, "create", "feature", f.id, json!({"name": f.name, "project_id": f.project_id})).await?;
+    log(
+        &mut tx,
+        ctx,
+        "create",
+        "feature",
+        f.id,
+        json!({"name": f.name, "project_id": f.project_id}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(f)
 }
 
-pub async fn update_feature(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: FeaturePatch) -> Result<Feature> {
+pub async fn update_feature(
+    db: &Db,
+    ctx: &Ctx<'_>,
+    id: i64,
+    mut patch: FeaturePatch,
+) -> Result<Feature> {
     patch.validate()?;
     let mut tx = db.begin().await?;
     let mut f = store::lock_feature(&mut tx, id, ctx.now)
@@ -259,11 +332,21 @@ pub async fn update_feature(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: FeatureP
     }
     store::save_feature(&mut tx, &f, ctx.now).await?;
     if status_change {
-        store::record_feature_status(&mut tx, id, Some(from), f.status, patch.comment.as_deref(), ctx.actor, ctx.now)
-            .await?;
+        store::record_feature_status(
+            &mut tx,
+            id,
+            Some(from),
+            f.status,
+            patch.comment.as_deref(),
+            ctx.actor,
+            ctx.now,
+        )
+        .await?;
     }
     log(&mut tx, ctx, "update", "feature", id, changes).await?;
-    let f = store::get_feature(&mut *tx, id).await?.ok_or(TrackingError::NotFound("feature"))?;
+    let f = store::get_feature(&mut *tx, id)
+        .await?
+        .ok_or(TrackingError::NotFound("feature"))?;
     tx.commit().await?;
     Ok(f)
 }
@@ -278,7 +361,15 @@ pub async fn create_bug(db: &Db, ctx: &Ctx<'_>, mut input: NewBug) -> Result<Bug
         require_milestone_in(&mut tx, m, input.project_id).await?;
     }
     let b = store::insert_bug(&mut tx, &input, ctx.now).await?;
-    log(&mut tx, ctx, "create", "bug", b.id, json!({"title": b.title, "severity": b.severity})).await?;
+    log(
+        &mut tx,
+        ctx,
+        "create",
+        "bug",
+        b.id,
+        json!({"title": b.title, "severity": b.severity}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(b)
 }
@@ -327,26 +418,45 @@ pub async fn update_bug(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: BugPatch) ->
     }
     store::save_bug(&mut tx, &b, ctx.now).await?;
     log(&mut tx, ctx, "update", "bug", id, changes).await?;
-    let b = store::get_bug(&mut *tx, id).await?.ok_or(TrackingError::NotFound("bug"))?;
+    let b = store::get_bug(&mut *tx, id)
+        .await?
+        .ok_or(TrackingError::NotFound("bug"))?;
     tx.commit().await?;
     Ok(b)
 }
 
 // ---- devops tasks ----
 
-pub async fn create_devops_task(db: &Db, ctx: &Ctx<'_>, mut input: NewDevopsTask) -> Result<DevopsTask> {
+pub async fn create_devops_task(
+    db: &Db,
+    ctx: &Ctx<'_>,
+    mut input: NewDevopsTask,
+) -> Result<DevopsTask> {
     input.validate()?;
     let mut tx = db.begin().await?;
     if let Some(p) = input.project_id {
         require_active_project(&mut tx, p, "project_id").await?;
     }
     let t = store::insert_devops_task(&mut tx, &input, ctx.now).await?;
-    log(&mut tx, ctx, "create", "devops_task", t.id, json!({"title": t.title})).await?;
+    log(
+        &mut tx,
+        ctx,
+        "create",
+        "devops_task",
+        t.id,
+        json!({"title": t.title}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(t)
 }
 
-pub async fn update_devops_task(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: DevopsPatch) -> Result<DevopsTask> {
+pub async fn update_devops_task(
+    db: &Db,
+    ctx: &Ctx<'_>,
+    id: i64,
+    mut patch: DevopsPatch,
+) -> Result<DevopsTask> {
     patch.validate()?;
     let mut tx = db.begin().await?;
     let mut t = store::lock_devops_task(&mut tx, id, ctx.now)
@@ -379,7 +489,9 @@ pub async fn update_devops_task(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: Devo
     }
     store::save_devops_task(&mut tx, &t, ctx.now).await?;
     log(&mut tx, ctx, "update", "devops_task", id, changes).await?;
-    let t = store::get_devops_task(&mut *tx, id).await?.ok_or(TrackingError::NotFound("devops task"))?;
+    let t = store::get_devops_task(&mut *tx, id)
+        .await?
+        .ok_or(TrackingError::NotFound("devops task"))?;
     tx.commit().await?;
     Ok(t)
 }

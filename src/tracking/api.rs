@@ -19,8 +19,14 @@ pub fn routes() -> Router<AppState> {
             "/api/projects/{id}",
             get(get_project).put(update_project).delete(archive_project),
         )
-        .route("/api/milestones", get(list_milestones).post(create_milestone))
-        .route("/api/milestones/{id}", get(get_milestone).put(update_milestone))
+        .route(
+            "/api/milestones",
+            get(list_milestones).post(create_milestone),
+        )
+        .route(
+            "/api/milestones/{id}",
+            get(get_milestone).put(update_milestone),
+        )
         .route("/api/features", get(list_features).post(create_feature))
         .route("/api/features/workflow", get(workflow))
         .route("/api/features/{id}", get(get_feature).put(update_feature))
@@ -40,7 +46,11 @@ impl From<TrackingError> for ApiError {
             TrackingError::Transition { from, to, allowed } => ApiError::invalid_transition(
                 format!(
                     "cannot move from '{from}' to '{to}'; allowed next: {}",
-                    if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+                    if allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
                 ),
                 allowed,
             ),
@@ -64,7 +74,9 @@ async fn list_projects(
     page: Pagination,
     Query(f): Query<ProjectFilter>,
 ) -> ApiResult<Vec<Project>> {
-    Ok(Json(store::list_projects(&s.db, &f, page.limit, page.offset).await?))
+    Ok(Json(
+        store::list_projects(&s.db, &f, page.limit, page.offset).await?,
+    ))
 }
 
 async fn create_project(
@@ -77,7 +89,11 @@ async fn create_project(
     Ok((StatusCode::CREATED, Json(p)))
 }
 
-async fn get_project(State(s): State<AppState>, _: Authed<Read>, Path(id): Path<i64>) -> ApiResult<Project> {
+async fn get_project(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Path(id): Path<i64>,
+) -> ApiResult<Project> {
     store::get_project(&s.db, id)
         .await?
         .map(Json)
@@ -91,12 +107,20 @@ async fn update_project(
     Json(patch): Json<ProjectPatch>,
 ) -> ApiResult<Project> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
-    Ok(Json(actions::update_project(&s.db, &ctx(&actor, &now), id, patch).await?))
+    Ok(Json(
+        actions::update_project(&s.db, &ctx(&actor, &now), id, patch).await?,
+    ))
 }
 
-async fn archive_project(State(s): State<AppState>, who: Authed<Write>, Path(id): Path<i64>) -> ApiResult<Project> {
+async fn archive_project(
+    State(s): State<AppState>,
+    who: Authed<Write>,
+    Path(id): Path<i64>,
+) -> ApiResult<Project> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
-    Ok(Json(actions::archive_project(&s.db, &ctx(&actor, &now), id).await?))
+    Ok(Json(
+        actions::archive_project(&s.db, &ctx(&actor, &now), id).await?,
+    ))
 }
 
 // ---- milestones ----
@@ -107,7 +131,9 @@ async fn list_milestones(
     page: Pagination,
     Query(f): Query<MilestoneFilter>,
 ) -> ApiResult<Vec<Milestone>> {
-    Ok(Json(store::list_milestones(&s.db, &f, page.limit, page.offset).await?))
+    Ok(Json(
+        store::list_milestones(&s.db, &f, page.limit, page.offset).await?,
+    ))
 }
 
 async fn create_milestone(
@@ -120,7 +146,11 @@ async fn create_milestone(
     Ok((StatusCode::CREATED, Json(m)))
 }
 
-async fn get_milestone(State(s): State<AppState>, _: Authed<Read>, Path(id): Path<i64>) -> ApiResult<Milestone> {
+async fn get_milestone(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Path(id): Path<i64>,
+) -> ApiResult<Milestone> {
     store::get_milestone(&s.db, id)
         .await?
         .map(Json)
@@ -134,7 +164,9 @@ async fn update_milestone(
     Json(patch): Json<MilestonePatch>,
 ) -> ApiResult<Milestone> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
-    Ok(Json(actions::update_milestone(&s.db, &ctx(&actor, &now), id, patch).await?))
+    Ok(Json(
+        actions::update_milestone(&s.db, &ctx(&actor, &now), id, patch).await?,
+    ))
 }
 
 // ---- features ----
@@ -145,7 +177,9 @@ async fn list_features(
     page: Pagination,
     Query(f): Query<FeatureFilter>,
 ) -> ApiResult<Vec<Feature>> {
-    Ok(Json(store::list_features(&s.db, &f, page.limit, page.offset).await?))
+    Ok(Json(
+        store::list_features(&s.db, &f, page.limit, page.offset).await?,
+    ))
 }
 
 async fn workflow(_: Authed<Read>) -> Json<Workflow> {
@@ -162,7 +196,11 @@ async fn create_feature(
     Ok((StatusCode::CREATED, Json(f)))
 }
 
-async fn get_feature(State(s): State<AppState>, _: Authed<Read>, Path(id): Path<i64>) -> ApiResult<FeatureDetail> {
+async fn get_feature(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Path(id): Path<i64>,
+) -> ApiResult<FeatureDetail> {
     Ok(Json(actions::feature_detail(&s.db, id).await?))
 }
 
@@ -173,7 +211,9 @@ async fn update_feature(
     Json(patch): Json<FeaturePatch>,
 ) -> ApiResult<Feature> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
-    Ok(Json(actions::update_feature(&s.db, &ctx(&actor, &now), id, patch).await?))
+    Ok(Json(
+        actions::update_feature(&s.db, &ctx(&actor, &now), id, patch).await?,
+    ))
 }
 
 // ---- bugs ----
@@ -184,16 +224,26 @@ async fn list_bugs(
     page: Pagination,
     Query(f): Query<BugFilter>,
 ) -> ApiResult<Vec<Bug>> {
-    Ok(Json(store::list_bugs(&s.db, &f, page.limit, page.offset).await?))
+    Ok(Json(
+        store::list_bugs(&s.db, &f, page.limit, page.offset).await?,
+    ))
 }
 
-async fn create_bug(State(s): State<AppState>, who: Authed<Write>, Json(input): Json<NewBug>) -> Created<Bug> {
+async fn create_bug(
+    State(s): State<AppState>,
+    who: Authed<Write>,
+    Json(input): Json<NewBug>,
+) -> Created<Bug> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
     let b = actions::create_bug(&s.db, &ctx(&actor, &now), input).await?;
     Ok((StatusCode::CREATED, Json(b)))
 }
 
-async fn get_bug(State(s): State<AppState>, _: Authed<Read>, Path(id): Path<i64>) -> ApiResult<Bug> {
+async fn get_bug(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Path(id): Path<i64>,
+) -> ApiResult<Bug> {
     store::get_bug(&s.db, id)
         .await?
         .map(Json)
@@ -207,7 +257,9 @@ async fn update_bug(
     Json(patch): Json<BugPatch>,
 ) -> ApiResult<Bug> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
-    Ok(Json(actions::update_bug(&s.db, &ctx(&actor, &now), id, patch).await?))
+    Ok(Json(
+        actions::update_bug(&s.db, &ctx(&actor, &now), id, patch).await?,
+    ))
 }
 
 // ---- devops tasks ----
@@ -218,7 +270,9 @@ async fn list_devops(
     page: Pagination,
     Query(f): Query<DevopsFilter>,
 ) -> ApiResult<Vec<DevopsTask>> {
-    Ok(Json(store::list_devops_tasks(&s.db, &f, page.limit, page.offset).await?))
+    Ok(Json(
+        store::list_devops_tasks(&s.db, &f, page.limit, page.offset).await?,
+    ))
 }
 
 async fn create_devops(
@@ -231,7 +285,11 @@ async fn create_devops(
     Ok((StatusCode::CREATED, Json(t)))
 }
 
-async fn get_devops(State(s): State<AppState>, _: Authed<Read>, Path(id): Path<i64>) -> ApiResult<DevopsTask> {
+async fn get_devops(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Path(id): Path<i64>,
+) -> ApiResult<DevopsTask> {
     store::get_devops_task(&s.db, id)
         .await?
         .map(Json)
@@ -245,7 +303,9 @@ async fn update_devops(
     Json(patch): Json<DevopsPatch>,
 ) -> ApiResult<DevopsTask> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
-    Ok(Json(actions::update_devops_task(&s.db, &ctx(&actor, &now), id, patch).await?))
+    Ok(Json(
+        actions::update_devops_task(&s.db, &ctx(&actor, &now), id, patch).await?,
+    ))
 }
 
 async fn stats(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<Stats> {

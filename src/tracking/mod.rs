@@ -156,24 +156,36 @@ pub fn clean_name(field: &'static str, v: &str) -> Result<String, Invalid> {
         return Err(invalid(field, format!("{field} must not be empty")));
     }
     if t.chars().count() > MAX_NAME {
-        return Err(invalid(field, format!("{field} must be at most {MAX_NAME} characters")));
+        return Err(invalid(
+            field,
+            format!("{field} must be at most {MAX_NAME} characters"),
+        ));
     }
     if t.chars().any(char::is_control) {
-        return Err(invalid(field, format!("{field} must not contain control characters")));
+        return Err(invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(t.to_string())
 }
 
 pub fn check_len(field: &'static str, v: &str, max: usize) -> Result<(), Invalid> {
     if v.chars().count() > max {
-        return Err(invalid(field, format!("{field} must be at most {max} characters")));
+        return Err(invalid(
+            field,
+            format!("{field} must be at most {max} characters"),
+        ));
     }
     Ok(())
 }
 
 pub fn check_priority(p: i64) -> Result<(), Invalid> {
     if !(0..=MAX_PRIORITY).contains(&p) {
-        return Err(invalid("priority", format!("priority must be between 0 and {MAX_PRIORITY}")));
+        return Err(invalid(
+            "priority",
+            format!("priority must be between 0 and {MAX_PRIORITY}"),
+        ));
     }
     Ok(())
 }
@@ -186,7 +198,10 @@ pub fn clean_tags(tags: &[String]) -> Result<Vec<String>, Invalid> {
     for t in tags {
         let t = t.trim();
         if t.is_empty() || t.chars().count() > MAX_TAG {
-            return Err(invalid("tags", format!("each tag must be 1 to {MAX_TAG} characters")));
+            return Err(invalid(
+                "tags",
+                format!("each tag must be 1 to {MAX_TAG} characters"),
+            ));
         }
         if !out.iter().any(|o| o == t) {
             out.push(t.to_string());
@@ -196,7 +211,11 @@ pub fn clean_tags(tags: &[String]) -> Result<Vec<String>, Invalid> {
 }
 
 /// Optional text that may be cleared: empty or blank means "none".
-pub fn clean_optional(field: &'static str, v: Option<&str>, max: usize) -> Result<Option<String>, Invalid> {
+pub fn clean_optional(
+    field: &'static str,
+    v: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, Invalid> {
     match v.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => {
@@ -247,7 +266,11 @@ pub struct NewProject {
 impl NewProject {
     pub fn validate(&mut self) -> Result<(), Invalid> {
         self.name = clean_name("name", &self.name)?;
-        check_len("description", self.description.as_deref().unwrap_or(""), MAX_DESCRIPTION)?;
+        check_len(
+            "description",
+            self.description.as_deref().unwrap_or(""),
+            MAX_DESCRIPTION,
+        )?;
         self.source_path = clean_optional("source_path", self.source_path.as_deref(), MAX_PATH)?;
         if let Some(t) = &self.tags {
             self.tags = Some(clean_tags(t)?);
@@ -264,7 +287,11 @@ pub struct ProjectPatch {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub source_path: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ProjectStatus>,
@@ -338,7 +365,11 @@ pub struct NewMilestone {
 impl NewMilestone {
     pub fn validate(&mut self) -> Result<(), Invalid> {
         self.name = clean_name("name", &self.name)?;
-        check_len("description", self.description.as_deref().unwrap_or(""), MAX_DESCRIPTION)?;
+        check_len(
+            "description",
+            self.description.as_deref().unwrap_or(""),
+            MAX_DESCRIPTION,
+        )?;
         self.target_date = clean_optional("target_date", self.target_date.as_deref(), 10)?;
         if let Some(d) = &self.target_date {
             check_date("target_date", d)?;
@@ -354,7 +385,11 @@ pub struct MilestonePatch {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub target_date: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<MilestoneStatus>,
@@ -401,7 +436,7 @@ pub struct Feature {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, sqlx::FromRow)]
 pub struct StatusChange {
     pub from_status: Option<String>,
     pub to_status: String,
@@ -437,7 +472,11 @@ pub struct NewFeature {
 impl NewFeature {
     pub fn validate(&mut self) -> Result<(), Invalid> {
         self.name = clean_name("name", &self.name)?;
-        check_len("description", self.description.as_deref().unwrap_or(""), MAX_DESCRIPTION)?;
+        check_len(
+            "description",
+            self.description.as_deref().unwrap_or(""),
+            MAX_DESCRIPTION,
+        )?;
         check_priority(self.priority.unwrap_or(0))?;
         self.assignee = clean_optional("assignee", self.assignee.as_deref(), MAX_ASSIGNEE)?;
         Ok(())
@@ -453,11 +492,19 @@ pub struct FeaturePatch {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub milestone_id: Option<Option<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub assignee: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<FeatureStatus>,
@@ -481,7 +528,10 @@ impl FeaturePatch {
         }
         self.comment = clean_optional("comment", self.comment.as_deref(), MAX_COMMENT)?;
         if self.comment.is_some() && self.status.is_none() {
-            return Err(invalid("comment", "a comment goes with a status change; add 'status'"));
+            return Err(invalid(
+                "comment",
+                "a comment goes with a status change; add 'status'",
+            ));
         }
         Ok(())
     }
@@ -551,7 +601,11 @@ pub struct NewBug {
 impl NewBug {
     pub fn validate(&mut self) -> Result<(), Invalid> {
         self.title = clean_name("title", &self.title)?;
-        check_len("description", self.description.as_deref().unwrap_or(""), MAX_DESCRIPTION)?;
+        check_len(
+            "description",
+            self.description.as_deref().unwrap_or(""),
+            MAX_DESCRIPTION,
+        )?;
         self.assignee = clean_optional("assignee", self.assignee.as_deref(), MAX_ASSIGNEE)?;
         Ok(())
     }
@@ -564,13 +618,21 @@ pub struct BugPatch {
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub milestone_id: Option<Option<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<BugSeverity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<BugStatus>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub assignee: Option<Option<String>>,
 }
 
@@ -634,7 +696,11 @@ pub struct NewDevopsTask {
 impl NewDevopsTask {
     pub fn validate(&mut self) -> Result<(), Invalid> {
         self.title = clean_name("title", &self.title)?;
-        check_len("description", self.description.as_deref().unwrap_or(""), MAX_DESCRIPTION)?;
+        check_len(
+            "description",
+            self.description.as_deref().unwrap_or(""),
+            MAX_DESCRIPTION,
+        )?;
         check_priority(self.priority.unwrap_or(0))?;
         self.schedule = clean_optional("schedule", self.schedule.as_deref(), MAX_TAG * 2)?;
         Ok(())
@@ -648,7 +714,11 @@ pub struct DevopsPatch {
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub project_id: Option<Option<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<DevopsCategory>,
@@ -656,7 +726,11 @@ pub struct DevopsPatch {
     pub status: Option<DevopsStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub schedule: Option<Option<String>>,
 }
 

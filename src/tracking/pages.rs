@@ -25,7 +25,10 @@ pub fn routes() -> Router<AppState> {
         .route("/projects/{id}/archive", post(project_archive))
         .route("/projects/{id}/unarchive", post(project_unarchive))
         .route("/milestones", get(milestones_page).post(milestones_create))
-        .route("/milestones/{id}", get(milestone_page).post(milestone_update))
+        .route(
+            "/milestones/{id}",
+            get(milestone_page).post(milestone_update),
+        )
         .route("/features", get(features_page).post(features_create))
         .route("/features/{id}", get(feature_page).post(feature_update))
         .route("/features/{id}/status", post(feature_status))
@@ -58,7 +61,11 @@ fn num(field: &'static str, v: &str, default: i64) -> Result<i64, ApiError> {
 }
 
 fn tags_of(v: &str) -> Vec<String> {
-    v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect()
+    v.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Runs a tracking action for a form and redirects: to `ok_to` with a notice, or back to
@@ -98,7 +105,13 @@ struct WithFlash<F> {
 
 impl<F> WithFlash<F> {
     fn split(self) -> (F, Flash) {
-        (self.filter, Flash { notice: self.notice, error: self.error })
+        (
+            self.filter,
+            Flash {
+                notice: self.notice,
+                error: self.error,
+            },
+        )
     }
 }
 
@@ -110,7 +123,11 @@ impl Names {
         Ok(Names(store::project_names(&s.db).await?))
     }
     fn of(&self, id: &i64) -> String {
-        self.0.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| format!("#{id} (archived)"))
+        self.0
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| format!("#{id} (archived)"))
     }
     fn opt(&self, id: &Option<i64>) -> String {
         id.as_ref().map(|i| self.of(i)).unwrap_or_default()
@@ -149,9 +166,18 @@ async fn projects_page(
     Query(q): Query<WithFlash<ProjectQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
-    let status = q.status.as_deref().map(str::parse::<ProjectStatus>).transpose().map_err(|m| ApiError::invalid("status", m))?;
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<ProjectStatus>)
+        .transpose()
+        .map_err(|m| ApiError::invalid("status", m))?;
     let include_archived = q.include_archived.as_deref() == Some("true");
-    let filter = ProjectFilter { status, q: q.q.clone(), include_archived: Some(include_archived) };
+    let filter = ProjectFilter {
+        status,
+        q: q.q.clone(),
+        include_archived: Some(include_archived),
+    };
     let projects = store::list_projects(&s.db, &filter, page.limit, page.offset).await?;
     Ok(render(&ProjectsPage {
         layout: layout(&s, &who, "projects", "Projects", &flash),
@@ -175,7 +201,10 @@ struct ProjectForm {
     status: ProjectStatus,
 }
 
-async fn projects_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Write, ProjectForm>) -> Response {
+async fn projects_create(
+    State(s): State<AppState>,
+    PageForm(who, f, ..): PageForm<Write, ProjectForm>,
+) -> Response {
     let (actor, now) = (who.actor(), s.clock.now_str());
     let input = NewProject {
         name: f.name,
@@ -185,7 +214,12 @@ async fn projects_create(State(s): State<AppState>, PageForm(who, f, ..): PageFo
         tags: Some(tags_of(&f.tags)),
     };
     let r = actions::create_project(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(r, |p| ("/projects".into(), format!("Project '{}' created.", p.name)), "/projects").await
+    finish(
+        r,
+        |p| ("/projects".into(), format!("Project '{}' created.", p.name)),
+        "/projects",
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -205,10 +239,39 @@ async fn project_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let project = store::get_project(&s.db, id).await?.ok_or_else(|| ApiError::not_found("project"))?;
-    let milestones = store::list_milestones(&s.db, &MilestoneFilter { project_id: Some(id), status: None }, 200, 0).await?;
-    let features = store::list_features(&s.db, &FeatureFilter { project_id: Some(id), ..Default::default() }, 200, 0).await?;
-    let bugs = store::list_bugs(&s.db, &BugFilter { project_id: Some(id), ..Default::default() }, 200, 0).await?;
+    let project = store::get_project(&s.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    let milestones = store::list_milestones(
+        &s.db,
+        &MilestoneFilter {
+            project_id: Some(id),
+            status: None,
+        },
+        200,
+        0,
+    )
+    .await?;
+    let features = store::list_features(
+        &s.db,
+        &FeatureFilter {
+            project_id: Some(id),
+            ..Default::default()
+        },
+        200,
+        0,
+    )
+    .await?;
+    let bugs = store::list_bugs(
+        &s.db,
+        &BugFilter {
+            project_id: Some(id),
+            ..Default::default()
+        },
+        200,
+        0,
+    )
+    .await?;
     let title = format!("Project: {}", project.name);
     Ok(render(&ProjectPage {
         layout: layout(&s, &who, "projects", &title, &flash),
@@ -236,23 +299,57 @@ async fn project_update(
     };
     let back = format!("/projects/{id}");
     let r = actions::update_project(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(r, |p| (format!("/projects/{}", p.id), "Project saved.".into()), &back).await
+    finish(
+        r,
+        |p| (format!("/projects/{}", p.id), "Project saved.".into()),
+        &back,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
 struct Empty {}
 
-async fn project_archive(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, Empty {}, ..): PageForm<Write, Empty>) -> Response {
+async fn project_archive(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
+) -> Response {
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::archive_project(&s.db, &ctx_of(&actor, &now), id).await;
-    finish(r, |p| ("/projects".into(), format!("Project '{}' archived. Show archived projects to restore it.", p.name)), &format!("/projects/{id}")).await
+    finish(
+        r,
+        |p| {
+            (
+                "/projects".into(),
+                format!(
+                    "Project '{}' archived. Show archived projects to restore it.",
+                    p.name
+                ),
+            )
+        },
+        &format!("/projects/{id}"),
+    )
+    .await
 }
 
-async fn project_unarchive(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, Empty {}, ..): PageForm<Write, Empty>) -> Response {
+async fn project_unarchive(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
+) -> Response {
     let (actor, now) = (who.actor(), s.clock.now_str());
-    let patch = ProjectPatch { archived: Some(false), ..Default::default() };
+    let patch = ProjectPatch {
+        archived: Some(false),
+        ..Default::default()
+    };
     let r = actions::update_project(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(r, |p| (format!("/projects/{}", p.id), "Project restored.".into()), &format!("/projects/{id}")).await
+    finish(
+        r,
+        |p| (format!("/projects/{}", p.id), "Project restored.".into()),
+        &format!("/projects/{id}"),
+    )
+    .await
 }
 
 // ---- milestones ----
@@ -284,8 +381,19 @@ async fn milestones_page(
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
     let project_id = opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?;
-    let status = q.status.as_deref().map(str::parse::<MilestoneStatus>).transpose().map_err(|m| ApiError::invalid("status", m))?;
-    let milestones = store::list_milestones(&s.db, &MilestoneFilter { project_id, status }, page.limit, page.offset).await?;
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<MilestoneStatus>)
+        .transpose()
+        .map_err(|m| ApiError::invalid("status", m))?;
+    let milestones = store::list_milestones(
+        &s.db,
+        &MilestoneFilter { project_id, status },
+        page.limit,
+        page.offset,
+    )
+    .await?;
     Ok(render(&MilestonesPage {
         layout: layout(&s, &who, "milestones", "Milestones", &flash),
         milestones,
@@ -308,10 +416,18 @@ struct MilestoneForm {
     status: MilestoneStatus,
 }
 
-async fn milestones_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Write, MilestoneForm>) -> Response {
+async fn milestones_create(
+    State(s): State<AppState>,
+    PageForm(who, f, ..): PageForm<Write, MilestoneForm>,
+) -> Response {
     let project_id = match opt_id("project_id", &f.project_id) {
         Ok(Some(p)) => p,
-        Ok(None) => return back_with_error("/milestones", &ApiError::invalid("project_id", "choose a project")),
+        Ok(None) => {
+            return back_with_error(
+                "/milestones",
+                &ApiError::invalid("project_id", "choose a project"),
+            )
+        }
         Err(e) => return back_with_error("/milestones", &e),
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
@@ -323,7 +439,17 @@ async fn milestones_create(State(s): State<AppState>, PageForm(who, f, ..): Page
         status: Some(f.status),
     };
     let r = actions::create_milestone(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(r, |m| ("/milestones".into(), format!("Milestone '{}' created.", m.name)), "/milestones").await
+    finish(
+        r,
+        |m| {
+            (
+                "/milestones".into(),
+                format!("Milestone '{}' created.", m.name),
+            )
+        },
+        "/milestones",
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -343,9 +469,29 @@ async fn milestone_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let m = store::get_milestone(&s.db, id).await?.ok_or_else(|| ApiError::not_found("milestone"))?;
-    let features = store::list_features(&s.db, &FeatureFilter { milestone_id: Some(id), ..Default::default() }, 500, 0).await?;
-    let bugs = store::list_bugs(&s.db, &BugFilter { milestone_id: Some(id), ..Default::default() }, 500, 0).await?;
+    let m = store::get_milestone(&s.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("milestone"))?;
+    let features = store::list_features(
+        &s.db,
+        &FeatureFilter {
+            milestone_id: Some(id),
+            ..Default::default()
+        },
+        500,
+        0,
+    )
+    .await?;
+    let bugs = store::list_bugs(
+        &s.db,
+        &BugFilter {
+            milestone_id: Some(id),
+            ..Default::default()
+        },
+        500,
+        0,
+    )
+    .await?;
     let project = Names::load(&s).await?.of(&m.project_id);
     let title = format!("Milestone: {}", m.name);
     Ok(render(&MilestonePage {
@@ -372,7 +518,12 @@ async fn milestone_update(
     };
     let back = format!("/milestones/{id}");
     let r = actions::update_milestone(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(r, |m| (format!("/milestones/{}", m.id), "Milestone saved.".into()), &back).await
+    finish(
+        r,
+        |m| (format!("/milestones/{}", m.id), "Milestone saved.".into()),
+        &back,
+    )
+    .await
 }
 
 // ---- features ----
@@ -412,7 +563,12 @@ async fn features_page(
     let filter = FeatureFilter {
         project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
         milestone_id: opt_id("milestone_id", q.milestone_id.as_deref().unwrap_or(""))?,
-        status: q.status.as_deref().map(str::parse).transpose().map_err(|m: String| ApiError::invalid("status", m))?,
+        status: q
+            .status
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|m: String| ApiError::invalid("status", m))?,
         q: q.q.clone(),
     };
     let features = store::list_features(&s.db, &filter, page.limit, page.offset).await?;
@@ -444,10 +600,14 @@ struct FeatureForm {
     assignee: String,
 }
 
-async fn features_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Write, FeatureForm>) -> Response {
+async fn features_create(
+    State(s): State<AppState>,
+    PageForm(who, f, ..): PageForm<Write, FeatureForm>,
+) -> Response {
     let parsed = (|| -> Result<NewFeature, ApiError> {
         Ok(NewFeature {
-            project_id: opt_id("project_id", &f.project_id)?.ok_or_else(|| ApiError::invalid("project_id", "choose a project"))?,
+            project_id: opt_id("project_id", &f.project_id)?
+                .ok_or_else(|| ApiError::invalid("project_id", "choose a project"))?,
             name: f.name.clone(),
             milestone_id: opt_id("milestone_id", &f.milestone_id)?,
             description: Some(f.description.clone()),
@@ -461,7 +621,12 @@ async fn features_create(State(s): State<AppState>, PageForm(who, f, ..): PageFo
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_feature(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(r, |f| ("/features".into(), format!("Feature '{}' created.", f.name)), "/features").await
+    finish(
+        r,
+        |f| ("/features".into(), format!("Feature '{}' created.", f.name)),
+        "/features",
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -479,11 +644,27 @@ async fn feature_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let d = actions::feature_detail(&s.db, id).await.map_err(ApiError::from)?;
+    let d = actions::feature_detail(&s.db, id)
+        .await
+        .map_err(ApiError::from)?;
     let project = Names::load(&s).await?.of(&d.feature.project_id);
-    let milestones = store::list_milestones(&s.db, &MilestoneFilter { project_id: Some(d.feature.project_id), status: None }, 500, 0).await?;
+    let milestones = store::list_milestones(
+        &s.db,
+        &MilestoneFilter {
+            project_id: Some(d.feature.project_id),
+            status: None,
+        },
+        500,
+        0,
+    )
+    .await?;
     let title = format!("Feature: {}", d.feature.name);
-    Ok(render(&FeaturePage { layout: layout(&s, &who, "features", &title, &flash), d, project, milestones }))
+    Ok(render(&FeaturePage {
+        layout: layout(&s, &who, "features", &title, &flash),
+        d,
+        project,
+        milestones,
+    }))
 }
 
 async fn feature_update(
@@ -509,7 +690,12 @@ async fn feature_update(
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_feature(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(r, |f| (format!("/features/{}", f.id), "Feature saved.".into()), &back).await
+    finish(
+        r,
+        |f| (format!("/features/{}", f.id), "Feature saved.".into()),
+        &back,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -540,11 +726,20 @@ async fn feature_status(
         Ok(st) => st,
         Err(m) => return back_with_error(&back, &ApiError::invalid("status", m)),
     };
-    let patch = FeaturePatch { status: Some(status), comment: opt_text(&f.comment), ..Default::default() };
+    let patch = FeaturePatch {
+        status: Some(status),
+        comment: opt_text(&f.comment),
+        ..Default::default()
+    };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_feature(&s.db, &ctx_of(&actor, &now), id, patch).await;
     let to = back.clone();
-    finish(r, move |f| (to, format!("Feature '{}' is now {}.", f.name, f.status)), &back).await
+    finish(
+        r,
+        move |f| (to, format!("Feature '{}' is now {}.", f.name, f.status)),
+        &back,
+    )
+    .await
 }
 
 // ---- bugs ----
@@ -586,8 +781,18 @@ async fn bugs_page(
     let filter = BugFilter {
         project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
         milestone_id: None,
-        status: q.status.as_deref().map(str::parse).transpose().map_err(|m: String| ApiError::invalid("status", m))?,
-        severity: q.severity.as_deref().map(str::parse).transpose().map_err(|m: String| ApiError::invalid("severity", m))?,
+        status: q
+            .status
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|m: String| ApiError::invalid("status", m))?,
+        severity: q
+            .severity
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|m: String| ApiError::invalid("severity", m))?,
         q: q.q.clone(),
     };
     let bugs = store::list_bugs(&s.db, &filter, page.limit, page.offset).await?;
@@ -620,10 +825,14 @@ struct BugForm {
     assignee: String,
 }
 
-async fn bugs_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Write, BugForm>) -> Response {
+async fn bugs_create(
+    State(s): State<AppState>,
+    PageForm(who, f, ..): PageForm<Write, BugForm>,
+) -> Response {
     let parsed = (|| -> Result<NewBug, ApiError> {
         Ok(NewBug {
-            project_id: opt_id("project_id", &f.project_id)?.ok_or_else(|| ApiError::invalid("project_id", "choose a project"))?,
+            project_id: opt_id("project_id", &f.project_id)?
+                .ok_or_else(|| ApiError::invalid("project_id", "choose a project"))?,
             title: f.title.clone(),
             milestone_id: opt_id("milestone_id", &f.milestone_id)?,
             description: Some(f.description.clone()),
@@ -637,7 +846,12 @@ async fn bugs_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<W
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_bug(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(r, |b| ("/bugs".into(), format!("Bug '{}' filed.", b.title)), "/bugs").await
+    finish(
+        r,
+        |b| ("/bugs".into(), format!("Bug '{}' filed.", b.title)),
+        "/bugs",
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -656,14 +870,35 @@ async fn bug_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let b = store::get_bug(&s.db, id).await?.ok_or_else(|| ApiError::not_found("bug"))?;
+    let b = store::get_bug(&s.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("bug"))?;
     let project = Names::load(&s).await?.of(&b.project_id);
-    let milestones = store::list_milestones(&s.db, &MilestoneFilter { project_id: Some(b.project_id), status: None }, 500, 0).await?;
+    let milestones = store::list_milestones(
+        &s.db,
+        &MilestoneFilter {
+            project_id: Some(b.project_id),
+            status: None,
+        },
+        500,
+        0,
+    )
+    .await?;
     let title = format!("Bug #{}: {}", b.id, b.title);
-    Ok(render(&BugPage { layout: layout(&s, &who, "bugs", &title, &flash), b, project, milestones, severities: BugSeverity::ALL }))
+    Ok(render(&BugPage {
+        layout: layout(&s, &who, "bugs", &title, &flash),
+        b,
+        project,
+        milestones,
+        severities: BugSeverity::ALL,
+    }))
 }
 
-async fn bug_update(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, f, ..): PageForm<Write, BugForm>) -> Response {
+async fn bug_update(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, f, ..): PageForm<Write, BugForm>,
+) -> Response {
     let back = format!("/bugs/{id}");
     let patch = match opt_id("milestone_id", &f.milestone_id) {
         Ok(m) => BugPatch {
@@ -678,20 +913,37 @@ async fn bug_update(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_bug(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(r, |b| (format!("/bugs/{}", b.id), "Bug saved.".into()), &back).await
+    finish(
+        r,
+        |b| (format!("/bugs/{}", b.id), "Bug saved.".into()),
+        &back,
+    )
+    .await
 }
 
-async fn bug_status(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, f, ..): PageForm<Write, StatusForm>) -> Response {
+async fn bug_status(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, f, ..): PageForm<Write, StatusForm>,
+) -> Response {
     let back = back_path(&f.back, format!("/bugs/{id}"));
     let status = match f.status.parse::<BugStatus>() {
         Ok(st) => st,
         Err(m) => return back_with_error(&back, &ApiError::invalid("status", m)),
     };
-    let patch = BugPatch { status: Some(status), ..Default::default() };
+    let patch = BugPatch {
+        status: Some(status),
+        ..Default::default()
+    };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_bug(&s.db, &ctx_of(&actor, &now), id, patch).await;
     let to = back.clone();
-    finish(r, move |b| (to, format!("Bug #{} is now {}.", b.id, b.status)), &back).await
+    finish(
+        r,
+        move |b| (to, format!("Bug #{} is now {}.", b.id, b.status)),
+        &back,
+    )
+    .await
 }
 
 // ---- devops tasks ----
@@ -728,8 +980,18 @@ async fn devops_page(
     let (q, flash) = q.split();
     let filter = DevopsFilter {
         project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
-        status: q.status.as_deref().map(str::parse).transpose().map_err(|m: String| ApiError::invalid("status", m))?,
-        category: q.category.as_deref().map(str::parse).transpose().map_err(|m: String| ApiError::invalid("category", m))?,
+        status: q
+            .status
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|m: String| ApiError::invalid("status", m))?,
+        category: q
+            .category
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|m: String| ApiError::invalid("category", m))?,
     };
     let tasks = store::list_devops_tasks(&s.db, &filter, page.limit, page.offset).await?;
     Ok(render(&DevopsPage {
@@ -760,7 +1022,10 @@ struct DevopsForm {
     schedule: String,
 }
 
-async fn devops_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm<Write, DevopsForm>) -> Response {
+async fn devops_create(
+    State(s): State<AppState>,
+    PageForm(who, f, ..): PageForm<Write, DevopsForm>,
+) -> Response {
     let parsed = (|| -> Result<NewDevopsTask, ApiError> {
         Ok(NewDevopsTask {
             title: f.title.clone(),
@@ -777,7 +1042,12 @@ async fn devops_create(State(s): State<AppState>, PageForm(who, f, ..): PageForm
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_devops_task(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(r, |t| ("/devops".into(), format!("Task '{}' created.", t.title)), "/devops").await
+    finish(
+        r,
+        |t| ("/devops".into(), format!("Task '{}' created.", t.title)),
+        "/devops",
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -796,7 +1066,9 @@ async fn devops_task_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let t = store::get_devops_task(&s.db, id).await?.ok_or_else(|| ApiError::not_found("devops task"))?;
+    let t = store::get_devops_task(&s.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("devops task"))?;
     let title = format!("DevOps task: {}", t.title);
     Ok(render(&DevopsTaskPage {
         layout: layout(&s, &who, "devops", &title, &flash),
@@ -807,7 +1079,11 @@ async fn devops_task_page(
     }))
 }
 
-async fn devops_update(State(s): State<AppState>, Path(id): Path<i64>, PageForm(who, f, ..): PageForm<Write, DevopsForm>) -> Response {
+async fn devops_update(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, f, ..): PageForm<Write, DevopsForm>,
+) -> Response {
     let back = format!("/devops/{id}");
     let parsed = (|| -> Result<DevopsPatch, ApiError> {
         Ok(DevopsPatch {

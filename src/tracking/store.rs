@@ -71,15 +71,20 @@ pub async fn get_project<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     id: i64,
 ) -> Result<Option<Project>, sqlx::Error> {
-    let row: Option<ProjectRow> =
-        sqlx::query_as(&format!("SELECT {PROJECT_COLS} FROM projects WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(ex)
-            .await?;
+    let row: Option<ProjectRow> = sqlx::query_as(&format!(
+        "SELECT {PROJECT_COLS} FROM projects WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
     Ok(row.map(Into::into))
 }
 
-pub async fn lock_project(conn: &mut AnyConnection, id: i64, now: &str) -> Result<Option<Project>, sqlx::Error> {
+pub async fn lock_project(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: &str,
+) -> Result<Option<Project>, sqlx::Error> {
     sqlx::query("UPDATE projects SET updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
@@ -94,7 +99,10 @@ pub async fn list_projects<'c, E: Executor<'c, Database = Any>>(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Project>, sqlx::Error> {
-    let q = f.q.as_deref().filter(|s| !s.trim().is_empty()).map(|s| like_pattern(s.trim()));
+    let q =
+        f.q.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| like_pattern(s.trim()));
     let rows: Vec<ProjectRow> = sqlx::query_as(&format!(
         "SELECT {PROJECT_COLS} FROM projects
          WHERE ($1 = 1 OR archived_at IS NULL)
@@ -113,7 +121,11 @@ pub async fn list_projects<'c, E: Executor<'c, Database = Any>>(
 }
 
 /// Writes every mutable column of `p`.
-pub async fn save_project(conn: &mut AnyConnection, p: &Project, now: &str) -> Result<(), sqlx::Error> {
+pub async fn save_project(
+    conn: &mut AnyConnection,
+    p: &Project,
+    now: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE projects SET name = $1, name_key = $2, description = $3, source_path = $4, status = $5,
                 tags = $6, archived_at = $7, updated_at = $8 WHERE id = $9",
@@ -211,7 +223,9 @@ pub async fn insert_milestone(
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    get_milestone(conn, id).await?.ok_or(sqlx::Error::RowNotFound)
+    get_milestone(conn, id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
 }
 
 pub async fn get_milestone<'c, E: Executor<'c, Database = Any>>(
@@ -225,7 +239,11 @@ pub async fn get_milestone<'c, E: Executor<'c, Database = Any>>(
     Ok(row.map(Into::into))
 }
 
-pub async fn lock_milestone(conn: &mut AnyConnection, id: i64, now: &str) -> Result<Option<Milestone>, sqlx::Error> {
+pub async fn lock_milestone(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: &str,
+) -> Result<Option<Milestone>, sqlx::Error> {
     sqlx::query("UPDATE milestones SET updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
@@ -253,7 +271,11 @@ pub async fn list_milestones<'c, E: Executor<'c, Database = Any>>(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-pub async fn save_milestone(conn: &mut AnyConnection, m: &Milestone, now: &str) -> Result<(), sqlx::Error> {
+pub async fn save_milestone(
+    conn: &mut AnyConnection,
+    m: &Milestone,
+    now: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE milestones SET name = $1, description = $2, target_date = $3, status = $4, updated_at = $5 WHERE id = $6",
     )
@@ -341,15 +363,20 @@ pub async fn get_feature<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     id: i64,
 ) -> Result<Option<Feature>, sqlx::Error> {
-    let row: Option<FeatureRow> =
-        sqlx::query_as(&format!("SELECT {FEATURE_COLS} FROM features WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(ex)
-            .await?;
+    let row: Option<FeatureRow> = sqlx::query_as(&format!(
+        "SELECT {FEATURE_COLS} FROM features WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
     Ok(row.map(Into::into))
 }
 
-pub async fn lock_feature(conn: &mut AnyConnection, id: i64, now: &str) -> Result<Option<Feature>, sqlx::Error> {
+pub async fn lock_feature(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: &str,
+) -> Result<Option<Feature>, sqlx::Error> {
     sqlx::query("UPDATE features SET updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
@@ -364,7 +391,10 @@ pub async fn list_features<'c, E: Executor<'c, Database = Any>>(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Feature>, sqlx::Error> {
-    let q = f.q.as_deref().filter(|s| !s.trim().is_empty()).map(|s| like_pattern(s.trim()));
+    let q =
+        f.q.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| like_pattern(s.trim()));
     let rows: Vec<FeatureRow> = sqlx::query_as(&format!(
         "SELECT {FEATURE_COLS} FROM features
          WHERE ($1 IS NULL OR project_id = $1) AND ($2 IS NULL OR milestone_id = $2)
@@ -383,7 +413,11 @@ pub async fn list_features<'c, E: Executor<'c, Database = Any>>(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-pub async fn save_feature(conn: &mut AnyConnection, f: &Feature, now: &str) -> Result<(), sqlx::Error> {
+pub async fn save_feature(
+    conn: &mut AnyConnection,
+    f: &Feature,
+    now: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE features SET milestone_id = $1, name = $2, description = $3, status = $4, priority = $5,
                 assignee = $6, updated_at = $7 WHERE id = $8",
@@ -429,23 +463,13 @@ pub async fn feature_history<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     feature_id: i64,
 ) -> Result<Vec<StatusChange>, sqlx::Error> {
-    let rows: Vec<(Option<String>, String, Option<String>, String, String)> = sqlx::query_as(
+    sqlx::query_as(
         "SELECT from_status, to_status, comment, actor, changed_at FROM feature_status_history
          WHERE feature_id = $1 ORDER BY id",
     )
     .bind(feature_id)
     .fetch_all(ex)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(from_status, to_status, comment, actor, changed_at)| StatusChange {
-            from_status,
-            to_status,
-            comment,
-            actor,
-            changed_at,
-        })
-        .collect())
+    .await
 }
 
 // ---- bugs ----
@@ -485,7 +509,11 @@ impl From<BugRow> for Bug {
 
 const BUG_COLS: &str = "id, project_id, milestone_id, title, description, severity, status, assignee, resolved_at, created_at, updated_at";
 
-pub async fn insert_bug(conn: &mut AnyConnection, b: &NewBug, now: &str) -> Result<Bug, sqlx::Error> {
+pub async fn insert_bug(
+    conn: &mut AnyConnection,
+    b: &NewBug,
+    now: &str,
+) -> Result<Bug, sqlx::Error> {
     let row: BugRow = sqlx::query_as(&format!(
         "INSERT INTO bugs (project_id, milestone_id, title, description, severity, status, assignee, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $7) RETURNING {BUG_COLS}"
@@ -502,7 +530,10 @@ pub async fn insert_bug(conn: &mut AnyConnection, b: &NewBug, now: &str) -> Resu
     Ok(row.into())
 }
 
-pub async fn get_bug<'c, E: Executor<'c, Database = Any>>(ex: E, id: i64) -> Result<Option<Bug>, sqlx::Error> {
+pub async fn get_bug<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+) -> Result<Option<Bug>, sqlx::Error> {
     let row: Option<BugRow> = sqlx::query_as(&format!("SELECT {BUG_COLS} FROM bugs WHERE id = $1"))
         .bind(id)
         .fetch_optional(ex)
@@ -510,7 +541,11 @@ pub async fn get_bug<'c, E: Executor<'c, Database = Any>>(ex: E, id: i64) -> Res
     Ok(row.map(Into::into))
 }
 
-pub async fn lock_bug(conn: &mut AnyConnection, id: i64, now: &str) -> Result<Option<Bug>, sqlx::Error> {
+pub async fn lock_bug(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: &str,
+) -> Result<Option<Bug>, sqlx::Error> {
     sqlx::query("UPDATE bugs SET updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
@@ -525,7 +560,10 @@ pub async fn list_bugs<'c, E: Executor<'c, Database = Any>>(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Bug>, sqlx::Error> {
-    let q = f.q.as_deref().filter(|s| !s.trim().is_empty()).map(|s| like_pattern(s.trim()));
+    let q =
+        f.q.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| like_pattern(s.trim()));
     let rows: Vec<BugRow> = sqlx::query_as(&format!(
         "SELECT {BUG_COLS} FROM bugs
          WHERE ($1 IS NULL OR project_id = $1) AND ($2 IS NULL OR milestone_id = $2)
@@ -626,15 +664,20 @@ pub async fn get_devops_task<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     id: i64,
 ) -> Result<Option<DevopsTask>, sqlx::Error> {
-    let row: Option<DevopsRow> =
-        sqlx::query_as(&format!("SELECT {DEVOPS_COLS} FROM devops_tasks WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(ex)
-            .await?;
+    let row: Option<DevopsRow> = sqlx::query_as(&format!(
+        "SELECT {DEVOPS_COLS} FROM devops_tasks WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
     Ok(row.map(Into::into))
 }
 
-pub async fn lock_devops_task(conn: &mut AnyConnection, id: i64, now: &str) -> Result<Option<DevopsTask>, sqlx::Error> {
+pub async fn lock_devops_task(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: &str,
+) -> Result<Option<DevopsTask>, sqlx::Error> {
     sqlx::query("UPDATE devops_tasks SET updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
@@ -664,7 +707,11 @@ pub async fn list_devops_tasks<'c, E: Executor<'c, Database = Any>>(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-pub async fn save_devops_task(conn: &mut AnyConnection, t: &DevopsTask, now: &str) -> Result<(), sqlx::Error> {
+pub async fn save_devops_task(
+    conn: &mut AnyConnection,
+    t: &DevopsTask,
+    now: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE devops_tasks SET project_id = $1, title = $2, description = $3, category = $4, status = $5,
                 priority = $6, schedule = $7, updated_at = $8 WHERE id = $9",

@@ -33,21 +33,111 @@ pub struct Panel {
 }
 
 pub const PANELS: &[Panel] = &[
-    Panel { key: "projects", label: "Projects", href: "/projects", group: "Work", available: true },
-    Panel { key: "milestones", label: "Milestones", href: "/milestones", group: "Work", available: true },
-    Panel { key: "features", label: "Features", href: "/features", group: "Work", available: true },
-    Panel { key: "bugs", label: "Bugs", href: "/bugs", group: "Work", available: true },
-    Panel { key: "devops", label: "DevOps", href: "/devops", group: "Work", available: true },
-    Panel { key: "errors", label: "Errors", href: "/errors", group: "Fleet", available: false },
-    Panel { key: "nodes", label: "Nodes", href: "/nodes", group: "Fleet", available: false },
-    Panel { key: "tmux", label: "tmux", href: "/tmux", group: "Agents", available: false },
-    Panel { key: "assigner", label: "Assigner", href: "/assigner", group: "Agents", available: false },
-    Panel { key: "autopilot", label: "Autopilot", href: "/autopilot", group: "Agents", available: false },
-    Panel { key: "tasks", label: "Tasks", href: "/tasks", group: "Fleet", available: false },
-    Panel { key: "llm", label: "LLM", href: "/llm-metrics", group: "Fleet", available: false },
-    Panel { key: "vault", label: "Vault", href: "/vault", group: "System", available: false },
-    Panel { key: "activity", label: "Activity", href: "/activity", group: "System", available: true },
-    Panel { key: "users", label: "Users & tokens", href: "/users", group: "System", available: true },
+    Panel {
+        key: "projects",
+        label: "Projects",
+        href: "/projects",
+        group: "Work",
+        available: true,
+    },
+    Panel {
+        key: "milestones",
+        label: "Milestones",
+        href: "/milestones",
+        group: "Work",
+        available: true,
+    },
+    Panel {
+        key: "features",
+        label: "Features",
+        href: "/features",
+        group: "Work",
+        available: true,
+    },
+    Panel {
+        key: "bugs",
+        label: "Bugs",
+        href: "/bugs",
+        group: "Work",
+        available: true,
+    },
+    Panel {
+        key: "devops",
+        label: "DevOps",
+        href: "/devops",
+        group: "Work",
+        available: true,
+    },
+    Panel {
+        key: "errors",
+        label: "Errors",
+        href: "/errors",
+        group: "Fleet",
+        available: false,
+    },
+    Panel {
+        key: "nodes",
+        label: "Nodes",
+        href: "/nodes",
+        group: "Fleet",
+        available: false,
+    },
+    Panel {
+        key: "tmux",
+        label: "tmux",
+        href: "/tmux",
+        group: "Agents",
+        available: false,
+    },
+    Panel {
+        key: "assigner",
+        label: "Assigner",
+        href: "/assigner",
+        group: "Agents",
+        available: false,
+    },
+    Panel {
+        key: "autopilot",
+        label: "Autopilot",
+        href: "/autopilot",
+        group: "Agents",
+        available: false,
+    },
+    Panel {
+        key: "tasks",
+        label: "Tasks",
+        href: "/tasks",
+        group: "Fleet",
+        available: false,
+    },
+    Panel {
+        key: "llm",
+        label: "LLM",
+        href: "/llm-metrics",
+        group: "Fleet",
+        available: false,
+    },
+    Panel {
+        key: "vault",
+        label: "Vault",
+        href: "/vault",
+        group: "System",
+        available: false,
+    },
+    Panel {
+        key: "activity",
+        label: "Activity",
+        href: "/activity",
+        group: "System",
+        available: true,
+    },
+    Panel {
+        key: "users",
+        label: "Users & tokens",
+        href: "/users",
+        group: "System",
+        available: true,
+    },
 ];
 
 /// Data every dashboard page needs for its frame.
@@ -69,7 +159,11 @@ pub struct Layout {
 impl Layout {
     pub fn new(state: &AppState, who: &Identity, active: &'static str, title: &str) -> Layout {
         let (csrf, expires_in) = match &who.via {
-            AuthVia::Session { csrf_token, expires_at, .. } => {
+            AuthVia::Session {
+                csrf_token,
+                expires_at,
+                ..
+            } => {
                 let left = crate::clock::parse(expires_at)
                     .map(|t| (t - state.clock.now()).whole_seconds())
                     .unwrap_or(0);
@@ -204,7 +298,9 @@ async fn unavailable(
     uri: axum::http::Uri,
 ) -> Response {
     let panel = PANELS.iter().find(|p| p.href == uri.path());
-    let (key, label) = panel.map(|p| (p.key, p.label)).unwrap_or(("", "This panel"));
+    let (key, label) = panel
+        .map(|p| (p.key, p.label))
+        .unwrap_or(("", "This panel"));
     let layout = Layout::new(&state, &who, key, label);
     render(&Unavailable { layout, label })
 }
@@ -213,7 +309,9 @@ async fn unavailable(
 #[folder = "static/"]
 struct Assets;
 
-async fn static_file(crate::http::extract::Path(path): crate::http::extract::Path<String>) -> Response {
+async fn static_file(
+    crate::http::extract::Path(path): crate::http::extract::Path<String>,
+) -> Response {
     match Assets::get(&path) {
         Some(file) => {
             let mime = mime_guess::from_path(&path).first_or_octet_stream();

@@ -1,0 +1,19 @@
+//! The one integration-test binary: each module starts real servers on 127.0.0.1 and talks
+//! HTTP to them (see tests/support).
+
+mod support;
+
+#[path = "integration/auth.rs"]
+mod auth;
+#[path = "integration/browser.rs"]
+mod browser;
+#[path = "integration/cli.rs"]
+mod cli;
+#[path = "integration/input.rs"]
+mod input;
+#[path = "integration/pages.rs"]
+mod pages;
+#[path = "integration/system.rs"]
+mod system;
+#[path = "integration/tracking.rs"]
+mod tracking;

@@ -1,0 +1,588 @@
+//! Authentication and authorisation over real HTTP: sessions, CSRF, throttling, roles, tokens.
+
+use crate::support::{Session, TestServer, ADMIN, ADMIN_PASSWORD};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unauthenticated_api_is_401_and_pages_redirect() {
+    let t = TestServer::start().await;
+    let anon = t.anon();
+    for path in [
+        "/api/projects",
+        "/api/features",
+        "/api/stats",
+        "/api/users",
+        "/api/activity",
+        "/metrics",
+    ] {
+        let r = anon.get(path).await;
+        assert_eq!(r.status, 401, "{path}: {}", r.body);
+        assert_eq!(r.json["code"], "unauthorized");
+    }
+    let r = anon.get("/projects").await;
+    assert!(matches!(r.status, 302 | 303 | 307), "{}", r.status);
+    let loc = r.headers["location"].to_str().unwrap();
+    assert!(loc.starts_with("/login?next=%2Fprojects"), "{loc}");
+    // /health is public.
+    assert_eq!(anon.get("/health").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_is_case_insensitive_and_sets_a_safe_cookie() {
+    let t = TestServer::start().await;
+    let s = t.anon();
+    let r = s
+        .post_json(
+            "/login",
+            &json!({"username": "ArChItEcT", "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["username"], ADMIN);
+    let cookie = r.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    assert_eq!(s.get("/api/me").await.json["username"], ADMIN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secure_cookie_when_configured() {
+    let t = TestServer::start_with(|c| c.session_cookie_secure = true).await;
+    let r = t
+        .anon()
+        .post_json(
+            "/login",
+            &json!({"username": ADMIN, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert!(r.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("; Secure"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_password_and_unknown_user_get_the_same_answer() {
+    let t = TestServer::start().await;
+    let a = t
+        .anon()
+        .post_json("/login", &json!({"username": ADMIN, "password": "nope"}))
+        .await;
+    let b = t
+        .anon()
+        .post_json("/login", &json!({"username": "ghost", "password": "nope"}))
+        .await;
+    assert_eq!(a.status, 401);
+    assert_eq!((a.status, &a.json), (b.status, &b.json));
+    assert_eq!(a.json["code"], "invalid_credentials");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_failures_are_throttled_per_user_even_for_unknown_users() {
+    let t = TestServer::start_with(|c| c.login_max_failures = 3).await;
+    for name in [ADMIN, "ghost"] {
+        for i in 0..3 {
+            let r = t
+                .anon()
+                .post_json("/login", &json!({"username": name, "password": "bad"}))
+                .await;
+            let expect = if i < 2 { 401 } else { 429 };
+            assert_eq!(r.status, expect, "{name} attempt {i}: {}", r.body);
+        }
+        // Locked: even the right password is refused, with Retry-After.
+        let r = t
+            .anon()
+            .post_json(
+                "/login",
+                &json!({"username": name, "password": ADMIN_PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert!(r.headers.get("retry-after").is_some());
+    }
+    // The lockout ends with time.
+    t.clock.advance(901);
+    let r = t
+        .anon()
+        .post_json(
+            "/login",
+            &json!({"username": ADMIN, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_address_throttle_covers_many_usernames() {
+    let t = TestServer::start_with(|c| c.login_max_failures = 2).await;
+    // 2 failures x factor 4 = 8 failures from one address lock it, whatever the usernames.
+    let mut last = 0;
+    for i in 0..8 {
+        last = t
+            .anon()
+            .post_json(
+                "/login",
+                &json!({"username": format!("u{i}"), "password": "bad"}),
+            )
+            .await
+            .status;
+    }
+    assert_eq!(last, 429);
+    let r = t
+        .anon()
+        .post_json(
+            "/login",
+            &json!({"username": ADMIN, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 429);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_revokes_the_session() {
+    let t = TestServer::start().await;
+    let s = t.admin().await;
+    assert_eq!(s.get("/api/projects").await.status, 200);
+    let r = s.post_form("/logout", &[]).await;
+    assert!(matches!(r.status, 302 | 303), "{}", r.body);
+    assert_eq!(s.get("/api/projects").await.status, 401);
+    // GET /logout works too, as in the original system.
+    let s2 = t.admin().await;
+    s2.get("/logout").await;
+    assert_eq!(s2.get("/api/projects").await.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_expire_after_inactivity_and_can_be_extended() {
+    let t = TestServer::start_with(|c| c.session_timeout = 600).await;
+    let s = t.admin().await;
+    let info = s.get("/api/session").await;
+    assert_eq!(info.status, 200);
+    let left = info.json["seconds_left"].as_i64().unwrap();
+    assert!((590..=600).contains(&left), "{left}");
+    // Reading the time left does not itself extend the session.
+    t.clock.advance(300);
+    let left2 = s.get("/api/session").await.json["seconds_left"]
+        .as_i64()
+        .unwrap();
+    assert!((290..=300).contains(&left2), "{left2}");
+    // Extending (or any other request) resets the inactivity timer.
+    let ext = s.post_json("/api/session/extend", &json!({})).await;
+    assert_eq!(ext.status, 200, "{}", ext.body);
+    assert!(ext.json["seconds_left"].as_i64().unwrap() >= 590);
+    t.clock.advance(599);
+    assert_eq!(s.get("/api/projects").await.status, 200);
+    t.clock.advance(601);
+    assert_eq!(s.get("/api/projects").await.status, 401);
+    // The dashboard sends an expired session to the login page.
+    let r = s.get("/projects").await;
+    assert!(r.headers["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/login"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn csrf_is_required_for_cookie_authenticated_changes() {
+    let t = TestServer::start().await;
+    let mut s = t.admin().await;
+    let good = s.csrf.clone();
+    let token = s.get("/api/csrf/token").await;
+    assert_eq!(token.json["csrf_token"], good.as_str());
+    s.csrf = String::new();
+    let r = s
+        .post_json("/api/projects", &json!({"name": "no csrf"}))
+        .await;
+    assert_eq!(
+        (r.status, r.json["code"].as_str()),
+        (403, Some("csrf_failed"))
+    );
+    s.csrf = "wrong".into();
+    assert_eq!(
+        s.post_json("/api/projects", &json!({"name": "bad csrf"}))
+            .await
+            .status,
+        403
+    );
+    s.csrf = good;
+    assert_eq!(
+        s.post_json("/api/projects", &json!({"name": "with csrf"}))
+            .await
+            .status,
+        201
+    );
+    let list = s.get("/api/projects").await;
+    assert_eq!(
+        list.json.as_array().unwrap().len(),
+        1,
+        "refused requests wrote nothing"
+    );
+    // Bearer tokens need no CSRF token.
+    let tok = t.token("admin").await;
+    assert!(tok.csrf.is_empty());
+    assert_eq!(
+        tok.post_json("/api/projects", &json!({"name": "by token"}))
+            .await
+            .status,
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn viewers_cannot_change_anything() {
+    let t = TestServer::start().await;
+    let admin = t.admin().await;
+    let p = admin
+        .post_json("/api/projects", &json!({"name": "p"}))
+        .await;
+    let id = p.json["id"].as_i64().unwrap();
+    let v = t.user("vera", "viewer").await;
+    assert_eq!(v.get("/api/projects").await.status, 200);
+    assert_eq!(v.get(&format!("/api/projects/{id}")).await.status, 200);
+    for (method, path, body) in [
+        ("POST", "/api/projects".to_string(), json!({"name": "x"})),
+        ("PUT", format!("/api/projects/{id}"), json!({"name": "y"})),
+        ("DELETE", format!("/api/projects/{id}"), json!(null)),
+        (
+            "POST",
+            "/api/features".to_string(),
+            json!({"project_id": id, "name": "f"}),
+        ),
+        (
+            "POST",
+            "/api/bugs".to_string(),
+            json!({"project_id": id, "title": "b"}),
+        ),
+        (
+            "POST",
+            "/api/activity".to_string(),
+            json!({"action": "a", "entity_type": "e"}),
+        ),
+        (
+            "POST",
+            "/api/tokens".to_string(),
+            json!({"name": "t", "scope": "read"}),
+        ),
+        ("GET", "/api/users".to_string(), json!(null)),
+    ] {
+        let r = match method {
+            "POST" => v.post_json(&path, &body).await,
+            "PUT" => v.put_json(&path, &body).await,
+            "DELETE" => v.delete(&path).await,
+            _ => v.get(&path).await,
+        };
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+        assert_eq!(r.json["code"], "forbidden");
+    }
+    assert_eq!(
+        admin.get(&format!("/api/projects/{id}")).await.json["name"],
+        "p"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_write_but_do_not_manage_users() {
+    let t = TestServer::start().await;
+    let m = t.user("mia", "member").await;
+    assert_eq!(
+        m.post_json("/api/projects", &json!({"name": "mine"}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(m.get("/api/users").await.status, 403);
+    let r = m
+        .post_json(
+            "/api/users",
+            &json!({"username": "x", "password": "password-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_scopes_limit_what_a_token_can_do() {
+    let t = TestServer::start().await;
+    let read = t.token("read").await;
+    assert_eq!(read.get("/api/projects").await.status, 200);
+    let r = read.post_json("/api/projects", &json!({"name": "x"})).await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.json["error"].as_str().unwrap().contains("scope 'read'"),
+        "{}",
+        r.body
+    );
+    let ingest = t.token("ingest").await;
+    assert_eq!(ingest.get("/api/projects").await.status, 403);
+    let worker = t.token("worker").await;
+    assert_eq!(worker.get("/api/projects").await.status, 200);
+    assert_eq!(
+        worker
+            .post_json("/api/projects", &json!({"name": "w"}))
+            .await
+            .status,
+        403
+    );
+    let admin_tok = t.token("admin").await;
+    assert_eq!(
+        admin_tok
+            .post_json("/api/projects", &json!({"name": "a"}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(admin_tok.get("/api/users").await.status, 200);
+    let bogus = Session::new(&t.url, Some("arch_not-a-real-token".into()));
+    assert_eq!(bogus.get("/api/projects").await.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_never_exceeds_its_owners_role() {
+    let t = TestServer::start().await;
+    let v = t.user("vic", "viewer").await;
+    // Viewers cannot create tokens; an admin makes one for them.
+    let admin = t.admin().await;
+    let users = admin.get("/api/users").await;
+    let vic = users
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "vic")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let r = admin
+        .post_json(
+            "/api/tokens",
+            &json!({"name": "vic", "scope": "admin", "user_id": vic}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tok = Session::new(&t.url, r.json["token"].as_str().map(String::from));
+    assert_eq!(tok.get("/api/projects").await.status, 200);
+    assert_eq!(
+        tok.post_json("/api/projects", &json!({"name": "x"}))
+            .await
+            .status,
+        403
+    );
+    // The viewer sees only their own token.
+    let mine = v.get("/api/tokens").await;
+    assert_eq!(mine.json.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_shown_once_stored_hashed_and_revocable() {
+    let t = TestServer::start().await;
+    let admin = t.admin().await;
+    let r = admin
+        .post_json(
+            "/api/tokens",
+            &json!({"name": "ci", "scope": "read", "expires_in_days": 30}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let secret = r.json["token"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("arch_"));
+    let id = r.json["id"].as_i64().unwrap();
+    assert!(r.json["expires_at"].is_string());
+    // Lists never show the secret.
+    let list = admin.get("/api/tokens").await;
+    assert!(!list.body.contains(&secret));
+    assert_eq!(list.json[0]["status"], "active");
+    let one = admin.get(&format!("/api/tokens/{id}")).await;
+    assert!(one.json.get("token").is_none());
+    // The database holds only a keyed hash.
+    let db = std::fs::read(t.data_dir.join("architect.db")).unwrap();
+    let wal = std::fs::read(t.data_dir.join("architect.db-wal")).unwrap_or_default();
+    let needle = secret.as_bytes();
+    let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        !contains(&db) && !contains(&wal),
+        "token secret found in the database file"
+    );
+    let tok = Session::new(&t.url, Some(secret));
+    assert_eq!(tok.get("/api/projects").await.status, 200);
+    assert!(admin.get(&format!("/api/tokens/{id}")).await.json["last_used_at"].is_string());
+    let rv = admin.delete(&format!("/api/tokens/{id}")).await;
+    assert_eq!(rv.status, 200);
+    assert_eq!(rv.json["status"], "revoked");
+    assert_eq!(tok.get("/api/projects").await.status, 401);
+    // Expiry.
+    let r = admin
+        .post_json(
+            "/api/tokens",
+            &json!({"name": "short", "scope": "read", "expires_in_days": 1}),
+        )
+        .await;
+    let short = Session::new(&t.url, r.json["token"].as_str().map(String::from));
+    assert_eq!(short.get("/api/projects").await.status, 200);
+    t.clock.advance(86_401);
+    assert_eq!(short.get("/api/projects").await.status, 401);
+    let admin = t.admin().await; // the old session expired with the clock jump
+    let bad = admin
+        .post_json("/api/tokens", &json!({"name": "x", "scope": "root"}))
+        .await;
+    assert_eq!(
+        (bad.status, bad.json["field"].as_str()),
+        (422, Some("scope"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_list_and_aggregate_tokens() {
+    let t = TestServer::start().await;
+    t.token("read").await;
+    t.token("worker").await;
+    let admin = t.admin().await;
+    let accounts = admin.get("/api/accounts").await;
+    assert_eq!(accounts.status, 200);
+    assert_eq!(accounts.json.as_array().unwrap().len(), 2);
+    let agg = admin.get("/api/accounts/aggregate").await;
+    assert_eq!(agg.status, 200, "{}", agg.body);
+    assert_eq!(agg.json["total"], 2);
+    assert_eq!(agg.json["active"], 2);
+    assert_eq!(agg.json["by_scope"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admins_manage_users() {
+    let t = TestServer::start().await;
+    let admin = t.admin().await;
+    let r = admin
+        .post_json(
+            "/api/users",
+            &json!({"username": "Bob", "password": "password-1", "role": "member"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let bob = r.json["id"].as_i64().unwrap();
+    assert!(r.json.get("password_hash").is_none());
+    let dup = admin
+        .post_json(
+            "/api/users",
+            &json!({"username": "bob", "password": "password-1"}),
+        )
+        .await;
+    assert_eq!(dup.status, 409);
+    let short = admin
+        .post_json("/api/users", &json!({"username": "c", "password": "short"}))
+        .await;
+    assert_eq!(
+        (short.status, short.json["field"].as_str()),
+        (422, Some("password"))
+    );
+    let badrole = admin
+        .post_json(
+            "/api/users",
+            &json!({"username": "d", "password": "password-1", "role": "god"}),
+        )
+        .await;
+    assert_eq!(
+        (badrole.status, badrole.json["field"].as_str()),
+        (422, Some("role"))
+    );
+    // Bob logs in; the admin resets his password, which ends his sessions.
+    let b = t.login("BOB", "password-1").await;
+    let r = admin
+        .put_json(
+            &format!("/api/users/{bob}"),
+            &json!({"password": "password-2", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["role"].as_str()),
+        (200, Some("viewer")),
+        "{}",
+        r.body
+    );
+    assert_eq!(b.get("/api/projects").await.status, 401);
+    let b = t.login("bob", "password-2").await;
+    assert_eq!(
+        b.post_json("/api/projects", &json!({"name": "x"}))
+            .await
+            .status,
+        403
+    );
+    // Disabled users cannot log in.
+    admin
+        .put_json(&format!("/api/users/{bob}"), &json!({"disabled": true}))
+        .await;
+    let r = t
+        .anon()
+        .post_json(
+            "/login",
+            &json!({"username": "bob", "password": "password-2"}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    // The last admin cannot be demoted or deleted, nor can admins delete themselves.
+    let me = admin.get("/api/me").await.json["user_id"].as_i64().unwrap();
+    let r = admin
+        .put_json(&format!("/api/users/{me}"), &json!({"role": "member"}))
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(admin.delete(&format!("/api/users/{me}")).await.status, 409);
+    assert_eq!(admin.delete(&format!("/api/users/{bob}")).await.status, 204);
+    assert_eq!(admin.get(&format!("/api/users/{bob}")).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn people_change_their_own_password() {
+    let t = TestServer::start().await;
+    let u = t.user("pat", "viewer").await;
+    let other = t.login("pat", "password-123").await;
+    let r = u
+        .post_json(
+            "/api/account/password",
+            &json!({"current_password": "wrong", "new_password": "password-456"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (422, Some("current_password"))
+    );
+    let r = u
+        .post_json(
+            "/api/account/password",
+            &json!({"current_password": "password-123", "new_password": "password-456"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // This session stays, the other one ends.
+    assert_eq!(u.get("/api/projects").await.status, 200);
+    assert_eq!(other.get("/api/projects").await.status, 401);
+    t.login("pat", "password-456").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn env_admin_password_is_updated_at_start() {
+    let t = TestServer::start().await;
+    let dir = t.data_dir.clone();
+    t.stop().await;
+    let mut cfg = crate::support::config(&dir);
+    cfg.admin_password = "rotated-password".into();
+    let s = architect::serve::start(cfg, architect::clock::Clock::manual())
+        .await
+        .unwrap();
+    let url = format!("http://{}", s.addr);
+    let r = Session::new(&url, None)
+        .post_json(
+            "/login",
+            &json!({"username": ADMIN, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let r = Session::new(&url, None)
+        .post_json(
+            "/login",
+            &json!({"username": ADMIN, "password": "rotated-password"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    s.shutdown().await.unwrap();
+}
