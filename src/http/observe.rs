@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 use std::time::Instant;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -61,7 +62,12 @@ pub fn with_tracing<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) -
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(
                 TraceLayer::new_for_http()
-                    .make_span_with(make_span as fn(&Request) -> tracing::Span),
+                    .make_span_with(make_span as fn(&Request) -> tracing::Span)
+                    .on_response(
+                        DefaultOnResponse::new()
+                            .level(tracing::Level::INFO)
+                            .latency_unit(LatencyUnit::Micros),
+                    ),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
     )
