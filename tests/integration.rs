@@ -11,6 +11,8 @@ mod browser;
 mod cli;
 #[path = "integration/input.rs"]
 mod input;
+#[path = "integration/layout.rs"]
+mod layout;
 #[path = "integration/pages.rs"]
 mod pages;
 #[path = "integration/system.rs"]
