@@ -28,7 +28,9 @@ pub mod db;
 pub mod http;
 pub mod serve;
 pub mod system;
+pub mod tasks;
 pub mod tracking;
+pub mod vault;
 pub mod web;
 
 /// The version shown in the dashboard, /health and `--version`.

@@ -17,5 +17,9 @@ mod layout;
 mod pages;
 #[path = "integration/system.rs"]
 mod system;
+#[path = "integration/tasks.rs"]
+mod tasks;
 #[path = "integration/tracking.rs"]
 mod tracking;
+#[path = "integration/vault.rs"]
+mod vault;

@@ -1,0 +1,8 @@
+//! Routes of the tasks domain (api).
+
+use crate::app::AppState;
+use axum::Router;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

@@ -1,0 +1,1 @@
+//! Vault tests (being built).
