@@ -49,13 +49,14 @@ impl FeatureStatus {
     pub fn next(self) -> &'static [FeatureStatus] {
         use FeatureStatus::*;
         match self {
+            // The usual next step comes first: forms offer it as the default choice.
             Draft => &[Spec, InProgress, Blocked, Cancelled],
-            Spec => &[Draft, InProgress, Blocked, Cancelled],
-            InProgress => &[Spec, Review, Blocked, Cancelled],
-            Review => &[InProgress, Completed, Blocked, Cancelled],
+            Spec => &[InProgress, Draft, Blocked, Cancelled],
+            InProgress => &[Review, Spec, Blocked, Cancelled],
+            Review => &[Completed, InProgress, Blocked, Cancelled],
             // Reopening a finished feature sends it back to work.
             Completed => &[InProgress],
-            Blocked => &[Draft, Spec, InProgress, Review, Cancelled],
+            Blocked => &[InProgress, Draft, Spec, Review, Cancelled],
             Cancelled => &[Draft],
         }
     }
@@ -90,7 +91,7 @@ impl BugStatus {
         use BugStatus::*;
         match self {
             Open => &[InProgress, Resolved, Closed, WontFix],
-            InProgress => &[Open, Resolved, Closed, WontFix],
+            InProgress => &[Resolved, Open, Closed, WontFix],
             Resolved => &[Closed, Open],
             Closed => &[Open],
             WontFix => &[Open, Closed],

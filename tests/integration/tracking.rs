@@ -139,7 +139,7 @@ async fn feature_workflow_history_and_illegal_transitions() {
     assert_eq!(wf.json["initial"], "draft");
     assert_eq!(
         wf.json["transitions"]["review"],
-        json!(["in_progress", "completed", "blocked", "cancelled"])
+        json!(["completed", "in_progress", "blocked", "cancelled"])
     );
     assert_eq!(wf.json["statuses"].as_array().unwrap().len(), 7);
     let r = s
