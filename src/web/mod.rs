@@ -192,12 +192,19 @@ impl Layout {
         self
     }
 
-    /// The sidebar: each group with its panels, in display order.
+    /// The sidebar: each group with its working panels, in display order, then the panels
+    /// not built yet in one last group, so they do not bury the ones that work.
     pub fn nav(&self) -> Vec<(&'static str, Vec<&'static Panel>)> {
-        ["Work", "Agents", "Fleet", "System"]
+        let mut groups: Vec<(&'static str, Vec<&'static Panel>)> = ["Work", "Agents", "Fleet", "System"]
             .into_iter()
-            .map(|g| (g, PANELS.iter().filter(|p| p.group == g).collect()))
-            .collect()
+            .map(|g| (g, PANELS.iter().filter(|p| p.group == g && p.available).collect::<Vec<_>>()))
+            .filter(|(_, items)| !items.is_empty())
+            .collect();
+        let soon: Vec<&'static Panel> = PANELS.iter().filter(|p| !p.available).collect();
+        if !soon.is_empty() {
+            groups.push(("Not built yet", soon));
+        }
+        groups
     }
 
     /// "12m 30s" style, for the status bar before JavaScript updates it.
@@ -326,6 +333,11 @@ async fn static_file(
         }
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
+}
+
+/// A stored time for display: `2026-11-26 11:13` (UTC).
+pub fn when(t: &str) -> String {
+    t.chars().take(16).collect::<String>().replace('T', " ")
 }
 
 /// For `<option selected>` in templates: does the optional id `a` equal `b`? Takes values or
