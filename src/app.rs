@@ -26,6 +26,10 @@ pub struct AppState {
     pub secret_key: Arc<Vec<u8>>,
     /// When the server started, for /health's uptime.
     pub started: Instant,
+    /// The vault's master key(s), or why the vault is sealed (see `vault::keys`).
+    pub vault: crate::vault::Vault,
+    /// Task-queue runtime: long-poll wake-ups, the queue's write gate, supervised workers.
+    pub tasks: crate::tasks::TaskRuntime,
 }
 
 impl AppState {

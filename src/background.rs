@@ -16,23 +16,84 @@ pub async fn purge_sessions_tick(state: &AppState) -> Result<u64, sqlx::Error> {
     crate::auth::store::purge_expired(&mut conn, &state.clock.now_str()).await
 }
 
+/// Expired task leases are looked for this often. A dead worker's task waits its lease
+/// length plus at most this before it is handed out again; the query is one indexed range.
+pub const LEASE_REAP_EVERY: Duration = Duration::from_secs(2);
+
+/// Sends running tasks whose lease ran out back to the queue (or to `dead`). Returns how many.
+pub async fn lease_reaper_tick(
+    state: &AppState,
+) -> Result<usize, crate::tasks::actions::TaskError> {
+    crate::tasks::actions::reap_expired(state).await
+}
+
+/// Local worker processes are checked this often: a crash is noticed within a second, and the
+/// restart backoff (1 s doubling to 60 s) is counted in these steps.
+pub const WORKER_SUPERVISION_EVERY: Duration = Duration::from_secs(1);
+
+/// Notices exited supervised workers and restarts them after their backoff.
+pub async fn worker_supervision_tick(state: &AppState) -> usize {
+    state.tasks.supervisor().tick().await
+}
+
 /// Starts every loop; they end when `shutdown` turns true.
 pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    vec![tokio::spawn(run_every(
-        "session_purge",
-        SESSION_PURGE_EVERY,
-        shutdown,
-        move || {
-            let state = state.clone();
-            async move {
-                match purge_sessions_tick(&state).await {
-                    Ok(n) if n > 0 => tracing::debug!(removed = n, "purged expired sessions"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "session purge failed"),
+    let purge = state.clone();
+    let reaper = state.clone();
+    let supervised = state.clone();
+    vec![
+        tokio::spawn(run_every(
+            "session_purge",
+            SESSION_PURGE_EVERY,
+            shutdown.clone(),
+            move || {
+                let state = purge.clone();
+                async move {
+                    match purge_sessions_tick(&state).await {
+                        Ok(n) if n > 0 => tracing::debug!(removed = n, "purged expired sessions"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "session purge failed"),
+                    }
                 }
+            },
+        )),
+        tokio::spawn(run_every(
+            "lease_reaper",
+            LEASE_REAP_EVERY,
+            shutdown.clone(),
+            move || {
+                let state = reaper.clone();
+                async move {
+                    match lease_reaper_tick(&state).await {
+                        Ok(n) if n > 0 => {
+                            tracing::info!(requeued = n, "expired task leases reaped")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "lease reaper failed"),
+                    }
+                }
+            },
+        )),
+        tokio::spawn(async move {
+            let ticking = supervised.clone();
+            run_every(
+                "worker_supervision",
+                WORKER_SUPERVISION_EVERY,
+                shutdown,
+                move || {
+                    let state = ticking.clone();
+                    async move {
+                        worker_supervision_tick(&state).await;
+                    }
+                },
+            )
+            .await;
+            // serve is stopping: so do the workers it started (they release their tasks).
+            for (token_id, owner) in supervised.tasks.supervisor().stop_all().await {
+                crate::tasks::supervisor::revoke(&supervised, token_id, &owner).await;
             }
-        },
-    ))]
+        }),
+    ]
 }
 
 async fn run_every<F, Fut>(

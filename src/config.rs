@@ -62,6 +62,28 @@ pub struct ServeConfig {
     /// Let /metrics be scraped without a token (it shows request counts, never data).
     #[arg(long, env = "ARCHITECT_METRICS_PUBLIC", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub metrics_public: bool,
+
+    /// Master key of the secure vault: 32 random bytes as base64 or hex (`openssl rand -base64
+    /// 32`). Overrides the key file. Prefer the env var: a flag shows in the process list. A
+    /// wrong key seals the vault (vault calls answer 503); it never decrypts garbage.
+    #[arg(long, env = "ARCHITECT_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// File holding the vault master key when ARCHITECT_MASTER_KEY is unset. Default:
+    /// <data-dir>/master.key, created (mode 0600) on the first start of an empty vault. Back it
+    /// up apart from the database: without it the secrets cannot be read.
+    #[arg(long, env = "ARCHITECT_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+
+    /// The `architect` binary that `POST /api/workers/start/<type>` runs as a local worker.
+    /// Default: this program.
+    #[arg(long, env = "ARCHITECT_WORKER_BIN")]
+    pub worker_bin: Option<PathBuf>,
+
+    /// Let `POST /api/workers/start/shell` and `/start/python` start workers that run
+    /// arbitrary code from task payloads (they get --allow-shell). Off by default.
+    #[arg(long, env = "ARCHITECT_WORKER_ALLOW_SHELL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub worker_allow_shell: bool,
 }
 
 impl ServeConfig {

@@ -12,7 +12,7 @@
 //! * [`web`] — the dashboard frame, error page, static assets.
 //! * [`client`] — the typed HTTP client every CLI role uses.
 //! * Domains, each `mod.rs` (types and rules) / `store.rs` (SQL) / `api.rs` / `pages.rs`:
-//!   [`auth`], [`tracking`], [`activity`]; [`system`] holds /health and /metrics.
+//!   [`auth`], [`tracking`], [`activity`], [`vault`]; [`system`] holds /health and /metrics.
 
 pub mod text_enum;
 

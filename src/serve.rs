@@ -73,6 +73,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         tracing::info!(applied, "database migrations applied");
     }
     let key = secret_key(&config)?;
+    let vault = crate::vault::keys::load(&config, &db, &clock.now_str()).await;
     let bind = SocketAddr::new(config.bind_host(), config.port);
     let state = AppState {
         db,
@@ -80,6 +81,8 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         clock,
         secret_key: Arc::new(key),
         started: Instant::now(),
+        vault,
+        tasks: crate::tasks::TaskRuntime::new(),
     };
     crate::auth::actions::ensure_env_admin(&state)
         .await
@@ -94,6 +97,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         format!("cannot listen on {bind} (is another server running? try --port)")
     })?;
     let addr = listener.local_addr()?;
+    state.tasks.set_local_addr(addr);
     let (stop, stop_rx) = watch::channel(false);
     let loops = crate::background::spawn_all(state.clone(), stop_rx.clone());
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

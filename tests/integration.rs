@@ -1,6 +1,8 @@
 //! The one integration-test binary: each module starts real servers on 127.0.0.1 and talks
 //! HTTP to them (see tests/support).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 #[path = "integration/auth.rs"]

@@ -137,13 +137,16 @@ pub async fn ensure_env_admin(state: &AppState) -> Result<User> {
     let name = state.config.admin_user.trim();
     validate_username(name).map_err(|m| invalid("ARCHITECT_USER", m))?;
     let mut conn = state.db.acquire().await?;
-    Ok(store::ensure_env_admin(
+    let admin = store::ensure_env_admin(
         &mut conn,
         name,
         &state.config.admin_password,
         &state.clock.now_str(),
     )
-    .await?)
+    .await?;
+    // It may re-enable the admin or restore its role.
+    token_cache::invalidate();
+    Ok(admin)
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -250,6 +253,8 @@ pub async fn update_user(
         .await?
         .ok_or(AuthError::NotFound("user"))?;
     tx.commit().await?;
+    // A role change or disabling must reach this user's tokens now, not after the cache TTL.
+    token_cache::invalidate();
     Ok(user)
 }
 
@@ -282,6 +287,7 @@ pub async fn delete_user(state: &AppState, actor: &Identity, id: i64) -> Result<
     )
     .await?;
     tx.commit().await?;
+    token_cache::invalidate();
     Ok(())
 }
 
@@ -322,6 +328,49 @@ pub async fn change_own_password(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Step-up: a signed-in person gives the password again before a sensitive read (a vault
+/// value). Failures count toward the login throttle like failed logins; success moves the
+/// session's `authenticated_at` to now. Returns that time.
+pub async fn confirm_password(
+    state: &AppState,
+    who: &Identity,
+    password: &str,
+    client_addr: Option<&str>,
+) -> Result<String> {
+    let session_id = match &who.via {
+        AuthVia::Session { session_id, .. } => *session_id,
+        AuthVia::Token { .. } => {
+            return Err(AuthError::Forbidden(
+                "password confirmation is for logged-in sessions; tokens need none".into(),
+            ))
+        }
+    };
+    let now = state.clock.now();
+    let limits = Limits {
+        max_failures: state.config.login_max_failures.max(1),
+        lockout: Duration::seconds(i64::try_from(state.config.login_lockout_secs).unwrap_or(900)),
+    };
+    let keys = throttle::keys(&who.username, client_addr);
+    let mut conn = state.db.acquire().await?;
+    if let Some(secs) = throttle::locked_for(&mut conn, &keys, now).await? {
+        return Err(AuthError::Throttled(secs));
+    }
+    let hash = store::password_hash(&mut *conn, who.user_id)
+        .await?
+        .ok_or(AuthError::NotFound("user"))?;
+    let ok = password.len() <= MAX_PASSWORD_LEN * 4 && verify_password(password, &hash);
+    if !ok {
+        if let Some(secs) = throttle::record_failure(&mut conn, &keys, limits, now).await? {
+            return Err(AuthError::Throttled(secs));
+        }
+        return Err(invalid("password", "the password is wrong"));
+    }
+    throttle::record_success(&mut conn, &who.username).await?;
+    let now_s = crate::clock::format(now);
+    store::mark_session_authenticated(&mut *conn, session_id, &now_s).await?;
+    Ok(now_s)
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -433,5 +482,7 @@ pub async fn revoke_token(state: &AppState, who: &Identity, id: i64) -> Result<A
         .await?
         .ok_or(AuthError::NotFound("token"))?;
     tx.commit().await?;
+    // After the commit, so a lookup racing with it cannot cache the pre-revocation row.
+    token_cache::invalidate();
     Ok(token)
 }

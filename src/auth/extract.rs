@@ -6,7 +6,7 @@
 //!
 //! `C` names the [`Capability`] the route needs (`Read`, `Write`, `Admin`, ...).
 
-use super::{store, AuthVia, Capability, Identity, Role, Scope};
+use super::{store, token_cache, AuthVia, Capability, Identity, Role, Scope};
 use crate::app::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::parse_urlencoded;
@@ -75,7 +75,20 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Ident
     let now_s = crate::clock::format(now);
     let identity = if let Some(token) = bearer(parts) {
         let hash = super::secret_hash(&state.secret_key, token);
-        match store::find_token(&state.db, &hash, &now_s).await? {
+        // Hot path (workers send two requests per task): a fresh cached lookup skips the
+        // SELECT. See token_cache for how revocations and user changes stay effective.
+        let found = match token_cache::get(&hash, &now_s) {
+            Some(row) => Some(row),
+            None => {
+                let generation = token_cache::generation();
+                let row = store::find_token(&state.db, &hash, &now_s).await?;
+                if let Some(row) = &row {
+                    token_cache::put(&hash, row.clone(), generation);
+                }
+                row
+            }
+        };
+        match found {
             Some(row) => {
                 let stale = row
                     .last_used_at
@@ -84,6 +97,7 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Ident
                     .is_none_or(|t| now - t > Duration::seconds(TOKEN_TOUCH_EVERY));
                 if stale {
                     store::touch_token(&state.db, row.token_id, &now_s).await?;
+                    token_cache::touched(&hash, &now_s);
                 }
                 Some(Identity {
                     user_id: row.user_id,

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod pages;
 pub mod store;
 pub mod throttle;
+pub mod token_cache;
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;

@@ -48,15 +48,18 @@ struct LoginQuery {
 
 /// Only same-site paths: `/x` but not `//evil.example` or `/\evil`.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
-            n.to_string()
-        }
-        _ => "/".to_string(),
-    }
+    next.and_then(crate::web::local_path).unwrap_or("/").to_string()
 }
 
-async fn login_page(State(s): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+async fn login_page(
+    State(s): State<AppState>,
+    ex::MaybeAuthed(who): ex::MaybeAuthed,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    // Already signed in: go where the login would have led.
+    if who.is_some_and(|w| w.csrf_token().is_some()) {
+        return Redirect::to(&safe_next(q.next.as_deref())).into_response();
+    }
     let notice = if q.expired.is_some() {
         Some("Your session expired. Log in again to continue.".to_string())
     } else if q.logged_out.is_some() {

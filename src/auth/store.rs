@@ -314,6 +314,20 @@ pub async fn touch_session<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
+/// Records that the session's owner just gave the password again (step-up).
+pub async fn mark_session_authenticated<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    session_id: i64,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET authenticated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(session_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 pub async fn delete_session<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     session_id: i64,
@@ -468,6 +482,8 @@ pub struct TokenAuthRow {
     pub user_id: i64,
     pub username: String,
     pub role: String,
+    /// Kept so a cached row (see `token_cache`) still stops working when the token expires.
+    pub expires_at: Option<String>,
 }
 
 pub async fn find_token<'c, E: Executor<'c, Database = Any>>(
@@ -476,7 +492,8 @@ pub async fn find_token<'c, E: Executor<'c, Database = Any>>(
     now: &str,
 ) -> Result<Option<TokenAuthRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT t.id AS token_id, t.scope, t.last_used_at, u.id AS user_id, u.username, u.role
+        "SELECT t.id AS token_id, t.scope, t.last_used_at, u.id AS user_id, u.username, u.role,
+             t.expires_at
          FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL
            AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.disabled = 0",

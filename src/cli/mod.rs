@@ -2,8 +2,10 @@
 //! stays thin: parse, call the library or the client, print.
 
 mod output;
+mod secrets;
 mod token;
 mod tracking;
+mod worker;
 
 use crate::config::{ClientConfig, LogFormat, ServeConfig};
 use clap::{Parser, Subcommand};
@@ -79,14 +81,34 @@ pub enum Command {
         #[command(subcommand)]
         cmd: token::TokenCmd,
     },
+    /// Vault secrets: list, get, set (value from stdin or a hidden prompt), rm, versions, audit.
+    Secrets {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(subcommand)]
+        cmd: secrets::SecretsCmd,
+    },
+    /// The vault itself: status, rotate-key (admin token).
+    Vault {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(subcommand)]
+        cmd: secrets::VaultCmd,
+    },
+    /// Run queued tasks (shell, python, git, test, build, deploy, ...) on this machine;
+    /// --daemon, --status, --stop manage a background worker.
+    Worker(worker::WorkerArgs),
 }
 
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    use std::io::IsTerminal;
+    // Colours only for a person at a terminal; never escape codes in files or journald.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder
@@ -121,6 +143,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devops { client, cmd } => tracking::devops(&client, cmd).await,
         Command::Stats { client } => tracking::stats(&client).await,
         Command::Token { client, cmd } => token::run(&client, cmd).await,
+        Command::Secrets { client, cmd } => secrets::secrets(&client, cmd).await,
+        Command::Vault { client, cmd } => secrets::vault(&client, cmd).await,
+        Command::Worker(args) => match worker::run(args).await? {
+            0 => Ok(()),
+            // `--status` of a stopped worker: a distinct exit code for scripts.
+            code => std::process::exit(i32::from(code)),
+        },
     }
 }
 

@@ -53,7 +53,7 @@ pub async fn run(cfg: &ClientConfig, cmd: TokenCmd) -> anyhow::Result<()> {
     let csrf = body["csrf_token"].as_str().unwrap_or_default().to_string();
     let resp = http
         .post(format!("{base}/api/tokens"))
-        .header("X-CSRF-Token", csrf)
+        .header("X-CSRF-Token", &csrf)
         .json(
             &serde_json::json!({"name": name, "scope": scope, "expires_in_days": expires_in_days}),
         )
@@ -68,7 +68,12 @@ pub async fn run(cfg: &ClientConfig, cmd: TokenCmd) -> anyhow::Result<()> {
         );
     }
     let created: CreatedToken = resp.json().await?;
-    let _ = http.post(format!("{base}/logout")).send().await;
+    // End the login session now rather than leaving it to time out.
+    let _ = http
+        .post(format!("{base}/logout"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await;
     if cfg.json {
         println!("{}", serde_json::to_string_pretty(&created)?);
     } else {

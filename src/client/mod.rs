@@ -8,6 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+mod secrets;
+mod tasks;
+
 /// A failed call: the server's JSON error, or why the server could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

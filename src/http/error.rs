@@ -14,16 +14,21 @@
 //! | 401    | `invalid_credentials`   | wrong username or password                         |
 //! | 403    | `forbidden`             | authenticated, but role or scope does not allow it |
 //! | 403    | `csrf_failed`           | cookie-authenticated change without a valid token  |
+//! | 403    | `step_up_required`      | a vault value needs a recent password (session)    |
 //! | 404    | `not_found`             | no such route or entity                            |
 //! | 405    | `method_not_allowed`    |                                                    |
 //! | 409    | `conflict`              | duplicate name or conflicting state                |
 //! | 409    | `invalid_transition`    | status change not allowed from the current status  |
+//! | 409    | `lease_lost`            | a task answer under an expired or replaced lease   |
 //! | 413    | `payload_too_large`     | body over the configured limit                     |
 //! | 415    | `unsupported_media_type`| body is not `application/json`                     |
 //! | 422    | `invalid_field`         | a field is missing, of the wrong type or invalid   |
 //! | 429    | `too_many_requests`     | throttled; see `Retry-After`                       |
 //! | 500    | `internal`              | a bug or an unreachable dependency; details logged |
+//! | 500    | `integrity_error`       | a stored vault value failed authentication         |
+//! | 500    | `key_file_error`        | a vault key file could not be written or renamed   |
 //! | 503    | `unavailable`           | a dependency (e.g. the database) is down           |
+//! | 503    | `vault_sealed`          | no usable vault master key; the message says why   |
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -1,8 +1,371 @@
-//! Routes of the tasks domain (pages).
+//! The Tasks panel: counts by status, the queue with filters, a create form with fields per
+//! type, a detail page with attempts and output, cancel and re-queue; and the project commands
+//! that `test` / `build` / `deploy` tasks run. The Workers page is `worker_pages.rs`.
 
+use super::actions::{self, TaskError};
+use super::payload::{BuiltinType, GitOp};
+use super::*;
 use crate::app::AppState;
+use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
+use crate::http::error::ApiError;
+use crate::http::extract::{Pagination, Path, Query};
+use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
 use axum::Router;
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/tasks", get(tasks_page).post(tasks_create))
+        .route("/tasks/commands", get(commands_page))
+        .route("/tasks/commands/{project_id}", post(commands_save))
+        .route("/tasks/{id}", get(task_page))
+        .route("/tasks/{id}/cancel", post(task_cancel))
+        .route("/tasks/{id}/retry", post(task_retry))
+        .merge(super::worker_pages::routes())
+}
+
+/// `2026-11-26 11:13` from a stored time.
+pub fn when(t: &str) -> String {
+    t.chars().take(16).collect::<String>().replace('T', " ")
+}
+
+pub fn when_opt(t: &Option<String>) -> String {
+    t.as_deref().map(when).unwrap_or_default()
+}
+
+fn done<T>(r: Result<T, TaskError>, ok_to: &str, notice: &str, back: &str) -> Response {
+    match r {
+        Ok(_) => see_other(ok_to, notice),
+        Err(e) => back_with_error(back, &ApiError::from(e)),
+    }
+}
+
+/// Filters arrive as text (an empty select means "any") together with the flash message.
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default, rename = "type")]
+    task_type: Option<String>,
+    #[serde(default)]
+    worker_id: Option<String>,
+    #[serde(default)]
+    priority: Option<String>,
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    notice: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+fn num(field: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(field, format!("{field} must be a number"))),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "tasks/list.html")]
+struct TasksPage {
+    layout: Layout,
+    tasks: Vec<Task>,
+    counts: StatusCounts,
+    statuses: &'static [TaskStatus],
+    builtins: &'static [BuiltinType],
+    git_ops: &'static [GitOp],
+    projects: Vec<(i64, String)>,
+    status: String,
+    task_type: String,
+    worker_id: String,
+    priority: String,
+    project_id: Option<i64>,
+}
+
+async fn tasks_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    page: Pagination,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<TaskStatus>)
+        .transpose()
+        .map_err(|m| ApiError::invalid("status", m))?;
+    let filter = TaskFilter {
+        status,
+        task_type: q.task_type.clone(),
+        worker_id: num("worker_id", &q.worker_id)?,
+        priority: num("priority", &q.priority)?,
+        project_id: num("project_id", &q.project_id)?,
+    };
+    let tasks = store::list_tasks(&s.db, &filter, page.limit, page.offset).await?;
+    let flash = Flash {
+        notice: q.notice.clone(),
+        error: q.error.clone(),
+    };
+    Ok(render(&TasksPage {
+        layout: Layout::new(&s, &who, "tasks", "Tasks").with_flash(&flash),
+        tasks,
+        counts: store::status_counts(&s.db).await?,
+        statuses: TaskStatus::ALL,
+        builtins: BuiltinType::ALL,
+        git_ops: GitOp::ALL,
+        projects: crate::tracking::store::project_names(&s.db).await?,
+        status: q.status.unwrap_or_default(),
+        task_type: q.task_type.unwrap_or_default(),
+        worker_id: q.worker_id.unwrap_or_default(),
+        priority: q.priority.unwrap_or_default(),
+        project_id: filter.project_id,
+    }))
+}
+
+/// The create form: every type's fields at once; only the chosen type's are used.
+#[derive(Deserialize, Default)]
+struct CreateForm {
+    #[serde(rename = "type")]
+    task_type: String,
+    #[serde(default)]
+    custom_type: String,
+    #[serde(default)]
+    priority: String,
+    #[serde(default)]
+    max_retries: String,
+    #[serde(default)]
+    timeout_s: String,
+    #[serde(default)]
+    tags: String,
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    project_id: String,
+    #[serde(default)]
+    command: String,
+    #[serde(default)]
+    cwd: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    script: String,
+    #[serde(default)]
+    git_op: String,
+    #[serde(default)]
+    repo: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    dest: String,
+    #[serde(default)]
+    git_ref: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    payload: String,
+}
+
+fn put(m: &mut Map<String, Value>, k: &str, v: &str) {
+    let v = v.trim();
+    if !v.is_empty() {
+        m.insert(k.to_string(), Value::String(v.to_string()));
+    }
+}
+
+impl CreateForm {
+    /// The API's input, built from the fields of the chosen type.
+    fn into_new_task(self) -> Result<NewTask, ApiError> {
+        let task_type = if self.task_type == "custom" {
+            self.custom_type.trim().to_string()
+        } else {
+            self.task_type.clone()
+        };
+        let mut m = Map::new();
+        match task_type.parse::<BuiltinType>() {
+            Ok(BuiltinType::Shell) => {
+                put(&mut m, "command", &self.command);
+                put(&mut m, "cwd", &self.cwd);
+            }
+            Ok(BuiltinType::Python) => {
+                put(&mut m, "code", &self.code);
+                put(&mut m, "script", &self.script);
+                put(&mut m, "cwd", &self.cwd);
+            }
+            Ok(BuiltinType::Git) => {
+                put(&mut m, "op", &self.git_op);
+                for (k, v) in [
+                    ("repo", &self.repo),
+                    ("url", &self.url),
+                    ("dest", &self.dest),
+                    ("ref", &self.git_ref),
+                    ("message", &self.message),
+                ] {
+                    put(&mut m, k, v);
+                }
+            }
+            Ok(BuiltinType::Test | BuiltinType::Build | BuiltinType::Deploy) => {}
+            Ok(BuiltinType::Tmux) | Err(_) => {
+                let raw = self.payload.trim();
+                if !raw.is_empty() {
+                    match serde_json::from_str::<Value>(raw) {
+                        Ok(Value::Object(o)) => m = o,
+                        _ => {
+                            return Err(ApiError::invalid(
+                                "payload",
+                                "payload must be a JSON object, e.g. {\"key\": \"value\"}",
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        let tags: Vec<String> = self
+            .tags
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect();
+        Ok(NewTask {
+            task_type,
+            payload: Some(Value::Object(m)),
+            priority: num("priority", &Some(self.priority))?,
+            max_retries: num("max_retries", &Some(self.max_retries))?,
+            timeout_s: num("timeout_s", &Some(self.timeout_s))?,
+            run_after: None,
+            tags: (!tags.is_empty()).then_some(tags),
+            node: Some(self.node.trim().to_string()).filter(|n| !n.is_empty()),
+            project_id: num("project_id", &Some(self.project_id))?,
+        })
+    }
+}
+
+async fn tasks_create(
+    State(s): State<AppState>,
+    PageForm(who, f, ..): PageForm<Write, CreateForm>,
+) -> Response {
+    let input = match f.into_new_task() {
+        Ok(i) => i,
+        Err(e) => return back_with_error("/tasks", &e),
+    };
+    match actions::create_task(&s, &who.actor(), input).await {
+        Ok(t) => see_other(
+            &format!("/tasks/{}", t.id),
+            &format!("Task {} ({}) queued.", t.id, t.task_type),
+        ),
+        Err(e) => back_with_error("/tasks", &ApiError::from(e)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "tasks/detail.html")]
+struct TaskPage {
+    layout: Layout,
+    t: Task,
+    attempts: Vec<Attempt>,
+    payload: String,
+    result: String,
+}
+
+async fn task_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Path(id): Path<i64>,
+    Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    let d = actions::task_detail(&s, id).await.map_err(ApiError::from)?;
+    let title = format!("Task {}: {}", d.task.id, d.task.task_type);
+    Ok(render(&TaskPage {
+        layout: Layout::new(&s, &who, "tasks", &title).with_flash(&flash),
+        payload: serde_json::to_string_pretty(&d.task.payload).unwrap_or_default(),
+        result: d
+            .task
+            .result
+            .as_ref()
+            .and_then(|r| serde_json::to_string_pretty(r).ok())
+            .unwrap_or_default(),
+        t: d.task,
+        attempts: d.attempts_history,
+    }))
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn task_cancel(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
+) -> Response {
+    let back = format!("/tasks/{id}");
+    let r = actions::cancel(&s, &who.actor(), id).await;
+    done(r, &back, "Task cancelled.", &back)
+}
+
+async fn task_retry(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
+) -> Response {
+    let back = format!("/tasks/{id}");
+    let r = actions::retry(&s, &who.actor(), id).await;
+    done(r, &back, "Task re-queued.", &back)
+}
+
+// ---- project commands ----
+
+struct CommandsRow {
+    id: i64,
+    name: String,
+    c: ProjectCommands,
+}
+
+#[derive(Template)]
+#[template(path = "tasks/commands.html")]
+struct CommandsPage {
+    layout: Layout,
+    rows: Vec<CommandsRow>,
+}
+
+async fn commands_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    let stored = store::list_commands(&s.db).await?;
+    let rows = crate::tracking::store::project_names(&s.db)
+        .await?
+        .into_iter()
+        .map(|(id, name)| CommandsRow {
+            id,
+            name,
+            c: stored
+                .iter()
+                .find(|c| c.project_id == id)
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(render(&CommandsPage {
+        layout: Layout::new(&s, &who, "tasks", "Project commands").with_flash(&flash),
+        rows,
+    }))
+}
+
+async fn commands_save(
+    State(s): State<AppState>,
+    Path(project_id): Path<i64>,
+    PageForm(who, f, ..): PageForm<Write, SetProjectCommands>,
+) -> Response {
+    let r = actions::set_project_commands(&s, &who.actor(), project_id, f).await;
+    done(r, "/tasks/commands", "Commands saved.", "/tasks/commands")
 }

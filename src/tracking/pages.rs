@@ -709,11 +709,7 @@ struct StatusForm {
 }
 
 fn back_path(back: &str, default: String) -> String {
-    if back.starts_with('/') && !back.starts_with("//") && !back.starts_with("/\\") {
-        back.to_string()
-    } else {
-        default
-    }
+    crate::web::local_path(back).map(str::to_string).unwrap_or(default)
 }
 
 async fn feature_status(

@@ -108,7 +108,14 @@ pub const PANELS: &[Panel] = &[
         label: "Tasks",
         href: "/tasks",
         group: "Fleet",
-        available: false,
+        available: true,
+    },
+    Panel {
+        key: "workers",
+        label: "Workers",
+        href: "/workers",
+        group: "Fleet",
+        available: true,
     },
     Panel {
         key: "llm",
@@ -122,7 +129,7 @@ pub const PANELS: &[Panel] = &[
         label: "Vault",
         href: "/vault",
         group: "System",
-        available: false,
+        available: true,
     },
     Panel {
         key: "activity",
@@ -333,6 +340,18 @@ async fn static_file(
         }
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
+}
+
+/// `p` if it is a path on this site that is safe to redirect to: starts with one `/` (not
+/// `//host` or `/\host`), printable ASCII only (no spaces or control characters, which would
+/// break the `Location` header), and not absurdly long. Anything else is refused.
+pub fn local_path(p: &str) -> Option<&str> {
+    let ok = p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.starts_with("/\\")
+        && p.len() <= 2048
+        && p.chars().all(|c| c.is_ascii_graphic());
+    ok.then_some(p)
 }
 
 /// A stored time for display: `2026-11-26 11:13` (UTC).

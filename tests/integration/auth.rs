@@ -586,3 +586,43 @@ async fn env_admin_password_is_updated_at_start() {
     assert_eq!(r.status, 200);
     s.shutdown().await.unwrap();
 }
+
+/// Token lookups are cached for a few seconds (src/auth/token_cache.rs); changes to the owner
+/// made through this server must still take effect on the very next request.
+#[tokio::test(flavor = "multi_thread")]
+async fn owner_changes_reach_a_cached_token_at_once() {
+    let t = TestServer::start().await;
+    let admin = t.admin().await;
+    let carol = t.user("carol", "member").await;
+    let id = carol.get("/api/me").await.json["user_id"].as_i64().unwrap();
+    let r = carol
+        .post_json("/api/tokens", &json!({"name": "ci", "scope": "admin"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let tok = Session::new(&t.url, r.json["token"].as_str().map(str::to_string));
+    // Used twice: the second answer comes from the cache.
+    for name in ["p1", "p2"] {
+        let r = tok.post_json("/api/projects", &json!({"name": name})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let r = admin
+        .put_json(&format!("/api/users/{id}"), &json!({"role": "viewer"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = tok.post_json("/api/projects", &json!({"name": "p3"})).await;
+    assert_eq!(
+        r.status, 403,
+        "a demoted owner's token keeps no write access"
+    );
+    assert_eq!(tok.get("/api/projects").await.status, 200);
+    admin
+        .put_json(&format!("/api/users/{id}"), &json!({"disabled": true}))
+        .await;
+    assert_eq!(tok.get("/api/projects").await.status, 401);
+    admin
+        .put_json(&format!("/api/users/{id}"), &json!({"disabled": false}))
+        .await;
+    assert_eq!(tok.get("/api/projects").await.status, 200);
+    assert_eq!(admin.delete(&format!("/api/users/{id}")).await.status, 204);
+    assert_eq!(tok.get("/api/projects").await.status, 401);
+}

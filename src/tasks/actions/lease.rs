@@ -1,0 +1,357 @@
+//! The lease protocol: claim (with long-poll), heartbeat, complete, fail, release, and the
+//! reaper's recovery of expired leases.
+
+use super::*;
+use crate::tasks::store::ClaimSpec;
+
+// ---- the lease protocol ----
+
+/// Leases the best eligible task, waiting up to `wait_s` for one to become claimable.
+pub async fn claim(state: &AppState, mut req: ClaimRequest) -> Result<ClaimResponse> {
+    req.validate()?;
+    // A claim that names its types and tags needs only the worker's node, which never changes
+    // (see TaskRuntime::worker_node): skip the worker SELECT once it is known.
+    let known = match (&req.types, &req.tags) {
+        (Some(types), Some(tags)) => state
+            .tasks
+            .worker_node(req.worker_id)
+            .map(|node| (node, types.clone(), tags.clone())),
+        _ => None,
+    };
+    let (node, types, tags) = match known {
+        Some(k) => k,
+        None => {
+            let worker = store::get_worker(&state.db, req.worker_id)
+                .await?
+                .ok_or_else(|| {
+                    invalid(
+                        "worker_id",
+                        format!(
+                            "worker {} is not registered (POST /api/workers/register)",
+                            req.worker_id
+                        ),
+                    )
+                })?
+                .view(state.clock.now());
+            state.tasks.remember_worker_node(worker.id, &worker.node);
+            (
+                worker.node,
+                req.types.clone().unwrap_or(worker.types),
+                req.tags.clone().unwrap_or(worker.tags),
+            )
+        }
+    };
+    let lease = std::time::Duration::from_secs(
+        u64::try_from(req.lease_s.unwrap_or(DEFAULT_LEASE_S)).unwrap_or(60),
+    );
+    let wait = std::time::Duration::from_secs_f64(req.wait_s.unwrap_or(0.0));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Listen before looking, so a task enqueued between the look and the wait still wakes us.
+        let woken = state.tasks.claimable();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+
+        let now = state.clock.now();
+        let now_s = crate::clock::format(now);
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let claimed = {
+            let _gate = state.tasks.write_gate().await;
+            let mut conn = state.db.acquire().await?;
+            store::claim_next(
+                &mut conn,
+                &ClaimSpec {
+                    worker_id: req.worker_id,
+                    node: &node,
+                    types: &types,
+                    tags: &tags,
+                    lease_token: &token,
+                    lease_expires_at: &later(now, lease),
+                    now: &now_s,
+                    limit: req.max_tasks.unwrap_or(1),
+                },
+            )
+            .await?
+        };
+        // Answer as soon as anything is leased; a batch is never held back to fill up.
+        if !claimed.is_empty() {
+            let tasks: Vec<ClaimedTask> = claimed
+                .into_iter()
+                .map(|(task, lease_token)| ClaimedTask { task, lease_token })
+                .collect();
+            return Ok(ClaimResponse {
+                task: tasks.first().cloned(),
+                // Only a claim that asked for a batch gets the list (the answer to a plain
+                // claim keeps its original shape).
+                tasks: if req.max_tasks.is_some() {
+                    tasks
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Ok(ClaimResponse::default());
+        }
+        // Also wake when a delayed task or a backoff falls due.
+        let mut until = left;
+        if let Some(due) = store::next_due(&state.db, &now_s)
+            .await?
+            .as_deref()
+            .and_then(crate::clock::parse)
+        {
+            let in_ms = (due - state.clock.now()).whole_milliseconds().max(1);
+            until = until.min(std::time::Duration::from_millis(
+                u64::try_from(in_ms).unwrap_or(1),
+            ));
+        }
+        tokio::select! {
+            _ = &mut woken => {}
+            _ = tokio::time::sleep(until) => {}
+        }
+    }
+}
+
+/// Extends a live lease.
+pub async fn heartbeat(state: &AppState, id: i64, req: LeaseRequest) -> Result<Lease> {
+    let lease_s = req.lease_s.unwrap_or(DEFAULT_LEASE_S);
+    if !(MIN_LEASE_S..=MAX_LEASE_S).contains(&lease_s) {
+        return Err(invalid(
+            "lease_s",
+            format!("lease_s must be between {MIN_LEASE_S} and {MAX_LEASE_S}"),
+        )
+        .into());
+    }
+    let now = state.clock.now();
+    let expires = crate::clock::format(now + time::Duration::seconds(lease_s));
+    let extended = {
+        let _gate = state.tasks.write_gate().await;
+        let mut conn = state.db.acquire().await?;
+        store::extend_lease(
+            &mut conn,
+            id,
+            &req.lease_token,
+            &expires,
+            &crate::clock::format(now),
+        )
+        .await?
+    };
+    match extended {
+        Some(lease_expires_at) => Ok(Lease {
+            task_id: id,
+            lease_expires_at,
+        }),
+        None => Err(lease_lost(state, id).await),
+    }
+}
+
+pub async fn complete(state: &AppState, id: i64, req: CompleteRequest) -> Result<TaskOutcome> {
+    check_report(req.output.as_deref(), req.duration_ms, req.result.as_ref())?;
+    let now = state.clock.now_str();
+    let report = Report {
+        result: req.result.as_ref(),
+        output: req.output.as_deref(),
+        error: None,
+        exit_code: req.exit_code,
+        duration_ms: req.duration_ms,
+    };
+    let done = {
+        let _gate = state.tasks.write_gate().await;
+        let mut tx = state.db.begin().await?;
+        match store::complete_leased(&mut tx, id, &req.lease_token, &report, &now).await? {
+            Some(taken) => {
+                store::insert_attempt(
+                    &mut tx,
+                    id,
+                    &taken,
+                    AttemptOutcome::Completed,
+                    &report,
+                    &now,
+                )
+                .await?;
+                tx.commit().await?;
+                true
+            }
+            None => false,
+        }
+    };
+    if !done {
+        return Err(lease_lost(state, id).await);
+    }
+    Ok(TaskOutcome {
+        id,
+        status: TaskStatus::Completed,
+        run_after: None,
+    })
+}
+
+/// Where a failed or expired attempt sends the task: back to the queue (with `delay`) while
+/// retries remain, else `dead`; `failed` when the worker said retrying cannot help.
+fn after_failure(
+    taken: &Taken,
+    retryable: bool,
+    delay: std::time::Duration,
+) -> (TaskStatus, Option<std::time::Duration>) {
+    if !retryable {
+        (TaskStatus::Failed, None)
+    } else if taken.attempts <= taken.max_retries {
+        (TaskStatus::Pending, Some(delay))
+    } else {
+        (TaskStatus::Dead, None)
+    }
+}
+
+pub async fn fail(state: &AppState, id: i64, req: FailRequest) -> Result<TaskOutcome> {
+    check_report(req.output.as_deref(), req.duration_ms, None)?;
+    let error = keep_tail(req.error.trim(), MAX_ERROR);
+    if error.is_empty() {
+        return Err(invalid("error", "error must say what went wrong").into());
+    }
+    let now = state.clock.now();
+    let now_s = crate::clock::format(now);
+    let report = Report {
+        result: None,
+        output: req.output.as_deref(),
+        error: Some(&error),
+        exit_code: req.exit_code,
+        duration_ms: req.duration_ms,
+    };
+    let moved = {
+        let _gate = state.tasks.write_gate().await;
+        let mut tx = state.db.begin().await?;
+        let Some(taken) = store::take_lease(&mut tx, id, Some(&req.lease_token), &now_s).await?
+        else {
+            drop(tx);
+            return Err(lease_lost(state, id).await);
+        };
+        let delay = retry_delay(taken.attempts, rand::random::<f64>());
+        let (status, delay) = after_failure(&taken, req.retryable.unwrap_or(true), delay);
+        let run_after = delay.map(|d| later(now, d));
+        store::insert_attempt(&mut tx, id, &taken, AttemptOutcome::Failed, &report, &now_s).await?;
+        store::move_task(
+            &mut tx,
+            id,
+            &Move {
+                status,
+                run_after: run_after.as_deref(),
+                finished_at: status.is_final().then_some(now_s.as_str()),
+                report: report.clone(),
+                reset_attempts: false,
+                uncount_attempt: false,
+            },
+            &now_s,
+        )
+        .await?;
+        tx.commit().await?;
+        TaskOutcome {
+            id,
+            status,
+            run_after,
+        }
+    };
+    if moved.status == TaskStatus::Pending {
+        // Waiters re-read when the retry falls due.
+        state.tasks.wake_claimers();
+    }
+    Ok(moved)
+}
+
+/// Gives a task back without counting the attempt (a worker shutting down).
+pub async fn release(state: &AppState, id: i64, req: LeaseRequest) -> Result<TaskOutcome> {
+    let now_s = state.clock.now_str();
+    {
+        let _gate = state.tasks.write_gate().await;
+        let mut tx = state.db.begin().await?;
+        let Some(taken) = store::take_lease(&mut tx, id, Some(&req.lease_token), &now_s).await?
+        else {
+            drop(tx);
+            return Err(lease_lost(state, id).await);
+        };
+        let report = Report {
+            error: Some("released by the worker (shutting down)"),
+            ..Report::default()
+        };
+        store::insert_attempt(
+            &mut tx,
+            id,
+            &taken,
+            AttemptOutcome::Released,
+            &report,
+            &now_s,
+        )
+        .await?;
+        store::move_task(
+            &mut tx,
+            id,
+            &Move {
+                status: TaskStatus::Pending,
+                run_after: Some(&now_s),
+                finished_at: None,
+                report: Report::default(),
+                reset_attempts: false,
+                uncount_attempt: true,
+            },
+            &now_s,
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    state.tasks.wake_claimers();
+    Ok(TaskOutcome {
+        id,
+        status: TaskStatus::Pending,
+        run_after: Some(now_s),
+    })
+}
+
+/// The lease reaper's work: every running task whose lease ran out goes back to the queue at
+/// once (its worker died or hung; the task itself may be fine) with an `expired` attempt, or to
+/// `dead` when that was its last try. Safe to run anywhere, any number of times: each move is
+/// guarded by `lease_expires_at < now`.
+pub async fn reap_expired(state: &AppState) -> Result<usize> {
+    let now = state.clock.now_str();
+    let ids = store::expired_leases(&state.db, &now, 500).await?;
+    let mut requeued = 0;
+    for id in ids {
+        let _gate = state.tasks.write_gate().await;
+        let mut tx = state.db.begin().await?;
+        let Some(taken) = store::take_lease(&mut tx, id, None, &now).await? else {
+            continue; // answered or reaped meanwhile
+        };
+        let error = format!(
+            "lease expired: worker {} stopped answering",
+            taken
+                .worker_id
+                .map(|w| w.to_string())
+                .unwrap_or_else(|| "?".into())
+        );
+        let report = Report {
+            error: Some(&error),
+            ..Report::default()
+        };
+        let (status, _) = after_failure(&taken, true, std::time::Duration::ZERO);
+        store::insert_attempt(&mut tx, id, &taken, AttemptOutcome::Expired, &report, &now).await?;
+        store::move_task(
+            &mut tx,
+            id,
+            &Move {
+                status,
+                run_after: Some(&now),
+                finished_at: status.is_final().then_some(now.as_str()),
+                report,
+                reset_attempts: false,
+                uncount_attempt: false,
+            },
+            &now,
+        )
+        .await?;
+        tx.commit().await?;
+        requeued += 1;
+    }
+    // Also covers delayed tasks that fell due while the clock was moved by hand.
+    if requeued > 0 || store::any_due(&state.db, &now).await? {
+        state.tasks.wake_claimers();
+    }
+    Ok(requeued)
+}

@@ -1,0 +1,511 @@
+//! The worker runtime behind `architect worker` (and any program that registers its own
+//! handlers): register, then claim → run → report, up to `concurrency` tasks at a time.
+//!
+//! * Claims long-poll (`wait_s`), so an idle worker costs one open request, not a busy loop.
+//! * Each running task heartbeats its lease every [`TASK_HEARTBEAT_MAX`] at most; a 409 on a
+//!   heartbeat means the lease is gone (cancelled, or expired and handed to someone else), so
+//!   the handler is stopped (its process tree killed) and its result is dropped, never reported.
+//! * Reports that fail in transit are retried while the lease may still be live.
+//! * Shutdown (SIGTERM, Ctrl-C, or the future given to [`Worker::run_until`]) stops claiming,
+//!   lets running tasks finish for `shutdown_grace`, then stops them and releases their leases
+//!   so another worker takes them at once.
+
+use super::handlers::{HandlerResult, HandlerSettings, Registry, TaskContext, TaskFailure};
+use super::payload::BuiltinType;
+use super::*;
+use crate::client::{Client, ClientError};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+/// A running task renews its lease at least this often; it is also how quickly a cancel
+/// reaches the process (the cancel shows as a refused heartbeat).
+pub const TASK_HEARTBEAT_MAX: Duration = Duration::from_secs(2);
+/// The worker's own sign of life; the server shows it offline after 45 s of silence.
+pub const WORKER_HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+/// A handler that ignores its cancel signal is abandoned this long after it.
+const HANDLER_GRACE: Duration = Duration::from_secs(5);
+/// Longest pause between attempts to reach an unreachable server.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How a worker runs. [`WorkerOptions::new`] fills in the defaults.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub dashboard: String,
+    pub token: String,
+    /// Default `<host>-<pid>`. Re-registering the same name on the same node keeps the id.
+    pub name: String,
+    /// Default: the host name.
+    pub node: String,
+    /// Types to claim. Default: every registered handler, less `shell` and `python` unless
+    /// `allow_shell`.
+    pub types: Option<Vec<String>>,
+    /// Tags this worker offers (a task with tags needs all of them).
+    pub tags: Vec<String>,
+    pub concurrency: usize,
+    pub lease_s: i64,
+    /// Long-poll length of each claim.
+    pub wait_s: f64,
+    /// How long running tasks may finish after a shutdown signal before they are stopped.
+    pub shutdown_grace: Duration,
+    pub settings: HandlerSettings,
+}
+
+/// This machine's host name ("localhost" when it cannot be read).
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+impl WorkerOptions {
+    pub fn new(dashboard: &str, token: &str) -> WorkerOptions {
+        let node = host_name();
+        WorkerOptions {
+            dashboard: dashboard.to_string(),
+            token: token.to_string(),
+            name: format!("{node}-{}", std::process::id()),
+            node,
+            types: None,
+            tags: Vec::new(),
+            concurrency: 1,
+            lease_s: DEFAULT_LEASE_S,
+            wait_s: 20.0,
+            shutdown_grace: Duration::from_secs(30),
+            settings: HandlerSettings::default(),
+        }
+    }
+}
+
+/// What a run did, returned when it stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub worker_id: i64,
+    pub completed: u64,
+    pub failed: u64,
+    /// Given back at shutdown.
+    pub released: u64,
+    /// Lease lost (cancelled or expired) or the report was refused: nothing recorded.
+    pub lost: u64,
+}
+
+enum Ran {
+    Completed,
+    Failed,
+    Released,
+    Lost,
+}
+
+/// A task-queue worker: a handler registry plus the claim loop.
+pub struct Worker {
+    options: WorkerOptions,
+    registry: Registry,
+}
+
+impl Worker {
+    /// A worker with the built-in handlers.
+    pub fn new(options: WorkerOptions) -> Worker {
+        Worker {
+            options,
+            registry: Registry::with_builtins(),
+        }
+    }
+
+    /// Adds a handler for a task type (SPEC.md's `register_handler`).
+    pub fn register_handler<F, Fut>(&mut self, task_type: &str, handler: F) -> &mut Self
+    where
+        F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.registry.register(task_type, handler);
+        self
+    }
+
+    /// The types this worker will claim, or why the options are contradictory.
+    pub fn claim_types(&self) -> Result<Vec<String>, String> {
+        let allow = self.options.settings.allow_shell;
+        let gated = |t: &str| {
+            t.parse::<BuiltinType>()
+                .is_ok_and(BuiltinType::runs_arbitrary_code)
+        };
+        match &self.options.types {
+            None => Ok(self
+                .registry
+                .types()
+                .into_iter()
+                .filter(|t| allow || !gated(t))
+                .collect()),
+            Some(types) => {
+                for t in types {
+                    if !self.registry.has(t) {
+                        return Err(format!(
+                            "no handler for task type '{t}'; this worker knows: {}",
+                            self.registry.types().join(", ")
+                        ));
+                    }
+                    if gated(t) && !allow {
+                        return Err(format!(
+                            "'{t}' tasks run arbitrary code: start the worker with --allow-shell to run them"
+                        ));
+                    }
+                }
+                Ok(types.clone())
+            }
+        }
+    }
+
+    /// Runs until `shutdown` completes, then stops gracefully.
+    pub async fn run_until<S: Future<Output = ()> + Send>(
+        self,
+        shutdown: S,
+    ) -> anyhow::Result<RunSummary> {
+        let types = self.claim_types().map_err(anyhow::Error::msg)?;
+        let o = Arc::new(self.options);
+        let registry = Arc::new(self.registry);
+        let settings = Arc::new(o.settings.clone());
+        let client = Client::new(&o.dashboard, Some(&o.token));
+        tokio::pin!(shutdown);
+        let register = RegisterWorker {
+            name: o.name.clone(),
+            node: o.node.clone(),
+            types: types.clone(),
+            tags: o.tags.clone(),
+            concurrency: i64::try_from(o.concurrency).unwrap_or(1),
+            pid: Some(i64::from(std::process::id())),
+            version: Some(crate::VERSION.to_string()),
+        };
+        let Some(mut worker) = register_until(&client, &register, &mut shutdown).await? else {
+            return Ok(RunSummary::default());
+        };
+        tracing::info!(worker_id = worker.id, name = %worker.name, types = %types.join(","), concurrency = o.concurrency, "worker registered; claiming tasks");
+        let beat = tokio::spawn(heartbeat_worker(client.clone(), worker.id));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let slots = Arc::new(Semaphore::new(o.concurrency.max(1)));
+        let mut running: JoinSet<Ran> = JoinSet::new();
+        let mut summary = RunSummary::default();
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            while let Some(r) = running.try_join_next() {
+                tally(&mut summary, r);
+            }
+            let first = tokio::select! {
+                p = slots.clone().acquire_owned() => p?,
+                _ = &mut shutdown => break,
+            };
+            // Claim for every free slot in one request (a round trip per batch instead of per
+            // task); unused permits go back when `permits` is dropped.
+            let mut permits = vec![first];
+            while permits.len() < MAX_CLAIM_BATCH as usize {
+                match slots.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+            let req = ClaimRequest {
+                worker_id: worker.id,
+                types: Some(types.clone()),
+                tags: Some(o.tags.clone()),
+                wait_s: Some(o.wait_s),
+                lease_s: Some(o.lease_s),
+                // Left out for a single slot, so the request stays the plain claim.
+                max_tasks: (permits.len() > 1).then_some(permits.len() as i64),
+            };
+            // Dropping an in-flight claim at shutdown is safe: if the server leased a task in
+            // that instant, the lease runs out and the task is handed out again.
+            let answer = tokio::select! {
+                a = client.claim_task(&req) => a,
+                _ = &mut shutdown => break,
+            };
+            match answer {
+                Ok(claim) => {
+                    let claimed = claim.into_tasks();
+                    if !claimed.is_empty() {
+                        backoff = Duration::from_millis(500);
+                    }
+                    // The server leases at most `max_tasks`, so there is a permit for each.
+                    for (claimed, permit) in claimed.into_iter().zip(permits) {
+                        tracing::info!(task_id = claimed.task.id, task_type = %claimed.task.task_type, attempt = claimed.task.attempts, "claimed");
+                        let job = Job {
+                            client: client.clone(),
+                            registry: registry.clone(),
+                            settings: settings.clone(),
+                            lease_s: o.lease_s,
+                            stop: stop_rx.clone(),
+                        };
+                        running.spawn(async move {
+                            let r = job.run(claimed).await;
+                            drop(permit);
+                            r
+                        });
+                    }
+                }
+                Err(ClientError::Api {
+                    status: 422,
+                    field: Some(f),
+                    ..
+                }) if f == "worker_id" => {
+                    // The server no longer knows us (e.g. a fresh database): register again.
+                    match register_until(&client, &register, &mut shutdown).await? {
+                        Some(w) => worker = w,
+                        None => break,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "claim failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {},
+                        _ = &mut shutdown => break,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        tracing::info!(
+            running = running.len(),
+            grace_s = o.shutdown_grace.as_secs(),
+            "stopping: no new claims; letting running tasks finish"
+        );
+        let finish = async {
+            while let Some(r) = running.join_next().await {
+                tally(&mut summary, r);
+            }
+        };
+        if tokio::time::timeout(o.shutdown_grace, finish)
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over: stopping running tasks and releasing them");
+            let _ = stop_tx.send(true);
+            while let Some(r) = running.join_next().await {
+                tally(&mut summary, r);
+            }
+        }
+        beat.abort();
+        if let Err(e) = client.heartbeat_worker(worker.id, true).await {
+            tracing::warn!(error = %e, "could not tell the server this worker stopped");
+        }
+        summary.worker_id = worker.id;
+        tracing::info!(?summary, "worker stopped");
+        Ok(summary)
+    }
+}
+
+fn tally(s: &mut RunSummary, r: Result<Ran, tokio::task::JoinError>) {
+    match r {
+        Ok(Ran::Completed) => s.completed += 1,
+        Ok(Ran::Failed) => s.failed += 1,
+        Ok(Ran::Released) => s.released += 1,
+        Ok(Ran::Lost) | Err(_) => s.lost += 1,
+    }
+}
+
+/// Registers, retrying with backoff while the server is unreachable. `None` if shut down first.
+async fn register_until<S: Future<Output = ()>>(
+    client: &Client,
+    w: &RegisterWorker,
+    shutdown: &mut std::pin::Pin<&mut S>,
+) -> anyhow::Result<Option<super::Worker>> {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match client.register_worker(w).await {
+            Ok(worker) => return Ok(Some(worker)),
+            // Wrong token or scope: retrying will not help.
+            Err(
+                e @ ClientError::Api {
+                    status: 400..=499, ..
+                },
+            ) => {
+                anyhow::bail!("the server refused to register this worker: {e}")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot register yet");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {},
+                    _ = shutdown.as_mut() => return Ok(None),
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn heartbeat_worker(client: Client, id: i64) {
+    let mut every = tokio::time::interval(WORKER_HEARTBEAT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = client.heartbeat_worker(id, false).await {
+            tracing::warn!(error = %e, "worker heartbeat failed");
+        }
+    }
+}
+
+/// Completes when `rx` turns true (or its sender is gone).
+async fn fired(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One claimed task, run to its report.
+struct Job {
+    client: Client,
+    registry: Arc<Registry>,
+    settings: Arc<HandlerSettings>,
+    lease_s: i64,
+    /// Turns true when the worker's shutdown grace is over.
+    stop: watch::Receiver<bool>,
+}
+
+impl Job {
+    async fn run(self, claimed: ClaimedTask) -> Ran {
+        let id = claimed.task.id;
+        let token = claimed.lease_token.clone();
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let cancel_tx = Arc::new(cancel_tx);
+        let lost = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let every = Duration::from_secs_f64(self.lease_s as f64 / 3.0).min(TASK_HEARTBEAT_MAX);
+        let beat = {
+            let (client, token, lost, cancel) = (
+                self.client.clone(),
+                token.clone(),
+                lost.clone(),
+                cancel_tx.clone(),
+            );
+            let lease_s = self.lease_s;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match client.heartbeat_task(id, &token, lease_s).await {
+                        Ok(_) => {}
+                        Err(e) if matches!(e.status(), Some(404 | 409)) => {
+                            tracing::warn!(task_id = id, error = %e, "lease lost: stopping the task");
+                            lost.store(true, Ordering::SeqCst);
+                            let _ = cancel.send(true);
+                            return;
+                        }
+                        Err(e) => tracing::warn!(task_id = id, error = %e, "task heartbeat failed"),
+                    }
+                }
+            })
+        };
+        let stopper = {
+            let (stop, stopped, cancel) = (self.stop.clone(), stopped.clone(), cancel_tx.clone());
+            tokio::spawn(async move {
+                fired(stop).await;
+                stopped.store(true, Ordering::SeqCst);
+                let _ = cancel.send(true);
+            })
+        };
+        let started = Instant::now();
+        let ctx = TaskContext::new(
+            &claimed,
+            self.client.clone(),
+            self.settings.clone(),
+            cancel_rx.clone(),
+        );
+        let handler = self.registry.handle(ctx);
+        tokio::pin!(handler);
+        let result = tokio::select! {
+            r = &mut handler => Some(r),
+            _ = fired(cancel_rx) => tokio::time::timeout(HANDLER_GRACE, &mut handler).await.ok(),
+        };
+        beat.abort();
+        stopper.abort();
+        let duration_ms = Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
+        if lost.load(Ordering::SeqCst) {
+            return Ran::Lost;
+        }
+        if stopped.load(Ordering::SeqCst) {
+            return match self.client.release_task(id, &token).await {
+                Ok(_) => {
+                    tracing::info!(task_id = id, "released at shutdown");
+                    Ran::Released
+                }
+                Err(e) => {
+                    tracing::warn!(task_id = id, error = %e, "release failed; the lease will run out");
+                    Ran::Lost
+                }
+            };
+        }
+        let result = result.unwrap_or_else(|| {
+            Err(TaskFailure::retry(
+                "the handler did not stop after its cancel signal",
+            ))
+        });
+        self.report(id, &token, result, duration_ms).await
+    }
+
+    /// Sends the outcome, retrying transport errors while the lease may still be live.
+    async fn report(
+        &self,
+        id: i64,
+        token: &str,
+        result: HandlerResult,
+        duration_ms: Option<i64>,
+    ) -> Ran {
+        let cap = |s: Option<String>| s.map(|o| keep_tail(&o, MAX_OUTPUT_BYTES));
+        let deadline =
+            Instant::now() + Duration::from_secs(u64::try_from(self.lease_s).unwrap_or(60));
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let sent = match &result {
+                Ok(s) => self
+                    .client
+                    .complete_task(id, &CompleteRequest {
+                        lease_token: token.to_string(),
+                        result: s.result.clone(),
+                        output: cap(s.output.clone()),
+                        exit_code: s.exit_code,
+                        duration_ms,
+                    })
+                    .await
+                    .map(|_| Ran::Completed),
+                Err(f) => self
+                    .client
+                    .fail_task(id, &FailRequest {
+                        lease_token: token.to_string(),
+                        error: f.error.clone(),
+                        output: cap(f.output.clone()),
+                        exit_code: f.exit_code,
+                        duration_ms,
+                        retryable: Some(f.retryable),
+                    })
+                    .await
+                    .map(|o| {
+                        tracing::info!(task_id = id, error = %f.error, next = %o.status, "task failed");
+                        Ran::Failed
+                    }),
+            };
+            match sent {
+                Ok(ran) => {
+                    if matches!(ran, Ran::Completed) {
+                        tracing::info!(task_id = id, duration_ms, "task completed");
+                    }
+                    return ran;
+                }
+                Err(e @ ClientError::Api { .. }) => {
+                    tracing::warn!(task_id = id, error = %e, "report refused");
+                    return Ran::Lost;
+                }
+                Err(e) if Instant::now() + backoff < deadline => {
+                    tracing::warn!(task_id = id, error = %e, "report failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::warn!(task_id = id, error = %e, "report failed; giving up (the lease will run out)");
+                    return Ran::Lost;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Local `architect worker` processes that `serve` starts on request
+//! (`POST /api/workers/start/<type>`), keeps running — a crashed one is restarted after a
+//! backoff that doubles from [`RESTART_BACKOFF_BASE`] to [`RESTART_BACKOFF_MAX`] — and stops on
+//! `/stop/<type>` or when `serve` shuts down.
+//!
+//! Each started worker gets its own `worker`-scoped API token (in its environment, not its
+//! command line), revoked when it is stopped. Only the processes of this `serve` are managed
+//! here; workers on other nodes are started there.
+
+use super::actions::TaskError;
+use super::payload::BuiltinType;
+use crate::app::AppState;
+use crate::auth::actions::NewApiToken;
+use crate::auth::{Identity, Scope};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::Child;
+use tokio::sync::Mutex;
+
+/// First restart delay after a crash; doubles per crash in a row.
+pub const RESTART_BACKOFF_BASE: Duration = Duration::from_secs(1);
+pub const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A worker that ran this long before crashing is considered healthy: its backoff resets.
+pub const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// Time a stopping worker gets to finish or release its tasks before SIGKILL. The worker is
+/// started with a shorter shutdown grace so it releases its tasks within this.
+pub const STOP_GRACE: Duration = Duration::from_secs(15);
+const WORKER_SHUTDOWN_GRACE_S: &str = "10";
+
+crate::text_enum! {
+    pub enum SupervisedState ("supervised worker state") {
+        Running = "running",
+        /// Crashed; waiting out the backoff before the next start.
+        Restarting = "restarting",
+        Stopped = "stopped",
+    }
+}
+
+/// One supervised process, as `GET /api/workers/status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SupervisedStatus {
+    #[serde(rename = "type")]
+    pub task_type: String,
+    pub state: SupervisedState,
+    pub pid: Option<u32>,
+    pub restarts: u32,
+    pub last_exit: Option<String>,
+    pub log_file: String,
+}
+
+struct Launch {
+    program: PathBuf,
+    url: String,
+    token: String,
+    allow_shell: bool,
+    log_file: PathBuf,
+}
+
+struct Slot {
+    launch: Launch,
+    child: Option<Child>,
+    restarts: u32,
+    crashes_in_row: u32,
+    next_start: Option<Instant>,
+    started: Option<Instant>,
+    last_exit: Option<String>,
+    token_id: i64,
+    owner: Identity,
+}
+
+impl Slot {
+    fn status(&self, task_type: &str) -> SupervisedStatus {
+        SupervisedStatus {
+            task_type: task_type.to_string(),
+            state: if self.child.is_some() {
+                SupervisedState::Running
+            } else {
+                SupervisedState::Restarting
+            },
+            pid: self.child.as_ref().and_then(Child::id),
+            restarts: self.restarts,
+            last_exit: self.last_exit.clone(),
+            log_file: self.launch.log_file.display().to_string(),
+        }
+    }
+}
+
+/// The supervised processes of this `serve`, by task type.
+#[derive(Default)]
+pub struct Supervisor {
+    slots: Mutex<BTreeMap<String, Slot>>,
+}
+
+fn spawn(task_type: &str, l: &Launch) -> std::io::Result<Child> {
+    if let Some(dir) = l.log_file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&l.log_file)?;
+    let mut cmd = tokio::process::Command::new(&l.program);
+    cmd.args([
+        "worker",
+        "--dashboard",
+        &l.url,
+        "--types",
+        task_type,
+        "--name",
+        &format!("serve-{task_type}"),
+        "--shutdown-grace",
+        WORKER_SHUTDOWN_GRACE_S,
+    ]);
+    if l.allow_shell {
+        cmd.arg("--allow-shell");
+    }
+    cmd.env("ARCHITECT_TOKEN", &l.token)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own group: a Ctrl-C meant for `serve` must not hit the workers before `serve`
+        // stops them in order.
+        .process_group(0);
+    cmd.spawn()
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with code {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => "ended".into(),
+    }
+}
+
+/// SIGTERM, then SIGKILL after `STOP_GRACE`.
+async fn stop_child(mut child: Child) -> String {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+        Ok(Ok(s)) => describe(s),
+        _ => {
+            let _ = child.start_kill();
+            child
+                .wait()
+                .await
+                .map(describe)
+                .unwrap_or_else(|e| e.to_string())
+        }
+    }
+}
+
+impl Supervisor {
+    pub async fn statuses(&self) -> Vec<SupervisedStatus> {
+        let slots = self.slots.lock().await;
+        slots.iter().map(|(t, s)| s.status(t)).collect()
+    }
+
+    /// One round of supervision: notices exits, schedules and performs restarts. Returns how
+    /// many processes were (re)started.
+    pub async fn tick(&self) -> usize {
+        let mut slots = self.slots.lock().await;
+        let now = Instant::now();
+        let mut started = 0;
+        for (t, slot) in slots.iter_mut() {
+            if let Some(child) = slot.child.as_mut() {
+                match child.try_wait() {
+                    Ok(None) => continue,
+                    Ok(Some(status)) => slot.last_exit = Some(describe(status)),
+                    Err(e) => slot.last_exit = Some(e.to_string()),
+                }
+                slot.child = None;
+                if slot.started.is_some_and(|s| now - s >= STABLE_AFTER) {
+                    slot.crashes_in_row = 0;
+                }
+                let delay = RESTART_BACKOFF_BASE
+                    .saturating_mul(1 << slot.crashes_in_row.min(10))
+                    .min(RESTART_BACKOFF_MAX);
+                slot.crashes_in_row += 1;
+                slot.next_start = Some(now + delay);
+                tracing::warn!(task_type = %t, last_exit = ?slot.last_exit, restart_in_s = delay.as_secs(), "supervised worker exited; restarting after backoff");
+            }
+            if slot.next_start.is_some_and(|at| at <= now) {
+                match spawn(t, &slot.launch) {
+                    Ok(child) => {
+                        slot.child = Some(child);
+                        slot.started = Some(now);
+                        slot.next_start = None;
+                        slot.restarts += 1;
+                        started += 1;
+                    }
+                    Err(e) => {
+                        slot.last_exit = Some(format!("cannot start: {e}"));
+                        slot.next_start = Some(now + RESTART_BACKOFF_MAX);
+                    }
+                }
+            }
+        }
+        started
+    }
+
+    /// Stops every supervised process (serve is shutting down) and returns their tokens, to
+    /// revoke.
+    pub async fn stop_all(&self) -> Vec<(i64, Identity)> {
+        let slots = std::mem::take(&mut *self.slots.lock().await);
+        let mut tokens = Vec::new();
+        let mut stopping = Vec::new();
+        for (t, slot) in slots {
+            tokens.push((slot.token_id, slot.owner));
+            if let Some(child) = slot.child {
+                stopping.push(async move { (t, stop_child(child).await) });
+            }
+        }
+        for (t, how) in futures_join(stopping).await {
+            tracing::info!(task_type = %t, exit = %how, "supervised worker stopped");
+        }
+        tokens
+    }
+}
+
+/// Awaits all futures concurrently (the stops overlap, so shutdown waits one grace, not N).
+async fn futures_join<F: std::future::Future + Send + 'static>(fs: Vec<F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
+
+fn builtin(task_type: &str) -> Result<BuiltinType, TaskError> {
+    task_type.parse::<BuiltinType>().map_err(|_| {
+        TaskError::Invalid(super::invalid(
+            "type",
+            format!(
+                "'{task_type}' is not a built-in task type; serve starts workers for: {}",
+                BuiltinType::names().join(", ")
+            ),
+        ))
+    })
+}
+
+/// Starts (or reports the already running) local worker for `task_type`.
+pub async fn start_local(
+    state: &AppState,
+    who: &Identity,
+    task_type: &str,
+) -> Result<SupervisedStatus, TaskError> {
+    let t = builtin(task_type)?;
+    if t.runs_arbitrary_code() && !state.config.worker_allow_shell {
+        return Err(TaskError::Refused(format!(
+            "{t} workers run arbitrary code: start serve with --worker-allow-shell (ARCHITECT_WORKER_ALLOW_SHELL) to allow them"
+        )));
+    }
+    let sup = state.tasks.supervisor();
+    let mut slots = sup.slots.lock().await;
+    if let Some(slot) = slots.get(task_type) {
+        return Ok(slot.status(task_type));
+    }
+    let url = state
+        .tasks
+        .local_url()
+        .ok_or_else(|| TaskError::Unavailable("the server is not listening yet".into()))?
+        .to_string();
+    let program = match &state.config.worker_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(|e| {
+            TaskError::Unavailable(format!("cannot find the architect binary: {e}"))
+        })?,
+    };
+    let created = crate::auth::actions::create_token(
+        state,
+        who,
+        NewApiToken {
+            name: format!("serve-{task_type} worker"),
+            scope: Scope::Worker,
+            expires_in_days: None,
+            user_id: None,
+        },
+    )
+    .await
+    .map_err(|e| TaskError::Unavailable(format!("cannot create the worker's token: {e}")))?;
+    let launch = Launch {
+        program,
+        url,
+        token: created.token,
+        allow_shell: t.runs_arbitrary_code(),
+        log_file: state
+            .config
+            .data_dir
+            .join("logs")
+            .join(format!("worker-{task_type}.log")),
+    };
+    let child = spawn(task_type, &launch)
+        .map_err(|e| TaskError::Unavailable(format!("cannot start the worker process: {e}")))?;
+    let slot = Slot {
+        launch,
+        child: Some(child),
+        restarts: 0,
+        crashes_in_row: 0,
+        next_start: None,
+        started: Some(Instant::now()),
+        last_exit: None,
+        token_id: created.info.id,
+        owner: who.clone(),
+    };
+    let status = slot.status(task_type);
+    slots.insert(task_type.to_string(), slot);
+    tracing::info!(task_type, pid = ?status.pid, "started a supervised worker");
+    Ok(status)
+}
+
+/// Stops the local worker for `task_type` (gracefully: it finishes or releases its tasks) and
+/// revokes its token.
+pub async fn stop_local(state: &AppState, task_type: &str) -> Result<SupervisedStatus, TaskError> {
+    builtin(task_type)?;
+    let slot = state
+        .tasks
+        .supervisor()
+        .slots
+        .lock()
+        .await
+        .remove(task_type)
+        .ok_or(TaskError::NotFound("running local worker of that type"))?;
+    let log_file = slot.launch.log_file.display().to_string();
+    let last_exit = match slot.child {
+        Some(child) => Some(stop_child(child).await),
+        None => slot.last_exit.clone(),
+    };
+    revoke(state, slot.token_id, &slot.owner).await;
+    Ok(SupervisedStatus {
+        task_type: task_type.to_string(),
+        state: SupervisedState::Stopped,
+        pid: None,
+        restarts: slot.restarts,
+        last_exit,
+        log_file,
+    })
+}
+
+/// Revokes a supervised worker's token; a failure is logged (the token is useless once the
+/// process is gone, but should not stay valid).
+pub async fn revoke(state: &AppState, token_id: i64, owner: &Identity) {
+    if let Err(e) = crate::auth::actions::revoke_token(state, owner, token_id).await {
+        tracing::warn!(token_id, error = %e, "could not revoke a supervised worker's token");
+    }
+}
