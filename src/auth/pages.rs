@@ -48,7 +48,9 @@ struct LoginQuery {
 
 /// Only same-site paths: `/x` but not `//evil.example` or `/\evil`.
 fn safe_next(next: Option<&str>) -> String {
-    next.and_then(crate::web::local_path).unwrap_or("/").to_string()
+    next.and_then(crate::web::local_path)
+        .unwrap_or("/")
+        .to_string()
 }
 
 async fn login_page(

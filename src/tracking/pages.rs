@@ -709,7 +709,9 @@ struct StatusForm {
 }
 
 fn back_path(back: &str, default: String) -> String {
-    crate::web::local_path(back).map(str::to_string).unwrap_or(default)
+    crate::web::local_path(back)
+        .map(str::to_string)
+        .unwrap_or(default)
 }
 
 async fn feature_status(

@@ -202,11 +202,20 @@ impl Layout {
     /// The sidebar: each group with its working panels, in display order, then the panels
     /// not built yet in one last group, so they do not bury the ones that work.
     pub fn nav(&self) -> Vec<(&'static str, Vec<&'static Panel>)> {
-        let mut groups: Vec<(&'static str, Vec<&'static Panel>)> = ["Work", "Agents", "Fleet", "System"]
-            .into_iter()
-            .map(|g| (g, PANELS.iter().filter(|p| p.group == g && p.available).collect::<Vec<_>>()))
-            .filter(|(_, items)| !items.is_empty())
-            .collect();
+        let mut groups: Vec<(&'static str, Vec<&'static Panel>)> =
+            ["Work", "Agents", "Fleet", "System"]
+                .into_iter()
+                .map(|g| {
+                    (
+                        g,
+                        PANELS
+                            .iter()
+                            .filter(|p| p.group == g && p.available)
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .filter(|(_, items)| !items.is_empty())
+                .collect();
         let soon: Vec<&'static Panel> = PANELS.iter().filter(|p| !p.available).collect();
         if !soon.is_empty() {
             groups.push(("Not built yet", soon));

@@ -34,7 +34,8 @@ fn domain_files_keep_their_roles() {
             let text = std::fs::read_to_string(f).unwrap();
             for banned in ["axum", "askama"] {
                 assert!(
-                    !text.contains(&format!("use {banned}")) && !text.contains(&format!("{banned}::")),
+                    !text.contains(&format!("use {banned}"))
+                        && !text.contains(&format!("{banned}::")),
                     "{} uses {banned}",
                     f.display()
                 );
@@ -50,7 +51,13 @@ fn domain_files_keep_their_roles() {
         assert!(!http.is_empty(), "src/{d} has no api.rs/pages.rs");
         for f in http {
             let text = std::fs::read_to_string(&f).unwrap();
-            for sql in ["sqlx::query", "SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM"] {
+            for sql in [
+                "sqlx::query",
+                "SELECT ",
+                "INSERT INTO",
+                "UPDATE ",
+                "DELETE FROM",
+            ] {
                 assert!(!text.contains(sql), "{} contains SQL ({sql})", f.display());
             }
         }

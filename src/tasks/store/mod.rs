@@ -211,6 +211,11 @@ pub struct ClaimSpec<'a> {
 /// best first. One statement: the subquery picks, the outer `status = 'pending'` re-checks, so
 /// a row cannot be handed out twice (SQLite runs writers one at a time; on PostgreSQL the
 /// subquery gets `FOR UPDATE SKIP LOCKED` when that backend lands).
+///
+/// The re-check is written `status || '' = 'pending'` on purpose: as a plain `status = ...`
+/// SQLite's planner answers `id IN (...) AND status = 'pending'` by scanning every pending row
+/// through the `(status, ...)` indexes instead of looking the few ids up by primary key, which
+/// made each claim cost O(queue length).
 pub async fn claim_next(
     conn: &mut AnyConnection,
     c: &ClaimSpec<'_>,
@@ -249,7 +254,7 @@ pub async fn claim_next(
                AND (t.tags = '[]' OR NOT EXISTS (
                    SELECT 1 FROM task_tags tt WHERE tt.task_id = t.id AND {tags_sql}))
              ORDER BY t.priority DESC, t.id LIMIT $6)
-           AND status = 'pending'
+           AND status || '' = 'pending'
          RETURNING {TASK_COLS}"
     );
     let mut q = sqlx::query_as::<_, TaskRow>(&sql)
