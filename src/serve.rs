@@ -81,6 +81,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         clock,
         secret_key: Arc::new(key),
         started: Instant::now(),
+        token_cache: Arc::default(),
         vault,
         tasks: crate::tasks::TaskRuntime::new(),
     };

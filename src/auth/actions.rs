@@ -145,7 +145,7 @@ pub async fn ensure_env_admin(state: &AppState) -> Result<User> {
     )
     .await?;
     // It may re-enable the admin or restore its role.
-    token_cache::invalidate();
+    state.token_cache.invalidate();
     Ok(admin)
 }
 
@@ -254,7 +254,7 @@ pub async fn update_user(
         .ok_or(AuthError::NotFound("user"))?;
     tx.commit().await?;
     // A role change or disabling must reach this user's tokens now, not after the cache TTL.
-    token_cache::invalidate();
+    state.token_cache.invalidate();
     Ok(user)
 }
 
@@ -287,7 +287,7 @@ pub async fn delete_user(state: &AppState, actor: &Identity, id: i64) -> Result<
     )
     .await?;
     tx.commit().await?;
-    token_cache::invalidate();
+    state.token_cache.invalidate();
     Ok(())
 }
 
@@ -483,6 +483,6 @@ pub async fn revoke_token(state: &AppState, who: &Identity, id: i64) -> Result<A
         .ok_or(AuthError::NotFound("token"))?;
     tx.commit().await?;
     // After the commit, so a lookup racing with it cannot cache the pre-revocation row.
-    token_cache::invalidate();
+    state.token_cache.invalidate();
     Ok(token)
 }

@@ -6,7 +6,7 @@
 //!
 //! `C` names the [`Capability`] the route needs (`Read`, `Write`, `Admin`, ...).
 
-use super::{store, token_cache, AuthVia, Capability, Identity, Role, Scope};
+use super::{store, AuthVia, Capability, Identity, Role, Scope};
 use crate::app::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::parse_urlencoded;
@@ -77,13 +77,13 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Ident
         let hash = super::secret_hash(&state.secret_key, token);
         // Hot path (workers send two requests per task): a fresh cached lookup skips the
         // SELECT. See token_cache for how revocations and user changes stay effective.
-        let found = match token_cache::get(&hash, &now_s) {
+        let found = match state.token_cache.get(&hash, &now_s) {
             Some(row) => Some(row),
             None => {
-                let generation = token_cache::generation();
+                let generation = state.token_cache.generation();
                 let row = store::find_token(&state.db, &hash, &now_s).await?;
                 if let Some(row) = &row {
-                    token_cache::put(&hash, row.clone(), generation);
+                    state.token_cache.put(&hash, row.clone(), generation);
                 }
                 row
             }
@@ -97,7 +97,7 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Ident
                     .is_none_or(|t| now - t > Duration::seconds(TOKEN_TOUCH_EVERY));
                 if stale {
                     store::touch_token(&state.db, row.token_id, &now_s).await?;
-                    token_cache::touched(&hash, &now_s);
+                    state.token_cache.touched(&hash, &now_s);
                 }
                 Some(Identity {
                     user_id: row.user_id,
