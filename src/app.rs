@@ -35,6 +35,12 @@ pub struct AppState {
     pub tasks: crate::tasks::TaskRuntime,
 }
 
+impl axum::extract::FromRef<AppState> for crate::http::extract::TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        crate::http::extract::TrustedProxies(Arc::new(state.config.trusted_proxies.clone()))
+    }
+}
+
 impl AppState {
     pub fn session_timeout(&self) -> time::Duration {
         time::Duration::seconds(i64::try_from(self.config.session_timeout).unwrap_or(3600))

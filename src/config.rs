@@ -63,6 +63,12 @@ pub struct ServeConfig {
     #[arg(long, env = "ARCHITECT_METRICS_PUBLIC", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub metrics_public: bool,
 
+    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated IPs, e.g.
+    /// 127.0.0.1 for an nginx on this host). Requests from other peers are judged by their own
+    /// address, so login throttling and audit records cannot be fooled by a forged header.
+    #[arg(long, env = "ARCHITECT_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+
     /// Master key of the secure vault: 32 random bytes as base64 or hex (`openssl rand -base64
     /// 32`). Overrides the key file. Prefer the env var: a flag shows in the process list. A
     /// wrong key seals the vault (vault calls answer 503); it never decrypts garbage.

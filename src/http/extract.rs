@@ -267,25 +267,89 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "198.51.100.1, 203.0.113.5, 10.0.0.2".parse().unwrap(),
+        );
+        let trusted = [ip("127.0.0.1"), ip("10.0.0.2")];
+        // From an untrusted peer the header is ignored.
+        assert_eq!(
+            ClientAddr::resolve(Some(ip("192.0.2.7")), &h, &trusted),
+            Some(ip("192.0.2.7"))
+        );
+        // From a trusted proxy: the nearest untrusted hop (a client cannot prepend its way out).
+        assert_eq!(
+            ClientAddr::resolve(Some(ip("127.0.0.1")), &h, &trusted),
+            Some(ip("203.0.113.5"))
+        );
+        assert_eq!(
+            ClientAddr::resolve(Some(ip("127.0.0.1")), &Default::default(), &trusted),
+            Some(ip("127.0.0.1"))
+        );
+    }
+
+    #[test]
     fn like_pattern_escapes_wildcards() {
         assert_eq!(crate::db::like_pattern("a%_b"), "%a\\%\\_b%");
     }
 }
 
-/// The peer address of the connection, when the server was started with connect info
-/// (always, in `serve`). Proxies' forwarding headers are not trusted.
+/// The client's address: the TCP peer, or, when the peer is one of the configured trusted
+/// proxies, the nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+/// Forwarding headers from anyone else are ignored.
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+/// The reverse proxies whose `X-Forwarded-For` is believed (ARCHITECT_TRUSTED_PROXIES).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub std::sync::Arc<Vec<std::net::IpAddr>>);
+
+impl ClientAddr {
+    /// Applies the trust rule to a peer address and the request's headers.
+    pub fn resolve(
+        peer: Option<std::net::IpAddr>,
+        headers: &axum::http::HeaderMap,
+        trusted: &[std::net::IpAddr],
+    ) -> Option<std::net::IpAddr> {
+        let peer = peer?;
+        if !trusted.contains(&peer) {
+            return Some(peer);
+        }
+        // Walk the chain from the nearest hop outwards; the first untrusted hop is the client.
+        let hops: Vec<std::net::IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|h| h.trim().parse().ok())
+            .collect();
+        Some(
+            hops.into_iter()
+                .rev()
+                .find(|h| !trusted.contains(h))
+                .unwrap_or(peer),
+        )
+    }
+}
+
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    S: Send + Sync,
+    TrustedProxies: axum::extract::FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let trusted = <TrustedProxies as axum::extract::FromRef<S>>::from_ref(state);
         Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+            Self::resolve(peer, &parts.headers, &trusted.0).map(|ip| ip.to_string()),
         ))
     }
 }

@@ -626,3 +626,60 @@ async fn owner_changes_reach_a_cached_token_at_once() {
     assert_eq!(admin.delete(&format!("/api/users/{id}")).await.status, 204);
     assert_eq!(tok.get("/api/projects").await.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+    // With 127.0.0.1 trusted, X-Forwarded-For names the client: failures from one forwarded
+    // address lock that address only.
+    let t = TestServer::start_with(|c| {
+        c.login_max_failures = 1;
+        c.trusted_proxies = vec![[127, 0, 0, 1].into()];
+    })
+    .await;
+    let from = |ip: &'static str, user: String, pw: &'static str| {
+        let a = t.anon();
+        async move {
+            a.send(
+                a.request(reqwest::Method::POST, "/login")
+                    .header("x-forwarded-for", ip)
+                    .json(&json!({"username": user, "password": pw})),
+            )
+            .await
+            .status
+        }
+    };
+    for i in 0..4 {
+        from("203.0.113.9", format!("u{i}"), "bad").await;
+    }
+    assert_eq!(from("203.0.113.9", ADMIN.into(), ADMIN_PASSWORD).await, 429);
+    assert_eq!(
+        from("198.51.100.7", ADMIN.into(), ADMIN_PASSWORD).await,
+        200
+    );
+
+    // Without trusted proxies the header is ignored: every request is the peer 127.0.0.1.
+    let t = TestServer::start_with(|c| c.login_max_failures = 1).await;
+    for (i, ip) in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"]
+        .into_iter()
+        .enumerate()
+    {
+        let a = t.anon();
+        a.send(
+            a.request(reqwest::Method::POST, "/login")
+                .header("x-forwarded-for", ip)
+                .json(&json!({"username": format!("u{i}"), "password": "bad"})),
+        )
+        .await;
+    }
+    let r = t
+        .anon()
+        .post_json(
+            "/login",
+            &json!({"username": ADMIN, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        r.status, 429,
+        "a forged X-Forwarded-For must not dodge the address limit"
+    );
+}

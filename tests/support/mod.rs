@@ -38,6 +38,7 @@ pub fn config(data_dir: &Path) -> ServeConfig {
         login_max_failures: 5,
         login_lockout_secs: 900,
         metrics_public: false,
+        trusted_proxies: Vec::new(),
         master_key: None,
         master_key_file: None,
         worker_bin: None,
