@@ -29,15 +29,6 @@ pub fn routes() -> Router<AppState> {
         .merge(super::worker_pages::routes())
 }
 
-/// `2026-11-26 11:13` from a stored time.
-pub fn when(t: &str) -> String {
-    t.chars().take(16).collect::<String>().replace('T', " ")
-}
-
-pub fn when_opt(t: &Option<String>) -> String {
-    t.as_deref().map(when).unwrap_or_default()
-}
-
 fn done<T>(r: Result<T, TaskError>, ok_to: &str, notice: &str, back: &str) -> Response {
     match r {
         Ok(_) => see_other(ok_to, notice),

@@ -249,8 +249,13 @@ async fn audit(
 }
 
 /// Answers while sealed too: this is where a client learns why.
-async fn status(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<VaultStatus> {
-    Ok(Json(actions::status(&s).await?))
+/// Where the key file lives is for admins only (it tells an intruder what to steal).
+async fn status(State(s): State<AppState>, who: Authed<Read>) -> ApiResult<VaultStatus> {
+    let mut st = actions::status(&s).await?;
+    if !who.identity().can(crate::auth::Capability::Admin) {
+        st.key_file = None;
+    }
+    Ok(Json(st))
 }
 
 #[derive(serde::Deserialize)]

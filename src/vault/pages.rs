@@ -34,11 +34,6 @@ pub fn routes() -> Router<AppState> {
         .route("/vault/{id}/versions/{version}/restore", post(restore))
 }
 
-/// A stored time for tables: `2026-11-26 11:13` (UTC).
-pub fn when(t: &str) -> String {
-    t.chars().take(16).collect::<String>().replace('T', " ")
-}
-
 fn caller(s: &AppState, who: &Identity, addr: ClientAddr) -> Caller {
     Caller::new(who, addr.0, s.clock.now_str())
 }

@@ -368,6 +368,11 @@ pub fn when(t: &str) -> String {
     t.chars().take(16).collect::<String>().replace('T', " ")
 }
 
+/// [`when`] for an optional time; empty when there is none.
+pub fn when_opt(t: &Option<String>) -> String {
+    t.as_deref().map(when).unwrap_or_default()
+}
+
 /// For `<option selected>` in templates: does the optional id `a` equal `b`? Takes values or
 /// references, whichever the template has.
 pub fn selected(a: impl std::borrow::Borrow<Option<i64>>, b: impl IdValue) -> bool {
