@@ -265,6 +265,10 @@ impl Worker {
                 }
             }
         }
+        // Count only tasks still running, not finished ones the loop has not reaped yet.
+        while let Some(r) = running.try_join_next() {
+            tally(&mut summary, r);
+        }
         tracing::info!(
             running = running.len(),
             grace_s = o.shutdown_grace.as_secs(),
