@@ -30,6 +30,7 @@ pub mod serve;
 pub mod system;
 pub mod tasks;
 pub mod tracking;
+pub mod validate;
 pub mod vault;
 pub mod web;
 

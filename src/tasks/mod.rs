@@ -146,19 +146,7 @@ pub fn retry_delay(attempt: i64, jitter: f64) -> Duration {
     Duration::from_secs_f64(raw * (0.5 + 0.5 * jitter.clamp(0.0, 0.999_999)))
 }
 
-/// A validation failure: the field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Invalid {
-    pub field: String,
-    pub message: String,
-}
-
-pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
-    Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
-}
+pub use crate::validate::{invalid, Invalid};
 
 /// A task type: lower-case letters, digits, `_`, `-`, `.`; starts with a letter.
 pub fn check_type(field: &str, t: &str) -> Result<(), Invalid> {

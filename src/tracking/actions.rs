@@ -65,16 +65,8 @@ async fn require_active_project(
 ) -> Result<()> {
     match store::get_project(&mut *conn, id).await? {
         Some(p) if !p.archived => Ok(()),
-        Some(_) => Err(Invalid {
-            field,
-            message: format!("project {id} is archived"),
-        }
-        .into()),
-        None => Err(Invalid {
-            field,
-            message: format!("project {id} does not exist"),
-        }
-        .into()),
+        Some(_) => Err(invalid(field, format!("project {id} is archived")).into()),
+        None => Err(invalid(field, format!("project {id} does not exist")).into()),
     }
 }
 
@@ -86,15 +78,15 @@ async fn require_milestone_in(
 ) -> Result<()> {
     match store::milestone_project(&mut *conn, milestone_id).await? {
         Some(p) if p == project_id => Ok(()),
-        Some(_) => Err(Invalid {
-            field: "milestone_id",
-            message: format!("milestone {milestone_id} belongs to another project"),
-        }
+        Some(_) => Err(invalid(
+            "milestone_id",
+            format!("milestone {milestone_id} belongs to another project"),
+        )
         .into()),
-        None => Err(Invalid {
-            field: "milestone_id",
-            message: format!("milestone {milestone_id} does not exist"),
-        }
+        None => Err(invalid(
+            "milestone_id",
+            format!("milestone {milestone_id} does not exist"),
+        )
         .into()),
     }
 }

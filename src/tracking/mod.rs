@@ -136,19 +136,7 @@ pub const MAX_ASSIGNEE: usize = 100;
 pub const MAX_COMMENT: usize = 2_000;
 pub const MAX_PRIORITY: i64 = 10;
 
-/// A validation failure: the field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Invalid {
-    pub field: &'static str,
-    pub message: String,
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> Invalid {
-    Invalid {
-        field,
-        message: message.into(),
-    }
-}
+pub use crate::validate::{invalid, Invalid};
 
 /// Trims and checks a required name or title.
 pub fn clean_name(field: &'static str, v: &str) -> Result<String, Invalid> {

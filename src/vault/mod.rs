@@ -254,19 +254,7 @@ pub const STEP_UP_WINDOW_SECS: i64 = 300;
 /// The prefix that marks a configuration value as a vault reference.
 pub const REFERENCE_PREFIX: &str = "vault:";
 
-/// A validation failure: the field and what is wrong with it (never the value itself).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Invalid {
-    pub field: &'static str,
-    pub message: String,
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> Invalid {
-    Invalid {
-        field,
-        message: message.into(),
-    }
-}
+pub use crate::validate::{invalid, Invalid};
 
 /// Everything a vault operation can fail with. No variant carries a value, so an error can be
 /// logged or sent to a client as it is.

@@ -118,10 +118,10 @@ pub async fn resolve_name(state: &AppState, by: &Actor<'_>, name: &str) -> Resul
 /// ```
 pub async fn resolve_reference(state: &AppState, reference: &str) -> Result<SecretValue> {
     let name = reference_name(reference).ok_or_else(|| {
-        VaultError::Invalid(Invalid {
-            field: "reference",
-            message: format!("a vault reference looks like {REFERENCE_PREFIX}NAME"),
-        })
+        VaultError::Invalid(invalid(
+            "reference",
+            format!("a vault reference looks like {REFERENCE_PREFIX}NAME"),
+        ))
     })?;
     let now = state.clock.now_str();
     let by = Actor {
