@@ -25,6 +25,27 @@ struct ActivityPage {
 }
 
 impl ActivityPage {
+    /// The query string of the next (older) page, keeping the filters.
+    fn older_query(&self) -> String {
+        let mut q: Vec<(&str, String)> = vec![
+            ("offset", (self.page.offset + self.page.limit).to_string()),
+            ("limit", self.page.limit.to_string()),
+        ];
+        for (k, v) in [
+            ("entity", &self.filter.entity),
+            ("actor", &self.filter.actor),
+            ("since", &self.filter.since),
+        ] {
+            if let Some(v) = v {
+                q.push((k, v.clone()));
+            }
+        }
+        if let Some(id) = self.filter.entity_id {
+            q.push(("entity_id", id.to_string()));
+        }
+        serde_urlencoded::to_string(q).unwrap_or_default()
+    }
+
     fn details_text(e: &ActivityEntry) -> String {
         match &e.details {
             serde_json::Value::Object(m) if m.is_empty() => String::new(),
