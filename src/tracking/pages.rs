@@ -70,7 +70,7 @@ fn tags_of(v: &str) -> Vec<String> {
 
 /// Runs a tracking action for a form and redirects: to `ok_to` with a notice, or back to
 /// `back_to` with the error.
-async fn finish<T>(
+fn finish<T>(
     result: Result<T, actions::TrackingError>,
     ok_to: impl FnOnce(&T) -> (String, String),
     back_to: &str,
@@ -219,7 +219,6 @@ async fn projects_create(
         |p| ("/projects".into(), format!("Project '{}' created.", p.name)),
         "/projects",
     )
-    .await
 }
 
 #[derive(Template)]
@@ -304,7 +303,6 @@ async fn project_update(
         |p| (format!("/projects/{}", p.id), "Project saved.".into()),
         &back,
     )
-    .await
 }
 
 #[derive(Deserialize)]
@@ -330,7 +328,6 @@ async fn project_archive(
         },
         &format!("/projects/{id}"),
     )
-    .await
 }
 
 async fn project_unarchive(
@@ -349,7 +346,6 @@ async fn project_unarchive(
         |p| (format!("/projects/{}", p.id), "Project restored.".into()),
         &format!("/projects/{id}"),
     )
-    .await
 }
 
 // ---- milestones ----
@@ -449,7 +445,6 @@ async fn milestones_create(
         },
         "/milestones",
     )
-    .await
 }
 
 #[derive(Template)]
@@ -523,7 +518,6 @@ async fn milestone_update(
         |m| (format!("/milestones/{}", m.id), "Milestone saved.".into()),
         &back,
     )
-    .await
 }
 
 // ---- features ----
@@ -626,7 +620,6 @@ async fn features_create(
         |f| ("/features".into(), format!("Feature '{}' created.", f.name)),
         "/features",
     )
-    .await
 }
 
 #[derive(Template)]
@@ -695,7 +688,6 @@ async fn feature_update(
         |f| (format!("/features/{}", f.id), "Feature saved.".into()),
         &back,
     )
-    .await
 }
 
 #[derive(Deserialize)]
@@ -737,7 +729,6 @@ async fn feature_status(
         move |f| (to, format!("Feature '{}' is now {}.", f.name, f.status)),
         &back,
     )
-    .await
 }
 
 // ---- bugs ----
@@ -849,7 +840,6 @@ async fn bugs_create(
         |b| ("/bugs".into(), format!("Bug '{}' filed.", b.title)),
         "/bugs",
     )
-    .await
 }
 
 #[derive(Template)]
@@ -916,7 +906,6 @@ async fn bug_update(
         |b| (format!("/bugs/{}", b.id), "Bug saved.".into()),
         &back,
     )
-    .await
 }
 
 async fn bug_status(
@@ -941,7 +930,6 @@ async fn bug_status(
         move |b| (to, format!("Bug #{} is now {}.", b.id, b.status)),
         &back,
     )
-    .await
 }
 
 // ---- devops tasks ----
@@ -1045,7 +1033,6 @@ async fn devops_create(
         |t| ("/devops".into(), format!("Task '{}' created.", t.title)),
         "/devops",
     )
-    .await
 }
 
 #[derive(Template)]
@@ -1101,5 +1088,5 @@ async fn devops_update(
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_devops_task(&s.db, &ctx_of(&actor, &now), id, patch).await;
     let to = back.clone();
-    finish(r, move |_| (to, "Task saved.".into()), &back).await
+    finish(r, move |_| (to, "Task saved.".into()), &back)
 }
