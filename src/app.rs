@@ -33,6 +33,14 @@ pub struct AppState {
     pub vault: crate::vault::Vault,
     /// Task-queue runtime: long-poll wake-ups, the queue's write gate, supervised workers.
     pub tasks: crate::tasks::TaskRuntime,
+    /// Error ingestion runtime (see `errors`).
+    pub errors: crate::errors::ErrorsRuntime,
+    /// Node runtime (see `nodes`).
+    pub nodes: crate::nodes::NodesRuntime,
+    /// LLM gateway runtime (see `llm`).
+    pub llm: crate::llm::LlmRuntime,
+    /// Agent sessions runtime (see `agents`).
+    pub agents: crate::agents::AgentsRuntime,
 }
 
 impl axum::extract::FromRef<AppState> for crate::http::extract::TrustedProxies {
@@ -62,6 +70,14 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::vault::pages::routes())
         .merge(crate::tasks::api::routes())
         .merge(crate::tasks::pages::routes())
+        .merge(crate::errors::api::routes())
+        .merge(crate::errors::pages::routes())
+        .merge(crate::nodes::api::routes())
+        .merge(crate::nodes::pages::routes())
+        .merge(crate::llm::api::routes())
+        .merge(crate::llm::pages::routes())
+        .merge(crate::agents::api::routes())
+        .merge(crate::agents::pages::routes())
         .merge(crate::web::routes())
         .merge(crate::system::routes())
         .fallback(http::not_found)

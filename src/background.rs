@@ -41,7 +41,12 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
     let purge = state.clone();
     let reaper = state.clone();
     let supervised = state.clone();
-    vec![
+    let mut handles = Vec::new();
+    handles.extend(crate::errors::loops(&state, &shutdown));
+    handles.extend(crate::nodes::loops(&state, &shutdown));
+    handles.extend(crate::llm::loops(&state, &shutdown));
+    handles.extend(crate::agents::loops(&state, &shutdown));
+    handles.extend([
         tokio::spawn(run_every(
             "session_purge",
             SESSION_PURGE_EVERY,
@@ -93,10 +98,12 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
                 crate::tasks::supervisor::revoke(&supervised, token_id, &owner).await;
             }
         }),
-    ]
+    ]);
+    handles
 }
 
-async fn run_every<F, Fut>(
+/// Runs `tick` every `every` until `shutdown` turns true. Domains' loops use it too.
+pub async fn run_every<F, Fut>(
     name: &'static str,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,

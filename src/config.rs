@@ -90,6 +90,18 @@ pub struct ServeConfig {
     /// arbitrary code from task payloads (they get --allow-shell). Off by default.
     #[arg(long, env = "ARCHITECT_WORKER_ALLOW_SHELL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub worker_allow_shell: bool,
+
+    #[command(flatten)]
+    pub errors: crate::errors::ErrorsConfig,
+
+    #[command(flatten)]
+    pub nodes: crate::nodes::NodesConfig,
+
+    #[command(flatten)]
+    pub llm: crate::llm::LlmConfig,
+
+    #[command(flatten)]
+    pub agents: crate::agents::AgentsConfig,
 }
 
 impl ServeConfig {

@@ -12,11 +12,13 @@
 //! * [`web`] — the dashboard frame, error page, static assets.
 //! * [`client`] — the typed HTTP client every CLI role uses.
 //! * Domains, each `mod.rs` (types and rules) / `store.rs` (SQL) / `api.rs` / `pages.rs`:
-//!   [`auth`], [`tracking`], [`activity`], [`vault`]; [`system`] holds /health and /metrics.
+//!   [`auth`], [`tracking`], [`activity`], [`vault`], [`tasks`], [`errors`], [`nodes`],
+//!   [`llm`], [`agents`]; [`system`] holds /health and /metrics.
 
 pub mod text_enum;
 
 pub mod activity;
+pub mod agents;
 pub mod app;
 pub mod auth;
 pub mod background;
@@ -25,7 +27,10 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod errors;
 pub mod http;
+pub mod llm;
+pub mod nodes;
 pub mod serve;
 pub mod system;
 pub mod tasks;

@@ -75,6 +75,10 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
     let key = secret_key(&config)?;
     let vault = crate::vault::keys::load(&config, &db, &clock.now_str()).await;
     let bind = SocketAddr::new(config.bind_host(), config.port);
+    let errors = crate::errors::ErrorsRuntime::new(&config);
+    let nodes = crate::nodes::NodesRuntime::new(&config);
+    let llm = crate::llm::LlmRuntime::new(&config);
+    let agents = crate::agents::AgentsRuntime::new(&config);
     let state = AppState {
         db,
         config: Arc::new(config),
@@ -84,6 +88,10 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         token_cache: Arc::default(),
         vault,
         tasks: crate::tasks::TaskRuntime::new(),
+        errors,
+        nodes,
+        llm,
+        agents,
     };
     crate::auth::actions::ensure_env_admin(&state)
         .await

@@ -5,16 +5,24 @@
 
 mod support;
 
+#[path = "integration/agents.rs"]
+mod agents;
 #[path = "integration/auth.rs"]
 mod auth;
 #[path = "integration/browser.rs"]
 mod browser;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/errors.rs"]
+mod errors;
 #[path = "integration/input.rs"]
 mod input;
 #[path = "integration/layout.rs"]
 mod layout;
+#[path = "integration/llm.rs"]
+mod llm;
+#[path = "integration/nodes.rs"]
+mod nodes;
 #[path = "integration/pages.rs"]
 mod pages;
 #[path = "integration/system.rs"]

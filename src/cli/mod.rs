@@ -1,6 +1,8 @@
 //! The command tree: one clap enum for every role. Each subcommand lives in its own file and
 //! stays thin: parse, call the library or the client, print.
 
+mod agent;
+mod chat;
 mod output;
 mod secrets;
 mod token;
@@ -98,6 +100,11 @@ pub enum Command {
     /// Run queued tasks (shell, python, git, test, build, deploy, ...) on this machine;
     /// --daemon, --status, --stop manage a background worker.
     Worker(worker::WorkerArgs),
+    /// Node agent: register this machine, send its metrics, run commands from the control
+    /// plane; --daemon, --status, --stop manage a background agent.
+    Agent(agent::AgentArgs),
+    /// Chat with a model through architect's LLM gateway (interactive, -p, or --worker).
+    Chat(chat::ChatArgs),
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -150,6 +157,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // `--status` of a stopped worker: a distinct exit code for scripts.
             code => std::process::exit(i32::from(code)),
         },
+        Command::Agent(args) => agent::run(args).await,
+        Command::Chat(args) => chat::run(args).await,
     }
 }
 

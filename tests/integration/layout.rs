@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-const DOMAINS: &[&str] = &["auth", "tracking", "activity", "tasks", "vault"];
+const DOMAINS: &[&str] = &[
+    "auth", "tracking", "activity", "tasks", "vault", "errors", "nodes", "llm", "agents",
+];
 
 fn rust_files(p: &Path) -> Vec<PathBuf> {
     if p.is_file() {

@@ -43,6 +43,10 @@ pub fn config(data_dir: &Path) -> ServeConfig {
         master_key_file: None,
         worker_bin: None,
         worker_allow_shell: false,
+        errors: Default::default(),
+        nodes: Default::default(),
+        llm: Default::default(),
+        agents: Default::default(),
     }
 }
 
