@@ -86,13 +86,21 @@ async fn register(c: &Client, name: &str) -> anyhow::Result<i64> {
 }
 
 /// W workers drain the queue, each claiming up to `batch` tasks per claim (`max_tasks`; 1 = a
-/// plain claim) and completing them one by one; returns (tasks, seconds).
-async fn drain(url: &str, token: &str, workers: usize, batch: i64) -> anyhow::Result<(u64, f64)> {
+/// plain claim) and completing them one by one; with `chain`, each completion also leases the
+/// worker's next task (`next`, as the worker runtime does), so a task costs one request.
+/// Returns (tasks, seconds).
+async fn drain(
+    url: &str,
+    token: &str,
+    workers: usize,
+    batch: i64,
+    chain: bool,
+) -> anyhow::Result<(u64, f64)> {
     let mut ids = Vec::new();
     for n in 0..workers {
         let c = Client::new(url, Some(token));
         ids.push((
-            register(&c, &format!("bench-{workers}-{batch}-{n}")).await?,
+            register(&c, &format!("bench-{workers}-{batch}-{chain}-{n}")).await?,
             c,
         ));
     }
@@ -100,31 +108,41 @@ async fn drain(url: &str, token: &str, workers: usize, batch: i64) -> anyhow::Re
     let mut jobs = Vec::new();
     for (id, c) in ids {
         jobs.push(tokio::spawn(async move {
+            // Named like the worker runtime does (src/tasks/runner.rs).
+            let claim = ClaimRequest {
+                worker_id: id,
+                types: Some(vec!["noop".into()]),
+                tags: Some(Vec::new()),
+                ..ClaimRequest::default()
+            };
             let mut done = 0u64;
+            let mut held = std::collections::VecDeque::new();
             loop {
-                let claimed = c
-                    .claim_task(&ClaimRequest {
-                        worker_id: id,
-                        // Named like the worker runtime does (src/tasks/runner.rs).
-                        types: Some(vec!["noop".into()]),
-                        tags: Some(Vec::new()),
-                        max_tasks: (batch > 1).then_some(batch),
-                        ..ClaimRequest::default()
-                    })
-                    .await?
-                    .into_tasks();
-                if claimed.is_empty() {
-                    break;
+                if held.is_empty() {
+                    let claimed = c
+                        .claim_task(&ClaimRequest {
+                            max_tasks: (batch > 1).then_some(batch),
+                            ..claim.clone()
+                        })
+                        .await?
+                        .into_tasks();
+                    if claimed.is_empty() {
+                        break;
+                    }
+                    held.extend(claimed);
                 }
-                for t in claimed {
-                    c.complete_task(
-                        t.task.id,
-                        &CompleteRequest {
-                            lease_token: t.lease_token,
-                            ..CompleteRequest::default()
-                        },
-                    )
-                    .await?;
+                while let Some(t) = held.pop_front() {
+                    let outcome = c
+                        .complete_task(
+                            t.task.id,
+                            &CompleteRequest {
+                                lease_token: t.lease_token,
+                                next: chain.then(|| claim.clone()),
+                                ..CompleteRequest::default()
+                            },
+                        )
+                        .await?;
+                    held.extend(outcome.next);
                     done += 1;
                 }
             }
@@ -231,14 +249,29 @@ async fn main() -> anyhow::Result<()> {
             .map(|p| p.get())
             .unwrap_or(1)
     );
-    // (workers, tasks per claim): the load, the same with batched claims, one worker.
-    for (workers, batch) in [(8usize, 1i64), (8, 10), (1, 1)] {
+    // (workers, tasks per claim, completion leases the next): the load with plain
+    // claims, the same as the worker runtime runs it (each completion leases the next task),
+    // batched claims, and one worker of each kind for scale.
+    for (workers, batch, chain) in [
+        (8usize, 1i64, false),
+        (8, 1, true),
+        (8, 10, false),
+        (1, 1, false),
+        (1, 1, true),
+    ] {
         let t0 = Instant::now();
         enqueue_many(&admin, n).await?;
         let enq = t0.elapsed().as_secs_f64();
-        let (done, secs) = drain(&url, &worker_token, workers, batch).await?;
+        let (done, secs) = drain(&url, &worker_token, workers, batch, chain).await?;
+        let how = if chain {
+            "claim, then complete + next"
+        } else if batch > 1 {
+            "max_tasks 10 + complete each"
+        } else {
+            "plain claim + complete"
+        };
         println!(
-            "  {workers} worker(s), max_tasks {batch}: {done} claim+complete in {secs:.2} s = {:.0} tasks/s  (enqueue: {:.0} tasks/s)",
+            "  {workers} worker(s), {how}: {done} tasks in {secs:.2} s = {:.0} tasks/s  (enqueue: {:.0} tasks/s)",
             done as f64 / secs,
             n as f64 / enq
         );

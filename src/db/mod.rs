@@ -5,6 +5,8 @@
 //! as text, `RETURNING`. Only the DDL differs per backend, one migrations folder per backend
 //! with the same file names. SQLite is the embedded default.
 
+pub mod group_commit;
+
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Executor};

@@ -122,6 +122,12 @@ pub struct CompleteRequest {
     pub exit_code: Option<i64>,
     #[serde(default)]
     pub duration_ms: Option<i64>,
+    /// Lease this worker's next task in the same round trip and the same transaction: a claim
+    /// that never waits (`wait_s` must be left out). Its tasks come back in the answer's
+    /// `next`. A worker that keeps its slots busy this way costs the queue one request per
+    /// task instead of two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<ClaimRequest>,
 }
 
 /// `POST /api/tasks/<id>/fail`.

@@ -185,8 +185,19 @@ impl Worker {
         tracing::info!(worker_id = worker.id, name = %worker.name, types = %types.join(","), concurrency = o.concurrency, "worker registered; claiming tasks");
         let beat = tokio::spawn(heartbeat_worker(client.clone(), worker.id));
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Turns true when shutdown begins: slots stop leasing their next task.
+        let (draining_tx, draining_rx) = watch::channel(false);
+        let next_claim = ClaimRequest {
+            worker_id: worker.id,
+            types: Some(types.clone()),
+            tags: Some(o.tags.clone()),
+            wait_s: None,
+            lease_s: Some(o.lease_s),
+            max_tasks: None,
+        };
         let slots = Arc::new(Semaphore::new(o.concurrency.max(1)));
-        let mut running: JoinSet<Ran> = JoinSet::new();
+        // Each entry is a slot: its first task and the ones leased with each completion.
+        let mut running: JoinSet<Vec<Ran>> = JoinSet::new();
         let mut summary = RunSummary::default();
         let mut backoff = Duration::from_millis(500);
         loop {
@@ -236,11 +247,23 @@ impl Worker {
                             settings: settings.clone(),
                             lease_s: o.lease_s,
                             stop: stop_rx.clone(),
+                            draining: draining_rx.clone(),
+                            next_claim: ClaimRequest {
+                                worker_id: worker.id,
+                                ..next_claim.clone()
+                            },
                         };
                         running.spawn(async move {
-                            let r = job.run(claimed).await;
+                            // The slot keeps going while each completion leases a next task.
+                            let mut ran = Vec::new();
+                            let mut task = Some(claimed);
+                            while let Some(t) = task.take() {
+                                let (r, next) = job.run(t).await;
+                                ran.push(r);
+                                task = next;
+                            }
                             drop(permit);
-                            r
+                            ran
                         });
                     }
                 }
@@ -265,6 +288,7 @@ impl Worker {
                 }
             }
         }
+        let _ = draining_tx.send(true);
         // Count only tasks still running, not finished ones the loop has not reaped yet.
         while let Some(r) = running.try_join_next() {
             tally(&mut summary, r);
@@ -299,12 +323,18 @@ impl Worker {
     }
 }
 
-fn tally(s: &mut RunSummary, r: Result<Ran, tokio::task::JoinError>) {
-    match r {
-        Ok(Ran::Completed) => s.completed += 1,
-        Ok(Ran::Failed) => s.failed += 1,
-        Ok(Ran::Released) => s.released += 1,
-        Ok(Ran::Lost) | Err(_) => s.lost += 1,
+fn tally(s: &mut RunSummary, r: Result<Vec<Ran>, tokio::task::JoinError>) {
+    let Ok(ran) = r else {
+        s.lost += 1;
+        return;
+    };
+    for r in ran {
+        match r {
+            Ran::Completed => s.completed += 1,
+            Ran::Failed => s.failed += 1,
+            Ran::Released => s.released += 1,
+            Ran::Lost => s.lost += 1,
+        }
     }
 }
 
@@ -366,10 +396,15 @@ struct Job {
     lease_s: i64,
     /// Turns true when the worker's shutdown grace is over.
     stop: watch::Receiver<bool>,
+    /// Turns true when the worker stops claiming.
+    draining: watch::Receiver<bool>,
+    /// Sent with each completion (unless draining) to lease the slot's next task.
+    next_claim: ClaimRequest,
 }
 
 impl Job {
-    async fn run(self, claimed: ClaimedTask) -> Ran {
+    /// Runs one task to its report; also returns the task its completion leased, if any.
+    async fn run(&self, claimed: ClaimedTask) -> (Ran, Option<ClaimedTask>) {
         let id = claimed.task.id;
         let token = claimed.lease_token.clone();
         let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -426,10 +461,10 @@ impl Job {
         stopper.abort();
         let duration_ms = Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
         if lost.load(Ordering::SeqCst) {
-            return Ran::Lost;
+            return (Ran::Lost, None);
         }
         if stopped.load(Ordering::SeqCst) {
-            return match self.client.release_task(id, &token).await {
+            let ran = match self.client.release_task(id, &token).await {
                 Ok(_) => {
                     tracing::info!(task_id = id, "released at shutdown");
                     Ran::Released
@@ -439,6 +474,7 @@ impl Job {
                     Ran::Lost
                 }
             };
+            return (ran, None);
         }
         let result = result.unwrap_or_else(|| {
             Err(TaskFailure::retry(
@@ -448,18 +484,20 @@ impl Job {
         self.report(id, &token, result, duration_ms).await
     }
 
-    /// Sends the outcome, retrying transport errors while the lease may still be live.
+    /// Sends the outcome, retrying transport errors while the lease may still be live. A
+    /// completion also leases the slot's next task unless the worker is draining.
     async fn report(
         &self,
         id: i64,
         token: &str,
         result: HandlerResult,
         duration_ms: Option<i64>,
-    ) -> Ran {
+    ) -> (Ran, Option<ClaimedTask>) {
         let cap = |s: Option<String>| s.map(|o| keep_tail(&o, MAX_OUTPUT_BYTES));
         let deadline =
             Instant::now() + Duration::from_secs(u64::try_from(self.lease_s).unwrap_or(60));
         let mut backoff = Duration::from_millis(200);
+        let draining = *self.draining.borrow();
         loop {
             let sent = match &result {
                 Ok(s) => self
@@ -470,9 +508,10 @@ impl Job {
                         output: cap(s.output.clone()),
                         exit_code: s.exit_code,
                         duration_ms,
+                        next: (!draining).then(|| self.next_claim.clone()),
                     })
                     .await
-                    .map(|_| Ran::Completed),
+                    .map(|o| (Ran::Completed, o.next.into_iter().next())),
                 Err(f) => self
                     .client
                     .fail_task(id, &FailRequest {
@@ -486,19 +525,22 @@ impl Job {
                     .await
                     .map(|o| {
                         tracing::info!(task_id = id, error = %f.error, next = %o.status, "task failed");
-                        Ran::Failed
+                        (Ran::Failed, None)
                     }),
             };
             match sent {
-                Ok(ran) => {
+                Ok((ran, next)) => {
                     if matches!(ran, Ran::Completed) {
                         tracing::info!(task_id = id, duration_ms, "task completed");
                     }
-                    return ran;
+                    if let Some(n) = &next {
+                        tracing::info!(task_id = n.task.id, task_type = %n.task.task_type, attempt = n.task.attempts, "claimed");
+                    }
+                    return (ran, next);
                 }
                 Err(e @ ClientError::Api { .. }) => {
                     tracing::warn!(task_id = id, error = %e, "report refused");
-                    return Ran::Lost;
+                    return (Ran::Lost, None);
                 }
                 Err(e) if Instant::now() + backoff < deadline => {
                     tracing::warn!(task_id = id, error = %e, "report failed; retrying");
@@ -507,7 +549,7 @@ impl Job {
                 }
                 Err(e) => {
                     tracing::warn!(task_id = id, error = %e, "report failed; giving up (the lease will run out)");
-                    return Ran::Lost;
+                    return (Ran::Lost, None);
                 }
             }
         }

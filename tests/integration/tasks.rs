@@ -283,6 +283,70 @@ async fn a_batch_claim_leases_each_task_under_its_own_token() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_completion_can_lease_the_next_task_in_the_same_round_trip() {
+    let t = TestServer::start().await;
+    let admin = t.token("admin").await;
+    let w = t.token("worker").await;
+    let wid = register(&w, "chain").await;
+    let first = enqueue(&admin, json!({"type": "noop", "priority": 9})).await;
+    let second = enqueue(&admin, json!({"type": "noop", "priority": 5})).await;
+    let r = claim(&w, wid, json!({})).await;
+    assert_eq!(r.json["task"]["id"].as_i64(), Some(first));
+    let tok = r.json["task"]["lease_token"].as_str().unwrap().to_string();
+    // A `next` claim never waits.
+    let r = w
+        .post_json(
+            &format!("/api/tasks/{first}/complete"),
+            &json!({"lease_token": tok, "next": {"worker_id": wid, "wait_s": 5}}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (422, Some("next.wait_s")),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        task(&admin, first).await["status"],
+        "running",
+        "nothing written"
+    );
+    // A stale token leases nothing either.
+    let r = w
+        .post_json(
+            &format!("/api/tasks/{first}/complete"),
+            &json!({"lease_token": "stale", "next": {"worker_id": wid}}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(task(&admin, second).await["status"], "pending");
+    let r = w
+        .post_json(
+            &format!("/api/tasks/{first}/complete"),
+            &json!({"lease_token": tok, "next": {"worker_id": wid}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["status"], "completed");
+    let next = &r.json["next"][0];
+    assert_eq!(next["id"].as_i64(), Some(second), "{}", r.body);
+    assert_eq!(next["status"], "running");
+    let tok2 = next["lease_token"].as_str().unwrap().to_string();
+    assert_ne!(tok2, tok);
+    assert_eq!(task(&admin, first).await["status"], "completed");
+    // The queue is empty now: the answer carries no `next`.
+    let r = w
+        .post_json(
+            &format!("/api/tasks/{second}/complete"),
+            &json!({"lease_token": tok2, "next": {"worker_id": wid}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json.get("next").is_none(), "{}", r.body);
+    assert_eq!(task(&admin, second).await["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn stale_lease_answers_are_refused_and_change_nothing() {
     let t = TestServer::start().await;
     let admin = t.token("admin").await;

@@ -6,9 +6,11 @@ use crate::tasks::store::ClaimSpec;
 
 // ---- the lease protocol ----
 
-/// Leases the best eligible task, waiting up to `wait_s` for one to become claimable.
-pub async fn claim(state: &AppState, mut req: ClaimRequest) -> Result<ClaimResponse> {
-    req.validate()?;
+/// The node, types and tags a claim leases for.
+async fn claim_target(
+    state: &AppState,
+    req: &ClaimRequest,
+) -> Result<(String, Vec<String>, Vec<String>)> {
     // A claim that names its types and tags needs only the worker's node, which never changes
     // (see TaskRuntime::worker_node): skip the worker SELECT once it is known.
     let known = match (&req.types, &req.tags) {
@@ -41,6 +43,13 @@ pub async fn claim(state: &AppState, mut req: ClaimRequest) -> Result<ClaimRespo
             )
         }
     };
+    Ok((node, types, tags))
+}
+
+/// Leases the best eligible task, waiting up to `wait_s` for one to become claimable.
+pub async fn claim(state: &AppState, mut req: ClaimRequest) -> Result<ClaimResponse> {
+    req.validate()?;
+    let (node, types, tags) = claim_target(state, &req).await?;
     let lease = std::time::Duration::from_secs(
         u64::try_from(req.lease_s.unwrap_or(DEFAULT_LEASE_S)).unwrap_or(60),
     );
@@ -55,24 +64,40 @@ pub async fn claim(state: &AppState, mut req: ClaimRequest) -> Result<ClaimRespo
         let now = state.clock.now();
         let now_s = crate::clock::format(now);
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let claimed = {
-            let _gate = state.tasks.write_gate().await;
-            let mut conn = state.db.acquire().await?;
-            store::claim_next(
-                &mut conn,
-                &ClaimSpec {
-                    worker_id: req.worker_id,
-                    node: &node,
-                    types: &types,
-                    tags: &tags,
-                    lease_token: &token,
-                    lease_expires_at: &later(now, lease),
-                    now: &now_s,
-                    limit: req.max_tasks.unwrap_or(1),
-                },
-            )
-            .await?
-        };
+        let job = std::sync::Arc::new((
+            req.worker_id,
+            node.clone(),
+            types.clone(),
+            tags.clone(),
+            token,
+            later(now, lease),
+            now_s.clone(),
+            req.max_tasks.unwrap_or(1),
+        ));
+        let claimed = state
+            .tasks
+            .writer()
+            .run(&state.db, move |conn| {
+                let job = job.clone();
+                Box::pin(async move {
+                    let (worker_id, node, types, tags, token, expires, now_s, limit) = &*job;
+                    store::claim_next(
+                        conn,
+                        &ClaimSpec {
+                            worker_id: *worker_id,
+                            node,
+                            types,
+                            tags,
+                            lease_token: token,
+                            lease_expires_at: expires,
+                            now: now_s,
+                            limit: *limit,
+                        },
+                    )
+                    .await
+                })
+            })
+            .await?;
         // Answer as soon as anything is leased; a batch is never held back to fill up.
         if !claimed.is_empty() {
             let tasks: Vec<ClaimedTask> = claimed
@@ -125,18 +150,18 @@ pub async fn heartbeat(state: &AppState, id: i64, req: LeaseRequest) -> Result<L
     }
     let now = state.clock.now();
     let expires = crate::clock::format(now + time::Duration::seconds(lease_s));
-    let extended = {
-        let _gate = state.tasks.write_gate().await;
-        let mut conn = state.db.acquire().await?;
-        store::extend_lease(
-            &mut conn,
-            id,
-            &req.lease_token,
-            &expires,
-            &crate::clock::format(now),
-        )
-        .await?
-    };
+    let job = std::sync::Arc::new((req.lease_token, expires, crate::clock::format(now)));
+    let extended = state
+        .tasks
+        .writer()
+        .run(&state.db, move |conn| {
+            let job = job.clone();
+            Box::pin(async move {
+                let (token, expires, now) = &*job;
+                store::extend_lease(conn, id, token, expires, now).await
+            })
+        })
+        .await?;
     match extended {
         Some(lease_expires_at) => Ok(Lease {
             task_id: id,
@@ -146,43 +171,94 @@ pub async fn heartbeat(state: &AppState, id: i64, req: LeaseRequest) -> Result<L
     }
 }
 
-pub async fn complete(state: &AppState, id: i64, req: CompleteRequest) -> Result<TaskOutcome> {
+pub async fn complete(state: &AppState, id: i64, mut req: CompleteRequest) -> Result<TaskOutcome> {
     check_report(req.output.as_deref(), req.duration_ms, req.result.as_ref())?;
-    let now = state.clock.now_str();
-    let report = Report {
-        result: req.result.as_ref(),
-        output: req.output.as_deref(),
-        error: None,
-        exit_code: req.exit_code,
-        duration_ms: req.duration_ms,
-    };
-    let done = {
-        let _gate = state.tasks.write_gate().await;
-        let mut tx = state.db.begin().await?;
-        match store::complete_leased(&mut tx, id, &req.lease_token, &report, &now).await? {
-            Some(taken) => {
-                store::insert_attempt(
-                    &mut tx,
-                    id,
-                    &taken,
-                    AttemptOutcome::Completed,
-                    &report,
-                    &now,
+    let now = state.clock.now();
+    let now_s = crate::clock::format(now);
+    let next = match req.next.take() {
+        Some(mut n) => {
+            n.validate()?;
+            if n.wait_s.is_some_and(|w| w > 0.0) {
+                return Err(invalid(
+                    "next.wait_s",
+                    "a claim made with a completion never waits: leave wait_s out",
                 )
-                .await?;
-                tx.commit().await?;
-                true
+                .into());
             }
-            None => false,
+            let (node, types, tags) = claim_target(state, &n).await?;
+            let lease = std::time::Duration::from_secs(
+                u64::try_from(n.lease_s.unwrap_or(DEFAULT_LEASE_S)).unwrap_or(60),
+            );
+            Some((
+                n.worker_id,
+                node,
+                types,
+                tags,
+                uuid::Uuid::new_v4().simple().to_string(),
+                later(now, lease),
+                n.max_tasks.unwrap_or(1),
+            ))
         }
+        None => None,
     };
-    if !done {
+    // Group committed: several workers' completions share one transaction (db::group_commit),
+    // and a `next` claim rides in the same one.
+    let job = std::sync::Arc::new((req, now_s, next));
+    let done = state
+        .tasks
+        .writer()
+        .run(&state.db, move |conn| {
+            let job = job.clone();
+            Box::pin(async move {
+                let (req, now, next) = &*job;
+                let report = Report {
+                    result: req.result.as_ref(),
+                    output: req.output.as_deref(),
+                    error: None,
+                    exit_code: req.exit_code,
+                    duration_ms: req.duration_ms,
+                };
+                let Some(taken) =
+                    store::complete_leased(conn, id, &req.lease_token, &report, now).await?
+                else {
+                    return Ok(None);
+                };
+                store::insert_attempt(conn, id, &taken, AttemptOutcome::Completed, &report, now)
+                    .await?;
+                let leased = match next {
+                    Some((worker_id, node, types, tags, token, expires, limit)) => {
+                        store::claim_next(
+                            conn,
+                            &ClaimSpec {
+                                worker_id: *worker_id,
+                                node,
+                                types,
+                                tags,
+                                lease_token: token,
+                                lease_expires_at: expires,
+                                now,
+                                limit: *limit,
+                            },
+                        )
+                        .await?
+                    }
+                    None => Vec::new(),
+                };
+                Ok(Some(leased))
+            })
+        })
+        .await?;
+    let Some(leased) = done else {
         return Err(lease_lost(state, id).await);
-    }
+    };
     Ok(TaskOutcome {
         id,
         status: TaskStatus::Completed,
         run_after: None,
+        next: leased
+            .into_iter()
+            .map(|(task, lease_token)| ClaimedTask { task, lease_token })
+            .collect(),
     })
 }
 
@@ -248,6 +324,7 @@ pub async fn fail(state: &AppState, id: i64, req: FailRequest) -> Result<TaskOut
             id,
             status,
             run_after,
+            next: Vec::new(),
         }
     };
     if moved.status == TaskStatus::Pending {
@@ -302,6 +379,7 @@ pub async fn release(state: &AppState, id: i64, req: LeaseRequest) -> Result<Tas
         id,
         status: TaskStatus::Pending,
         run_after: Some(now_s),
+        next: Vec::new(),
     })
 }
 

@@ -59,6 +59,10 @@ pub struct TaskOutcome {
     pub id: i64,
     pub status: TaskStatus,
     pub run_after: Option<String>,
+    /// Tasks leased by a completion's `next` claim (none when it asked for none or the queue
+    /// had nothing for this worker).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next: Vec<ClaimedTask>,
 }
 
 async fn log(
@@ -109,23 +113,30 @@ pub async fn create_task(state: &AppState, actor: &str, mut input: NewTask) -> R
             }
         }
     }
-    let task = {
-        let _gate = state.tasks.write_gate().await;
-        let mut tx = state.db.begin().await?;
-        let task = store::insert_task(&mut tx, &input, actor, &now).await?;
-        log(
-            &mut tx,
-            actor,
-            "create",
-            "task",
-            task.id,
-            json!({"type": task.task_type, "priority": task.priority}),
-            &now,
-        )
+    // Group committed with the queue's other hot writes (see db::group_commit).
+    let job = std::sync::Arc::new((input, actor.to_string(), now));
+    let task = state
+        .tasks
+        .writer()
+        .run(&state.db, move |conn| {
+            let job = job.clone();
+            Box::pin(async move {
+                let (input, actor, now) = &*job;
+                let task = store::insert_task(conn, input, actor, now).await?;
+                activity::store::record(
+                    conn,
+                    actor,
+                    "create",
+                    "task",
+                    Some(task.id),
+                    &json!({"type": task.task_type, "priority": task.priority}),
+                    now,
+                )
+                .await?;
+                Ok(task)
+            })
+        })
         .await?;
-        tx.commit().await?;
-        task
-    };
     state.tasks.wake_claimers();
     Ok(task)
 }
