@@ -107,6 +107,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
     })?;
     let addr = listener.local_addr()?;
     state.tasks.set_local_addr(addr);
+    crate::tasks::supervisor::restore(&state).await;
     let (stop, stop_rx) = watch::channel(false);
     let loops = crate::background::spawn_all(state.clone(), stop_rx.clone());
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

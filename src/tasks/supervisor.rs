@@ -1,7 +1,8 @@
 //! Local `architect worker` processes that `serve` starts on request
 //! (`POST /api/workers/start/<type>`), keeps running — a crashed one is restarted after a
 //! backoff that doubles from [`RESTART_BACKOFF_BASE`] to [`RESTART_BACKOFF_MAX`] — and stops on
-//! `/stop/<type>` or when `serve` shuts down.
+//! `/stop/<type>` or when `serve` shuts down. The ones running when `serve` stops are started
+//! again by the next `serve` ([`restore`]).
 //!
 //! Each started worker gets its own `worker`-scoped API token (in its environment, not its
 //! command line), revoked when it is stopped. Only the processes of this `serve` are managed
@@ -318,7 +319,60 @@ pub async fn start_local(
     let status = slot.status(task_type);
     slots.insert(task_type.to_string(), slot);
     tracing::info!(task_type, pid = ?status.pid, "started a supervised worker");
+    // Kept across restarts of serve (see `restore`). The process runs either way; a failed
+    // write only means it would not come back after a restart, which the log says.
+    if let Err(e) =
+        super::store::remember_supervised(&state.db, task_type, who.user_id, &state.clock.now_str())
+            .await
+    {
+        tracing::warn!(task_type, error = %e, "could not record the supervised worker; it will not be restarted with serve");
+    }
     Ok(status)
+}
+
+/// Starts again the local workers that were running when `serve` last stopped (they were
+/// started through the API and never stopped through it), each acting for the admin who
+/// started it. Ones whose admin is gone, disabled or no longer an admin are dropped.
+pub async fn restore(state: &AppState) {
+    let kept = match super::store::list_supervised(&state.db).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the supervised workers to restart");
+            return;
+        }
+    };
+    for (task_type, user_id) in kept {
+        let user = crate::auth::store::get_user(&state.db, user_id).await;
+        let who = match user {
+            Ok(Some(u)) if !u.disabled && u.role == crate::auth::Role::Admin => Identity {
+                user_id: u.id,
+                username: u.username,
+                role: u.role,
+                // Acting for that admin with the admin's own rights, as the start did.
+                via: crate::auth::AuthVia::Token {
+                    token_id: 0,
+                    scope: Scope::Admin,
+                },
+            },
+            Ok(_) => {
+                tracing::warn!(task_type, user_id, "not restarting a supervised worker: the admin who started it is gone, disabled or no longer an admin");
+                let _ = super::store::forget_supervised(&state.db, &task_type).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(task_type, error = %e, "could not restart a supervised worker");
+                continue;
+            }
+        };
+        match start_local(state, &who, &task_type).await {
+            Ok(s) => {
+                tracing::info!(task_type, pid = ?s.pid, "restarted a supervised worker kept from the last run")
+            }
+            Err(e) => {
+                tracing::warn!(task_type, error = %e, "could not restart a supervised worker")
+            }
+        }
+    }
 }
 
 /// Stops the local worker for `task_type` (gracefully: it finishes or releases its tasks) and
@@ -339,6 +393,9 @@ pub async fn stop_local(state: &AppState, task_type: &str) -> Result<SupervisedS
         None => slot.last_exit.clone(),
     };
     revoke(state, slot.token_id, &slot.owner).await;
+    if let Err(e) = super::store::forget_supervised(&state.db, task_type).await {
+        tracing::warn!(task_type, error = %e, "could not forget the stopped worker; it will be started with serve");
+    }
     Ok(SupervisedStatus {
         task_type: task_type.to_string(),
         state: SupervisedState::Stopped,

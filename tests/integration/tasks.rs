@@ -1597,6 +1597,17 @@ async fn serve_starts_supervises_and_stops_local_workers() {
         status["last_exit"].as_str().unwrap().contains("signal 9"),
         "{status}"
     );
+    // serve itself restarts: the worker it was keeping comes back (under a new token).
+    let t = t.restart_with(|c| c.worker_bin = Some(BIN.into())).await;
+    let admin = t.token("admin").await;
+    let s = admin.get("/api/workers/status").await;
+    let p = &s.json["supervised"][0];
+    assert_eq!(
+        (p["type"].as_str(), p["state"].as_str()),
+        (Some("git"), Some("running")),
+        "{}",
+        s.body
+    );
     let r = admin.post_json("/api/workers/stop/git", &json!({})).await;
     assert_eq!(
         (r.status, r.json["state"].as_str()),

@@ -74,14 +74,21 @@ impl TestServer {
     }
 
     /// Stops the server gracefully and starts a new one on the same data dir.
-    pub async fn restart(mut self) -> TestServer {
+    pub async fn restart(self) -> TestServer {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`restart`](Self::restart) with a config adjusted like [`start_with`](Self::start_with).
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let tmp = self._tmp.take();
         let dir = self.data_dir.clone();
         if let Some(s) = self.server.take() {
             s.shutdown().await.expect("clean shutdown");
         }
         let clock = Clock::manual();
-        let server = architect::serve::start(config(&dir), clock.clone())
+        let mut cfg = config(&dir);
+        adjust(&mut cfg);
+        let server = architect::serve::start(cfg, clock.clone())
             .await
             .expect("server restarts");
         TestServer {

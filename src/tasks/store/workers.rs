@@ -246,3 +246,44 @@ pub async fn set_commands(
     .await?;
     Ok(row.into())
 }
+
+// ---- local workers kept running by serve ----
+
+/// Records that `serve` should keep a local worker of `task_type` running (started by `user`).
+pub async fn remember_supervised<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    task_type: &str,
+    user_id: i64,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO supervised_workers (task_type, started_by, started_at) VALUES ($1, $2, $3)
+         ON CONFLICT (task_type) DO NOTHING",
+    )
+    .bind(task_type)
+    .bind(user_id)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn forget_supervised<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    task_type: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM supervised_workers WHERE task_type = $1")
+        .bind(task_type)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// (task type, id of the user who started it), oldest first.
+pub async fn list_supervised<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT task_type, started_by FROM supervised_workers ORDER BY started_at")
+        .fetch_all(ex)
+        .await
+}
