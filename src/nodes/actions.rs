@@ -120,15 +120,19 @@ pub async fn register(
     let actor = who.actor();
     let mut tx = state.db.begin().await?;
     let (row, created) = match store::node_by_name(&mut *tx, &input.name).await? {
-        Some(n) if n.is_local != 0 => return Err(NodeError::Conflict(format!(
+        Some(n) if n.is_local != 0 => {
+            return Err(NodeError::Conflict(format!(
             "'{}' is this server's own node (served in-process); give this agent another --node-id",
             n.name
-        ))),
+        )))
+        }
         Some(n) => match (n.token_id, token_id) {
-            (Some(bound), Some(t)) if bound != t => return Err(NodeError::Forbidden(format!(
+            (Some(bound), Some(t)) if bound != t => {
+                return Err(NodeError::Forbidden(format!(
                 "node '{}' is bound to another API token; remove the node first, or use its token",
                 n.name
-            ))),
+            )))
+            }
             (_, Some(t)) => (
                 store::record_registration(&mut tx, n.id, &input, Some(t), &now).await?,
                 false,
@@ -178,10 +182,12 @@ pub async fn register_local(state: &AppState, input: &RegisterNode) -> Result<No
         Some(n) if n.is_local != 0 => {
             store::record_registration(&mut tx, n.id, input, None, &now).await?
         }
-        Some(n) => return Err(NodeError::Conflict(format!(
+        Some(n) => {
+            return Err(NodeError::Conflict(format!(
             "a remote agent already registered the name '{}'; start serve with --local-node-name",
             n.name
-        ))),
+        )))
+        }
         None => {
             store::insert_node(
                 &mut tx,
@@ -396,7 +402,7 @@ pub async fn poll_commands(
             return Ok(CommandBatch { commands });
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || state.nodes.is_closing() {
             return Ok(CommandBatch::default());
         }
         // Re-check at least every 5 s: a wake-up lost between replicas costs no more.
@@ -512,7 +518,7 @@ pub async fn command(state: &AppState, node_id: i64, cid: i64, wait_s: f64) -> R
             continue;
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || state.nodes.is_closing() {
             return Ok(cmd);
         }
         // Re-check every second: the deadline is on the (possibly manual) clock.
@@ -567,6 +573,12 @@ pub async fn run_command(
                 return Err(NodeError::TimedOut(
                     c.error.unwrap_or_else(|| "timed out".into()),
                 ))
+            }
+            CommandStatus::Pending | CommandStatus::Delivered if state.nodes.is_closing() => {
+                return Err(NodeError::Unavailable(
+                    "the server is shutting down; the command stays queued until its deadline"
+                        .into(),
+                ));
             }
             CommandStatus::Pending | CommandStatus::Delivered if left.is_zero() => {
                 // Real time ran out before the clock's deadline (a manual clock): say so.

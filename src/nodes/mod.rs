@@ -37,6 +37,7 @@ use crate::clock::Clock;
 use crate::config::ServeConfig;
 pub use crate::validate::{invalid, Invalid};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -487,6 +488,9 @@ struct RuntimeInner {
     finished: Notify,
     /// The id of this host's node once the in-process agent registered it.
     local_node: OnceLock<i64>,
+    /// Set when `serve` begins shutting down: long-polls answer at once, so a graceful
+    /// shutdown does not wait out every agent's 25 s poll.
+    closing: AtomicBool,
 }
 
 impl NodesRuntime {
@@ -496,6 +500,7 @@ impl NodesRuntime {
             queued: Notify::new(),
             finished: Notify::new(),
             local_node: OnceLock::new(),
+            closing: AtomicBool::new(false),
         }))
     }
 
@@ -526,6 +531,17 @@ impl NodesRuntime {
 
     pub fn set_local_node(&self, id: i64) {
         let _ = self.0.local_node.set(id);
+    }
+
+    /// Ends every long-poll now and every later one at once (server shutdown).
+    pub fn close(&self) {
+        self.0.closing.store(true, Ordering::SeqCst);
+        self.wake_pollers();
+        self.wake_result_waiters();
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.0.closing.load(Ordering::SeqCst)
     }
 }
 
@@ -590,6 +606,12 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
             },
         )),
     ];
+    let closing = state.clone();
+    let mut closing_signal = shutdown.clone();
+    handles.push(tokio::spawn(async move {
+        let _ = closing_signal.changed().await;
+        closing.nodes.close();
+    }));
     if state.config.nodes.local_node {
         let local = agent::Agent::local(state.clone());
         let mut stop = shutdown.clone();
