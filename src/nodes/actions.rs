@@ -36,6 +36,18 @@ pub enum NodeError {
     Db(#[from] sqlx::Error),
 }
 
+/// A write lost a race: the node was removed (foreign key) or its name was taken (unique)
+/// between our check and our write. Those are the caller's 404 / 409, not a server fault.
+fn raced(e: sqlx::Error) -> NodeError {
+    if crate::db::is_foreign_key_violation(&e) {
+        NodeError::NotFound("node")
+    } else if crate::db::is_unique_violation(&e) {
+        NodeError::Conflict("a node with this name was just created; try again".into())
+    } else {
+        NodeError::Db(e)
+    }
+}
+
 impl From<Invalid> for NodeError {
     fn from(v: Invalid) -> Self {
         NodeError::Invalid(v)
@@ -156,7 +168,8 @@ pub async fn register(
                     now: &now,
                 },
             )
-            .await?;
+            .await
+            .map_err(raced)?;
             activity::store::record(
                 &mut tx,
                 &actor,
@@ -270,7 +283,7 @@ pub async fn add_node_with_token(
             // Lost a race for the name: take the unused token back.
             drop(tx);
             let _ = crate::auth::actions::revoke_token(state, who, token.info.id).await;
-            return Err(e.into());
+            return Err(raced(e));
         }
     };
     activity::store::record(
@@ -372,7 +385,9 @@ pub async fn heartbeat(
     agent_node(state, caller, id).await?;
     let (_, now) = now_pair(state);
     let mut tx = state.db.begin().await?;
-    store::record_heartbeat(&mut tx, id, &metrics, &now).await?;
+    if !store::record_heartbeat(&mut tx, id, &metrics, &now).await? {
+        return Err(NodeError::NotFound("node"));
+    }
     let row = store::get_node(&mut *tx, id)
         .await?
         .ok_or(NodeError::NotFound("node"))?;
@@ -492,7 +507,8 @@ pub async fn enqueue_command(
             expires_at: &expires,
         },
     )
-    .await?;
+    .await
+    .map_err(raced)?;
     drop(conn);
     state.nodes.wake_pollers();
     Ok(cmd)

@@ -157,15 +157,16 @@ pub async fn record_registration(
     .await
 }
 
-/// Stores the latest metrics on the node and appends one raw history row.
+/// Stores the latest metrics on the node and appends one raw history row. False: no such node
+/// (nothing written).
 pub async fn record_heartbeat(
     conn: &mut AnyConnection,
     id: i64,
     m: &NodeMetrics,
     now: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let json = serde_json::to_string(m).unwrap_or_else(|_| "{}".into());
-    sqlx::query(
+    let updated = sqlx::query(
         "UPDATE nodes SET metrics = $1, last_heartbeat_at = $2,
              version = COALESCE($3, version), interval_s = COALESCE($4, interval_s)
          WHERE id = $5",
@@ -177,6 +178,9 @@ pub async fn record_heartbeat(
     .bind(id)
     .execute(&mut *conn)
     .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
     let (disk_used, disk_total) = m.disk_totals();
     insert_sample(
         conn,
@@ -193,7 +197,8 @@ pub async fn record_heartbeat(
             load1: m.load_avg[0],
         },
     )
-    .await
+    .await?;
+    Ok(true)
 }
 
 pub async fn delete_node(conn: &mut AnyConnection, id: i64) -> Result<bool, sqlx::Error> {
