@@ -76,7 +76,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
     let vault = crate::vault::keys::load(&config, &db, &clock.now_str()).await;
     let bind = SocketAddr::new(config.bind_host(), config.port);
     let errors = crate::errors::ErrorsRuntime::new(&config);
-    let nodes = crate::nodes::NodesRuntime::new(&config);
+    let nodes = crate::nodes::NodesRuntime::new(&config, &clock);
     let llm = crate::llm::LlmRuntime::new(&config);
     let agents = crate::agents::AgentsRuntime::new(&config);
     let state = AppState {

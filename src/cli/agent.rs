@@ -1,10 +1,157 @@
-//! `architect agent`.
+//! `architect agent`: SPEC.md's node_agent. Registers this machine as a node, sends its real
+//! metrics every interval, and runs the control plane's commands (held long-poll, no inbound
+//! port). `--daemon` runs it in the background (pid file + log file); `--status` and `--stop`
+//! act on that daemon. The work itself is `nodes::agent`, the same code `serve` runs in-process
+//! for its own host.
 
+use super::daemon::{shutdown_signal, Daemon, SecretFlag};
+use crate::client::Client;
+use crate::nodes::agent::{Agent, AgentOptions};
+use crate::nodes::sampler;
+use crate::nodes::transport::Http;
 use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
-pub struct AgentArgs {}
+pub struct AgentArgs {
+    /// Base URL of the architect server (the dashboard).
+    #[arg(long, env = "ARCHITECT_URL", default_value = "http://127.0.0.1:8080")]
+    pub dashboard: String,
 
-pub async fn run(_args: AgentArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`architect agent` is not built yet")
+    /// API token with the `agent` scope (Nodes → Add node creates one). Prefer the env var: a
+    /// flag shows in the process list. The node is bound to the token that registers it.
+    #[arg(long, env = "ARCHITECT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// This node's id on the dashboard: letters, digits, '.', '_', '-'. Default: the host name.
+    #[arg(long, env = "ARCHITECT_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Heartbeat interval: `5s`, `1m`, or seconds (1 s to 1 h). The dashboard shows the node
+    /// stale after about one missed heartbeat and offline after three.
+    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Longest wait between retries while the dashboard cannot be reached (exponential backoff
+    /// with jitter from 1 s up to this).
+    #[arg(long, default_value = "60s", value_parser = parse_interval)]
+    pub max_backoff: Duration,
+
+    /// Run in the background, logging to --log-file; the pid goes to --pid-file.
+    #[arg(long, conflicts_with_all = ["status", "stop"])]
+    pub daemon: bool,
+
+    /// Say whether the background agent (--pid-file) runs; exit code 3 when it does not.
+    #[arg(long, conflicts_with = "stop")]
+    pub status: bool,
+
+    /// Stop the background agent (--pid-file).
+    #[arg(long)]
+    pub stop: bool,
+
+    /// Pid file of the background agent.
+    #[arg(
+        long,
+        env = "ARCHITECT_AGENT_PID_FILE",
+        default_value = "./data/agent.pid"
+    )]
+    pub pid_file: PathBuf,
+
+    /// Log file of the background agent.
+    #[arg(
+        long,
+        env = "ARCHITECT_AGENT_LOG_FILE",
+        default_value = "./data/agent.log"
+    )]
+    pub log_file: PathBuf,
+
+    /// Set on the background process itself: it removes the pid file when it exits.
+    #[arg(long, hide = true)]
+    pub owns_pid_file: bool,
+}
+
+/// `5s`, `2m`, `1h`, `1500ms` or plain seconds; 1 s to 1 h.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 5s, 1m or 30"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown unit '{other}': use ms, s, m or h")),
+    };
+    if !(1.0..=3600.0).contains(&secs) {
+        return Err("must be between 1s and 1h".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<u8> {
+    let daemon = Daemon {
+        what: "agent",
+        pid_file: &args.pid_file,
+        log_file: &args.log_file,
+    };
+    if args.status {
+        return daemon.status();
+    }
+    if args.stop {
+        return daemon.stop(Duration::from_secs(10)).await;
+    }
+    let token = args
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no API token: set ARCHITECT_TOKEN or pass --token (a token with the 'agent' scope: Nodes → Add node, or Users & tokens)"
+            )
+        })?;
+    let name = match &args.node_id {
+        Some(n) => n.trim().to_string(),
+        None => sampler::node_name_from(&sampler::hostname()),
+    };
+    // Contradictory options fail now, in the foreground, not later in a log file.
+    crate::nodes::validate_node_name(&name)
+        .map_err(|e| anyhow::anyhow!("--node-id: {}", e.message))?;
+    if args.daemon {
+        return daemon.start(&[SecretFlag {
+            flag: "--token",
+            env: "ARCHITECT_TOKEN",
+        }]);
+    }
+    let mut opts = AgentOptions::new(&name, args.interval);
+    opts.max_backoff = args.max_backoff;
+    tracing::info!(node = %name, dashboard = %args.dashboard, interval_s = args.interval.as_secs_f64(), "architect agent starting");
+    let agent = Agent::new(Http(Client::new(&args.dashboard, Some(&token))), opts);
+    agent.run_until(shutdown_signal()).await;
+    if args.owns_pid_file {
+        daemon.remove_own_pid_file();
+    }
+    tracing::info!("architect agent stopped");
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse_with_units() {
+        assert_eq!(parse_interval("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_interval("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_interval("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_interval("1500ms"), Ok(Duration::from_millis(1500)));
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("2d").is_err());
+        assert!(parse_interval("fast").is_err());
+    }
 }

@@ -3,6 +3,7 @@
 
 mod agent;
 mod chat;
+mod daemon;
 mod output;
 mod secrets;
 mod token;
@@ -157,7 +158,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // `--status` of a stopped worker: a distinct exit code for scripts.
             code => std::process::exit(i32::from(code)),
         },
-        Command::Agent(args) => agent::run(args).await,
+        Command::Agent(args) => match agent::run(args).await? {
+            0 => Ok(()),
+            // `--status` of a stopped agent: a distinct exit code for scripts.
+            code => std::process::exit(i32::from(code)),
+        },
         Command::Chat(args) => chat::run(args).await,
     }
 }

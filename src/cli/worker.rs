@@ -2,16 +2,12 @@
 //! with `--daemon` in the background (pid file + log file); `--status` and `--stop` act on
 //! that daemon. The work itself is `tasks::runner`.
 
+use super::daemon::{shutdown_signal, Daemon, SecretFlag};
 use crate::tasks::handlers::HandlerSettings;
 use crate::tasks::runner::{Worker, WorkerOptions};
-use anyhow::Context;
 use clap::Args;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
@@ -104,19 +100,19 @@ pub struct WorkerArgs {
     pub owns_pid_file: bool,
 }
 
-/// Exit code of `--status` when the worker is not running (LSB's "program is not running").
-pub const NOT_RUNNING: u8 = 3;
-
 pub async fn run(args: WorkerArgs) -> anyhow::Result<u8> {
+    let daemon = Daemon {
+        what: "worker",
+        pid_file: &args.pid_file,
+        log_file: &args.log_file,
+    };
     if args.status {
-        return status(&args.pid_file);
+        return daemon.status();
     }
     if args.stop {
-        return stop(
-            &args.pid_file,
-            Duration::from_secs(args.shutdown_grace + 10),
-        )
-        .await;
+        return daemon
+            .stop(Duration::from_secs(args.shutdown_grace + 10))
+            .await;
     }
     let token = args
         .token
@@ -131,11 +127,14 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<u8> {
     // Contradictory options fail now, in the foreground, not later in a log file.
     worker.claim_types().map_err(anyhow::Error::msg)?;
     if args.daemon {
-        return daemonize(&args);
+        return daemon.start(&[SecretFlag {
+            flag: "--token",
+            env: "ARCHITECT_TOKEN",
+        }]);
     }
     let summary = worker.run_until(shutdown_signal()).await;
     if args.owns_pid_file {
-        remove_own_pid_file(&args.pid_file);
+        daemon.remove_own_pid_file();
     }
     summary?;
     Ok(0)
@@ -161,140 +160,4 @@ fn build(args: &WorkerArgs, token: &str) -> Worker {
         max_output: usize::try_from(args.max_output_bytes).unwrap_or(64 * 1024),
     };
     Worker::new(o)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received");
-}
-
-fn read_pid(pid_file: &Path) -> Option<i32> {
-    std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()
-}
-
-fn alive(pid: i32) -> bool {
-    // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
-    match kill(Pid::from_raw(pid), None) {
-        Ok(()) => !is_zombie(pid),
-        Err(nix::errno::Errno::EPERM) => true,
-        Err(_) => false,
-    }
-}
-
-/// A zombie has exited; only its parent has not collected it yet.
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
-fn remove_own_pid_file(pid_file: &Path) {
-    if read_pid(pid_file) == i32::try_from(std::process::id()).ok() {
-        let _ = std::fs::remove_file(pid_file);
-    }
-}
-
-fn daemonize(args: &WorkerArgs) -> anyhow::Result<u8> {
-    if let Some(pid) = read_pid(&args.pid_file).filter(|p| alive(*p)) {
-        anyhow::bail!(
-            "a worker already runs with pid {pid} ({}); stop it with --stop",
-            args.pid_file.display()
-        );
-    }
-    for f in [&args.pid_file, &args.log_file] {
-        if let Some(dir) = f.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-    }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&args.log_file)
-        .with_context(|| format!("opening {}", args.log_file.display()))?;
-    let exe = std::env::current_exe().context("finding the architect binary")?;
-    let mut rest: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--daemon")
-        .collect();
-    rest.push("--owns-pid-file".into());
-    let child = std::process::Command::new(exe)
-        .args(&rest)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        // Out of the terminal's process group: closing the terminal or Ctrl-C there does not
-        // reach it.
-        .process_group(0)
-        .spawn()
-        .context("starting the background worker")?;
-    std::fs::write(&args.pid_file, format!("{}\n", child.id()))
-        .with_context(|| format!("writing {}", args.pid_file.display()))?;
-    println!(
-        "worker started in the background: pid {} (log {}, stop with --stop)",
-        child.id(),
-        args.log_file.display()
-    );
-    Ok(0)
-}
-
-fn status(pid_file: &Path) -> anyhow::Result<u8> {
-    match read_pid(pid_file) {
-        Some(pid) if alive(pid) => {
-            println!("worker running: pid {pid} ({})", pid_file.display());
-            Ok(0)
-        }
-        Some(pid) => {
-            println!(
-                "worker not running (stale pid file {} names pid {pid})",
-                pid_file.display()
-            );
-            Ok(NOT_RUNNING)
-        }
-        None => {
-            println!("worker not running (no pid file at {})", pid_file.display());
-            Ok(NOT_RUNNING)
-        }
-    }
-}
-
-async fn stop(pid_file: &Path, patience: Duration) -> anyhow::Result<u8> {
-    let Some(pid) = read_pid(pid_file).filter(|p| alive(*p)) else {
-        let _ = std::fs::remove_file(pid_file);
-        println!("worker not running");
-        return Ok(0);
-    };
-    kill(Pid::from_raw(pid), Signal::SIGTERM).with_context(|| format!("signalling pid {pid}"))?;
-    let deadline = Instant::now() + patience;
-    while alive(pid) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if alive(pid) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        println!(
-            "worker {pid} did not stop in {}s: killed",
-            patience.as_secs()
-        );
-    } else {
-        println!("worker {pid} stopped");
-    }
-    let _ = std::fs::remove_file(pid_file);
-    Ok(0)
 }

@@ -20,6 +20,7 @@
 //! | 409    | `conflict`              | duplicate name or conflicting state                |
 //! | 409    | `invalid_transition`    | status change not allowed from the current status  |
 //! | 409    | `lease_lost`            | a task answer under an expired or replaced lease   |
+//! | 409    | `command_timed_out`     | a node command's answer after its deadline         |
 //! | 413    | `payload_too_large`     | body over the configured limit                     |
 //! | 415    | `unsupported_media_type`| body is not `application/json`                     |
 //! | 422    | `invalid_field`         | a field is missing, of the wrong type or invalid   |
@@ -27,6 +28,7 @@
 //! | 500    | `internal`              | a bug or an unreachable dependency; details logged |
 //! | 500    | `integrity_error`       | a stored vault value failed authentication         |
 //! | 500    | `key_file_error`        | a vault key file could not be written or renamed   |
+//! | 502    | `command_failed`        | a node's agent ran the command and it failed       |
 //! | 503    | `unavailable`           | a dependency (e.g. the database) is down           |
 //! | 503    | `vault_sealed`          | no usable vault master key; the message says why   |
 

@@ -1,8 +1,186 @@
-//! JSON routes of this domain.
+//! JSON routes of the nodes domain.
+//!
+//! Who may do what: reading nodes, metrics and commands needs `Read`; an agent's calls
+//! (register, heartbeat, the command long-poll, results) need `AgentOps` from a bearer token
+//! (an `agent`-scoped token has exactly Read + AgentOps) and, once the node is bound to a
+//! token, that very token; removing nodes and queueing commands needs `Admin`.
 
+use super::actions::{self, AgentCaller, NodeError};
+use super::history::{self, MetricRange, MetricSeries};
+use super::*;
 use crate::app::AppState;
+use crate::auth::extract::{Admin, AgentOps, Authed, Read};
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Pagination, Path, Query};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::Router;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/nodes", get(list).post(register))
+        .route("/api/nodes/{id}", get(show).delete(remove))
+        .route("/api/nodes/{id}/heartbeat", post(heartbeat))
+        .route("/api/nodes/{id}/metrics", get(metrics))
+        .route("/api/nodes/{id}/commands", get(poll).post(enqueue))
+        .route("/api/nodes/{id}/commands/{cid}", get(command))
+        .route("/api/nodes/{id}/commands/{cid}/result", post(result))
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::NotFound(what) => ApiError::not_found(what),
+            NodeError::Invalid(Invalid { field, message }) => ApiError::invalid(field, message),
+            NodeError::Forbidden(m) => ApiError::forbidden(m),
+            NodeError::Conflict(m) => ApiError::conflict(m),
+            NodeError::TimedOut(m) => ApiError::new(StatusCode::CONFLICT, "command_timed_out", m),
+            NodeError::CommandFailed(m) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "command_failed", m)
+            }
+            NodeError::Unavailable(m) => ApiError::unavailable(m),
+            NodeError::Db(e) => ApiError::from(e),
+        }
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    /// Seconds to wait (≤ 50).
+    #[serde(default)]
+    wait: Option<f64>,
+}
+
+impl WaitQuery {
+    fn seconds(&self) -> Result<f64, ApiError> {
+        match self.wait {
+            None => Ok(0.0),
+            Some(w) if w.is_finite() && (0.0..=MAX_WAIT_S).contains(&w) => Ok(w),
+            Some(_) => Err(ApiError::invalid(
+                "wait",
+                format!("wait must be 0 to {MAX_WAIT_S} seconds"),
+            )),
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MetricsQuery {
+    #[serde(default)]
+    range: Option<MetricRange>,
+}
+
+async fn list(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    page: Pagination,
+) -> ApiResult<Vec<Node>> {
+    Ok(Json(
+        actions::list_nodes(&s, page.limit, page.offset).await?,
+    ))
+}
+
+/// 201 when the node was created, 200 when it existed (registration is idempotent).
+async fn register(
+    State(s): State<AppState>,
+    who: Authed<AgentOps>,
+    Json(input): Json<RegisterNode>,
+) -> Result<(StatusCode, Json<Node>), ApiError> {
+    let (node, created) = actions::register(&s, who.identity(), input).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(node)))
+}
+
+async fn show(State(s): State<AppState>, _: Authed<Read>, Path(id): Path<i64>) -> ApiResult<Node> {
+    Ok(Json(actions::node(&s, id).await?))
+}
+
+#[derive(serde::Serialize)]
+struct Removed {
+    id: i64,
+    deleted: bool,
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    who: Authed<Admin>,
+    Path(id): Path<i64>,
+) -> ApiResult<Removed> {
+    actions::delete_node(&s, who.identity(), id).await?;
+    Ok(Json(Removed { id, deleted: true }))
+}
+
+async fn heartbeat(
+    State(s): State<AppState>,
+    who: Authed<AgentOps>,
+    Path(id): Path<i64>,
+    Json(m): Json<NodeMetrics>,
+) -> ApiResult<Node> {
+    let caller = AgentCaller::from_identity(who.identity())?;
+    Ok(Json(actions::heartbeat(&s, &caller, id, m).await?))
+}
+
+async fn metrics(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Path(id): Path<i64>,
+    Query(q): Query<MetricsQuery>,
+) -> ApiResult<MetricSeries> {
+    actions::node(&s, id).await?;
+    let range = q.range.unwrap_or(MetricRange::Day);
+    Ok(Json(history::series(&s, id, range).await?))
+}
+
+/// The agent's long-poll (`?wait=25`): the commands now delivered to it, possibly none.
+async fn poll(
+    State(s): State<AppState>,
+    who: Authed<AgentOps>,
+    Path(id): Path<i64>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<CommandBatch> {
+    let caller = AgentCaller::from_identity(who.identity())?;
+    let wait = q.seconds()?;
+    Ok(Json(actions::poll_commands(&s, &caller, id, wait).await?))
+}
+
+async fn enqueue(
+    State(s): State<AppState>,
+    who: Authed<Admin>,
+    Path(id): Path<i64>,
+    Json(input): Json<NewCommand>,
+) -> Result<(StatusCode, Json<NodeCommand>), ApiError> {
+    let c = actions::enqueue_command(&s, &who.identity().actor(), id, input).await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// A command; with `?wait=N` the answer waits up to N seconds for its result.
+async fn command(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Path((id, cid)): Path<(i64, i64)>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<NodeCommand> {
+    let wait = q.seconds()?;
+    Ok(Json(actions::command(&s, id, cid, wait).await?))
+}
+
+async fn result(
+    State(s): State<AppState>,
+    who: Authed<AgentOps>,
+    Path((id, cid)): Path<(i64, i64)>,
+    Json(answer): Json<CommandResult>,
+) -> ApiResult<NodeCommand> {
+    let caller = AgentCaller::from_identity(who.identity())?;
+    Ok(Json(
+        actions::post_result(&s, &caller, id, cid, answer).await?,
+    ))
 }

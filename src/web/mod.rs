@@ -80,7 +80,7 @@ pub const PANELS: &[Panel] = &[
         label: "Nodes",
         href: "/nodes",
         group: "Fleet",
-        available: false,
+        available: true,
     },
     Panel {
         key: "tmux",

@@ -20,12 +20,12 @@ const BUILT_PANELS: &[(&str, &str)] = &[
     ("/tasks", "Tasks"),
     ("/workers", "Workers"),
     ("/vault", "Vault"),
+    ("/nodes", "Nodes"),
 ];
 
 /// The panels later work fills, with their sidebar label.
 const UNBUILT_PANELS: &[(&str, &str)] = &[
     ("/errors", "Errors"),
-    ("/nodes", "Nodes"),
     ("/tmux", "tmux"),
     ("/assigner", "Assigner"),
     ("/autopilot", "Autopilot"),

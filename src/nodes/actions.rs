@@ -1,0 +1,647 @@
+//! The operations of the nodes domain, each in one transaction, and the command channel's entry
+//! point for other domains: [`run_command`].
+//!
+//! Who acts for a node ([`AgentCaller`]): a node is bound to the API token that registered it
+//! (or that "Add node" created for it); only that token may heartbeat, poll and answer for it.
+//! This server's own node is bound to no token and served by the in-process agent alone.
+
+use super::store::{self, InsertCommand, InsertNode, NodeRow};
+use super::*;
+use crate::activity;
+use crate::app::AppState;
+use crate::auth::{AuthVia, Capability, Identity};
+use serde_json::{json, Value};
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{}", .0.message)]
+    Invalid(Invalid),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A result for a command whose deadline passed: refused, nothing changed.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The agent ran the command and reported a failure (from [`run_command`]).
+    #[error("{0}")]
+    CommandFailed(String),
+    /// The node cannot take commands now (offline, never connected).
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// A write lost a race: the node was removed (foreign key) or its name was taken (unique)
+/// between our check and our write. Those are the caller's 404 / 409, not a server fault.
+fn raced(e: sqlx::Error) -> NodeError {
+    if crate::db::is_foreign_key_violation(&e) {
+        NodeError::NotFound("node")
+    } else if crate::db::is_unique_violation(&e) {
+        NodeError::Conflict("a node with this name was just created; try again".into())
+    } else {
+        NodeError::Db(e)
+    }
+}
+
+impl From<Invalid> for NodeError {
+    fn from(v: Invalid) -> Self {
+        NodeError::Invalid(v)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, NodeError>;
+
+/// Who is acting as a node's agent.
+#[derive(Debug, Clone)]
+pub enum AgentCaller {
+    /// `serve`'s in-process agent, for this host's node only.
+    Local,
+    /// An API token (`architect agent`), for the node bound to it.
+    Token { token_id: i64, actor: String },
+}
+
+impl AgentCaller {
+    /// Agent endpoints take a bearer token: a browser session is never an agent (and must not
+    /// claim commands through a cross-site GET).
+    pub fn from_identity(who: &Identity) -> Result<AgentCaller> {
+        match &who.via {
+            AuthVia::Token { token_id, .. } => Ok(AgentCaller::Token {
+                token_id: *token_id,
+                actor: who.actor(),
+            }),
+            AuthVia::Session { .. } => Err(NodeError::Forbidden(
+                "node agent endpoints take an API token (scope 'agent'), not a browser session"
+                    .into(),
+            )),
+        }
+    }
+}
+
+fn now_pair(state: &AppState) -> (OffsetDateTime, String) {
+    let now = state.clock.now();
+    (now, crate::clock::format(now))
+}
+
+fn view(state: &AppState, row: NodeRow) -> Node {
+    row.view(state.nodes.started(), state.clock.now())
+}
+
+// ---- reading ----
+
+pub async fn list_nodes(state: &AppState, limit: i64, offset: i64) -> Result<Vec<Node>> {
+    let rows = store::list_nodes(&state.db, limit, offset).await?;
+    Ok(rows.into_iter().map(|r| view(state, r)).collect())
+}
+
+pub async fn node(state: &AppState, id: i64) -> Result<Node> {
+    let row = store::get_node(&state.db, id)
+        .await?
+        .ok_or(NodeError::NotFound("node"))?;
+    Ok(view(state, row))
+}
+
+// ---- registering, adding, removing ----
+
+/// `POST /api/nodes`, idempotent by name. A token registering binds the node to itself (when
+/// not bound yet); an admin without a token adds an unbound entry. Returns the node and
+/// whether it was created.
+pub async fn register(
+    state: &AppState,
+    who: &Identity,
+    mut input: RegisterNode,
+) -> Result<(Node, bool)> {
+    input.validate()?;
+    let token_id = match &who.via {
+        AuthVia::Token { token_id, .. } => Some(*token_id),
+        AuthVia::Session { .. } => {
+            if !who.can(Capability::Admin) {
+                return Err(NodeError::Forbidden(
+                    "adding nodes by hand is for admins; agents register with their own token"
+                        .into(),
+                ));
+            }
+            None
+        }
+    };
+    let (_, now) = now_pair(state);
+    let actor = who.actor();
+    let mut tx = state.db.begin().await?;
+    let (row, created) = match store::node_by_name(&mut *tx, &input.name).await? {
+        Some(n) if n.is_local != 0 => {
+            return Err(NodeError::Conflict(format!(
+            "'{}' is this server's own node (served in-process); give this agent another --node-id",
+            n.name
+        )))
+        }
+        Some(n) => match (n.token_id, token_id) {
+            (Some(bound), Some(t)) if bound != t => {
+                return Err(NodeError::Forbidden(format!(
+                "node '{}' is bound to another API token; remove the node first, or use its token",
+                n.name
+            )))
+            }
+            (_, Some(t)) => (
+                store::record_registration(&mut tx, n.id, &input, Some(t), &now).await?,
+                false,
+            ),
+            (_, None) => (n, false),
+        },
+        None => {
+            let hostname = input.hostname.clone().unwrap_or_else(|| input.name.clone());
+            let row = store::insert_node(
+                &mut tx,
+                InsertNode {
+                    name: &input.name,
+                    hostname: &hostname,
+                    os: input.os.as_deref(),
+                    version: input.version.as_deref(),
+                    interval_s: input.interval_s.unwrap_or(state.config.nodes.node_interval),
+                    is_local: false,
+                    token_id,
+                    created_by: &actor,
+                    registered: token_id.is_some(),
+                    now: &now,
+                },
+            )
+            .await
+            .map_err(raced)?;
+            activity::store::record(
+                &mut tx,
+                &actor,
+                "create",
+                "node",
+                Some(row.id),
+                &json!({"name": row.name}),
+                &now,
+            )
+            .await?;
+            (row, true)
+        }
+    };
+    tx.commit().await?;
+    Ok((view(state, row), created))
+}
+
+/// The in-process agent registers this host's node (created on first start, kept after).
+pub async fn register_local(state: &AppState, input: &RegisterNode) -> Result<Node> {
+    let (_, now) = now_pair(state);
+    let mut tx = state.db.begin().await?;
+    let row = match store::node_by_name(&mut *tx, &input.name).await? {
+        Some(n) if n.is_local != 0 => {
+            store::record_registration(&mut tx, n.id, input, None, &now).await?
+        }
+        Some(n) => {
+            return Err(NodeError::Conflict(format!(
+            "a remote agent already registered the name '{}'; start serve with --local-node-name",
+            n.name
+        )))
+        }
+        None => {
+            store::insert_node(
+                &mut tx,
+                InsertNode {
+                    name: &input.name,
+                    hostname: input.hostname.as_deref().unwrap_or(&input.name),
+                    os: input.os.as_deref(),
+                    version: input.version.as_deref(),
+                    interval_s: input.interval_s.unwrap_or(state.config.nodes.node_interval),
+                    is_local: true,
+                    token_id: None,
+                    created_by: "architect serve",
+                    registered: true,
+                    now: &now,
+                },
+            )
+            .await?
+        }
+    };
+    tx.commit().await?;
+    state.nodes.set_local_node(row.id);
+    Ok(view(state, row))
+}
+
+/// The "Add node" flow: a fresh `agent` token, and the node entry bound to it, in one go.
+pub async fn add_node_with_token(
+    state: &AppState,
+    who: &Identity,
+    name: &str,
+) -> Result<(Node, crate::auth::CreatedToken)> {
+    let mut input = RegisterNode {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    input.validate()?;
+    if store::node_by_name(&state.db, &input.name).await?.is_some() {
+        return Err(NodeError::Conflict(format!(
+            "a node named '{}' exists already",
+            input.name
+        )));
+    }
+    let token = crate::auth::actions::create_token(
+        state,
+        who,
+        crate::auth::actions::NewApiToken {
+            name: format!("node {}", input.name),
+            scope: crate::auth::Scope::Agent,
+            expires_in_days: None,
+            user_id: None,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        crate::auth::actions::AuthError::Db(e) => NodeError::Db(e),
+        crate::auth::actions::AuthError::Forbidden(m) => NodeError::Forbidden(m),
+        other => NodeError::Conflict(other.to_string()),
+    })?;
+    let (_, now) = now_pair(state);
+    let actor = who.actor();
+    let mut tx = state.db.begin().await?;
+    let row = store::insert_node(
+        &mut tx,
+        InsertNode {
+            name: &input.name,
+            hostname: &input.name,
+            os: None,
+            version: None,
+            interval_s: state.config.nodes.node_interval,
+            is_local: false,
+            token_id: Some(token.info.id),
+            created_by: &actor,
+            registered: false,
+            now: &now,
+        },
+    )
+    .await;
+    let row = match row {
+        Ok(r) => r,
+        Err(e) => {
+            // Lost a race for the name: take the unused token back.
+            drop(tx);
+            let _ = crate::auth::actions::revoke_token(state, who, token.info.id).await;
+            return Err(raced(e));
+        }
+    };
+    activity::store::record(
+        &mut tx,
+        &actor,
+        "create",
+        "node",
+        Some(row.id),
+        &json!({"name": row.name, "token_id": token.info.id}),
+        &now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((view(state, row), token))
+}
+
+/// Removes a node with its history and commands, and revokes the `agent` token bound to it
+/// (so its agent cannot silently register it again).
+pub async fn delete_node(state: &AppState, who: &Identity, id: i64) -> Result<()> {
+    let (_, now) = now_pair(state);
+    let mut tx = state.db.begin().await?;
+    let row = store::get_node(&mut *tx, id)
+        .await?
+        .ok_or(NodeError::NotFound("node"))?;
+    if row.is_local != 0 && state.config.nodes.local_node {
+        return Err(NodeError::Conflict(
+            "this is the server's own node; it would come back at once (start serve with --local-node false to drop it)"
+                .into(),
+        ));
+    }
+    store::delete_node(&mut tx, id).await?;
+    activity::store::record(
+        &mut tx,
+        &who.actor(),
+        "delete",
+        "node",
+        Some(id),
+        &json!({"name": row.name}),
+        &now,
+    )
+    .await?;
+    tx.commit().await?;
+    if let Some(token_id) = row.token_id {
+        let agent_token = crate::auth::store::get_token(&state.db, token_id, &now)
+            .await?
+            .is_some_and(|t| t.scope == crate::auth::Scope::Agent && t.revoked_at.is_none());
+        if agent_token {
+            if let Err(e) = crate::auth::actions::revoke_token(state, who, token_id).await {
+                tracing::warn!(node = %row.name, error = %e, "could not revoke the removed node's token");
+            }
+        }
+    }
+    // Anyone waiting on its commands learns they are gone.
+    state.nodes.wake_result_waiters();
+    Ok(())
+}
+
+// ---- the agent side ----
+
+/// The node `caller` may act for, or why not.
+async fn agent_node(state: &AppState, caller: &AgentCaller, id: i64) -> Result<NodeRow> {
+    let row = store::get_node(&state.db, id)
+        .await?
+        .ok_or(NodeError::NotFound("node"))?;
+    let ok = match caller {
+        AgentCaller::Local => row.is_local != 0,
+        AgentCaller::Token { token_id, .. } => {
+            if row.is_local != 0 {
+                return Err(NodeError::Forbidden(format!(
+                    "node '{}' is this server's own node; it is served in-process",
+                    row.name
+                )));
+            }
+            if row.token_id.is_none() {
+                return Err(NodeError::Forbidden(format!(
+                    "node '{}' is not bound to a token yet: register it first (POST /api/nodes)",
+                    row.name
+                )));
+            }
+            row.token_id == Some(*token_id)
+        }
+    };
+    if !ok {
+        return Err(NodeError::Forbidden(format!(
+            "this token acts for another node, not '{}'",
+            row.name
+        )));
+    }
+    Ok(row)
+}
+
+pub async fn heartbeat(
+    state: &AppState,
+    caller: &AgentCaller,
+    id: i64,
+    metrics: NodeMetrics,
+) -> Result<Node> {
+    metrics.validate()?;
+    agent_node(state, caller, id).await?;
+    let (_, now) = now_pair(state);
+    let mut tx = state.db.begin().await?;
+    if !store::record_heartbeat(&mut tx, id, &metrics, &now).await? {
+        return Err(NodeError::NotFound("node"));
+    }
+    let row = store::get_node(&mut *tx, id)
+        .await?
+        .ok_or(NodeError::NotFound("node"))?;
+    tx.commit().await?;
+    Ok(view(state, row))
+}
+
+/// The agent's long-poll: waits up to `wait_s` for commands and hands each out once.
+pub async fn poll_commands(
+    state: &AppState,
+    caller: &AgentCaller,
+    id: i64,
+    wait_s: f64,
+) -> Result<CommandBatch> {
+    agent_node(state, caller, id).await?;
+    let wait = std::time::Duration::from_secs_f64(wait_s.clamp(0.0, MAX_WAIT_S));
+    let deadline = Instant::now() + wait;
+    loop {
+        let notified = state.nodes.queued();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (_, now) = now_pair(state);
+        let mut conn = state.db.acquire().await?;
+        let commands = store::claim_commands(&mut conn, id, &now, MAX_CLAIM).await?;
+        drop(conn);
+        if !commands.is_empty() {
+            return Ok(CommandBatch { commands });
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || state.nodes.is_closing() {
+            return Ok(CommandBatch::default());
+        }
+        // Re-check at least every 5 s: a wake-up lost between replicas costs no more.
+        let _ = tokio::time::timeout(left.min(std::time::Duration::from_secs(5)), notified).await;
+        // The node may have been removed meanwhile.
+        if store::get_node(&state.db, id).await?.is_none() {
+            return Err(NodeError::NotFound("node"));
+        }
+    }
+}
+
+/// The agent's answer to a delivered command.
+pub async fn post_result(
+    state: &AppState,
+    caller: &AgentCaller,
+    node_id: i64,
+    cid: i64,
+    answer: CommandResult,
+) -> Result<NodeCommand> {
+    answer.validate()?;
+    agent_node(state, caller, node_id).await?;
+    let (_, now) = now_pair(state);
+    let status = if answer.error.is_some() {
+        CommandStatus::Failed
+    } else {
+        CommandStatus::Succeeded
+    };
+    let mut tx = state.db.begin().await?;
+    let done = store::finish_command(
+        &mut tx,
+        node_id,
+        cid,
+        status,
+        answer.result.as_ref(),
+        answer.error.as_deref(),
+        &now,
+    )
+    .await?;
+    let cmd = store::get_command(&mut *tx, node_id, cid)
+        .await?
+        .ok_or(NodeError::NotFound("command"))?;
+    if !done {
+        return Err(match cmd.status {
+            CommandStatus::TimedOut => NodeError::TimedOut(format!(
+                "command {cid} timed out before this answer; it was not stored"
+            )),
+            CommandStatus::Delivered => NodeError::TimedOut(format!(
+                "command {cid} is past its deadline; the answer was not stored"
+            )),
+            s => NodeError::Conflict(format!(
+                "command {cid} is {s}; only a delivered command takes an answer"
+            )),
+        });
+    }
+    tx.commit().await?;
+    state.nodes.wake_result_waiters();
+    Ok(cmd)
+}
+
+// ---- the control-plane side ----
+
+/// Queues a command for a node's agent (`POST /api/nodes/{id}/commands`).
+pub async fn enqueue_command(
+    state: &AppState,
+    actor: &str,
+    node_id: i64,
+    input: NewCommand,
+) -> Result<NodeCommand> {
+    input.validate()?;
+    store::get_node(&state.db, node_id)
+        .await?
+        .ok_or(NodeError::NotFound("node"))?;
+    let (now, now_s) = now_pair(state);
+    let timeout_s = input.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S);
+    let expires = crate::clock::format(now + time::Duration::seconds(timeout_s));
+    let args = input.args.unwrap_or_else(|| json!({}));
+    let mut conn = state.db.acquire().await?;
+    let cmd = store::insert_command(
+        &mut conn,
+        InsertCommand {
+            node_id,
+            command: &input.command,
+            args: &args,
+            timeout_s,
+            created_by: actor,
+            now: &now_s,
+            expires_at: &expires,
+        },
+    )
+    .await
+    .map_err(raced)?;
+    drop(conn);
+    state.nodes.wake_pollers();
+    Ok(cmd)
+}
+
+/// A command, after waiting up to `wait_s` for it to reach a final state.
+pub async fn command(state: &AppState, node_id: i64, cid: i64, wait_s: f64) -> Result<NodeCommand> {
+    let wait = std::time::Duration::from_secs_f64(wait_s.clamp(0.0, MAX_WAIT_S));
+    let deadline = Instant::now() + wait;
+    loop {
+        let notified = state.nodes.finished();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let cmd = store::get_command(&state.db, node_id, cid)
+            .await?
+            .ok_or(NodeError::NotFound("command"))?;
+        if cmd.status.is_final() {
+            return Ok(cmd);
+        }
+        let (_, now) = now_pair(state);
+        if cmd.expires_at <= now {
+            expire_commands(state).await?;
+            continue;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || state.nodes.is_closing() {
+            return Ok(cmd);
+        }
+        // Re-check every second: the deadline is on the (possibly manual) clock.
+        let _ = tokio::time::timeout(left.min(std::time::Duration::from_secs(1)), notified).await;
+    }
+}
+
+/// Runs `command` on node `node_id` through its agent and returns the agent's result: queues
+/// it durably, then waits for the answer. The entry point for other domains (remote tmux
+/// operations, task dispatch).
+///
+/// Errors: [`NodeError::NotFound`] (no such node), [`NodeError::Invalid`] (bad name, args or
+/// timeout), [`NodeError::Unavailable`] (the node is offline or never connected: fails at once
+/// instead of waiting out the timeout), [`NodeError::CommandFailed`] (the agent's handler
+/// failed; its message), [`NodeError::TimedOut`] (no answer within `timeout_s`).
+pub async fn run_command(
+    state: &AppState,
+    actor: &str,
+    node_id: i64,
+    command: &str,
+    args: Value,
+    timeout_s: i64,
+) -> Result<Value> {
+    let n = node(state, node_id).await?;
+    if matches!(n.status, NodeStatus::Offline | NodeStatus::Waiting) {
+        return Err(NodeError::Unavailable(format!(
+            "node '{}' is {}: its agent is not connected",
+            n.name, n.status
+        )));
+    }
+    let cmd = enqueue_command(
+        state,
+        actor,
+        node_id,
+        NewCommand {
+            command: command.to_string(),
+            args: Some(args),
+            timeout_s: Some(timeout_s),
+        },
+    )
+    .await?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(timeout_s.max(1) as u64 + 2);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let c = self::command(state, node_id, cmd.id, left.as_secs_f64().min(MAX_WAIT_S)).await?;
+        match c.status {
+            CommandStatus::Succeeded => return Ok(c.result.unwrap_or(Value::Null)),
+            CommandStatus::Failed => {
+                return Err(NodeError::CommandFailed(c.error.unwrap_or_default()))
+            }
+            CommandStatus::TimedOut => {
+                return Err(NodeError::TimedOut(
+                    c.error.unwrap_or_else(|| "timed out".into()),
+                ))
+            }
+            CommandStatus::Pending | CommandStatus::Delivered if state.nodes.is_closing() => {
+                return Err(NodeError::Unavailable(
+                    "the server is shutting down; the command stays queued until its deadline"
+                        .into(),
+                ));
+            }
+            CommandStatus::Pending | CommandStatus::Delivered if left.is_zero() => {
+                // Real time ran out before the clock's deadline (a manual clock): say so.
+                return Err(NodeError::TimedOut(format!(
+                    "command {} not answered within {timeout_s} s",
+                    c.id
+                )));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Marks unanswered commands past their deadline `timed_out`; wakes whoever waits on them.
+pub async fn expire_commands(state: &AppState) -> Result<u64> {
+    let (_, now) = now_pair(state);
+    let mut conn = state.db.acquire().await?;
+    let n = store::expire_commands(&mut conn, &now).await?;
+    drop(conn);
+    if n > 0 {
+        state.nodes.wake_result_waiters();
+    }
+    Ok(n)
+}
+
+/// Node counts by state, for `/metrics` (`architect_nodes{status="online"}` ...).
+pub async fn status_counts(state: &AppState) -> Result<Vec<(NodeStatus, u64)>> {
+    let now = state.clock.now();
+    let started = state.nodes.started();
+    let mut counts: Vec<(NodeStatus, u64)> = NodeStatus::ALL.iter().map(|s| (*s, 0)).collect();
+    for (last, interval) in store::heartbeat_times(&state.db).await? {
+        let (s, _) = NodeStatus::at(
+            last.as_deref().and_then(crate::clock::parse),
+            started,
+            now,
+            interval,
+        );
+        if let Some(c) = counts.iter_mut().find(|(k, _)| *k == s) {
+            c.1 += 1;
+        }
+    }
+    Ok(counts)
+}
+
+pub async fn export_gauges(state: &AppState) -> Result<()> {
+    for (s, n) in status_counts(state).await? {
+        metrics::gauge!("architect_nodes", "status" => s.as_str()).set(n as f64);
+    }
+    Ok(())
+}
