@@ -25,7 +25,7 @@ pub const QUEUE: usize = 65_536;
 /// Events per transaction at most, so one commit stays short for everyone else.
 pub const MAX_BATCH: usize = 4_096;
 /// A group is pruned back to its sample size after this many new samples.
-pub const PRUNE_EVERY: u32 = 25;
+pub const PRUNE_EVERY: u32 = 50;
 /// Groups remembered for pruning; forgotten ones are caught by the retention loop.
 const MAX_TRACKED: usize = 100_000;
 
@@ -208,40 +208,71 @@ async fn write_batch(
         f.samples.push(i);
     }
 
-    let mut ids: HashMap<&str, i64> = HashMap::with_capacity(order.len());
+    let deltas: Vec<store::GroupDelta<'_>> = order
+        .iter()
+        .map(|fp| {
+            let f = &folds[fp];
+            store::GroupDelta {
+                latest: events[f.last],
+                first_seen: &events[f.first].received_at,
+                count: f.count,
+                stack_trace: f.stack,
+            }
+        })
+        .collect();
     let mut tx = db.begin().await?;
+    let ids: HashMap<String, i64> = store::record_batch_groups(&mut tx, &deltas)
+        .await?
+        .into_iter()
+        .collect();
+    let mut nodes = Vec::new();
+    let mut hours = Vec::new();
+    let mut samples = Vec::new();
+    let mut due = Vec::new();
     for fp in &order {
         let f = &folds[fp];
-        let delta = store::GroupDelta {
-            latest: events[f.last],
-            first_seen: &events[f.first].received_at,
-            count: f.count,
-            stack_trace: f.stack,
+        let Some(&id) = ids.get(*fp) else {
+            continue;
         };
-        let id = store::record_batch_group(&mut tx, &delta).await?;
-        for (node, n, first, last) in &f.nodes {
-            store::add_node_count(&mut tx, id, node, *n, first, last).await?;
-        }
-        for (hour, n) in &f.hours {
-            store::add_hour_count(&mut tx, id, hour, *n).await?;
-        }
-        for &i in &f.samples {
-            store::insert_occurrence(&mut tx, id, events[i]).await?;
-        }
+        nodes.extend(
+            f.nodes
+                .iter()
+                .map(|(node_id, count, first_seen, last_seen)| store::NodeDelta {
+                    error_id: id,
+                    node_id,
+                    count: *count,
+                    first_seen,
+                    last_seen,
+                }),
+        );
+        hours.extend(f.hours.iter().map(|(hour, n)| (id, *hour, *n)));
+        samples.extend(f.samples.iter().map(|&i| (id, events[i])));
         if pruning.len() >= MAX_TRACKED {
             pruning.clear();
         }
         let written = pruning.entry(id).or_insert(0);
         *written += f.samples.len() as u32;
         if *written >= PRUNE_EVERY {
-            store::prune_samples(&mut tx, id, keep).await?;
+            due.push(id);
             *written = 0;
         }
-        ids.insert(fp, id);
     }
-    tx.commit().await?;
-    Ok(events
+    store::add_node_counts(&mut tx, &nodes).await?;
+    store::add_hour_counts(&mut tx, &hours).await?;
+    store::insert_occurrences(&mut tx, &samples).await?;
+    if !due.is_empty() {
+        store::prune_samples_of(&mut tx, &due, keep).await?;
+    }
+    // Every group of the batch came back from the upsert; anything else is a bug, and the
+    // batch is rolled back and answered as failed rather than with a wrong id.
+    let answer = events
         .iter()
-        .map(|e| ids.get(e.fingerprint.as_str()).copied().unwrap_or(0))
-        .collect())
+        .map(|e| {
+            ids.get(e.fingerprint.as_str())
+                .copied()
+                .ok_or(sqlx::Error::RowNotFound)
+        })
+        .collect::<Result<Vec<i64>, sqlx::Error>>()?;
+    tx.commit().await?;
+    Ok(answer)
 }

@@ -10,7 +10,22 @@ fn parse_or<T: std::str::FromStr>(s: &str, fallback: T) -> T {
     s.parse().unwrap_or(fallback)
 }
 
-// ---- the writer's statements (one batch = one transaction) ----
+// ---- the writer's statements (one batch = one transaction, a few statements) ----
+//
+// Each takes every row of a batch in multi-row statements (chunked under the parameters
+// limit), so a batch costs the same handful of statements whether it holds 1 event or 4,000.
+// Their text varies with the row count, so they are not kept as prepared statements.
+
+/// Rows per multi-row statement: 11 parameters per group row stays far under SQLite's (32,766)
+/// and PostgreSQL's (65,535) limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+fn values(rows: usize, per_row: usize, row: impl Fn(&dyn Fn(usize) -> String) -> String) -> String {
+    (0..rows)
+        .map(|r| row(&|col| format!("${}", r * per_row + col)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// What one batch adds to one group.
 pub struct GroupDelta<'a> {
@@ -23,108 +38,189 @@ pub struct GroupDelta<'a> {
     pub stack_trace: Option<&'a str>,
 }
 
-/// Adds a batch's occurrences to a group, creating it on its first occurrence. A resolved
+/// Adds a batch's occurrences to its groups, creating each on its first occurrence. A resolved
 /// group is reopened and flagged `regressed` (the right-hand sides read the old row). Returns
-/// the group's id.
-pub async fn record_batch_group(
+/// (fingerprint, id) of every group. Fingerprints must be distinct within the batch.
+pub async fn record_batch_groups(
     conn: &mut AnyConnection,
-    d: &GroupDelta<'_>,
-) -> Result<i64, sqlx::Error> {
-    let e = d.latest;
-    sqlx::query_scalar(
-        "INSERT INTO errors (fingerprint, error_type, source, title, message, level, status, regressed,
-                             occurrences, first_seen, last_seen, last_node, stack_trace, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'open', 0, $7, $8, $9, $10, $11, $9)
-         ON CONFLICT (fingerprint) DO UPDATE SET
-             occurrences = errors.occurrences + excluded.occurrences,
-             last_seen = CASE WHEN excluded.last_seen > errors.last_seen THEN excluded.last_seen ELSE errors.last_seen END,
-             title = excluded.title,
-             message = excluded.message,
-             level = excluded.level,
-             last_node = excluded.last_node,
-             stack_trace = COALESCE(excluded.stack_trace, errors.stack_trace),
-             regressed = CASE WHEN errors.status = 'resolved' THEN 1 ELSE errors.regressed END,
-             status = 'open',
-             updated_at = excluded.updated_at
-         RETURNING id",
-    )
-    .bind(&e.fingerprint)
-    .bind(&e.error_type)
-    .bind(&e.source)
-    .bind(&e.title)
-    .bind(&e.message)
-    .bind(e.level.as_str())
-    .bind(d.count)
-    .bind(d.first_seen)
-    .bind(&e.received_at)
-    .bind(&e.node_id)
-    .bind(d.stack_trace)
-    .fetch_one(conn)
-    .await
+    deltas: &[GroupDelta<'_>],
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let mut out = Vec::with_capacity(deltas.len());
+    for chunk in deltas.chunks(ROWS_PER_STATEMENT) {
+        let rows = values(chunk.len(), 11, |p| {
+            format!(
+                "({}, {}, {}, {}, {}, {}, 'open', 0, {}, {}, {}, {}, {}, {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7),
+                p(8),
+                p(9),
+                p(10),
+                p(11),
+                p(9)
+            )
+        });
+        let sql = format!(
+            "INSERT INTO errors (fingerprint, error_type, source, title, message, level, status, regressed,
+                                 occurrences, first_seen, last_seen, last_node, stack_trace, updated_at)
+             VALUES {rows}
+             ON CONFLICT (fingerprint) DO UPDATE SET
+                 occurrences = errors.occurrences + excluded.occurrences,
+                 last_seen = CASE WHEN excluded.last_seen > errors.last_seen THEN excluded.last_seen ELSE errors.last_seen END,
+                 title = excluded.title,
+                 message = excluded.message,
+                 level = excluded.level,
+                 last_node = excluded.last_node,
+                 stack_trace = COALESCE(excluded.stack_trace, errors.stack_trace),
+                 regressed = CASE WHEN errors.status = 'resolved' THEN 1 ELSE errors.regressed END,
+                 status = 'open',
+                 updated_at = excluded.updated_at
+             RETURNING fingerprint, id"
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).persistent(false);
+        for d in chunk {
+            let e = d.latest;
+            q = q
+                .bind(&e.fingerprint)
+                .bind(&e.error_type)
+                .bind(&e.source)
+                .bind(&e.title)
+                .bind(&e.message)
+                .bind(e.level.as_str())
+                .bind(d.count)
+                .bind(d.first_seen)
+                .bind(&e.received_at)
+                .bind(&e.node_id)
+                .bind(d.stack_trace);
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
 }
 
-pub async fn add_node_count(
+/// One group's occurrences on one node within a batch.
+pub struct NodeDelta<'a> {
+    pub error_id: i64,
+    pub node_id: &'a str,
+    pub count: i64,
+    pub first_seen: &'a str,
+    pub last_seen: &'a str,
+}
+
+pub async fn add_node_counts(
     conn: &mut AnyConnection,
-    error_id: i64,
-    node_id: &str,
-    count: i64,
-    first_seen: &str,
-    last_seen: &str,
+    rows: &[NodeDelta<'_>],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO error_nodes (error_id, node_id, occurrences, first_seen, last_seen)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (error_id, node_id) DO UPDATE SET
-             occurrences = error_nodes.occurrences + excluded.occurrences,
-             last_seen = CASE WHEN excluded.last_seen > error_nodes.last_seen THEN excluded.last_seen ELSE error_nodes.last_seen END",
-    )
-    .bind(error_id)
-    .bind(node_id)
-    .bind(count)
-    .bind(first_seen)
-    .bind(last_seen)
-    .execute(conn)
-    .await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let v = values(chunk.len(), 5, |p| {
+            format!("({}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5))
+        });
+        let sql = format!(
+            "INSERT INTO error_nodes (error_id, node_id, occurrences, first_seen, last_seen) VALUES {v}
+             ON CONFLICT (error_id, node_id) DO UPDATE SET
+                 occurrences = error_nodes.occurrences + excluded.occurrences,
+                 last_seen = CASE WHEN excluded.last_seen > error_nodes.last_seen THEN excluded.last_seen ELSE error_nodes.last_seen END"
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for r in chunk {
+            q = q
+                .bind(r.error_id)
+                .bind(r.node_id)
+                .bind(r.count)
+                .bind(r.first_seen)
+                .bind(r.last_seen);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
-pub async fn add_hour_count(
+/// Adds `(error_id, hour, count)` rows to the hourly histogram.
+pub async fn add_hour_counts(
     conn: &mut AnyConnection,
-    error_id: i64,
-    hour: &str,
-    count: i64,
+    rows: &[(i64, &str, i64)],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO error_hours (error_id, hour, occurrences) VALUES ($1, $2, $3)
-         ON CONFLICT (error_id, hour) DO UPDATE SET occurrences = error_hours.occurrences + excluded.occurrences",
-    )
-    .bind(error_id)
-    .bind(hour)
-    .bind(count)
-    .execute(conn)
-    .await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let v = values(chunk.len(), 3, |p| {
+            format!("({}, {}, {})", p(1), p(2), p(3))
+        });
+        let sql = format!(
+            "INSERT INTO error_hours (error_id, hour, occurrences) VALUES {v}
+             ON CONFLICT (error_id, hour) DO UPDATE SET occurrences = error_hours.occurrences + excluded.occurrences"
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for (id, hour, n) in chunk {
+            q = q.bind(*id).bind(*hour).bind(*n);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
-pub async fn insert_occurrence(
+/// Stores raw occurrences `(error_id, event)` in the sample.
+pub async fn insert_occurrences(
     conn: &mut AnyConnection,
-    error_id: i64,
-    e: &ErrorEvent,
+    rows: &[(i64, &ErrorEvent)],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO error_occurrences (error_id, node_id, message, level, stack_trace, context, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(error_id)
-    .bind(&e.node_id)
-    .bind(&e.message)
-    .bind(e.level.as_str())
-    .bind(e.stack_trace.as_deref())
-    .bind(e.context.as_deref())
-    .bind(&e.received_at)
-    .execute(conn)
-    .await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let v = values(chunk.len(), 7, |p| {
+            format!(
+                "({}, {}, {}, {}, {}, {}, {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7)
+            )
+        });
+        let sql = format!(
+            "INSERT INTO error_occurrences (error_id, node_id, message, level, stack_trace, context, received_at)
+             VALUES {v}"
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for (id, e) in chunk {
+            q = q
+                .bind(*id)
+                .bind(&e.node_id)
+                .bind(&e.message)
+                .bind(e.level.as_str())
+                .bind(e.stack_trace.as_deref())
+                .bind(e.context.as_deref())
+                .bind(&e.received_at);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
+}
+
+/// Keeps the newest `keep` occurrences of each of the given groups, in one statement.
+pub async fn prune_samples_of(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    keep: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut removed = 0;
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let marks: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "DELETE FROM error_occurrences WHERE error_id IN ({}) AND id <= (
+                 SELECT o.id FROM error_occurrences o WHERE o.error_id = error_occurrences.error_id
+                 ORDER BY o.id DESC LIMIT 1 OFFSET $1)",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql).persistent(false).bind(keep);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        removed += q.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(removed)
 }
 
 /// Keeps the newest `keep` occurrences of one group.
