@@ -10,6 +10,7 @@
 //! |--------|-------------------------|----------------------------------------------------|
 //! | 400    | `invalid_json`          | body is not JSON / not the expected shape          |
 //! | 400    | `invalid_request`       | path or query cannot be parsed                     |
+//! | 400    | `invalid_encoding`      | body does not match its `Content-Encoding`         |
 //! | 401    | `unauthorized`          | no valid session or token                          |
 //! | 401    | `invalid_credentials`   | wrong username or password                         |
 //! | 403    | `forbidden`             | authenticated, but role or scope does not allow it |

@@ -373,6 +373,7 @@ pub async fn update_bug(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: BugPatch) ->
         .await?
         .ok_or(TrackingError::NotFound("bug"))?;
     let changes = serde_json::to_value(&patch).unwrap_or_default();
+    let was = b.status;
     if let Some(Some(m)) = patch.milestone_id {
         require_milestone_in(&mut tx, m, b.project_id).await?;
     }
@@ -408,8 +409,14 @@ pub async fn update_bug(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: BugPatch) ->
     if let Some(a) = patch.assignee {
         b.assignee = a;
     }
+    let finished_now = patch.status.is_some_and(|to| to.is_done()) && was != b.status;
     store::save_bug(&mut tx, &b, ctx.now).await?;
     log(&mut tx, ctx, "update", "bug", id, changes).await?;
+    if finished_now {
+        // The error groups this bug was created from are resolved with it (a later
+        // occurrence reopens them as regressed).
+        crate::errors::actions::resolve_groups_of_bug(&mut tx, ctx.actor, ctx.now, id).await?;
+    }
     let b = store::get_bug(&mut *tx, id)
         .await?
         .ok_or(TrackingError::NotFound("bug"))?;

@@ -73,7 +73,7 @@ pub const PANELS: &[Panel] = &[
         label: "Errors",
         href: "/errors",
         group: "Fleet",
-        available: false,
+        available: true,
     },
     Panel {
         key: "nodes",

@@ -1,0 +1,278 @@
+//! The ingest writer: one task owns every write of new occurrences.
+//!
+//! Requests put their validated [`ErrorEvent`] on a bounded queue with a oneshot for the
+//! answer and wait. The writer takes everything queued (up to [`MAX_BATCH`]), folds it per
+//! group (one count, node and hour update per group, at most [`SAMPLES_PER_BATCH`] raw samples
+//! per group), writes it in ONE transaction and, only after the commit returned, answers every
+//! request of the batch. So an acknowledged event is in the database (SQLite WAL: it survives
+//! the process being killed), and under load the cost of a commit is shared by every event
+//! that arrived while the previous one ran (group commit): no timer, no added latency when
+//! idle. A failed batch answers all of its requests with an error and leaves nothing behind.
+//!
+//! In memory the writer keeps only, per group, how many samples it wrote since it last pruned
+//! that group, so hot groups are pruned as they go (see [`PRUNE_EVERY`]).
+
+use super::{hour_of, store, ErrorEvent, SAMPLES_PER_BATCH};
+use crate::db::Db;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Events queued at most; past it new reports are refused (503) rather than buffered
+/// without bound. Far above what the HTTP server keeps in flight.
+pub const QUEUE: usize = 65_536;
+/// Events per transaction at most, so one commit stays short for everyone else.
+pub const MAX_BATCH: usize = 4_096;
+/// A group is pruned back to its sample size after this many new samples.
+pub const PRUNE_EVERY: u32 = 50;
+/// Groups remembered for pruning; forgotten ones are caught by the retention loop.
+const MAX_TRACKED: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IngestError {
+    #[error("the error queue is full; retry shortly")]
+    QueueFull,
+    #[error("the server is shutting down")]
+    Stopped,
+    #[error("storing the error failed; retry shortly")]
+    WriteFailed,
+}
+
+struct Submission {
+    event: ErrorEvent,
+    reply: oneshot::Sender<Result<i64, IngestError>>,
+}
+
+/// The queue in front of the writer.
+pub struct Ingest {
+    tx: mpsc::Sender<Submission>,
+    /// Taken by the writer when `serve` spawns it.
+    rx: Mutex<Option<mpsc::Receiver<Submission>>>,
+    samples_per_group: i64,
+}
+
+impl Ingest {
+    pub fn new(samples_per_group: u32) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        Ingest {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            samples_per_group: i64::from(samples_per_group),
+        }
+    }
+
+    /// Queues one event and waits until it is committed. Returns its group's id.
+    pub async fn submit(&self, event: ErrorEvent) -> Result<i64, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .try_send(Submission { event, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => IngestError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => IngestError::Stopped,
+            })?;
+        // A dropped reply means the writer stopped before this batch: not stored.
+        answer.await.unwrap_or(Err(IngestError::Stopped))
+    }
+
+    /// Starts the writer (once; later calls return `None`). It stops on `shutdown` after
+    /// writing what is queued.
+    pub fn spawn_writer(&self, db: Db, shutdown: watch::Receiver<bool>) -> Option<JoinHandle<()>> {
+        let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        let keep = self.samples_per_group;
+        Some(tokio::spawn(run_writer(db, rx, shutdown, keep)))
+    }
+}
+
+async fn run_writer(
+    db: Db,
+    mut rx: mpsc::Receiver<Submission>,
+    mut shutdown: watch::Receiver<bool>,
+    keep: i64,
+) {
+    let mut pruning: HashMap<i64, u32> = HashMap::new();
+    let mut batch: Vec<Submission> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let first = tokio::select! {
+            biased;
+            s = rx.recv() => s,
+            _ = shutdown.changed() => None,
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(s) => batch.push(s),
+                Err(_) => break,
+            }
+        }
+        write_and_answer(&db, &mut batch, &mut pruning, keep).await;
+    }
+    // Stopping: refuse new events, write the ones already queued.
+    rx.close();
+    while let Ok(s) = rx.try_recv() {
+        batch.push(s);
+        if batch.len() == MAX_BATCH {
+            write_and_answer(&db, &mut batch, &mut pruning, keep).await;
+        }
+    }
+    write_and_answer(&db, &mut batch, &mut pruning, keep).await;
+    tracing::debug!("error ingest writer stopped");
+}
+
+async fn write_and_answer(
+    db: &Db,
+    batch: &mut Vec<Submission>,
+    pruning: &mut HashMap<i64, u32>,
+    keep: i64,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let events: Vec<&ErrorEvent> = batch.iter().map(|s| &s.event).collect();
+    let result = write_batch(db, &events, pruning, keep).await;
+    metrics::histogram!("errors_batch_events").record(batch.len() as f64);
+    match result {
+        Ok(ids) => {
+            metrics::counter!("errors_ingested_total").increment(batch.len() as u64);
+            for (s, id) in batch.drain(..).zip(ids) {
+                let _ = s.reply.send(Ok(id));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, events = batch.len(), "writing a batch of errors failed");
+            metrics::counter!("errors_rejected_total", "reason" => "write_failed")
+                .increment(batch.len() as u64);
+            for s in batch.drain(..) {
+                let _ = s.reply.send(Err(IngestError::WriteFailed));
+            }
+        }
+    }
+}
+
+/// One group's share of a batch.
+struct Fold<'a> {
+    first: usize,
+    last: usize,
+    count: i64,
+    stack: Option<&'a str>,
+    nodes: Vec<(&'a str, i64, &'a str, &'a str)>,
+    hours: Vec<(&'a str, i64)>,
+    samples: Vec<usize>,
+}
+
+/// Writes a batch in one transaction; returns each event's group id, in order.
+async fn write_batch(
+    db: &Db,
+    events: &[&ErrorEvent],
+    pruning: &mut HashMap<i64, u32>,
+    keep: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut folds: HashMap<&str, Fold<'_>> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let f = folds.entry(e.fingerprint.as_str()).or_insert_with(|| {
+            order.push(e.fingerprint.as_str());
+            Fold {
+                first: i,
+                last: i,
+                count: 0,
+                stack: None,
+                nodes: Vec::new(),
+                hours: Vec::new(),
+                samples: Vec::new(),
+            }
+        });
+        f.last = i;
+        f.count += 1;
+        if let Some(s) = e.stack_trace.as_deref() {
+            f.stack = Some(s);
+        }
+        match f.nodes.iter_mut().find(|n| n.0 == e.node_id) {
+            Some(n) => {
+                n.1 += 1;
+                n.3 = &e.received_at;
+            }
+            None => f
+                .nodes
+                .push((&e.node_id, 1, &e.received_at, &e.received_at)),
+        }
+        let hour = hour_of(&e.received_at);
+        match f.hours.iter_mut().find(|h| h.0 == hour) {
+            Some(h) => h.1 += 1,
+            None => f.hours.push((hour, 1)),
+        }
+        if f.samples.len() == SAMPLES_PER_BATCH {
+            f.samples.remove(0);
+        }
+        f.samples.push(i);
+    }
+
+    let deltas: Vec<store::GroupDelta<'_>> = order
+        .iter()
+        .map(|fp| {
+            let f = &folds[fp];
+            store::GroupDelta {
+                latest: events[f.last],
+                first_seen: &events[f.first].received_at,
+                count: f.count,
+                stack_trace: f.stack,
+            }
+        })
+        .collect();
+    let mut tx = db.begin().await?;
+    let ids: HashMap<String, i64> = store::record_batch_groups(&mut tx, &deltas)
+        .await?
+        .into_iter()
+        .collect();
+    let mut nodes = Vec::new();
+    let mut hours = Vec::new();
+    let mut samples = Vec::new();
+    let mut due = Vec::new();
+    for fp in &order {
+        let f = &folds[fp];
+        let Some(&id) = ids.get(*fp) else {
+            continue;
+        };
+        nodes.extend(
+            f.nodes
+                .iter()
+                .map(|(node_id, count, first_seen, last_seen)| store::NodeDelta {
+                    error_id: id,
+                    node_id,
+                    count: *count,
+                    first_seen,
+                    last_seen,
+                }),
+        );
+        hours.extend(f.hours.iter().map(|(hour, n)| (id, *hour, *n)));
+        samples.extend(f.samples.iter().map(|&i| (id, events[i])));
+        if pruning.len() >= MAX_TRACKED {
+            pruning.clear();
+        }
+        let written = pruning.entry(id).or_insert(0);
+        *written += f.samples.len() as u32;
+        if *written >= PRUNE_EVERY {
+            due.push(id);
+            *written = 0;
+        }
+    }
+    store::add_node_counts(&mut tx, &nodes).await?;
+    store::add_hour_counts(&mut tx, &hours).await?;
+    store::insert_occurrences(&mut tx, &samples).await?;
+    if !due.is_empty() {
+        store::prune_samples_of(&mut tx, &due, keep).await?;
+    }
+    // Every group of the batch came back from the upsert; anything else is a bug, and the
+    // batch is rolled back and answered as failed rather than with a wrong id.
+    let answer = events
+        .iter()
+        .map(|e| {
+            ids.get(e.fingerprint.as_str())
+                .copied()
+                .ok_or(sqlx::Error::RowNotFound)
+        })
+        .collect::<Result<Vec<i64>, sqlx::Error>>()?;
+    tx.commit().await?;
+    Ok(answer)
+}

@@ -1,0 +1,559 @@
+//! SQL for error groups (`errors`), their per-node counts (`error_nodes`), hourly histogram
+//! (`error_hours`) and sample of raw occurrences (`error_occurrences`). Nothing else touches
+//! these tables.
+
+use super::*;
+use crate::db::like_pattern;
+use sqlx::{Any, AnyConnection, Executor};
+
+fn parse_or<T: std::str::FromStr>(s: &str, fallback: T) -> T {
+    s.parse().unwrap_or(fallback)
+}
+
+// ---- the writer's statements (one batch = one transaction, a few statements) ----
+//
+// Each takes every row of a batch in multi-row statements (chunked under the parameters
+// limit), so a batch costs the same handful of statements whether it holds 1 event or 4,000.
+// Their text varies with the row count, so they are not kept as prepared statements.
+
+/// Rows per multi-row statement: 11 parameters per group row stays far under SQLite's (32,766)
+/// and PostgreSQL's (65,535) limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+fn values(rows: usize, per_row: usize, row: impl Fn(&dyn Fn(usize) -> String) -> String) -> String {
+    (0..rows)
+        .map(|r| row(&|col| format!("${}", r * per_row + col)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What one batch adds to one group.
+pub struct GroupDelta<'a> {
+    /// The batch's latest event of the group: its message, level, node and title win.
+    pub latest: &'a ErrorEvent,
+    /// The batch's earliest receive time of the group (first_seen of a new group).
+    pub first_seen: &'a str,
+    pub count: i64,
+    /// The batch's latest non-empty stack trace of the group.
+    pub stack_trace: Option<&'a str>,
+}
+
+/// Adds a batch's occurrences to its groups, creating each on its first occurrence. A resolved
+/// group is reopened and flagged `regressed` (the right-hand sides read the old row). Returns
+/// (fingerprint, id) of every group. Fingerprints must be distinct within the batch.
+pub async fn record_batch_groups(
+    conn: &mut AnyConnection,
+    deltas: &[GroupDelta<'_>],
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let mut out = Vec::with_capacity(deltas.len());
+    for chunk in deltas.chunks(ROWS_PER_STATEMENT) {
+        let rows = values(chunk.len(), 11, |p| {
+            format!(
+                "({}, {}, {}, {}, {}, {}, 'open', 0, {}, {}, {}, {}, {}, {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7),
+                p(8),
+                p(9),
+                p(10),
+                p(11),
+                p(9)
+            )
+        });
+        let sql = format!(
+            "INSERT INTO errors (fingerprint, error_type, source, title, message, level, status, regressed,
+                                 occurrences, first_seen, last_seen, last_node, stack_trace, updated_at)
+             VALUES {rows}
+             ON CONFLICT (fingerprint) DO UPDATE SET
+                 occurrences = errors.occurrences + excluded.occurrences,
+                 last_seen = CASE WHEN excluded.last_seen > errors.last_seen THEN excluded.last_seen ELSE errors.last_seen END,
+                 title = excluded.title,
+                 message = excluded.message,
+                 level = excluded.level,
+                 last_node = excluded.last_node,
+                 stack_trace = COALESCE(excluded.stack_trace, errors.stack_trace),
+                 regressed = CASE WHEN errors.status = 'resolved' THEN 1 ELSE errors.regressed END,
+                 status = 'open',
+                 updated_at = excluded.updated_at
+             RETURNING fingerprint, id"
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).persistent(false);
+        for d in chunk {
+            let e = d.latest;
+            q = q
+                .bind(&e.fingerprint)
+                .bind(&e.error_type)
+                .bind(&e.source)
+                .bind(&e.title)
+                .bind(&e.message)
+                .bind(e.level.as_str())
+                .bind(d.count)
+                .bind(d.first_seen)
+                .bind(&e.received_at)
+                .bind(&e.node_id)
+                .bind(d.stack_trace);
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
+
+/// One group's occurrences on one node within a batch.
+pub struct NodeDelta<'a> {
+    pub error_id: i64,
+    pub node_id: &'a str,
+    pub count: i64,
+    pub first_seen: &'a str,
+    pub last_seen: &'a str,
+}
+
+pub async fn add_node_counts(
+    conn: &mut AnyConnection,
+    rows: &[NodeDelta<'_>],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let v = values(chunk.len(), 5, |p| {
+            format!("({}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5))
+        });
+        let sql = format!(
+            "INSERT INTO error_nodes (error_id, node_id, occurrences, first_seen, last_seen) VALUES {v}
+             ON CONFLICT (error_id, node_id) DO UPDATE SET
+                 occurrences = error_nodes.occurrences + excluded.occurrences,
+                 last_seen = CASE WHEN excluded.last_seen > error_nodes.last_seen THEN excluded.last_seen ELSE error_nodes.last_seen END"
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for r in chunk {
+            q = q
+                .bind(r.error_id)
+                .bind(r.node_id)
+                .bind(r.count)
+                .bind(r.first_seen)
+                .bind(r.last_seen);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Adds `(error_id, hour, count)` rows to the hourly histogram.
+pub async fn add_hour_counts(
+    conn: &mut AnyConnection,
+    rows: &[(i64, &str, i64)],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let v = values(chunk.len(), 3, |p| {
+            format!("({}, {}, {})", p(1), p(2), p(3))
+        });
+        let sql = format!(
+            "INSERT INTO error_hours (error_id, hour, occurrences) VALUES {v}
+             ON CONFLICT (error_id, hour) DO UPDATE SET occurrences = error_hours.occurrences + excluded.occurrences"
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for (id, hour, n) in chunk {
+            q = q.bind(*id).bind(*hour).bind(*n);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Stores raw occurrences `(error_id, event)` in the sample.
+pub async fn insert_occurrences(
+    conn: &mut AnyConnection,
+    rows: &[(i64, &ErrorEvent)],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let v = values(chunk.len(), 7, |p| {
+            format!(
+                "({}, {}, {}, {}, {}, {}, {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7)
+            )
+        });
+        let sql = format!(
+            "INSERT INTO error_occurrences (error_id, node_id, message, level, stack_trace, context, received_at)
+             VALUES {v}"
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for (id, e) in chunk {
+            q = q
+                .bind(*id)
+                .bind(&e.node_id)
+                .bind(&e.message)
+                .bind(e.level.as_str())
+                .bind(e.stack_trace.as_deref())
+                .bind(e.context.as_deref())
+                .bind(&e.received_at);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Keeps the newest `keep` occurrences of each of the given groups, in one statement.
+pub async fn prune_samples_of(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    keep: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut removed = 0;
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let marks: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "DELETE FROM error_occurrences WHERE error_id IN ({}) AND id <= (
+                 SELECT o.id FROM error_occurrences o WHERE o.error_id = error_occurrences.error_id
+                 ORDER BY o.id DESC LIMIT 1 OFFSET $1)",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql).persistent(false).bind(keep);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        removed += q.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(removed)
+}
+
+/// Keeps the newest `keep` occurrences of one group.
+pub async fn prune_samples(
+    conn: &mut AnyConnection,
+    error_id: i64,
+    keep: i64,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "DELETE FROM error_occurrences WHERE error_id = $1 AND id <= (
+             SELECT id FROM error_occurrences WHERE error_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+    )
+    .bind(error_id)
+    .bind(keep)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Keeps the newest `keep` occurrences of every group that has more.
+pub async fn prune_all_samples(conn: &mut AnyConnection, keep: i64) -> Result<u64, sqlx::Error> {
+    let over: Vec<i64> = sqlx::query_scalar(
+        "SELECT error_id FROM error_occurrences GROUP BY error_id HAVING COUNT(*) > $1",
+    )
+    .bind(keep)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut removed = 0;
+    for id in over {
+        removed += prune_samples(conn, id, keep).await?;
+    }
+    Ok(removed)
+}
+
+/// Deletes histogram buckets older than `hour` (`YYYY-MM-DDTHH`).
+pub async fn delete_hours_before(conn: &mut AnyConnection, hour: &str) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM error_hours WHERE hour < $1")
+        .bind(hour)
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+// ---- reads ----
+
+#[derive(sqlx::FromRow)]
+struct GroupRow {
+    id: i64,
+    fingerprint: String,
+    error_type: String,
+    source: String,
+    title: String,
+    message: String,
+    level: String,
+    status: String,
+    regressed: i64,
+    occurrences: i64,
+    first_seen: String,
+    last_seen: String,
+    last_node: String,
+    resolved_at: Option<String>,
+    resolved_by: Option<String>,
+    bug_id: Option<i64>,
+}
+
+impl From<GroupRow> for ErrorGroup {
+    fn from(r: GroupRow) -> Self {
+        ErrorGroup {
+            id: r.id,
+            fingerprint: r.fingerprint,
+            error_type: r.error_type,
+            source: r.source,
+            title: r.title,
+            message: r.message,
+            level: parse_or(&r.level, ErrorLevel::Error),
+            status: parse_or(&r.status, GroupStatus::Open),
+            regressed: r.regressed != 0,
+            count: r.occurrences,
+            first_seen: r.first_seen,
+            last_seen: r.last_seen,
+            last_node: r.last_node,
+            resolved_at: r.resolved_at,
+            resolved_by: r.resolved_by,
+            bug_id: r.bug_id,
+            nodes: Vec::new(),
+        }
+    }
+}
+
+const GROUP_COLS: &str = "e.id, e.fingerprint, e.error_type, e.source, e.title, e.message, e.level, e.status,
+    e.regressed, e.occurrences, e.first_seen, e.last_seen, e.last_node, e.resolved_at, e.resolved_by, e.bug_id";
+
+/// Fills each group's `nodes` (most occurrences first).
+async fn attach_nodes(
+    conn: &mut AnyConnection,
+    groups: &mut [ErrorGroup],
+) -> Result<(), sqlx::Error> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let marks: Vec<String> = (1..=groups.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT error_id, node_id, occurrences, first_seen, last_seen FROM error_nodes
+         WHERE error_id IN ({}) ORDER BY occurrences DESC, node_id",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_as::<_, (i64, String, i64, String, String)>(&sql);
+    for g in groups.iter() {
+        q = q.bind(g.id);
+    }
+    for (id, node_id, count, first_seen, last_seen) in q.fetch_all(conn).await? {
+        if let Some(g) = groups.iter_mut().find(|g| g.id == id) {
+            g.nodes.push(NodeCount {
+                node_id,
+                count,
+                first_seen,
+                last_seen,
+            });
+        }
+    }
+    Ok(())
+}
+
+pub async fn list_groups(
+    conn: &mut AnyConnection,
+    f: &GroupFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<ErrorGroup>, sqlx::Error> {
+    let q =
+        f.q.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(like_pattern);
+    // Only fixed fragments are spliced in; every value is a parameter.
+    let order = match f.sort.unwrap_or(GroupSort::LastSeen) {
+        GroupSort::LastSeen => "e.last_seen DESC, e.id DESC",
+        GroupSort::Count => "e.occurrences DESC, e.id DESC",
+        GroupSort::FirstSeen => "e.first_seen DESC, e.id DESC",
+    };
+    let sql = format!(
+        "SELECT {GROUP_COLS} FROM errors e
+         WHERE ($1 IS NULL OR e.status = $1)
+           AND ($2 IS NULL OR EXISTS (SELECT 1 FROM error_nodes n WHERE n.error_id = e.id AND n.node_id = $2))
+           AND ($3 IS NULL OR e.source = $3)
+           AND ($4 IS NULL OR e.level = $4)
+           AND ($5 IS NULL OR LOWER(e.title) LIKE $5 ESCAPE '\\' OR LOWER(e.message) LIKE $5 ESCAPE '\\'
+                OR LOWER(e.error_type) LIKE $5 ESCAPE '\\')
+         ORDER BY {order} LIMIT $6 OFFSET $7"
+    );
+    let rows: Vec<GroupRow> = sqlx::query_as(&sql)
+        .bind(f.status.map(GroupStatus::as_str))
+        .bind(f.node.as_deref())
+        .bind(f.source.as_deref())
+        .bind(f.level.map(ErrorLevel::as_str))
+        .bind(q)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut groups: Vec<ErrorGroup> = rows.into_iter().map(Into::into).collect();
+    attach_nodes(conn, &mut groups).await?;
+    Ok(groups)
+}
+
+pub async fn get_group(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<ErrorGroup>, sqlx::Error> {
+    let row: Option<GroupRow> = sqlx::query_as(&format!(
+        "SELECT {GROUP_COLS} FROM errors e WHERE e.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let mut groups: Vec<ErrorGroup> = row.into_iter().map(Into::into).collect();
+    attach_nodes(conn, &mut groups).await?;
+    Ok(groups.pop())
+}
+
+/// Touches the row first, so the transaction holds the write lock before it reads.
+pub async fn lock_group(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: &str,
+) -> Result<Option<ErrorGroup>, sqlx::Error> {
+    sqlx::query("UPDATE errors SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    get_group(conn, id).await
+}
+
+pub async fn stack_trace<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let s: Option<Option<String>> =
+        sqlx::query_scalar("SELECT stack_trace FROM errors WHERE id = $1")
+            .bind(id)
+            .fetch_optional(ex)
+            .await?;
+    Ok(s.flatten())
+}
+
+/// Hourly counts of the given groups from `since_hour` on (only hours with occurrences).
+pub async fn hours_since(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    since_hour: &str,
+) -> Result<Vec<(i64, HourCount)>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (2..=ids.len() + 1).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT error_id, hour, occurrences FROM error_hours
+         WHERE hour >= $1 AND error_id IN ({}) ORDER BY hour",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query_as::<_, (i64, String, i64)>(&sql).bind(since_hour);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    Ok(q.fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(|(id, hour, count)| (id, HourCount { hour, count }))
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct OccurrenceRow {
+    id: i64,
+    node_id: String,
+    message: String,
+    level: String,
+    stack_trace: Option<String>,
+    context: Option<String>,
+    received_at: String,
+}
+
+/// The group's sampled occurrences, newest first.
+pub async fn occurrences<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+    limit: i64,
+) -> Result<Vec<Occurrence>, sqlx::Error> {
+    let rows: Vec<OccurrenceRow> = sqlx::query_as(
+        "SELECT id, node_id, message, level, stack_trace, context, received_at
+         FROM error_occurrences WHERE error_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Occurrence {
+            id: r.id,
+            node_id: r.node_id,
+            message: r.message,
+            level: parse_or(&r.level, ErrorLevel::Error),
+            stack_trace: r.stack_trace,
+            context: r.context.and_then(|c| serde_json::from_str(&c).ok()),
+            received_at: r.received_at,
+        })
+        .collect())
+}
+
+/// Open and resolved group counts, for the panel's header.
+pub async fn status_counts<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, COUNT(*) FROM errors GROUP BY status")
+        .fetch_all(ex)
+        .await
+}
+
+// ---- changes ----
+
+pub async fn mark_resolved(
+    conn: &mut AnyConnection,
+    id: i64,
+    actor: &str,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE errors SET status = 'resolved', regressed = 0, resolved_at = $1, resolved_by = $2,
+                updated_at = $1 WHERE id = $3",
+    )
+    .bind(now)
+    .bind(actor)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn link_bug(
+    conn: &mut AnyConnection,
+    id: i64,
+    bug_id: i64,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE errors SET bug_id = $1, updated_at = $2 WHERE id = $3")
+        .bind(bug_id)
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ids of the groups linked to a bug.
+pub async fn groups_of_bug<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    bug_id: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM errors WHERE bug_id = $1 ORDER BY id")
+        .bind(bug_id)
+        .fetch_all(ex)
+        .await
+}
+
+/// Ids of the open groups linked to a bug.
+pub async fn open_groups_of_bug(
+    conn: &mut AnyConnection,
+    bug_id: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM errors WHERE bug_id = $1 AND status = 'open' ORDER BY id")
+        .bind(bug_id)
+        .fetch_all(conn)
+        .await
+}
