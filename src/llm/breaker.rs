@@ -210,12 +210,6 @@ impl Breaker {
         }
     }
 
-    /// A request that was let through and already reported success (a stream handed to the
-    /// client) failed later: counts as one more consecutive failure.
-    pub fn failure_after_commit(&self, reason: &str) {
-        self.record_failure(false, reason);
-    }
-
     fn release_probe(&self) {
         let mut inner = self.lock();
         inner.probe_out = false;

@@ -21,7 +21,7 @@
 //! before any content) still fails over. After that, [`UpstreamStream`] hands out events and a
 //! fault ends the stream (the gateway writes the format's error event).
 
-use super::breaker::{Breaker, BreakerStatus, Skip};
+use super::breaker::{Breaker, BreakerStatus, Permit, Skip};
 use super::completion::Completion;
 use super::metrics::{Metrics, ProviderCounters};
 use super::providers::{build_request, error_message, Inbound, KeyRef, Provider, Registry};
@@ -127,7 +127,9 @@ type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 /// A provider's stream after its first content event.
 pub struct UpstreamStream {
     pub provider: ProviderId,
-    breaker: Breaker,
+    /// The breaker's verdict waits for the stream's end: a provider that breaks every stream
+    /// after its first event must still open its circuit.
+    permit: Option<Permit>,
     decoder: Decoder,
     framer: Framer,
     body: ByteStream,
@@ -184,9 +186,18 @@ impl UpstreamStream {
         self.pull().await
     }
 
-    /// Reports a fault after the stream was handed out: counts against the provider's breaker.
-    pub fn fault(&self, reason: &str) {
-        self.breaker.failure_after_commit(reason);
+    /// The stream ended properly: a success for the provider's breaker.
+    pub fn finished(&mut self) {
+        if let Some(p) = self.permit.take() {
+            p.success();
+        }
+    }
+
+    /// The stream broke after it was handed out: a failure for the provider's breaker.
+    pub fn fault(&mut self, reason: &str) {
+        if let Some(p) = self.permit.take() {
+            p.failure(reason);
+        }
         metrics::counter!("llm_stream_faults_total", "provider" => self.provider.as_str())
             .increment(1);
     }
@@ -211,6 +222,8 @@ pub struct UnifiedLlmClient {
 /// What a single attempt came to.
 enum Attempt {
     Served(ServedBody, Duration),
+    /// A stream handed out after its first content event; it carries its permit.
+    Streaming(UpstreamStream, Duration),
     Failed(FailedAttempt),
     Client(CallError),
 }
@@ -454,6 +467,17 @@ impl UnifiedLlmClient {
                 .attempt(p, key.as_deref().map(SecretValue::expose), inbound, &model)
                 .await
             {
+                Attempt::Streaming(mut up, latency) => {
+                    up.permit = Some(permit);
+                    self.inner.metrics.success(id, latency);
+                    return Ok(Served {
+                        provider: id,
+                        model,
+                        failed,
+                        latency,
+                        body: ServedBody::Stream(up),
+                    });
+                }
                 Attempt::Served(body, latency) => {
                     permit.success();
                     self.inner.metrics.success(id, latency);
@@ -616,7 +640,7 @@ impl UnifiedLlmClient {
         let framer = decoder.framer();
         let mut up = UpstreamStream {
             provider: p.id,
-            breaker: self.inner.breakers[&p.id].clone(),
+            permit: None,
             decoder,
             framer,
             body: Box::pin(resp.bytes_stream()),
@@ -657,7 +681,7 @@ impl UnifiedLlmClient {
         }
         ahead.extend(up.buffered.drain(..));
         up.buffered = ahead;
-        Attempt::Served(ServedBody::Stream(up), started.elapsed())
+        Attempt::Streaming(up, started.elapsed())
     }
 }
 

@@ -727,6 +727,7 @@ async fn pump(
                     break 'frames;
                 }
                 if done {
+                    up.finished();
                     break 'frames;
                 }
             }
