@@ -77,7 +77,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
     let bind = SocketAddr::new(config.bind_host(), config.port);
     let errors = crate::errors::ErrorsRuntime::new(&config);
     let nodes = crate::nodes::NodesRuntime::new(&config, &clock);
-    let llm = crate::llm::LlmRuntime::new(&config);
+    let llm = crate::llm::LlmRuntime::new(&config, clock.clone())?;
     let agents = crate::agents::AgentsRuntime::new(&config);
     let state = AppState {
         db,

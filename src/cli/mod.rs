@@ -34,6 +34,9 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// `Serve` carries every server setting (the LLM gateway's included); the enum is built once per
+// process, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the dashboard, the JSON API and the background loops.
     Serve(ServeConfig),

@@ -122,7 +122,7 @@ pub const PANELS: &[Panel] = &[
         label: "LLM",
         href: "/llm-metrics",
         group: "Fleet",
-        available: false,
+        available: true,
     },
     Panel {
         key: "vault",

@@ -1,1 +1,1033 @@
-//! Integration tests of the llm domain.
+//! Integration tests of the LLM gateway: the real server in front of local mock providers that
+//! speak each provider's real wire format (see `llm/mock.rs`), with faults injected.
+//! Breaker and Retry-After timing use the test server's manual clock (no sleeps); the only real
+//! waits are the gateway's 1-second provider timeout in the timeout tests.
+
+#[path = "llm/clients.rs"]
+mod clients;
+#[path = "llm/mock.rs"]
+pub mod mock;
+
+use crate::support::{Resp, Session, TestServer};
+use architect::llm::LlmConfig;
+use mock::{dead_url, Act, Kind, Mock};
+use serde_json::{json, Value};
+
+/// The five mock providers and a server whose chain uses them.
+pub struct Rig {
+    pub server: TestServer,
+    pub claude: Mock,
+    pub openai: Mock,
+    pub gemini: Mock,
+    pub ollama: Mock,
+    pub anythingllm: Mock,
+    /// An admin-scope API token (a caller).
+    pub token: String,
+    pub token_id: i64,
+}
+
+pub const PROVIDER_KEY: &str = "sk-provider-secret-123";
+
+pub async fn rig(chain: &str) -> Rig {
+    rig_with(chain, |_| {}).await
+}
+
+pub async fn rig_with(chain: &str, adjust: impl FnOnce(&mut LlmConfig)) -> Rig {
+    let claude = Mock::start(Kind::Anthropic).await;
+    let openai = Mock::start(Kind::OpenAi).await;
+    let gemini = Mock::start(Kind::Gemini).await;
+    let ollama = Mock::start(Kind::Ollama).await;
+    let anythingllm = Mock::start(Kind::AnythingLlm).await;
+    let mut llm = LlmConfig {
+        chain: chain.into(),
+        default_provider: chain.split(',').next().unwrap().into(),
+        anthropic_api_key: Some(PROVIDER_KEY.into()),
+        openai_api_key: Some(PROVIDER_KEY.into()),
+        google_api_key: Some(PROVIDER_KEY.into()),
+        anythingllm_api_key: Some(PROVIDER_KEY.into()),
+        anthropic_base_url: claude.url.clone(),
+        openai_base_url: openai.url.clone(),
+        gemini_base_url: gemini.url.clone(),
+        ollama_endpoint: ollama.url.clone(),
+        anythingllm_endpoint: anythingllm.url.clone(),
+        request_timeout_secs: 1,
+        stream_idle_timeout_secs: 2,
+        ..LlmConfig::default()
+    };
+    adjust(&mut llm);
+    let server = TestServer::start_with(|c| c.llm = llm).await;
+    let (token, token_id) = new_token(&server, "admin", "caller one").await;
+    Rig {
+        server,
+        claude,
+        openai,
+        gemini,
+        ollama,
+        anythingllm,
+        token,
+        token_id,
+    }
+}
+
+pub async fn new_token(server: &TestServer, scope: &str, name: &str) -> (String, i64) {
+    let admin = server.admin().await;
+    let r = admin
+        .post_json("/api/tokens", &json!({"name": name, "scope": scope}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    (
+        r.json["token"].as_str().unwrap().to_owned(),
+        r.json["id"].as_i64().unwrap(),
+    )
+}
+
+pub fn claude_body(stream: bool) -> Value {
+    json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "stream": stream, "system": "Be brief.",
+        "messages": [{"role": "user", "content": "Say hello"}]})
+}
+
+pub fn openai_body(stream: bool) -> Value {
+    json!({"model": "gpt-4o", "stream": stream, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]})
+}
+
+impl Rig {
+    pub fn caller(&self) -> Session {
+        Session::new(&self.server.url, Some(self.token.clone()))
+    }
+
+    /// `POST /v1/messages` the way Anthropic clients send it (x-api-key).
+    pub async fn messages(&self, body: &Value, headers: &[(&str, &str)]) -> Resp {
+        let s = self.server.anon();
+        let mut rb = s
+            .http
+            .post(format!("{}/v1/messages", self.server.url))
+            .header("x-api-key", &self.token)
+            .header("anthropic-version", "2023-06-01")
+            .json(body);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        s.send(rb).await
+    }
+
+    /// `POST /v1/chat/completions` the way OpenAI clients send it (bearer).
+    pub async fn chat(&self, body: &Value, headers: &[(&str, &str)]) -> Resp {
+        let s = self.caller();
+        let mut rb = s
+            .request(reqwest::Method::POST, "/v1/chat/completions")
+            .json(body);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        s.send(rb).await
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let r = self.caller().get(path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        r.json
+    }
+
+    pub async fn failovers(&self) -> Vec<(String, String, String)> {
+        let v = self.admin_get("/api/llm-metrics/failover-history").await;
+        let mut out: Vec<(String, String, String)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["from_provider"].as_str().unwrap().to_owned(),
+                    e["to_provider"].as_str().unwrap_or("-").to_owned(),
+                    e["kind"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        out.reverse();
+        out
+    }
+
+    pub async fn circuit(&self, provider: &str) -> Value {
+        let v = self.admin_get("/api/llm-metrics/circuit-breakers").await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["provider"] == provider)
+            .cloned()
+            .expect("breaker listed")
+    }
+}
+
+/// SSE `data:` payloads of a body, parsed (non-JSON payloads such as `[DONE]` kept as strings).
+pub fn sse_data(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|frame| {
+            let data: Vec<&str> = frame
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            (!data.is_empty()).then(|| {
+                let d = data.join("\n");
+                serde_json::from_str(&d).unwrap_or(Value::String(d))
+            })
+        })
+        .collect()
+}
+
+/// The text of an Anthropic SSE body.
+pub fn anthropic_stream_text(body: &str) -> String {
+    sse_data(body)
+        .iter()
+        .filter(|v| v["type"] == "content_block_delta")
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+pub fn openai_stream_text(body: &str) -> String {
+    sse_data(body)
+        .iter()
+        .filter_map(|v| {
+            v.pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+// ---- the gateway, same format ----
+
+#[tokio::test]
+async fn anthropic_requests_pass_through_to_claude_with_the_provider_key() {
+    let rig = rig("claude,ollama").await;
+    let r = rig
+        .messages(
+            &claude_body(false),
+            &[("anthropic-beta", "tools-2024-04-04")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["content"][0]["text"], "Hello from claude");
+    assert_eq!(r.json["usage"]["input_tokens"], 10);
+    assert_eq!(r.headers["x-architect-provider"], "claude");
+    assert_eq!(r.headers["x-architect-failovers"], "0");
+    let seen = rig.claude.last();
+    assert_eq!(seen.path, "/v1/messages");
+    // The provider gets the provider key, never the caller's architect token.
+    assert_eq!(seen.headers["x-api-key"], PROVIDER_KEY);
+    assert!(!format!("{:?}", seen.headers).contains(&rig.token));
+    assert_eq!(seen.headers["anthropic-version"], "2023-06-01");
+    assert_eq!(seen.headers["anthropic-beta"], "tools-2024-04-04");
+    assert_eq!(seen.body["system"], "Be brief.");
+
+    let r = rig.messages(&claude_body(true), &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert_eq!(anthropic_stream_text(&r.body), "Hello from claude");
+    assert!(r.body.contains("event: message_stop"));
+    assert_eq!(rig.ollama.hits(), 0);
+}
+
+#[tokio::test]
+async fn openai_requests_pass_through_and_usage_chunk_only_when_asked() {
+    let rig = rig("openai,ollama").await;
+    let r = rig.chat(&openai_body(false), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json["choices"][0]["message"]["content"],
+        "Hello from openai"
+    );
+    assert_eq!(
+        rig.openai.last().headers["authorization"],
+        format!("Bearer {PROVIDER_KEY}").as_str()
+    );
+
+    let r = rig.chat(&openai_body(true), &[]).await;
+    assert_eq!(openai_stream_text(&r.body), "Hello from openai");
+    // The gateway asked upstream for usage (to price the stream) ...
+    assert_eq!(
+        rig.openai.last().body["stream_options"]["include_usage"],
+        true
+    );
+    // ... but the client did not, so it does not get the usage chunk.
+    assert!(!r.body.contains("\"usage\""), "{}", r.body);
+    assert!(r.body.ends_with("data: [DONE]\n\n"));
+
+    let mut asked = openai_body(true);
+    asked["stream_options"] = json!({"include_usage": true});
+    let r = rig.chat(&asked, &[]).await;
+    let usage: Vec<Value> = sse_data(&r.body)
+        .into_iter()
+        .filter(|v| v.get("usage").is_some_and(|u| !u.is_null()))
+        .collect();
+    assert_eq!(usage.len(), 1, "{}", r.body);
+    assert_eq!(usage[0]["usage"]["total_tokens"], 15);
+}
+
+// ---- failover ----
+
+#[tokio::test]
+async fn failover_follows_the_chain_on_5xx_timeout_and_refused_connection() {
+    let dead = dead_url().await;
+    let rig = rig_with("claude,ollama,anythingllm,gemini,openai", |c| {
+        c.anythingllm_endpoint = dead
+    })
+    .await;
+    rig.claude.push(&[Act::Status(500, None)]);
+    rig.ollama.push(&[Act::Hang]);
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.headers["x-architect-provider"], "gemini");
+    assert_eq!(r.headers["x-architect-failovers"], "3");
+    assert_eq!(r.json["content"][0]["text"], "Hello from gemini");
+    assert_eq!(
+        (
+            rig.claude.hits(),
+            rig.ollama.hits(),
+            rig.gemini.hits(),
+            rig.openai.hits()
+        ),
+        (1, 1, 1, 0)
+    );
+    // Gemini was asked for its own default model, not the Claude model the client named.
+    assert_eq!(
+        rig.gemini.last().path,
+        "/v1beta/models/gemini-2.0-flash:generateContent"
+    );
+    assert_eq!(rig.gemini.last().headers["x-goog-api-key"], PROVIDER_KEY);
+    assert_eq!(
+        rig.failovers().await,
+        vec![
+            ("claude".into(), "ollama".into(), "status_5xx".into()),
+            ("ollama".into(), "anythingllm".into(), "timeout".into()),
+            ("anythingllm".into(), "gemini".into(), "connect".into()),
+        ]
+    );
+    let summary = rig.admin_get("/api/llm-metrics/summary").await;
+    assert_eq!(summary["failover_count"], 3);
+    assert_eq!(summary["successful_requests"], 1);
+}
+
+#[tokio::test]
+async fn the_callers_own_4xx_is_relayed_without_failover() {
+    let rig = rig("claude,openai").await;
+    rig.claude.push(&[Act::Status(400, None)]);
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json["error"]["message"], "mock claude says 400");
+    assert_eq!(rig.openai.hits(), 0);
+    // In the other format, the error is translated into the client's shape.
+    rig.claude.push(&[Act::Status(422, None)]);
+    let r = rig
+        .chat(&openai_body(false), &[("x-architect-provider", "claude")])
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mock claude says 422"),
+        "{}",
+        r.body
+    );
+    assert_eq!(rig.openai.hits(), 0);
+    assert_eq!(rig.circuit("claude").await["consecutive_failures"], 0);
+}
+
+#[tokio::test]
+async fn a_429_skips_the_provider_until_its_retry_after() {
+    let rig = rig("claude,openai").await;
+    rig.claude.push(&[Act::Status(429, Some("120"))]);
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.headers["x-architect-provider"], "openai");
+    // Translated from OpenAI back to Anthropic for this client.
+    assert_eq!(r.json["type"], "message");
+    assert_eq!(r.json["content"][0]["text"], "Hello from openai");
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.headers["x-architect-provider"], "openai");
+    assert_eq!(
+        rig.claude.hits(),
+        1,
+        "claude is left alone until Retry-After"
+    );
+    assert!(rig.circuit("claude").await["rate_limited_until"].is_string());
+    rig.server.clock.advance(121);
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.headers["x-architect-provider"], "claude");
+    assert_eq!(rig.claude.hits(), 2);
+}
+
+#[tokio::test]
+async fn all_providers_rate_limited_answers_429_with_retry_after() {
+    let rig = rig("claude").await;
+    rig.claude.push(&[Act::Status(429, Some("30"))]);
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.json["type"], "error");
+    assert_eq!(r.json["code"], "providers_unavailable");
+    let ra: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&ra), "{ra}");
+    rig.claude.push(&[Act::Status(503, None)]);
+    rig.server.clock.advance(31);
+    let r = rig.chat(&openai_body(false), &[]).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json["error"]["code"], "providers_unavailable");
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("claude: 503"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains(PROVIDER_KEY));
+}
+
+#[tokio::test]
+async fn circuit_breaker_opens_after_five_failures_and_lets_one_probe_through() {
+    let rig = rig("claude,ollama").await;
+    rig.claude.set_default(Act::Status(500, None));
+    for i in 0..5 {
+        let r = rig.messages(&claude_body(false), &[]).await;
+        assert_eq!(r.headers["x-architect-provider"], "ollama", "request {i}");
+    }
+    assert_eq!(rig.claude.hits(), 5);
+    let c = rig.circuit("claude").await;
+    assert_eq!(c["state"], "open");
+    assert_eq!(c["history"][0]["to"], "open");
+    // Open: claude is skipped.
+    rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(rig.claude.hits(), 5);
+    // After the cooldown one probe goes through; it fails: open again.
+    rig.server.clock.advance(60);
+    rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(rig.claude.hits(), 6);
+    assert_eq!(rig.circuit("claude").await["state"], "open");
+    rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(rig.claude.hits(), 6);
+    // The next probe succeeds: closed.
+    rig.server.clock.advance(60);
+    rig.claude.set_default(Act::Ok);
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.headers["x-architect-provider"], "claude");
+    let c = rig.circuit("claude").await;
+    assert_eq!(c["state"], "closed");
+    let path: Vec<&str> = c["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(path, ["open", "half_open", "open", "half_open", "closed"]);
+
+    // Reset through the API (write capability) closes an open circuit at once.
+    rig.claude.set_default(Act::Status(500, None));
+    for _ in 0..5 {
+        rig.messages(&claude_body(false), &[]).await;
+    }
+    assert_eq!(rig.circuit("claude").await["state"], "open");
+    let (read_token, _) = new_token(&rig.server, "read", "reader").await;
+    let r = Session::new(&rig.server.url, Some(read_token))
+        .post_json("/api/llm-metrics/reset-circuits", &json!({}))
+        .await;
+    assert_eq!(r.status, 403);
+    let r = rig
+        .caller()
+        .post_json("/api/llm-metrics/reset-circuits", &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(rig.circuit("claude").await["state"], "closed");
+}
+
+#[tokio::test]
+async fn concurrent_requests_send_a_single_half_open_probe() {
+    let rig = rig("claude,ollama").await;
+    rig.claude.set_default(Act::Status(500, None));
+    for _ in 0..5 {
+        rig.messages(&claude_body(false), &[]).await;
+    }
+    rig.server.clock.advance(60);
+    rig.claude.set_default(Act::Slow(50));
+    let body = claude_body(true);
+    let reqs = (0..8).map(|_| rig.messages(&body, &[]));
+    let answers = futures_util::future::join_all(reqs).await;
+    assert!(answers.iter().all(|r| r.status == 200));
+    assert_eq!(rig.claude.hits(), 6, "exactly one probe reached claude");
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|r| r.headers["x-architect-provider"] == "claude")
+            .count(),
+        1
+    );
+}
+
+// ---- streams ----
+
+#[tokio::test]
+async fn a_stream_fails_over_before_its_first_byte() {
+    let rig = rig("claude,openai").await;
+    rig.claude.push(&[Act::MalformedFirst]);
+    let r = rig.messages(&claude_body(true), &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["x-architect-provider"], "openai");
+    // OpenAI's stream, translated into a complete Anthropic stream.
+    let events: Vec<String> = sse_data(&r.body)
+        .iter()
+        .map(|v| v["type"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(events.first().map(String::as_str), Some("message_start"));
+    assert_eq!(events.last().map(String::as_str), Some("message_stop"));
+    assert_eq!(anthropic_stream_text(&r.body), "Hello from openai");
+    assert_eq!(
+        rig.failovers().await,
+        vec![("claude".into(), "openai".into(), "stream_broken".into())]
+    );
+
+    // A provider that answers 500 to a stream request fails over the same way.
+    rig.claude.push(&[Act::Status(502, None)]);
+    let r = rig.chat(&openai_body(true), &[]).await;
+    assert_eq!(r.headers["x-architect-provider"], "openai");
+    assert_eq!(openai_stream_text(&r.body), "Hello from openai");
+}
+
+#[tokio::test]
+async fn a_stream_cut_after_its_first_byte_ends_with_an_error_event_and_no_switch() {
+    let rig = rig("claude,openai").await;
+    rig.claude.push(&[Act::Truncate]);
+    let r = rig.messages(&claude_body(true), &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        anthropic_stream_text(&r.body).starts_with("Hello"),
+        "{}",
+        r.body
+    );
+    let last = sse_data(&r.body).pop().unwrap();
+    assert_eq!(last["type"], "error", "{}", r.body);
+    assert!(r.body.contains("event: error"));
+    assert!(!r.body.contains("message_stop"));
+    assert_eq!(rig.openai.hits(), 0, "no switch after the first byte");
+
+    // Malformed JSON mid-stream, OpenAI client: an error chunk, no [DONE].
+    rig.claude.push(&[Act::MalformedMid]);
+    let r = rig.chat(&openai_body(true), &[]).await;
+    let last = sse_data(&r.body).pop().unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("[DONE]"));
+    assert_eq!(rig.openai.hits(), 0);
+
+    // Both are in the ledger as cut, with estimated usage.
+    let s = rig.admin_get("/api/llm-metrics/summary").await;
+    assert_eq!(s["failed_requests"], 2);
+    assert_eq!(s["estimated_requests"], 2);
+    assert_eq!(rig.circuit("claude").await["consecutive_failures"], 2);
+}
+
+#[tokio::test]
+async fn slow_streams_arrive_whole_and_silent_ones_time_out() {
+    let rig = rig("ollama,openai").await;
+    rig.ollama.push(&[Act::Slow(300)]);
+    let r = rig.messages(&claude_body(true), &[]).await;
+    assert_eq!(anthropic_stream_text(&r.body), "Hello from ollama");
+    assert!(r.body.contains("message_stop"));
+    // A provider that never answers a stream request is abandoned after the request timeout.
+    rig.ollama.push(&[Act::Hang]);
+    let r = rig.messages(&claude_body(true), &[]).await;
+    assert_eq!(r.headers["x-architect-provider"], "openai");
+    assert_eq!(anthropic_stream_text(&r.body), "Hello from openai");
+}
+
+// ---- translation ----
+
+#[tokio::test]
+async fn openai_clients_with_tools_are_served_by_claude_in_both_directions() {
+    let rig = rig("claude").await;
+    let body = json!({
+        "model": "gpt-4o", "max_tokens": 50,
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Lyon\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_0", "content": "rain"},
+            {"role": "user", "content": "And Paris?"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "tool_choice": "auto"
+    });
+    rig.claude.push(&[Act::ToolCall]);
+    let r = rig.chat(&body, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = rig.claude.last().body;
+    assert_eq!(
+        seen["model"], "claude-sonnet-4-5",
+        "the provider's default model"
+    );
+    assert_eq!(seen["system"], "You are terse.");
+    assert_eq!(
+        seen["tools"][0]["input_schema"]["properties"]["city"]["type"],
+        "string"
+    );
+    assert_eq!(seen["messages"][1]["content"][0]["type"], "tool_use");
+    assert_eq!(seen["messages"][2]["content"][0]["type"], "tool_result");
+    assert_eq!(seen["tool_choice"]["type"], "auto");
+    let msg = &r.json["choices"][0];
+    assert_eq!(msg["finish_reason"], "tool_calls");
+    assert_eq!(
+        msg["message"]["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
+    let args: Value = serde_json::from_str(
+        msg["message"]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(args["city"], "Paris");
+    assert_eq!(r.json["usage"]["prompt_tokens"], 10);
+
+    // Streaming: Anthropic tool-use events become OpenAI tool_call deltas.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    rig.claude.push(&[Act::ToolCall]);
+    let r = rig.chat(&streamed, &[]).await;
+    let chunks = sse_data(&r.body);
+    let args: String = chunks
+        .iter()
+        .filter_map(|c| {
+            c.pointer("/choices/0/delta/tool_calls/0/function/arguments")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap()["city"],
+        "Paris"
+    );
+    assert!(chunks
+        .iter()
+        .any(|c| c.pointer("/choices/0/finish_reason") == Some(&json!("tool_calls"))));
+    assert_eq!(chunks.last().unwrap(), &json!("[DONE]"));
+}
+
+#[tokio::test]
+async fn anthropic_clients_are_served_by_every_other_format() {
+    for (provider, chain) in [
+        ("openai", "openai"),
+        ("gemini", "gemini"),
+        ("ollama", "ollama"),
+        ("anythingllm", "anythingllm"),
+    ] {
+        let rig = rig(chain).await;
+        let r = rig.messages(&claude_body(false), &[]).await;
+        assert_eq!(r.status, 200, "{provider}: {}", r.body);
+        assert_eq!(
+            r.json["content"][0]["text"],
+            format!("Hello from {provider}"),
+            "{provider}"
+        );
+        assert_eq!(r.json["stop_reason"], "end_turn");
+        let r = rig.messages(&claude_body(true), &[]).await;
+        assert_eq!(
+            anthropic_stream_text(&r.body),
+            format!("Hello from {provider}"),
+            "{provider}: {}",
+            r.body
+        );
+        assert!(r.body.contains("message_stop"), "{provider}");
+        let r = rig.chat(&openai_body(true), &[]).await;
+        assert_eq!(
+            openai_stream_text(&r.body),
+            format!("Hello from {provider}"),
+            "{provider}"
+        );
+        if provider == "anythingllm" {
+            let seen = rig.anythingllm.last();
+            assert_eq!(seen.path, "/api/v1/workspace/default/stream-chat");
+            assert_eq!(
+                seen.headers["authorization"],
+                format!("Bearer {PROVIDER_KEY}").as_str()
+            );
+            assert_eq!(seen.body["message"], "Say hello");
+        }
+        if provider != "openai" {
+            // Tools cross over too (AnythingLLM has none).
+            let mut tool = claude_body(false);
+            tool["tools"] = json!([{"name": "get_weather", "input_schema": {"type": "object"}}]);
+            let m = match provider {
+                "gemini" => &rig.gemini,
+                "ollama" => &rig.ollama,
+                _ => continue,
+            };
+            m.push(&[Act::ToolCall]);
+            let r = rig.messages(&tool, &[]).await;
+            assert_eq!(r.json["stop_reason"], "tool_use", "{provider}: {}", r.body);
+            assert_eq!(r.json["content"][0]["input"]["city"], "Paris");
+            let seen = m.last().body;
+            let declared = if provider == "gemini" {
+                &seen["tools"][0]["functionDeclarations"][0]["name"]
+            } else {
+                &seen["tools"][0]["function"]["name"]
+            };
+            assert_eq!(declared, "get_weather", "{provider}");
+        }
+        let s = rig.admin_get("/api/llm-metrics/summary").await;
+        let estimated = if provider == "anythingllm" { 3 } else { 0 };
+        assert_eq!(
+            s["estimated_requests"], estimated,
+            "{provider}: AnythingLLM reports no usage"
+        );
+    }
+}
+
+// ---- cost, budgets ----
+
+/// 10 input + 5 output tokens on claude-sonnet-4-5 at $3 / $15 per million tokens.
+const CLAUDE_REQUEST_NANOS: i64 = 10 * 3_000 + 5 * 15_000;
+
+#[tokio::test]
+async fn costs_are_summed_exactly_per_provider_caller_and_project() {
+    let rig = rig("claude,ollama").await;
+    let (other, other_id) = new_token(&rig.server, "agent", "agent session").await;
+    for _ in 0..3 {
+        rig.messages(&claude_body(false), &[("x-architect-project", "alpha")])
+            .await;
+    }
+    rig.messages(&claude_body(true), &[("x-architect-project", "alpha")])
+        .await;
+    let s = Session::new(&rig.server.url, Some(other));
+    let r = s
+        .send(
+            s.request(reqwest::Method::POST, "/v1/messages")
+                .header("x-architect-project", "beta")
+                .json(&claude_body(false)),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Ollama is local: free.
+    rig.messages(&claude_body(false), &[("x-architect-provider", "ollama")])
+        .await;
+
+    let summary = rig.admin_get("/api/llm-metrics/summary").await;
+    assert_eq!(summary["total_requests"], 6);
+    assert_eq!(summary["total_cost_nanos"], 5 * CLAUDE_REQUEST_NANOS);
+    assert_eq!(summary["input_tokens"], 60);
+    assert_eq!(
+        summary["estimated_requests"], 0,
+        "stream usage was reported"
+    );
+    let by_project = rig.admin_get("/api/llm-metrics/costs?by=project").await;
+    let cost = |v: &Value, key: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["key"] == key)
+            .map(|g| g["cost_nanos"].as_i64().unwrap())
+    };
+    assert_eq!(cost(&by_project, "alpha"), Some(4 * CLAUDE_REQUEST_NANOS));
+    assert_eq!(cost(&by_project, "beta"), Some(CLAUDE_REQUEST_NANOS));
+    let by_caller = rig.admin_get("/api/llm-metrics/costs?by=caller").await;
+    assert_eq!(
+        cost(&by_caller, &format!("architect (token {other_id})")),
+        Some(CLAUDE_REQUEST_NANOS)
+    );
+    assert_eq!(
+        cost(&by_caller, &format!("architect (token {})", rig.token_id)),
+        Some(4 * CLAUDE_REQUEST_NANOS)
+    );
+    let by_provider = rig.admin_get("/api/llm-metrics/costs?by=provider").await;
+    assert_eq!(cost(&by_provider, "ollama"), Some(0));
+    let providers = rig.admin_get("/api/llm-metrics/providers").await;
+    let claude = providers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "claude")
+        .unwrap();
+    assert_eq!(claude["requests_served"], 5);
+    assert_eq!(claude["success_rate"], 1.0);
+    assert!(claude["latency_p99_ms"].is_u64());
+
+    // Prices are data: doubling the price doubles the next request's cost.
+    let r = rig.caller().put_json("/api/llm/prices", &json!({"provider": "claude", "model": "claude-sonnet-4-5", "input_usd_per_mtok": 6.0, "output_usd_per_mtok": 30.0})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    rig.messages(&claude_body(false), &[("x-architect-project", "gamma")])
+        .await;
+    let by_project = rig.admin_get("/api/llm-metrics/costs?by=project").await;
+    assert_eq!(cost(&by_project, "gamma"), Some(2 * CLAUDE_REQUEST_NANOS));
+    let r = rig.caller().put_json("/api/llm/prices", &json!({"provider": "nope", "model": "x", "input_usd_per_mtok": 1.0, "output_usd_per_mtok": 1.0})).await;
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (422, Some("provider"))
+    );
+    let (agent, _) = new_token(&rig.server, "agent", "no admin").await;
+    let r = Session::new(&rig.server.url, Some(agent)).put_json("/api/llm/prices", &json!({"provider": "claude", "model": "x", "input_usd_per_mtok": 0.0, "output_usd_per_mtok": 0.0})).await;
+    assert_eq!(r.status, 403);
+}
+
+#[tokio::test]
+async fn budgets_warn_at_the_threshold_then_refuse() {
+    let rig = rig("claude").await;
+    // Two requests' worth; warn at half.
+    let limit = 2.0 * CLAUDE_REQUEST_NANOS as f64 / 1e9;
+    let r = rig.caller().post_json("/api/llm/budgets", &json!({"scope": "project", "target": "alpha", "period": "day", "limit_usd": limit, "warn_ratio": 0.5})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = rig.caller().post_json("/api/llm/budgets", &json!({"scope": "token", "target": rig.token_id.to_string(), "period": "month", "limit_usd": 100.0})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    let p = [("x-architect-project", "alpha")];
+    let r = rig.messages(&claude_body(false), &p).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.get("x-architect-budget-warning").is_none());
+    let r = rig.messages(&claude_body(false), &p).await;
+    assert_eq!(r.status, 200);
+    let w = r.headers["x-architect-budget-warning"].to_str().unwrap();
+    assert!(w.contains("project 'alpha'"), "{w}");
+    let r = rig.messages(&claude_body(false), &p).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.json["code"], "budget_exceeded");
+    assert_eq!(r.json["error"]["type"], "rate_limit_error");
+    assert!(r.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("is spent"));
+    let r = rig.chat(&openai_body(false), &p).await;
+    assert_eq!(
+        (r.status, r.json["error"]["code"].as_str()),
+        (429, Some("budget_exceeded"))
+    );
+    assert_eq!(
+        rig.claude.hits(),
+        2,
+        "refused requests never reach a provider"
+    );
+    // Other projects are unaffected; the budget shows as exceeded.
+    assert_eq!(
+        rig.messages(&claude_body(false), &[("x-architect-project", "beta")])
+            .await
+            .status,
+        200
+    );
+    let b = rig.admin_get("/api/llm/budgets").await;
+    assert_eq!(b[0]["state"], "exceeded");
+    // A new day starts a new period.
+    rig.server.clock.advance(86_400);
+    assert_eq!(rig.messages(&claude_body(false), &p).await.status, 200);
+
+    let r = rig
+        .caller()
+        .post_json(
+            "/api/llm/budgets",
+            &json!({"scope": "token", "target": "abc", "limit_usd": 1.0}),
+        )
+        .await;
+    assert_eq!((r.status, r.json["field"].as_str()), (422, Some("target")));
+    let r = rig
+        .caller()
+        .post_json(
+            "/api/llm/budgets",
+            &json!({"scope": "project", "target": "alpha", "period": "day", "limit_usd": 1.0}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+}
+
+#[tokio::test]
+async fn ledger_rows_survive_a_graceful_shutdown() {
+    let rig = rig("claude").await;
+    for _ in 0..3 {
+        assert_eq!(rig.messages(&claude_body(false), &[]).await.status, 200);
+    }
+    let Rig { server, token, .. } = rig;
+    let server = server.restart().await;
+    let r = Session::new(&server.url, Some(token))
+        .get("/api/llm-metrics/summary")
+        .await;
+    assert_eq!(r.json["total_requests"], 3, "{}", r.body);
+    assert_eq!(r.json["total_cost_nanos"], 3 * CLAUDE_REQUEST_NANOS);
+}
+
+// ---- bad input, auth ----
+
+#[tokio::test]
+async fn bad_input_and_bad_callers_get_4xx_in_the_clients_format() {
+    let rig = rig("claude").await;
+    let url = format!("{}/v1/messages", rig.server.url);
+    let http = reqwest::Client::new();
+    let bodies: Vec<(&str, String)> = vec![
+        ("not json", "{\"model\": ".into()),
+        ("array", "[1,2]".into()),
+        ("no model", json!({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}).to_string()),
+        ("no max_tokens", json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}).to_string()),
+        ("zero max_tokens", json!({"model": "m", "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}).to_string()),
+        ("empty messages", json!({"model": "m", "max_tokens": 5, "messages": []}).to_string()),
+        ("bad role", json!({"model": "m", "max_tokens": 5, "messages": [{"role": 7, "content": "x"}]}).to_string()),
+        ("bad content", json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": 5}]}).to_string()),
+        ("bad stream", json!({"model": "m", "max_tokens": 5, "stream": "yes", "messages": [{"role": "user", "content": "x"}]}).to_string()),
+        ("invalid utf8", String::from_utf8_lossy(&[0xff, 0xfe]).into_owned()),
+        ("huge", format!("{{\"model\": \"{}\"}}", "x".repeat(2 << 20))),
+    ];
+    for (what, body) in &bodies {
+        let r = http
+            .post(&url)
+            .header("x-api-key", &rig.token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!((400..500).contains(&status), "{what}: {status}");
+        assert_eq!(v["type"], "error", "{what}: {v}");
+    }
+    let r = rig
+        .chat(
+            &json!({"model": "gpt-4o", "messages": [{"role": "wizard", "content": "x"}]}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("wizard"));
+    let r = rig
+        .chat(&openai_body(false), &[("x-architect-provider", "skynet")])
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(rig.claude.hits(), 0, "nothing reached a provider");
+
+    // Auth: none, wrong, read-only, ingest, and a browser session are all refused.
+    let anon = http
+        .post(&url)
+        .json(&claude_body(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), 401);
+    let wrong = http
+        .post(&url)
+        .header("x-api-key", "arch_wrong")
+        .json(&claude_body(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    for scope in ["read", "ingest"] {
+        let (t, _) = new_token(&rig.server, scope, scope).await;
+        let r = http
+            .post(&url)
+            .header("x-api-key", &t)
+            .json(&claude_body(false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{scope}");
+    }
+    let admin = rig.server.admin().await;
+    let r = admin.post_json("/v1/messages", &claude_body(false)).await;
+    assert_eq!(
+        r.status, 401,
+        "browser sessions cannot spend through the gateway"
+    );
+    let (worker, _) = new_token(&rig.server, "worker", "w").await;
+    let r = http
+        .post(format!("{}/v1/chat/completions", rig.server.url))
+        .bearer_auth(worker)
+        .json(&openai_body(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(rig.claude.hits(), 1);
+}
+
+#[tokio::test]
+async fn metrics_routes_need_a_caller_and_reach_prometheus() {
+    let rig = rig("claude").await;
+    for path in [
+        "/api/llm-metrics/summary",
+        "/api/llm-metrics/providers",
+        "/api/llm-metrics/circuit-breakers",
+        "/api/llm-metrics/failover-history",
+        "/api/llm/prices",
+        "/api/llm/budgets",
+    ] {
+        assert_eq!(rig.server.anon().get(path).await.status, 401, "{path}");
+    }
+    assert_eq!(
+        rig.server
+            .anon()
+            .post_json("/api/llm-metrics/reset-circuits", &json!({}))
+            .await
+            .status,
+        401
+    );
+    let r = rig.caller().get("/api/llm-metrics/costs?by=nope").await;
+    assert_eq!((r.status, r.json["field"].as_str()), (422, Some("by")));
+    let r = rig.caller().get("/api/llm-metrics/summary?days=0").await;
+    assert_eq!(r.status, 422);
+    rig.messages(&claude_body(false), &[]).await;
+    let s = rig.admin_get("/api/llm-metrics/summary?days=7").await;
+    assert_eq!(s["total_requests"], 1);
+    let prices = rig.admin_get("/api/llm/prices").await;
+    assert!(prices
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["model"] == "claude-sonnet-4*"));
+    let m = rig.caller().get("/metrics").await;
+    assert!(
+        m.body.contains("llm_requests_total"),
+        "prometheus has the gateway's counters"
+    );
+    assert!(m.body.contains("llm_cost_nanodollars_total"));
+}
+
+#[tokio::test]
+async fn the_llm_metrics_page_shows_the_gateway_and_resets_circuits() {
+    let rig = rig("claude,ollama").await;
+    let admin = rig.server.admin().await;
+    let r = admin.get("/llm-metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("No LLM requests yet"));
+    assert!(r.body.contains("ANTHROPIC_BASE_URL"));
+    assert_eq!(rig.server.anon().get("/llm-metrics").await.status, 303);
+
+    rig.claude.set_default(Act::Status(500, None));
+    for _ in 0..5 {
+        rig.messages(&claude_body(false), &[("x-architect-project", "alpha")])
+            .await;
+    }
+    let r = admin.get("/llm-metrics").await;
+    assert!(!r.body.contains("No LLM requests yet"));
+    assert!(
+        r.body.contains("llm-circuit-open"),
+        "the open circuit is shown"
+    );
+    assert!(
+        r.body.contains("<svg viewBox=\"0 0 420 120\""),
+        "trend charts are inline SVG"
+    );
+    assert!(r.body.contains("status_5xx"), "failover history is listed");
+    // The reset button is a plain form with the CSRF token.
+    let r = admin.post_form("/llm-metrics/reset-circuits", &[]).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(rig.circuit("claude").await["state"], "closed");
+    let r = admin
+        .send(
+            admin
+                .http
+                .post(format!("{}/llm-metrics/reset-circuits", rig.server.url))
+                .form(&[("csrf_token", "wrong")]),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+}

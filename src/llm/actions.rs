@@ -1,0 +1,729 @@
+//! Prices, budgets and the summaries built from the ledger.
+//!
+//! The [`Book`] caches the price table and the budgets (with each budget's spend in its current
+//! period) so the gateway's hot path prices a request and checks budgets without touching the
+//! database. Every edit through the API reloads it; spend is seeded from the ledger at load and
+//! then kept current by the gateway as it records costs.
+//!
+//! Budgets act: at `warn_ratio` of the limit the gateway adds an `x-architect-budget-warning`
+//! header, logs a warning and counts `llm_budget_warnings_total`; once the limit is reached it
+//! refuses with 429 `budget_exceeded` until the period (day, month) rolls over or the budget
+//! is raised.
+
+use super::store::{self, BudgetRow, GroupBy, GroupTotals, Price, Totals};
+use super::{dollars, Nanos, ProviderId, Usage};
+use crate::app::AppState;
+use crate::validate::{invalid, Invalid};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("{}", .0.message)]
+    Invalid(Invalid),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+crate::text_enum! {
+    /// What a budget is attached to.
+    pub enum BudgetScope ("budget scope") {
+        /// One API token (a caller: an agent session, a worker, a person's CLI).
+        Token = "token",
+        /// Requests sent with `X-Architect-Project: <name>`.
+        Project = "project",
+    }
+}
+
+crate::text_enum! {
+    /// The window a budget's limit applies to (UTC calendar periods).
+    pub enum Period ("period") {
+        Day = "day",
+        Month = "month",
+        Total = "total",
+    }
+}
+
+impl Period {
+    /// Start of the period containing `now`, in stored-time text.
+    pub fn start(self, now: OffsetDateTime) -> String {
+        let d = now.to_offset(time::UtcOffset::UTC).date();
+        match self {
+            Period::Day => format!(
+                "{:04}-{:02}-{:02}T00:00:00.000000Z",
+                d.year(),
+                u8::from(d.month()),
+                d.day()
+            ),
+            Period::Month => format!(
+                "{:04}-{:02}-01T00:00:00.000000Z",
+                d.year(),
+                u8::from(d.month())
+            ),
+            Period::Total => String::new(),
+        }
+    }
+}
+
+/// A budget as the hot path uses it.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub id: i64,
+    pub scope: BudgetScope,
+    pub target: String,
+    pub period: Period,
+    pub limit_nanos: Nanos,
+    pub warn_ratio: f64,
+}
+
+impl Budget {
+    fn applies(&self, token_id: Option<i64>, project: Option<&str>) -> bool {
+        match self.scope {
+            BudgetScope::Token => token_id.is_some_and(|t| self.target == t.to_string()),
+            BudgetScope::Project => project.is_some_and(|p| self.target == p),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let per = match self.period {
+            Period::Day => " per day",
+            Period::Month => " per month",
+            Period::Total => "",
+        };
+        format!(
+            "{} budget of {}{per} for {} '{}'",
+            self.scope,
+            dollars(self.limit_nanos),
+            self.scope,
+            self.target
+        )
+    }
+}
+
+/// A price with its per-token cost in nano-dollars.
+#[derive(Debug, Clone)]
+struct Rate {
+    provider: String,
+    model: String,
+    input: Nanos,
+    output: Nanos,
+}
+
+/// USD per million tokens → nano-dollars per token (exact to $0.001 per million).
+fn per_token(usd_per_mtok: f64) -> Nanos {
+    (usd_per_mtok * 1000.0).round() as Nanos
+}
+
+#[derive(Default)]
+struct Loaded {
+    rates: Vec<Rate>,
+    budgets: Vec<Budget>,
+}
+
+/// Cached prices and budgets with current spend.
+#[derive(Default)]
+pub struct Book {
+    loaded: RwLock<Option<Arc<Loaded>>>,
+    /// Budget id → (start of the period the spend belongs to, spend in nano-dollars).
+    spend: Mutex<HashMap<i64, (String, Nanos)>>,
+}
+
+/// What the budget check says about a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Allow { warnings: Vec<String> },
+    Refuse { message: String },
+}
+
+impl Book {
+    fn current(&self) -> Option<Arc<Loaded>> {
+        self.loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Loads prices and budgets on first use.
+    pub async fn ensure_loaded(&self, state: &AppState) -> Result<(), sqlx::Error> {
+        if self.current().is_some() {
+            return Ok(());
+        }
+        self.reload(state).await
+    }
+
+    /// Re-reads prices and budgets, and seeds each budget's spend from the ledger (buffered
+    /// rows are written first so they count).
+    pub async fn reload(&self, state: &AppState) -> Result<(), sqlx::Error> {
+        state.llm.ledger.flush(&state.db).await?;
+        let prices = store::list_prices(&state.db).await?;
+        let rows = store::list_budgets(&state.db).await?;
+        let now = state.clock.now();
+        let mut budgets = Vec::new();
+        let mut spend = HashMap::new();
+        for r in rows {
+            let (Ok(scope), Ok(period)) =
+                (r.scope.parse::<BudgetScope>(), r.period.parse::<Period>())
+            else {
+                continue;
+            };
+            let b = Budget {
+                id: r.id,
+                scope,
+                target: r.target,
+                period,
+                limit_nanos: (r.limit_usd * 1e9).round() as Nanos,
+                warn_ratio: r.warn_ratio,
+            };
+            let since = period.start(now);
+            let spent = match scope {
+                BudgetScope::Token => match b.target.parse::<i64>() {
+                    Ok(t) => store::spent_by_token(&state.db, t, &since).await?,
+                    Err(_) => 0,
+                },
+                BudgetScope::Project => {
+                    store::spent_by_project(&state.db, &b.target, &since).await?
+                }
+            };
+            spend.insert(b.id, (since, spent));
+            budgets.push(b);
+        }
+        let rates = prices
+            .into_iter()
+            .map(|p| Rate {
+                input: per_token(p.input_usd_per_mtok),
+                output: per_token(p.output_usd_per_mtok),
+                provider: p.provider,
+                model: p.model,
+            })
+            .collect();
+        *self.spend.lock().unwrap_or_else(|e| e.into_inner()) = spend;
+        *self.loaded.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(Arc::new(Loaded { rates, budgets }));
+        Ok(())
+    }
+
+    /// Cost of `usage` on `provider`'s `model`: the exact model's price, else the longest
+    /// matching `prefix*`; no price → 0 (logged once per call at debug).
+    pub fn cost(&self, provider: ProviderId, model: &str, usage: Usage) -> Nanos {
+        let Some(l) = self.current() else { return 0 };
+        let mut best: Option<(&Rate, usize)> = None;
+        for r in l.rates.iter().filter(|r| r.provider == provider.as_str()) {
+            let score = if r.model == model {
+                usize::MAX
+            } else if let Some(prefix) = r.model.strip_suffix('*') {
+                if model.starts_with(prefix) {
+                    prefix.len()
+                } else {
+                    continue;
+                }
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(_, s)| score > s) {
+                best = Some((r, score));
+            }
+        }
+        match best {
+            Some((r, _)) => {
+                let i = i64::try_from(usage.input_tokens).unwrap_or(i64::MAX);
+                let o = i64::try_from(usage.output_tokens).unwrap_or(i64::MAX);
+                i.saturating_mul(r.input)
+                    .saturating_add(o.saturating_mul(r.output))
+            }
+            None => {
+                tracing::debug!(%provider, model, "no price for this model; cost recorded as 0");
+                0
+            }
+        }
+    }
+
+    fn spent(&self, b: &Budget, now: OffsetDateTime) -> Nanos {
+        let start = b.period.start(now);
+        let mut spend = self.spend.lock().unwrap_or_else(|e| e.into_inner());
+        let e = spend.entry(b.id).or_insert_with(|| (start.clone(), 0));
+        if e.0 != start {
+            *e = (start, 0);
+        }
+        e.1
+    }
+
+    /// Checks every budget that applies to this caller and project.
+    pub fn check(
+        &self,
+        token_id: Option<i64>,
+        project: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Verdict {
+        let Some(l) = self.current() else {
+            return Verdict::Allow {
+                warnings: Vec::new(),
+            };
+        };
+        let mut warnings = Vec::new();
+        for b in l.budgets.iter().filter(|b| b.applies(token_id, project)) {
+            let spent = self.spent(b, now);
+            if spent >= b.limit_nanos {
+                return Verdict::Refuse {
+                    message: format!(
+                        "the {} is spent ({} used); raise it or wait for the next period",
+                        b.describe(),
+                        dollars(spent)
+                    ),
+                };
+            }
+            if spent as f64 >= b.limit_nanos as f64 * b.warn_ratio {
+                warnings.push(format!("{} of the {} used", dollars(spent), b.describe()));
+            }
+        }
+        Verdict::Allow { warnings }
+    }
+
+    /// Adds a recorded cost to every budget it counts against.
+    pub fn add_spend(
+        &self,
+        token_id: Option<i64>,
+        project: Option<&str>,
+        cost: Nanos,
+        now: OffsetDateTime,
+    ) {
+        if cost == 0 {
+            return;
+        }
+        let Some(l) = self.current() else { return };
+        for b in l.budgets.iter().filter(|b| b.applies(token_id, project)) {
+            self.spent(b, now);
+            let mut spend = self.spend.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = spend.get_mut(&b.id) {
+                e.1 = e.1.saturating_add(cost);
+            }
+        }
+    }
+
+    /// Budgets with their current spend, for the API and the page.
+    pub fn budget_status(&self, now: OffsetDateTime) -> Vec<BudgetStatus> {
+        let Some(l) = self.current() else {
+            return Vec::new();
+        };
+        l.budgets
+            .iter()
+            .map(|b| {
+                let spent = self.spent(b, now);
+                BudgetStatus {
+                    id: b.id,
+                    scope: b.scope.as_str(),
+                    target: b.target.clone(),
+                    period: b.period.as_str(),
+                    limit_usd: b.limit_nanos as f64 / 1e9,
+                    warn_ratio: b.warn_ratio,
+                    spent_usd: spent as f64 / 1e9,
+                    state: if spent >= b.limit_nanos {
+                        "exceeded"
+                    } else if spent as f64 >= b.limit_nanos as f64 * b.warn_ratio {
+                        "warning"
+                    } else {
+                        "ok"
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BudgetStatus {
+    pub id: i64,
+    pub scope: &'static str,
+    pub target: String,
+    pub period: &'static str,
+    pub limit_usd: f64,
+    pub warn_ratio: f64,
+    pub spent_usd: f64,
+    /// ok | warning | exceeded
+    pub state: &'static str,
+}
+
+// ---- edits ----
+
+/// A price edit as the API takes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceInput {
+    pub provider: String,
+    pub model: String,
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
+}
+
+fn check_usd(field: &str, v: f64) -> Result<(), LlmError> {
+    if !v.is_finite() || !(0.0..=1_000_000.0).contains(&v) {
+        return Err(LlmError::Invalid(invalid(
+            field,
+            format!("{field} must be a number from 0 to 1000000"),
+        )));
+    }
+    Ok(())
+}
+
+pub async fn set_price(state: &AppState, by: &str, input: PriceInput) -> Result<Price, LlmError> {
+    let provider: ProviderId = input
+        .provider
+        .trim()
+        .parse()
+        .map_err(|e: String| LlmError::Invalid(invalid("provider", e)))?;
+    let model = input.model.trim();
+    if model.is_empty() || model.len() > 200 || model.chars().any(char::is_control) {
+        return Err(LlmError::Invalid(invalid(
+            "model",
+            "model must be 1 to 200 printable characters (a trailing '*' matches a prefix)",
+        )));
+    }
+    check_usd("input_usd_per_mtok", input.input_usd_per_mtok)?;
+    check_usd("output_usd_per_mtok", input.output_usd_per_mtok)?;
+    let now = state.clock.now_str();
+    let p = store::set_price(
+        &state.db,
+        provider,
+        model,
+        input.input_usd_per_mtok,
+        input.output_usd_per_mtok,
+        by,
+        &now,
+    )
+    .await?;
+    state.llm.book.reload(state).await?;
+    Ok(p)
+}
+
+pub async fn delete_price(state: &AppState, id: i64) -> Result<(), LlmError> {
+    if !store::delete_price(&state.db, id).await? {
+        return Err(LlmError::NotFound("price"));
+    }
+    state.llm.book.reload(state).await?;
+    Ok(())
+}
+
+/// A new budget as the API takes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetInput {
+    pub scope: String,
+    pub target: String,
+    #[serde(default = "default_period")]
+    pub period: String,
+    pub limit_usd: f64,
+    #[serde(default = "default_warn")]
+    pub warn_ratio: f64,
+}
+
+fn default_period() -> String {
+    "month".into()
+}
+
+fn default_warn() -> f64 {
+    0.8
+}
+
+pub async fn create_budget(
+    state: &AppState,
+    by: &str,
+    input: BudgetInput,
+) -> Result<BudgetRow, LlmError> {
+    let scope: BudgetScope = input
+        .scope
+        .trim()
+        .parse()
+        .map_err(|e: String| LlmError::Invalid(invalid("scope", e)))?;
+    let period: Period = input
+        .period
+        .trim()
+        .parse()
+        .map_err(|e: String| LlmError::Invalid(invalid("period", e)))?;
+    let target = input.target.trim();
+    match scope {
+        BudgetScope::Token if target.parse::<i64>().map_or(true, |t| t <= 0) => {
+            return Err(LlmError::Invalid(invalid(
+                "target",
+                "a token budget's target is the token's id (a positive number)",
+            )))
+        }
+        BudgetScope::Project
+            if target.is_empty() || target.len() > 100 || target.chars().any(char::is_control) =>
+        {
+            return Err(LlmError::Invalid(invalid(
+                "target",
+                "a project budget's target is the project name (1 to 100 printable characters)",
+            )))
+        }
+        _ => {}
+    }
+    check_usd("limit_usd", input.limit_usd)?;
+    if !(input.warn_ratio > 0.0 && input.warn_ratio <= 1.0) {
+        return Err(LlmError::Invalid(invalid(
+            "warn_ratio",
+            "warn_ratio must be above 0 and at most 1",
+        )));
+    }
+    let now = state.clock.now_str();
+    let row = store::insert_budget(
+        &state.db,
+        scope.as_str(),
+        target,
+        period.as_str(),
+        input.limit_usd,
+        input.warn_ratio,
+        by,
+        &now,
+    )
+    .await
+    .map_err(|e| {
+        if crate::db::is_unique_violation(&e) {
+            LlmError::Conflict(format!(
+                "a {period} budget for {scope} '{target}' already exists; delete it first"
+            ))
+        } else {
+            LlmError::Db(e)
+        }
+    })?;
+    state.llm.book.reload(state).await?;
+    Ok(row)
+}
+
+pub async fn delete_budget(state: &AppState, id: i64) -> Result<(), LlmError> {
+    if !store::delete_budget(&state.db, id).await? {
+        return Err(LlmError::NotFound("budget"));
+    }
+    state.llm.book.reload(state).await?;
+    Ok(())
+}
+
+// ---- summaries ----
+
+/// `GET /api/llm-metrics/summary` (SPEC.md `get_metrics()`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Start of the window (empty: since the first request).
+    pub since: String,
+    pub total_requests: i64,
+    pub successful_requests: i64,
+    pub failed_requests: i64,
+    /// Share of requests answered (0..1); null before the first request.
+    pub success_rate: Option<f64>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// USD.
+    pub total_cost: f64,
+    pub total_cost_nanos: i64,
+    /// Requests whose usage the provider did not report (estimated from text).
+    pub estimated_requests: i64,
+    pub failover_count: i64,
+    pub providers_in_chain: Vec<ProviderId>,
+    pub open_circuits: Vec<ProviderId>,
+    pub cost_by_provider: Vec<GroupTotals>,
+}
+
+fn rate(t: &Totals) -> Option<f64> {
+    (t.requests > 0).then(|| t.succeeded as f64 / t.requests as f64)
+}
+
+pub async fn summary(state: &AppState, since: &str) -> Result<Summary, LlmError> {
+    state.llm.ledger.flush(&state.db).await?;
+    let t = store::totals_since(&state.db, since).await?;
+    let by_provider = store::totals_by(&state.db, GroupBy::Provider, since).await?;
+    let failovers = store::failover_count_since(&state.db, since).await?;
+    let client = &state.llm.client;
+    Ok(Summary {
+        since: since.to_owned(),
+        success_rate: rate(&t),
+        total_requests: t.requests,
+        successful_requests: t.succeeded,
+        failed_requests: t.failed,
+        input_tokens: t.input_tokens,
+        output_tokens: t.output_tokens,
+        total_cost: t.cost_nanos as f64 / 1e9,
+        total_cost_nanos: t.cost_nanos,
+        estimated_requests: t.estimated,
+        failover_count: failovers,
+        providers_in_chain: client.registry().order(None),
+        open_circuits: client
+            .circuit_status()
+            .into_iter()
+            .filter(|s| s.state != super::breaker::CircuitState::Closed)
+            .map(|s| s.provider)
+            .collect(),
+        cost_by_provider: by_provider,
+    })
+}
+
+/// One provider in `GET /api/llm-metrics/providers`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderReport {
+    pub provider: ProviderId,
+    pub description: &'static str,
+    /// Position in the failover chain (0 = primary); null when not in the chain.
+    pub chain_position: Option<usize>,
+    pub configured: bool,
+    pub local: bool,
+    pub default_model: String,
+    pub circuit_state: super::breaker::CircuitState,
+    /// From the ledger (durable): requests this provider served, tokens and cost.
+    pub requests_served: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost: f64,
+    pub cost_nanos: i64,
+    /// Since this server started: calls, successes, failures, success rate and latency.
+    pub attempts: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub success_rate: Option<f64>,
+    pub latency_p50_ms: Option<u64>,
+    pub latency_p95_ms: Option<u64>,
+    pub latency_p99_ms: Option<u64>,
+    pub latency_avg_ms: Option<u64>,
+}
+
+pub async fn provider_reports(state: &AppState) -> Result<Vec<ProviderReport>, LlmError> {
+    state.llm.ledger.flush(&state.db).await?;
+    let totals: HashMap<String, GroupTotals> = store::totals_by(&state.db, GroupBy::Provider, "")
+        .await?
+        .into_iter()
+        .map(|g| (g.key.clone(), g))
+        .collect();
+    let client = &state.llm.client;
+    let reg = client.registry();
+    let chain = reg.order(None);
+    let counters = client.metrics();
+    Ok(ProviderId::ALL
+        .iter()
+        .map(|&p| {
+            let t = totals.get(p.as_str());
+            let c = counters.get(&p).cloned().unwrap_or_default();
+            let provider = &reg.providers[&p];
+            ProviderReport {
+                provider: p,
+                description: p.describe(),
+                chain_position: chain.iter().position(|x| *x == p),
+                configured: provider.configured(),
+                local: p.is_local(),
+                default_model: provider.default_model.clone(),
+                circuit_state: client.breaker(p).state(),
+                requests_served: t.map_or(0, |t| t.succeeded),
+                input_tokens: t.map_or(0, |t| t.input_tokens),
+                output_tokens: t.map_or(0, |t| t.output_tokens),
+                cost: t.map_or(0.0, |t| t.cost_nanos as f64 / 1e9),
+                cost_nanos: t.map_or(0, |t| t.cost_nanos),
+                attempts: c.attempts,
+                successes: c.successes,
+                failures: c.failures,
+                success_rate: (c.attempts > 0).then(|| c.successes as f64 / c.attempts as f64),
+                latency_p50_ms: c.quantile_ms(0.5),
+                latency_p95_ms: c.quantile_ms(0.95),
+                latency_p99_ms: c.quantile_ms(0.99),
+                latency_avg_ms: (c.successes > 0).then(|| c.latency_sum_ms / c.successes),
+            }
+        })
+        .collect())
+}
+
+/// Reads vault-held provider keys that are due (first use, or older than the cache TTL).
+/// A key that cannot be read leaves its provider skipped with that reason.
+pub async fn refresh_vault_keys(state: &AppState) {
+    for (provider, name) in state.llm.client.vault_keys_due() {
+        match crate::vault::resolve_reference(
+            state,
+            &format!("{}{name}", crate::vault::REFERENCE_PREFIX),
+        )
+        .await
+        {
+            Ok(v) => state.llm.client.set_vault_key(provider, v),
+            Err(e) => {
+                tracing::warn!(%provider, secret = %name, error = %e, "cannot read the provider key from the vault")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_are_exact_per_token() {
+        assert_eq!(per_token(3.0), 3000);
+        assert_eq!(per_token(0.3), 300);
+        assert_eq!(per_token(0.075), 75);
+        let book = Book::default();
+        *book.loaded.write().unwrap() = Some(Arc::new(Loaded {
+            rates: vec![
+                Rate {
+                    provider: "claude".into(),
+                    model: "claude-*".into(),
+                    input: 3000,
+                    output: 15000,
+                },
+                Rate {
+                    provider: "claude".into(),
+                    model: "claude-opus-4*".into(),
+                    input: 15000,
+                    output: 75000,
+                },
+            ],
+            budgets: vec![Budget {
+                id: 1,
+                scope: BudgetScope::Project,
+                target: "p".into(),
+                period: Period::Day,
+                limit_nanos: 100_000,
+                warn_ratio: 0.5,
+            }],
+        }));
+        let u = Usage {
+            input_tokens: 10,
+            output_tokens: 2,
+        };
+        assert_eq!(
+            book.cost(ProviderId::Claude, "claude-sonnet-4-5", u),
+            60_000
+        );
+        assert_eq!(book.cost(ProviderId::Claude, "claude-opus-4-1", u), 300_000);
+        assert_eq!(book.cost(ProviderId::Ollama, "llama", u), 0);
+        let now = time::macros::datetime!(2026-03-04 10:00 UTC);
+        assert_eq!(
+            book.check(None, Some("p"), now),
+            Verdict::Allow { warnings: vec![] }
+        );
+        book.add_spend(None, Some("p"), 60_000, now);
+        assert!(
+            matches!(book.check(None, Some("p"), now), Verdict::Allow { warnings } if warnings.len() == 1)
+        );
+        book.add_spend(None, Some("p"), 40_000, now);
+        assert!(matches!(
+            book.check(None, Some("p"), now),
+            Verdict::Refuse { .. }
+        ));
+        assert!(matches!(
+            book.check(None, Some("other"), now),
+            Verdict::Allow { .. }
+        ));
+        // A new day starts from zero.
+        let tomorrow = now + time::Duration::days(1);
+        assert_eq!(
+            book.check(None, Some("p"), tomorrow),
+            Verdict::Allow { warnings: vec![] }
+        );
+    }
+
+    #[test]
+    fn period_starts() {
+        let now = time::macros::datetime!(2026-03-04 10:00 UTC);
+        assert_eq!(Period::Day.start(now), "2026-03-04T00:00:00.000000Z");
+        assert_eq!(Period::Month.start(now), "2026-03-01T00:00:00.000000Z");
+        assert_eq!(Period::Total.start(now), "");
+    }
+}

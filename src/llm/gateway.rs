@@ -1,0 +1,812 @@
+//! The gateway endpoints: `POST /v1/messages` (Anthropic Messages) and
+//! `POST /v1/chat/completions` (OpenAI Chat Completions), streaming and not.
+//!
+//! Callers authenticate with an architect API token, as `x-api-key` (how Anthropic clients,
+//! Claude Code included, send `ANTHROPIC_API_KEY`) or `Authorization: Bearer` (OpenAI clients).
+//! Browser sessions are not accepted here. Admin-, agent- and worker-scope tokens may call;
+//! read-only and ingest tokens may not. Optional request headers:
+//! * `x-architect-project: NAME` — attributes cost to a project (and its budget);
+//! * `x-architect-provider: NAME` — tries that provider first (`architect chat --provider`).
+//!
+//! Answers carry `x-architect-provider` (who served) and `x-architect-failovers`, plus
+//! `x-architect-budget-warning` once a budget passes its warning threshold. Errors come in the
+//! client's own format (Anthropic `{"type":"error","error":{...}}`, OpenAI `{"error":{...}}`)
+//! with architect's stable `code`.
+
+use super::actions::{refresh_vault_keys, Verdict};
+use super::client::{estimate_usage, CallError, FailedAttempt, ServedBody, UpstreamStream};
+use super::ledger::{FailoverEvent, InFlight, LedgerRow, Outcome};
+use super::metrics::Metrics;
+use super::providers::Inbound;
+use super::stream::{AnthropicEncoder, OpenAiEncoder, Part};
+use super::{Format, ProviderId, Usage};
+use crate::app::AppState;
+use crate::auth::{AuthVia, Capability, Identity};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+pub const PROJECT_HEADER: &str = "x-architect-project";
+pub const PROVIDER_HEADER: &str = "x-architect-provider";
+pub const FAILOVERS_HEADER: &str = "x-architect-failovers";
+pub const BUDGET_WARNING_HEADER: &str = "x-architect-budget-warning";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/messages", post(messages))
+        .route("/v1/chat/completions", post(chat_completions))
+}
+
+async fn messages(State(state): State<AppState>, req: Request) -> Response {
+    handle(state, Format::Anthropic, req).await
+}
+
+async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
+    handle(state, Format::OpenAi, req).await
+}
+
+/// An error answered in the client's format.
+#[derive(Debug)]
+pub struct GatewayError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+impl GatewayError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        GatewayError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// Anthropic's error `type` for a status (OpenAI clients get the same words).
+    fn kind(&self) -> &'static str {
+        match self.status.as_u16() {
+            400 | 405 | 415 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 | 529 => "overloaded_error",
+            _ => "api_error",
+        }
+    }
+
+    pub fn into_response(self, format: Format) -> Response {
+        let body = match format {
+            Format::Anthropic => {
+                json!({"type": "error", "error": {"type": self.kind(), "message": self.message}, "code": self.code})
+            }
+            Format::OpenAi => {
+                json!({"error": {"message": self.message, "type": self.kind(), "code": self.code, "param": null}})
+            }
+        };
+        let mut resp = (self.status, crate::http::extract::Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&s.max(1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+/// Who is calling: a token-authenticated identity allowed to spend money on models.
+async fn authenticate(
+    parts: &mut axum::http::request::Parts,
+    state: &AppState,
+) -> Result<Identity, GatewayError> {
+    // Anthropic clients send the key as x-api-key; the token lookup reads the bearer header, so
+    // present it there (never both: an explicit Authorization header wins).
+    if !parts.headers.contains_key(header::AUTHORIZATION) {
+        if let Some(key) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", key.trim())) {
+                parts.headers.insert(header::AUTHORIZATION, v);
+            }
+        }
+    }
+    // Tokens only: a browser session must not be able to spend through a cross-site post.
+    parts.headers.remove(header::COOKIE);
+    let unauthorized = || {
+        GatewayError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send an architect API token as 'x-api-key: <token>' or 'Authorization: Bearer <token>' (architect token create)",
+        )
+    };
+    let identity = crate::auth::extract::resolve(parts, state)
+        .await
+        .map_err(|e| GatewayError::new(e.status, e.code, e.message))?
+        .ok_or_else(unauthorized)?;
+    if !matches!(identity.via, AuthVia::Token { .. }) {
+        return Err(unauthorized());
+    }
+    if !(identity.can(Capability::Write)
+        || identity.can(Capability::AgentOps)
+        || identity.can(Capability::WorkerOps))
+    {
+        return Err(GatewayError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this token may not call the LLM gateway: use a token with the admin, agent or worker scope",
+        ));
+    }
+    Ok(identity)
+}
+
+fn check_messages(v: &Value, roles: &[&str]) -> Result<(), GatewayError> {
+    let msgs = v
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| GatewayError::bad("messages: required, a list of messages"))?;
+    if msgs.is_empty() {
+        return Err(GatewayError::bad(
+            "messages: must hold at least one message",
+        ));
+    }
+    for (i, m) in msgs.iter().enumerate() {
+        let role = m
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| GatewayError::bad(format!("messages.{i}.role: required, a string")))?;
+        if !roles.contains(&role) {
+            return Err(GatewayError::bad(format!(
+                "messages.{i}.role: '{role}' is not one of {}",
+                roles.join(", ")
+            )));
+        }
+        match m.get("content") {
+            Some(Value::String(_)) | Some(Value::Array(_)) => {}
+            Some(Value::Null) | None if role == "assistant" => {}
+            _ => {
+                return Err(GatewayError::bad(format!(
+                    "messages.{i}.content: required, a string or a list of content blocks"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The shape checks the gateway needs before spending anything; the provider judges the rest.
+fn validate(format: Format, v: &Value) -> Result<(), GatewayError> {
+    if !v.is_object() {
+        return Err(GatewayError::bad("the body must be a JSON object"));
+    }
+    match v.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 200 => {}
+        _ => return Err(GatewayError::bad("model: required, a non-empty string")),
+    }
+    if !matches!(
+        v.get("stream"),
+        None | Some(Value::Bool(_)) | Some(Value::Null)
+    ) {
+        return Err(GatewayError::bad("stream: must be true or false"));
+    }
+    match format {
+        Format::Anthropic => {
+            match v.get("max_tokens").and_then(Value::as_u64) {
+                Some(n) if n > 0 => {}
+                _ => {
+                    return Err(GatewayError::bad(
+                        "max_tokens: required, a positive integer",
+                    ))
+                }
+            }
+            // Claude Code puts role "system" messages into `messages`; Anthropic accepts them.
+            check_messages(v, &["user", "assistant", "system"])
+        }
+        Format::OpenAi => {
+            for k in ["max_tokens", "max_completion_tokens"] {
+                if !matches!(v.get(k), None | Some(Value::Null))
+                    && v[k].as_u64().is_none_or(|n| n == 0)
+                {
+                    return Err(GatewayError::bad(format!(
+                        "{k}: must be a positive integer"
+                    )));
+                }
+            }
+            check_messages(
+                v,
+                &[
+                    "system",
+                    "developer",
+                    "user",
+                    "assistant",
+                    "tool",
+                    "function",
+                ],
+            )
+        }
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Everything about a request the ledger row needs.
+struct Ctx {
+    state: AppState,
+    format: Format,
+    token_id: Option<i64>,
+    caller: String,
+    project: Option<String>,
+    requested_model: String,
+    stream: bool,
+    started: Instant,
+}
+
+impl Ctx {
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &self,
+        provider: Option<ProviderId>,
+        model: &str,
+        usage: Usage,
+        estimated: bool,
+        outcome: Outcome,
+        status: u16,
+        failovers: usize,
+        error: Option<String>,
+    ) -> (LedgerRow, i64) {
+        let cost = match provider {
+            Some(p) => self.state.llm.book.cost(p, model, usage),
+            None => 0,
+        };
+        let row = LedgerRow {
+            at: self.state.clock.now_str(),
+            provider,
+            model: model.to_owned(),
+            requested_model: self.requested_model.clone(),
+            format: self.format,
+            caller_token_id: self.token_id,
+            caller: self.caller.clone(),
+            project: self.project.clone(),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cost_nanos: cost,
+            estimated,
+            outcome,
+            status,
+            latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            stream: self.stream,
+            failovers: u32::try_from(failovers).unwrap_or(u32::MAX),
+            error,
+        };
+        (row, cost)
+    }
+
+    /// Records the row (write-behind), the failover events, spend and Prometheus counters.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        provider: Option<ProviderId>,
+        model: &str,
+        usage: Usage,
+        estimated: bool,
+        outcome: Outcome,
+        status: u16,
+        failed: &[FailedAttempt],
+        error: Option<String>,
+    ) {
+        let called: Vec<&FailedAttempt> = failed.iter().filter(|f| f.called).collect();
+        let (row, cost) = self.row(
+            provider,
+            model,
+            usage,
+            estimated,
+            outcome,
+            status,
+            called.len(),
+            error,
+        );
+        let at = row.at.clone();
+        let events = called
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FailoverEvent {
+                at: at.clone(),
+                from: f.provider,
+                to: called.get(i + 1).map(|n| n.provider).or(provider),
+                kind: f.kind,
+                reason: f.reason.clone(),
+                caller_token_id: self.token_id,
+                project: self.project.clone(),
+            })
+            .collect();
+        if let Some(p) = provider {
+            Metrics::usage(p, usage, cost);
+        }
+        self.state.llm.book.add_spend(
+            self.token_id,
+            self.project.as_deref(),
+            cost,
+            self.state.clock.now(),
+        );
+        self.state.llm.ledger.record(row, events);
+    }
+}
+
+fn with_headers(
+    mut resp: Response,
+    provider: ProviderId,
+    failed: &[FailedAttempt],
+    warnings: &[String],
+) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        HeaderName::from_static(PROVIDER_HEADER),
+        HeaderValue::from_static(provider.as_str()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&failed.iter().filter(|f| f.called).count().to_string()) {
+        h.insert(HeaderName::from_static(FAILOVERS_HEADER), v);
+    }
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(w) {
+            h.append(HeaderName::from_static(BUDGET_WARNING_HEADER), v);
+        }
+    }
+    resp
+}
+
+fn json_bytes(status: StatusCode, body: Bytes) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn handle(state: AppState, format: Format, req: Request) -> Response {
+    let in_flight = state.llm.ledger.begin();
+    match serve(state, format, req, in_flight).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(format),
+    }
+}
+
+async fn serve(
+    state: AppState,
+    format: Format,
+    req: Request,
+    in_flight: InFlight,
+) -> Result<Response, GatewayError> {
+    let (mut parts, body) = req.into_parts();
+    let who = authenticate(&mut parts, &state).await?;
+    let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| {
+            GatewayError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body is larger than the configured limit (ARCHITECT_MAX_BODY_BYTES)",
+            )
+        })?;
+    let raw: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("malformed JSON: {e}"),
+        )
+    })?;
+    validate(format, &raw)?;
+    let project = match header_str(&parts.headers, PROJECT_HEADER) {
+        Some(p) if p.len() > 100 => {
+            return Err(GatewayError::bad(format!(
+                "{PROJECT_HEADER}: at most 100 characters"
+            )))
+        }
+        p => p.map(str::to_owned),
+    };
+    let prefer = match header_str(&parts.headers, PROVIDER_HEADER) {
+        Some(p) => Some(
+            p.parse::<ProviderId>()
+                .map_err(|e| GatewayError::bad(format!("{PROVIDER_HEADER}: {e}")))?,
+        ),
+        None => None,
+    };
+    let token_id = match who.via {
+        AuthVia::Token { token_id, .. } => Some(token_id),
+        AuthVia::Session { .. } => None,
+    };
+    let ctx = Ctx {
+        format,
+        token_id,
+        caller: who.username.clone(),
+        project,
+        requested_model: raw["model"].as_str().unwrap_or("").to_owned(),
+        stream: raw["stream"].as_bool().unwrap_or(false),
+        started: Instant::now(),
+        state: state.clone(),
+    };
+    state.llm.book.ensure_loaded(&state).await.map_err(|e| {
+        tracing::error!(error = %e, "llm: cannot load prices and budgets");
+        GatewayError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the gateway's price table is unavailable; try again shortly",
+        )
+    })?;
+    let warnings = match state
+        .llm
+        .book
+        .check(token_id, ctx.project.as_deref(), state.clock.now())
+    {
+        Verdict::Refuse { message } => {
+            tracing::warn!(caller = %who.actor(), project = ?ctx.project, "llm budget spent: request refused");
+            metrics::counter!("llm_budget_refusals_total").increment(1);
+            ctx.record(
+                None,
+                "",
+                Usage::default(),
+                false,
+                Outcome::Refused,
+                429,
+                &[],
+                Some(message.clone()),
+            );
+            let mut e =
+                GatewayError::new(StatusCode::TOO_MANY_REQUESTS, "budget_exceeded", message);
+            e.retry_after = Some(3600);
+            return Err(e);
+        }
+        Verdict::Allow { warnings } => {
+            for w in &warnings {
+                tracing::warn!(caller = %who.actor(), warning = %w, "llm budget warning");
+                metrics::counter!("llm_budget_warnings_total").increment(1);
+            }
+            warnings
+        }
+    };
+    refresh_vault_keys(&state).await;
+    let inbound = match format {
+        Format::Anthropic => {
+            let fwd = ["anthropic-version", "anthropic-beta"]
+                .iter()
+                .filter_map(|n| {
+                    parts
+                        .headers
+                        .get(*n)
+                        .map(|v| (HeaderName::from_static(n), v.clone()))
+                })
+                .collect();
+            Inbound::anthropic(raw, fwd)
+        }
+        Format::OpenAi => Inbound::openai(raw),
+    };
+    let served = match state.llm.client.send(&inbound, prefer).await {
+        Ok(s) => s,
+        Err(CallError::Client {
+            provider,
+            status,
+            message,
+            raw,
+            failed,
+        }) => {
+            ctx.record(
+                Some(provider),
+                "",
+                Usage::default(),
+                false,
+                Outcome::ClientError,
+                status,
+                &failed,
+                Some(message.clone()),
+            );
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            let resp = if inbound.passthrough(provider) && !raw.is_empty() {
+                json_bytes(code, raw)
+            } else {
+                GatewayError::new(
+                    code,
+                    "provider_rejected",
+                    format!("{provider} rejected the request: {message}"),
+                )
+                .into_response(format)
+            };
+            return Ok(with_headers(resp, provider, &failed, &warnings));
+        }
+        Err(e @ CallError::Exhausted { .. }) => {
+            let CallError::Exhausted {
+                failed,
+                retry_after,
+            } = &e
+            else {
+                unreachable!()
+            };
+            let all_limited = !failed.is_empty()
+                && failed
+                    .iter()
+                    .all(|f| matches!(f.kind, "rate_limited" | "status_429" | "not_configured"));
+            let status = if all_limited && retry_after.is_some() {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            ctx.record(
+                None,
+                "",
+                Usage::default(),
+                false,
+                Outcome::Failed,
+                status.as_u16(),
+                failed,
+                Some(e.to_string()),
+            );
+            let mut err = GatewayError::new(status, "providers_unavailable", e.to_string());
+            err.retry_after = *retry_after;
+            return Err(err);
+        }
+    };
+    let provider = served.provider;
+    match served.body {
+        ServedBody::Complete { completion, raw } => {
+            let (usage, estimated) = match completion.usage {
+                Some(u) => (u, false),
+                None => (estimate_usage(&inbound, completion.text().len()), true),
+            };
+            ctx.record(
+                Some(provider),
+                &served.model,
+                usage,
+                estimated,
+                Outcome::Ok,
+                200,
+                &served.failed,
+                None,
+            );
+            let resp = match raw {
+                Some(bytes) => json_bytes(StatusCode::OK, bytes),
+                None => {
+                    let body = match format {
+                        Format::Anthropic => completion.to_anthropic(usage),
+                        Format::OpenAi => {
+                            completion.to_openai(usage, state.clock.now().unix_timestamp())
+                        }
+                    };
+                    (StatusCode::OK, crate::http::extract::Json(body)).into_response()
+                }
+            };
+            Ok(with_headers(resp, provider, &served.failed, &warnings))
+        }
+        ServedBody::Stream(up) => {
+            let (tx, rx) =
+                tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
+            let failed = served.failed.clone();
+            let model = served.model.clone();
+            tokio::spawn(pump(ctx, inbound, up, model, failed, tx, in_flight));
+            let mut resp = Response::new(Body::from_stream(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            ));
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            Ok(with_headers(resp, provider, &served.failed, &warnings))
+        }
+    }
+}
+
+/// Client-format writer for a translated stream.
+enum Encoder {
+    Anthropic(AnthropicEncoder),
+    OpenAi(OpenAiEncoder),
+}
+
+impl Encoder {
+    fn encode(&mut self, p: &Part) -> String {
+        match self {
+            Encoder::Anthropic(e) => e.encode(p),
+            Encoder::OpenAi(e) => e.encode(p),
+        }
+    }
+}
+
+fn error_event(format: Format, message: &str) -> String {
+    match format {
+        Format::Anthropic => AnthropicEncoder::error(message),
+        Format::OpenAi => OpenAiEncoder::error(message),
+    }
+}
+
+/// Copies a provider stream to the client (as is, or translated), then records the ledger row.
+/// Runs detached from the handler; `_in_flight` keeps shutdown waiting for the row.
+async fn pump(
+    ctx: Ctx,
+    inbound: Inbound,
+    mut up: UpstreamStream,
+    model: String,
+    failed: Vec<FailedAttempt>,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
+    _in_flight: InFlight,
+) {
+    let provider = up.provider;
+    let passthrough = inbound.passthrough(provider);
+    let mut enc = match ctx.format {
+        Format::Anthropic => Encoder::Anthropic(AnthropicEncoder::new(&model)),
+        Format::OpenAi => Encoder::OpenAi(OpenAiEncoder::new(
+            &model,
+            ctx.state.clock.now().unix_timestamp(),
+            inbound.include_usage,
+        )),
+    };
+    let mut input: Option<u64> = None;
+    let mut output: Option<u64> = None;
+    let mut text_chars = 0usize;
+    let mut done = false;
+    let mut outcome = Outcome::Ok;
+    let mut error = None;
+    'frames: loop {
+        match up.next().await {
+            Ok(Some((ev, parts))) => {
+                let mut out = String::new();
+                let mut usage_only = false;
+                for p in &parts {
+                    match p {
+                        Part::Text(t) => text_chars += t.len(),
+                        Part::ToolArgs { json, .. } => text_chars += json.len(),
+                        Part::Usage {
+                            input: i,
+                            output: o,
+                        } => {
+                            usage_only = true;
+                            if let Some(i) = i.filter(|i| *i > 0) {
+                                input = Some(i);
+                            }
+                            if let Some(o) = o.filter(|o| *o > 0) {
+                                output = Some(o);
+                            }
+                        }
+                        Part::Done => done = true,
+                        _ => {}
+                    }
+                    if !passthrough {
+                        if *p == Part::Done && output.is_none() {
+                            // No usage from this provider: give the client the estimate.
+                            let est = estimate_usage(&inbound, text_chars);
+                            out.push_str(&enc.encode(&Part::Usage {
+                                input: Some(input.unwrap_or(est.input_tokens)),
+                                output: Some(est.output_tokens),
+                            }));
+                        }
+                        out.push_str(&enc.encode(p));
+                    }
+                }
+                if passthrough {
+                    if let Some(ev) = ev {
+                        // An OpenAI client that did not ask for the usage chunk does not get it
+                        // (the gateway asked upstream for it, to price the request).
+                        let skip = ctx.format == Format::OpenAi
+                            && !inbound.include_usage
+                            && usage_only
+                            && parts
+                                .iter()
+                                .all(|p| matches!(p, Part::Usage { .. } | Part::Start { .. }));
+                        if !(skip || ev.event.is_none() && ev.data.is_empty()) {
+                            if let Some(name) = &ev.event {
+                                out.push_str("event: ");
+                                out.push_str(name);
+                                out.push('\n');
+                            }
+                            for line in ev.data.split('\n') {
+                                out.push_str("data: ");
+                                out.push_str(line);
+                                out.push('\n');
+                            }
+                            out.push('\n');
+                        }
+                    }
+                }
+                if !out.is_empty() && tx.send(Ok(Bytes::from(out))).await.is_err() {
+                    outcome = Outcome::Cancelled;
+                    error = Some("the client disconnected".to_owned());
+                    break 'frames;
+                }
+                if done {
+                    up.finished();
+                    break 'frames;
+                }
+            }
+            Ok(None) => {
+                if !done {
+                    let why = "the provider's stream ended before the answer was complete";
+                    up.fault(why);
+                    outcome = Outcome::Cut;
+                    error = Some(why.to_owned());
+                    let _ = tx.send(Ok(Bytes::from(error_event(ctx.format, why)))).await;
+                }
+                break 'frames;
+            }
+            Err(fault) => {
+                up.fault(&fault.0);
+                tracing::warn!(provider = %provider, error = %fault, "llm stream broke after its first byte; ending it with an error event");
+                outcome = Outcome::Cut;
+                let msg = format!("{provider}: {}", fault.0);
+                let _ = tx
+                    .send(Ok(Bytes::from(error_event(ctx.format, &msg))))
+                    .await;
+                error = Some(msg);
+                break 'frames;
+            }
+        }
+    }
+    let est = estimate_usage(&inbound, text_chars);
+    let complete = done && output.is_some();
+    let usage = Usage {
+        input_tokens: input.unwrap_or(est.input_tokens),
+        output_tokens: if complete {
+            output.unwrap_or(0)
+        } else {
+            output.unwrap_or(0).max(est.output_tokens)
+        },
+    };
+    let status = if outcome == Outcome::Ok { 200 } else { 502 };
+    ctx.record(
+        Some(provider),
+        &model,
+        usage,
+        !complete || input.is_none(),
+        outcome,
+        status,
+        &failed,
+        error,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_problem() {
+        let e = validate(Format::Anthropic, &json!({"model": "m", "messages": []})).unwrap_err();
+        assert!(e.message.starts_with("max_tokens"), "{}", e.message);
+        let e = validate(
+            Format::Anthropic,
+            &json!({"model": "m", "max_tokens": 5, "messages": []}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("at least one"));
+        let e = validate(
+            Format::OpenAi,
+            &json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("wizard"));
+        assert!(validate(
+            Format::OpenAi,
+            &json!({"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        )
+        .is_ok());
+        assert!(validate(Format::OpenAi, &json!([1])).is_err());
+        assert!(validate(
+            Format::OpenAi,
+            &json!({"model": "m", "stream": "yes", "messages": [{"role": "user", "content": "x"}]})
+        )
+        .is_err());
+    }
+}
