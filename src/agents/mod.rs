@@ -3,6 +3,8 @@
 pub mod api;
 pub mod config;
 pub mod pages;
+pub mod tmux;
+pub mod tmux_task;
 
 pub use config::AgentsConfig;
 
