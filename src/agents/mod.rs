@@ -1,8 +1,11 @@
 //! Agent sessions: the tmux driver, the pane classifier, hooks, the assigner (prompt queue and dispatcher), permission interactions and patterns. Issue 5.
 
 pub mod api;
+pub mod classify;
 pub mod config;
 pub mod pages;
+pub mod tmux;
+pub mod tmux_task;
 
 pub use config::AgentsConfig;
 

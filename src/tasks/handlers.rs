@@ -208,10 +208,14 @@ async fn run_builtin(t: BuiltinType, ctx: TaskContext) -> HandlerResult {
         BuiltinType::Shell => shell(ctx).await,
         BuiltinType::Python => python(ctx).await,
         BuiltinType::Git => git(ctx).await,
-        BuiltinType::Test | BuiltinType::Build | BuiltinType::Deploy => project_command(t, ctx).await,
-        BuiltinType::Tmux => Err(TaskFailure::permanent(
-            "tmux tasks are unsupported until the tmux domain exists (this version of architect does not manage tmux sessions)",
-        )),
+        BuiltinType::Test | BuiltinType::Build | BuiltinType::Deploy => {
+            project_command(t, ctx).await
+        }
+        BuiltinType::Tmux => match crate::agents::tmux_task::run(ctx.payload()).await {
+            Ok(v) => Ok(v.into()),
+            Err(e) if e.retryable => Err(TaskFailure::retry(e.message)),
+            Err(e) => Err(TaskFailure::permanent(e.message)),
+        },
     }
 }
 

@@ -1281,7 +1281,12 @@ async fn a_real_worker_runs_every_built_in_type() {
         json!({"type": "deploy", "project_id": pid, "max_retries": 0}),
     )
     .await;
-    let tmux = enqueue(&admin, json!({"type": "tmux", "payload": {"op": "create"}})).await;
+    // A tmux op the worker's driver refuses (no session named): failed, never retried.
+    let tmux = enqueue(
+        &admin,
+        json!({"type": "tmux", "payload": {"op": "capture"}}),
+    )
+    .await;
 
     let d = final_task(&admin, shell).await;
     assert_eq!(
@@ -1337,7 +1342,7 @@ async fn a_real_worker_runs_every_built_in_type() {
         d["error"]
             .as_str()
             .unwrap()
-            .contains("unsupported until the tmux domain exists"),
+            .contains("op 'capture' needs 'session'"),
         "{d}"
     );
 }

@@ -1,0 +1,1039 @@
+//! The pane classifier: which agent a tmux pane runs and what it is doing (`idle`, `busy`,
+//! `waiting_for_permission`, or `unknown`), plus whether its input line holds text.
+//!
+//! Driven by an ordered pattern table kept as data: the built-in rows in [`BUILTIN`] (written
+//! against the real captures in `tests/fixtures/agents/captures/`), preceded by user rows stored
+//! in the database (`pane_patterns`). Evaluation, for one pane:
+//! 1. agent kind: a known hint (architect launched the session) wins; else the first enabled
+//!    `detect` row that matches;
+//! 2. state: the first enabled row of that agent whose signal is a state and whose regex
+//!    matches; **no match means `unknown`** — a screen nobody recognises is never guessed idle;
+//! 3. input line (idle only): the first `input_empty` / `input_text` row that matches; no match
+//!    means `unknown`, which the dispatcher treats as "do not type here".
+//!
+//! Each row matches one source: the whole screen, its last N non-blank lines (`tail`), the pane
+//! title, or the pane's current command. Footers are matched on substrings of the last lines,
+//! never on whole lines (they change with the pane width).
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+crate::text_enum! {
+    /// What an agent in a pane is doing.
+    pub enum PaneState ("pane state") {
+        Idle = "idle",
+        Busy = "busy",
+        WaitingForPermission = "waiting_for_permission",
+        /// Nothing in the table recognised the screen (or a row said so on purpose, e.g. a
+        /// blocking dialog): never sent a prompt.
+        Unknown = "unknown",
+    }
+}
+
+crate::text_enum! {
+    /// The program in a pane.
+    pub enum AgentKind ("agent kind") {
+        Claude = "claude",
+        Codex = "codex",
+        Gemini = "gemini",
+        Ollama = "ollama",
+        /// `architect chat --worker` (the LLM gateway's chat worker).
+        ArchitectChat = "architect_chat",
+        Shell = "shell",
+        Other = "other",
+    }
+}
+
+crate::text_enum! {
+    /// What a pattern row says when it matches.
+    pub enum Signal ("pattern signal") {
+        /// The pane runs this row's agent.
+        Detect = "detect",
+        Idle = "idle",
+        Busy = "busy",
+        WaitingForPermission = "waiting_for_permission",
+        /// A screen recognised as not safe to type into (a blocking dialog).
+        Unknown = "unknown",
+        InputEmpty = "input_empty",
+        InputText = "input_text",
+    }
+}
+
+crate::text_enum! {
+    /// Where a row looks.
+    pub enum Source ("pattern source") {
+        Screen = "screen",
+        /// The last `tail_lines` non-blank lines.
+        Tail = "tail",
+        Title = "title",
+        Command = "command",
+    }
+}
+
+crate::text_enum! {
+    /// Whether the agent's input line is empty (safe to type a prompt into).
+    pub enum InputLine ("input line") {
+        Empty = "empty",
+        HasText = "has_text",
+        Unknown = "unknown",
+    }
+}
+
+impl Signal {
+    fn state(self) -> Option<PaneState> {
+        match self {
+            Signal::Idle => Some(PaneState::Idle),
+            Signal::Busy => Some(PaneState::Busy),
+            Signal::WaitingForPermission => Some(PaneState::WaitingForPermission),
+            Signal::Unknown => Some(PaneState::Unknown),
+            Signal::Detect | Signal::InputEmpty | Signal::InputText => None,
+        }
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PanePattern {
+    /// Database id of a user row; `None` for built-in rows.
+    pub id: Option<i64>,
+    /// Stable name, reported as the row that decided a classification.
+    pub name: String,
+    pub agent: AgentKind,
+    pub signal: Signal,
+    pub source: Source,
+    /// Lines looked at for `tail` (ignored otherwise).
+    pub tail_lines: i64,
+    pub regex: String,
+    pub enabled: bool,
+    /// Why the row exists, and whether it was verified against a real program.
+    pub note: String,
+}
+
+/// `(name, agent, signal, source, tail_lines, regex, note)`.
+type Row = (
+    &'static str,
+    AgentKind,
+    Signal,
+    Source,
+    i64,
+    &'static str,
+    &'static str,
+);
+
+use AgentKind as A;
+use Signal as S;
+use Source as Src;
+
+/// The built-in table, in evaluation order. Verified rows cite the capture they were written
+/// against; rows marked UNVERIFIED come from documentation and need a real capture.
+pub const BUILTIN: &[Row] = &[
+    // --- which agent -------------------------------------------------------------------------
+    (
+        "claude_banner",
+        A::Claude,
+        S::Detect,
+        Src::Screen,
+        0,
+        r"Claude Code v\d",
+        "claude-1-idle",
+    ),
+    (
+        "claude_footer",
+        A::Claude,
+        S::Detect,
+        Src::Tail,
+        3,
+        r"(⏸|⏵⏵) \S.* mode on",
+        "claude-1/2; mode footer",
+    ),
+    (
+        "claude_panel",
+        A::Claude,
+        S::Detect,
+        Src::Tail,
+        3,
+        r"Esc to cancel · Tab to amend",
+        "claude-4/6 permission panel",
+    ),
+    (
+        "claude_dialog",
+        A::Claude,
+        S::Detect,
+        Src::Screen,
+        0,
+        r"Make auto mode your default permission mode|Enter to stay in auto mode",
+        "claude-x dialogs",
+    ),
+    (
+        "codex_placeholder",
+        A::Codex,
+        S::Detect,
+        Src::Tail,
+        6,
+        r"(?m)^› Ask Codex to do anything",
+        "codex-1-idle",
+    ),
+    (
+        "codex_footer",
+        A::Codex,
+        S::Detect,
+        Src::Tail,
+        3,
+        r"← for agents · \? for shortcuts",
+        "codex-1..7",
+    ),
+    (
+        "codex_approval",
+        A::Codex,
+        S::Detect,
+        Src::Tail,
+        3,
+        r"Press enter to confirm or esc to cancel",
+        "codex-4",
+    ),
+    (
+        "codex_title",
+        A::Codex,
+        S::Detect,
+        Src::Title,
+        0,
+        r"^\[ ! \] Action Required",
+        "README: approval title",
+    ),
+    (
+        "codex_command",
+        A::Codex,
+        S::Detect,
+        Src::Command,
+        0,
+        r"^codex",
+        "process name",
+    ),
+    (
+        "claude_command",
+        A::Claude,
+        S::Detect,
+        Src::Command,
+        0,
+        r"^claude",
+        "process name",
+    ),
+    (
+        "gemini_screen",
+        A::Gemini,
+        S::Detect,
+        Src::Screen,
+        0,
+        r"Type your message or @path/to/file",
+        "UNVERIFIED: gemini-cli docs",
+    ),
+    (
+        "gemini_command",
+        A::Gemini,
+        S::Detect,
+        Src::Command,
+        0,
+        r"^gemini",
+        "UNVERIFIED: process name",
+    ),
+    (
+        "ollama_prompt",
+        A::Ollama,
+        S::Detect,
+        Src::Tail,
+        3,
+        r"Send a message \(/\? for help\)",
+        "UNVERIFIED: ollama run placeholder",
+    ),
+    (
+        "ollama_command",
+        A::Ollama,
+        S::Detect,
+        Src::Command,
+        0,
+        r"^ollama$",
+        "UNVERIFIED: process name",
+    ),
+    // LEAD: the llm domain's `architect chat --worker` has no screen markers yet. These rows
+    // assume it prints `architect chat` in its banner and `chat> ` as its idle prompt; replace
+    // them when its real markers exist.
+    (
+        "architect_chat_banner",
+        A::ArchitectChat,
+        S::Detect,
+        Src::Screen,
+        0,
+        r"(?i)architect chat",
+        "UNVERIFIED placeholder for architect chat --worker",
+    ),
+    (
+        "shell_command",
+        A::Shell,
+        S::Detect,
+        Src::Command,
+        0,
+        r"^-?(bash|zsh|sh|fish|dash|ksh)$",
+        "a shell in the foreground",
+    ),
+    // --- Claude Code 2.1.332, manual mode ----------------------------------------------------
+    (
+        "claude_busy",
+        A::Claude,
+        S::Busy,
+        Src::Tail,
+        2,
+        r"esc to interrupt",
+        "claude-2-busy footer",
+    ),
+    (
+        "claude_permission",
+        A::Claude,
+        S::WaitingForPermission,
+        Src::Tail,
+        12,
+        r"Do you want to (proceed|create|make)[^\n]*\?[\s\S]*(❯ 1\. Yes|❯ No|❯ Yes)",
+        "claude-4, claude-6, claude-x-automode-fallback",
+    ),
+    (
+        "claude_auto_mode_dialog",
+        A::Claude,
+        S::Unknown,
+        Src::Tail,
+        3,
+        r"Enter to stay in auto mode",
+        "claude-x-automode-classifier-unreachable: needs a person",
+    ),
+    (
+        "claude_default_mode_dialog",
+        A::Claude,
+        S::Unknown,
+        Src::Tail,
+        4,
+        r"Make auto mode your default|No, keep manual mode",
+        "claude-x-dialog-make-auto-mode-default: needs a person",
+    ),
+    (
+        "claude_idle",
+        A::Claude,
+        S::Idle,
+        Src::Tail,
+        2,
+        r"(⏸|⏵⏵) \S.* mode on|\? for shortcuts",
+        "claude-1/3/5/7/8 footer without esc to interrupt",
+    ),
+    (
+        "claude_input_empty",
+        A::Claude,
+        S::InputEmpty,
+        Src::Tail,
+        4,
+        "(?m)^❯\u{a0}\\s*$",
+        "empty input is ❯ + NBSP",
+    ),
+    (
+        "claude_input_text",
+        A::Claude,
+        S::InputText,
+        Src::Tail,
+        4,
+        "(?m)^❯[\u{a0} ]*\\S",
+        "text after the input ❯",
+    ),
+    // --- Codex 0.169.0 -----------------------------------------------------------------------
+    (
+        "codex_permission",
+        A::Codex,
+        S::WaitingForPermission,
+        Src::Tail,
+        16,
+        r"Would you like to (run the following command|make the following edits)\?[\s\S]*Press enter to confirm or esc to cancel",
+        "codex-4-permission-exec",
+    ),
+    (
+        "codex_permission_title",
+        A::Codex,
+        S::WaitingForPermission,
+        Src::Title,
+        0,
+        r"^\[ ! \] Action Required",
+        "README: approval pane title",
+    ),
+    (
+        "codex_busy",
+        A::Codex,
+        S::Busy,
+        Src::Tail,
+        8,
+        r"Working \([^)]*esc to interrupt\)",
+        "codex-2-busy",
+    ),
+    (
+        "codex_busy_title",
+        A::Codex,
+        S::Busy,
+        Src::Title,
+        0,
+        r"^[\x{2801}-\x{28FF}] ",
+        "README: braille spinner title while busy",
+    ),
+    (
+        "codex_idle",
+        A::Codex,
+        S::Idle,
+        Src::Tail,
+        2,
+        r"\? for shortcuts",
+        "codex-1/3/5/6/7 footer",
+    ),
+    (
+        "codex_input_empty",
+        A::Codex,
+        S::InputEmpty,
+        Src::Tail,
+        5,
+        r"(?m)^› (Ask Codex to do anything|Explain this codebase|Summarize recent commits|Find and fix a bug in @filename|Write tests for @filename|Improve documentation in @filename|Implement \{feature\})\s*$",
+        "codex placeholders (input empty)",
+    ),
+    (
+        "codex_input_text",
+        A::Codex,
+        S::InputText,
+        Src::Tail,
+        5,
+        r"(?m)^› \S",
+        "text after the input ›",
+    ),
+    // --- Gemini CLI (UNVERIFIED) --------------------------------------------------------------
+    (
+        "gemini_permission",
+        A::Gemini,
+        S::WaitingForPermission,
+        Src::Tail,
+        12,
+        r"(Allow execution|Apply this change)\?",
+        "UNVERIFIED",
+    ),
+    (
+        "gemini_busy",
+        A::Gemini,
+        S::Busy,
+        Src::Tail,
+        6,
+        r"\(esc to cancel",
+        "UNVERIFIED",
+    ),
+    (
+        "gemini_idle",
+        A::Gemini,
+        S::Idle,
+        Src::Tail,
+        6,
+        r"Type your message or @path/to/file",
+        "UNVERIFIED",
+    ),
+    (
+        "gemini_input_empty",
+        A::Gemini,
+        S::InputEmpty,
+        Src::Tail,
+        6,
+        r"Type your message or @path/to/file",
+        "UNVERIFIED",
+    ),
+    // --- ollama run (UNVERIFIED) --------------------------------------------------------------
+    (
+        "ollama_idle",
+        A::Ollama,
+        S::Idle,
+        Src::Tail,
+        1,
+        r"^>>> ",
+        "UNVERIFIED",
+    ),
+    (
+        "ollama_input_empty",
+        A::Ollama,
+        S::InputEmpty,
+        Src::Tail,
+        1,
+        r"^>>> Send a message",
+        "UNVERIFIED",
+    ),
+    (
+        "ollama_input_text",
+        A::Ollama,
+        S::InputText,
+        Src::Tail,
+        1,
+        r"^>>> \S",
+        "UNVERIFIED",
+    ),
+    // --- architect chat --worker (UNVERIFIED placeholder, see above) ---------------------------
+    (
+        "architect_chat_busy",
+        A::ArchitectChat,
+        S::Busy,
+        Src::Tail,
+        2,
+        r"(?i)thinking",
+        "UNVERIFIED placeholder",
+    ),
+    (
+        "architect_chat_idle",
+        A::ArchitectChat,
+        S::Idle,
+        Src::Tail,
+        1,
+        r"^chat> ?",
+        "UNVERIFIED placeholder",
+    ),
+    (
+        "architect_chat_input_empty",
+        A::ArchitectChat,
+        S::InputEmpty,
+        Src::Tail,
+        1,
+        r"^chat> ?$",
+        "UNVERIFIED placeholder",
+    ),
+    (
+        "architect_chat_input_text",
+        A::ArchitectChat,
+        S::InputText,
+        Src::Tail,
+        1,
+        r"^chat> \S",
+        "UNVERIFIED placeholder",
+    ),
+    // --- a plain shell: idle whenever it is the foreground process ----------------------------
+    (
+        "shell_idle",
+        A::Shell,
+        S::Idle,
+        Src::Command,
+        0,
+        r".",
+        "the shell itself is in the foreground",
+    ),
+    (
+        "shell_input_empty",
+        A::Shell,
+        S::InputEmpty,
+        Src::Tail,
+        1,
+        r"[$#%>❯] ?$",
+        "the last line ends in a prompt",
+    ),
+    (
+        "shell_input_text",
+        A::Shell,
+        S::InputText,
+        Src::Tail,
+        1,
+        r"[$#%>❯] \S",
+        "text after the prompt",
+    ),
+];
+
+/// The built-in rows as values.
+pub fn builtin_patterns() -> Vec<PanePattern> {
+    BUILTIN
+        .iter()
+        .map(
+            |&(name, agent, signal, source, tail_lines, regex, note)| PanePattern {
+                id: None,
+                name: name.into(),
+                agent,
+                signal,
+                source,
+                tail_lines,
+                regex: regex.into(),
+                enabled: true,
+                note: note.into(),
+            },
+        )
+        .collect()
+}
+
+/// What the classifier looks at.
+#[derive(Debug, Clone, Default)]
+pub struct PaneView<'a> {
+    /// Plain captured text (no escapes).
+    pub screen: &'a str,
+    pub title: &'a str,
+    pub command: &'a str,
+    /// The agent architect launched there, when known: skips detection.
+    pub agent_hint: Option<AgentKind>,
+}
+
+/// The answer, with the rows that decided it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    pub agent: AgentKind,
+    pub state: PaneState,
+    pub input: InputLine,
+    /// Name of the row that gave the agent (`hint` when it was known).
+    pub agent_by: Option<String>,
+    /// Name of the row that gave the state; `None` for an unrecognised screen.
+    pub state_by: Option<String>,
+}
+
+impl Classification {
+    /// Safe to type a prompt into: idle with an empty input line.
+    pub fn ready_for_prompt(&self) -> bool {
+        self.state == PaneState::Idle && self.input == InputLine::Empty
+    }
+}
+
+/// A compiled table.
+pub struct Classifier {
+    rows: Vec<(PanePattern, Regex)>,
+}
+
+/// A row whose regex does not compile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadPattern {
+    pub name: String,
+    pub error: String,
+}
+
+/// Checks a regex the way the classifier will compile it (bounded size).
+pub fn compile(regex: &str) -> Result<Regex, String> {
+    regex::RegexBuilder::new(regex)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+impl Classifier {
+    /// User rows first (in the order given), then the built-ins. A user row that fails to
+    /// compile is skipped and reported (the API refuses such rows, so this is a stored row
+    /// written by an older version or by hand).
+    pub fn new(user: Vec<PanePattern>) -> (Classifier, Vec<BadPattern>) {
+        let mut rows = Vec::new();
+        let mut bad = Vec::new();
+        for p in user.into_iter().chain(builtin_patterns()) {
+            if !p.enabled {
+                continue;
+            }
+            match compile(&p.regex) {
+                Ok(re) => rows.push((p, re)),
+                Err(error) => bad.push(BadPattern {
+                    name: p.name.clone(),
+                    error,
+                }),
+            }
+        }
+        (Classifier { rows }, bad)
+    }
+
+    pub fn builtin() -> Classifier {
+        Classifier::new(Vec::new()).0
+    }
+
+    fn matches(&self, p: &PanePattern, re: &Regex, view: &PaneView<'_>) -> bool {
+        match p.source {
+            Source::Screen => re.is_match(view.screen),
+            Source::Tail => re.is_match(&tail(view.screen, p.tail_lines)),
+            Source::Title => re.is_match(view.title),
+            Source::Command => re.is_match(view.command),
+        }
+    }
+
+    pub fn classify(&self, view: &PaneView<'_>) -> Classification {
+        let (agent, agent_by) = match view.agent_hint {
+            Some(a) => (a, Some("hint".to_string())),
+            None => self
+                .rows
+                .iter()
+                .find(|(p, re)| p.signal == Signal::Detect && self.matches(p, re, view))
+                .map(|(p, _)| (p.agent, Some(p.name.clone())))
+                .unwrap_or((AgentKind::Other, None)),
+        };
+        let of_agent = |want: &dyn Fn(Signal) -> bool| {
+            self.rows
+                .iter()
+                .find(|(p, re)| p.agent == agent && want(p.signal) && self.matches(p, re, view))
+                .map(|(p, _)| p)
+        };
+        let (state, state_by) = match of_agent(&|s| s.state().is_some()) {
+            Some(p) => (
+                p.signal.state().unwrap_or(PaneState::Unknown),
+                Some(p.name.clone()),
+            ),
+            None => (PaneState::Unknown, None),
+        };
+        let input = if state == PaneState::Idle {
+            match of_agent(&|s| matches!(s, Signal::InputEmpty | Signal::InputText)) {
+                Some(p) if p.signal == Signal::InputEmpty => InputLine::Empty,
+                Some(_) => InputLine::HasText,
+                None => InputLine::Unknown,
+            }
+        } else {
+            InputLine::Unknown
+        };
+        Classification {
+            agent,
+            state,
+            input,
+            agent_by,
+            state_by,
+        }
+    }
+}
+
+/// The last `n` non-blank lines of `screen`, trailing spaces trimmed.
+pub fn tail(screen: &str, n: i64) -> String {
+    let n = usize::try_from(n.max(1)).unwrap_or(1);
+    let lines: Vec<&str> = screen
+        .lines()
+        .map(|l| l.trim_end_matches([' ', '\t']))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// What a permission prompt asks for, read from the screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermissionRequest {
+    /// `Bash`, `Write`, `Edit`, ... (Claude) or `exec`, `edit` (Codex).
+    pub tool: String,
+    /// The shell command, when the tool runs one.
+    pub command: Option<String>,
+    /// The file, when the tool writes one.
+    pub path: Option<String>,
+    /// The whole prompt panel.
+    pub prompt_text: String,
+    /// Options carry numbers (Claude's `1. Yes`); unnumbered dialogs need a person.
+    pub numbered: bool,
+}
+
+/// Reads the tool and command or file of a permission prompt (`None` when the screen holds
+/// none this code knows).
+pub fn permission_request(agent: AgentKind, screen: &str) -> Option<PermissionRequest> {
+    let lines: Vec<&str> = screen.lines().map(|l| l.trim_end()).collect();
+    match agent {
+        AgentKind::Claude => {
+            // The panel starts after the last full-width `─` rule.
+            let start = lines
+                .iter()
+                .rposition(|l| l.starts_with("──"))
+                .map_or(0, |i| i + 1);
+            let panel = &lines[start..];
+            let title = panel.iter().find(|l| !l.trim().is_empty())?.trim();
+            let prompt_text = panel.join("\n").trim().to_string();
+            let numbered = prompt_text.contains("1. Yes");
+            let between_dashes = |panel: &[&str]| -> Option<String> {
+                let first = panel.iter().position(|l| l.starts_with('╌'))?;
+                let second = panel[first + 1..].iter().position(|l| l.starts_with('╌'))?;
+                let body: Vec<&str> = panel[first + 1..first + 1 + second]
+                    .iter()
+                    .map(|l| l.trim())
+                    .collect();
+                Some(body.join("\n"))
+            };
+            let (tool, command, path) = match title {
+                "Bash command" => ("Bash".to_string(), between_dashes(panel), None),
+                t if t.starts_with("Create file") || t.starts_with("Edit file") => {
+                    let path = panel
+                        .iter()
+                        .skip_while(|l| l.trim() != t)
+                        .nth(1)
+                        .map(|l| l.trim().to_string());
+                    let tool = if t.starts_with("Create") {
+                        "Write"
+                    } else {
+                        "Edit"
+                    };
+                    (tool.to_string(), None, path)
+                }
+                other => (other.split_whitespace().next()?.to_string(), None, None),
+            };
+            Some(PermissionRequest {
+                tool,
+                command,
+                path,
+                prompt_text,
+                numbered,
+            })
+        }
+        AgentKind::Codex => {
+            let start = lines
+                .iter()
+                .rposition(|l| l.contains("Would you like to"))?;
+            let panel = &lines[start..];
+            let prompt_text = panel.join("\n").trim().to_string();
+            let command = panel
+                .iter()
+                .find_map(|l| l.trim_start().strip_prefix("$ "))
+                .map(str::to_string);
+            let tool = if panel[0].contains("edits") {
+                "edit"
+            } else {
+                "exec"
+            };
+            Some(PermissionRequest {
+                tool: tool.into(),
+                command,
+                path: None,
+                prompt_text,
+                numbered: true,
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! capture {
+        ($name:literal) => {
+            include_str!(concat!(
+                "../../tests/fixtures/agents/captures/",
+                $name,
+                ".txt"
+            ))
+        };
+    }
+
+    fn classify(screen: &str) -> Classification {
+        Classifier::builtin().classify(&PaneView {
+            screen,
+            ..Default::default()
+        })
+    }
+
+    fn check(screen: &str, agent: AgentKind, state: PaneState, input: InputLine) {
+        let c = classify(screen);
+        assert_eq!(
+            (c.agent, c.state, c.input),
+            (agent, state, input),
+            "{c:?}\n{screen}"
+        );
+    }
+
+    #[test]
+    fn every_builtin_row_compiles_and_names_are_unique() {
+        let (_, bad) = Classifier::new(Vec::new());
+        assert_eq!(bad, Vec::new());
+        let mut names: Vec<&str> = BUILTIN.iter().map(|r| r.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), BUILTIN.len());
+    }
+
+    #[test]
+    fn claude_captures() {
+        use AgentKind::Claude as C;
+        use InputLine::{Empty, Unknown};
+        use PaneState::{Busy, Idle, WaitingForPermission};
+        check(capture!("claude-1-idle"), C, Idle, Empty);
+        check(capture!("claude-2-busy"), C, Busy, Unknown);
+        check(capture!("claude-3-after-answer"), C, Idle, Empty);
+        check(
+            capture!("claude-4-permission-bash"),
+            C,
+            WaitingForPermission,
+            Unknown,
+        );
+        check(capture!("claude-5-after-approve-bash"), C, Idle, Empty);
+        check(
+            capture!("claude-6-permission-write"),
+            C,
+            WaitingForPermission,
+            Unknown,
+        );
+        check(capture!("claude-7-after-deny"), C, Idle, Empty);
+        check(
+            capture!("claude-x-automode-fallback-permission"),
+            C,
+            WaitingForPermission,
+            Unknown,
+        );
+        // Blocking dialogs are recognised, and are not safe to type into.
+        for s in [
+            capture!("claude-x-automode-classifier-unreachable-dialog"),
+            capture!("claude-x-dialog-make-auto-mode-default"),
+        ] {
+            let c = classify(s);
+            assert_eq!((c.agent, c.state), (C, PaneState::Unknown), "{c:?}");
+            assert!(c.state_by.is_some(), "a named dialog row decided: {c:?}");
+        }
+    }
+
+    #[test]
+    fn claude_interrupted_before_output_puts_the_prompt_back_in_the_input() {
+        // README: after Escape with nothing streamed, Claude puts the prompt text back into the
+        // input box; the dispatcher must not type over it.
+        let c = classify(capture!("claude-8-interrupted-before-output"));
+        assert_eq!(
+            (c.agent, c.state),
+            (AgentKind::Claude, PaneState::Idle),
+            "{c:?}"
+        );
+        assert_eq!(c.input, InputLine::HasText, "{c:?}");
+        assert!(!c.ready_for_prompt());
+    }
+
+    #[test]
+    fn claude_with_typed_text_is_idle_but_not_ready() {
+        let screen = capture!("claude-1-idle")
+            .replace("❯\u{a0}", "❯\u{a0}half-typed thought")
+            .replace(" · ? for shortcuts · ← for agents", "");
+        let c = classify(&screen);
+        assert_eq!(
+            (c.state, c.input),
+            (PaneState::Idle, InputLine::HasText),
+            "{c:?}"
+        );
+        assert!(!c.ready_for_prompt());
+    }
+
+    #[test]
+    fn codex_captures() {
+        use AgentKind::Codex as X;
+        use InputLine::{Empty, HasText, Unknown};
+        use PaneState::{Busy, Idle, WaitingForPermission};
+        check(capture!("codex-1-idle"), X, Idle, Empty);
+        check(capture!("codex-2-busy"), X, Busy, Unknown);
+        check(capture!("codex-3-after-answer"), X, Idle, Empty);
+        check(
+            capture!("codex-4-permission-exec"),
+            X,
+            WaitingForPermission,
+            Unknown,
+        );
+        check(capture!("codex-5-after-approve"), X, Idle, Empty);
+        check(capture!("codex-6-after-deny-esc"), X, Idle, Empty);
+        check(capture!("codex-7-interrupted"), X, Idle, Empty);
+        let typed = capture!("codex-1-idle").replace("› Ask Codex to do anything", "› fix the");
+        check(&typed, X, Idle, HasText);
+    }
+
+    #[test]
+    fn codex_titles_decide_too() {
+        let c = Classifier::builtin();
+        let v = |title| PaneView {
+            screen: "",
+            title,
+            command: "",
+            agent_hint: Some(AgentKind::Codex),
+        };
+        assert_eq!(
+            c.classify(&v("⠇ Mock task title | work")).state,
+            PaneState::Busy
+        );
+        assert_eq!(
+            c.classify(&v("[ ! ] Action Required | t | d")).state,
+            PaneState::WaitingForPermission
+        );
+        assert_eq!(
+            c.classify(&v("Mock task title | work")).state,
+            PaneState::Unknown
+        );
+    }
+
+    #[test]
+    fn unrecognised_screens_are_unknown_never_idle() {
+        for screen in ["", "random output\nmore", "Loading...", "❯ "] {
+            let c = classify(screen);
+            assert_eq!(c.state, PaneState::Unknown, "{screen:?}: {c:?}");
+            assert!(!c.ready_for_prompt());
+        }
+        // A known agent whose screen matches none of its rows: still unknown.
+        let c = Classifier::builtin().classify(&PaneView {
+            screen: "something new in a future version",
+            agent_hint: Some(AgentKind::Claude),
+            ..Default::default()
+        });
+        assert_eq!(c.state, PaneState::Unknown);
+    }
+
+    #[test]
+    fn shells_are_idle_in_the_foreground_only() {
+        let c = Classifier::builtin();
+        let r = c.classify(&PaneView {
+            screen: "user@host:~$ ",
+            command: "bash",
+            ..Default::default()
+        });
+        assert_eq!(
+            (r.agent, r.state, r.input),
+            (AgentKind::Shell, PaneState::Idle, InputLine::Empty)
+        );
+        let r = c.classify(&PaneView {
+            screen: "user@host:~$ ls -",
+            command: "bash",
+            ..Default::default()
+        });
+        assert_eq!(r.input, InputLine::HasText);
+        let r = c.classify(&PaneView {
+            screen: "compiling...",
+            command: "cargo",
+            ..Default::default()
+        });
+        assert_eq!((r.agent, r.state), (AgentKind::Other, PaneState::Unknown));
+    }
+
+    #[test]
+    fn user_rows_come_first_and_disabled_rows_are_ignored() {
+        let mut p = builtin_patterns()[0].clone();
+        p.name = "my_busy".into();
+        p.agent = AgentKind::Claude;
+        p.signal = Signal::Busy;
+        p.source = Source::Screen;
+        p.regex = "Claude Code v".into();
+        let (c, _) = Classifier::new(vec![p.clone()]);
+        let r = c.classify(&PaneView {
+            screen: capture!("claude-1-idle"),
+            ..Default::default()
+        });
+        assert_eq!(
+            (r.state, r.state_by.as_deref()),
+            (PaneState::Busy, Some("my_busy"))
+        );
+        p.enabled = false;
+        let (c, _) = Classifier::new(vec![p.clone()]);
+        let r = c.classify(&PaneView {
+            screen: capture!("claude-1-idle"),
+            ..Default::default()
+        });
+        assert_eq!(r.state, PaneState::Idle);
+        p.enabled = true;
+        p.regex = "(".into();
+        let (_, bad) = Classifier::new(vec![p]);
+        assert_eq!(bad.len(), 1);
+    }
+
+    #[test]
+    fn permission_requests_are_read_from_the_screen() {
+        let r =
+            permission_request(AgentKind::Claude, capture!("claude-4-permission-bash")).unwrap();
+        assert_eq!(r.tool, "Bash");
+        assert_eq!(
+            r.command.as_deref(),
+            Some("echo hi > /tmp/agent-work/x.txt")
+        );
+        assert!(r.numbered && r.prompt_text.contains("Do you want to proceed?"));
+        let r =
+            permission_request(AgentKind::Claude, capture!("claude-6-permission-write")).unwrap();
+        assert_eq!(
+            (r.tool.as_str(), r.path.as_deref()),
+            ("Write", Some("hello.txt"))
+        );
+        let r = permission_request(
+            AgentKind::Claude,
+            capture!("claude-x-automode-fallback-permission"),
+        )
+        .unwrap();
+        assert!(!r.numbered, "the fallback dialog has no numbers: {r:?}");
+        let r = permission_request(AgentKind::Codex, capture!("codex-4-permission-exec")).unwrap();
+        assert_eq!(r.tool, "exec");
+        assert_eq!(
+            r.command.as_deref(),
+            Some("echo hi > /tmp/agent-work/x.txt")
+        );
+    }
+}
