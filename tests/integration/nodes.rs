@@ -744,6 +744,7 @@ async fn the_nodes_panel_adds_shows_and_removes_nodes() {
     let prefix = format!("architect agent --dashboard {} --token arch_", t.url);
     assert!(r.body.contains(&prefix), "{}", r.body);
     assert!(r.body.contains("--node-id gpu-box"));
+    assert_eq!(r.headers["cache-control"], "no-store");
     let start = r.body.find("--token ").unwrap() + "--token ".len();
     let token: String = r.body[start..]
         .chars()
