@@ -308,7 +308,8 @@ pub async fn delete_node(state: &AppState, who: &Identity, id: i64) -> Result<()
     let row = store::get_node(&mut *tx, id)
         .await?
         .ok_or(NodeError::NotFound("node"))?;
-    if row.is_local != 0 && state.config.nodes.local_node {
+    // Only the node this server serves right now: an old one (the host was renamed) can go.
+    if state.nodes.local_node() == Some(id) {
         return Err(NodeError::Conflict(
             "this is the server's own node; it would come back at once (start serve with --local-node false to drop it)"
                 .into(),

@@ -139,9 +139,11 @@ pub async fn tmux_list(args: Value) -> Result<Value, String> {
     Ok(json!({"sessions": parse_sessions(&String::from_utf8_lossy(&out.stdout))}))
 }
 
-/// tmux's ways of saying that no server runs on the socket.
+/// tmux's ways of saying that no server runs on the socket (or that it is just exiting, e.g.
+/// right after `kill-server`: its socket still exists but it has no sessions left).
 fn no_server(stderr: &str) -> bool {
     stderr.contains("no server running")
+        || stderr.contains("server exited unexpectedly")
         || stderr.contains("error connecting to")
         || stderr.contains("No such file or directory")
 }
