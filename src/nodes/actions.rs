@@ -417,8 +417,14 @@ pub async fn poll_commands(
         if !commands.is_empty() {
             return Ok(CommandBatch { commands });
         }
+        if state.nodes.is_closing() {
+            // A 503, not an empty answer: the agent backs off instead of polling again at once.
+            return Err(NodeError::Unavailable(
+                "the server is shutting down; poll again shortly".into(),
+            ));
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || state.nodes.is_closing() {
+        if left.is_zero() {
             return Ok(CommandBatch::default());
         }
         // Re-check at least every 5 s: a wake-up lost between replicas costs no more.
