@@ -1216,3 +1216,52 @@ async fn agent_daemon_status_and_stop() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--node-id"));
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_registrations_heartbeats_and_removals_never_fail_the_server() {
+    let t = server().await;
+    let agent = std::sync::Arc::new(t.token("agent").await);
+    let admin = std::sync::Arc::new(t.admin().await);
+    let mut jobs = Vec::new();
+    for i in 0..12 {
+        let (agent, admin) = (agent.clone(), admin.clone());
+        jobs.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let r = agent
+                .post_json(
+                    "/api/nodes",
+                    &json!({"name": format!("c-{i}"), "interval_s": 5}),
+                )
+                .await;
+            statuses.push(r.status);
+            let id = r.json["id"].as_i64().unwrap_or(0);
+            for _ in 0..4 {
+                let r = agent
+                    .post_json(&format!("/api/nodes/{id}/heartbeat"), &metrics(i as f64))
+                    .await;
+                statuses.push(r.status);
+                let r = admin
+                    .post_json(
+                        "/api/nodes",
+                        &json!({"name": format!("c-{}", (i + 1) % 12)}),
+                    )
+                    .await;
+                statuses.push(r.status);
+            }
+            let r = admin
+                .post_json("/api/nodes", &json!({"name": format!("m-{i}")}))
+                .await;
+            statuses.push(r.status);
+            let r = admin.delete(&format!("/api/nodes/{}", r.json["id"])).await;
+            statuses.push(r.status);
+            statuses
+        }));
+    }
+    for j in jobs {
+        let statuses = j.await.unwrap();
+        assert!(statuses.iter().all(|s| *s < 500), "{statuses:?}");
+    }
+    let list = admin.get("/api/nodes").await.json;
+    assert_eq!(list.as_array().unwrap().len(), 12, "{list}");
+    t.stop().await;
+}
