@@ -190,6 +190,7 @@ pub async fn register(
 
 /// The in-process agent registers this host's node (created on first start, kept after).
 pub async fn register_local(state: &AppState, input: &RegisterNode) -> Result<Node> {
+    input.clone().validate()?;
     let (_, now) = now_pair(state);
     let mut tx = state.db.begin().await?;
     store::take_write_lock(&mut tx).await?;

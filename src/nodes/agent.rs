@@ -64,7 +64,10 @@ impl Agent<InProcess> {
             .config
             .nodes
             .local_node_name
-            .clone()
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(sampler::node_name_from)
             .unwrap_or_else(|| sampler::node_name_from(&sampler::hostname()));
         let interval = Duration::from_secs(state.config.nodes.node_interval.max(1) as u64);
         Agent::new(InProcess(state), AgentOptions::new(&name, interval))
