@@ -989,6 +989,23 @@ async fn two_agent_processes_send_metrics_and_run_their_own_commands() {
             .status()
             .expect("tmux runs")
     };
+    /// Kills the private tmux server however the test ends.
+    struct KillTmux(String);
+    impl Drop for KillTmux {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .stderr(std::process::Stdio::null())
+                .status();
+            // tmux leaves the socket file behind.
+            let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+            if let Ok(me) = std::fs::metadata("/proc/self") {
+                use std::os::unix::fs::MetadataExt;
+                let _ = std::fs::remove_file(format!("{dir}/tmux-{}/{}", me.uid(), self.0));
+            }
+        }
+    }
+    let _cleanup = KillTmux(sock.clone());
     assert!(tmux(&[
         "new-session",
         "-d",
