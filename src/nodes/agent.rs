@@ -24,6 +24,8 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub const DEFAULT_WAIT_S: f64 = 25.0;
 /// Attempts to deliver one command's result before leaving it to time out.
 const ANSWER_ATTEMPTS: u32 = 4;
+/// Commands run at the same time; the agent stops polling while this many run.
+const MAX_RUNNING: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
@@ -62,7 +64,10 @@ impl Agent<InProcess> {
             .config
             .nodes
             .local_node_name
-            .clone()
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(sampler::node_name_from)
             .unwrap_or_else(|| sampler::node_name_from(&sampler::hostname()));
         let interval = Duration::from_secs(state.config.nodes.node_interval.max(1) as u64);
         Agent::new(InProcess(state), AgentOptions::new(&name, interval))
@@ -166,6 +171,9 @@ impl<T: Transport> Agent<T> {
         let mut running = tokio::task::JoinSet::new();
         loop {
             while running.try_join_next().is_some() {}
+            while running.len() >= MAX_RUNNING {
+                running.join_next().await;
+            }
             match self.transport.poll(node, self.opts.wait_s).await {
                 Ok(cmds) => {
                     self.outage.ok();

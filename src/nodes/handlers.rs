@@ -1,7 +1,8 @@
 //! The agent's command registry: command name → async handler `fn(args) -> Result<Value,
-//! String>`. Other domains add their commands with [`CommandHandlers::register`] (for
-//! `architect agent` and `serve`'s own node alike); the built-ins are `ping`,
-//! `collect-metrics` and `tmux-list`.
+//! String>` (an `Err` is reported as the command's `error`). The built-ins are `ping`,
+//! `collect-metrics` and `tmux-list`. Another domain adds its commands by registering them in
+//! [`CommandHandlers::builtin`] (the one list, used by `architect agent` and by `serve`'s own
+//! node alike); a program embedding an agent can add more with `Agent::handlers_mut`.
 
 use super::sampler::Sampler;
 use serde_json::{json, Value};
@@ -53,6 +54,7 @@ impl CommandHandlers {
             }
         });
         h.register("tmux-list", tmux_list);
+        // Other domains' commands go here, e.g. h.register("tmux-send-keys", ...).
         h
     }
 
@@ -139,9 +141,11 @@ pub async fn tmux_list(args: Value) -> Result<Value, String> {
     Ok(json!({"sessions": parse_sessions(&String::from_utf8_lossy(&out.stdout))}))
 }
 
-/// tmux's ways of saying that no server runs on the socket.
+/// tmux's ways of saying that no server runs on the socket (or that it is just exiting, e.g.
+/// right after `kill-server`: its socket still exists but it has no sessions left).
 fn no_server(stderr: &str) -> bool {
     stderr.contains("no server running")
+        || stderr.contains("server exited unexpectedly")
         || stderr.contains("error connecting to")
         || stderr.contains("No such file or directory")
 }

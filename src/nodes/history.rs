@@ -173,8 +173,8 @@ impl Chart {
                     let x: f64 = x.parse().unwrap_or(0.0);
                     *seg = format!(
                         "{:.1},{y} {:.1},{y}",
-                        (x - 1.0).max(0.0),
-                        (x + 1.0).min(CHART_WIDTH)
+                        (x - 2.0).max(0.0),
+                        (x + 2.0).min(CHART_WIDTH)
                     );
                 }
             }
@@ -247,7 +247,7 @@ mod tests {
         assert_eq!(c.cpu.len(), 2, "{:?}", c.cpu);
         assert_eq!(c.cpu[0].trim(), "0.0,30.0 1.0,30.0");
         assert_eq!(
-            c.memory[1], "71.0,0.0 73.0,0.0",
+            c.memory[1], "70.0,0.0 74.0,0.0",
             "a lone point becomes a short line"
         );
     }

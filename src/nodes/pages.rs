@@ -237,7 +237,13 @@ async fn add_node(
                 )),
                 error: None,
             };
-            page(&s, &who, &headers, &flash, Some(added)).await
+            let mut resp = page(&s, &who, &headers, &flash, Some(added)).await?;
+            // The token is on this page: never cached.
+            resp.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            Ok(resp)
         }
         Err(e) => Ok(back_with_error("/nodes", &ApiError::from(e))),
     }

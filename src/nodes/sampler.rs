@@ -106,17 +106,26 @@ impl Sampler {
         }
     }
 
+    /// One entry per device (bind mounts of the same filesystem would count it twice), pseudo
+    /// filesystems left out, except a container's overlay root.
     fn disks(&self) -> Vec<DiskUsage> {
         let mut out: Vec<DiskUsage> = Vec::new();
+        let mut devices: Vec<String> = Vec::new();
         for d in self.disks.list() {
             let fs = d.file_system().to_string_lossy();
-            if PSEUDO_FS.contains(&fs.as_ref()) || d.total_space() == 0 {
-                continue;
-            }
             let mount = d.mount_point().to_string_lossy().into_owned();
-            if mount.is_empty() || out.iter().any(|o| o.mount == mount) {
+            let root = mount == "/";
+            if (PSEUDO_FS.contains(&fs.as_ref()) && !root) || d.total_space() == 0 {
                 continue;
             }
+            let device = d.name().to_string_lossy().into_owned();
+            if mount.is_empty()
+                || out.iter().any(|o| o.mount == mount)
+                || (!device.is_empty() && devices.contains(&device))
+            {
+                continue;
+            }
+            devices.push(device);
             let total = d.total_space();
             out.push(DiskUsage {
                 mount: mount.chars().take(super::MAX_MOUNT).collect(),

@@ -119,10 +119,14 @@ impl Transport for InProcess {
             .map_err(from_action)
     }
     async fn poll(&self, node: i64, wait_s: f64) -> Res<Vec<NodeCommand>> {
-        actions::poll_commands(&self.0, &AgentCaller::Local, node, wait_s)
-            .await
-            .map(|b| b.commands)
-            .map_err(from_action)
+        match actions::poll_commands(&self.0, &AgentCaller::Local, node, wait_s).await {
+            Ok(b) => Ok(b.commands),
+            // serve is stopping and stops this agent with it: nothing to retry or report.
+            Err(NodeError::Unavailable(_)) if self.0.nodes.is_closing() => {
+                std::future::pending().await
+            }
+            Err(e) => Err(from_action(e)),
+        }
     }
     async fn answer(&self, node: i64, command: i64, r: &CommandResult) -> Res<()> {
         actions::post_result(&self.0, &AgentCaller::Local, node, command, r.clone())

@@ -744,6 +744,7 @@ async fn the_nodes_panel_adds_shows_and_removes_nodes() {
     let prefix = format!("architect agent --dashboard {} --token arch_", t.url);
     assert!(r.body.contains(&prefix), "{}", r.body);
     assert!(r.body.contains("--node-id gpu-box"));
+    assert_eq!(r.headers["cache-control"], "no-store");
     let start = r.body.find("--token ").unwrap() + "--token ".len();
     let token: String = r.body[start..]
         .chars()
@@ -988,6 +989,23 @@ async fn two_agent_processes_send_metrics_and_run_their_own_commands() {
             .status()
             .expect("tmux runs")
     };
+    /// Kills the private tmux server however the test ends.
+    struct KillTmux(String);
+    impl Drop for KillTmux {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .stderr(std::process::Stdio::null())
+                .status();
+            // tmux leaves the socket file behind.
+            let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+            if let Ok(me) = std::fs::metadata("/proc/self") {
+                use std::os::unix::fs::MetadataExt;
+                let _ = std::fs::remove_file(format!("{dir}/tmux-{}/{}", me.uid(), self.0));
+            }
+        }
+    }
+    let _cleanup = KillTmux(sock.clone());
     assert!(tmux(&[
         "new-session",
         "-d",
@@ -1213,5 +1231,54 @@ async fn agent_daemon_status_and_stop() {
     )
     .await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("--node-id"));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_registrations_heartbeats_and_removals_never_fail_the_server() {
+    let t = server().await;
+    let agent = std::sync::Arc::new(t.token("agent").await);
+    let admin = std::sync::Arc::new(t.admin().await);
+    let mut jobs = Vec::new();
+    for i in 0..12 {
+        let (agent, admin) = (agent.clone(), admin.clone());
+        jobs.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let r = agent
+                .post_json(
+                    "/api/nodes",
+                    &json!({"name": format!("c-{i}"), "interval_s": 5}),
+                )
+                .await;
+            statuses.push(r.status);
+            let id = r.json["id"].as_i64().unwrap_or(0);
+            for _ in 0..4 {
+                let r = agent
+                    .post_json(&format!("/api/nodes/{id}/heartbeat"), &metrics(i as f64))
+                    .await;
+                statuses.push(r.status);
+                let r = admin
+                    .post_json(
+                        "/api/nodes",
+                        &json!({"name": format!("c-{}", (i + 1) % 12)}),
+                    )
+                    .await;
+                statuses.push(r.status);
+            }
+            let r = admin
+                .post_json("/api/nodes", &json!({"name": format!("m-{i}")}))
+                .await;
+            statuses.push(r.status);
+            let r = admin.delete(&format!("/api/nodes/{}", r.json["id"])).await;
+            statuses.push(r.status);
+            statuses
+        }));
+    }
+    for j in jobs {
+        let statuses = j.await.unwrap();
+        assert!(statuses.iter().all(|s| *s < 500), "{statuses:?}");
+    }
+    let list = admin.get("/api/nodes").await.json;
+    assert_eq!(list.as_array().unwrap().len(), 12, "{list}");
     t.stop().await;
 }

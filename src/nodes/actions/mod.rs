@@ -1,17 +1,19 @@
-//! The operations of the nodes domain, each in one transaction, and the command channel's entry
-//! point for other domains: [`run_command`].
+//! The operations of the nodes domain, each in one transaction. The command channel (and its
+//! entry point for other domains, [`run_command`]) is `commands.rs`.
 //!
 //! Who acts for a node ([`AgentCaller`]): a node is bound to the API token that registered it
 //! (or that "Add node" created for it); only that token may heartbeat, poll and answer for it.
 //! This server's own node is bound to no token and served by the in-process agent alone.
 
-use super::store::{self, InsertCommand, InsertNode, NodeRow};
+mod commands;
+pub use commands::*;
+
+use super::store::{self, InsertNode, NodeRow};
 use super::*;
 use crate::activity;
 use crate::app::AppState;
 use crate::auth::{AuthVia, Capability, Identity};
-use serde_json::{json, Value};
-use std::time::Instant;
+use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -131,6 +133,7 @@ pub async fn register(
     let (_, now) = now_pair(state);
     let actor = who.actor();
     let mut tx = state.db.begin().await?;
+    store::take_write_lock(&mut tx).await?;
     let (row, created) = match store::node_by_name(&mut *tx, &input.name).await? {
         Some(n) if n.is_local != 0 => {
             return Err(NodeError::Conflict(format!(
@@ -189,8 +192,10 @@ pub async fn register(
 
 /// The in-process agent registers this host's node (created on first start, kept after).
 pub async fn register_local(state: &AppState, input: &RegisterNode) -> Result<Node> {
+    input.clone().validate()?;
     let (_, now) = now_pair(state);
     let mut tx = state.db.begin().await?;
+    store::take_write_lock(&mut tx).await?;
     let row = match store::node_by_name(&mut *tx, &input.name).await? {
         Some(n) if n.is_local != 0 => {
             store::record_registration(&mut tx, n.id, input, None, &now).await?
@@ -305,10 +310,12 @@ pub async fn add_node_with_token(
 pub async fn delete_node(state: &AppState, who: &Identity, id: i64) -> Result<()> {
     let (_, now) = now_pair(state);
     let mut tx = state.db.begin().await?;
+    store::take_write_lock(&mut tx).await?;
     let row = store::get_node(&mut *tx, id)
         .await?
         .ok_or(NodeError::NotFound("node"))?;
-    if row.is_local != 0 && state.config.nodes.local_node {
+    // Only the node this server serves right now: an old one (the host was renamed) can go.
+    if state.nodes.local_node() == Some(id) {
         return Err(NodeError::Conflict(
             "this is the server's own node; it would come back at once (start serve with --local-node false to drop it)"
                 .into(),
@@ -393,231 +400,6 @@ pub async fn heartbeat(
         .ok_or(NodeError::NotFound("node"))?;
     tx.commit().await?;
     Ok(view(state, row))
-}
-
-/// The agent's long-poll: waits up to `wait_s` for commands and hands each out once.
-pub async fn poll_commands(
-    state: &AppState,
-    caller: &AgentCaller,
-    id: i64,
-    wait_s: f64,
-) -> Result<CommandBatch> {
-    agent_node(state, caller, id).await?;
-    let wait = std::time::Duration::from_secs_f64(wait_s.clamp(0.0, MAX_WAIT_S));
-    let deadline = Instant::now() + wait;
-    loop {
-        let notified = state.nodes.queued();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let (_, now) = now_pair(state);
-        let mut conn = state.db.acquire().await?;
-        let commands = store::claim_commands(&mut conn, id, &now, MAX_CLAIM).await?;
-        drop(conn);
-        if !commands.is_empty() {
-            return Ok(CommandBatch { commands });
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || state.nodes.is_closing() {
-            return Ok(CommandBatch::default());
-        }
-        // Re-check at least every 5 s: a wake-up lost between replicas costs no more.
-        let _ = tokio::time::timeout(left.min(std::time::Duration::from_secs(5)), notified).await;
-        // The node may have been removed meanwhile.
-        if store::get_node(&state.db, id).await?.is_none() {
-            return Err(NodeError::NotFound("node"));
-        }
-    }
-}
-
-/// The agent's answer to a delivered command.
-pub async fn post_result(
-    state: &AppState,
-    caller: &AgentCaller,
-    node_id: i64,
-    cid: i64,
-    answer: CommandResult,
-) -> Result<NodeCommand> {
-    answer.validate()?;
-    agent_node(state, caller, node_id).await?;
-    let (_, now) = now_pair(state);
-    let status = if answer.error.is_some() {
-        CommandStatus::Failed
-    } else {
-        CommandStatus::Succeeded
-    };
-    let mut tx = state.db.begin().await?;
-    let done = store::finish_command(
-        &mut tx,
-        node_id,
-        cid,
-        status,
-        answer.result.as_ref(),
-        answer.error.as_deref(),
-        &now,
-    )
-    .await?;
-    let cmd = store::get_command(&mut *tx, node_id, cid)
-        .await?
-        .ok_or(NodeError::NotFound("command"))?;
-    if !done {
-        return Err(match cmd.status {
-            CommandStatus::TimedOut => NodeError::TimedOut(format!(
-                "command {cid} timed out before this answer; it was not stored"
-            )),
-            CommandStatus::Delivered => NodeError::TimedOut(format!(
-                "command {cid} is past its deadline; the answer was not stored"
-            )),
-            s => NodeError::Conflict(format!(
-                "command {cid} is {s}; only a delivered command takes an answer"
-            )),
-        });
-    }
-    tx.commit().await?;
-    state.nodes.wake_result_waiters();
-    Ok(cmd)
-}
-
-// ---- the control-plane side ----
-
-/// Queues a command for a node's agent (`POST /api/nodes/{id}/commands`).
-pub async fn enqueue_command(
-    state: &AppState,
-    actor: &str,
-    node_id: i64,
-    input: NewCommand,
-) -> Result<NodeCommand> {
-    input.validate()?;
-    store::get_node(&state.db, node_id)
-        .await?
-        .ok_or(NodeError::NotFound("node"))?;
-    let (now, now_s) = now_pair(state);
-    let timeout_s = input.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S);
-    let expires = crate::clock::format(now + time::Duration::seconds(timeout_s));
-    let args = input.args.unwrap_or_else(|| json!({}));
-    let mut conn = state.db.acquire().await?;
-    let cmd = store::insert_command(
-        &mut conn,
-        InsertCommand {
-            node_id,
-            command: &input.command,
-            args: &args,
-            timeout_s,
-            created_by: actor,
-            now: &now_s,
-            expires_at: &expires,
-        },
-    )
-    .await
-    .map_err(raced)?;
-    drop(conn);
-    state.nodes.wake_pollers();
-    Ok(cmd)
-}
-
-/// A command, after waiting up to `wait_s` for it to reach a final state.
-pub async fn command(state: &AppState, node_id: i64, cid: i64, wait_s: f64) -> Result<NodeCommand> {
-    let wait = std::time::Duration::from_secs_f64(wait_s.clamp(0.0, MAX_WAIT_S));
-    let deadline = Instant::now() + wait;
-    loop {
-        let notified = state.nodes.finished();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let cmd = store::get_command(&state.db, node_id, cid)
-            .await?
-            .ok_or(NodeError::NotFound("command"))?;
-        if cmd.status.is_final() {
-            return Ok(cmd);
-        }
-        let (_, now) = now_pair(state);
-        if cmd.expires_at <= now {
-            expire_commands(state).await?;
-            continue;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || state.nodes.is_closing() {
-            return Ok(cmd);
-        }
-        // Re-check every second: the deadline is on the (possibly manual) clock.
-        let _ = tokio::time::timeout(left.min(std::time::Duration::from_secs(1)), notified).await;
-    }
-}
-
-/// Runs `command` on node `node_id` through its agent and returns the agent's result: queues
-/// it durably, then waits for the answer. The entry point for other domains (remote tmux
-/// operations, task dispatch).
-///
-/// Errors: [`NodeError::NotFound`] (no such node), [`NodeError::Invalid`] (bad name, args or
-/// timeout), [`NodeError::Unavailable`] (the node is offline or never connected: fails at once
-/// instead of waiting out the timeout), [`NodeError::CommandFailed`] (the agent's handler
-/// failed; its message), [`NodeError::TimedOut`] (no answer within `timeout_s`).
-pub async fn run_command(
-    state: &AppState,
-    actor: &str,
-    node_id: i64,
-    command: &str,
-    args: Value,
-    timeout_s: i64,
-) -> Result<Value> {
-    let n = node(state, node_id).await?;
-    if matches!(n.status, NodeStatus::Offline | NodeStatus::Waiting) {
-        return Err(NodeError::Unavailable(format!(
-            "node '{}' is {}: its agent is not connected",
-            n.name, n.status
-        )));
-    }
-    let cmd = enqueue_command(
-        state,
-        actor,
-        node_id,
-        NewCommand {
-            command: command.to_string(),
-            args: Some(args),
-            timeout_s: Some(timeout_s),
-        },
-    )
-    .await?;
-    let deadline = Instant::now() + std::time::Duration::from_secs(timeout_s.max(1) as u64 + 2);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let c = self::command(state, node_id, cmd.id, left.as_secs_f64().min(MAX_WAIT_S)).await?;
-        match c.status {
-            CommandStatus::Succeeded => return Ok(c.result.unwrap_or(Value::Null)),
-            CommandStatus::Failed => {
-                return Err(NodeError::CommandFailed(c.error.unwrap_or_default()))
-            }
-            CommandStatus::TimedOut => {
-                return Err(NodeError::TimedOut(
-                    c.error.unwrap_or_else(|| "timed out".into()),
-                ))
-            }
-            CommandStatus::Pending | CommandStatus::Delivered if state.nodes.is_closing() => {
-                return Err(NodeError::Unavailable(
-                    "the server is shutting down; the command stays queued until its deadline"
-                        .into(),
-                ));
-            }
-            CommandStatus::Pending | CommandStatus::Delivered if left.is_zero() => {
-                // Real time ran out before the clock's deadline (a manual clock): say so.
-                return Err(NodeError::TimedOut(format!(
-                    "command {} not answered within {timeout_s} s",
-                    c.id
-                )));
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Marks unanswered commands past their deadline `timed_out`; wakes whoever waits on them.
-pub async fn expire_commands(state: &AppState) -> Result<u64> {
-    let (_, now) = now_pair(state);
-    let mut conn = state.db.acquire().await?;
-    let n = store::expire_commands(&mut conn, &now).await?;
-    drop(conn);
-    if n > 0 {
-        state.nodes.wake_result_waiters();
-    }
-    Ok(n)
 }
 
 /// Node counts by state, for `/metrics` (`architect_nodes{status="online"}` ...).

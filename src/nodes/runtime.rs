@@ -1,0 +1,167 @@
+//! The domain's in-process runtime (`AppState.nodes`: start time, long-poll wake-ups, the local
+//! node's id, the shutdown flag) and its background loops.
+//!
+//! Nothing here is a source of truth: the database is. A lost wake-up (e.g. a command queued on
+//! another replica) costs at most one re-check interval of the waiting long-poll.
+
+use super::{actions, agent, retention};
+use crate::app::AppState;
+use crate::clock::Clock;
+use crate::config::ServeConfig;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+/// Runtime state of this domain held in `AppState`. Cheap to clone; clones share it.
+#[derive(Clone)]
+pub struct NodesRuntime(Arc<RuntimeInner>);
+
+struct RuntimeInner {
+    /// When this server started (by its clock): node ages count from here at the earliest.
+    started: OffsetDateTime,
+    /// Notified when a command is queued: long-polling agents re-check their queue.
+    queued: Notify,
+    /// Notified when a command reaches a final state: callers awaiting a result re-check.
+    finished: Notify,
+    /// The id of this host's node once the in-process agent registered it.
+    local_node: OnceLock<i64>,
+    /// Set when `serve` begins shutting down: long-polls answer at once, so a graceful
+    /// shutdown does not wait out every agent's 25 s poll.
+    closing: AtomicBool,
+}
+
+impl NodesRuntime {
+    pub fn new(_config: &ServeConfig, clock: &Clock) -> Self {
+        NodesRuntime(Arc::new(RuntimeInner {
+            started: clock.now(),
+            queued: Notify::new(),
+            finished: Notify::new(),
+            local_node: OnceLock::new(),
+            closing: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn started(&self) -> OffsetDateTime {
+        self.0.started
+    }
+
+    pub fn wake_pollers(&self) {
+        self.0.queued.notify_waiters();
+    }
+
+    /// Create (and `enable`) before checking the queue, so a command queued in between wakes.
+    pub fn queued(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0.queued.notified()
+    }
+
+    pub fn wake_result_waiters(&self) {
+        self.0.finished.notify_waiters();
+    }
+
+    pub fn finished(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0.finished.notified()
+    }
+
+    pub fn local_node(&self) -> Option<i64> {
+        self.0.local_node.get().copied()
+    }
+
+    pub fn set_local_node(&self, id: i64) {
+        let _ = self.0.local_node.set(id);
+    }
+
+    /// Ends every long-poll now and every later one at once (server shutdown).
+    pub fn close(&self) {
+        self.0.closing.store(true, Ordering::SeqCst);
+        self.wake_pollers();
+        self.wake_result_waiters();
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.0.closing.load(Ordering::SeqCst)
+    }
+}
+
+/// Command deadlines are enforced this often (and on every read of a command, so this only
+/// bounds how late a `timed_out` shows on lists).
+pub const COMMAND_EXPIRY_EVERY: Duration = Duration::from_secs(1);
+/// Metric history is rolled up and pruned this often; the roll-up boundary is 24 h, so a row
+/// lives at most this much longer in raw form.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(300);
+/// `/metrics` node gauges are recomputed this often.
+pub const GAUGES_EVERY: Duration = Duration::from_secs(5);
+
+/// This domain's background loops, started by `background::spawn_all`: command expiry, metric
+/// retention, the `/metrics` gauges and (unless `--local-node false`) this host's own agent.
+pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    use crate::background::run_every;
+    let (a, b, c) = (state.clone(), state.clone(), state.clone());
+    let mut handles = vec![
+        tokio::spawn(run_every(
+            "node_command_expiry",
+            COMMAND_EXPIRY_EVERY,
+            shutdown.clone(),
+            move || {
+                let state = a.clone();
+                async move {
+                    if let Err(e) = actions::expire_commands(&state).await {
+                        tracing::warn!(error = %e, "node command expiry failed");
+                    }
+                }
+            },
+        )),
+        tokio::spawn(run_every(
+            "node_metric_retention",
+            RETENTION_EVERY,
+            shutdown.clone(),
+            move || {
+                let state = b.clone();
+                async move {
+                    match retention::tick(&state).await {
+                        Ok(r) if r.rolled_up + r.pruned > 0 => tracing::debug!(
+                            rolled_up = r.rolled_up,
+                            pruned = r.pruned,
+                            "node metric history compacted"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "node metric retention failed"),
+                    }
+                }
+            },
+        )),
+        tokio::spawn(run_every(
+            "node_gauges",
+            GAUGES_EVERY,
+            shutdown.clone(),
+            move || {
+                let state = c.clone();
+                async move {
+                    if let Err(e) = actions::export_gauges(&state).await {
+                        tracing::debug!(error = %e, "node gauges not updated");
+                    }
+                }
+            },
+        )),
+    ];
+    let closing = state.clone();
+    let mut closing_signal = shutdown.clone();
+    handles.push(tokio::spawn(async move {
+        let _ = closing_signal.changed().await;
+        closing.nodes.close();
+    }));
+    if state.config.nodes.local_node {
+        let local = agent::Agent::local(state.clone());
+        let mut stop = shutdown.clone();
+        handles.push(tokio::spawn(async move {
+            local
+                .run_until(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        }));
+    }
+    handles
+}
