@@ -1,6 +1,6 @@
 //! The agent's command registry: command name → async handler `fn(args) -> Result<Value,
 //! String>` (an `Err` is reported as the command's `error`). The built-ins are `ping`,
-//! `collect-metrics` and `tmux-list`. Another domain adds its commands by registering them in
+//! `collect-metrics`, `tmux-list` and `tmux` (any tmux operation, see `agents::tmux_task`). Another domain adds its commands by registering them in
 //! [`CommandHandlers::builtin`] (the one list, used by `architect agent` and by `serve`'s own
 //! node alike); a program embedding an agent can add more with `Agent::handlers_mut`.
 
@@ -54,7 +54,8 @@ impl CommandHandlers {
             }
         });
         h.register("tmux-list", tmux_list);
-        // Other domains' commands go here, e.g. h.register("tmux-send-keys", ...).
+        h.register("tmux", tmux);
+        // Other domains' commands go here.
         h
     }
 
@@ -90,104 +91,33 @@ impl CommandHandlers {
     }
 }
 
-/// The tmux format `tmux-list` asks for: one tab-separated line per session.
-const TMUX_FORMAT: &str =
-    "#{session_name}\t#{session_windows}\t#{session_created}\t#{session_attached}";
-
-/// `tmux-list {socket?}`: the sessions of the tmux server (`tmux -L <socket>` when given). No
-/// tmux server running is an empty list, not an error. Runs tmux directly, never a shell.
+/// `tmux-list {socket?}`: the sessions of the node's tmux server (`tmux -L <socket>` when
+/// given), through the tmux driver of `agents`. No tmux server running is an empty list.
 pub async fn tmux_list(args: Value) -> Result<Value, String> {
     let socket = match args.get("socket") {
-        None | Some(Value::Null) => None,
+        None | Some(Value::Null) => Value::Null,
         Some(Value::String(s)) => {
-            if s.is_empty()
-                || s.len() > 64
-                || !s
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            {
-                return Err(
-                    "socket must be 1 to 64 characters of letters, digits, '-', '_', '.'".into(),
-                );
-            }
-            Some(s.clone())
+            crate::agents::tmux::SessionName::parse(s).map_err(|_| {
+                "socket must be 1 to 64 characters of letters, digits, '_' and '-'".to_string()
+            })?;
+            Value::String(s.clone())
         }
         Some(_) => return Err("socket must be a string".into()),
     };
-    let mut cmd = tokio::process::Command::new("tmux");
-    if let Some(s) = &socket {
-        cmd.arg("-L").arg(s);
-    }
-    cmd.args(["list-sessions", "-F", TMUX_FORMAT])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let out = match cmd.output().await {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err("tmux is not installed on this node".into())
-        }
-        Err(e) => return Err(format!("cannot run tmux: {e}")),
-    };
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if no_server(&err) {
-            return Ok(json!({"sessions": []}));
-        }
-        return Err(format!(
-            "tmux list-sessions failed: {}",
-            err.trim().chars().take(500).collect::<String>()
-        ));
-    }
-    Ok(json!({"sessions": parse_sessions(&String::from_utf8_lossy(&out.stdout))}))
+    tmux(json!({"op": "list", "socket": socket})).await
 }
 
-/// tmux's ways of saying that no server runs on the socket (or that it is just exiting, e.g.
-/// right after `kill-server`: its socket still exists but it has no sessions left).
-fn no_server(stderr: &str) -> bool {
-    stderr.contains("no server running")
-        || stderr.contains("server exited unexpectedly")
-        || stderr.contains("error connecting to")
-        || stderr.contains("No such file or directory")
-}
-
-fn parse_sessions(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .filter_map(|line| {
-            let mut f = line.split('\t');
-            let name = f.next()?.to_string();
-            let windows: i64 = f.next()?.trim().parse().ok()?;
-            let created: i64 = f.next()?.trim().parse().ok()?;
-            let attached: i64 = f.next()?.trim().parse().unwrap_or(0);
-            let created_at = time::OffsetDateTime::from_unix_timestamp(created)
-                .ok()
-                .map(crate::clock::format);
-            Some(json!({
-                "name": name,
-                "windows": windows,
-                "created_at": created_at,
-                "attached": attached > 0,
-                "attached_clients": attached,
-            }))
-        })
-        .collect()
+/// `tmux {op, session?, text?, keys?, ...}`: one tmux operation on this node, the payload of
+/// the `tmux` task type (`agents::tmux_task`); the control plane routes remote tmux calls here.
+pub async fn tmux(args: Value) -> Result<Value, String> {
+    crate::agents::tmux_task::run(&args)
+        .await
+        .map_err(|e| e.message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_tmux_session_lines() {
-        let s = parse_sessions("main\t3\t1767225600\t1\nwork: 2\t1\t1767225601\t0\nbroken line\n");
-        assert_eq!(s.len(), 2);
-        assert_eq!(s[0]["name"], "main");
-        assert_eq!(s[0]["windows"], 3);
-        assert_eq!(s[0]["attached"], true);
-        assert_eq!(s[0]["created_at"], "2026-01-01T00:00:00.000000Z");
-        assert_eq!(s[1]["name"], "work: 2");
-        assert_eq!(s[1]["attached"], false);
-    }
 
     #[tokio::test]
     async fn unknown_commands_and_bad_sockets_fail_with_a_reason() {
