@@ -291,6 +291,8 @@ pub struct GroupFilter {
     pub level: Option<ErrorLevel>,
     pub q: Option<String>,
     pub sort: Option<GroupSort>,
+    /// Groups linked to this bug.
+    pub bug_id: Option<i64>,
 }
 
 /// What `POST /api/errors` answers once the event is on disk.

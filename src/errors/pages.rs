@@ -155,6 +155,7 @@ async fn list_page(
         level: parse("level", &q.level)?,
         q: q.q.clone(),
         sort: parse("sort", &q.sort)?,
+        bug_id: None,
     };
     let groups = actions::list_groups(&s.db, &filter, page.limit, page.offset)
         .await

@@ -369,6 +369,7 @@ pub async fn list_groups(
            AND ($4 IS NULL OR e.level = $4)
            AND ($5 IS NULL OR LOWER(e.title) LIKE $5 ESCAPE '\\' OR LOWER(e.message) LIKE $5 ESCAPE '\\'
                 OR LOWER(e.error_type) LIKE $5 ESCAPE '\\')
+           AND ($8 IS NULL OR e.bug_id = $8)
          ORDER BY {order} LIMIT $6 OFFSET $7"
     );
     let rows: Vec<GroupRow> = sqlx::query_as(&sql)
@@ -379,6 +380,7 @@ pub async fn list_groups(
         .bind(q)
         .bind(limit)
         .bind(offset)
+        .bind(f.bug_id)
         .fetch_all(&mut *conn)
         .await?;
     let mut groups: Vec<ErrorGroup> = rows.into_iter().map(Into::into).collect();

@@ -484,6 +484,14 @@ async fn bugs_from_groups_link_both_ways_and_resolving_the_bug_resolves_the_grou
     assert_eq!(r.json["error"]["bug_id"], bug_id);
     let g = admin.get(&format!("/api/errors/{id}")).await;
     assert_eq!(g.json["bug_id"], bug_id);
+    let linked = groups(&admin, &format!("?bug_id={bug_id}")).await;
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0]["id"], id);
+    let page = admin.get(&format!("/bugs/{bug_id}")).await;
+    assert!(
+        page.body.contains(&format!("href=\"/errors/{id}\"")),
+        "the bug page links back"
+    );
     let again = admin
         .post_json(&format!("/api/errors/{id}/create-bug"), &json!({}))
         .await;
