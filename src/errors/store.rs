@@ -12,13 +12,18 @@ fn parse_or<T: std::str::FromStr>(s: &str, fallback: T) -> T {
 
 // ---- the writer's statements (one batch = one transaction, a few statements) ----
 //
-// Each takes every row of a batch in multi-row statements (chunked under the parameters
-// limit), so a batch costs the same handful of statements whether it holds 1 event or 4,000.
-// Their text varies with the row count, so they are not kept as prepared statements.
+// Each takes all the rows of a batch in multi-row statements of at most a fixed number of rows,
+// so a batch costs a handful of statements whether it holds 1 event or 4,000, and the few
+// distinct statement texts (one per row count up to the chunk size) stay prepared on the
+// writer's connection. Chunks are small on purpose: SQLite resolves `$N` parameter names by
+// scanning a list, so the cost of one statement grows with the square of its parameters.
 
-/// Rows per multi-row statement: 11 parameters per group row stays far under SQLite's (32,766)
-/// and PostgreSQL's (65,535) limits.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per statement, by table (about 90 parameters each).
+const GROUP_ROWS: usize = 8;
+const NODE_ROWS: usize = 16;
+const HOUR_ROWS: usize = 24;
+const OCCURRENCE_ROWS: usize = 12;
+const PRUNE_IDS: usize = 16;
 
 fn values(rows: usize, per_row: usize, row: impl Fn(&dyn Fn(usize) -> String) -> String) -> String {
     (0..rows)
@@ -46,7 +51,7 @@ pub async fn record_batch_groups(
     deltas: &[GroupDelta<'_>],
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let mut out = Vec::with_capacity(deltas.len());
-    for chunk in deltas.chunks(ROWS_PER_STATEMENT) {
+    for chunk in deltas.chunks(GROUP_ROWS) {
         let rows = values(chunk.len(), 11, |p| {
             format!(
                 "({}, {}, {}, {}, {}, {}, 'open', 0, {}, {}, {}, {}, {}, {})",
@@ -81,7 +86,7 @@ pub async fn record_batch_groups(
                  updated_at = excluded.updated_at
              RETURNING fingerprint, id"
         );
-        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).persistent(false);
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
         for d in chunk {
             let e = d.latest;
             q = q
@@ -115,7 +120,7 @@ pub async fn add_node_counts(
     conn: &mut AnyConnection,
     rows: &[NodeDelta<'_>],
 ) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in rows.chunks(NODE_ROWS) {
         let v = values(chunk.len(), 5, |p| {
             format!("({}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5))
         });
@@ -125,7 +130,7 @@ pub async fn add_node_counts(
                  occurrences = error_nodes.occurrences + excluded.occurrences,
                  last_seen = CASE WHEN excluded.last_seen > error_nodes.last_seen THEN excluded.last_seen ELSE error_nodes.last_seen END"
         );
-        let mut q = sqlx::query(&sql).persistent(false);
+        let mut q = sqlx::query(&sql);
         for r in chunk {
             q = q
                 .bind(r.error_id)
@@ -144,7 +149,7 @@ pub async fn add_hour_counts(
     conn: &mut AnyConnection,
     rows: &[(i64, &str, i64)],
 ) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in rows.chunks(HOUR_ROWS) {
         let v = values(chunk.len(), 3, |p| {
             format!("({}, {}, {})", p(1), p(2), p(3))
         });
@@ -152,7 +157,7 @@ pub async fn add_hour_counts(
             "INSERT INTO error_hours (error_id, hour, occurrences) VALUES {v}
              ON CONFLICT (error_id, hour) DO UPDATE SET occurrences = error_hours.occurrences + excluded.occurrences"
         );
-        let mut q = sqlx::query(&sql).persistent(false);
+        let mut q = sqlx::query(&sql);
         for (id, hour, n) in chunk {
             q = q.bind(*id).bind(*hour).bind(*n);
         }
@@ -166,7 +171,7 @@ pub async fn insert_occurrences(
     conn: &mut AnyConnection,
     rows: &[(i64, &ErrorEvent)],
 ) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in rows.chunks(OCCURRENCE_ROWS) {
         let v = values(chunk.len(), 7, |p| {
             format!(
                 "({}, {}, {}, {}, {}, {}, {})",
@@ -183,7 +188,7 @@ pub async fn insert_occurrences(
             "INSERT INTO error_occurrences (error_id, node_id, message, level, stack_trace, context, received_at)
              VALUES {v}"
         );
-        let mut q = sqlx::query(&sql).persistent(false);
+        let mut q = sqlx::query(&sql);
         for (id, e) in chunk {
             q = q
                 .bind(*id)
@@ -206,7 +211,7 @@ pub async fn prune_samples_of(
     keep: i64,
 ) -> Result<u64, sqlx::Error> {
     let mut removed = 0;
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+    for chunk in ids.chunks(PRUNE_IDS) {
         let marks: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
         let sql = format!(
             "DELETE FROM error_occurrences WHERE error_id IN ({}) AND id <= (
@@ -214,7 +219,7 @@ pub async fn prune_samples_of(
                  ORDER BY o.id DESC LIMIT 1 OFFSET $1)",
             marks.join(", ")
         );
-        let mut q = sqlx::query(&sql).persistent(false).bind(keep);
+        let mut q = sqlx::query(&sql).bind(keep);
         for id in chunk {
             q = q.bind(*id);
         }

@@ -241,6 +241,31 @@ async fn resolved_groups_reopen_as_regressed_and_resolving_needs_write() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn retention_drops_old_hourly_counts_but_keeps_totals() {
+    let t = TestServer::start().await;
+    let id = post_ok(&t.anon(), &report("n", "Old", "once upon a time", "s")).await;
+    let hours = |t: &TestServer| {
+        let db = t.state().db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM error_hours")
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(hours(&t).await, 1);
+    architect::errors::retention_tick(t.state()).await.unwrap();
+    assert_eq!(hours(&t).await, 1, "recent buckets stay");
+    t.clock.advance(31 * 24 * 3600);
+    architect::errors::retention_tick(t.state()).await.unwrap();
+    assert_eq!(hours(&t).await, 0, "buckets past 30 days go");
+    let admin = t.admin().await;
+    let g = admin.get(&format!("/api/errors/{id}")).await;
+    assert_eq!(g.json["count"], 1, "the total stays");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_answer_429_with_retry_after_per_source() {
     let t = TestServer::start_with(|c| {
         c.errors.errors_rate_per_source = 0.5;
