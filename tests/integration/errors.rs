@@ -726,6 +726,20 @@ async fn the_errors_panel_lists_groups_with_sparklines_and_acts_without_javascri
     assert!(g.json["bug_id"].is_i64(), "{}", g.body);
     let resolved = admin.get("/errors?status=resolved").await;
     assert!(resolved.body.contains("PanicError"));
+    // Pages keep the filters.
+    for ty in ["A1", "A2"] {
+        post_ok(&anon, &report("n", ty, "x", "ui")).await;
+    }
+    let first = admin.get("/errors?source=ui&limit=2").await;
+    assert!(
+        first
+            .body
+            .contains("/errors?source=ui&#38;offset=2&#38;limit=2"),
+        "{}",
+        first.body
+    );
+    let second = admin.get("/errors?source=ui&limit=2&offset=2").await;
+    assert!(second.body.contains("PanicError") && second.body.contains("Previous"));
     t.stop().await;
 }
 
