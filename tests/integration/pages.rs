@@ -20,11 +20,11 @@ const BUILT_PANELS: &[(&str, &str)] = &[
     ("/tasks", "Tasks"),
     ("/workers", "Workers"),
     ("/vault", "Vault"),
+    ("/errors", "Errors"),
 ];
 
 /// The panels later work fills, with their sidebar label.
 const UNBUILT_PANELS: &[(&str, &str)] = &[
-    ("/errors", "Errors"),
     ("/nodes", "Nodes"),
     ("/tmux", "tmux"),
     ("/assigner", "Assigner"),
