@@ -23,8 +23,9 @@ CREATE TABLE errors (
     bug_id          INTEGER REFERENCES bugs(id) ON DELETE SET NULL,
     updated_at      TEXT    NOT NULL
 );
-CREATE INDEX errors_status_seen ON errors(status, last_seen);
-CREATE INDEX errors_last_seen ON errors(last_seen);
+-- No index on last_seen / occurrences: every batch of occurrences changes them (index entries
+-- rewritten on the ingest path), while sorting even tens of thousands of groups for a list
+-- page is cheap.
 CREATE INDEX errors_bug ON errors(bug_id);
 
 CREATE TABLE error_nodes (
@@ -34,7 +35,7 @@ CREATE TABLE error_nodes (
     first_seen      TEXT    NOT NULL,
     last_seen       TEXT    NOT NULL,
     PRIMARY KEY (error_id, node_id)
-);
+) WITHOUT ROWID;
 CREATE INDEX error_nodes_node ON error_nodes(node_id);
 
 CREATE TABLE error_hours (
@@ -42,11 +43,13 @@ CREATE TABLE error_hours (
     hour            TEXT    NOT NULL,                 -- 'YYYY-MM-DDTHH' (UTC)
     occurrences     INTEGER NOT NULL,
     PRIMARY KEY (error_id, hour)
-);
+) WITHOUT ROWID;
 CREATE INDEX error_hours_hour ON error_hours(hour);
 
+-- Plain rowid ids (no AUTOINCREMENT bookkeeping per insert): pruning keeps the newest rows, so
+-- the largest id is never deleted and ids keep growing.
 CREATE TABLE error_occurrences (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              INTEGER PRIMARY KEY,
     error_id        INTEGER NOT NULL REFERENCES errors(id) ON DELETE CASCADE,
     node_id         TEXT    NOT NULL,
     message         TEXT    NOT NULL,

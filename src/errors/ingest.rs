@@ -9,13 +9,20 @@
 //! that arrived while the previous one ran (group commit): no timer, no added latency when
 //! idle. A failed batch answers all of its requests with an error and leaves nothing behind.
 //!
-//! In memory the writer keeps only, per group, how many samples it wrote since it last pruned
-//! that group, so hot groups are pruned as they go (see [`PRUNE_EVERY`]).
+//! Raw samples: every occurrence of a group is kept until the group has [`Ingest`]'s sample
+//! size; after that, at most one per [`SAMPLE_INTERVAL`] per group, so a flood of one error
+//! refreshes its sample without writing every event's text. In memory the writer keeps, per
+//! group, how many samples it wrote and when, and prunes a group back to its sample size after
+//! [`PRUNE_EVERY`] new ones. It holds one pooled connection for its whole life, so SQLite's page
+//! cache for these tables stays warm.
 
 use super::{hour_of, store, ErrorEvent, SAMPLES_PER_BATCH};
 use crate::db::Db;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, Connection};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -26,8 +33,30 @@ pub const QUEUE: usize = 65_536;
 pub const MAX_BATCH: usize = 4_096;
 /// A group is pruned back to its sample size after this many new samples.
 pub const PRUNE_EVERY: u32 = 50;
-/// Groups remembered for pruning; forgotten ones are caught by the retention loop.
+/// Groups remembered for sampling and pruning; forgotten ones start over (and over-long
+/// samples are caught by the retention loop).
 const MAX_TRACKED: usize = 100_000;
+/// Once a group's sample is full, a new raw occurrence is kept at most this often.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the writer remembers about one group.
+#[derive(Default)]
+struct Tracked {
+    /// Samples written since this writer started (saturating).
+    written: u32,
+    /// Samples written since the group was last pruned.
+    since_prune: u32,
+    last_sample: Option<Instant>,
+}
+
+/// The writer's state between batches.
+struct Writer {
+    db: Db,
+    /// Held across batches (warm page cache); dropped after an error and taken again.
+    conn: Option<PoolConnection<Any>>,
+    groups: HashMap<i64, Tracked>,
+    keep: i64,
+}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IngestError {
@@ -90,7 +119,12 @@ async fn run_writer(
     mut shutdown: watch::Receiver<bool>,
     keep: i64,
 ) {
-    let mut pruning: HashMap<i64, u32> = HashMap::new();
+    let mut w = Writer {
+        db,
+        conn: None,
+        groups: HashMap::new(),
+        keep,
+    };
     let mut batch: Vec<Submission> = Vec::with_capacity(MAX_BATCH);
     loop {
         let first = tokio::select! {
@@ -106,48 +140,18 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
-        write_and_answer(&db, &mut batch, &mut pruning, keep).await;
+        w.write_and_answer(&mut batch).await;
     }
     // Stopping: refuse new events, write the ones already queued.
     rx.close();
     while let Ok(s) = rx.try_recv() {
         batch.push(s);
         if batch.len() == MAX_BATCH {
-            write_and_answer(&db, &mut batch, &mut pruning, keep).await;
+            w.write_and_answer(&mut batch).await;
         }
     }
-    write_and_answer(&db, &mut batch, &mut pruning, keep).await;
+    w.write_and_answer(&mut batch).await;
     tracing::debug!("error ingest writer stopped");
-}
-
-async fn write_and_answer(
-    db: &Db,
-    batch: &mut Vec<Submission>,
-    pruning: &mut HashMap<i64, u32>,
-    keep: i64,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    let events: Vec<&ErrorEvent> = batch.iter().map(|s| &s.event).collect();
-    let result = write_batch(db, &events, pruning, keep).await;
-    metrics::histogram!("errors_batch_events").record(batch.len() as f64);
-    match result {
-        Ok(ids) => {
-            metrics::counter!("errors_ingested_total").increment(batch.len() as u64);
-            for (s, id) in batch.drain(..).zip(ids) {
-                let _ = s.reply.send(Ok(id));
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, events = batch.len(), "writing a batch of errors failed");
-            metrics::counter!("errors_rejected_total", "reason" => "write_failed")
-                .increment(batch.len() as u64);
-            for s in batch.drain(..) {
-                let _ = s.reply.send(Err(IngestError::WriteFailed));
-            }
-        }
-    }
 }
 
 /// One group's share of a batch.
@@ -161,118 +165,190 @@ struct Fold<'a> {
     samples: Vec<usize>,
 }
 
-/// Writes a batch in one transaction; returns each event's group id, in order.
-async fn write_batch(
-    db: &Db,
-    events: &[&ErrorEvent],
-    pruning: &mut HashMap<i64, u32>,
-    keep: i64,
-) -> Result<Vec<i64>, sqlx::Error> {
-    let mut order: Vec<&str> = Vec::new();
-    let mut folds: HashMap<&str, Fold<'_>> = HashMap::new();
-    for (i, e) in events.iter().enumerate() {
-        let f = folds.entry(e.fingerprint.as_str()).or_insert_with(|| {
-            order.push(e.fingerprint.as_str());
-            Fold {
-                first: i,
-                last: i,
-                count: 0,
-                stack: None,
-                nodes: Vec::new(),
-                hours: Vec::new(),
-                samples: Vec::new(),
+impl Writer {
+    async fn write_and_answer(&mut self, batch: &mut Vec<Submission>) {
+        if batch.is_empty() {
+            return;
+        }
+        let events: Vec<&ErrorEvent> = batch.iter().map(|s| &s.event).collect();
+        let result = self.write_batch(&events).await;
+        metrics::histogram!("errors_batch_events").record(batch.len() as f64);
+        match result {
+            Ok(ids) => {
+                metrics::counter!("errors_ingested_total").increment(batch.len() as u64);
+                for (s, id) in batch.drain(..).zip(ids) {
+                    let _ = s.reply.send(Ok(id));
+                }
             }
-        });
-        f.last = i;
-        f.count += 1;
-        if let Some(s) = e.stack_trace.as_deref() {
-            f.stack = Some(s);
-        }
-        match f.nodes.iter_mut().find(|n| n.0 == e.node_id) {
-            Some(n) => {
-                n.1 += 1;
-                n.3 = &e.received_at;
+            Err(e) => {
+                // A fresh connection next time, in case this one is the problem.
+                self.conn = None;
+                tracing::error!(error = %e, events = batch.len(), "writing a batch of errors failed");
+                metrics::counter!("errors_rejected_total", "reason" => "write_failed")
+                    .increment(batch.len() as u64);
+                for s in batch.drain(..) {
+                    let _ = s.reply.send(Err(IngestError::WriteFailed));
+                }
             }
-            None => f
-                .nodes
-                .push((&e.node_id, 1, &e.received_at, &e.received_at)),
         }
-        let hour = hour_of(&e.received_at);
-        match f.hours.iter_mut().find(|h| h.0 == hour) {
-            Some(h) => h.1 += 1,
-            None => f.hours.push((hour, 1)),
-        }
-        if f.samples.len() == SAMPLES_PER_BATCH {
-            f.samples.remove(0);
-        }
-        f.samples.push(i);
     }
 
-    let deltas: Vec<store::GroupDelta<'_>> = order
-        .iter()
-        .map(|fp| {
-            let f = &folds[fp];
-            store::GroupDelta {
-                latest: events[f.last],
-                first_seen: &events[f.first].received_at,
-                count: f.count,
-                stack_trace: f.stack,
-            }
-        })
-        .collect();
-    let mut tx = db.begin().await?;
-    let ids: HashMap<String, i64> = store::record_batch_groups(&mut tx, &deltas)
-        .await?
-        .into_iter()
-        .collect();
-    let mut nodes = Vec::new();
-    let mut hours = Vec::new();
-    let mut samples = Vec::new();
-    let mut due = Vec::new();
-    for fp in &order {
-        let f = &folds[fp];
-        let Some(&id) = ids.get(*fp) else {
-            continue;
+    /// Which of a group's batch samples to write now (the newest `n` of them).
+    fn samples_to_write(&mut self, id: i64, offered: usize, now: Instant) -> usize {
+        if self.groups.len() >= MAX_TRACKED && !self.groups.contains_key(&id) {
+            self.groups.clear();
+        }
+        let keep = u32::try_from(self.keep).unwrap_or(u32::MAX);
+        let t = self.groups.entry(id).or_default();
+        let n = if t.written < keep {
+            offered
+        } else if t
+            .last_sample
+            .is_none_or(|l| now.saturating_duration_since(l) >= SAMPLE_INTERVAL)
+        {
+            offered.min(1)
+        } else {
+            0
         };
-        nodes.extend(
-            f.nodes
-                .iter()
-                .map(|(node_id, count, first_seen, last_seen)| store::NodeDelta {
-                    error_id: id,
-                    node_id,
-                    count: *count,
-                    first_seen,
-                    last_seen,
-                }),
-        );
-        hours.extend(f.hours.iter().map(|(hour, n)| (id, *hour, *n)));
-        samples.extend(f.samples.iter().map(|&i| (id, events[i])));
-        if pruning.len() >= MAX_TRACKED {
-            pruning.clear();
+        if n > 0 {
+            t.written = t.written.saturating_add(n as u32);
+            t.since_prune += n as u32;
+            t.last_sample = Some(now);
         }
-        let written = pruning.entry(id).or_insert(0);
-        *written += f.samples.len() as u32;
-        if *written >= PRUNE_EVERY {
-            due.push(id);
-            *written = 0;
+        n
+    }
+
+    /// Writes a batch in one transaction; returns each event's group id, in order.
+    async fn write_batch(&mut self, events: &[&ErrorEvent]) -> Result<Vec<i64>, sqlx::Error> {
+        let mut order: Vec<&str> = Vec::new();
+        let mut folds: HashMap<&str, Fold<'_>> = HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            let f = folds.entry(e.fingerprint.as_str()).or_insert_with(|| {
+                order.push(e.fingerprint.as_str());
+                Fold {
+                    first: i,
+                    last: i,
+                    count: 0,
+                    stack: None,
+                    nodes: Vec::new(),
+                    hours: Vec::new(),
+                    samples: Vec::new(),
+                }
+            });
+            f.last = i;
+            f.count += 1;
+            if let Some(s) = e.stack_trace.as_deref() {
+                f.stack = Some(s);
+            }
+            match f.nodes.iter_mut().find(|n| n.0 == e.node_id) {
+                Some(n) => {
+                    n.1 += 1;
+                    n.3 = &e.received_at;
+                }
+                None => f
+                    .nodes
+                    .push((&e.node_id, 1, &e.received_at, &e.received_at)),
+            }
+            let hour = hour_of(&e.received_at);
+            match f.hours.iter_mut().find(|h| h.0 == hour) {
+                Some(h) => h.1 += 1,
+                None => f.hours.push((hour, 1)),
+            }
+            if f.samples.len() == SAMPLES_PER_BATCH {
+                f.samples.remove(0);
+            }
+            f.samples.push(i);
         }
+
+        let deltas: Vec<store::GroupDelta<'_>> = order
+            .iter()
+            .map(|fp| {
+                let f = &folds[fp];
+                store::GroupDelta {
+                    latest: events[f.last],
+                    first_seen: &events[f.first].received_at,
+                    count: f.count,
+                    stack_trace: f.stack,
+                }
+            })
+            .collect();
+        let mut conn = match self.conn.take() {
+            Some(c) => c,
+            None => self.db.acquire().await?,
+        };
+        let answer = self
+            .write_folded(&mut conn, events, &order, &folds, &deltas)
+            .await?;
+        // Only a connection that just committed is kept; after an error it goes back to the pool.
+        self.conn = Some(conn);
+        Ok(answer)
     }
-    store::add_node_counts(&mut tx, &nodes).await?;
-    store::add_hour_counts(&mut tx, &hours).await?;
-    store::insert_occurrences(&mut tx, &samples).await?;
-    if !due.is_empty() {
-        store::prune_samples_of(&mut tx, &due, keep).await?;
+
+    async fn write_folded(
+        &mut self,
+        conn: &mut sqlx::AnyConnection,
+        events: &[&ErrorEvent],
+        order: &[&str],
+        folds: &HashMap<&str, Fold<'_>>,
+        deltas: &[store::GroupDelta<'_>],
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        let mut tx = conn.begin().await?;
+        let ids: HashMap<String, i64> = store::record_batch_groups(&mut tx, deltas)
+            .await?
+            .into_iter()
+            .collect();
+        let now = Instant::now();
+        let mut nodes = Vec::new();
+        let mut hours = Vec::new();
+        let mut samples = Vec::new();
+        let mut due = Vec::new();
+        for fp in order {
+            let f = &folds[fp];
+            let Some(&id) = ids.get(*fp) else {
+                continue;
+            };
+            nodes.extend(
+                f.nodes
+                    .iter()
+                    .map(|(node_id, count, first_seen, last_seen)| store::NodeDelta {
+                        error_id: id,
+                        node_id,
+                        count: *count,
+                        first_seen,
+                        last_seen,
+                    }),
+            );
+            hours.extend(f.hours.iter().map(|(hour, n)| (id, *hour, *n)));
+            let n = self.samples_to_write(id, f.samples.len(), now);
+            samples.extend(
+                f.samples[f.samples.len() - n..]
+                    .iter()
+                    .map(|&i| (id, events[i])),
+            );
+            if let Some(t) = self.groups.get_mut(&id) {
+                if t.since_prune >= PRUNE_EVERY {
+                    due.push(id);
+                    t.since_prune = 0;
+                }
+            }
+        }
+        store::add_node_counts(&mut tx, &nodes).await?;
+        store::add_hour_counts(&mut tx, &hours).await?;
+        store::insert_occurrences(&mut tx, &samples).await?;
+        if !due.is_empty() {
+            store::prune_samples_of(&mut tx, &due, self.keep).await?;
+        }
+        // Every group of the batch came back from the upsert; anything else is a bug, and the
+        // batch is rolled back and answered as failed rather than with a wrong id.
+        let answer = events
+            .iter()
+            .map(|e| {
+                ids.get(e.fingerprint.as_str())
+                    .copied()
+                    .ok_or(sqlx::Error::RowNotFound)
+            })
+            .collect::<Result<Vec<i64>, sqlx::Error>>()?;
+        tx.commit().await?;
+        Ok(answer)
     }
-    // Every group of the batch came back from the upsert; anything else is a bug, and the
-    // batch is rolled back and answered as failed rather than with a wrong id.
-    let answer = events
-        .iter()
-        .map(|e| {
-            ids.get(e.fingerprint.as_str())
-                .copied()
-                .ok_or(sqlx::Error::RowNotFound)
-        })
-        .collect::<Result<Vec<i64>, sqlx::Error>>()?;
-    tx.commit().await?;
-    Ok(answer)
 }

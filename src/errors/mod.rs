@@ -291,6 +291,8 @@ pub struct GroupFilter {
     pub level: Option<ErrorLevel>,
     pub q: Option<String>,
     pub sort: Option<GroupSort>,
+    /// Groups linked to this bug.
+    pub bug_id: Option<i64>,
 }
 
 /// What `POST /api/errors` answers once the event is on disk.
@@ -393,4 +395,54 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
         },
     )));
     handles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> NewErrorReport {
+        NewErrorReport {
+            node_id: " web-1 ".into(),
+            error_type: "KeyError".into(),
+            message: "'user_42' missing".into(),
+            source: "api".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn reports_become_events_with_keys_and_cut_texts() {
+        let e = report().into_event("2026-11-26T13:00:00.000000Z").unwrap();
+        assert_eq!(e.node_id, "web-1");
+        assert_eq!(e.title, "'<str>' missing");
+        assert_eq!(e.level, ErrorLevel::Error);
+        let mut long = report();
+        long.message = "é".repeat(MAX_MESSAGE);
+        long.stack_trace = Some("  ".into());
+        let mut ctx = serde_json::Map::new();
+        ctx.insert("blob".into(), "x".repeat(MAX_CONTEXT).into());
+        long.context = Some(ctx);
+        let e = long.into_event("t").unwrap();
+        assert!(e.message.len() < MAX_MESSAGE + 100 && e.message.contains("bytes cut"));
+        assert_eq!(e.stack_trace, None, "a blank stack trace is no stack trace");
+        assert!(e.context.unwrap().contains("_dropped"));
+        let mut bad = report();
+        bad.source = "a\u{7}b".into();
+        assert_eq!(bad.into_event("t").unwrap_err().field, "source");
+        let mut bad = report();
+        bad.error_type = "x".repeat(MAX_IDENT + 1);
+        assert_eq!(bad.into_event("t").unwrap_err().field, "error_type");
+    }
+
+    #[test]
+    fn cut_keeps_head_and_tail_on_char_boundaries() {
+        let s = format!("{}{}", "a".repeat(10), "é".repeat(10));
+        let c = cut(&s, 12);
+        assert!(c.starts_with("aaaaaa") && c.ends_with("ééé"), "{c}");
+        assert_eq!(cut("short", 12), "short");
+        assert_eq!(ErrorLevel::lenient("WARN"), ErrorLevel::Warning);
+        assert_eq!(ErrorLevel::lenient("critical"), ErrorLevel::Fatal);
+        assert_eq!(hour_of("2026-11-26T13:17:10.000000Z"), "2026-11-26T13");
+    }
 }

@@ -126,6 +126,30 @@ struct ListPage {
     require_token: bool,
     spark_w: f64,
     spark_h: f64,
+    /// Links to the previous / next page (filters kept), when there is one.
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+/// `/errors?<filters>&offset=N&limit=L`.
+fn page_link(q: &ListQuery, offset: i64, limit: i64) -> String {
+    let mut pairs: Vec<(&str, String)> = [
+        ("status", &q.status),
+        ("node", &q.node),
+        ("source", &q.source),
+        ("level", &q.level),
+        ("q", &q.q),
+        ("sort", &q.sort),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+    .collect();
+    pairs.push(("offset", offset.to_string()));
+    pairs.push(("limit", limit.to_string()));
+    format!(
+        "/errors?{}",
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    )
 }
 
 /// The address people reach this server at, from the request's Host header.
@@ -155,12 +179,14 @@ async fn list_page(
         level: parse("level", &q.level)?,
         q: q.q.clone(),
         sort: parse("sort", &q.sort)?,
+        bug_id: None,
     };
     let groups = actions::list_groups(&s.db, &filter, page.limit, page.offset)
         .await
         .map_err(ApiError::from)?;
     let axis = actions::hour_axis(s.clock.now(), DEFAULT_HOURS);
     let ids: Vec<i64> = groups.iter().map(|g| g.id).collect();
+    let groups_len = groups.len();
     let mut series = actions::histograms(&s.db, &ids, &axis)
         .await
         .map_err(ApiError::from)?;
@@ -187,6 +213,10 @@ async fn list_page(
         notice: q.notice.clone(),
         error: q.error.clone(),
     };
+    let more = groups_len == page.limit as usize;
+    let next = more.then(|| page_link(&q, page.offset + page.limit, page.limit));
+    let prev =
+        (page.offset > 0).then(|| page_link(&q, (page.offset - page.limit).max(0), page.limit));
     let filtered = [&q.status, &q.node, &q.source, &q.level, &q.q]
         .iter()
         .any(|v| v.is_some());
@@ -210,6 +240,8 @@ async fn list_page(
         require_token: s.errors.config.errors_require_token,
         spark_w: SPARK_W,
         spark_h: SPARK_H,
+        prev,
+        next,
     }))
 }
 

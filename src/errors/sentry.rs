@@ -147,6 +147,15 @@ fn render_stack(frames: &[&Value], error_type: &str, value: &str) -> Option<Stri
     Some(s)
 }
 
+/// An identifier as Sentry sent it, made acceptable: control characters become spaces and it
+/// is cut to the identifier limit (Sentry itself is lenient here, so a report is not lost).
+fn ident(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(super::MAX_IDENT)
+        .collect()
+}
+
 /// Turns a Sentry event into a report. `project` names the DSN's project, the fallback source.
 pub fn report_from_event(ev: &Value, project: i64) -> NewErrorReport {
     let exc = primary_exception(ev);
@@ -191,7 +200,7 @@ pub fn report_from_event(ev: &Value, project: i64) -> NewErrorReport {
                 .collect::<Vec<_>>()
         })
         .filter(|parts| !parts.is_empty() && !parts.iter().any(|p| p == "{{ default }}"))
-        .map(|parts| parts.join("|").chars().take(super::MAX_IDENT).collect());
+        .map(|parts| ident(&parts.join("|")));
     let mut context = Map::new();
     context.insert("sentry_project".into(), Value::from(project));
     for key in [
@@ -214,14 +223,10 @@ pub fn report_from_event(ev: &Value, project: i64) -> NewErrorReport {
     }
     let level = text(ev, "level").map(ErrorLevel::lenient);
     NewErrorReport {
-        node_id: text(ev, "server_name")
-            .unwrap_or("unknown")
-            .chars()
-            .take(super::MAX_IDENT)
-            .collect(),
-        error_type: error_type.chars().take(super::MAX_IDENT).collect(),
+        node_id: ident(text(ev, "server_name").unwrap_or("unknown")),
+        error_type: ident(&error_type),
         message,
-        source: source.chars().take(super::MAX_IDENT).collect(),
+        source: ident(&source),
         stack_trace: stack,
         level,
         context: Some(context),
@@ -295,6 +300,8 @@ mod tests {
             ("log:ops", "disk full")
         );
         assert_eq!(msg.source, "sentry project 7");
+        let odd = report_from_event(&json!({"message": "x", "server_name": "a\u{7}b"}), 1);
+        assert_eq!(odd.node_id, "a b");
         let custom = report_from_event(
             &json!({"message": "x", "fingerprint": ["db", "timeout"]}),
             1,

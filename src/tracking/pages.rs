@@ -850,6 +850,8 @@ struct BugPage {
     project: String,
     milestones: Vec<Milestone>,
     severities: &'static [BugSeverity],
+    /// Error groups this bug was created from (see `errors`).
+    errors: Vec<i64>,
 }
 
 async fn bug_page(
@@ -873,12 +875,14 @@ async fn bug_page(
     )
     .await?;
     let title = format!("Bug #{}: {}", b.id, b.title);
+    let errors = crate::errors::store::groups_of_bug(&s.db, id).await?;
     Ok(render(&BugPage {
         layout: layout(&s, &who, "bugs", &title, &flash),
         b,
         project,
         milestones,
         severities: BugSeverity::ALL,
+        errors,
     }))
 }
 

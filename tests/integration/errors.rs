@@ -241,6 +241,31 @@ async fn resolved_groups_reopen_as_regressed_and_resolving_needs_write() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn retention_drops_old_hourly_counts_but_keeps_totals() {
+    let t = TestServer::start().await;
+    let id = post_ok(&t.anon(), &report("n", "Old", "once upon a time", "s")).await;
+    let hours = |t: &TestServer| {
+        let db = t.state().db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM error_hours")
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(hours(&t).await, 1);
+    architect::errors::retention_tick(t.state()).await.unwrap();
+    assert_eq!(hours(&t).await, 1, "recent buckets stay");
+    t.clock.advance(31 * 24 * 3600);
+    architect::errors::retention_tick(t.state()).await.unwrap();
+    assert_eq!(hours(&t).await, 0, "buckets past 30 days go");
+    let admin = t.admin().await;
+    let g = admin.get(&format!("/api/errors/{id}")).await;
+    assert_eq!(g.json["count"], 1, "the total stays");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_answer_429_with_retry_after_per_source() {
     let t = TestServer::start_with(|c| {
         c.errors.errors_rate_per_source = 0.5;
@@ -484,6 +509,14 @@ async fn bugs_from_groups_link_both_ways_and_resolving_the_bug_resolves_the_grou
     assert_eq!(r.json["error"]["bug_id"], bug_id);
     let g = admin.get(&format!("/api/errors/{id}")).await;
     assert_eq!(g.json["bug_id"], bug_id);
+    let linked = groups(&admin, &format!("?bug_id={bug_id}")).await;
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0]["id"], id);
+    let page = admin.get(&format!("/bugs/{bug_id}")).await;
+    assert!(
+        page.body.contains(&format!("href=\"/errors/{id}\"")),
+        "the bug page links back"
+    );
     let again = admin
         .post_json(&format!("/api/errors/{id}/create-bug"), &json!({}))
         .await;
@@ -693,6 +726,20 @@ async fn the_errors_panel_lists_groups_with_sparklines_and_acts_without_javascri
     assert!(g.json["bug_id"].is_i64(), "{}", g.body);
     let resolved = admin.get("/errors?status=resolved").await;
     assert!(resolved.body.contains("PanicError"));
+    // Pages keep the filters.
+    for ty in ["A1", "A2"] {
+        post_ok(&anon, &report("n", ty, "x", "ui")).await;
+    }
+    let first = admin.get("/errors?source=ui&limit=2").await;
+    assert!(
+        first
+            .body
+            .contains("/errors?source=ui&#38;offset=2&#38;limit=2"),
+        "{}",
+        first.body
+    );
+    let second = admin.get("/errors?source=ui&limit=2&offset=2").await;
+    assert!(second.body.contains("PanicError") && second.body.contains("Previous"));
     t.stop().await;
 }
 

@@ -21,11 +21,11 @@ const BUILT_PANELS: &[(&str, &str)] = &[
     ("/workers", "Workers"),
     ("/vault", "Vault"),
     ("/nodes", "Nodes"),
+    ("/errors", "Errors"),
 ];
 
 /// The panels later work fills, with their sidebar label.
 const UNBUILT_PANELS: &[(&str, &str)] = &[
-    ("/errors", "Errors"),
     ("/tmux", "tmux"),
     ("/assigner", "Assigner"),
     ("/autopilot", "Autopilot"),
