@@ -130,6 +130,8 @@ pub struct UpstreamStream {
     /// The breaker's verdict waits for the stream's end: a provider that breaks every stream
     /// after its first event must still open its circuit.
     permit: Option<Permit>,
+    /// The provider's response headers (a gateway upstream names who served: `x-architect-provider`).
+    pub response_headers: reqwest::header::HeaderMap,
     decoder: Decoder,
     framer: Framer,
     body: ByteStream,
@@ -636,11 +638,13 @@ impl UnifiedLlmClient {
                 Err(e) => fail("bad_response", e.to_string()),
             };
         }
+        let response_headers = resp.headers().clone();
         let decoder = Decoder::new(p.dialect());
         let framer = decoder.framer();
         let mut up = UpstreamStream {
             provider: p.id,
             permit: None,
+            response_headers,
             decoder,
             framer,
             body: Box::pin(resp.bytes_stream()),

@@ -3,6 +3,8 @@
 //! Breaker and Retry-After timing use the test server's manual clock (no sleeps); the only real
 //! waits are the gateway's 1-second provider timeout in the timeout tests.
 
+#[path = "llm/chat.rs"]
+mod chat;
 #[path = "llm/clients.rs"]
 mod clients;
 #[path = "llm/mock.rs"]
@@ -844,13 +846,41 @@ async fn ledger_rows_survive_a_graceful_shutdown() {
     for _ in 0..3 {
         assert_eq!(rig.messages(&claude_body(false), &[]).await.status, 200);
     }
-    let Rig { server, token, .. } = rig;
+    // A stream still running when shutdown starts: its row is written when it ends.
+    rig.claude.push(&[Act::Slow(150)]);
+    let url = format!("{}/v1/messages", rig.server.url);
+    let token = rig.token.clone();
+    let streaming = tokio::spawn(async move {
+        let r = reqwest::Client::new()
+            .post(url)
+            .header("x-api-key", token)
+            .json(&claude_body(true))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    });
+    while rig.claude.hits() < 4 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let Rig {
+        server,
+        token,
+        claude,
+        ..
+    } = rig;
     let server = server.restart().await;
+    let body = streaming.await.unwrap();
+    assert!(
+        body.contains("message_stop"),
+        "the in-flight stream finished: {body}"
+    );
+    drop(claude);
     let r = Session::new(&server.url, Some(token))
         .get("/api/llm-metrics/summary")
         .await;
-    assert_eq!(r.json["total_requests"], 3, "{}", r.body);
-    assert_eq!(r.json["total_cost_nanos"], 3 * CLAUDE_REQUEST_NANOS);
+    assert_eq!(r.json["total_requests"], 4, "{}", r.body);
+    assert_eq!(r.json["total_cost_nanos"], 4 * CLAUDE_REQUEST_NANOS);
 }
 
 // ---- bad input, auth ----
