@@ -258,7 +258,11 @@ fn has_content(parts: &[Part]) -> bool {
     parts.iter().any(|p| {
         matches!(
             p,
-            Part::Text(_) | Part::ToolStart { .. } | Part::ToolArgs { .. } | Part::Done
+            Part::Text(_)
+                | Part::ToolStart { .. }
+                | Part::ToolArgs { .. }
+                | Part::Opaque
+                | Part::Done
         )
     })
 }

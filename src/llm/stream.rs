@@ -30,6 +30,9 @@ pub enum Part {
         json: String,
     },
     Stop(StopReason),
+    /// Content the gateway does not translate (Anthropic thinking blocks, server tools): it
+    /// counts as the stream's first content, and passes through to Anthropic clients only.
+    Opaque,
     /// Usage so far; later reports replace earlier non-zero fields.
     Usage {
         input: Option<u64>,
@@ -257,7 +260,7 @@ impl Decoder {
                             out.push(Part::Text(t.to_owned()));
                         }
                     }
-                    _ => {}
+                    _ => out.push(Part::Opaque),
                 }
             }
             "content_block_delta" => {
@@ -275,7 +278,7 @@ impl Decoder {
                             });
                         }
                     }
-                    _ => {}
+                    _ => out.push(Part::Opaque),
                 }
             }
             "message_delta" => {
@@ -557,7 +560,7 @@ impl AnthropicEncoder {
     pub fn encode(&mut self, part: &Part) -> String {
         let mut out = String::new();
         match part {
-            Part::Start { .. } => {}
+            Part::Start { .. } | Part::Opaque => {}
             Part::Usage { input, output } => {
                 if let Some(i) = input.filter(|i| *i > 0) {
                     self.usage.input_tokens = i;
@@ -670,7 +673,7 @@ impl OpenAiEncoder {
     pub fn encode(&mut self, part: &Part) -> String {
         let mut out = String::new();
         match part {
-            Part::Start { .. } => {}
+            Part::Start { .. } | Part::Opaque => {}
             Part::Usage { input, output } => {
                 if let Some(i) = input.filter(|i| *i > 0) {
                     self.usage.input_tokens = i;
