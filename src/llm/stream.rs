@@ -804,6 +804,23 @@ mod tests {
     }
 
     #[test]
+    fn thinking_blocks_count_as_content_but_are_not_translated() {
+        let body = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hm\"}}\n\n"
+        );
+        let parts = decode_all(Dialect::Anthropic, body).unwrap();
+        assert_eq!(parts.iter().filter(|p| **p == Part::Opaque).count(), 2);
+        let mut enc = OpenAiEncoder::new("c", 0, false);
+        let out: String = parts.iter().map(|p| enc.encode(p)).collect();
+        assert!(
+            !out.contains("hm"),
+            "thinking is not sent to OpenAI clients"
+        );
+    }
+
+    #[test]
     fn truncation_and_malformed_json_are_detected() {
         let cut =
             "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n";

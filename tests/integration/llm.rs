@@ -338,6 +338,45 @@ async fn the_callers_own_4xx_is_relayed_without_failover() {
 }
 
 #[tokio::test]
+async fn a_rejected_provider_key_fails_over_and_keys_can_come_from_the_vault() {
+    let rig = rig_with("claude,openai", |c| {
+        c.openai_api_key = Some("vault:OPENAI_KEY".into())
+    })
+    .await;
+    rig.claude.push(&[Act::Status(401, None)]);
+    // The vault has no OPENAI_KEY yet: openai is skipped with that reason.
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    let msg = r.json["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("claude: 401 (check the provider's API key)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("openai: its key vault:OPENAI_KEY could not be read from the vault"),
+        "{msg}"
+    );
+    assert_eq!(rig.openai.hits(), 0);
+    let admin = rig.server.admin().await;
+    let r = admin
+        .post_json(
+            "/api/secrets",
+            &json!({"name": "OPENAI_KEY", "value": "sk-from-the-vault", "category": "api_key"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    rig.claude.push(&[Act::Status(403, None)]);
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.headers["x-architect-provider"], "openai", "{}", r.body);
+    assert_eq!(
+        rig.openai.last().headers["authorization"],
+        "Bearer sk-from-the-vault"
+    );
+    assert!(!r.body.contains("sk-from-the-vault"));
+    assert_eq!(rig.failovers().await.last().unwrap().2, "status_auth");
+}
+
+#[tokio::test]
 async fn a_429_skips_the_provider_until_its_retry_after() {
     let rig = rig("claude,openai").await;
     rig.claude.push(&[Act::Status(429, Some("120"))]);
