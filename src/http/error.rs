@@ -32,6 +32,15 @@
 //! | 502    | `command_failed`        | a node's agent ran the command and it failed       |
 //! | 503    | `unavailable`           | a dependency (e.g. the database) is down           |
 //! | 503    | `vault_sealed`          | no usable vault master key; the message says why   |
+//!
+//! The LLM gateway (`/v1/*`) answers in its client's own error shape (Anthropic
+//! `{"type":"error","error":{...},"code"}`, OpenAI `{"error":{...,"code"}}`) with these codes too:
+//!
+//! | status | code                    | meaning                                            |
+//! |--------|-------------------------|----------------------------------------------------|
+//! | 429    | `budget_exceeded`       | the caller's or project's LLM budget is spent      |
+//! | 429/503| `providers_unavailable` | every provider failed or was skipped; the message lists why |
+//! | 4xx    | `provider_rejected`     | the provider refused the request as malformed (relayed) |
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

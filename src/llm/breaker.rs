@@ -28,6 +28,17 @@ crate::text_enum! {
     }
 }
 
+impl CircuitState {
+    /// The value of the `llm_circuit_state` gauge: 0 closed, 1 half-open, 2 open.
+    pub fn gauge(self) -> f64 {
+        match self {
+            CircuitState::Closed => 0.0,
+            CircuitState::HalfOpen => 1.0,
+            CircuitState::Open => 2.0,
+        }
+    }
+}
+
 /// One state change, with why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Transition {
@@ -126,6 +137,7 @@ impl Breaker {
         };
         tracing::info!(provider = %self.provider, from = %t.from, to = %t.to, reason = %t.reason, "llm circuit breaker transition");
         metrics::counter!("llm_circuit_transitions_total", "provider" => self.provider.as_str(), "to" => to.as_str()).increment(1);
+        metrics::gauge!("llm_circuit_state", "provider" => self.provider.as_str()).set(to.gauge());
         inner.state = to;
         inner.history.push_back(t);
         while inner.history.len() > HISTORY {

@@ -130,6 +130,8 @@ pub struct UpstreamStream {
     /// The breaker's verdict waits for the stream's end: a provider that breaks every stream
     /// after its first event must still open its circuit.
     permit: Option<Permit>,
+    /// The provider's response headers (a gateway upstream names who served: `x-architect-provider`).
+    pub response_headers: reqwest::header::HeaderMap,
     decoder: Decoder,
     framer: Framer,
     body: ByteStream,
@@ -256,7 +258,11 @@ fn has_content(parts: &[Part]) -> bool {
     parts.iter().any(|p| {
         matches!(
             p,
-            Part::Text(_) | Part::ToolStart { .. } | Part::ToolArgs { .. } | Part::Done
+            Part::Text(_)
+                | Part::ToolStart { .. }
+                | Part::ToolArgs { .. }
+                | Part::Opaque
+                | Part::Done
         )
     })
 }
@@ -636,11 +642,13 @@ impl UnifiedLlmClient {
                 Err(e) => fail("bad_response", e.to_string()),
             };
         }
+        let response_headers = resp.headers().clone();
         let decoder = Decoder::new(p.dialect());
         let framer = decoder.framer();
         let mut up = UpstreamStream {
             provider: p.id,
             permit: None,
+            response_headers,
             decoder,
             framer,
             body: Box::pin(resp.bytes_stream()),

@@ -30,6 +30,9 @@ pub enum Part {
         json: String,
     },
     Stop(StopReason),
+    /// Content the gateway does not translate (Anthropic thinking blocks, server tools): it
+    /// counts as the stream's first content, and passes through to Anthropic clients only.
+    Opaque,
     /// Usage so far; later reports replace earlier non-zero fields.
     Usage {
         input: Option<u64>,
@@ -257,7 +260,7 @@ impl Decoder {
                             out.push(Part::Text(t.to_owned()));
                         }
                     }
-                    _ => {}
+                    _ => out.push(Part::Opaque),
                 }
             }
             "content_block_delta" => {
@@ -275,7 +278,7 @@ impl Decoder {
                             });
                         }
                     }
-                    _ => {}
+                    _ => out.push(Part::Opaque),
                 }
             }
             "message_delta" => {
@@ -557,7 +560,7 @@ impl AnthropicEncoder {
     pub fn encode(&mut self, part: &Part) -> String {
         let mut out = String::new();
         match part {
-            Part::Start { .. } => {}
+            Part::Start { .. } | Part::Opaque => {}
             Part::Usage { input, output } => {
                 if let Some(i) = input.filter(|i| *i > 0) {
                     self.usage.input_tokens = i;
@@ -670,7 +673,7 @@ impl OpenAiEncoder {
     pub fn encode(&mut self, part: &Part) -> String {
         let mut out = String::new();
         match part {
-            Part::Start { .. } => {}
+            Part::Start { .. } | Part::Opaque => {}
             Part::Usage { input, output } => {
                 if let Some(i) = input.filter(|i| *i > 0) {
                     self.usage.input_tokens = i;
@@ -798,6 +801,23 @@ mod tests {
         assert!(out.contains("\"finish_reason\":\"stop\""));
         assert!(out.contains("\"total_tokens\":7"));
         assert!(out.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn thinking_blocks_count_as_content_but_are_not_translated() {
+        let body = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hm\"}}\n\n"
+        );
+        let parts = decode_all(Dialect::Anthropic, body).unwrap();
+        assert_eq!(parts.iter().filter(|p| **p == Part::Opaque).count(), 2);
+        let mut enc = OpenAiEncoder::new("c", 0, false);
+        let out: String = parts.iter().map(|p| enc.encode(p)).collect();
+        assert!(
+            !out.contains("hm"),
+            "thinking is not sent to OpenAI clients"
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Breaker and Retry-After timing use the test server's manual clock (no sleeps); the only real
 //! waits are the gateway's 1-second provider timeout in the timeout tests.
 
+#[path = "llm/chat.rs"]
+mod chat;
 #[path = "llm/clients.rs"]
 mod clients;
 #[path = "llm/mock.rs"]
@@ -333,6 +335,45 @@ async fn the_callers_own_4xx_is_relayed_without_failover() {
     );
     assert_eq!(rig.openai.hits(), 0);
     assert_eq!(rig.circuit("claude").await["consecutive_failures"], 0);
+}
+
+#[tokio::test]
+async fn a_rejected_provider_key_fails_over_and_keys_can_come_from_the_vault() {
+    let rig = rig_with("claude,openai", |c| {
+        c.openai_api_key = Some("vault:OPENAI_KEY".into())
+    })
+    .await;
+    rig.claude.push(&[Act::Status(401, None)]);
+    // The vault has no OPENAI_KEY yet: openai is skipped with that reason.
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    let msg = r.json["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("claude: 401 (check the provider's API key)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("openai: its key vault:OPENAI_KEY could not be read from the vault"),
+        "{msg}"
+    );
+    assert_eq!(rig.openai.hits(), 0);
+    let admin = rig.server.admin().await;
+    let r = admin
+        .post_json(
+            "/api/secrets",
+            &json!({"name": "OPENAI_KEY", "value": "sk-from-the-vault", "category": "api_key"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    rig.claude.push(&[Act::Status(403, None)]);
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.headers["x-architect-provider"], "openai", "{}", r.body);
+    assert_eq!(
+        rig.openai.last().headers["authorization"],
+        "Bearer sk-from-the-vault"
+    );
+    assert!(!r.body.contains("sk-from-the-vault"));
+    assert_eq!(rig.failovers().await.last().unwrap().2, "status_auth");
 }
 
 #[tokio::test]
@@ -844,13 +885,41 @@ async fn ledger_rows_survive_a_graceful_shutdown() {
     for _ in 0..3 {
         assert_eq!(rig.messages(&claude_body(false), &[]).await.status, 200);
     }
-    let Rig { server, token, .. } = rig;
+    // A stream still running when shutdown starts: its row is written when it ends.
+    rig.claude.push(&[Act::Slow(150)]);
+    let url = format!("{}/v1/messages", rig.server.url);
+    let token = rig.token.clone();
+    let streaming = tokio::spawn(async move {
+        let r = reqwest::Client::new()
+            .post(url)
+            .header("x-api-key", token)
+            .json(&claude_body(true))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    });
+    while rig.claude.hits() < 4 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let Rig {
+        server,
+        token,
+        claude,
+        ..
+    } = rig;
     let server = server.restart().await;
+    let body = streaming.await.unwrap();
+    assert!(
+        body.contains("message_stop"),
+        "the in-flight stream finished: {body}"
+    );
+    drop(claude);
     let r = Session::new(&server.url, Some(token))
         .get("/api/llm-metrics/summary")
         .await;
-    assert_eq!(r.json["total_requests"], 3, "{}", r.body);
-    assert_eq!(r.json["total_cost_nanos"], 3 * CLAUDE_REQUEST_NANOS);
+    assert_eq!(r.json["total_requests"], 4, "{}", r.body);
+    assert_eq!(r.json["total_cost_nanos"], 4 * CLAUDE_REQUEST_NANOS);
 }
 
 // ---- bad input, auth ----

@@ -22,6 +22,7 @@ const BUILT_PANELS: &[(&str, &str)] = &[
     ("/vault", "Vault"),
     ("/nodes", "Nodes"),
     ("/errors", "Errors"),
+    ("/llm-metrics", "LLM metrics"),
 ];
 
 /// The panels later work fills, with their sidebar label.
@@ -29,7 +30,6 @@ const UNBUILT_PANELS: &[(&str, &str)] = &[
     ("/tmux", "tmux"),
     ("/assigner", "Assigner"),
     ("/autopilot", "Autopilot"),
-    ("/llm-metrics", "LLM"),
 ];
 
 fn header(r: &Resp, name: &str) -> String {
