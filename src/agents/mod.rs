@@ -1,9 +1,19 @@
-//! Agent sessions: the tmux driver, the pane classifier, hooks, the assigner (prompt queue and dispatcher), permission interactions and patterns. Issue 5.
+//! Agent sessions: the tmux driver, the pane classifier, hooks, the assigner (prompt queue and
+//! dispatcher), permission interactions and patterns. Issue 5.
+//!
+//! Files: `tmux.rs` the typed tmux driver; `tmux_task.rs` the task queue's `tmux` type;
+//! `route.rs` the one place a tmux operation is sent to the local driver or a remote node;
+//! `classify.rs` the pane classifier and its built-in pattern table; `sessions.rs` tracking
+//! sessions and their state (pane readings and hook events, each change with its signal);
+//! `store.rs` SQL for sessions and pane patterns; `api.rs` / `pages.rs` HTTP.
 
 pub mod api;
 pub mod classify;
 pub mod config;
 pub mod pages;
+pub mod route;
+pub mod sessions;
+pub mod store;
 pub mod tmux;
 pub mod tmux_task;
 
@@ -11,16 +21,101 @@ pub use config::AgentsConfig;
 
 use crate::app::AppState;
 use crate::config::ServeConfig;
+use crate::validate::Invalid;
+use classify::Classifier;
+use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Runtime state of this domain held in `AppState` (caches, channels, handles).
-#[derive(Clone, Default)]
-pub struct AgentsRuntime {}
+crate::text_enum! {
+    /// A session's place in the delegation hierarchy (SPEC.md "Session Hierarchy").
+    pub enum SessionRole ("session role") {
+        HighLevel = "high_level",
+        Manager = "manager",
+        Worker = "worker",
+    }
+}
+
+/// Every failure of this domain; mapped to HTTP in `api.rs`.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentsError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{}", .0.message)]
+    Invalid(Invalid),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("cannot move {what} from '{from}' to '{to}'")]
+    Transition {
+        what: &'static str,
+        from: String,
+        to: String,
+        allowed: Vec<String>,
+    },
+    #[error("node '{0}': the node command channel is not available yet; only the local node can run tmux operations")]
+    NodeChannelUnavailable(String),
+    #[error(transparent)]
+    Tmux(#[from] tmux::TmuxError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<Invalid> for AgentsError {
+    fn from(e: Invalid) -> Self {
+        AgentsError::Invalid(e)
+    }
+}
+
+/// Runtime state of this domain held in `AppState`.
+#[derive(Clone)]
+pub struct AgentsRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The local tmux server (`--tmux-socket`).
+    tmux: tmux::Tmux,
+    /// The compiled classifier (user rows + built-ins); `None` until loaded and after a
+    /// pattern change.
+    classifier: RwLock<Option<Arc<Classifier>>>,
+}
 
 impl AgentsRuntime {
-    pub fn new(_config: &ServeConfig) -> Self {
-        Self::default()
+    pub fn new(config: &ServeConfig) -> Self {
+        AgentsRuntime {
+            inner: Arc::new(Inner {
+                tmux: tmux::Tmux::new(config.agents.tmux_socket.as_deref()),
+                classifier: RwLock::new(None),
+            }),
+        }
+    }
+
+    pub fn tmux(&self) -> &tmux::Tmux {
+        &self.inner.tmux
+    }
+
+    /// The classifier with the stored user rows, compiled once per change of those rows.
+    pub async fn classifier(&self, db: &crate::db::Db) -> Result<Arc<Classifier>, sqlx::Error> {
+        if let Some(c) = self.inner.classifier.read().ok().and_then(|g| g.clone()) {
+            return Ok(c);
+        }
+        let user = store::list_pane_patterns(db).await?;
+        let (c, bad) = Classifier::new(user);
+        for b in bad {
+            tracing::warn!(pattern = %b.name, error = %b.error, "stored pane pattern skipped");
+        }
+        let c = Arc::new(c);
+        if let Ok(mut g) = self.inner.classifier.write() {
+            *g = Some(c.clone());
+        }
+        Ok(c)
+    }
+
+    /// Drops the compiled classifier after the user rows changed.
+    pub fn patterns_changed(&self) {
+        if let Ok(mut g) = self.inner.classifier.write() {
+            *g = None;
+        }
     }
 }
 

@@ -1,1 +1,433 @@
-//! Integration tests of the agents domain.
+//! Integration tests of the agents domain: real tmux on a private socket per test (killed by a
+//! Drop guard, pass or fail), a small fake agent drawing Claude-like screens for fast
+//! deterministic runs, and the real Claude Code and Codex CLIs against mock_llm.py.
+
+use crate::support::{Session, TestServer};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Anything slower than this is hung.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `check` every 50 ms until it yields a value, or panics after [`DEADLINE`].
+async fn until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A private tmux server (`tmux -L arch-test-<random>`), killed when dropped.
+pub struct PrivateTmux {
+    pub socket: String,
+}
+
+impl PrivateTmux {
+    pub fn new() -> PrivateTmux {
+        PrivateTmux {
+            socket: format!("arch-test-{:x}", rand::random::<u64>()),
+        }
+    }
+
+    /// Runs a tmux command on this server (for test set-up and checks).
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for PrivateTmux {
+    fn drop(&mut self) {
+        architect::agents::tmux::Tmux::new(Some(&self.socket)).kill_server_blocking();
+    }
+}
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents")
+}
+
+pub fn fake_agent_argv() -> Vec<String> {
+    vec![
+        "python3".into(),
+        fixtures().join("fake_agent.py").display().to_string(),
+    ]
+}
+
+/// A server managing the private tmux server `tmux`.
+pub async fn server(tmux: &PrivateTmux) -> TestServer {
+    let socket = tmux.socket.clone();
+    TestServer::start_with(move |c| c.agents.tmux_socket = Some(socket)).await
+}
+
+pub async fn create_fake(s: &Session, name: &str, env: Value) -> Value {
+    let r = s
+        .post_json(
+            "/api/tmux/create",
+            &json!({"name": name, "command": fake_agent_argv(), "env": env,
+                    "width": 120, "height": 40}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json
+}
+
+pub async fn capture(s: &Session, name: &str) -> Value {
+    let r = s
+        .post_json("/api/tmux/capture", &json!({"session": name, "lines": 200}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json
+}
+
+/// Waits until the session's pane shows the fake agent (a Claude-like screen) in `state`.
+pub async fn wait_state(s: &Session, name: &str, state: &str) -> Value {
+    until(&format!("{name} to be {state}"), || async {
+        let c = capture(s, name).await;
+        (c["classification"]["state"] == state && c["classification"]["agent"] == "claude")
+            .then_some(c)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tmux_api_drives_a_session_on_a_private_socket() {
+    let tmux = PrivateTmux::new();
+    let t = server(&tmux).await;
+    let w = t.token("admin").await;
+    let r = create_fake(&w, "fake-1", json!({"FAKE_AGENT_MARK": "x"})).await;
+    assert_eq!(
+        (r["node"].as_str(), r["session"].as_str()),
+        (Some("local"), Some("fake-1"))
+    );
+    assert!(tmux
+        .run(&["list-sessions", "-F", "#{session_name}"])
+        .contains("fake-1"));
+
+    let c = wait_state(&w, "fake-1", "idle").await;
+    assert_eq!(
+        c["classification"]["agent"], "claude",
+        "fake agent draws Claude's footer"
+    );
+    assert_eq!(c["classification"]["input"], "empty");
+
+    let list = w.get("/api/tmux/sessions").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let s = &list.json["sessions"][0];
+    assert_eq!(
+        (s["node"].as_str(), s["name"].as_str()),
+        (Some("local"), Some("fake-1"))
+    );
+    assert_eq!(
+        (s["state"].as_str(), s["windows"].as_i64()),
+        (Some("idle"), Some(1))
+    );
+    assert!(s["created"].as_i64().unwrap() > 0 && s["current_command"].is_string());
+
+    // Text is typed literally and submitted; multi-line text arrives as one paste.
+    let r = w
+        .post_json(
+            "/api/tmux/send",
+            &json!({"session": "fake-1", "text": "hello $(id) C-c"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    until("the answer", || async {
+        let c = capture(&w, "fake-1").await;
+        c["output"]
+            .as_str()
+            .unwrap()
+            .contains("answer: hello $(id) C-c")
+            .then_some(())
+    })
+    .await;
+    let r = w
+        .post_json(
+            "/api/tmux/send",
+            &json!({"session": "fake-1", "text": "first\nsecond", "enter": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = until("the pasted text", || async {
+        let c = capture(&w, "fake-1").await;
+        c["output"]
+            .as_str()
+            .unwrap()
+            .contains("first ⏎ second")
+            .then_some(c)
+    })
+    .await;
+    // Idle with text in the input line: not ready for a prompt.
+    assert_eq!(c["classification"]["input"], "has_text", "{c}");
+    let r = w
+        .post_json(
+            "/api/tmux/send",
+            &json!({"session": "fake-1", "keys": ["Enter"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    until("the pasted prompt's answer", || async {
+        let c = capture(&w, "fake-1").await;
+        c["output"]
+            .as_str()
+            .unwrap()
+            .contains("answer: first ⏎ second")
+            .then_some(())
+    })
+    .await;
+
+    // Refresh stores the state with the signal that decided it.
+    let r = w.post_json("/api/tmux/sessions/refresh", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json["sessions"][0]["state_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("pane:"));
+
+    let r = w
+        .post_json("/api/tmux/kill", &json!({"session": "fake-1"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list = w.get("/api/tmux/sessions").await;
+    assert_eq!(list.json["sessions"], json!([]));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tmux_api_refuses_bad_input_and_checks_auth() {
+    let tmux = PrivateTmux::new();
+    let t = server(&tmux).await;
+    let w = t.token("admin").await;
+    let r = t.token("read").await;
+    create_fake(&w, "ok", json!({})).await;
+
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        ("/api/tmux/create", json!({"name": "a b"}), 422, "name"),
+        (
+            "/api/tmux/create",
+            json!({"name": "x;rm -rf /"}),
+            422,
+            "name",
+        ),
+        ("/api/tmux/create", json!({"name": "ok"}), 409, "name"),
+        (
+            "/api/tmux/create",
+            json!({"name": "e", "env": {"A=B": "x"}}),
+            422,
+            "env",
+        ),
+        (
+            "/api/tmux/create",
+            json!({"name": "e", "cwd": "relative"}),
+            422,
+            "cwd",
+        ),
+        (
+            "/api/tmux/create",
+            json!({"name": "e", "surprise": 1}),
+            422,
+            "surprise",
+        ),
+        ("/api/tmux/create", json!({"name": 5}), 422, "name"),
+        ("/api/tmux/send", json!({"session": "ok"}), 422, "text"),
+        (
+            "/api/tmux/send",
+            json!({"session": "nope", "text": "x"}),
+            404,
+            "session",
+        ),
+        (
+            "/api/tmux/send",
+            json!({"session": "ok", "keys": ["Enter; kill-server"]}),
+            422,
+            "body",
+        ),
+        (
+            "/api/tmux/send",
+            json!({"session": "ok", "keys": []}),
+            422,
+            "body",
+        ),
+        (
+            "/api/tmux/send",
+            json!({"session": "ok", "text": "a\u{0}b"}),
+            422,
+            "text",
+        ),
+        (
+            "/api/tmux/capture",
+            json!({"session": "ok", "lines": 0}),
+            422,
+            "lines",
+        ),
+        (
+            "/api/tmux/capture",
+            json!({"session": "ok", "lines": -1}),
+            422,
+            "lines",
+        ),
+        (
+            "/api/tmux/capture",
+            json!({"session": "../x"}),
+            422,
+            "session",
+        ),
+        ("/api/tmux/kill", json!({"session": "nope"}), 404, "session"),
+        (
+            "/api/tmux/kill",
+            json!({"session": "ok", "node": "bad node"}),
+            422,
+            "node",
+        ),
+    ];
+    for (path, body, status, field) in cases {
+        let resp = w.post_json(path, &body).await;
+        assert_eq!(resp.status, status, "{path} {body}: {}", resp.body);
+        assert_eq!(resp.json["field"], field, "{path} {body}: {}", resp.body);
+        assert!(resp.json["code"].is_string());
+    }
+    // Remote nodes: a clear error until the node command channel is wired in.
+    let resp = w
+        .post_json(
+            "/api/tmux/send",
+            &json!({"session": "ok", "text": "x", "node": "gpu-1"}),
+        )
+        .await;
+    assert_eq!(resp.status, 503, "{}", resp.body);
+    assert_eq!(resp.json["code"], "node_channel_unavailable");
+    let list = w.get("/api/tmux/sessions?node=gpu-1").await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json["errors"][0]["node"], "gpu-1");
+    // Malformed JSON and wrong media type.
+    let resp = w
+        .send(
+            w.request(reqwest::Method::POST, "/api/tmux/send")
+                .header("content-type", "application/json")
+                .body("{"),
+        )
+        .await;
+    assert_eq!(resp.status, 400);
+
+    // Auth: anonymous 401; a read token reads but cannot type.
+    assert_eq!(t.anon().get("/api/tmux/sessions").await.status, 401);
+    assert_eq!(r.get("/api/tmux/sessions").await.status, 200);
+    let resp = r
+        .post_json("/api/tmux/send", &json!({"session": "ok", "text": "x"}))
+        .await;
+    assert_eq!(resp.status, 403, "{}", resp.body);
+    for path in [
+        "/api/tmux/create",
+        "/api/tmux/kill",
+        "/api/tmux/sessions/refresh",
+    ] {
+        assert_eq!(r.post_json(path, &json!({})).await.status, 403, "{path}");
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pane_patterns_are_data_editable_through_the_api() {
+    let t = TestServer::start().await;
+    let w = t.token("admin").await;
+    let r = w.get("/api/agents/pane-patterns").await;
+    assert_eq!(r.status, 200);
+    assert!(r.json["builtin"].as_array().unwrap().len() > 20);
+    assert_eq!(r.json["user"], json!([]));
+
+    let screen = "my-agent v2\n\n[ready]>";
+    let c = w
+        .post_json("/api/agents/classify", &json!({"screen": screen}))
+        .await;
+    assert_eq!(c.json["state"], "unknown", "{}", c.body);
+
+    let row = |name: &str, agent: &str, signal: &str, regex: &str| {
+        json!({"name": name, "agent": agent, "signal": signal, "source": "tail",
+               "tail_lines": 2, "regex": regex})
+    };
+    for body in [
+        row("mine_detect", "other", "detect", r"my-agent v\d"),
+        row("mine_idle", "other", "idle", r"\[ready\]>$"),
+        row("mine_empty", "other", "input_empty", r"\[ready\]>$"),
+    ] {
+        let r = w.post_json("/api/agents/pane-patterns", &body).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let c = w
+        .post_json("/api/agents/classify", &json!({"screen": screen}))
+        .await;
+    assert_eq!(
+        (c.json["state"].as_str(), c.json["input"].as_str()),
+        (Some("idle"), Some("empty"))
+    );
+    assert_eq!(c.json["state_by"], "mine_idle");
+
+    // Bad rows are refused with the field named.
+    for (body, field) in [
+        (row("bad", "other", "idle", "("), "regex"),
+        (row("bad", "martian", "idle", "x"), "agent"),
+        (row("bad", "other", "sleepy", "x"), "signal"),
+        (row("mine_idle", "other", "idle", "x"), "name"),
+        (json!({"name": "x"}), "agent"),
+    ] {
+        let r = w.post_json("/api/agents/pane-patterns", &body).await;
+        assert!(r.status == 422 || r.status == 409, "{body}: {}", r.body);
+        assert_eq!(r.json["field"], field, "{body}: {}", r.body);
+    }
+    let user = w.get("/api/agents/pane-patterns").await.json["user"].clone();
+    let id = user[1]["id"].as_i64().unwrap();
+    let r = w
+        .put_json(&format!("/api/agents/pane-patterns/{id}"), &{
+            let mut b = row("mine_idle", "other", "busy", r"\[ready\]>$");
+            b["enabled"] = json!(true);
+            b
+        })
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = w
+        .post_json("/api/agents/classify", &json!({"screen": screen}))
+        .await;
+    assert_eq!(c.json["state"], "busy");
+    assert_eq!(
+        w.delete(&format!("/api/agents/pane-patterns/{id}"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        w.delete(&format!("/api/agents/pane-patterns/{id}"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(w.delete("/api/agents/pane-patterns/abc").await.status, 400);
+    let c = w
+        .post_json("/api/agents/classify", &json!({"screen": screen}))
+        .await;
+    assert_eq!(
+        c.json["state"], "unknown",
+        "no idle row left for it: {}",
+        c.body
+    );
+    let ro = t.token("read").await;
+    assert_eq!(
+        ro.post_json("/api/agents/pane-patterns", &row("z", "other", "idle", "x"))
+            .await
+            .status,
+        403
+    );
+    t.stop().await;
+}
