@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
             put(update_pane_pattern).delete(delete_pane_pattern),
         )
         .route("/api/agents/classify", post(classify_text))
+        .merge(super::sessions_api::routes())
 }
 
 impl From<AgentsError> for ApiError {

@@ -10,9 +10,14 @@
 pub mod api;
 pub mod classify;
 pub mod config;
+pub mod hooks;
+pub mod launch;
 pub mod pages;
+pub mod permission_store;
+pub mod permissions;
 pub mod route;
 pub mod sessions;
+pub mod sessions_api;
 pub mod store;
 pub mod tmux;
 pub mod tmux_task;
@@ -78,6 +83,8 @@ struct Inner {
     /// The compiled classifier (user rows + built-ins); `None` until loaded and after a
     /// pattern change.
     classifier: RwLock<Option<Arc<Classifier>>>,
+    /// Wakes the dispatcher at once (a prompt queued, a hook event) instead of at its next tick.
+    wake: tokio::sync::Notify,
 }
 
 impl AgentsRuntime {
@@ -86,6 +93,7 @@ impl AgentsRuntime {
             inner: Arc::new(Inner {
                 tmux: tmux::Tmux::new(config.agents.tmux_socket.as_deref()),
                 classifier: RwLock::new(None),
+                wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -109,6 +117,16 @@ impl AgentsRuntime {
             *g = Some(c.clone());
         }
         Ok(c)
+    }
+
+    /// Asks the dispatcher to look at the queue now.
+    pub fn wake_dispatcher(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Resolves when someone called [`AgentsRuntime::wake_dispatcher`].
+    pub async fn dispatcher_woken(&self) {
+        self.inner.wake.notified().await;
     }
 
     /// Drops the compiled classifier after the user rows changed.

@@ -3,8 +3,10 @@
 
 mod agent;
 mod chat;
+mod hook;
 mod output;
 mod secrets;
+mod session;
 mod token;
 mod tracking;
 mod worker;
@@ -105,6 +107,16 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Chat with a model through architect's LLM gateway (interactive, -p, or --worker).
     Chat(chat::ChatArgs),
+    /// Agent sessions in tmux: `session start NAME --agent claude|codex|chat|shell`.
+    Session {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(subcommand)]
+        cmd: session::SessionCmd,
+    },
+    /// Report a Claude Code hook event (run by the hooks `session start` installs; the event
+    /// JSON comes on stdin).
+    Hook(hook::HookArgs),
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -159,6 +171,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Agent(args) => agent::run(args).await,
         Command::Chat(args) => chat::run(args).await,
+        Command::Session { client, cmd } => session::run(&client, cmd).await,
+        Command::Hook(args) => hook::run(args).await,
     }
 }
 

@@ -431,3 +431,234 @@ async fn pane_patterns_are_data_editable_through_the_api() {
     );
     t.stop().await;
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_architect");
+
+/// The value of `VAR` in a tmux session's environment.
+fn session_env(tmux: &PrivateTmux, session: &str, var: &str) -> String {
+    tmux.run(&["show-environment", "-t", &format!("={session}"), var])
+        .trim()
+        .strip_prefix(&format!("{var}="))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Runs `architect hook <event>` as Claude Code would: the session's environment, the event
+/// JSON on stdin. Returns stdout.
+async fn run_hook(tmux: &PrivateTmux, session: &str, event: &str, stdin: Value) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["hook", event]).env_clear();
+    for var in [
+        "ARCHITECT_URL",
+        "ARCHITECT_TOKEN",
+        "ARCHITECT_SESSION",
+        "ARCHITECT_NODE",
+    ] {
+        cmd.env(var, session_env(tmux, session, var));
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.to_string().as_bytes()).await.unwrap();
+    drop(pipe);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_start_installs_hooks_that_report_state_with_their_signal() {
+    let tmux = PrivateTmux::new();
+    let t = server(&tmux).await;
+    let w = t.token("admin").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().display().to_string();
+    let fake = fixtures().join("fake_agent.py").display().to_string();
+    let r = w
+        .post_json(
+            "/api/agents/sessions",
+            &json!({"name": "claude-1", "agent": "claude", "cwd": cwd, "role": "worker",
+                    "groups": ["backend"], "program": fake}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let settings: Value = serde_json::from_str(
+        &std::fs::read_to_string(r.json["settings_path"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    for event in ["UserPromptSubmit", "Stop", "Notification", "PreToolUse"] {
+        let cmd = settings["hooks"][event][0]["hooks"][0]["command"]
+            .as_str()
+            .unwrap();
+        assert!(cmd.contains(" hook "), "{event}: {cmd}");
+    }
+    assert_eq!(
+        session_env(&tmux, "claude-1", "ARCHITECT_SESSION"),
+        "claude-1"
+    );
+    assert_eq!(session_env(&tmux, "claude-1", "ARCHITECT_URL"), t.url);
+    wait_state(&w, "claude-1", "idle").await;
+
+    // Hooks are positive events, each recorded with its signal.
+    run_hook(
+        &tmux,
+        "claude-1",
+        "user-prompt-submit",
+        json!({"prompt": "x"}),
+    )
+    .await;
+    let s = w.get("/api/agents/sessions/claude-1").await;
+    assert_eq!(s.status, 200, "{}", s.body);
+    assert_eq!(s.json["session"]["state"], "busy");
+    assert_eq!(s.json["session"]["state_by"], "hook:UserPromptSubmit");
+    assert_eq!(s.json["session"]["role"], "worker");
+    run_hook(
+        &tmux,
+        "claude-1",
+        "stop",
+        json!({"transcript_path": "/tmp/t.jsonl", "hook_event_name": "Stop"}),
+    )
+    .await;
+    let s = w.get("/api/agents/sessions/claude-1").await;
+    assert_eq!(s.json["session"]["state"], "idle");
+    assert_eq!(s.json["session"]["transcript_path"], "/tmp/t.jsonl");
+    assert_eq!(s.json["changes"][0]["signal"], "hook:Stop");
+    assert_eq!(s.json["changes"][1]["signal"], "hook:UserPromptSubmit");
+
+    // Pre-tool-use with no pattern: no decision printed (Claude asks as usual).
+    let out = run_hook(
+        &tmux,
+        "claude-1",
+        "pre-tool-use",
+        json!({"tool_name": "Bash", "tool_input": {"command": "ls"}}),
+    )
+    .await;
+    assert_eq!(out.trim(), "");
+
+    // Bad input and auth.
+    let agent_token = session_env(&tmux, "claude-1", "ARCHITECT_TOKEN");
+    let a = Session::new(&t.url, Some(agent_token));
+    let resp = a
+        .post_json("/api/agents/hooks/explode", &json!({"session": "claude-1"}))
+        .await;
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    let resp = a
+        .post_json("/api/agents/hooks/stop", &json!({"session": "a b"}))
+        .await;
+    assert_eq!(resp.status, 422, "{}", resp.body);
+    // The session's agent token reports hooks but cannot type into panes.
+    let resp = a
+        .post_json(
+            "/api/tmux/send",
+            &json!({"session": "claude-1", "text": "x"}),
+        )
+        .await;
+    assert_eq!(resp.status, 403);
+    let ro = t.token("read").await;
+    let resp = ro
+        .post_json("/api/agents/hooks/stop", &json!({"session": "claude-1"}))
+        .await;
+    assert_eq!(resp.status, 403);
+    for (body, field) in [
+        (json!({"name": "claude-1", "agent": "claude"}), "name"),
+        (json!({"name": "x", "agent": "vim"}), "agent"),
+        (json!({"name": "x", "agent": "shell", "cwd": "rel"}), "cwd"),
+        (
+            json!({"name": "x", "agent": "shell", "groups": ["a b"]}),
+            "groups",
+        ),
+        (
+            json!({"name": "x", "agent": "shell", "role": "boss"}),
+            "role",
+        ),
+        (
+            json!({"name": "x", "agent": "shell", "worktree": true}),
+            "cwd",
+        ),
+    ] {
+        let resp = w.post_json("/api/agents/sessions", &body).await;
+        assert!(
+            resp.status == 422 || resp.status == 409,
+            "{body}: {}",
+            resp.body
+        );
+        assert_eq!(
+            resp.json["field"].as_str().unwrap_or("name"),
+            field,
+            "{body}: {}",
+            resp.body
+        );
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_start_can_give_a_session_its_own_worktree() {
+    let tmux = PrivateTmux::new();
+    let t = server(&tmux).await;
+    let w = t.token("admin").await;
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    git(&[
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "user.name=t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "init",
+    ]);
+    let r = w
+        .post_json(
+            "/api/agents/sessions",
+            &json!({"name": "wt-1", "agent": "shell", "cwd": repo.path().display().to_string(),
+                    "worktree": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let branch = r.json["branch"].as_str().unwrap();
+    assert!(branch.starts_with("feature/wt-1-") && branch.len() == "feature/wt-1-MMDD".len());
+    let cwd = r.json["cwd"].as_str().unwrap();
+    assert!(std::path::Path::new(cwd).join(".git").exists(), "{cwd}");
+    let pane_path = until("the pane's path", || async {
+        let p = tmux.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "=wt-1:",
+            "#{pane_current_path}",
+        ]);
+        (!p.trim().is_empty()).then_some(p)
+    })
+    .await;
+    assert_eq!(
+        pane_path.trim(),
+        std::fs::canonicalize(cwd).unwrap().display().to_string()
+    );
+    t.stop().await;
+}
