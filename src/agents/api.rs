@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/agents/classify", post(classify_text))
         .merge(super::sessions_api::routes())
+        .merge(super::assigner::api::routes())
 }
 
 impl From<AgentsError> for ApiError {

@@ -70,6 +70,9 @@ pub struct StartSession {
     /// Extra arguments after architect's.
     #[serde(default)]
     pub args: Vec<String>,
+    /// Extra environment for the agent (names: letters, digits, '_').
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,6 +177,19 @@ pub async fn start(
     {
         return Err(invalid("args", "arguments may not contain NUL").into());
     }
+    for (k, v) in &req.env {
+        let ok = !k.is_empty()
+            && k.len() <= 128
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !k.starts_with(|c: char| c.is_ascii_digit())
+            && !k.starts_with("ARCHITECT_")
+            && !v.contains('\0');
+        if !ok {
+            return Err(
+                invalid("env", format!("'{k}' is not a usable environment variable")).into(),
+            );
+        }
+    }
     if node != NodeRef::Local {
         return Err(AgentsError::NodeChannelUnavailable(node.name().to_string()));
     }
@@ -252,11 +268,12 @@ pub async fn start(
     )
     .await
     .map_err(|e| AgentsError::Conflict(format!("cannot create the session's token: {e}")))?;
-    let mut env = vec![
+    let mut env: Vec<(String, String)> = req.env.clone().into_iter().collect();
+    env.extend([
         ("ARCHITECT_SESSION".to_string(), name.to_string()),
         ("ARCHITECT_NODE".to_string(), node.name().to_string()),
         ("ARCHITECT_TOKEN".to_string(), token.token),
-    ];
+    ]);
     if let Some(url) = state.tasks.local_url() {
         env.push(("ARCHITECT_URL".to_string(), url.to_string()));
     }

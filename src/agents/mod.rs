@@ -8,6 +8,8 @@
 //! `store.rs` SQL for sessions and pane patterns; `api.rs` / `pages.rs` HTTP.
 
 pub mod api;
+pub mod assign;
+pub mod assigner;
 pub mod classify;
 pub mod config;
 pub mod hooks;
@@ -85,6 +87,8 @@ struct Inner {
     classifier: RwLock<Option<Arc<Classifier>>>,
     /// Wakes the dispatcher at once (a prompt queued, a hook event) instead of at its next tick.
     wake: tokio::sync::Notify,
+    /// Dispatcher ticks never overlap (the loop, tests and API-triggered ticks share it).
+    dispatch: tokio::sync::Mutex<()>,
 }
 
 impl AgentsRuntime {
@@ -94,6 +98,7 @@ impl AgentsRuntime {
                 tmux: tmux::Tmux::new(config.agents.tmux_socket.as_deref()),
                 classifier: RwLock::new(None),
                 wake: tokio::sync::Notify::new(),
+                dispatch: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -119,6 +124,11 @@ impl AgentsRuntime {
         Ok(c)
     }
 
+    /// Held for the whole of a dispatcher tick.
+    pub async fn dispatch_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.dispatch.lock().await
+    }
+
     /// Asks the dispatcher to look at the queue now.
     pub fn wake_dispatcher(&self) {
         self.inner.wake.notify_one();
@@ -137,7 +147,32 @@ impl AgentsRuntime {
     }
 }
 
-/// This domain's background loops, started by `background::spawn_all`.
-pub fn loops(_state: &AppState, _shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    Vec::new()
+/// This domain's background loops, started by `background::spawn_all`: the assigner's
+/// dispatcher (unless `--assigner false`). It ticks every `--dispatch-interval-ms` and at once
+/// when woken (a prompt queued, a hook event), so an idle session gets a queued prompt well
+/// within a second.
+pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    if !state.config.agents.assigner {
+        return Vec::new();
+    }
+    let state = state.clone();
+    let mut shutdown = shutdown.clone();
+    let every = std::time::Duration::from_millis(state.config.agents.dispatch_interval_ms.max(10));
+    vec![tokio::spawn(async move {
+        loop {
+            match assigner::dispatch::tick(&state).await {
+                Ok(r) if r != assigner::dispatch::TickReport::default() => {
+                    tracing::info!(report = ?r, "assigner dispatch")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "assigner dispatch failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = state.agents.dispatcher_woken() => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        tracing::debug!(loop_name = "assigner_dispatch", "background loop stopped");
+    })]
 }

@@ -156,8 +156,8 @@ pub async fn mark_gone_except(
     Ok(())
 }
 
-/// Sets a session's state and input line; a change of state is recorded with its signal.
-/// Returns true when the state changed.
+/// Sets a session's state and input line; a change of state (and every hook event) is recorded
+/// with its signal. Returns true when the state changed.
 pub async fn set_state(
     db: &Db,
     id: i64,
@@ -175,7 +175,8 @@ pub async fn set_state(
         return Ok(false);
     };
     let changed = old != state;
-    if changed {
+    // Hook events are positive signals: recorded even when the pane already showed the state.
+    if changed || signal.starts_with("hook:") {
         sqlx::query(
             "UPDATE agent_sessions SET state = $2, input = $3, state_by = $4, \
                 state_changed_at = $5, updated_at = $5, \
@@ -240,6 +241,22 @@ pub async fn state_changes(
     )
     .bind(session_id)
     .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Hook signals recorded for a session since `since` (oldest first).
+pub async fn hook_signals_since(
+    db: &Db,
+    session_id: i64,
+    since: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT signal FROM agent_state_changes WHERE session_id = $1 AND at >= $2 \
+           AND signal LIKE 'hook:%' ORDER BY id",
+    )
+    .bind(session_id)
+    .bind(since)
     .fetch_all(db)
     .await
 }

@@ -82,6 +82,7 @@ pub async fn run(cfg: &ClientConfig, cmd: SessionCmd) -> anyhow::Result<()> {
                 worktree,
                 program,
                 args,
+                env: Default::default(),
             };
             let started: StartedSession = client.post("/api/agents/sessions", &req).await?;
             if cfg.json {

@@ -662,3 +662,387 @@ async fn session_start_can_give_a_session_its_own_worktree() {
     );
     t.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// the assigner
+// ---------------------------------------------------------------------------------------------
+
+use architect::agents::assigner::dispatch;
+
+/// Starts a fake agent via `session start` (so architect knows it is a Claude-like agent),
+/// logging each prompt it receives to `log`; SLOW prompts wait for `gate` to hold "release".
+async fn start_fake(w: &Session, name: &str, extra: Value) {
+    let mut body = json!({"name": name, "agent": "claude",
+        "program": fixtures().join("fake_agent.py").display().to_string()});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let r = w.post_json("/api/agents/sessions", &body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    wait_state(w, name, "idle").await;
+}
+
+/// Where a fake agent logs prompts and waits for its gate (`extra` env of `start_fake`).
+fn fake_env(dir: &std::path::Path) -> (PathBuf, PathBuf, Value) {
+    let log = dir.join("prompts.jsonl");
+    let gate = dir.join("gate");
+    let env = json!({"env": {"FAKE_AGENT_LOG": log.display().to_string(),
+                             "FAKE_AGENT_GATE": gate.display().to_string()}});
+    (log, gate, env)
+}
+
+/// `a` with the fields of `b` added.
+fn with(a: Value, b: &Value) -> Value {
+    let mut a = a;
+    if let (Some(x), Some(y)) = (a.as_object_mut(), b.as_object()) {
+        x.extend(y.clone());
+    }
+    a
+}
+
+fn delivered(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<String>(l).unwrap())
+        .collect()
+}
+
+async fn send_prompt(s: &Session, body: Value) -> i64 {
+    let r = s.post_json("/api/assigner/send", &body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json["success"], true);
+    r.json["prompt_id"].as_i64().unwrap()
+}
+
+async fn prompt(s: &Session, id: i64) -> Value {
+    let r = s.get(&format!("/api/assigner/prompts/{id}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json
+}
+
+async fn wait_prompt(s: &Session, id: i64, status: &str) -> Value {
+    until(&format!("prompt {id} to be {status}"), || async {
+        let p = prompt(s, id).await;
+        (p["status"] == status).then_some(p)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_prompt_is_typed_into_an_idle_session_and_completed() {
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _, env) = fake_env(dir.path());
+    let t = server(&tmux).await;
+    let w = t.token("admin").await;
+    start_fake(&w, "w1", with(json!({"role": "worker"}), &env)).await;
+    let id = send_prompt(&w, json!({"content": "fix the login bug", "priority": 5})).await;
+    let p = wait_prompt(&w, id, "completed").await;
+    assert_eq!(p["assigned_session"], "w1");
+    assert!(
+        p["response"]
+            .as_str()
+            .unwrap()
+            .contains("answer: fix the login bug"),
+        "{p}"
+    );
+    assert!(
+        p["completed_by"].as_str().unwrap().starts_with("pane:"),
+        "{p}"
+    );
+    assert!(p["typed_at"].is_string() && p["started_at"].is_string());
+    assert_eq!(delivered(&log), vec!["fix the login bug"]);
+
+    // Multi-line prompts arrive as one submission.
+    let id = send_prompt(
+        &w,
+        json!({"content": "line one\nline two", "target_session": "w1"}),
+    )
+    .await;
+    wait_prompt(&w, id, "completed").await;
+    assert_eq!(delivered(&log)[1], "line one\nline two");
+
+    // Status and sessions views.
+    let st = w.get("/api/assigner/status").await;
+    assert_eq!(st.json["counts"]["completed"], 2, "{}", st.body);
+    assert_eq!(st.json["dispatcher"], true);
+    let ss = w.get("/api/assigner/sessions").await;
+    assert_eq!(ss.json[0]["name"], "w1", "{}", ss.body);
+    assert_eq!(ss.json[0]["role"], "worker");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dispatcher_never_types_into_busy_or_half_typed_sessions() {
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (log, gate, env) = fake_env(dir.path());
+    let t = server(&tmux).await;
+    let w = t.token("admin").await;
+    start_fake(&w, "w1", env.clone()).await;
+
+    // A person's half-typed text: the prompt waits.
+    let r = w
+        .post_json(
+            "/api/tmux/send",
+            &json!({"session": "w1", "text": "my own thought", "enter": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    until("the half-typed text", || async {
+        (capture(&w, "w1").await["classification"]["input"] == "has_text").then_some(())
+    })
+    .await;
+    let first = send_prompt(&w, json!({"content": "SLOW first"})).await;
+    let report = dispatch::tick(t.state()).await.unwrap();
+    assert!(report.dispatched.is_empty(), "{report:?}");
+    assert_eq!(prompt(&w, first).await["status"], "pending");
+
+    // The person submits their text; once idle again, the queued prompt goes in.
+    w.post_json(
+        "/api/tmux/send",
+        &json!({"session": "w1", "keys": ["Enter"]}),
+    )
+    .await;
+    let p = wait_prompt(&w, first, "in_progress").await;
+    assert!(
+        p["accepted_by"].as_str().unwrap().starts_with("pane:"),
+        "{p}"
+    );
+
+    // Busy: a second and third prompt wait; the higher priority goes first afterwards.
+    let low = send_prompt(&w, json!({"content": "low one", "priority": 1})).await;
+    let high = send_prompt(&w, json!({"content": "high one", "priority": 9})).await;
+    let report = dispatch::tick(t.state()).await.unwrap();
+    assert!(
+        report.dispatched.is_empty(),
+        "one prompt per session: {report:?}"
+    );
+    std::fs::write(&gate, "release").unwrap();
+    wait_prompt(&w, low, "completed").await;
+    assert_eq!(prompt(&w, first).await["status"], "completed");
+    assert_eq!(
+        delivered(&log),
+        vec!["my own thought", "SLOW first", "high one", "low one"]
+    );
+    assert_eq!(prompt(&w, high).await["status"], "completed");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_prompt_is_lost_or_sent_twice_across_a_restart() {
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (log, gate, env) = fake_env(dir.path());
+    let data = tempfile::tempdir().unwrap();
+    let cfg = || {
+        let mut c = crate::support::config(data.path());
+        c.agents.tmux_socket = Some(tmux.socket.clone());
+        c
+    };
+    let clock = architect::clock::Clock::manual();
+    let s1 = architect::serve::start(cfg(), clock.clone()).await.unwrap();
+    let url = format!("http://{}", s1.addr);
+    let admin = login(&url).await;
+    start_fake(&admin, "w1", env.clone()).await;
+    start_fake(&admin, "w2", env.clone()).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(send_prompt(&admin, json!({"content": format!("SLOW job {i}")})).await);
+    }
+    until("two prompts running", || async {
+        let r = admin.get("/api/assigner/prompts?status=in_progress").await;
+        (r.json.as_array().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    s1.shutdown().await.unwrap();
+    std::fs::write(&gate, "release").unwrap();
+
+    let s2 = architect::serve::start(cfg(), clock).await.unwrap();
+    let admin = login(&format!("http://{}", s2.addr)).await;
+    for id in &ids {
+        wait_prompt(&admin, *id, "completed").await;
+    }
+    let mut got = delivered(&log);
+    got.sort();
+    assert_eq!(
+        got,
+        vec!["SLOW job 0", "SLOW job 1", "SLOW job 2", "SLOW job 3"]
+    );
+    s2.shutdown().await.unwrap();
+}
+
+async fn login(url: &str) -> Session {
+    let mut s = Session::new(url, None);
+    let r = s
+        .post_json(
+            "/login",
+            &json!({"username": crate::support::ADMIN, "password": crate::support::ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    s.csrf = r.json["csrf_token"].as_str().unwrap().to_string();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_prompts_time_out_and_escalate_to_the_manager() {
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, _gate, env) = fake_env(dir.path());
+    let t = server(&tmux).await;
+    let w = t.token("admin").await;
+    start_fake(&w, "boss", with(json!({"role": "manager"}), &env)).await;
+    start_fake(
+        &w,
+        "w1",
+        with(json!({"role": "worker", "manager": "boss"}), &env),
+    )
+    .await;
+    // The manager is kept busy so the escalation stays queued where we can see it.
+    let busy_boss = send_prompt(
+        &w,
+        json!({"content": "SLOW plan", "target_session": "boss"}),
+    )
+    .await;
+    wait_prompt(&w, busy_boss, "in_progress").await;
+    let id = send_prompt(
+        &w,
+        json!({"content": "SLOW stuck", "target_session": "w1", "timeout_minutes": 30, "parent_id": busy_boss}),
+    )
+    .await;
+    wait_prompt(&w, id, "in_progress").await;
+    t.clock.advance(31 * 60);
+    let report = dispatch::tick(t.state()).await.unwrap();
+    assert!(report.failed.contains(&id), "{report:?}");
+    let p = prompt(&w, id).await;
+    assert_eq!(p["status"], "failed");
+    assert!(p["error"].as_str().unwrap().contains("timed out"), "{p}");
+    assert_eq!(p["escalated_to"], "boss");
+    let esc = &p["children"][0];
+    assert_eq!(esc["target_session"], "boss");
+    assert!(esc["content"].as_str().unwrap().contains(&format!("#{id}")));
+    // The delegation tree: the manager's prompt lists the stalled one.
+    let tree = prompt(&w, busy_boss).await;
+    assert!(tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == id));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assigner_api_lifecycle_bad_input_and_auth() {
+    let t = TestServer::start_with(|c| c.agents.assigner = false).await;
+    let w = t.token("admin").await;
+    let id = send_prompt(&w, json!({"content": "x", "target_session": "nobody"})).await;
+    // cancel, then retry spends a retry; reassign; retry-all; clear.
+    let r = w.delete(&format!("/api/assigner/prompts/{id}")).await;
+    assert_eq!(
+        (r.status, r.json["status"].as_str()),
+        (200, Some("cancelled"))
+    );
+    let r = w.delete(&format!("/api/assigner/prompts/{id}")).await;
+    assert_eq!(
+        (r.status, r.json["code"].as_str()),
+        (409, Some("invalid_transition"))
+    );
+    let r = w
+        .post_json(&format!("/api/assigner/prompts/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.json["retries"].as_i64()),
+        (200, Some(1)),
+        "{}",
+        r.body
+    );
+    let r = w
+        .post_json(
+            &format!("/api/assigner/prompts/{id}/reassign"),
+            &json!({"to": "w9"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["target_session"].as_str()),
+        (200, Some("w9")),
+        "{}",
+        r.body
+    );
+    let one = send_prompt(&w, json!({"content": "y", "max_retries": 0})).await;
+    w.delete(&format!("/api/assigner/prompts/{one}")).await;
+    let r = w
+        .post_json(&format!("/api/assigner/prompts/{one}/retry"), &json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (409, Some("retries")),
+        "{}",
+        r.body
+    );
+    let r = w.post_json("/api/assigner/retry-all", &json!({})).await;
+    assert_eq!(r.status, 200);
+    let r = w
+        .post_json("/api/assigner/clear", &json!({"days": 1}))
+        .await;
+    assert_eq!(r.json["count"], 0, "{}", r.body);
+    let r = w.post_json("/api/assigner/clear", &json!({})).await;
+    assert_eq!(r.json["count"], 1, "{}", r.body);
+    let list = w.get("/api/assigner/prompts?status=pending").await;
+    assert_eq!(list.json.as_array().unwrap().len(), 1, "{}", list.body);
+
+    for (body, field) in [
+        (json!({"content": ""}), "content"),
+        (json!({"content": "x", "priority": 11}), "priority"),
+        (json!({"content": "x", "priority": "high"}), "priority"),
+        (
+            json!({"content": "x", "timeout_minutes": 0}),
+            "timeout_minutes",
+        ),
+        (
+            json!({"content": "x", "target_session": "a b"}),
+            "target_session",
+        ),
+        (
+            json!({"content": "x", "target_role": "boss"}),
+            "target_role",
+        ),
+        (json!({"content": "x", "metadata": "m"}), "metadata"),
+        (json!({"content": "x", "parent_id": 999}), "parent_id"),
+        (json!({"content": "x", "node": "a b"}), "node"),
+        (json!({"content": "x", "bogus": 1}), "bogus"),
+    ] {
+        let r = w.post_json("/api/assigner/send", &body).await;
+        assert_eq!(r.status, 422, "{body}: {}", r.body);
+        assert_eq!(r.json["field"], field, "{body}: {}", r.body);
+    }
+    assert_eq!(w.get("/api/assigner/prompts/999").await.status, 404);
+    assert_eq!(w.get("/api/assigner/prompts/x").await.status, 400);
+    assert_eq!(w.get("/api/assigner/prompts?status=nope").await.status, 422);
+    assert_eq!(w.get("/api/assigner/prompts?limit=0").await.status, 422);
+    let r = w
+        .post_json("/api/assigner/clear", &json!({"days": -1}))
+        .await;
+    assert_eq!(r.status, 422);
+
+    // Reads need Read; changes need write or an agent token.
+    assert_eq!(t.anon().get("/api/assigner/status").await.status, 401);
+    let ro = t.token("read").await;
+    assert_eq!(ro.get("/api/assigner/prompts").await.status, 200);
+    assert_eq!(
+        ro.post_json("/api/assigner/send", &json!({"content": "x"}))
+            .await
+            .status,
+        403
+    );
+    let agent = t.token("agent").await;
+    assert_eq!(
+        agent
+            .post_json("/api/assigner/send", &json!({"content": "x"}))
+            .await
+            .status,
+        201
+    );
+    t.stop().await;
+}
