@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/agents/classify", post(classify_text))
         .merge(super::sessions_api::routes())
         .merge(super::assigner::api::routes())
+        .merge(super::interactions_api::routes())
 }
 
 impl From<AgentsError> for ApiError {
@@ -150,6 +151,9 @@ async fn refresh_sessions(
     };
     let nodes = vec![node(req.node.as_deref())?];
     let (sessions, errors) = sessions::observe_all(&s, &nodes, true).await;
+    if nodes == [NodeRef::Local] {
+        super::interactions::scan(&s, &sessions).await?;
+    }
     Ok(Json(SessionList { sessions, errors }))
 }
 

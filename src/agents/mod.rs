@@ -13,6 +13,8 @@ pub mod assigner;
 pub mod classify;
 pub mod config;
 pub mod hooks;
+pub mod interactions;
+pub mod interactions_api;
 pub mod launch;
 pub mod pages;
 pub mod permission_store;
@@ -166,6 +168,13 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "assigner dispatch failed"),
+            }
+            match interactions::watch_tick(&state).await {
+                Ok(d) if !d.is_empty() => {
+                    tracing::info!(decided = ?d, "permission prompts decided by patterns")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "permission watch failed"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}

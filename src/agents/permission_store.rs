@@ -146,3 +146,124 @@ pub async fn audit_log(db: &Db, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Err
     .fetch_all(db)
     .await
 }
+
+/// A permission prompt seen in a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Interaction {
+    pub id: i64,
+    pub node: String,
+    pub session: String,
+    pub agent: String,
+    pub tool: String,
+    pub command: Option<String>,
+    pub path: Option<String>,
+    pub prompt_text: String,
+    pub source: String,
+    pub status: String,
+    pub decision_by: Option<String>,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+}
+
+const INTERACTION_COLS: &str = "id, node, session, agent, tool, command, path, prompt_text, \
+    source, status, decision_by, created_at, decided_at";
+
+pub struct NewInteraction<'a> {
+    pub node: &'a str,
+    pub session: &'a str,
+    pub agent: &'a str,
+    pub tool: &'a str,
+    pub command: Option<&'a str>,
+    pub path: Option<&'a str>,
+    pub prompt_text: &'a str,
+    pub source: &'a str,
+}
+
+pub async fn insert_interaction(
+    db: &Db,
+    i: &NewInteraction<'_>,
+    now: &str,
+) -> Result<Interaction, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO agent_interactions (node, session, agent, tool, command, path, prompt_text, \
+            source, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9) \
+         RETURNING {INTERACTION_COLS}"
+    ))
+    .bind(i.node)
+    .bind(i.session)
+    .bind(i.agent)
+    .bind(i.tool)
+    .bind(i.command)
+    .bind(i.path)
+    .bind(i.prompt_text)
+    .bind(i.source)
+    .bind(now)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn interaction(db: &Db, id: i64) -> Result<Option<Interaction>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {INTERACTION_COLS} FROM agent_interactions WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn pending_interaction(
+    db: &Db,
+    node: &str,
+    session: &str,
+) -> Result<Option<Interaction>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {INTERACTION_COLS} FROM agent_interactions \
+         WHERE node = $1 AND session = $2 AND status = 'pending' ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(node)
+    .bind(session)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn interactions(
+    db: &Db,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Interaction>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {INTERACTION_COLS} FROM agent_interactions WHERE ($1 IS NULL OR status = $1) \
+         ORDER BY id DESC LIMIT $2"
+    ))
+    .bind(status)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// pending → approved / denied / gone; false when it was no longer pending.
+pub async fn decide_interaction(
+    db: &Db,
+    id: i64,
+    status: &str,
+    by: &str,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE agent_interactions SET status = $2, decision_by = $3, decided_at = $4 \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(by)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn enabled_pattern_count(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM permission_patterns WHERE enabled = 1")
+        .fetch_one(db)
+        .await
+}

@@ -2,6 +2,7 @@
 //! stays thin: parse, call the library or the client, print.
 
 mod agent;
+mod assigner;
 mod chat;
 mod hook;
 mod output;
@@ -114,6 +115,9 @@ pub enum Command {
         #[command(subcommand)]
         cmd: session::SessionCmd,
     },
+    /// The assigner's prompt queue: --send, --prompts, --sessions, --status, --retry,
+    /// --retry-all, --reassign --to, --cancel, --clear [--days], --show.
+    Assigner(assigner::AssignerArgs),
     /// Report a Claude Code hook event (run by the hooks `session start` installs; the event
     /// JSON comes on stdin).
     Hook(hook::HookArgs),
@@ -173,6 +177,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chat(args) => chat::run(args).await,
         Command::Session { client, cmd } => session::run(&client, cmd).await,
         Command::Hook(args) => hook::run(args).await,
+        Command::Assigner(args) => assigner::run(args).await,
     }
 }
 

@@ -1046,3 +1046,201 @@ async fn assigner_api_lifecycle_bad_input_and_auth() {
     );
     t.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// permission prompts
+// ---------------------------------------------------------------------------------------------
+
+/// Waits for an interaction newer than `after` with `status`.
+async fn wait_interaction(s: &Session, status: &str, after: i64) -> Value {
+    until(&format!("an interaction {status}"), || async {
+        let r = s
+            .get(&format!("/api/claude/interactions?status={status}"))
+            .await;
+        r.json
+            .as_array()
+            .and_then(|a| a.first().cloned())
+            .filter(|i| i["id"].as_i64().unwrap() > after)
+    })
+    .await
+}
+
+async fn ask_permission(w: &Session, session: &str) {
+    let r = w
+        .post_json(
+            "/api/tmux/send",
+            &json!({"session": session, "text": "PERMIT please"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permission_prompts_are_recorded_and_decided_by_patterns() {
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, _gate, env) = fake_env(dir.path());
+    let t = server(&tmux).await;
+    let w = t.token("admin").await;
+    start_fake(&w, "w1", with(json!({"role": "worker"}), &env)).await;
+
+    // No pattern: the prompt is recorded and waits for a person.
+    ask_permission(&w, "w1").await;
+    wait_state(&w, "w1", "waiting_for_permission").await;
+    w.post_json("/api/tmux/sessions/refresh", &json!({})).await;
+    let i = wait_interaction(&w, "pending", 0).await;
+    assert_eq!(
+        (i["tool"].as_str(), i["agent"].as_str()),
+        (Some("Bash"), Some("claude"))
+    );
+    assert_eq!(i["command"], "echo hi > /tmp/fake-agent-x.txt");
+    assert!(i["prompt_text"]
+        .as_str()
+        .unwrap()
+        .contains("Do you want to proceed?"));
+    let id = i["id"].as_i64().unwrap();
+    let r = w
+        .post_json(
+            &format!("/api/claude/interactions/{id}/handle"),
+            &json!({"action": "approve"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["status"].as_str()),
+        (200, Some("approved")),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.json["decision_by"], "user:architect");
+    until("the approved command", || async {
+        capture(&w, "w1").await["output"]
+            .as_str()
+            .unwrap()
+            .contains("Ran 1 shell command")
+            .then_some(())
+    })
+    .await;
+    let r = w
+        .post_json(
+            &format!("/api/claude/interactions/{id}/handle"),
+            &json!({"action": "deny"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "already decided: {}", r.body);
+
+    // An approve pattern answers with Claude's key ('1').
+    let r = w
+        .post_json(
+            "/api/claude/patterns",
+            &json!({"name": "echo ok", "tool_regex": "Bash", "subject_regex": "^echo hi ", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let approve_id = r.json["id"].as_i64().unwrap();
+    wait_state(&w, "w1", "idle").await;
+    ask_permission(&w, "w1").await;
+    let i = wait_interaction(&w, "approved", id).await;
+    assert_eq!(i["decision_by"], format!("pattern:{approve_id}"));
+
+    // Deny beats approve: Escape.
+    let r = w
+        .post_json(
+            "/api/claude/patterns",
+            &json!({"name": "no tmp writes", "tool_regex": "Bash", "subject_regex": "/tmp/", "decision": "deny"}),
+        )
+        .await;
+    let deny_id = r.json["id"].as_i64().unwrap();
+    wait_state(&w, "w1", "idle").await;
+    ask_permission(&w, "w1").await;
+    let i = wait_interaction(&w, "denied", id).await;
+    assert_eq!(i["decision_by"], format!("pattern:{deny_id}"));
+    until("the denial on screen", || async {
+        capture(&w, "w1").await["output"]
+            .as_str()
+            .unwrap()
+            .contains("Did not run 1 call")
+            .then_some(())
+    })
+    .await;
+    let audit = w.get("/api/claude/audit").await;
+    let decisions: Vec<&str> = audit
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["decision"].as_str().unwrap())
+        .collect();
+    assert!(
+        decisions.contains(&"deny") && decisions.contains(&"approve") && decisions.contains(&"ask"),
+        "{decisions:?}"
+    );
+
+    // Dry run: what would happen, audited as such, nothing pressed.
+    let r = w
+        .post_json(
+            "/api/claude/patterns/dry-run",
+            &json!({"tool": "Bash", "subject": "git push --force", "session": "w1",
+                    "candidate": {"name": "all", "tool_regex": ".*", "decision": "approve"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["verdict"]["outcome"], "ask");
+    assert_eq!(r.json["guard"], "force_push");
+    let audit = w.get("/api/claude/audit?limit=1").await;
+    assert_eq!(audit.json[0]["dry_run"], 1);
+
+    // Bad input and auth.
+    for (body, field) in [
+        (
+            json!({"name": "x", "tool_regex": "(", "decision": "approve"}),
+            "tool_regex",
+        ),
+        (
+            json!({"name": "x", "tool_regex": "Bash", "subject_regex": "[", "decision": "approve"}),
+            "subject_regex",
+        ),
+        (
+            json!({"name": "x", "tool_regex": "Bash", "decision": "maybe"}),
+            "decision",
+        ),
+        (
+            json!({"name": "x", "tool_regex": "Bash", "decision": "deny", "override_guard": true}),
+            "override_guard",
+        ),
+        (
+            json!({"name": "x", "tool_regex": "Bash", "decision": "approve", "role_scope": "boss"}),
+            "role_scope",
+        ),
+        (
+            json!({"name": "", "tool_regex": "Bash", "decision": "approve"}),
+            "name",
+        ),
+    ] {
+        let r = w.post_json("/api/claude/patterns", &body).await;
+        assert_eq!(r.status, 422, "{body}: {}", r.body);
+        assert_eq!(r.json["field"], field, "{body}: {}", r.body);
+    }
+    let r = w
+        .post_json(
+            &format!("/api/claude/interactions/{id}/handle"),
+            &json!({"action": "maybe"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(w.get("/api/claude/interactions/999").await.status, 404);
+    assert_eq!(
+        w.get("/api/claude/interactions?status=odd").await.status,
+        422
+    );
+    assert_eq!(w.delete("/api/claude/patterns/999").await.status, 404);
+    let ro = t.token("read").await;
+    assert_eq!(ro.get("/api/claude/patterns").await.status, 200);
+    let r = ro
+        .post_json(
+            "/api/claude/patterns",
+            &json!({"name": "x", "tool_regex": "B", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    t.stop().await;
+}

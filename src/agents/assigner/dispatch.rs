@@ -39,6 +39,8 @@ pub struct TickReport {
     pub completed: Vec<i64>,
     pub failed: Vec<i64>,
     pub requeued: Vec<i64>,
+    /// Interactions decided by a pattern (keys pressed).
+    pub permissions_decided: Vec<i64>,
 }
 
 /// Codex treats Enter right after typed text as part of a paste (README: 0.2 s gap).
@@ -135,6 +137,7 @@ pub async fn tick(state: &AppState) -> Result<TickReport, AgentsError> {
     }
     let node = NodeRef::Local;
     let live = sessions::observe_node(state, &node, true).await?;
+    report.permissions_decided = crate::agents::interactions::scan(state, &live).await?;
     let rows: HashMap<String, SessionRow> = session_store::sessions(&state.db)
         .await?
         .into_iter()
