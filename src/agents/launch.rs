@@ -216,8 +216,12 @@ pub async fn start(
         branch = git(c, &["rev-parse", "--abbrev-ref", "HEAD"]).await.ok();
     }
 
-    let architect: PathBuf = std::env::current_exe()
-        .map_err(|e| AgentsError::Conflict(format!("cannot find the architect binary: {e}")))?;
+    // The binary hooks run: ARCHITECT_WORKER_BIN when set (tests, odd installs), else this one.
+    let architect: PathBuf = match &state.config.worker_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| AgentsError::Conflict(format!("cannot find the architect binary: {e}")))?,
+    };
     let session_dir = state.config.data_dir.join("agents").join(name.as_str());
     let session_dir = std::path::absolute(&session_dir).unwrap_or(session_dir);
     let mut settings_path = None;

@@ -265,8 +265,38 @@ pub async fn decide_for_hook(
         workspace,
     };
     let v = decide(&patterns, &req);
-    super::permission_store::audit(&state.db, None, &req, &v, false, &state.clock.now_str())
+    let now = state.clock.now_str();
+    // A decided hook is an interaction that never reached the screen; "ask" shows the prompt,
+    // and the pane scan records it there.
+    let interaction = if v.outcome == Outcome::Ask {
+        None
+    } else {
+        let input = payload.get("tool_input").cloned().unwrap_or_default();
+        let i = super::permission_store::insert_interaction(
+            &state.db,
+            &super::permission_store::NewInteraction {
+                node: &session.node,
+                session: &session.name,
+                agent: session.agent.as_deref().unwrap_or("claude"),
+                tool: &tool,
+                command: input.get("command").and_then(|c| c.as_str()),
+                path: input.get("file_path").and_then(|c| c.as_str()),
+                prompt_text: &input.to_string(),
+                source: "hook",
+            },
+            &now,
+        )
         .await?;
+        let status = if v.outcome == Outcome::Approve {
+            "approved"
+        } else {
+            "denied"
+        };
+        super::permission_store::decide_interaction(&state.db, i.id, status, &v.decided_by, &now)
+            .await?;
+        Some(i.id)
+    };
+    super::permission_store::audit(&state.db, interaction, &req, &v, false, &now).await?;
     Ok(v)
 }
 

@@ -1244,3 +1244,299 @@ async fn permission_prompts_are_recorded_and_decided_by_patterns() {
     assert_eq!(r.status, 403);
     t.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// the real Claude Code 2.1.332 and Codex 0.169.0 CLIs against mock_llm.py
+// ---------------------------------------------------------------------------------------------
+
+/// The pinned CLI `name` (installed by .ci/run into .agent-clis/), python3 and the mock; when
+/// something is missing: a failure under CI, a printed skip otherwise.
+fn real_cli(name: &str) -> Option<PathBuf> {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(".agent-clis/node_modules/.bin")
+        .join(name);
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok();
+    let missing = if !bin.exists() {
+        Some(format!(
+            "{} is not installed (run .ci/run or npm install into .agent-clis)",
+            bin.display()
+        ))
+    } else if !python {
+        Some("python3 is missing (mock_llm.py needs it)".to_string())
+    } else {
+        None
+    };
+    match missing {
+        None => Some(bin),
+        Some(why) if std::env::var_os("CI").is_some() => panic!("CI: {why}"),
+        Some(why) => {
+            eprintln!("SKIPPED real {name} test: {why}");
+            None
+        }
+    }
+}
+
+/// mock_llm.py on a free port, killed on drop.
+struct Mock {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Mock {
+    async fn start(dir: &std::path::Path, workdir: &std::path::Path) -> Mock {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .arg(fixtures().join("mock_llm.py"))
+            .arg(port.to_string())
+            .arg(dir.join("requests.jsonl"))
+            .env("MOCK_WORKDIR", workdir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        until("the mock LLM to listen", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        Mock { child, port }
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_exec(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+async fn real_server(tmux: &PrivateTmux) -> TestServer {
+    let socket = tmux.socket.clone();
+    TestServer::start_with(move |c| {
+        c.agents.tmux_socket = Some(socket);
+        // Hooks run this binary (the test binary is not architect).
+        c.worker_bin = Some(PathBuf::from(BIN));
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_claude_code_prompts_complete_by_hook_and_permissions_follow_patterns() {
+    let Some(claude) = real_cli("claude") else {
+        return;
+    };
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(home.join(".claude")).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let work_s = work.display().to_string();
+    let mock = Mock::start(dir.path(), &work).await;
+    std::fs::write(
+        home.join(".claude.json"),
+        json!({"hasCompletedOnboarding": true, "lastOnboardingVersion": "2.1.332",
+               "lastReleaseNotesSeen": "2.1.332", "hasSeenAutoDefaultNotice": true,
+               "hasSeenAutoDefaultNudge": true, "theme": "dark", "autoUpdates": false,
+               "customApiKeyResponses": {"approved": ["sk-test"], "rejected": []},
+               "projects": {work_s.clone(): {"hasTrustDialogAccepted": true,
+                   "hasCompletedProjectOnboarding": true, "allowedTools": []}}})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".claude/settings.json"),
+        json!({"permissions": {"defaultMode": "default"}, "env": {"DISABLE_AUTOUPDATER": "1"}})
+            .to_string(),
+    )
+    .unwrap();
+    let launcher = dir.path().join("run-claude.sh");
+    write_exec(
+        &launcher,
+        &format!(
+            "#!/bin/bash\nexport HOME='{}'\nexport ANTHROPIC_BASE_URL=http://127.0.0.1:{}\nexport ANTHROPIC_API_KEY=sk-test\nexport DISABLE_TELEMETRY=1\nexport CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\nexport DISABLE_AUTOUPDATER=1\nexport DISABLE_ERROR_REPORTING=1\nexport CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL=1\nexport TERM=xterm-256color\nexec '{}' \"$@\"\n",
+            home.display(),
+            mock.port,
+            claude.display()
+        ),
+    );
+    let t = real_server(&tmux).await;
+    let w = t.token("admin").await;
+    let r = w
+        .post_json(
+            "/api/agents/sessions",
+            &json!({"name": "claude", "agent": "claude", "cwd": work_s,
+                    "program": launcher.display().to_string()}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    until("Claude Code's idle prompt", || async {
+        let c = capture(&w, "claude").await;
+        (c["classification"]["state"] == "idle" && c["classification"]["input"] == "empty")
+            .then_some(())
+    })
+    .await;
+
+    // A prompt: dispatched, accepted, completed on the Stop hook, answer stored.
+    let id = send_prompt(&w, json!({"content": "say hello"})).await;
+    let p = wait_prompt(&w, id, "completed").await;
+    assert!(
+        p["response"]
+            .as_str()
+            .unwrap()
+            .contains("Hello from the mock LLM"),
+        "{p}"
+    );
+    let s = w.get("/api/agents/sessions/claude").await;
+    let signals: Vec<&str> = s.json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["signal"].as_str().unwrap())
+        .collect();
+    assert!(
+        signals.contains(&"hook:UserPromptSubmit") && signals.contains(&"hook:Stop"),
+        "{signals:?}"
+    );
+    assert!(
+        s.json["session"]["transcript_path"].is_string(),
+        "{}",
+        s.body
+    );
+
+    // Approved by a pattern, in the pre-tool-use hook: the command runs, no prompt is shown.
+    let r = w
+        .post_json("/api/claude/patterns", &json!({"name": "echo", "tool_regex": "Bash", "subject_regex": "^echo hi", "decision": "approve"}))
+        .await;
+    let approve = r.json["id"].as_i64().unwrap();
+    let id = send_prompt(&w, json!({"content": "RUNBASH please"})).await;
+    let p = wait_prompt(&w, id, "completed").await;
+    assert!(work.join("x.txt").exists(), "the approved command ran: {p}");
+    let i = wait_interaction(&w, "approved", 0).await;
+    assert_eq!(
+        (i["source"].as_str(), i["decision_by"].clone()),
+        (Some("hook"), json!(format!("pattern:{approve}")))
+    );
+
+    // Denied by a pattern (deny beats approve): recorded, the command does not run.
+    std::fs::remove_file(work.join("x.txt")).unwrap();
+    let r = w
+        .post_json("/api/claude/patterns", &json!({"name": "no x", "tool_regex": "Bash", "subject_regex": "x\\.txt", "decision": "deny"}))
+        .await;
+    let deny = r.json["id"].as_i64().unwrap();
+    let id = send_prompt(&w, json!({"content": "RUNBASH again"})).await;
+    wait_prompt(&w, id, "completed").await;
+    let i = wait_interaction(&w, "denied", 0).await;
+    assert_eq!(i["decision_by"], format!("pattern:{deny}"));
+    assert!(!work.join("x.txt").exists());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_codex_prompts_complete_and_approvals_use_codex_keys() {
+    let Some(codex) = real_cli("codex") else {
+        return;
+    };
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(home.join(".codex")).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let work_s = work.display().to_string();
+    let mock = Mock::start(dir.path(), &work).await;
+    std::fs::write(
+        home.join(".codex/config.toml"),
+        format!(
+            "model = \"gpt-5-codex\"\nmodel_provider = \"mock\"\napproval_policy = \"on-request\"\nsandbox_mode = \"workspace-write\"\ncheck_for_update_on_startup = false\n\n[model_providers.mock]\nname = \"Mock\"\nbase_url = \"http://127.0.0.1:{}/v1\"\nenv_key = \"OPENAI_API_KEY\"\nwire_api = \"responses\"\nrequest_max_retries = 0\nstream_max_retries = 0\n\n[projects.\"{work_s}\"]\ntrust_level = \"trusted\"\n\n[notice]\nhide_full_access_warning = true\n\n[analytics]\nenabled = false\n",
+            mock.port
+        ),
+    )
+    .unwrap();
+    let launcher = dir.path().join("run-codex.sh");
+    write_exec(
+        &launcher,
+        &format!(
+            "#!/bin/bash\nexport HOME='{h}'\nexport CODEX_HOME='{h}/.codex'\nexport OPENAI_API_KEY=sk-test\nexport TERM=xterm-256color\nexec '{}' \"$@\"\n",
+            codex.display(),
+            h = home.display()
+        ),
+    );
+    let t = real_server(&tmux).await;
+    let w = t.token("admin").await;
+    let r = w
+        .post_json(
+            "/api/agents/sessions",
+            &json!({"name": "codex", "agent": "codex", "cwd": work_s,
+                    "program": launcher.display().to_string()}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.json["command"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("--no-daemon")));
+    until("Codex's idle prompt", || async {
+        let c = capture(&w, "codex").await;
+        (c["classification"]["agent"] == "codex"
+            && c["classification"]["state"] == "idle"
+            && c["classification"]["input"] == "empty")
+            .then_some(())
+    })
+    .await;
+
+    let id = send_prompt(&w, json!({"content": "say hello"})).await;
+    let p = wait_prompt(&w, id, "completed").await;
+    assert!(
+        p["response"]
+            .as_str()
+            .unwrap()
+            .contains("Hello from the mock LLM"),
+        "{p}"
+    );
+
+    // Approved by a pattern on the pane: 'y'.
+    let r = w
+        .post_json("/api/claude/patterns", &json!({"name": "echo", "tool_regex": "exec", "subject_regex": "^echo hi", "decision": "approve"}))
+        .await;
+    let approve = r.json["id"].as_i64().unwrap();
+    let id = send_prompt(&w, json!({"content": "RUNBASH please"})).await;
+    let i = wait_interaction(&w, "approved", 0).await;
+    assert_eq!(i["decision_by"], format!("pattern:{approve}"));
+    wait_prompt(&w, id, "completed").await;
+    assert!(work.join("x.txt").exists());
+
+    // Denied by a pattern: Escape; the denial is recorded.
+    let r = w
+        .post_json("/api/claude/patterns", &json!({"name": "no x", "tool_regex": "exec", "subject_regex": "x\\.txt", "decision": "deny"}))
+        .await;
+    let deny = r.json["id"].as_i64().unwrap();
+    let id = send_prompt(&w, json!({"content": "RUNBASH again"})).await;
+    let i = wait_interaction(&w, "denied", 0).await;
+    assert_eq!(i["decision_by"], format!("pattern:{deny}"));
+    wait_prompt(&w, id, "completed").await;
+    until("Codex to show the cancelled run", || async {
+        capture(&w, "codex").await["output"]
+            .as_str()
+            .unwrap()
+            .contains("You canceled the request")
+            .then_some(())
+    })
+    .await;
+    t.stop().await;
+}
