@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .merge(super::sessions_api::routes())
         .merge(super::assigner::api::routes())
         .merge(super::interactions_api::routes())
+        .merge(super::agents_api::routes())
 }
 
 impl From<AgentsError> for ApiError {

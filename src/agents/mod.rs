@@ -7,6 +7,7 @@
 //! sessions and their state (pane readings and hook events, each change with its signal);
 //! `store.rs` SQL for sessions and pane patterns; `api.rs` / `pages.rs` HTTP.
 
+pub mod agents_api;
 pub mod api;
 pub mod assign;
 pub mod assigner;

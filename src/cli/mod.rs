@@ -8,6 +8,7 @@ mod hook;
 mod output;
 mod secrets;
 mod session;
+mod terminal;
 mod token;
 mod tracking;
 mod worker;
@@ -118,6 +119,9 @@ pub enum Command {
     /// The assigner's prompt queue: --send, --prompts, --sessions, --status, --retry,
     /// --retry-all, --reassign --to, --cancel, --clear [--days], --show.
     Assigner(assigner::AssignerArgs),
+    /// The session terminal: `os: <msg>`, `os:5: <msg>`, status, sessions, prompts, watch;
+    /// or --send, --status, --watch.
+    Terminal(terminal::TerminalArgs),
     /// Report a Claude Code hook event (run by the hooks `session start` installs; the event
     /// JSON comes on stdin).
     Hook(hook::HookArgs),
@@ -178,6 +182,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Session { client, cmd } => session::run(&client, cmd).await,
         Command::Hook(args) => hook::run(args).await,
         Command::Assigner(args) => assigner::run(args).await,
+        Command::Terminal(args) => terminal::run(args).await,
     }
 }
 

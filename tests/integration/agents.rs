@@ -763,9 +763,56 @@ async fn a_queued_prompt_is_typed_into_an_idle_session_and_completed() {
     wait_prompt(&w, id, "completed").await;
     assert_eq!(delivered(&log)[1], "line one\nline two");
 
+    // /api/agents lists it with its state; send and broadcast go through the queue.
+    let a = w.get("/api/agents").await;
+    assert_eq!(a.json["agents"][0]["name"], "w1", "{}", a.body);
+    assert_eq!(a.json["agents"][0]["agent"], "claude");
+    let r = w
+        .post_json(
+            "/api/agents/send",
+            &json!({"session": "w1", "message": "via agents"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    wait_prompt(&w, r.json["prompt_ids"][0].as_i64().unwrap(), "completed").await;
+    let r = w
+        .post_json(
+            "/api/agents/broadcast",
+            &json!({"message": "to all", "role": "worker"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["prompt_ids"].as_array().unwrap().len()),
+        (201, 1),
+        "{}",
+        r.body
+    );
+    wait_prompt(&w, r.json["prompt_ids"][0].as_i64().unwrap(), "completed").await;
+    let r = w
+        .post_json("/api/agents/send", &json!({"session": "w1", "message": ""}))
+        .await;
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (422, Some("message")),
+        "{}",
+        r.body
+    );
+    let r = w
+        .post_json(
+            "/api/agents/broadcast",
+            &json!({"message": "x", "role": "boss"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (422, Some("role")),
+        "{}",
+        r.body
+    );
+
     // Status and sessions views.
     let st = w.get("/api/assigner/status").await;
-    assert_eq!(st.json["counts"]["completed"], 2, "{}", st.body);
+    assert_eq!(st.json["counts"]["completed"], 4, "{}", st.body);
     assert_eq!(st.json["dispatcher"], true);
     let ss = w.get("/api/assigner/sessions").await;
     assert_eq!(ss.json[0]["name"], "w1", "{}", ss.body);
@@ -1538,5 +1585,72 @@ async fn real_codex_prompts_complete_and_approvals_use_codex_keys() {
             .then_some(())
     })
     .await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assigner_and_terminal_cli() {
+    let t = TestServer::start_with(|c| c.agents.assigner = false).await;
+    let w = t.token("admin").await;
+    let token = w.token.clone().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env("ARCHITECT_URL", &t.url)
+            .env("ARCHITECT_TOKEN", &token)
+            .env_remove("ARCHITECT_SESSION")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = run(&[
+        "assigner",
+        "--send",
+        "Fix the bug in login.py",
+        "--priority",
+        "5",
+        "--target",
+        "dev",
+        "--timeout",
+        "60",
+    ]);
+    assert!(ok && out.contains("queued prompt 1"), "{out}");
+    let (ok, out) = run(&["terminal", "--send", "Refactor the API"]);
+    assert!(ok && out.contains("queued prompt 2"), "{out}");
+    let (ok, out) = run(&["assigner", "--prompts", "--json"]);
+    let ps: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}"));
+    assert!(ok);
+    let first = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == 1)
+        .unwrap();
+    assert_eq!(
+        (
+            first["priority"].as_i64(),
+            first["target_session"].as_str(),
+            first["timeout_minutes"].as_i64()
+        ),
+        (Some(5), Some("dev"), Some(60))
+    );
+    let (ok, out) = run(&["assigner", "--cancel", "1"]);
+    assert!(ok && out.contains("prompt 1 is now cancelled"), "{out}");
+    let (ok, out) = run(&["assigner", "--reassign", "1", "--to", "other"]);
+    assert!(ok && out.contains("pending"), "{out}");
+    let (ok, out) = run(&["assigner", "--status"]);
+    assert!(ok && out.contains("pending 2"), "{out}");
+    let (ok, out) = run(&["terminal", "--status"]);
+    assert!(ok && out.contains("queue: pending 2"), "{out}");
+    let (ok, out) = run(&["assigner", "--send", "x", "--priority", "11"]);
+    assert!(!ok && out.contains("priority"), "{out}");
+    let (ok, out) = run(&["assigner", "--daemon"]);
+    assert!(ok && out.contains("inside `architect serve`"), "{out}");
+    let (ok, out) = run(&["assigner", "--retry", "1", "--cancel", "2"]);
+    assert!(!ok && out.contains("cannot be used with"), "{out}");
     t.stop().await;
 }
