@@ -42,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .merge(super::assigner::api::routes())
         .merge(super::interactions_api::routes())
         .merge(super::agents_api::routes())
+        .merge(super::assign::routes())
 }
 
 impl From<AgentsError> for ApiError {

@@ -810,9 +810,64 @@ async fn a_queued_prompt_is_typed_into_an_idle_session_and_completed() {
         r.body
     );
 
+    // assign-to-tmux: the feature's details go to the session; completion moves it to review.
+    let proj = w
+        .post_json("/api/projects", &json!({"name": "agents-proj"}))
+        .await;
+    assert_eq!(proj.status, 201, "{}", proj.body);
+    let f = w
+        .post_json(
+            "/api/features",
+            &json!({"project_id": proj.json["id"], "name": "Login page", "description": "Add a login page"}),
+        )
+        .await;
+    assert_eq!(f.status, 201, "{}", f.body);
+    let fid = f.json["id"].as_i64().unwrap();
+    let r = w
+        .post_json(
+            "/api/assign-to-tmux",
+            &json!({"kind": "feature", "id": fid, "session": "w1"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.json["content"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("/features/{fid}")));
+    let p = wait_prompt(&w, r.json["prompt_id"].as_i64().unwrap(), "completed").await;
+    assert_eq!(
+        (p["source_kind"].as_str(), p["source_id"].as_i64()),
+        (Some("feature"), Some(fid))
+    );
+    let feature = until("the feature in review", || async {
+        let f = w.get(&format!("/api/features/{fid}")).await;
+        (f.json["status"] == "review").then_some(f.json)
+    })
+    .await;
+    assert!(
+        feature["history"].to_string().contains("assigner prompt"),
+        "{feature}"
+    );
+    let r = w
+        .post_json(
+            "/api/assign-to-tmux",
+            &json!({"kind": "feature", "id": 999}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = w
+        .post_json("/api/assign-to-tmux", &json!({"kind": "error", "id": 1}))
+        .await;
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (422, Some("kind")),
+        "{}",
+        r.body
+    );
+
     // Status and sessions views.
     let st = w.get("/api/assigner/status").await;
-    assert_eq!(st.json["counts"]["completed"], 4, "{}", st.body);
+    assert_eq!(st.json["counts"]["completed"], 5, "{}", st.body);
     assert_eq!(st.json["dispatcher"], true);
     let ss = w.get("/api/assigner/sessions").await;
     assert_eq!(ss.json[0]["name"], "w1", "{}", ss.body);
