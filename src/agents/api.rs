@@ -1,8 +1,554 @@
-//! JSON routes of this domain.
+//! JSON routes of this domain: `/api/tmux/*` (sessions on any node, through `route`) and the
+//! classifier's pattern table (`/api/agents/pane-patterns`, `/api/agents/classify`).
+//!
+//! Who may do what: reading needs `Read`; anything that types into a pane, creates or kills a
+//! session, or edits patterns needs `Write`.
 
+use super::classify::{self, AgentKind, PanePattern, PaneView, Signal, Source};
+use super::route::{self, NodeRef, TmuxAnswer, TmuxOp};
+use super::sessions::{self, LiveSession, NodeFailure};
+use super::tmux::{CaptureMode, NewSession, SessionName, TmuxError};
+use super::{store, AgentsError};
 use crate::app::AppState;
+use crate::auth::extract::{Authed, Read, Write};
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Path, Query};
+use crate::validate::{invalid, Invalid};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
 use axum::Router;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/tmux/sessions", get(list_sessions))
+        .route("/api/tmux/sessions/refresh", post(refresh_sessions))
+        .route("/api/tmux/send", post(send))
+        .route("/api/tmux/capture", post(capture))
+        .route("/api/tmux/create", post(create))
+        .route("/api/tmux/kill", post(kill))
+        .route(
+            "/api/agents/pane-patterns",
+            get(list_pane_patterns).post(create_pane_pattern),
+        )
+        .route(
+            "/api/agents/pane-patterns/{id}",
+            put(update_pane_pattern).delete(delete_pane_pattern),
+        )
+        .route("/api/agents/classify", post(classify_text))
+        .merge(super::sessions_api::routes())
+        .merge(super::assigner::api::routes())
+        .merge(super::interactions_api::routes())
+        .merge(super::agents_api::routes())
+        .merge(super::assign::routes())
+}
+
+impl From<AgentsError> for ApiError {
+    fn from(e: AgentsError) -> Self {
+        match e {
+            AgentsError::NotFound(what) => ApiError::not_found(&what),
+            AgentsError::Invalid(Invalid { field, message }) => ApiError::invalid(field, message),
+            AgentsError::Conflict(msg) => ApiError::conflict(msg),
+            AgentsError::Transition {
+                what,
+                from,
+                to,
+                allowed,
+            } => ApiError::invalid_transition(
+                format!(
+                    "cannot move {what} from '{from}' to '{to}'; allowed next: {}",
+                    if allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ),
+                allowed,
+            ),
+            e @ AgentsError::NodeChannelUnavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "node_channel_unavailable",
+                e.to_string(),
+            )
+            .with_field("node"),
+            AgentsError::Tmux(t) => t.into(),
+            AgentsError::Db(e) => ApiError::from(e),
+        }
+    }
+}
+
+impl From<TmuxError> for ApiError {
+    fn from(e: TmuxError) -> Self {
+        match e {
+            TmuxError::NoSuchSession(name) => {
+                ApiError::not_found(&format!("tmux session '{name}'")).with_field("session")
+            }
+            TmuxError::Exists(name) => {
+                ApiError::conflict(format!("tmux session '{name}' already exists"))
+                    .with_field("name")
+            }
+            TmuxError::Invalid(msg) => ApiError::invalid("body", msg),
+            e @ (TmuxError::Spawn(_) | TmuxError::Hung(_) | TmuxError::Failed { .. }) => {
+                tracing::warn!(error = %e, "tmux failed");
+                ApiError::new(StatusCode::BAD_GATEWAY, "tmux_failed", e.to_string())
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+fn node(raw: Option<&str>) -> Result<NodeRef, ApiError> {
+    NodeRef::parse(raw).map_err(|e| ApiError::invalid(e.field, e.message))
+}
+
+fn session_name(raw: &str, field: &str) -> Result<SessionName, ApiError> {
+    SessionName::parse(raw).map_err(|e| ApiError::invalid(field, e.message))
+}
+
+// ---- tmux sessions ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeFilter {
+    node: Option<String>,
+}
+
+/// Sessions of every node (today: this one, or the node asked for), each tagged with its node;
+/// nodes that could not be listed appear in `errors`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct SessionList {
+    pub sessions: Vec<LiveSession>,
+    pub errors: Vec<NodeFailure>,
+}
+
+async fn list_sessions(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Query(f): Query<NodeFilter>,
+) -> ApiResult<SessionList> {
+    let nodes = vec![node(f.node.as_deref())?];
+    let (sessions, errors) = sessions::observe_all(&s, &nodes, false).await;
+    Ok(Json(SessionList { sessions, errors }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    node: Option<String>,
+}
+
+async fn refresh_sessions(
+    State(s): State<AppState>,
+    _: Authed<Write>,
+    body: axum::body::Bytes,
+) -> ApiResult<SessionList> {
+    // The body is optional: `{}` or nothing refreshes this node.
+    let req: RefreshRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RefreshRequest::default()
+    } else {
+        crate::http::extract::parse_json(&body)?
+    };
+    let nodes = vec![node(req.node.as_deref())?];
+    let (sessions, errors) = sessions::observe_all(&s, &nodes, true).await;
+    if nodes == [NodeRef::Local] {
+        super::interactions::scan(&s, &sessions).await?;
+    }
+    Ok(Json(SessionList { sessions, errors }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendRequest {
+    node: Option<String>,
+    session: String,
+    /// Text typed literally (pasted when multi-line or long).
+    text: Option<String>,
+    /// Press Enter after the text (default true).
+    enter: Option<bool>,
+    /// tmux key names pressed after the text, e.g. ["Escape"] or ["C-c"].
+    keys: Option<Vec<String>>,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Sent {
+    pub success: bool,
+    pub node: String,
+    pub session: String,
+}
+
+/// Longest text `/api/tmux/send` accepts (bytes).
+const MAX_SEND_BYTES: usize = 64 * 1024;
+
+async fn send(
+    State(s): State<AppState>,
+    _: Authed<Write>,
+    Json(r): Json<SendRequest>,
+) -> ApiResult<Sent> {
+    let n = node(r.node.as_deref())?;
+    let session = session_name(&r.session, "session")?;
+    if r.text.is_none() && r.keys.is_none() {
+        return Err(ApiError::invalid("text", "give 'text', 'keys' or both"));
+    }
+    if let Some(text) = &r.text {
+        if text.len() > MAX_SEND_BYTES {
+            return Err(ApiError::invalid(
+                "text",
+                format!("text is longer than {MAX_SEND_BYTES} bytes"),
+            ));
+        }
+        if text.contains('\0') {
+            return Err(ApiError::invalid("text", "text contains a NUL character"));
+        }
+        route::run(
+            &s,
+            &n,
+            TmuxOp::SendText {
+                session: session.clone(),
+                text: text.clone(),
+                enter: r.enter.unwrap_or(true),
+                enter_delay: Duration::ZERO,
+            },
+        )
+        .await?;
+    }
+    if let Some(keys) = r.keys {
+        route::run(
+            &s,
+            &n,
+            TmuxOp::SendKeys {
+                session: session.clone(),
+                keys,
+            },
+        )
+        .await?;
+    }
+    Ok(Json(Sent {
+        success: true,
+        node: n.name().to_string(),
+        session: session.to_string(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaptureRequest {
+    node: Option<String>,
+    session: String,
+    /// Last N lines (default 100, at most 5000).
+    lines: Option<u32>,
+    /// Keep colour escapes (default false).
+    escapes: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Captured {
+    pub node: String,
+    pub session: String,
+    pub output: String,
+    pub classification: classify::Classification,
+}
+
+async fn capture(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Json(r): Json<CaptureRequest>,
+) -> ApiResult<Captured> {
+    let n = node(r.node.as_deref())?;
+    let session = session_name(&r.session, "session")?;
+    let lines = r.lines.unwrap_or(100);
+    if lines == 0 || lines > super::tmux::MAX_CAPTURE_LINES {
+        return Err(ApiError::invalid("lines", "lines must be 1-5000"));
+    }
+    let mode = if r.escapes.unwrap_or(false) {
+        CaptureMode::Escapes
+    } else {
+        CaptureMode::Plain
+    };
+    let output = match route::run(
+        &s,
+        &n,
+        TmuxOp::Capture {
+            session: session.clone(),
+            lines,
+            mode,
+        },
+    )
+    .await?
+    {
+        TmuxAnswer::Text(t) => t,
+        _ => String::new(),
+    };
+    let info = match route::run(&s, &n, TmuxOp::List).await? {
+        TmuxAnswer::Sessions(list) => list.into_iter().find(|i| i.name == session.as_str()),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::not_found(&format!("tmux session '{session}'")))?;
+    let known = store::session(&s.db, n.name(), session.as_str()).await?;
+    let hint = known
+        .filter(|k| k.launched != 0)
+        .and_then(|k| k.agent)
+        .and_then(|a| a.parse().ok());
+    let (classification, _) = sessions::classify_session(&s, &n, &info, hint).await?;
+    Ok(Json(Captured {
+        node: n.name().to_string(),
+        session: session.to_string(),
+        output,
+        classification,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    node: Option<String>,
+    name: String,
+    cwd: Option<String>,
+    /// Program and arguments, run directly (no shell). Default: the user's shell.
+    #[serde(default)]
+    command: Vec<String>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
+    width: Option<u16>,
+    height: Option<u16>,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Created {
+    pub success: bool,
+    pub node: String,
+    pub session: String,
+}
+
+fn check_env_name(k: &str) -> Result<(), ApiError> {
+    let ok = !k.is_empty()
+        && k.len() <= 128
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !k.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "env",
+            format!("'{k}' is not a valid environment variable name"),
+        ))
+    }
+}
+
+async fn create(
+    State(s): State<AppState>,
+    _: Authed<Write>,
+    Json(r): Json<CreateRequest>,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let n = node(r.node.as_deref())?;
+    let name = session_name(&r.name, "name")?;
+    for k in r.env.keys() {
+        check_env_name(k)?;
+    }
+    if r.command.iter().any(|a| a.contains('\0')) || r.env.values().any(|v| v.contains('\0')) {
+        return Err(ApiError::invalid(
+            "command",
+            "arguments may not contain NUL",
+        ));
+    }
+    if let Some(cwd) = &r.cwd {
+        if !cwd.starts_with('/') || cwd.contains('\0') {
+            return Err(ApiError::invalid("cwd", "cwd must be an absolute path"));
+        }
+    }
+    let spec = NewSession {
+        name: Some(name),
+        cwd: r.cwd,
+        command: r.command,
+        env: r.env.into_iter().collect(),
+        width: r.width.unwrap_or(200).clamp(20, 1000),
+        height: r.height.unwrap_or(50).clamp(5, 500),
+    };
+    let created = match route::run(&s, &n, TmuxOp::Create(spec)).await? {
+        TmuxAnswer::Created(name) => name,
+        _ => String::new(),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            success: true,
+            node: n.name().to_string(),
+            session: created,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KillRequest {
+    node: Option<String>,
+    session: String,
+}
+
+async fn kill(
+    State(s): State<AppState>,
+    _: Authed<Write>,
+    Json(r): Json<KillRequest>,
+) -> ApiResult<Sent> {
+    let n = node(r.node.as_deref())?;
+    let session = session_name(&r.session, "session")?;
+    route::run(&s, &n, TmuxOp::Kill(session.clone())).await?;
+    Ok(Json(Sent {
+        success: true,
+        node: n.name().to_string(),
+        session: session.to_string(),
+    }))
+}
+
+// ---- the classifier's pattern table ----
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PatternTable {
+    /// User rows, evaluated first, in this order.
+    pub user: Vec<PanePattern>,
+    /// Built-in rows, evaluated after the user rows.
+    pub builtin: Vec<PanePattern>,
+}
+
+async fn list_pane_patterns(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<PatternTable> {
+    Ok(Json(PatternTable {
+        user: store::list_pane_patterns(&s.db).await?,
+        builtin: classify::builtin_patterns(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternInput {
+    name: String,
+    agent: AgentKind,
+    signal: Signal,
+    source: Source,
+    tail_lines: Option<i64>,
+    regex: String,
+    enabled: Option<bool>,
+    note: Option<String>,
+    /// Order among user rows (lower first; default 0, then by id).
+    position: Option<i64>,
+}
+
+fn check_pattern(p: PatternInput) -> Result<(PanePattern, i64), Invalid> {
+    let name = p.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(invalid("name", "name must be 1-100 characters"));
+    }
+    if p.regex.is_empty() || p.regex.len() > 2000 {
+        return Err(invalid("regex", "regex must be 1-2000 characters"));
+    }
+    classify::compile(&p.regex).map_err(|e| invalid("regex", format!("invalid regex: {e}")))?;
+    let tail_lines = p.tail_lines.unwrap_or(5);
+    if !(1..=200).contains(&tail_lines) {
+        return Err(invalid("tail_lines", "tail_lines must be 1-200"));
+    }
+    Ok((
+        PanePattern {
+            id: None,
+            name: name.to_string(),
+            agent: p.agent,
+            signal: p.signal,
+            source: p.source,
+            tail_lines,
+            regex: p.regex,
+            enabled: p.enabled.unwrap_or(true),
+            note: p.note.unwrap_or_default(),
+        },
+        p.position.unwrap_or(0),
+    ))
+}
+
+fn unique(e: sqlx::Error) -> ApiError {
+    if crate::db::is_unique_violation(&e) {
+        ApiError::conflict("a pane pattern with this name exists").with_field("name")
+    } else {
+        e.into()
+    }
+}
+
+async fn create_pane_pattern(
+    State(s): State<AppState>,
+    who: Authed<Write>,
+    Json(p): Json<PatternInput>,
+) -> Result<(StatusCode, Json<PanePattern>), ApiError> {
+    let (mut p, position) = check_pattern(p).map_err(AgentsError::from)?;
+    let id = store::insert_pane_pattern(
+        &s.db,
+        &p,
+        position,
+        &who.identity().username,
+        &s.clock.now_str(),
+    )
+    .await
+    .map_err(unique)?;
+    s.agents.patterns_changed();
+    p.id = Some(id);
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+async fn update_pane_pattern(
+    State(s): State<AppState>,
+    _: Authed<Write>,
+    Path(id): Path<i64>,
+    Json(p): Json<PatternInput>,
+) -> ApiResult<PanePattern> {
+    let (mut p, position) = check_pattern(p).map_err(AgentsError::from)?;
+    if !store::update_pane_pattern(&s.db, id, &p, position, &s.clock.now_str())
+        .await
+        .map_err(unique)?
+    {
+        return Err(ApiError::not_found("pane pattern"));
+    }
+    s.agents.patterns_changed();
+    p.id = Some(id);
+    Ok(Json(p))
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Deleted {
+    pub deleted: bool,
+}
+
+async fn delete_pane_pattern(
+    State(s): State<AppState>,
+    _: Authed<Write>,
+    Path(id): Path<i64>,
+) -> ApiResult<Deleted> {
+    if store::pane_pattern(&s.db, id).await?.is_none() {
+        return Err(ApiError::not_found("pane pattern"));
+    }
+    store::delete_pane_pattern(&s.db, id).await?;
+    s.agents.patterns_changed();
+    Ok(Json(Deleted { deleted: true }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassifyRequest {
+    screen: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    command: String,
+    agent: Option<AgentKind>,
+}
+
+/// Classifies a given screen with the current table (to try a pattern before relying on it).
+async fn classify_text(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Json(r): Json<ClassifyRequest>,
+) -> ApiResult<classify::Classification> {
+    let c = s.agents.classifier(&s.db).await?;
+    Ok(Json(c.classify(&PaneView {
+        screen: &r.screen,
+        title: &r.title,
+        command: &r.command,
+        agent_hint: r.agent,
+    })))
 }

@@ -1,9 +1,29 @@
-//! Agent sessions: the tmux driver, the pane classifier, hooks, the assigner (prompt queue and dispatcher), permission interactions and patterns. Issue 5.
+//! Agent sessions: the tmux driver, the pane classifier, hooks, the assigner (prompt queue and
+//! dispatcher), permission interactions and patterns. Issue 5.
+//!
+//! Files: `tmux.rs` the typed tmux driver; `tmux_task.rs` the task queue's `tmux` type;
+//! `route.rs` the one place a tmux operation is sent to the local driver or a remote node;
+//! `classify.rs` the pane classifier and its built-in pattern table; `sessions.rs` tracking
+//! sessions and their state (pane readings and hook events, each change with its signal);
+//! `store.rs` SQL for sessions and pane patterns; `api.rs` / `pages.rs` HTTP.
 
+pub mod agents_api;
 pub mod api;
+pub mod assign;
+pub mod assigner;
 pub mod classify;
 pub mod config;
+pub mod hooks;
+pub mod interactions;
+pub mod interactions_api;
+pub mod launch;
 pub mod pages;
+pub mod permission_store;
+pub mod permissions;
+pub mod route;
+pub mod sessions;
+pub mod sessions_api;
+pub mod store;
 pub mod tmux;
 pub mod tmux_task;
 
@@ -11,20 +31,158 @@ pub use config::AgentsConfig;
 
 use crate::app::AppState;
 use crate::config::ServeConfig;
+use crate::validate::Invalid;
+use classify::Classifier;
+use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Runtime state of this domain held in `AppState` (caches, channels, handles).
-#[derive(Clone, Default)]
-pub struct AgentsRuntime {}
-
-impl AgentsRuntime {
-    pub fn new(_config: &ServeConfig) -> Self {
-        Self::default()
+crate::text_enum! {
+    /// A session's place in the delegation hierarchy (SPEC.md "Session Hierarchy").
+    pub enum SessionRole ("session role") {
+        HighLevel = "high_level",
+        Manager = "manager",
+        Worker = "worker",
     }
 }
 
-/// This domain's background loops, started by `background::spawn_all`.
-pub fn loops(_state: &AppState, _shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    Vec::new()
+/// Every failure of this domain; mapped to HTTP in `api.rs`.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentsError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{}", .0.message)]
+    Invalid(Invalid),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("cannot move {what} from '{from}' to '{to}'")]
+    Transition {
+        what: &'static str,
+        from: String,
+        to: String,
+        allowed: Vec<String>,
+    },
+    #[error("node '{0}': the node command channel is not available yet; only the local node can run tmux operations")]
+    NodeChannelUnavailable(String),
+    #[error(transparent)]
+    Tmux(#[from] tmux::TmuxError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<Invalid> for AgentsError {
+    fn from(e: Invalid) -> Self {
+        AgentsError::Invalid(e)
+    }
+}
+
+/// Runtime state of this domain held in `AppState`.
+#[derive(Clone)]
+pub struct AgentsRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The local tmux server (`--tmux-socket`).
+    tmux: tmux::Tmux,
+    /// The compiled classifier (user rows + built-ins); `None` until loaded and after a
+    /// pattern change.
+    classifier: RwLock<Option<Arc<Classifier>>>,
+    /// Wakes the dispatcher at once (a prompt queued, a hook event) instead of at its next tick.
+    wake: tokio::sync::Notify,
+    /// Dispatcher ticks never overlap (the loop, tests and API-triggered ticks share it).
+    dispatch: tokio::sync::Mutex<()>,
+}
+
+impl AgentsRuntime {
+    pub fn new(config: &ServeConfig) -> Self {
+        AgentsRuntime {
+            inner: Arc::new(Inner {
+                tmux: tmux::Tmux::new(config.agents.tmux_socket.as_deref()),
+                classifier: RwLock::new(None),
+                wake: tokio::sync::Notify::new(),
+                dispatch: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn tmux(&self) -> &tmux::Tmux {
+        &self.inner.tmux
+    }
+
+    /// The classifier with the stored user rows, compiled once per change of those rows.
+    pub async fn classifier(&self, db: &crate::db::Db) -> Result<Arc<Classifier>, sqlx::Error> {
+        if let Some(c) = self.inner.classifier.read().ok().and_then(|g| g.clone()) {
+            return Ok(c);
+        }
+        let user = store::list_pane_patterns(db).await?;
+        let (c, bad) = Classifier::new(user);
+        for b in bad {
+            tracing::warn!(pattern = %b.name, error = %b.error, "stored pane pattern skipped");
+        }
+        let c = Arc::new(c);
+        if let Ok(mut g) = self.inner.classifier.write() {
+            *g = Some(c.clone());
+        }
+        Ok(c)
+    }
+
+    /// Held for the whole of a dispatcher tick.
+    pub async fn dispatch_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.dispatch.lock().await
+    }
+
+    /// Asks the dispatcher to look at the queue now.
+    pub fn wake_dispatcher(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Resolves when someone called [`AgentsRuntime::wake_dispatcher`].
+    pub async fn dispatcher_woken(&self) {
+        self.inner.wake.notified().await;
+    }
+
+    /// Drops the compiled classifier after the user rows changed.
+    pub fn patterns_changed(&self) {
+        if let Ok(mut g) = self.inner.classifier.write() {
+            *g = None;
+        }
+    }
+}
+
+/// This domain's background loops, started by `background::spawn_all`: the assigner's
+/// dispatcher (unless `--assigner false`). It ticks every `--dispatch-interval-ms` and at once
+/// when woken (a prompt queued, a hook event), so an idle session gets a queued prompt well
+/// within a second.
+pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    if !state.config.agents.assigner {
+        return Vec::new();
+    }
+    let state = state.clone();
+    let mut shutdown = shutdown.clone();
+    let every = std::time::Duration::from_millis(state.config.agents.dispatch_interval_ms.max(10));
+    vec![tokio::spawn(async move {
+        loop {
+            match assigner::dispatch::tick(&state).await {
+                Ok(r) if r != assigner::dispatch::TickReport::default() => {
+                    tracing::info!(report = ?r, "assigner dispatch")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "assigner dispatch failed"),
+            }
+            match interactions::watch_tick(&state).await {
+                Ok(d) if !d.is_empty() => {
+                    tracing::info!(decided = ?d, "permission prompts decided by patterns")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "permission watch failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = state.agents.dispatcher_woken() => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        tracing::debug!(loop_name = "assigner_dispatch", "background loop stopped");
+    })]
 }

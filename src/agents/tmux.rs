@@ -386,7 +386,8 @@ impl Tmux {
             .map(|_| ())
     }
 
-    /// Ends the whole server (tests' private sockets). Blocking, so it can run in `Drop`.
+    /// Ends the whole server (tests' private sockets) and removes a named socket's file, which
+    /// tmux leaves behind. Blocking, so it can run in `Drop`.
     pub fn kill_server_blocking(&self) {
         let mut c = std::process::Command::new(&self.program);
         if let Some(s) = &self.socket {
@@ -398,11 +399,29 @@ impl Tmux {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        if let Some(path) = self.socket_path() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Where tmux puts a `-L` socket: `$TMUX_TMPDIR` (default /tmp) `/tmux-<uid>/<name>`.
+    pub fn socket_path(&self) -> Option<std::path::PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let name = self.socket.as_ref()?;
+        let uid = std::fs::metadata("/proc/self").ok()?.uid();
+        let dir = std::env::var_os("TMUX_TMPDIR").unwrap_or_else(|| "/tmp".into());
+        Some(
+            std::path::PathBuf::from(dir)
+                .join(format!("tmux-{uid}"))
+                .join(name),
+        )
     }
 }
 
 fn no_server(stderr: &str) -> bool {
-    stderr.contains("no server running") || stderr.contains("error connecting to")
+    stderr.contains("no server running")
+        || stderr.contains("error connecting to")
+        || stderr.contains("server exited unexpectedly")
 }
 
 fn classify_failure(args: &[&str], stderr: &str, session: Option<&SessionName>) -> TmuxError {
@@ -411,7 +430,10 @@ fn classify_failure(args: &[&str], stderr: &str, session: Option<&SessionName>) 
         return TmuxError::Exists(name);
     }
     if session.is_some()
-        && (stderr.contains("can't find") || stderr.contains("no such") || no_server(stderr))
+        && (stderr.contains("can't find")
+            || stderr.contains("no such")
+            || stderr.contains("no current target")
+            || no_server(stderr))
     {
         return TmuxError::NoSuchSession(name);
     }
@@ -553,8 +575,16 @@ mod tests {
             Err(TmuxError::Exists(_))
         ));
 
-        let list = t.list_sessions().await.unwrap();
-        assert_eq!(list.len(), 1);
+        // The pane's path is reported once its process runs.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let list = loop {
+            let list = t.list_sessions().await.unwrap();
+            if list.len() == 1 && !list[0].cwd.is_empty() {
+                break list;
+            }
+            assert!(std::time::Instant::now() < deadline, "{list:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert_eq!(list[0].name, "drv-1");
         assert_eq!(list[0].windows, 1);
         assert_eq!(list[0].attached, 0);
@@ -578,14 +608,14 @@ mod tests {
         // Multi-line text arrives as one paste, not as separate submitted lines.
         t.send_text(
             &n,
-            "cat <<'EOF'\nline one\nline two\nEOF",
+            "tr a-z A-Z <<'EOF'\nline one\nline two\nEOF",
             true,
             Duration::ZERO,
         )
         .await
         .unwrap();
-        let screen = wait_for(t, &n, "line two\n").await;
-        assert!(screen.contains("line one"), "{screen}");
+        let screen = wait_for(t, &n, "LINE TWO").await;
+        assert!(screen.contains("LINE ONE\nLINE TWO"), "{screen}");
 
         // Long text takes the paste path too.
         let long = format!("echo {}", "y".repeat(PASTE_OVER_BYTES + 10));

@@ -2,10 +2,14 @@
 //! stays thin: parse, call the library or the client, print.
 
 mod agent;
+mod assigner;
 mod chat;
 mod daemon;
+mod hook;
 mod output;
 mod secrets;
+mod session;
+mod terminal;
 mod token;
 mod tracking;
 mod worker;
@@ -109,6 +113,22 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Chat with a model through architect's LLM gateway (interactive, -p, or --worker).
     Chat(chat::ChatArgs),
+    /// Agent sessions in tmux: `session start NAME --agent claude|codex|chat|shell`.
+    Session {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(subcommand)]
+        cmd: session::SessionCmd,
+    },
+    /// The assigner's prompt queue: --send, --prompts, --sessions, --status, --retry,
+    /// --retry-all, --reassign --to, --cancel, --clear [--days], --show.
+    Assigner(assigner::AssignerArgs),
+    /// The session terminal: `os: <msg>`, `os:5: <msg>`, status, sessions, prompts, watch;
+    /// or --send, --status, --watch.
+    Terminal(terminal::TerminalArgs),
+    /// Report a Claude Code hook event (run by the hooks `session start` installs; the event
+    /// JSON comes on stdin).
+    Hook(hook::HookArgs),
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -167,6 +187,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             code => std::process::exit(i32::from(code)),
         },
         Command::Chat(args) => chat::run(args).await,
+        Command::Session { client, cmd } => session::run(&client, cmd).await,
+        Command::Hook(args) => hook::run(args).await,
+        Command::Assigner(args) => assigner::run(args).await,
+        Command::Terminal(args) => terminal::run(args).await,
     }
 }
 

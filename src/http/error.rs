@@ -30,8 +30,10 @@
 //! | 500    | `integrity_error`       | a stored vault value failed authentication         |
 //! | 500    | `key_file_error`        | a vault key file could not be written or renamed   |
 //! | 502    | `command_failed`        | a node's agent ran the command and it failed       |
+//! | 502    | `tmux_failed`           | tmux could not be run, hung, or refused a command  |
 //! | 503    | `unavailable`           | a dependency (e.g. the database) is down           |
 //! | 503    | `vault_sealed`          | no usable vault master key; the message says why   |
+//! | 503    | `node_channel_unavailable` | a remote node cannot be reached for tmux        |
 //!
 //! The LLM gateway (`/v1/*`) answers in its client's own error shape (Anthropic
 //! `{"type":"error","error":{...},"code"}`, OpenAI `{"error":{...,"code"}}`) with these codes too:

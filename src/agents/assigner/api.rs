@@ -1,0 +1,326 @@
+//! JSON routes of the assigner (SPEC.md "Assigner Worker"): send, status, sessions, prompts,
+//! cancel, retry, retry-all, reassign, clear.
+//!
+//! Reading needs `Read`. Changing the queue needs `Write` — or `AgentOps`, so a manager
+//! session can delegate to its workers with its own agent token (`architect assigner --send`).
+
+use super::store::{self, PromptFilter};
+use super::{NewPrompt, Prompt, PromptStatus};
+use crate::agents::route::NodeRef;
+use crate::agents::store as session_store;
+use crate::agents::AgentsError;
+use crate::app::AppState;
+use crate::auth::extract::{Authed, Read};
+use crate::auth::{Capability, Identity};
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Path, Query};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/assigner/send", post(send))
+        .route("/api/assigner/status", get(status))
+        .route("/api/assigner/sessions", get(sessions))
+        .route("/api/assigner/prompts", get(list))
+        .route("/api/assigner/prompts/{id}", get(detail).delete(cancel))
+        .route("/api/assigner/prompts/{id}/retry", post(retry))
+        .route("/api/assigner/prompts/{id}/reassign", post(reassign))
+        .route("/api/assigner/retry-all", post(retry_all))
+        .route("/api/assigner/clear", post(clear))
+}
+
+/// Write, or an agent token (a manager delegating).
+fn may_change(who: &Identity) -> Result<(), ApiError> {
+    if who.can(Capability::Write) || who.can(Capability::AgentOps) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "changing the prompt queue needs write access or an agent token",
+        ))
+    }
+}
+
+/// Called when a prompt completes (assign-to-tmux moves its item to review).
+pub async fn on_completed(state: &AppState, prompt_id: i64) {
+    if let Err(e) = crate::agents::assign::prompt_completed(state, prompt_id).await {
+        tracing::warn!(prompt_id, error = %e, "follow-up of a completed prompt failed");
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Queued {
+    pub prompt_id: i64,
+    pub success: bool,
+}
+
+/// Queues a prompt (shared by the API, assign-to-tmux and `/api/agents/send`).
+pub async fn enqueue(
+    state: &AppState,
+    who: &str,
+    p: NewPrompt,
+    source: Option<(&str, i64)>,
+) -> Result<i64, AgentsError> {
+    let cfg = &state.config.agents;
+    let (priority, timeout, retries) =
+        p.check(cfg.prompt_timeout_minutes, cfg.prompt_max_retries)?;
+    let node = NodeRef::parse(p.node.as_deref())?;
+    let mut parent = p.parent_id;
+    if let Some(id) = parent {
+        if store::get(&state.db, id).await?.is_none() {
+            return Err(AgentsError::Invalid(crate::validate::invalid(
+                "parent_id",
+                format!("no prompt {id}"),
+            )));
+        }
+    } else if let Some(from) = &p.from_session {
+        parent = store::active_on(&state.db, node.name(), from)
+            .await?
+            .map(|a| a.id);
+    }
+    let metadata = p.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
+    let id = store::insert(
+        &state.db,
+        &store::Insert {
+            content: &p.content,
+            priority,
+            target_session: p.target_session.as_deref(),
+            target_role: p.target_role.as_deref(),
+            target_group: p.target_group.as_deref(),
+            node: node.name(),
+            timeout_minutes: timeout,
+            max_retries: retries,
+            metadata: &metadata,
+            parent_id: parent,
+            source,
+            created_by: who,
+        },
+        &state.clock.now_str(),
+    )
+    .await?;
+    state.agents.wake_dispatcher();
+    Ok(id)
+}
+
+async fn send(
+    State(s): State<AppState>,
+    who: Authed<Read>,
+    Json(p): Json<NewPrompt>,
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    may_change(who.identity())?;
+    let id = enqueue(&s, &who.identity().username, p, None).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Queued {
+            prompt_id: id,
+            success: true,
+        }),
+    ))
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct AssignerStatus {
+    /// Prompts per status.
+    pub counts: std::collections::BTreeMap<String, i64>,
+    /// Assigned and in-progress prompts.
+    pub active: Vec<Prompt>,
+    /// Whether serve runs the dispatcher (ARCHITECT_ASSIGNER).
+    pub dispatcher: bool,
+    pub dispatch_interval_ms: u64,
+}
+
+async fn status(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+) -> Result<Json<AssignerStatus>, ApiError> {
+    Ok(Json(AssignerStatus {
+        counts: store::counts(&s.db).await?.into_iter().collect(),
+        active: store::active(&s.db).await?,
+        dispatcher: s.config.agents.assigner,
+        dispatch_interval_ms: s.config.agents.dispatch_interval_ms,
+    }))
+}
+
+/// A tracked session with its active prompt.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct AssignerSession {
+    #[serde(flatten)]
+    pub session: session_store::SessionRow,
+    pub active_prompt: Option<i64>,
+}
+
+async fn sessions(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+) -> Result<Json<Vec<AssignerSession>>, ApiError> {
+    let active = store::active(&s.db).await?;
+    let out = session_store::sessions(&s.db)
+        .await?
+        .into_iter()
+        .filter(|r| r.gone_at.is_none())
+        .map(|r| AssignerSession {
+            active_prompt: active
+                .iter()
+                .find(|p| p.node == r.node && p.assigned_session.as_deref() == Some(&r.name))
+                .map(|p| p.id),
+            session: r,
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Query(f): Query<PromptFilter>,
+) -> Result<Json<Vec<Prompt>>, ApiError> {
+    if f.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(ApiError::invalid("limit", "limit must be 1-1000"));
+    }
+    Ok(Json(store::list(&s.db, &f).await?))
+}
+
+/// A prompt with the prompts delegated from it (the delegation tree, one level per call).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PromptDetail {
+    #[serde(flatten)]
+    pub prompt: Prompt,
+    pub children: Vec<Prompt>,
+}
+
+async fn get_prompt(s: &AppState, id: i64) -> Result<Prompt, ApiError> {
+    store::get(&s.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("prompt"))
+}
+
+async fn detail(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Path(id): Path<i64>,
+) -> Result<Json<PromptDetail>, ApiError> {
+    let prompt = get_prompt(&s, id).await?;
+    let children = store::list(
+        &s.db,
+        &PromptFilter {
+            parent_id: Some(id),
+            limit: Some(1000),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(Json(PromptDetail { prompt, children }))
+}
+
+fn transition(p: &Prompt, to: PromptStatus) -> ApiError {
+    AgentsError::Transition {
+        what: "prompt",
+        from: p.status.to_string(),
+        to: to.to_string(),
+        allowed: p.status.next().iter().map(|s| s.to_string()).collect(),
+    }
+    .into()
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    who: Authed<Read>,
+    Path(id): Path<i64>,
+) -> Result<Json<Prompt>, ApiError> {
+    may_change(who.identity())?;
+    let p = get_prompt(&s, id).await?;
+    if !store::cancel(&s.db, id, &s.clock.now_str()).await? {
+        return Err(transition(&p, PromptStatus::Cancelled));
+    }
+    get_prompt(&s, id).await.map(Json)
+}
+
+async fn retry(
+    State(s): State<AppState>,
+    who: Authed<Read>,
+    Path(id): Path<i64>,
+) -> Result<Json<Prompt>, ApiError> {
+    may_change(who.identity())?;
+    let p = get_prompt(&s, id).await?;
+    if !store::retry(&s.db, id, &s.clock.now_str()).await? {
+        if p.retries >= p.max_retries
+            && matches!(p.status, PromptStatus::Failed | PromptStatus::Cancelled)
+        {
+            return Err(ApiError::conflict(format!(
+                "prompt {id} has used all {} retries; reassign it or send it again",
+                p.max_retries
+            ))
+            .with_field("retries"));
+        }
+        return Err(transition(&p, PromptStatus::Pending));
+    }
+    s.agents.wake_dispatcher();
+    get_prompt(&s, id).await.map(Json)
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Count {
+    pub count: u64,
+}
+
+async fn retry_all(State(s): State<AppState>, who: Authed<Read>) -> Result<Json<Count>, ApiError> {
+    may_change(who.identity())?;
+    let count = store::retry_all(&s.db, &s.clock.now_str()).await?;
+    s.agents.wake_dispatcher();
+    Ok(Json(Count { count }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReassignRequest {
+    /// The session to send it to; absent: any session its role/group allows.
+    to: Option<String>,
+}
+
+async fn reassign(
+    State(s): State<AppState>,
+    who: Authed<Read>,
+    Path(id): Path<i64>,
+    Json(r): Json<ReassignRequest>,
+) -> Result<Json<Prompt>, ApiError> {
+    may_change(who.identity())?;
+    if let Some(to) = &r.to {
+        crate::agents::tmux::SessionName::parse(to)
+            .map_err(|e| ApiError::invalid("to", e.message))?;
+    }
+    let p = get_prompt(&s, id).await?;
+    if !store::reassign(&s.db, id, r.to.as_deref(), &s.clock.now_str()).await? {
+        return Err(transition(&p, PromptStatus::Pending));
+    }
+    s.agents.wake_dispatcher();
+    get_prompt(&s, id).await.map(Json)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ClearRequest {
+    /// Only prompts last changed more than this many days ago.
+    days: Option<i64>,
+}
+
+async fn clear(
+    State(s): State<AppState>,
+    who: Authed<Read>,
+    Json(r): Json<ClearRequest>,
+) -> Result<Json<Count>, ApiError> {
+    may_change(who.identity())?;
+    let before = match r.days {
+        Some(d) if !(0..=36500).contains(&d) => {
+            return Err(ApiError::invalid("days", "days must be 0-36500"))
+        }
+        Some(d) => Some(crate::clock::format(
+            s.clock.now() - time::Duration::days(d),
+        )),
+        None => None,
+    };
+    let count = store::clear(&s.db, before.as_deref()).await?;
+    Ok(Json(Count { count }))
+}

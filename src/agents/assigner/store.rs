@@ -1,0 +1,426 @@
+//! SQL for the prompt queue. Every status change is one `UPDATE ... WHERE id = $1 AND status
+//! IN (...)`, so two writers (the dispatcher, an API call) can never both move a prompt; the
+//! claim also refuses a session that already holds an active prompt.
+
+use super::{Prompt, PromptStatus};
+use crate::db::Db;
+
+#[derive(sqlx::FromRow)]
+struct PromptRow {
+    id: i64,
+    content: String,
+    priority: i64,
+    status: String,
+    target_session: Option<String>,
+    target_role: Option<String>,
+    target_group: Option<String>,
+    node: String,
+    timeout_minutes: i64,
+    max_retries: i64,
+    retries: i64,
+    metadata: String,
+    parent_id: Option<i64>,
+    assigned_session: Option<String>,
+    assigned_at: Option<String>,
+    typed_at: Option<String>,
+    started_at: Option<String>,
+    accepted_by: Option<String>,
+    completed_at: Option<String>,
+    completed_by: Option<String>,
+    response: Option<String>,
+    transcript_path: Option<String>,
+    error: Option<String>,
+    escalated_to: Option<String>,
+    escalated_at: Option<String>,
+    source_kind: Option<String>,
+    source_id: Option<i64>,
+    created_by: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<PromptRow> for Prompt {
+    fn from(r: PromptRow) -> Prompt {
+        Prompt {
+            id: r.id,
+            content: r.content,
+            priority: r.priority,
+            status: r.status.parse().unwrap_or(PromptStatus::Failed),
+            target_session: r.target_session,
+            target_role: r.target_role,
+            target_group: r.target_group,
+            node: r.node,
+            timeout_minutes: r.timeout_minutes,
+            max_retries: r.max_retries,
+            retries: r.retries,
+            metadata: serde_json::from_str(&r.metadata).unwrap_or_default(),
+            parent_id: r.parent_id,
+            assigned_session: r.assigned_session,
+            assigned_at: r.assigned_at,
+            typed_at: r.typed_at,
+            started_at: r.started_at,
+            accepted_by: r.accepted_by,
+            completed_at: r.completed_at,
+            completed_by: r.completed_by,
+            response: r.response,
+            transcript_path: r.transcript_path,
+            error: r.error,
+            escalated_to: r.escalated_to,
+            escalated_at: r.escalated_at,
+            source_kind: r.source_kind,
+            source_id: r.source_id,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const COLS: &str = "id, content, priority, status, target_session, target_role, target_group, \
+    node, timeout_minutes, max_retries, retries, metadata, parent_id, assigned_session, \
+    assigned_at, typed_at, started_at, accepted_by, completed_at, completed_by, response, \
+    transcript_path, error, escalated_to, escalated_at, source_kind, source_id, created_by, \
+    created_at, updated_at";
+
+/// Insert values of a prompt.
+pub struct Insert<'a> {
+    pub content: &'a str,
+    pub priority: i64,
+    pub target_session: Option<&'a str>,
+    pub target_role: Option<&'a str>,
+    pub target_group: Option<&'a str>,
+    pub node: &'a str,
+    pub timeout_minutes: i64,
+    pub max_retries: i64,
+    pub metadata: &'a serde_json::Value,
+    pub parent_id: Option<i64>,
+    pub source: Option<(&'a str, i64)>,
+    pub created_by: &'a str,
+}
+
+pub async fn insert(db: &Db, p: &Insert<'_>, now: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO assigner_prompts (content, priority, status, target_session, target_role, \
+            target_group, node, timeout_minutes, max_retries, metadata, parent_id, source_kind, \
+            source_id, created_by, created_at, updated_at) \
+         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+         RETURNING id",
+    )
+    .bind(p.content)
+    .bind(p.priority)
+    .bind(p.target_session)
+    .bind(p.target_role)
+    .bind(p.target_group)
+    .bind(p.node)
+    .bind(p.timeout_minutes)
+    .bind(p.max_retries)
+    .bind(p.metadata.to_string())
+    .bind(p.parent_id)
+    .bind(p.source.map(|s| s.0))
+    .bind(p.source.map(|s| s.1))
+    .bind(p.created_by)
+    .bind(now)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn get(db: &Db, id: i64) -> Result<Option<Prompt>, sqlx::Error> {
+    let row: Option<PromptRow> = sqlx::query_as(&format!(
+        "SELECT {COLS} FROM assigner_prompts WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Prompt::from))
+}
+
+/// List filters.
+#[derive(Debug, Default, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptFilter {
+    pub status: Option<PromptStatus>,
+    pub session: Option<String>,
+    pub parent_id: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+pub async fn list(db: &Db, f: &PromptFilter) -> Result<Vec<Prompt>, sqlx::Error> {
+    let limit = f.limit.unwrap_or(100).clamp(1, 1000);
+    let rows: Vec<PromptRow> = sqlx::query_as(&format!(
+        "SELECT {COLS} FROM assigner_prompts \
+         WHERE ($1 IS NULL OR status = $1) \
+           AND ($2 IS NULL OR assigned_session = $2 OR target_session = $2) \
+           AND ($3 IS NULL OR parent_id = $3) \
+         ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(f.status.map(|s| s.as_str()))
+    .bind(f.session.as_deref())
+    .bind(f.parent_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Prompt::from).collect())
+}
+
+/// Pending prompts in dispatch order: priority, then age.
+pub async fn pending(db: &Db, limit: i64) -> Result<Vec<Prompt>, sqlx::Error> {
+    let rows: Vec<PromptRow> = sqlx::query_as(&format!(
+        "SELECT {COLS} FROM assigner_prompts WHERE status = 'pending' \
+         ORDER BY priority DESC, id LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Prompt::from).collect())
+}
+
+pub async fn active(db: &Db) -> Result<Vec<Prompt>, sqlx::Error> {
+    let rows: Vec<PromptRow> = sqlx::query_as(&format!(
+        "SELECT {COLS} FROM assigner_prompts WHERE status IN ('assigned', 'in_progress') ORDER BY id"
+    ))
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Prompt::from).collect())
+}
+
+/// True when nothing is queued or running (the dispatcher then leaves tmux alone).
+pub async fn idle_queue(db: &Db) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM assigner_prompts WHERE status IN ('pending', 'assigned', 'in_progress')",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(n == 0)
+}
+
+pub async fn counts(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, COUNT(*) FROM assigner_prompts GROUP BY status ORDER BY status")
+        .fetch_all(db)
+        .await
+}
+
+/// Claims a pending prompt for `session`, unless the session already holds an active one.
+pub async fn claim(
+    db: &Db,
+    id: i64,
+    node: &str,
+    session: &str,
+    token: &str,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE assigner_prompts SET status = 'assigned', assigned_session = $3, \
+            dispatch_token = $4, assigned_at = $5, typed_at = NULL, started_at = NULL, \
+            accepted_by = NULL, error = NULL, updated_at = $5 \
+         WHERE id = $1 AND status = 'pending' AND NOT EXISTS ( \
+            SELECT 1 FROM assigner_prompts a WHERE a.node = $2 AND a.assigned_session = $3 \
+              AND a.status IN ('assigned', 'in_progress'))",
+    )
+    .bind(id)
+    .bind(node)
+    .bind(session)
+    .bind(token)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn mark_typed(db: &Db, id: i64, token: &str, now: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE assigner_prompts SET typed_at = $3, updated_at = $3 \
+         WHERE id = $1 AND status = 'assigned' AND dispatch_token = $2",
+    )
+    .bind(id)
+    .bind(token)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn mark_started(db: &Db, id: i64, by: &str, now: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE assigner_prompts SET status = 'in_progress', started_at = $3, accepted_by = $2, \
+            updated_at = $3 WHERE id = $1 AND status = 'assigned'",
+    )
+    .bind(id)
+    .bind(by)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn mark_completed(
+    db: &Db,
+    id: i64,
+    by: &str,
+    response: &str,
+    transcript: Option<&str>,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE assigner_prompts SET status = 'completed', completed_at = $3, completed_by = $2, \
+            response = $4, transcript_path = $5, \
+            started_at = COALESCE(started_at, $3), accepted_by = COALESCE(accepted_by, $2), \
+            updated_at = $3 WHERE id = $1 AND status IN ('assigned', 'in_progress')",
+    )
+    .bind(id)
+    .bind(by)
+    .bind(now)
+    .bind(response)
+    .bind(transcript)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Fails an active prompt; with `requeue` (retries left) it goes back to pending instead.
+pub async fn fail_active(
+    db: &Db,
+    id: i64,
+    error: &str,
+    requeue: bool,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let sql = if requeue {
+        "UPDATE assigner_prompts SET status = 'pending', retries = retries + 1, error = $2, \
+            assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
+            updated_at = $3 WHERE id = $1 AND status IN ('assigned', 'in_progress')"
+    } else {
+        "UPDATE assigner_prompts SET status = 'failed', error = $2, completed_at = $3, \
+            updated_at = $3 WHERE id = $1 AND status IN ('assigned', 'in_progress')"
+    };
+    let r = sqlx::query(sql)
+        .bind(id)
+        .bind(error)
+        .bind(now)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// An assigned prompt whose text was never typed (serve stopped in between) goes back to
+/// pending without spending a retry.
+pub async fn unclaim_untyped(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE assigner_prompts SET status = 'pending', assigned_session = NULL, \
+            dispatch_token = NULL, assigned_at = NULL, updated_at = $2 \
+         WHERE id = $1 AND status = 'assigned' AND typed_at IS NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn escalate(db: &Db, id: i64, to: &str, now: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE assigner_prompts SET escalated_to = $2, escalated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(to)
+        .bind(now)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn cancel(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE assigner_prompts SET status = 'cancelled', completed_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status IN ('pending', 'assigned', 'in_progress')",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Failed or cancelled → pending, spending a retry; refused once `max_retries` are spent.
+pub async fn retry(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE assigner_prompts SET status = 'pending', retries = retries + 1, \
+            assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
+            started_at = NULL, completed_at = NULL, updated_at = $2 \
+         WHERE id = $1 AND status IN ('failed', 'cancelled') AND retries < max_retries",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn retry_all(db: &Db, now: &str) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE assigner_prompts SET status = 'pending', retries = retries + 1, \
+            assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
+            started_at = NULL, completed_at = NULL, updated_at = $1 \
+         WHERE status = 'failed' AND retries < max_retries",
+    )
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Back to pending, targeted at `to` (or untargeted), from any status but in_progress and
+/// completed.
+pub async fn reassign(db: &Db, id: i64, to: Option<&str>, now: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE assigner_prompts SET status = 'pending', target_session = $2, \
+            target_role = CASE WHEN $2 IS NULL THEN target_role ELSE NULL END, \
+            target_group = CASE WHEN $2 IS NULL THEN target_group ELSE NULL END, \
+            assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
+            started_at = NULL, completed_at = NULL, updated_at = $3 \
+         WHERE id = $1 AND status IN ('pending', 'assigned', 'failed', 'cancelled')",
+    )
+    .bind(id)
+    .bind(to)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Deletes completed and cancelled prompts (updated before `before`, when given) that no
+/// other prompt names as its parent.
+pub async fn clear(db: &Db, before: Option<&str>) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "DELETE FROM assigner_prompts WHERE status IN ('completed', 'cancelled') \
+           AND ($1 IS NULL OR updated_at < $1) \
+           AND id NOT IN (SELECT parent_id FROM assigner_prompts WHERE parent_id IS NOT NULL)",
+    )
+    .bind(before)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// The active prompt of a session, if any.
+pub async fn active_on(db: &Db, node: &str, session: &str) -> Result<Option<Prompt>, sqlx::Error> {
+    let row: Option<PromptRow> = sqlx::query_as(&format!(
+        "SELECT {COLS} FROM assigner_prompts WHERE node = $1 AND assigned_session = $2 \
+           AND status IN ('assigned', 'in_progress') ORDER BY id LIMIT 1"
+    ))
+    .bind(node)
+    .bind(session)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Prompt::from))
+}
+
+/// After a restart: the pane shows the text of a claimed prompt, so it was typed.
+pub async fn mark_typed_after_restart(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE assigner_prompts SET typed_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status = 'assigned' AND typed_at IS NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}

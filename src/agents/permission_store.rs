@@ -1,0 +1,269 @@
+//! SQL for permission patterns, the permission audit and recorded interactions.
+
+use super::permissions::{PermissionPattern, Request, Verdict};
+use crate::db::Db;
+use serde::{Deserialize, Serialize};
+
+const PATTERN_COLS: &str = "id, name, tool_regex, subject_regex, session_scope, role_scope, \
+    decision, enabled, override_guard, created_by, created_at, updated_at";
+
+pub async fn patterns(db: &Db) -> Result<Vec<PermissionPattern>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PATTERN_COLS} FROM permission_patterns ORDER BY id"
+    ))
+    .fetch_all(db)
+    .await
+}
+
+pub async fn pattern(db: &Db, id: i64) -> Result<Option<PermissionPattern>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PATTERN_COLS} FROM permission_patterns WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// The writable fields of a pattern.
+#[derive(Debug, Clone)]
+pub struct PatternFields {
+    pub name: String,
+    pub tool_regex: String,
+    pub subject_regex: String,
+    pub session_scope: Option<String>,
+    pub role_scope: Option<String>,
+    pub decision: String,
+    pub enabled: bool,
+    pub override_guard: bool,
+}
+
+pub async fn insert_pattern(
+    db: &Db,
+    f: &PatternFields,
+    by: &str,
+    now: &str,
+) -> Result<PermissionPattern, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO permission_patterns (name, tool_regex, subject_regex, session_scope, \
+            role_scope, decision, enabled, override_guard, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {PATTERN_COLS}"
+    ))
+    .bind(&f.name)
+    .bind(&f.tool_regex)
+    .bind(&f.subject_regex)
+    .bind(&f.session_scope)
+    .bind(&f.role_scope)
+    .bind(&f.decision)
+    .bind(i64::from(f.enabled))
+    .bind(i64::from(f.override_guard))
+    .bind(by)
+    .bind(now)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn update_pattern(
+    db: &Db,
+    id: i64,
+    f: &PatternFields,
+    now: &str,
+) -> Result<Option<PermissionPattern>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE permission_patterns SET name = $2, tool_regex = $3, subject_regex = $4, \
+            session_scope = $5, role_scope = $6, decision = $7, enabled = $8, \
+            override_guard = $9, updated_at = $10 \
+         WHERE id = $1 RETURNING {PATTERN_COLS}"
+    ))
+    .bind(id)
+    .bind(&f.name)
+    .bind(&f.tool_regex)
+    .bind(&f.subject_regex)
+    .bind(&f.session_scope)
+    .bind(&f.role_scope)
+    .bind(&f.decision)
+    .bind(i64::from(f.enabled))
+    .bind(i64::from(f.override_guard))
+    .bind(now)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn delete_pattern(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM permission_patterns WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Writes one audit row.
+pub async fn audit(
+    db: &Db,
+    interaction_id: Option<i64>,
+    r: &Request<'_>,
+    v: &Verdict,
+    dry_run: bool,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO permission_audit (interaction_id, session, tool, subject, decision, \
+            decided_by, dry_run, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(interaction_id)
+    .bind(r.session)
+    .bind(r.tool)
+    .bind(r.subject)
+    .bind(v.outcome.as_str())
+    .bind(&v.decided_by)
+    .bind(i64::from(dry_run))
+    .bind(&v.reason)
+    .bind(now)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub interaction_id: Option<i64>,
+    pub session: String,
+    pub tool: String,
+    pub subject: Option<String>,
+    pub decision: String,
+    pub decided_by: String,
+    pub dry_run: i64,
+    pub reason: String,
+    pub at: String,
+}
+
+pub async fn audit_log(db: &Db, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, interaction_id, session, tool, subject, decision, decided_by, dry_run, \
+            reason, at FROM permission_audit ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// A permission prompt seen in a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Interaction {
+    pub id: i64,
+    pub node: String,
+    pub session: String,
+    pub agent: String,
+    pub tool: String,
+    pub command: Option<String>,
+    pub path: Option<String>,
+    pub prompt_text: String,
+    pub source: String,
+    pub status: String,
+    pub decision_by: Option<String>,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+}
+
+const INTERACTION_COLS: &str = "id, node, session, agent, tool, command, path, prompt_text, \
+    source, status, decision_by, created_at, decided_at";
+
+pub struct NewInteraction<'a> {
+    pub node: &'a str,
+    pub session: &'a str,
+    pub agent: &'a str,
+    pub tool: &'a str,
+    pub command: Option<&'a str>,
+    pub path: Option<&'a str>,
+    pub prompt_text: &'a str,
+    pub source: &'a str,
+}
+
+pub async fn insert_interaction(
+    db: &Db,
+    i: &NewInteraction<'_>,
+    now: &str,
+) -> Result<Interaction, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO agent_interactions (node, session, agent, tool, command, path, prompt_text, \
+            source, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9) \
+         RETURNING {INTERACTION_COLS}"
+    ))
+    .bind(i.node)
+    .bind(i.session)
+    .bind(i.agent)
+    .bind(i.tool)
+    .bind(i.command)
+    .bind(i.path)
+    .bind(i.prompt_text)
+    .bind(i.source)
+    .bind(now)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn interaction(db: &Db, id: i64) -> Result<Option<Interaction>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {INTERACTION_COLS} FROM agent_interactions WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn pending_interaction(
+    db: &Db,
+    node: &str,
+    session: &str,
+) -> Result<Option<Interaction>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {INTERACTION_COLS} FROM agent_interactions \
+         WHERE node = $1 AND session = $2 AND status = 'pending' ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(node)
+    .bind(session)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn interactions(
+    db: &Db,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Interaction>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {INTERACTION_COLS} FROM agent_interactions WHERE ($1 IS NULL OR status = $1) \
+         ORDER BY id DESC LIMIT $2"
+    ))
+    .bind(status)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// pending → approved / denied / gone; false when it was no longer pending.
+pub async fn decide_interaction(
+    db: &Db,
+    id: i64,
+    status: &str,
+    by: &str,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE agent_interactions SET status = $2, decision_by = $3, decided_at = $4 \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(by)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn enabled_pattern_count(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM permission_patterns WHERE enabled = 1")
+        .fetch_one(db)
+        .await
+}

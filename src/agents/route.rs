@@ -1,0 +1,176 @@
+//! The one place that decides where a tmux operation runs: the local node goes to the driver,
+//! a remote node through the node command channel.
+//!
+//! LEAD: the remote branch returns [`AgentsError::NodeChannelUnavailable`] until the nodes
+//! domain's command channel exists; wire it in [`run`] only. [`TmuxOp::task_payload`] gives
+//! the operation as the `tmux` task payload that `architect worker` (and so a node agent)
+//! already executes with the same driver (`agents::tmux_task`).
+
+use super::tmux::{CaptureMode, NewSession, SessionInfo, SessionName, Tmux};
+use super::AgentsError;
+use crate::app::AppState;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The name of this machine in every `node` field.
+pub const LOCAL_NODE: &str = "local";
+
+/// Which machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeRef {
+    Local,
+    Remote(String),
+}
+
+impl NodeRef {
+    /// `None`, `""` and `"local"` are this machine; anything else is a node name (1–64 of
+    /// letters, digits, `.`, `_`, `-`).
+    pub fn parse(node: Option<&str>) -> Result<NodeRef, crate::validate::Invalid> {
+        match node.map(str::trim) {
+            None | Some("") | Some(LOCAL_NODE) => Ok(NodeRef::Local),
+            Some(n)
+                if n.len() <= 64
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) =>
+            {
+                Ok(NodeRef::Remote(n.to_string()))
+            }
+            Some(_) => Err(crate::validate::invalid(
+                "node",
+                "node must be 'local' or a node name (letters, digits, '.', '_', '-')",
+            )),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            NodeRef::Local => LOCAL_NODE,
+            NodeRef::Remote(n) => n,
+        }
+    }
+}
+
+/// One tmux operation, wherever it runs.
+#[derive(Debug, Clone)]
+pub enum TmuxOp {
+    List,
+    Create(NewSession),
+    SendText {
+        session: SessionName,
+        text: String,
+        enter: bool,
+        enter_delay: Duration,
+    },
+    SendKeys {
+        session: SessionName,
+        keys: Vec<String>,
+    },
+    Capture {
+        session: SessionName,
+        lines: u32,
+        mode: CaptureMode,
+    },
+    Kill(SessionName),
+}
+
+/// What an operation returned.
+#[derive(Debug, Clone)]
+pub enum TmuxAnswer {
+    Sessions(Vec<SessionInfo>),
+    Created(String),
+    Text(String),
+    Done,
+}
+
+impl TmuxOp {
+    /// The operation as a `tmux` task payload (see `agents::tmux_task`).
+    pub fn task_payload(&self) -> Value {
+        match self {
+            TmuxOp::List => json!({"op": "list"}),
+            TmuxOp::Create(s) => json!({"op": "create", "session": s.name,
+                "cwd": s.cwd, "command": s.command}),
+            TmuxOp::SendText {
+                session,
+                text,
+                enter,
+                ..
+            } => json!({"op": "send", "session": session, "text": text, "enter": enter}),
+            TmuxOp::SendKeys { session, keys } => {
+                json!({"op": "keys", "session": session, "keys": keys})
+            }
+            TmuxOp::Capture {
+                session,
+                lines,
+                mode,
+            } => json!({"op": "capture", "session": session, "lines": lines,
+                "escapes": *mode == CaptureMode::Escapes}),
+            TmuxOp::Kill(session) => json!({"op": "kill", "session": session}),
+        }
+    }
+}
+
+/// Runs `op` on `node`.
+pub async fn run(state: &AppState, node: &NodeRef, op: TmuxOp) -> Result<TmuxAnswer, AgentsError> {
+    match node {
+        NodeRef::Local => run_local(state.agents.tmux(), op).await,
+        NodeRef::Remote(name) => Err(AgentsError::NodeChannelUnavailable(name.clone())),
+    }
+}
+
+async fn run_local(tmux: &Tmux, op: TmuxOp) -> Result<TmuxAnswer, AgentsError> {
+    Ok(match op {
+        TmuxOp::List => TmuxAnswer::Sessions(tmux.list_sessions().await?),
+        TmuxOp::Create(spec) => TmuxAnswer::Created(tmux.create(&spec).await?),
+        TmuxOp::SendText {
+            session,
+            text,
+            enter,
+            enter_delay,
+        } => {
+            tmux.send_text(&session, &text, enter, enter_delay).await?;
+            TmuxAnswer::Done
+        }
+        TmuxOp::SendKeys { session, keys } => {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            tmux.send_keys(&session, &keys).await?;
+            TmuxAnswer::Done
+        }
+        TmuxOp::Capture {
+            session,
+            lines,
+            mode,
+        } => TmuxAnswer::Text(tmux.capture(&session, lines, mode).await?),
+        TmuxOp::Kill(session) => {
+            tmux.kill(&session).await?;
+            TmuxAnswer::Done
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_parse() {
+        assert_eq!(NodeRef::parse(None).unwrap(), NodeRef::Local);
+        assert_eq!(NodeRef::parse(Some("local")).unwrap(), NodeRef::Local);
+        assert_eq!(
+            NodeRef::parse(Some("gpu-1.lan")).unwrap(),
+            NodeRef::Remote("gpu-1.lan".into())
+        );
+        assert!(NodeRef::parse(Some("a b")).is_err());
+        assert!(NodeRef::parse(Some("x;y")).is_err());
+    }
+
+    #[test]
+    fn ops_become_tmux_task_payloads() {
+        let s = SessionName::parse("w1").unwrap();
+        let p = TmuxOp::SendKeys {
+            session: s,
+            keys: vec!["Enter".into()],
+        }
+        .task_payload();
+        assert_eq!(p, json!({"op": "keys", "session": "w1", "keys": ["Enter"]}));
+    }
+}

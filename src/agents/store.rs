@@ -1,0 +1,381 @@
+//! SQL for tracked agent sessions, their state changes and the user rows of the pane
+//! classifier. Nothing else touches these tables.
+
+use super::classify::PanePattern;
+use crate::db::Db;
+use serde::{Deserialize, Serialize};
+
+/// A session architect tracks (launched by it, or seen in tmux).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: i64,
+    pub node: String,
+    pub name: String,
+    pub agent: Option<String>,
+    pub launched: i64,
+    pub role: Option<String>,
+    pub groups: String,
+    pub manager: Option<String>,
+    pub cwd: Option<String>,
+    pub branch: Option<String>,
+    pub state: String,
+    pub input: String,
+    pub state_by: Option<String>,
+    pub state_changed_at: Option<String>,
+    pub last_busy_at: Option<String>,
+    pub last_seen_at: Option<String>,
+    pub gone_at: Option<String>,
+    pub transcript_path: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl SessionRow {
+    pub fn groups(&self) -> Vec<String> {
+        serde_json::from_str(&self.groups).unwrap_or_default()
+    }
+}
+
+const SESSION_COLS: &str = "id, node, name, agent, launched, role, groups, manager, cwd, branch, \
+    state, input, state_by, state_changed_at, last_busy_at, last_seen_at, gone_at, \
+    transcript_path, created_at, updated_at";
+
+pub async fn session(db: &Db, node: &str, name: &str) -> Result<Option<SessionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SESSION_COLS} FROM agent_sessions WHERE node = $1 AND name = $2"
+    ))
+    .bind(node)
+    .bind(name)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn sessions(db: &Db) -> Result<Vec<SessionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SESSION_COLS} FROM agent_sessions ORDER BY node, name"
+    ))
+    .fetch_all(db)
+    .await
+}
+
+/// What `architect session start` (or a person) says about a session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFacts {
+    pub agent: Option<String>,
+    pub launched: bool,
+    pub role: Option<String>,
+    pub groups: Vec<String>,
+    pub manager: Option<String>,
+    pub cwd: Option<String>,
+    pub branch: Option<String>,
+}
+
+/// Records (or updates) the facts of a session, keeping its state.
+pub async fn register_session(
+    db: &Db,
+    node: &str,
+    name: &str,
+    f: &SessionFacts,
+    now: &str,
+) -> Result<SessionRow, sqlx::Error> {
+    let groups = serde_json::to_string(&f.groups).unwrap_or_else(|_| "[]".into());
+    sqlx::query_as(&format!(
+        "INSERT INTO agent_sessions (node, name, agent, launched, role, groups, manager, cwd, \
+            branch, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+         ON CONFLICT (node, name) DO UPDATE SET agent = COALESCE($3, agent), \
+            launched = $4, role = COALESCE($5, role), groups = $6, \
+            manager = COALESCE($7, manager), cwd = COALESCE($8, cwd), \
+            branch = COALESCE($9, branch), gone_at = NULL, updated_at = $10 \
+         RETURNING {SESSION_COLS}"
+    ))
+    .bind(node)
+    .bind(name)
+    .bind(&f.agent)
+    .bind(i64::from(f.launched))
+    .bind(&f.role)
+    .bind(groups)
+    .bind(&f.manager)
+    .bind(&f.cwd)
+    .bind(&f.branch)
+    .bind(now)
+    .fetch_one(db)
+    .await
+}
+
+/// A session tmux lists right now: created on first sight, its cwd and last-seen refreshed.
+pub async fn saw_session(
+    db: &Db,
+    node: &str,
+    name: &str,
+    agent: Option<&str>,
+    cwd: &str,
+    now: &str,
+) -> Result<SessionRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO agent_sessions (node, name, agent, cwd, last_seen_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5, $5) \
+         ON CONFLICT (node, name) DO UPDATE SET \
+            agent = CASE WHEN launched = 1 THEN agent ELSE COALESCE($3, agent) END, \
+            cwd = $4, last_seen_at = $5, gone_at = NULL \
+         RETURNING {SESSION_COLS}"
+    ))
+    .bind(node)
+    .bind(name)
+    .bind(agent)
+    .bind(cwd)
+    .bind(now)
+    .fetch_one(db)
+    .await
+}
+
+/// Marks sessions of `node` that tmux no longer lists.
+pub async fn mark_gone_except(
+    db: &Db,
+    node: &str,
+    present: &[String],
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    let known: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, name FROM agent_sessions WHERE node = $1 AND gone_at IS NULL")
+            .bind(node)
+            .fetch_all(db)
+            .await?;
+    for (id, name) in known {
+        if !present.contains(&name) {
+            sqlx::query(
+                "UPDATE agent_sessions SET gone_at = $2, state = 'unknown', input = 'unknown', \
+                    updated_at = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(db)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets a session's state and input line; a change of state (and every hook event) is recorded
+/// with its signal. Returns true when the state changed.
+pub async fn set_state(
+    db: &Db,
+    id: i64,
+    state: &str,
+    input: &str,
+    signal: &str,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let old: Option<String> = sqlx::query_scalar("SELECT state FROM agent_sessions WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(old) = old else {
+        return Ok(false);
+    };
+    let changed = old != state;
+    // Hook events are positive signals: recorded even when the pane already showed the state.
+    if changed || signal.starts_with("hook:") {
+        sqlx::query(
+            "UPDATE agent_sessions SET state = $2, input = $3, state_by = $4, \
+                state_changed_at = $5, updated_at = $5, \
+                last_busy_at = CASE WHEN $2 = 'busy' OR state = 'busy' THEN $5 ELSE last_busy_at END \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(input)
+        .bind(signal)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO agent_state_changes (session_id, from_state, to_state, signal, at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(&old)
+        .bind(state)
+        .bind(signal)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query("UPDATE agent_sessions SET input = $2 WHERE id = $1")
+            .bind(id)
+            .bind(input)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
+pub async fn set_transcript(db: &Db, id: i64, path: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE agent_sessions SET transcript_path = $2 WHERE id = $1")
+        .bind(id)
+        .bind(path)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// One recorded state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct StateChange {
+    pub from_state: String,
+    pub to_state: String,
+    pub signal: String,
+    pub at: String,
+}
+
+pub async fn state_changes(
+    db: &Db,
+    session_id: i64,
+    limit: i64,
+) -> Result<Vec<StateChange>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT from_state, to_state, signal, at FROM agent_state_changes \
+         WHERE session_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(session_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Hook signals recorded for a session since `since` (oldest first).
+pub async fn hook_signals_since(
+    db: &Db,
+    session_id: i64,
+    since: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT signal FROM agent_state_changes WHERE session_id = $1 AND at >= $2 \
+           AND signal LIKE 'hook:%' ORDER BY id",
+    )
+    .bind(session_id)
+    .bind(since)
+    .fetch_all(db)
+    .await
+}
+
+// ---- pane patterns ----
+
+#[derive(sqlx::FromRow)]
+struct PatternRow {
+    id: i64,
+    name: String,
+    agent: String,
+    signal: String,
+    source: String,
+    tail_lines: i64,
+    regex: String,
+    enabled: i64,
+    note: String,
+}
+
+impl PatternRow {
+    fn into_pattern(self) -> Option<PanePattern> {
+        Some(PanePattern {
+            id: Some(self.id),
+            name: self.name,
+            agent: self.agent.parse().ok()?,
+            signal: self.signal.parse().ok()?,
+            source: self.source.parse().ok()?,
+            tail_lines: self.tail_lines,
+            regex: self.regex,
+            enabled: self.enabled != 0,
+            note: self.note,
+        })
+    }
+}
+
+const PATTERN_COLS: &str = "id, name, agent, signal, source, tail_lines, regex, enabled, note";
+
+/// The user rows in evaluation order.
+pub async fn list_pane_patterns(db: &Db) -> Result<Vec<PanePattern>, sqlx::Error> {
+    let rows: Vec<PatternRow> = sqlx::query_as(&format!(
+        "SELECT {PATTERN_COLS} FROM pane_patterns ORDER BY position, id"
+    ))
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(PatternRow::into_pattern)
+        .collect())
+}
+
+pub async fn pane_pattern(db: &Db, id: i64) -> Result<Option<PanePattern>, sqlx::Error> {
+    let row: Option<PatternRow> = sqlx::query_as(&format!(
+        "SELECT {PATTERN_COLS} FROM pane_patterns WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.and_then(PatternRow::into_pattern))
+}
+
+pub async fn insert_pane_pattern(
+    db: &Db,
+    p: &PanePattern,
+    position: i64,
+    by: &str,
+    now: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO pane_patterns (name, agent, signal, source, tail_lines, regex, enabled, \
+            note, position, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+    )
+    .bind(&p.name)
+    .bind(p.agent.as_str())
+    .bind(p.signal.as_str())
+    .bind(p.source.as_str())
+    .bind(p.tail_lines)
+    .bind(&p.regex)
+    .bind(i64::from(p.enabled))
+    .bind(&p.note)
+    .bind(position)
+    .bind(by)
+    .bind(now)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn update_pane_pattern(
+    db: &Db,
+    id: i64,
+    p: &PanePattern,
+    position: i64,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE pane_patterns SET name = $2, agent = $3, signal = $4, source = $5, \
+            tail_lines = $6, regex = $7, enabled = $8, note = $9, position = $10, updated_at = $11 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&p.name)
+    .bind(p.agent.as_str())
+    .bind(p.signal.as_str())
+    .bind(p.source.as_str())
+    .bind(p.tail_lines)
+    .bind(&p.regex)
+    .bind(i64::from(p.enabled))
+    .bind(&p.note)
+    .bind(position)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn delete_pane_pattern(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM pane_patterns WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
