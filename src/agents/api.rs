@@ -73,6 +73,7 @@ impl From<AgentsError> for ApiError {
                 e.to_string(),
             )
             .with_field("node"),
+            AgentsError::Node(e) => ApiError::from(e).with_field("node"),
             AgentsError::Tmux(t) => t.into(),
             AgentsError::Db(e) => ApiError::from(e),
         }
@@ -116,7 +117,7 @@ struct NodeFilter {
     node: Option<String>,
 }
 
-/// Sessions of every node (today: this one, or the node asked for), each tagged with its node;
+/// Sessions of every connected node (or of the node asked for), each tagged with its node;
 /// nodes that could not be listed appear in `errors`.
 #[derive(Serialize, Deserialize, Debug)]
 pub struct SessionList {
@@ -129,9 +130,28 @@ async fn list_sessions(
     _: Authed<Read>,
     Query(f): Query<NodeFilter>,
 ) -> ApiResult<SessionList> {
-    let nodes = vec![node(f.node.as_deref())?];
+    let nodes = match f.node.as_deref() {
+        Some(n) => vec![node(Some(n))?],
+        None => every_node(&s).await?,
+    };
     let (sessions, errors) = sessions::observe_all(&s, &nodes, false).await;
     Ok(Json(SessionList { sessions, errors }))
+}
+
+/// This server's node and every other node whose agent is connected (online or stale).
+async fn every_node(s: &AppState) -> Result<Vec<NodeRef>, ApiError> {
+    let mut nodes = vec![NodeRef::Local];
+    for n in crate::nodes::actions::list_nodes(s, 1000, 0).await? {
+        if !n.local
+            && matches!(
+                n.status,
+                crate::nodes::NodeStatus::Online | crate::nodes::NodeStatus::Stale
+            )
+        {
+            nodes.push(NodeRef::Remote(n.name));
+        }
+    }
+    Ok(nodes)
 }
 
 #[derive(Deserialize, Default)]

@@ -62,8 +62,11 @@ pub enum AgentsError {
         to: String,
         allowed: Vec<String>,
     },
-    #[error("node '{0}': the node command channel is not available yet; only the local node can run tmux operations")]
+    #[error("node '{0}': agent sessions are started on this server's own node only for now; tmux list, send, keys, capture and kill work on every node")]
     NodeChannelUnavailable(String),
+    /// A remote node's command channel answered with an error (offline, timed out, failed).
+    #[error(transparent)]
+    Node(#[from] crate::nodes::actions::NodeError),
     #[error(transparent)]
     Tmux(#[from] tmux::TmuxError),
     #[error(transparent)]

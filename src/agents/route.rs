@@ -1,10 +1,10 @@
 //! The one place that decides where a tmux operation runs: the local node goes to the driver,
 //! a remote node through the node command channel.
 //!
-//! LEAD: the remote branch returns [`AgentsError::NodeChannelUnavailable`] until the nodes
-//! domain's command channel exists; wire it in [`run`] only. [`TmuxOp::task_payload`] gives
-//! the operation as the `tmux` task payload that `architect worker` (and so a node agent)
-//! already executes with the same driver (`agents::tmux_task`).
+//! A remote operation travels as the `tmux` task payload ([`TmuxOp::task_payload`]) over the
+//! node command channel (`nodes::actions::run_command`, command `tmux`); the node's agent runs it
+//! with this same driver (`agents::tmux_task`). A node name that is this server's own node runs
+//! locally.
 
 use super::tmux::{CaptureMode, NewSession, SessionInfo, SessionName, Tmux};
 use super::AgentsError;
@@ -113,8 +113,56 @@ impl TmuxOp {
 pub async fn run(state: &AppState, node: &NodeRef, op: TmuxOp) -> Result<TmuxAnswer, AgentsError> {
     match node {
         NodeRef::Local => run_local(state.agents.tmux(), op).await,
-        NodeRef::Remote(name) => Err(AgentsError::NodeChannelUnavailable(name.clone())),
+        NodeRef::Remote(name) => run_remote(state, name, op).await,
     }
+}
+
+/// How long a remote tmux operation may take, delivery included.
+pub const REMOTE_TIMEOUT_S: i64 = 20;
+
+async fn run_remote(state: &AppState, name: &str, op: TmuxOp) -> Result<TmuxAnswer, AgentsError> {
+    let Some(id) = crate::nodes::actions::node_id_by_name(state, name).await? else {
+        return Err(crate::validate::invalid(
+            "node",
+            format!("there is no node '{name}' (GET /api/nodes lists them)"),
+        )
+        .into());
+    };
+    if state.nodes.local_node() == Some(id) {
+        return run_local(state.agents.tmux(), op).await;
+    }
+    let v = crate::nodes::actions::run_command(
+        state,
+        "tmux",
+        id,
+        "tmux",
+        op.task_payload(),
+        REMOTE_TIMEOUT_S,
+    )
+    .await?;
+    let bad = |what: &str| {
+        AgentsError::Tmux(super::tmux::TmuxError::Invalid(format!(
+            "node '{name}' answered without {what}"
+        )))
+    };
+    Ok(match op {
+        TmuxOp::List => TmuxAnswer::Sessions(
+            serde_json::from_value(v["sessions"].clone()).map_err(|_| bad("a session list"))?,
+        ),
+        TmuxOp::Create(_) => TmuxAnswer::Created(
+            v["session"]
+                .as_str()
+                .ok_or_else(|| bad("the session name"))?
+                .to_string(),
+        ),
+        TmuxOp::Capture { .. } => TmuxAnswer::Text(
+            v["output"]
+                .as_str()
+                .ok_or_else(|| bad("the pane text"))?
+                .to_string(),
+        ),
+        TmuxOp::SendText { .. } | TmuxOp::SendKeys { .. } | TmuxOp::Kill(_) => TmuxAnswer::Done,
+    })
 }
 
 async fn run_local(tmux: &Tmux, op: TmuxOp) -> Result<TmuxAnswer, AgentsError> {

@@ -427,3 +427,8 @@ pub async fn export_gauges(state: &AppState) -> Result<()> {
     }
     Ok(())
 }
+
+/// The id of the node called `name`, if there is one (other domains address nodes by name).
+pub async fn node_id_by_name(state: &AppState, name: &str) -> Result<Option<i64>> {
+    Ok(store::node_by_name(&state.db, name).await?.map(|r| r.id))
+}
