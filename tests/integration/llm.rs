@@ -1062,6 +1062,10 @@ async fn metrics_routes_need_a_caller_and_reach_prometheus() {
         "prometheus has the gateway's counters"
     );
     assert!(m.body.contains("llm_cost_nanodollars_total"));
+    assert!(
+        m.body.contains("llm_request_duration_seconds_bucket"),
+        "latency is a histogram"
+    );
 }
 
 #[tokio::test]
