@@ -165,6 +165,11 @@ pub struct LlmConfig {
     )]
     pub request_timeout_secs: u64,
 
+    /// Largest request body the gateway accepts, in bytes (agents send whole conversations,
+    /// images included; the API's ARCHITECT_MAX_BODY_BYTES does not apply to `/v1/*`).
+    #[arg(long = "llm-max-body-bytes", env = "LLM_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
     /// Seconds a stream may stay silent before it counts as failed.
     #[arg(
         long = "llm-stream-idle-timeout",
@@ -197,6 +202,7 @@ impl Default for LlmConfig {
             breaker_threshold: 5,
             breaker_cooldown_secs: 60,
             request_timeout_secs: 120,
+            max_body_bytes: 32 * 1024 * 1024,
             stream_idle_timeout_secs: 120,
         }
     }
@@ -222,5 +228,6 @@ mod tests {
         assert_eq!(parsed.breaker_cooldown_secs, d.breaker_cooldown_secs);
         assert_eq!(parsed.request_timeout_secs, d.request_timeout_secs);
         assert_eq!(parsed.anythingllm_workspace, d.anythingllm_workspace);
+        assert_eq!(parsed.max_body_bytes, d.max_body_bytes);
     }
 }

@@ -395,13 +395,13 @@ async fn serve(
 ) -> Result<Response, GatewayError> {
     let (mut parts, body) = req.into_parts();
     let who = authenticate(&mut parts, &state).await?;
-    let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
+    let bytes = axum::body::to_bytes(body, state.config.llm.max_body_bytes)
         .await
         .map_err(|_| {
             GatewayError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                "request body is larger than the configured limit (ARCHITECT_MAX_BODY_BYTES)",
+                "request body is larger than the configured limit (LLM_MAX_BODY_BYTES)",
             )
         })?;
     let raw: Value = serde_json::from_slice(&bytes).map_err(|e| {

@@ -54,6 +54,7 @@ pub async fn rig_with(chain: &str, adjust: impl FnOnce(&mut LlmConfig)) -> Rig {
         anythingllm_endpoint: anythingllm.url.clone(),
         request_timeout_secs: 1,
         stream_idle_timeout_secs: 2,
+        max_body_bytes: 1024 * 1024,
         ..LlmConfig::default()
     };
     adjust(&mut llm);
@@ -954,6 +955,9 @@ async fn bad_input_and_bad_callers_get_4xx_in_the_clients_format() {
         let status = r.status().as_u16();
         let v: Value = r.json().await.unwrap_or(Value::Null);
         assert!((400..500).contains(&status), "{what}: {status}");
+        if *what == "huge" {
+            assert_eq!(status, 413);
+        }
         assert_eq!(v["type"], "error", "{what}: {v}");
     }
     let r = rig
@@ -1058,6 +1062,10 @@ async fn metrics_routes_need_a_caller_and_reach_prometheus() {
         "prometheus has the gateway's counters"
     );
     assert!(m.body.contains("llm_cost_nanodollars_total"));
+    assert!(
+        m.body.contains("llm_request_duration_seconds_bucket"),
+        "latency is a histogram"
+    );
 }
 
 #[tokio::test]
