@@ -26,8 +26,6 @@ const BUILT_PANELS: &[(&str, &str)] = &[
 const UNBUILT_PANELS: &[(&str, &str)] = &[
     ("/errors", "Errors"),
     ("/nodes", "Nodes"),
-    ("/tmux", "tmux"),
-    ("/assigner", "Assigner"),
     ("/autopilot", "Autopilot"),
     ("/llm-metrics", "LLM"),
 ];
