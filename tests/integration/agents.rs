@@ -1094,6 +1094,54 @@ async fn assigner_api_lifecycle_bad_input_and_auth() {
     let list = w.get("/api/assigner/prompts?status=pending").await;
     assert_eq!(list.json.as_array().unwrap().len(), 1, "{}", list.body);
 
+    // Routing rules are data: untargeted prompts take the first matching rule's group.
+    let r = w
+        .post_json(
+            "/api/assigner/routing-rules",
+            &json!({"name": "debugging", "content_regex": "\\b(bug|crash)\\b", "target_group": "debug"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let routed = send_prompt(&w, json!({"content": "Diagnose the crash in the reader"})).await;
+    let p = prompt(&w, routed).await;
+    assert_eq!(
+        (
+            p["target_group"].as_str(),
+            p["metadata"]["routed_by"].as_str()
+        ),
+        (Some("debug"), Some("debugging"))
+    );
+    let direct = send_prompt(&w, json!({"content": "a bug", "target_session": "x"})).await;
+    assert!(prompt(&w, direct).await["target_group"].is_null());
+    for (body, field) in [
+        (
+            json!({"name": "x", "content_regex": "(", "target_group": "g"}),
+            "content_regex",
+        ),
+        (json!({"name": "x"}), "target_role"),
+        (json!({"name": "x", "target_role": "boss"}), "target_role"),
+    ] {
+        let r = w.post_json("/api/assigner/routing-rules", &body).await;
+        assert_eq!(
+            (r.status, r.json["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        w.get("/api/assigner/routing-rules")
+            .await
+            .json
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    for id in [routed, direct] {
+        w.delete(&format!("/api/assigner/prompts/{id}")).await;
+    }
+
     for (body, field) in [
         (json!({"content": ""}), "content"),
         (json!({"content": "x", "priority": 11}), "priority"),
