@@ -202,7 +202,7 @@ pub async fn set_state(
         .execute(&mut *tx)
         .await?;
     } else {
-        sqlx::query("UPDATE agent_sessions SET input = $2 WHERE id = $1")
+        sqlx::query("UPDATE agent_sessions SET input = $2 WHERE id = $1 AND input <> $2")
             .bind(id)
             .bind(input)
             .execute(&mut *tx)
