@@ -22,6 +22,7 @@ CREATE TABLE agent_sessions (
     last_seen_at    TEXT,                             -- last time tmux listed it
     gone_at         TEXT,                             -- set when tmux no longer lists it
     transcript_path TEXT,                             -- from Claude Code hooks
+    hook_token_id   INTEGER,                          -- the session's agent token (revoked when it ends)
     created_at      TEXT    NOT NULL,
     updated_at      TEXT    NOT NULL
 );

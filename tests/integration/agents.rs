@@ -599,6 +599,15 @@ async fn session_start_installs_hooks_that_report_state_with_their_signal() {
             resp.body
         );
     }
+    // Killing the session revokes its hook token.
+    let resp = w
+        .post_json("/api/tmux/kill", &json!({"session": "claude-1"}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let resp = a
+        .post_json("/api/agents/hooks/stop", &json!({"session": "claude-1"}))
+        .await;
+    assert_eq!(resp.status, 401, "{}", resp.body);
     t.stop().await;
 }
 
