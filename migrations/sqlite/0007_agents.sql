@@ -22,6 +22,7 @@ CREATE TABLE agent_sessions (
     last_seen_at    TEXT,                             -- last time tmux listed it
     gone_at         TEXT,                             -- set when tmux no longer lists it
     transcript_path TEXT,                             -- from Claude Code hooks
+    hook_token_id   INTEGER,                          -- the session's agent token (revoked when it ends)
     created_at      TEXT    NOT NULL,
     updated_at      TEXT    NOT NULL
 );
@@ -146,3 +147,19 @@ CREATE TABLE permission_audit (
     at              TEXT    NOT NULL
 );
 CREATE INDEX permission_audit_at ON permission_audit(id);
+
+-- Routing rules: a prompt sent without a target goes to the role or group of the first enabled
+-- rule (by position, then id) whose regex matches its content and whose task type (if any)
+-- equals its metadata.task_type.
+CREATE TABLE routing_rules (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    name            TEXT    NOT NULL,
+    content_regex   TEXT    NOT NULL DEFAULT '',
+    task_type       TEXT,
+    target_role     TEXT,
+    target_group    TEXT,
+    position        INTEGER NOT NULL DEFAULT 0,
+    enabled         INTEGER NOT NULL DEFAULT 1,
+    created_by      TEXT    NOT NULL,
+    created_at      TEXT    NOT NULL
+);

@@ -415,6 +415,8 @@ async fn kill(
     let n = node(r.node.as_deref())?;
     let session = session_name(&r.session, "session")?;
     route::run(&s, &n, TmuxOp::Kill(session.clone())).await?;
+    store::revoke_hook_token(&s.db, n.name(), session.as_str(), &s.clock.now_str()).await?;
+    s.token_cache.invalidate();
     Ok(Json(Sent {
         success: true,
         node: n.name().to_string(),

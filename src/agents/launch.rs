@@ -281,7 +281,8 @@ pub async fn start(
     if let Some(url) = state.tasks.local_url() {
         env.push(("ARCHITECT_URL".to_string(), url.to_string()));
     }
-    store::register_session(
+    let token_id = token.info.id;
+    let row = store::register_session(
         &state.db,
         node.name(),
         name.as_str(),
@@ -297,6 +298,7 @@ pub async fn start(
         &crate::clock::format(now),
     )
     .await?;
+    store::set_hook_token(&state.db, row.id, token_id).await?;
     state
         .agents
         .tmux()

@@ -1,8 +1,376 @@
-//! Dashboard pages of this domain.
+//! Dashboard pages of this domain: the tmux panel (sessions with state badges, send box,
+//! create / kill, a live pane view over server-sent events) and the Assigner panel (queue by
+//! status, send form, retry / cancel, delegation links, pending permission prompts with
+//! approve / deny, the permission patterns).
 
+use super::assigner::api::enqueue;
+use super::assigner::store::{self as prompts, PromptFilter};
+use super::assigner::{NewPrompt, Prompt, PromptStatus};
+use super::permission_store::{self as pstore, Interaction};
+use super::permissions::PermissionPattern;
+use super::route::{self, NodeRef, TmuxOp};
+use super::sessions::{self, LiveSession, NodeFailure};
+use super::tmux::{CaptureMode, NewSession, SessionName};
+use super::AgentsError;
 use crate::app::AppState;
+use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
+use crate::http::error::ApiError;
+use crate::http::extract::{Path, Query};
+use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
+use askama::Template;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::Response;
+use axum::routing::{get, post};
 use axum::Router;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How often the live pane view re-reads the pane (it sends only changes).
+pub const PANE_STREAM_EVERY: Duration = Duration::from_millis(500);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/tmux", get(tmux_page))
+        .route("/tmux/view/{name}", get(pane_page))
+        .route("/tmux/view/{name}/stream", get(pane_stream))
+        .route("/tmux/send", post(send))
+        .route("/tmux/create", post(create))
+        .route("/tmux/kill", post(kill))
+        .route("/assigner", get(assigner_page))
+        .route("/assigner/send", post(assigner_send))
+        .route("/assigner/prompts/{id}/cancel", post(cancel))
+        .route("/assigner/prompts/{id}/retry", post(retry))
+        .route("/assigner/interactions/{id}/{action}", post(handle))
+}
+
+#[derive(Template)]
+#[template(path = "agents/tmux.html")]
+struct TmuxPage {
+    layout: Layout,
+    sessions: Vec<LiveSession>,
+    errors: Vec<NodeFailure>,
+}
+
+async fn tmux_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    let (sessions, errors) = sessions::observe_all(&s, &[NodeRef::Local], false).await;
+    Ok(render(&TmuxPage {
+        layout: Layout::new(&s, &who, "tmux", "tmux").with_flash(&flash),
+        sessions,
+        errors,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "agents/pane.html")]
+struct PanePage {
+    layout: Layout,
+    name: String,
+    screen: String,
+}
+
+fn page_name(raw: &str) -> Result<SessionName, PageError> {
+    SessionName::parse(raw).map_err(|e| PageError::from(ApiError::invalid("session", e.message)))
+}
+
+async fn pane_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Path(name): Path<String>,
+) -> Result<Response, PageError> {
+    let n = page_name(&name)?;
+    let screen = s
+        .agents
+        .tmux()
+        .capture(&n, 200, CaptureMode::Plain)
+        .await
+        .map_err(|e| PageError::from(ApiError::from(AgentsError::from(e))))?;
+    Ok(render(&PanePage {
+        layout: Layout::new(&s, &who, "tmux", &format!("tmux · {n}")),
+        name: n.to_string(),
+        screen,
+    }))
+}
+
+/// Server-sent events: `pane` with the captured text whenever it changes; `gone` when the
+/// session ends (then the stream closes).
+async fn pane_stream(
+    State(s): State<AppState>,
+    PageAuthed(..): PageAuthed<Read>,
+    Path(name): Path<String>,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>, PageError>
+{
+    let n = page_name(&name)?;
+    let tmux = s.agents.tmux().clone();
+    let stream = futures_util::stream::unfold(
+        (tmux, n, String::new(), false),
+        |(tmux, n, last, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match tmux.capture(&n, 200, CaptureMode::Plain).await {
+                    Ok(screen) if screen != last => {
+                        let ev = Event::default().event("pane").data(screen.clone());
+                        return Some((Ok(ev), (tmux, n, screen, false)));
+                    }
+                    Ok(_) => tokio::time::sleep(PANE_STREAM_EVERY).await,
+                    Err(_) => {
+                        let ev = Event::default().event("gone").data("session ended");
+                        return Some((Ok(ev), (tmux, n, last, true)));
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Deserialize)]
+struct SendForm {
+    session: String,
+    text: String,
+}
+
+async fn send(
+    State(s): State<AppState>,
+    PageForm(_, f, ..): PageForm<Write, SendForm>,
+) -> Response {
+    let r = async {
+        let n = SessionName::parse(&f.session)?;
+        if f.text.is_empty() {
+            return Err(AgentsError::Invalid(crate::validate::invalid(
+                "text",
+                "text must not be empty",
+            )));
+        }
+        route::run(
+            &s,
+            &NodeRef::Local,
+            TmuxOp::SendText {
+                session: n,
+                text: f.text.clone(),
+                enter: true,
+                enter_delay: Duration::ZERO,
+            },
+        )
+        .await
+    }
+    .await;
+    match r {
+        Ok(_) => see_other("/tmux", &format!("Sent to {}.", f.session)),
+        Err(e) => back_with_error("/tmux", &ApiError::from(e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateForm {
+    name: String,
+    /// Program and arguments separated by spaces (no shell); empty: the default shell.
+    #[serde(default)]
+    command: String,
+}
+
+async fn create(
+    State(s): State<AppState>,
+    PageForm(_, f, ..): PageForm<Write, CreateForm>,
+) -> Response {
+    let r = async {
+        let n = SessionName::parse(&f.name)?;
+        route::run(
+            &s,
+            &NodeRef::Local,
+            TmuxOp::Create(NewSession {
+                name: Some(n),
+                command: f.command.split_whitespace().map(str::to_string).collect(),
+                width: 200,
+                height: 50,
+                ..Default::default()
+            }),
+        )
+        .await
+    }
+    .await;
+    match r {
+        Ok(_) => see_other("/tmux", &format!("Created {}.", f.name)),
+        Err(e) => back_with_error("/tmux", &ApiError::from(e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct KillForm {
+    session: String,
+}
+
+async fn kill(
+    State(s): State<AppState>,
+    PageForm(_, f, ..): PageForm<Write, KillForm>,
+) -> Response {
+    let r = async {
+        let n = SessionName::parse(&f.session)?;
+        route::run(&s, &NodeRef::Local, TmuxOp::Kill(n)).await
+    }
+    .await;
+    match r {
+        Ok(_) => see_other("/tmux", &format!("Killed {}.", f.session)),
+        Err(e) => back_with_error("/tmux", &ApiError::from(e)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "agents/assigner.html")]
+struct AssignerPage {
+    layout: Layout,
+    counts: Vec<(String, i64)>,
+    prompts: Vec<Prompt>,
+    status: String,
+    statuses: Vec<&'static str>,
+    interactions: Vec<Interaction>,
+    patterns: Vec<PermissionPattern>,
+}
+
+#[derive(Deserialize)]
+struct AssignerQuery {
+    status: Option<PromptStatus>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn assigner_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Query(q): Query<AssignerQuery>,
+) -> Result<Response, PageError> {
+    let flash = Flash {
+        notice: q.notice,
+        error: q.error,
+    };
+    let prompts = prompts::list(
+        &s.db,
+        &PromptFilter {
+            status: q.status,
+            limit: Some(200),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(ApiError::from)?;
+    Ok(render(&AssignerPage {
+        layout: Layout::new(&s, &who, "assigner", "Assigner").with_flash(&flash),
+        counts: prompts::counts(&s.db).await.map_err(ApiError::from)?,
+        prompts,
+        status: q.status.map(|x| x.to_string()).unwrap_or_default(),
+        statuses: PromptStatus::names(),
+        interactions: pstore::interactions(&s.db, Some("pending"), 100)
+            .await
+            .map_err(ApiError::from)?,
+        patterns: pstore::patterns(&s.db).await.map_err(ApiError::from)?,
+    }))
+}
+
+#[derive(Deserialize)]
+struct PromptForm {
+    content: String,
+    #[serde(default)]
+    target_session: String,
+    priority: Option<i64>,
+}
+
+async fn assigner_send(
+    State(s): State<AppState>,
+    PageForm(who, f, ..): PageForm<Write, PromptForm>,
+) -> Response {
+    let p = NewPrompt {
+        content: f.content,
+        priority: f.priority,
+        target_session: Some(f.target_session).filter(|t| !t.trim().is_empty()),
+        ..Default::default()
+    };
+    match enqueue(&s, &who.username, p, None).await {
+        Ok(id) => see_other("/assigner", &format!("Queued prompt #{id}.")),
+        Err(e) => back_with_error("/assigner", &ApiError::from(e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn cancel(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(_, Empty {}, ..): PageForm<Write, Empty>,
+) -> Response {
+    match prompts::cancel(&s.db, id, &s.clock.now_str()).await {
+        Ok(true) => see_other("/assigner", &format!("Cancelled prompt #{id}.")),
+        Ok(false) => back_with_error(
+            "/assigner",
+            &ApiError::conflict(format!("prompt #{id} cannot be cancelled now")),
+        ),
+        Err(e) => back_with_error("/assigner", &ApiError::from(e)),
+    }
+}
+
+async fn retry(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(_, Empty {}, ..): PageForm<Write, Empty>,
+) -> Response {
+    match prompts::retry(&s.db, id, &s.clock.now_str()).await {
+        Ok(true) => {
+            s.agents.wake_dispatcher();
+            see_other("/assigner", &format!("Prompt #{id} is queued again."))
+        }
+        Ok(false) => back_with_error(
+            "/assigner",
+            &ApiError::conflict(format!(
+                "prompt #{id} cannot be retried (not failed or cancelled, or out of retries)"
+            )),
+        ),
+        Err(e) => back_with_error("/assigner", &ApiError::from(e)),
+    }
+}
+
+async fn handle(
+    State(s): State<AppState>,
+    Path((id, action)): Path<(i64, String)>,
+    PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
+) -> Response {
+    let approve = match action.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => {
+            return back_with_error(
+                "/assigner",
+                &ApiError::invalid("action", "action must be approve or deny"),
+            )
+        }
+    };
+    let r = async {
+        let i = pstore::interaction(&s.db, id)
+            .await?
+            .ok_or_else(|| AgentsError::NotFound("interaction".into()))?;
+        if i.status != "pending" {
+            return Err(AgentsError::Conflict(format!(
+                "interaction {id} is already {}",
+                i.status
+            )));
+        }
+        let agent = i.agent.parse().unwrap_or(super::classify::AgentKind::Other);
+        super::interactions::apply(&s, &i, agent, approve, &format!("user:{}", who.username)).await
+    }
+    .await;
+    match r {
+        Ok(()) => see_other(
+            "/assigner",
+            &format!(
+                "Interaction #{id} {}.",
+                if approve { "approved" } else { "denied" }
+            ),
+        ),
+        Err(e) => back_with_error("/assigner", &ApiError::from(e)),
+    }
 }

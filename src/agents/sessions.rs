@@ -152,7 +152,9 @@ pub async fn observe_node(
     }
     if persist {
         let present: Vec<String> = out.iter().map(|s| s.tmux.name.clone()).collect();
-        store::mark_gone_except(&state.db, node.name(), &present, &now).await?;
+        if store::mark_gone_except(&state.db, node.name(), &present, &now).await? > 0 {
+            state.token_cache.invalidate();
+        }
     }
     Ok(out)
 }

@@ -103,6 +103,41 @@ pub async fn register_session(
     .await
 }
 
+/// Remembers the agent token `session start` made for a session's hooks.
+pub async fn set_hook_token(db: &Db, id: i64, token_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE agent_sessions SET hook_token_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(token_id)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
+/// Takes (and clears) the hook token of a session that ended.
+pub async fn take_hook_token(db: &Db, node: &str, name: &str) -> Result<Option<i64>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    // RETURNING gives the new (NULL) value, so read first, inside the write transaction.
+    sqlx::query("UPDATE agent_sessions SET updated_at = updated_at WHERE node = $1 AND name = $2")
+        .bind(node)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    let id: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT hook_token_id FROM agent_sessions WHERE node = $1 AND name = $2",
+    )
+    .bind(node)
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE agent_sessions SET hook_token_id = NULL WHERE node = $1 AND name = $2")
+        .bind(node)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id.flatten())
+}
+
 /// A session tmux lists right now: created on first sight, its cwd and last-seen refreshed.
 pub async fn saw_session(
     db: &Db,
@@ -129,13 +164,15 @@ pub async fn saw_session(
     .await
 }
 
-/// Marks sessions of `node` that tmux no longer lists.
+/// Marks sessions of `node` that tmux no longer lists (revoking their hook tokens). Returns
+/// how many were marked.
 pub async fn mark_gone_except(
     db: &Db,
     node: &str,
     present: &[String],
     now: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<usize, sqlx::Error> {
+    let mut gone = 0;
     let known: Vec<(i64, String)> =
         sqlx::query_as("SELECT id, name FROM agent_sessions WHERE node = $1 AND gone_at IS NULL")
             .bind(node)
@@ -143,6 +180,8 @@ pub async fn mark_gone_except(
             .await?;
     for (id, name) in known {
         if !present.contains(&name) {
+            revoke_hook_token(db, node, &name, now).await?;
+            gone += 1;
             sqlx::query(
                 "UPDATE agent_sessions SET gone_at = $2, state = 'unknown', input = 'unknown', \
                     updated_at = $2 WHERE id = $1",
@@ -153,7 +192,7 @@ pub async fn mark_gone_except(
             .await?;
         }
     }
-    Ok(())
+    Ok(gone)
 }
 
 /// Sets a session's state and input line; a change of state (and every hook event) is recorded
@@ -202,7 +241,7 @@ pub async fn set_state(
         .execute(&mut *tx)
         .await?;
     } else {
-        sqlx::query("UPDATE agent_sessions SET input = $2 WHERE id = $1")
+        sqlx::query("UPDATE agent_sessions SET input = $2 WHERE id = $1 AND input <> $2")
             .bind(id)
             .bind(input)
             .execute(&mut *tx)
@@ -378,4 +417,18 @@ pub async fn delete_pane_pattern(db: &Db, id: i64) -> Result<bool, sqlx::Error> 
         .execute(db)
         .await?;
     Ok(r.rows_affected() > 0)
+}
+
+/// Revokes the hook token of a session that ended (its agent token has nothing left to report).
+pub async fn revoke_hook_token(
+    db: &Db,
+    node: &str,
+    name: &str,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    if let Some(token_id) = take_hook_token(db, node, name).await? {
+        let mut conn = db.acquire().await?;
+        crate::auth::store::revoke_token(&mut conn, token_id, now).await?;
+    }
+    Ok(())
 }

@@ -87,14 +87,14 @@ pub const PANELS: &[Panel] = &[
         label: "tmux",
         href: "/tmux",
         group: "Agents",
-        available: false,
+        available: true,
     },
     Panel {
         key: "assigner",
         label: "Assigner",
         href: "/assigner",
         group: "Agents",
-        available: false,
+        available: true,
     },
     Panel {
         key: "autopilot",

@@ -599,6 +599,15 @@ async fn session_start_installs_hooks_that_report_state_with_their_signal() {
             resp.body
         );
     }
+    // Killing the session revokes its hook token.
+    let resp = w
+        .post_json("/api/tmux/kill", &json!({"session": "claude-1"}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let resp = a
+        .post_json("/api/agents/hooks/stop", &json!({"session": "claude-1"}))
+        .await;
+    assert_eq!(resp.status, 401, "{}", resp.body);
     t.stop().await;
 }
 
@@ -1093,6 +1102,54 @@ async fn assigner_api_lifecycle_bad_input_and_auth() {
     assert_eq!(r.json["count"], 1, "{}", r.body);
     let list = w.get("/api/assigner/prompts?status=pending").await;
     assert_eq!(list.json.as_array().unwrap().len(), 1, "{}", list.body);
+
+    // Routing rules are data: untargeted prompts take the first matching rule's group.
+    let r = w
+        .post_json(
+            "/api/assigner/routing-rules",
+            &json!({"name": "debugging", "content_regex": "\\b(bug|crash)\\b", "target_group": "debug"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let routed = send_prompt(&w, json!({"content": "Diagnose the crash in the reader"})).await;
+    let p = prompt(&w, routed).await;
+    assert_eq!(
+        (
+            p["target_group"].as_str(),
+            p["metadata"]["routed_by"].as_str()
+        ),
+        (Some("debug"), Some("debugging"))
+    );
+    let direct = send_prompt(&w, json!({"content": "a bug", "target_session": "x"})).await;
+    assert!(prompt(&w, direct).await["target_group"].is_null());
+    for (body, field) in [
+        (
+            json!({"name": "x", "content_regex": "(", "target_group": "g"}),
+            "content_regex",
+        ),
+        (json!({"name": "x"}), "target_role"),
+        (json!({"name": "x", "target_role": "boss"}), "target_role"),
+    ] {
+        let r = w.post_json("/api/assigner/routing-rules", &body).await;
+        assert_eq!(
+            (r.status, r.json["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        w.get("/api/assigner/routing-rules")
+            .await
+            .json
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    for id in [routed, direct] {
+        w.delete(&format!("/api/assigner/prompts/{id}")).await;
+    }
 
     for (body, field) in [
         (json!({"content": ""}), "content"),
@@ -1707,5 +1764,114 @@ async fn assigner_and_terminal_cli() {
     assert!(ok && out.contains("inside `architect serve`"), "{out}");
     let (ok, out) = run(&["assigner", "--retry", "1", "--cancel", "2"]);
     assert!(!ok && out.contains("cannot be used with"), "{out}");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tmux_and_assigner_panels() {
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, _gate, env) = fake_env(dir.path());
+    let t = server(&tmux).await;
+    let w = t.token("admin").await;
+    start_fake(&w, "w1", with(json!({"role": "worker"}), &env)).await;
+    let admin = t.admin().await;
+
+    let page = admin.get("/tmux").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("href=\"/tmux/view/w1\"") && page.body.contains("tmux-idle"),
+        "{}",
+        page.body
+    );
+    let r = admin
+        .post_form(
+            "/tmux/send",
+            &[("session", "w1"), ("text", "from the panel")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    until("the panel's text", || async {
+        capture(&w, "w1").await["output"]
+            .as_str()
+            .unwrap()
+            .contains("answer: from the panel")
+            .then_some(())
+    })
+    .await;
+    let r = admin
+        .post_form("/tmux/send", &[("session", "a b"), ("text", "x")])
+        .await;
+    assert!(
+        r.headers["location"].to_str().unwrap().contains("error="),
+        "{:?}",
+        r.headers
+    );
+
+    // The live pane view: the page, and a server-sent `pane` event with the screen.
+    let page = admin.get("/tmux/view/w1").await;
+    assert!(
+        page.status == 200 && page.body.contains("answer: from the panel"),
+        "{}",
+        page.body
+    );
+    let resp = admin
+        .request(reqwest::Method::GET, "/tmux/view/w1/stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut resp = resp;
+    let first = tokio::time::timeout(DEADLINE, resp.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&first);
+    assert!(
+        text.starts_with("event: pane") && text.contains("manual mode on"),
+        "{text}"
+    );
+    drop(resp);
+
+    let r = admin
+        .post_form(
+            "/assigner/send",
+            &[
+                ("content", "panel prompt"),
+                ("target_session", "w1"),
+                ("priority", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    until("the panel prompt to complete", || async {
+        let r = w.get("/api/assigner/prompts?status=completed").await;
+        r.json
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["content"] == "panel prompt")
+            .then_some(())
+    })
+    .await;
+    let page = admin.get("/assigner").await;
+    assert!(
+        page.status == 200
+            && page.body.contains("panel prompt")
+            && page.body.contains("ag-completed"),
+        "{}",
+        page.body
+    );
+    let page = admin.get("/assigner?status=failed").await;
+    assert!(page.status == 200 && !page.body.contains("panel prompt"));
+
+    // Viewers read the panels but get no forms; anonymous visitors are sent to log in.
+    let viewer = t.user("viewer1", "viewer").await;
+    let page = viewer.get("/assigner").await;
+    assert!(page.status == 200 && !page.body.contains("/assigner/send"));
+    let r = viewer.post_form("/tmux/kill", &[("session", "w1")]).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(t.anon().get("/tmux").await.status, 303);
     t.stop().await;
 }

@@ -27,8 +27,6 @@ const BUILT_PANELS: &[(&str, &str)] = &[
 
 /// The panels later work fills, with their sidebar label.
 const UNBUILT_PANELS: &[(&str, &str)] = &[
-    ("/tmux", "tmux"),
-    ("/assigner", "Assigner"),
     ("/autopilot", "Autopilot"),
 ];
 

@@ -31,6 +31,43 @@ pub fn routes() -> Router<AppState> {
         .route("/api/assigner/prompts/{id}/reassign", post(reassign))
         .route("/api/assigner/retry-all", post(retry_all))
         .route("/api/assigner/clear", post(clear))
+        .route(
+            "/api/assigner/routing-rules",
+            get(list_rules).post(create_rule),
+        )
+        .route(
+            "/api/assigner/routing-rules/{id}",
+            axum::routing::delete(delete_rule),
+        )
+}
+
+async fn list_rules(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+) -> Result<Json<Vec<super::routing::RoutingRule>>, ApiError> {
+    Ok(Json(super::routing::rules(&s.db).await?))
+}
+
+async fn create_rule(
+    State(s): State<AppState>,
+    who: Authed<crate::auth::extract::Write>,
+    Json(r): Json<super::routing::NewRule>,
+) -> Result<(StatusCode, Json<super::routing::RoutingRule>), ApiError> {
+    r.check().map_err(AgentsError::from)?;
+    let rule =
+        super::routing::insert(&s.db, &r, &who.identity().username, &s.clock.now_str()).await?;
+    Ok((StatusCode::CREATED, Json(rule)))
+}
+
+async fn delete_rule(
+    State(s): State<AppState>,
+    _: Authed<crate::auth::extract::Write>,
+    Path(id): Path<i64>,
+) -> Result<Json<Count>, ApiError> {
+    if !super::routing::delete(&s.db, id).await? {
+        return Err(ApiError::not_found("routing rule"));
+    }
+    Ok(Json(Count { count: 1 }))
 }
 
 /// Write, or an agent token (a manager delegating).
@@ -81,15 +118,24 @@ pub async fn enqueue(
             .await?
             .map(|a| a.id);
     }
-    let metadata = p.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
+    let mut metadata = p.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
+    let (mut role, mut group) = (p.target_role.clone(), p.target_group.clone());
+    if p.target_session.is_none() && role.is_none() && group.is_none() {
+        let rules = super::routing::rules(&state.db).await?;
+        if let Some(rule) = super::routing::route(&rules, &p.content, &metadata) {
+            role = rule.target_role.clone();
+            group = rule.target_group.clone();
+            metadata["routed_by"] = serde_json::json!(rule.name);
+        }
+    }
     let id = store::insert(
         &state.db,
         &store::Insert {
             content: &p.content,
             priority,
             target_session: p.target_session.as_deref(),
-            target_role: p.target_role.as_deref(),
-            target_group: p.target_group.as_deref(),
+            target_role: role.as_deref(),
+            target_group: group.as_deref(),
             node: node.name(),
             timeout_minutes: timeout,
             max_retries: retries,

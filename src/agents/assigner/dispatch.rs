@@ -308,6 +308,26 @@ async fn progress(
                 report.started.push(p.id);
                 return Ok(());
             }
+        } else if finished_by.is_some() && !hook_stopped {
+            // Idle again without ever being seen busy: a turn faster than a tick, or text the
+            // agent dropped. Only the prompt echoed on screen tells them apart; without it the
+            // prompt is failed (never retyped: it may have run) for a person to look at.
+            let screen = state
+                .agents
+                .tmux()
+                .capture(&session, RESPONSE_LINES, CaptureMode::Plain)
+                .await?;
+            let h = head(&p.content);
+            if h.is_empty() || !screen.contains(&h) {
+                if now - typed_at > ACCEPT_WITHIN {
+                    let msg = format!(
+                        "{name} went idle without being seen busy and the prompt is not on screen; it may not have run (retry to send it again)"
+                    );
+                    store::fail_active(&state.db, p.id, &msg, false, &now_s).await?;
+                    report.failed.push(p.id);
+                }
+                return Ok(());
+            }
         } else if finished_by.is_none() {
             if now - typed_at > ACCEPT_WITHIN {
                 let msg = format!(

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod dispatch;
+pub mod routing;
 pub mod store;
 
 use crate::validate::{invalid, Invalid};

@@ -1,0 +1,11 @@
+// tmux panel: the live pane view. Without JavaScript the page shows the pane as loaded.
+(function () {
+  const pre = document.getElementById("tmux-pane");
+  const live = document.getElementById("tmux-live");
+  if (!pre || !window.EventSource) return;
+  const es = new EventSource(pre.dataset.stream);
+  es.addEventListener("pane", (e) => { pre.textContent = e.data; });
+  es.addEventListener("gone", () => { live.textContent = "(session ended)"; es.close(); });
+  es.onerror = () => { live.textContent = "(reconnecting…)"; };
+  es.onopen = () => { live.textContent = "(live)"; };
+})();
