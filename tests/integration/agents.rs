@@ -300,15 +300,15 @@ async fn tmux_api_refuses_bad_input_and_checks_auth() {
         assert_eq!(resp.json["field"], field, "{path} {body}: {}", resp.body);
         assert!(resp.json["code"].is_string());
     }
-    // Remote nodes: a clear error until the node command channel is wired in.
+    // A node that does not exist is the caller's mistake, named as such.
     let resp = w
         .post_json(
             "/api/tmux/send",
             &json!({"session": "ok", "text": "x", "node": "gpu-1"}),
         )
         .await;
-    assert_eq!(resp.status, 503, "{}", resp.body);
-    assert_eq!(resp.json["code"], "node_channel_unavailable");
+    assert_eq!(resp.status, 422, "{}", resp.body);
+    assert_eq!(resp.json["field"], "node");
     let list = w.get("/api/tmux/sessions?node=gpu-1").await;
     assert_eq!(list.status, 200);
     assert_eq!(list.json["errors"][0]["node"], "gpu-1");

@@ -23,12 +23,12 @@ const BUILT_PANELS: &[(&str, &str)] = &[
     ("/nodes", "Nodes"),
     ("/errors", "Errors"),
     ("/llm-metrics", "LLM metrics"),
+    ("/tmux", "tmux"),
+    ("/assigner", "Assigner"),
 ];
 
 /// The panels later work fills, with their sidebar label.
-const UNBUILT_PANELS: &[(&str, &str)] = &[
-    ("/autopilot", "Autopilot"),
-];
+const UNBUILT_PANELS: &[(&str, &str)] = &[("/autopilot", "Autopilot")];
 
 fn header(r: &Resp, name: &str) -> String {
     r.headers
