@@ -254,17 +254,25 @@ pub const BUILTIN: &[Row] = &[
         r"^ollama$",
         "UNVERIFIED: process name",
     ),
-    // LEAD: the llm domain's `architect chat --worker` has no screen markers yet. These rows
-    // assume it prints `architect chat` in its banner and `chat> ` as its idle prompt; replace
-    // them when its real markers exist.
+    // `architect chat --worker` (src/cli/chat.rs): marker lines `ARCHITECT-CHAT READY|BUSY|DONE|
+    // ERROR session=NAME ...` and the pane title `architect-chat NAME: idle|busy`.
     (
         "architect_chat_banner",
         A::ArchitectChat,
         S::Detect,
+        Src::Title,
+        0,
+        r"^architect-chat \S+: (idle|busy)$",
+        "cli/chat.rs pane title",
+    ),
+    (
+        "architect_chat_marker",
+        A::ArchitectChat,
+        S::Detect,
         Src::Screen,
         0,
-        r"(?i)architect chat",
-        "UNVERIFIED placeholder for architect chat --worker",
+        r"(?m)^ARCHITECT-CHAT (READY|BUSY|DONE|ERROR) session=",
+        "cli/chat.rs MARKER_*",
     ),
     (
         "shell_command",
@@ -468,24 +476,24 @@ pub const BUILTIN: &[Row] = &[
         r"^>>> \S",
         "UNVERIFIED",
     ),
-    // --- architect chat --worker (UNVERIFIED placeholder, see above) ---------------------------
+    // --- architect chat --worker (src/cli/chat.rs; tested in tests/integration/llm/chat.rs) ----
     (
         "architect_chat_busy",
         A::ArchitectChat,
         S::Busy,
-        Src::Tail,
-        2,
-        r"(?i)thinking",
-        "UNVERIFIED placeholder",
+        Src::Title,
+        0,
+        r"^architect-chat \S+: busy$",
+        "cli/chat.rs pane title while a turn runs",
     ),
     (
         "architect_chat_idle",
         A::ArchitectChat,
         S::Idle,
         Src::Tail,
-        1,
-        r"^chat> ?",
-        "UNVERIFIED placeholder",
+        2,
+        r"(?m)^ARCHITECT-CHAT READY session=\S+.*\n(chat>.*)$",
+        "cli/chat.rs MARKER_READY followed by the chat> prompt",
     ),
     (
         "architect_chat_input_empty",
@@ -493,8 +501,8 @@ pub const BUILTIN: &[Row] = &[
         S::InputEmpty,
         Src::Tail,
         1,
-        r"^chat> ?$",
-        "UNVERIFIED placeholder",
+        r"^chat>$",
+        "cli/chat.rs prompt (capture-pane trims its trailing space)",
     ),
     (
         "architect_chat_input_text",
@@ -503,7 +511,7 @@ pub const BUILTIN: &[Row] = &[
         Src::Tail,
         1,
         r"^chat> \S",
-        "UNVERIFIED placeholder",
+        "cli/chat.rs prompt with typed text",
     ),
     // --- a plain shell: idle whenever it is the foreground process ----------------------------
     (
@@ -861,6 +869,55 @@ mod tests {
             assert_eq!((c.agent, c.state), (C, PaneState::Unknown), "{c:?}");
             assert!(c.state_by.is_some(), "a named dialog row decided: {c:?}");
         }
+    }
+
+    #[test]
+    fn architect_chat_worker_markers() {
+        // The screens `architect chat --worker` draws (src/cli/chat.rs), as capture-pane shows
+        // them (trailing spaces trimmed).
+        let c = Classifier::builtin();
+        let idle = "ARCHITECT-CHAT READY session=w1 provider=auto\nchat>\n";
+        let r = c.classify(&PaneView {
+            screen: idle,
+            title: "architect-chat w1: idle",
+            command: "architect",
+            ..Default::default()
+        });
+        assert_eq!(
+            (r.agent, r.state, r.input),
+            (AgentKind::ArchitectChat, PaneState::Idle, InputLine::Empty),
+            "{r:?}"
+        );
+        assert!(r.ready_for_prompt());
+        let typed = "ARCHITECT-CHAT READY session=w1 provider=auto\nchat> half a thought\n";
+        let r = c.classify(&PaneView {
+            screen: typed,
+            title: "architect-chat w1: idle",
+            command: "architect",
+            ..Default::default()
+        });
+        assert_eq!(r.input, InputLine::HasText, "{r:?}");
+        assert!(!r.ready_for_prompt());
+        let busy = "ARCHITECT-CHAT READY session=w1 provider=auto\nchat> explain\nARCHITECT-CHAT BUSY session=w1\n  The answer so far\n";
+        let r = c.classify(&PaneView {
+            screen: busy,
+            title: "architect-chat w1: busy",
+            command: "architect",
+            ..Default::default()
+        });
+        assert_eq!(
+            (r.agent, r.state),
+            (AgentKind::ArchitectChat, PaneState::Busy),
+            "{r:?}"
+        );
+        // Mid-answer with the title not yet updated: not guessed idle.
+        let r = c.classify(&PaneView {
+            screen: busy,
+            title: "",
+            command: "architect",
+            ..Default::default()
+        });
+        assert_ne!(r.state, PaneState::Idle, "{r:?}");
     }
 
     #[test]

@@ -239,6 +239,8 @@ mod tests {
             let (gc, db) = (gc.clone(), db.clone());
             tokio::spawn(async move { gc.run(&db, insert("x")).await })
         };
+        // Queued in this order while the gate is held, so both land in one batch, in order.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let second = {
             let (gc, db) = (gc.clone(), db.clone());
             tokio::spawn(async move {
@@ -255,7 +257,7 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         drop(gate);
         assert!(first.await.expect("join").is_ok());
-        // Queued after the insert, in the same batch or a later one: it sees the row.
+        // The second job of the batch sees the first one's uncommitted insert.
         assert_eq!(second.await.expect("join").expect("count"), 1);
     }
 }

@@ -167,7 +167,7 @@ pub struct LlmConfig {
 
     /// Largest request body the gateway accepts, in bytes (agents send whole conversations,
     /// images included; the API's ARCHITECT_MAX_BODY_BYTES does not apply to `/v1/*`).
-    #[arg(long = "llm-max-body-bytes", env = "LLM_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    #[arg(id = "llm_max_body_bytes", long = "llm-max-body-bytes", env = "LLM_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
     /// Seconds a stream may stay silent before it counts as failed.
