@@ -2,30 +2,10 @@
 //! Drop guard, pass or fail), a small fake agent drawing Claude-like screens for fast
 //! deterministic runs, and the real Claude Code and Codex CLIs against mock_llm.py.
 
+use crate::support::{until, DEADLINE};
 use crate::support::{Session, TestServer};
 use serde_json::{json, Value};
-use std::future::Future;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-/// Anything slower than this is hung.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Polls `check` every 50 ms until it yields a value, or panics after [`DEADLINE`].
-async fn until<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// A private tmux server (`tmux -L arch-test-<random>`), killed when dropped.
 pub struct PrivateTmux {
@@ -1452,7 +1432,7 @@ impl Mock {
             .unwrap()
             .port();
         let child = std::process::Command::new("python3")
-            .arg(fixtures().join("mock_llm.py"))
+            .arg(fixtures().join("../mock_llm.py"))
             .arg(port.to_string())
             .arg(dir.join("requests.jsonl"))
             .env("MOCK_WORKDIR", workdir)

@@ -5,33 +5,14 @@
 //! `architect agent` processes: metrics, surviving a dashboard outage, daemon mode, and the
 //! command channel across two agents with a private tmux server.
 
+use crate::support::until;
 use crate::support::{self, Resp, Session, TestServer};
 use architect::nodes::{actions, retention};
 use serde_json::{json, Value};
-use std::future::Future;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_architect");
-/// Anything slower than this is hung.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Polls `check` every 50 ms until it yields a value, or panics after [`DEADLINE`].
-async fn until<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A server without the in-process local node, so node lists hold only what a test made.
 async fn server() -> TestServer {
     TestServer::start_with(|c| c.nodes.local_node = false).await

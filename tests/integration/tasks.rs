@@ -3,12 +3,12 @@
 //! and real `architect worker` processes running every built-in type, killing process trees on
 //! timeout and cancel, surviving `kill -9`, daemon mode, and workers supervised by `serve`.
 
+use crate::support::{until, DEADLINE};
 use crate::support::{Resp, Session, TestServer};
 use architect::client::{Client, ClientError};
 use architect::tasks::{ClaimRequest, CompleteRequest, NewTask};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,25 +18,6 @@ use std::time::{Duration, Instant};
 mod custom_handler_example;
 
 const BIN: &str = env!("CARGO_BIN_EXE_architect");
-/// Anything slower than this is hung.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Polls `check` every 50 ms until it yields a value, or panics after [`DEADLINE`].
-async fn until<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn token(s: &Session) -> String {
     s.token.clone().expect("bearer token")
 }

@@ -11,6 +11,25 @@ use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
+/// Anything slower than this is hung.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Polls `check` every 50 ms until it yields a value, or panics after [`DEADLINE`].
+pub async fn until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 pub const ADMIN: &str = "architect";
 pub const ADMIN_PASSWORD: &str = "integration-test-pw";
 
