@@ -115,7 +115,7 @@ pub async fn set_hook_token(db: &Db, id: i64, token_id: i64) -> Result<(), sqlx:
 
 /// Takes (and clears) the hook token of a session that ended.
 pub async fn take_hook_token(db: &Db, node: &str, name: &str) -> Result<Option<i64>, sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     // RETURNING gives the new (NULL) value, so read first, inside the write transaction.
     sqlx::query("UPDATE agent_sessions SET updated_at = updated_at WHERE node = $1 AND name = $2")
         .bind(node)
@@ -205,7 +205,7 @@ pub async fn set_state(
     signal: &str,
     now: &str,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let old: Option<String> = sqlx::query_scalar("SELECT state FROM agent_sessions WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)

@@ -180,7 +180,7 @@ pub async fn create_user(state: &AppState, actor: &Identity, input: NewUser) -> 
     let role = input.role.unwrap_or(Role::Member);
     let hash = hash(&input.password)?;
     let now = state.clock.now_str();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let user = match store::create_user(&mut tx, username, &hash, role, &now).await {
         Ok(u) => u,
         Err(e) if is_unique_violation(&e) => {
@@ -215,7 +215,7 @@ pub async fn update_user(
         validate_new_password(pw).map_err(|m| invalid("password", m))?;
     }
     let now = state.clock.now_str();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let user = store::get_user(&mut *tx, id)
         .await?
         .ok_or(AuthError::NotFound("user"))?;
@@ -265,7 +265,7 @@ pub async fn delete_user(state: &AppState, actor: &Identity, id: i64) -> Result<
         ));
     }
     let now = state.clock.now_str();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let user = store::get_user(&mut *tx, id)
         .await?
         .ok_or(AuthError::NotFound("user"))?;
@@ -308,7 +308,7 @@ pub async fn change_own_password(
     };
     validate_new_password(new).map_err(|m| invalid("new_password", m))?;
     let now = state.clock.now_str();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let hash_now = store::password_hash(&mut *tx, who.user_id)
         .await?
         .ok_or(AuthError::NotFound("user"))?;
@@ -421,7 +421,7 @@ pub async fn create_token(
         .map(|d| crate::clock::format(now + Duration::days(d)));
     let secret = format!("{TOKEN_PREFIX}{}", random_secret(30));
     let prefix: String = secret.chars().take(TOKEN_PREFIX.len() + 6).collect();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     if store::get_user(&mut *tx, owner).await?.is_none() {
         return Err(invalid("user_id", format!("user {owner} does not exist")));
     }
@@ -458,7 +458,7 @@ pub async fn create_token(
 /// Revokes a token: its owner or an admin.
 pub async fn revoke_token(state: &AppState, who: &Identity, id: i64) -> Result<ApiToken> {
     let now = state.clock.now_str();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let token = store::get_token(&mut *tx, id, &now)
         .await?
         .ok_or(AuthError::NotFound("token"))?;

@@ -164,7 +164,7 @@ async fn writer(
 
 /// One transaction over `jobs`; rolled back (by drop) on the first error.
 async fn run_batch(conn: &mut AnyConnection, jobs: &mut [Box<dyn Job>]) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin().await?;
+    let mut tx = conn.begin_with(crate::db::BEGIN_WRITE).await?;
     for job in jobs.iter_mut() {
         job.run(&mut tx).await?;
     }

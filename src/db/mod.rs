@@ -15,6 +15,18 @@ use std::time::Duration;
 
 pub type Db = AnyPool;
 pub type Tx<'a> = sqlx::Transaction<'a, Any>;
+
+/// How every write transaction starts. SQLite's plain `BEGIN` is deferred: a transaction that
+/// reads first and writes later fails at once with "database is locked" (no busy wait) when
+/// another connection committed in between. `BEGIN IMMEDIATE` takes the write lock up front,
+/// waiting in the busy handler like any writer. (PostgreSQL: plain `BEGIN`.)
+pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// A write transaction on `db` (see [`BEGIN_WRITE`]). Every domain's `actions` use this, not
+/// `db.begin()`.
+pub async fn begin_write(db: &Db) -> Result<Tx<'static>, sqlx::Error> {
+    db.begin_with(BEGIN_WRITE).await
+}
 pub type Row = AnyRow;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -122,4 +134,48 @@ pub async fn ping(db: &Db) -> bool {
         .fetch_one(db)
         .await
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two transactions that each read, then write: with a deferred `BEGIN` the second fails
+    /// with "database is locked" once the first commits; `begin_write` makes it wait instead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_transactions_that_read_first_wait_instead_of_failing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open_sqlite(dir.path()).await.expect("open");
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+            .execute(&db)
+            .await
+            .expect("create");
+        let step = |db: Db, pause_ms: u64| async move {
+            let mut tx = begin_write(&db).await?;
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+                .fetch_one(&mut *tx)
+                .await?;
+            tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+            sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<(), sqlx::Error>(())
+        };
+        let first = tokio::spawn(step(db.clone(), 200));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let second = tokio::spawn(step(db.clone(), 0));
+        first.await.expect("join").expect("first writer");
+        second
+            .await
+            .expect("join")
+            .expect("second writer waits, then writes");
+        // Serialized: the second saw the first's row.
+        let vs: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY id")
+            .fetch_all(&db)
+            .await
+            .expect("read");
+        assert_eq!(vs, [0, 1]);
+    }
 }

@@ -118,7 +118,7 @@ async fn log(
 /// Marks a group resolved (idempotent: resolving a resolved group changes nothing). A later
 /// occurrence reopens it as `regressed`.
 pub async fn resolve_group(db: &Db, actor: &str, now: &str, id: i64) -> Result<ErrorGroup> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let g = store::lock_group(&mut tx, id, now)
         .await?
         .ok_or(ErrorsError::NotFound("error group"))?;
@@ -225,7 +225,7 @@ pub async fn create_bug(
     id: i64,
     req: BugFromError,
 ) -> Result<(Bug, ErrorGroup)> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let g = store::lock_group(&mut tx, id, now)
         .await?
         .ok_or(ErrorsError::NotFound("error group"))?;

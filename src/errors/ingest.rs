@@ -292,7 +292,7 @@ impl Writer {
         folds: &HashMap<&str, Fold<'_>>,
         deltas: &[store::GroupDelta<'_>],
     ) -> Result<Vec<i64>, sqlx::Error> {
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_with(crate::db::BEGIN_WRITE).await?;
         let ids: HashMap<String, i64> = store::record_batch_groups(&mut tx, deltas)
             .await?
             .into_iter()

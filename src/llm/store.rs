@@ -12,7 +12,7 @@ pub async fn insert_batch(
     rows: &[LedgerRow],
     events: &[FailoverEvent],
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     for r in rows {
         sqlx::query(
             "INSERT INTO llm_ledger (at, provider, model, requested_model, format, caller_token_id, caller, project,

@@ -95,7 +95,7 @@ async fn require_milestone_in(
 
 pub async fn create_project(db: &Db, ctx: &Ctx<'_>, mut input: NewProject) -> Result<Project> {
     input.validate()?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let p = match store::insert_project(&mut tx, &input, ctx.now).await {
         Ok(p) => p,
         Err(e) if is_unique_violation(&e) => return Err(name_taken(&input.name)),
@@ -121,7 +121,7 @@ pub async fn update_project(
     mut patch: ProjectPatch,
 ) -> Result<Project> {
     patch.validate()?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let mut p = store::lock_project(&mut tx, id, ctx.now)
         .await?
         .ok_or(TrackingError::NotFound("project"))?;
@@ -162,7 +162,7 @@ pub async fn update_project(
 
 /// DELETE archives: the project is hidden from lists unless asked for, and can be restored.
 pub async fn archive_project(db: &Db, ctx: &Ctx<'_>, id: i64) -> Result<Project> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let mut p = store::lock_project(&mut tx, id, ctx.now)
         .await?
         .ok_or(TrackingError::NotFound("project"))?;
@@ -192,7 +192,7 @@ pub async fn create_milestone(
     mut input: NewMilestone,
 ) -> Result<Milestone> {
     input.validate()?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     require_active_project(&mut tx, input.project_id, "project_id").await?;
     let m = store::insert_milestone(&mut tx, &input, ctx.now).await?;
     log(
@@ -215,7 +215,7 @@ pub async fn update_milestone(
     mut patch: MilestonePatch,
 ) -> Result<Milestone> {
     patch.validate()?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let mut m = store::lock_milestone(&mut tx, id, ctx.now)
         .await?
         .ok_or(TrackingError::NotFound("milestone"))?;
@@ -257,7 +257,7 @@ pub async fn feature_detail(db: &Db, id: i64) -> Result<FeatureDetail> {
 
 pub async fn create_feature(db: &Db, ctx: &Ctx<'_>, mut input: NewFeature) -> Result<Feature> {
     input.validate()?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     require_active_project(&mut tx, input.project_id, "project_id").await?;
     if let Some(m) = input.milestone_id {
         require_milestone_in(&mut tx, m, input.project_id).await?;
@@ -284,7 +284,7 @@ pub async fn update_feature(
     mut patch: FeaturePatch,
 ) -> Result<Feature> {
     patch.validate()?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let mut f = store::lock_feature(&mut tx, id, ctx.now)
         .await?
         .ok_or(TrackingError::NotFound("feature"))?;
@@ -347,7 +347,7 @@ pub async fn update_feature(
 
 pub async fn create_bug(db: &Db, ctx: &Ctx<'_>, mut input: NewBug) -> Result<Bug> {
     input.validate()?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     require_active_project(&mut tx, input.project_id, "project_id").await?;
     if let Some(m) = input.milestone_id {
         require_milestone_in(&mut tx, m, input.project_id).await?;
@@ -368,7 +368,7 @@ pub async fn create_bug(db: &Db, ctx: &Ctx<'_>, mut input: NewBug) -> Result<Bug
 
 pub async fn update_bug(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: BugPatch) -> Result<Bug> {
     patch.validate()?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let mut b = store::lock_bug(&mut tx, id, ctx.now)
         .await?
         .ok_or(TrackingError::NotFound("bug"))?;
@@ -432,7 +432,7 @@ pub async fn create_devops_task(
     mut input: NewDevopsTask,
 ) -> Result<DevopsTask> {
     input.validate()?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     if let Some(p) = input.project_id {
         require_active_project(&mut tx, p, "project_id").await?;
     }
@@ -457,7 +457,7 @@ pub async fn update_devops_task(
     mut patch: DevopsPatch,
 ) -> Result<DevopsTask> {
     patch.validate()?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let mut t = store::lock_devops_task(&mut tx, id, ctx.now)
         .await?
         .ok_or(TrackingError::NotFound("devops task"))?;

@@ -183,7 +183,7 @@ pub async fn create_secret(
     state.vault.keyring()?; // sealed: fail before writing anything
     let category = input.category.unwrap_or(SecretCategory::DEFAULT);
     let description = input.description.clone().unwrap_or_default();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let info = match store::insert_secret(
         &mut tx,
         &input.name,
@@ -236,7 +236,7 @@ pub async fn update_secret(
 ) -> Result<SecretInfo> {
     patch.validate()?;
     state.vault.keyring()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let mut info = require(store::lock_secret(&mut tx, id, by.now).await?, false)?;
     let keys = state.vault.keyring()?; // after the lock (see the module comment)
     let mut fields: Vec<&str> = Vec::new();
@@ -298,7 +298,7 @@ pub async fn update_secret(
 /// Soft delete: hidden from lists, values unreadable, name kept; an admin can undelete or
 /// purge. Deleting a deleted secret changes nothing.
 pub async fn delete_secret(state: &AppState, by: &Actor<'_>, id: i64) -> Result<SecretInfo> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let mut info = require(store::lock_secret(&mut tx, id, by.now).await?, true)?;
     if !info.deleted {
         info.deleted = true;
@@ -313,7 +313,7 @@ pub async fn delete_secret(state: &AppState, by: &Actor<'_>, id: i64) -> Result<
 
 /// Brings a soft-deleted secret back with all its versions.
 pub async fn undelete_secret(state: &AppState, by: &Actor<'_>, id: i64) -> Result<SecretInfo> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let mut info = require(store::lock_secret(&mut tx, id, by.now).await?, true)?;
     if !info.deleted {
         return Err(VaultError::Conflict(format!(
@@ -333,7 +333,7 @@ pub async fn undelete_secret(state: &AppState, by: &Actor<'_>, id: i64) -> Resul
 /// Destroys every version of a deleted secret for good; the name becomes free and the audit
 /// trail stays. Only a deleted secret can be purged, so one step never loses data.
 pub async fn purge_secret(state: &AppState, by: &Actor<'_>, id: i64) -> Result<SecretInfo> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let info = require(store::lock_secret(&mut tx, id, by.now).await?, true)?;
     if !info.deleted {
         return Err(VaultError::Conflict(format!(
@@ -371,7 +371,7 @@ pub async fn restore_version(
     version: i64,
 ) -> Result<SecretInfo> {
     state.vault.keyring()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let mut info = require(store::lock_secret(&mut tx, id, by.now).await?, false)?;
     let keys = state.vault.keyring()?; // after the lock (see the module comment)
     if version == info.current_version {

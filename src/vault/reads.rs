@@ -32,7 +32,7 @@ async fn read_value(
     action: AuditAction,
 ) -> Result<SecretView> {
     state.vault.keyring()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     if !store::record_access(&mut tx, id, by.now).await? {
         drop(tx);
         return Err(require(store::get_secret(&state.db, id).await?, false)
@@ -78,7 +78,7 @@ async fn record_failed_read(
 ) {
     tracing::error!(secret_id = info.id, version, error = %e, "vault value read failed");
     let write = async {
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin_write(&state.db).await?;
         audit(
             &mut tx,
             by,

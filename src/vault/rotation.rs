@@ -114,7 +114,7 @@ pub async fn rewrap_all(
             "the new master key is not staged".into(),
         ));
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     store::begin_rotation(&mut tx, new.id(), by.now).await?;
     let rows = store::wraps_not_under(&mut tx, new.id()).await?;
     let mut old_ids: Vec<String> = Vec::new();

@@ -62,7 +62,7 @@ pub async fn post_result(
     } else {
         CommandStatus::Succeeded
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let done = store::finish_command(
         &mut tx,
         node_id,

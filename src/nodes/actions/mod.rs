@@ -132,7 +132,7 @@ pub async fn register(
     };
     let (_, now) = now_pair(state);
     let actor = who.actor();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     store::take_write_lock(&mut tx).await?;
     let (row, created) = match store::node_by_name(&mut *tx, &input.name).await? {
         Some(n) if n.is_local != 0 => {
@@ -194,7 +194,7 @@ pub async fn register(
 pub async fn register_local(state: &AppState, input: &RegisterNode) -> Result<Node> {
     input.clone().validate()?;
     let (_, now) = now_pair(state);
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     store::take_write_lock(&mut tx).await?;
     let row = match store::node_by_name(&mut *tx, &input.name).await? {
         Some(n) if n.is_local != 0 => {
@@ -265,7 +265,7 @@ pub async fn add_node_with_token(
     })?;
     let (_, now) = now_pair(state);
     let actor = who.actor();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let row = store::insert_node(
         &mut tx,
         InsertNode {
@@ -309,7 +309,7 @@ pub async fn add_node_with_token(
 /// (so its agent cannot silently register it again).
 pub async fn delete_node(state: &AppState, who: &Identity, id: i64) -> Result<()> {
     let (_, now) = now_pair(state);
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     store::take_write_lock(&mut tx).await?;
     let row = store::get_node(&mut *tx, id)
         .await?
@@ -391,7 +391,7 @@ pub async fn heartbeat(
     metrics.validate()?;
     agent_node(state, caller, id).await?;
     let (_, now) = now_pair(state);
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     if !store::record_heartbeat(&mut tx, id, &metrics, &now).await? {
         return Err(NodeError::NotFound("node"));
     }

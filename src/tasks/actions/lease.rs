@@ -295,7 +295,7 @@ pub async fn fail(state: &AppState, id: i64, req: FailRequest) -> Result<TaskOut
     };
     let moved = {
         let _gate = state.tasks.write_gate().await;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin_write(&state.db).await?;
         let Some(taken) = store::take_lease(&mut tx, id, Some(&req.lease_token), &now_s).await?
         else {
             drop(tx);
@@ -339,7 +339,7 @@ pub async fn release(state: &AppState, id: i64, req: LeaseRequest) -> Result<Tas
     let now_s = state.clock.now_str();
     {
         let _gate = state.tasks.write_gate().await;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin_write(&state.db).await?;
         let Some(taken) = store::take_lease(&mut tx, id, Some(&req.lease_token), &now_s).await?
         else {
             drop(tx);
@@ -393,7 +393,7 @@ pub async fn reap_expired(state: &AppState) -> Result<usize> {
     let mut requeued = 0;
     for id in ids {
         let _gate = state.tasks.write_gate().await;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin_write(&state.db).await?;
         let Some(taken) = store::take_lease(&mut tx, id, None, &now).await? else {
             continue; // answered or reaped meanwhile
         };

@@ -184,7 +184,7 @@ pub async fn cancel(state: &AppState, actor: &str, id: i64) -> Result<Task> {
     let now = state.clock.now_str();
     {
         let _gate = state.tasks.write_gate().await;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin_write(&state.db).await?;
         let task = store::lock_task(&mut tx, id, &now)
             .await?
             .ok_or(TaskError::NotFound("task"))?;
@@ -249,7 +249,7 @@ pub async fn retry(state: &AppState, actor: &str, id: i64) -> Result<Task> {
     let now = state.clock.now_str();
     {
         let _gate = state.tasks.write_gate().await;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin_write(&state.db).await?;
         let task = store::lock_task(&mut tx, id, &now)
             .await?
             .ok_or(TaskError::NotFound("task"))?;

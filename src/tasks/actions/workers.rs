@@ -12,7 +12,7 @@ pub async fn register_worker(
     input.validate()?;
     let now = state.clock.now_str();
     let _gate = state.tasks.write_gate().await;
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let row = store::upsert_worker(&mut tx, &input, actor, &now).await?;
     log(
         &mut tx,
@@ -111,7 +111,7 @@ pub async fn set_project_commands(
     let now = state.clock.now_str();
     let mut c = {
         let _gate = state.tasks.write_gate().await;
-        let mut tx = state.db.begin().await?;
+        let mut tx = crate::db::begin_write(&state.db).await?;
         let c = store::set_commands(&mut tx, project_id, &input, &now).await?;
         log(
             &mut tx,
