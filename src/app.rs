@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::llm::pages::routes())
         .merge(crate::agents::api::routes())
         .merge(crate::agents::pages::routes())
+        .merge(crate::agents::assign_pages::routes())
         .merge(crate::web::routes())
         .merge(crate::system::routes())
         .fallback(http::not_found)

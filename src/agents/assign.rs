@@ -1,15 +1,24 @@
-//! `POST /api/assign-to-tmux`: sends a feature or bug to an agent session as a prompt (its
-//! details and a link back), recorded on the prompt (`source_kind`, `source_id`); when that
-//! prompt completes, a feature moves to `review` (through `in_progress` when its workflow
-//! requires it) with a comment naming the prompt. Bugs have no review status and keep theirs.
+//! Assigning work to agent sessions: `POST /api/assign-to-tmux` and the dashboard's Assign
+//! forms (`assign_pages.rs`) both call [`assign_item`], which turns a feature, a bug or an
+//! error group into a prompt (its details, bounded, and a link back) and queues it with the
+//! item recorded on the prompt (`source_kind`, `source_id`; the item pages list their prompts
+//! from there).
+//!
+//! When that prompt completes ([`prompt_completed`]) the item moves to review: a feature or a
+//! bug to `review` (through `in_progress` when its workflow requires it) with a comment naming
+//! the prompt in its history; an error group is marked *in review* (`errors::actions::
+//! mark_in_review`; why not a status: see `errors`). An item that is finished meanwhile
+//! (completed, resolved, closed, cancelled) keeps its status.
 
 use super::assigner::api::enqueue;
 use super::assigner::NewPrompt;
+use super::route::NodeRef;
+use super::SessionRole;
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Write};
 use crate::http::error::ApiError;
 use crate::http::extract::Json;
-use crate::tracking::{FeaturePatch, FeatureStatus};
+use crate::tracking::{BugPatch, BugStatus, FeaturePatch, FeatureStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -21,23 +30,54 @@ pub fn routes() -> Router<AppState> {
 }
 
 crate::text_enum! {
-    /// What can be assigned.
+    /// What can be assigned (the prompt's `source_kind`).
     pub enum ItemKind ("item kind") {
         Feature = "feature",
         Bug = "bug",
+        Error = "error",
     }
 }
 
-#[derive(Deserialize)]
+impl ItemKind {
+    /// The item's dashboard page.
+    pub fn page(self, id: i64) -> String {
+        match self {
+            ItemKind::Feature => format!("/features/{id}"),
+            ItemKind::Bug => format!("/bugs/{id}"),
+            ItemKind::Error => format!("/errors/{id}"),
+        }
+    }
+}
+
+/// Priority of an assignment that names none (the queue's range is 0–10).
+pub const DEFAULT_PRIORITY: i64 = 5;
+/// Bounds of an error group's prompt (bytes): its message, its stack trace, and nodes listed.
+pub const PROMPT_MESSAGE_BYTES: usize = 2 * 1024;
+pub const PROMPT_STACK_BYTES: usize = 8 * 1024;
+pub const PROMPT_NODES: usize = 10;
+
+/// `POST /api/assign-to-tmux`. Without `session`, `role` or `group` the assigner picks an
+/// idle session (routing rules apply).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct AssignRequest {
-    kind: ItemKind,
-    id: i64,
-    /// The session; absent: the assigner picks an idle one.
-    session: Option<String>,
+pub struct AssignRequest {
+    pub kind: ItemKind,
+    pub id: i64,
+    /// A live session on this server's node.
+    #[serde(default)]
+    pub session: Option<String>,
+    /// Any session with this role (high_level, manager, worker).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Any session in this group.
+    #[serde(default)]
+    pub group: Option<String>,
     /// Replaces the generated message.
-    message: Option<String>,
-    priority: Option<i64>,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// 0–10; default [`DEFAULT_PRIORITY`].
+    #[serde(default)]
+    pub priority: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -52,48 +92,143 @@ async fn assign(
     who: Authed<Write>,
     Json(r): Json<AssignRequest>,
 ) -> Result<(StatusCode, Json<Assigned>), ApiError> {
-    let base = s.tasks.local_url().unwrap_or("").to_string();
-    let generated = match r.kind {
-        ItemKind::Feature => {
-            let f = crate::tracking::store::get_feature(&s.db, r.id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("feature").with_field("id"))?;
-            format!(
-                "Implement feature #{} (priority {}): {}\n\n{}\n\nDetails: {base}/features/{}",
-                f.id, f.priority, f.name, f.description, f.id
-            )
+    let a = assign_item(&s, &who.identity().username, r).await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+/// Checks the request, writes the item's prompt and queues it. Shared by the API and the
+/// dashboard form. `who` is the username recorded as the prompt's creator.
+pub async fn assign_item(
+    state: &AppState,
+    who: &str,
+    r: AssignRequest,
+) -> Result<Assigned, ApiError> {
+    let generated = prompt_for(state, r.kind, r.id).await?;
+    if let Some(role) = &r.role {
+        role.parse::<SessionRole>()
+            .map_err(|m| ApiError::invalid("role", m))?;
+    }
+    let node = NodeRef::parse(None).map_err(|e| ApiError::invalid("session", e.message))?;
+    if let Some(name) = &r.session {
+        let live = super::store::session(&state.db, node.name(), name)
+            .await?
+            .is_some_and(|row| row.gone_at.is_none());
+        if !live {
+            return Err(ApiError::invalid(
+                "session",
+                format!("no live agent session named '{name}' on this server"),
+            ));
         }
-        ItemKind::Bug => {
-            let b = crate::tracking::store::get_bug(&s.db, r.id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("bug").with_field("id"))?;
-            format!(
-                "Fix bug #{} ({}): {}\n\n{}\n\nDetails: {base}/bugs/{}",
-                b.id, b.severity, b.title, b.description, b.id
-            )
-        }
-    };
+    }
     let content = r.message.unwrap_or(generated);
     let id = enqueue(
-        &s,
-        &who.identity().username,
+        state,
+        who,
         NewPrompt {
             content: content.clone(),
-            priority: r.priority,
+            priority: Some(r.priority.unwrap_or(DEFAULT_PRIORITY)),
             target_session: r.session,
+            target_role: r.role,
+            target_group: r.group,
             ..Default::default()
         },
         Some((r.kind.as_str(), r.id)),
     )
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Assigned {
-            prompt_id: id,
-            success: true,
-            content,
-        }),
-    ))
+    Ok(Assigned {
+        prompt_id: id,
+        success: true,
+        content,
+    })
+}
+
+/// The generated prompt for an item: what it is, its details and the link back. 404 (field
+/// `id`) when the item does not exist.
+pub async fn prompt_for(state: &AppState, kind: ItemKind, id: i64) -> Result<String, ApiError> {
+    let base = state.tasks.local_url().unwrap_or("").to_string();
+    let link = format!("{base}{}", kind.page(id));
+    Ok(match kind {
+        ItemKind::Feature => {
+            let f = crate::tracking::store::get_feature(&state.db, id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("feature").with_field("id"))?;
+            format!(
+                "Implement feature #{} (priority {}): {}\n\n{}\n\nDetails: {link}",
+                f.id, f.priority, f.name, f.description
+            )
+        }
+        ItemKind::Bug => {
+            let b = crate::tracking::store::get_bug(&state.db, id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("bug").with_field("id"))?;
+            format!(
+                "Fix bug #{} ({}): {}\n\n{}\n\nDetails: {link}",
+                b.id, b.severity, b.title, b.description
+            )
+        }
+        ItemKind::Error => {
+            let (g, stack) = crate::errors::actions::group_with_stack(&state.db, id)
+                .await
+                .map_err(|e| ApiError::from(e).with_field("id"))?;
+            error_prompt(&g, stack.as_deref(), &link)
+        }
+    })
+}
+
+/// An error group as a prompt, bounded: the message and stack trace are cut (head and tail
+/// kept) and at most [`PROMPT_NODES`] nodes are named.
+pub fn error_prompt(g: &crate::errors::ErrorGroup, stack: Option<&str>, link: &str) -> String {
+    use crate::errors::cut;
+    let mut nodes: Vec<String> = g
+        .nodes
+        .iter()
+        .take(PROMPT_NODES)
+        .map(|n| format!("{} ({})", n.node_id, n.count))
+        .collect();
+    if g.nodes.len() > PROMPT_NODES {
+        nodes.push(format!("and {} more", g.nodes.len() - PROMPT_NODES));
+    }
+    let mut p = format!(
+        "Fix error group #{id}: {t}: {m}\n\nSource: {s}; level: {l}; status: {st}\nSeen {c} times, first {f}, last {ls}\nNodes: {n}\nGrouped as: {title}\n",
+        id = g.id,
+        t = g.error_type,
+        m = cut(&g.message, PROMPT_MESSAGE_BYTES),
+        s = g.source,
+        l = g.level,
+        st = g.status,
+        c = g.count,
+        f = g.first_seen,
+        ls = g.last_seen,
+        n = if nodes.is_empty() { "—".to_string() } else { nodes.join(", ") },
+        title = cut(&g.title, PROMPT_MESSAGE_BYTES),
+    );
+    if let Some(st) = stack {
+        p.push_str("\nStack trace of a recent occurrence:\n");
+        p.push_str(&cut(st, PROMPT_STACK_BYTES));
+        p.push('\n');
+    }
+    p.push_str(&format!("\nDetails: {link}"));
+    p
+}
+
+/// The moves that take an item from `from` to `review`: straight there when its workflow
+/// allows, else through `in_progress`; none when it is in review already or neither move is
+/// allowed (a finished or cancelled item keeps its status).
+fn path_to_review<S: Copy + PartialEq>(
+    from: S,
+    review: S,
+    in_progress: S,
+    can: impl Fn(S, S) -> bool,
+) -> Vec<S> {
+    if from == review {
+        Vec::new()
+    } else if can(from, review) {
+        vec![review]
+    } else if can(from, in_progress) && can(in_progress, review) {
+        vec![in_progress, review]
+    } else {
+        Vec::new()
+    }
 }
 
 /// Runs the follow-ups of prompt `id`, which just completed.
@@ -101,10 +236,8 @@ pub async fn prompt_completed(state: &AppState, id: i64) -> Result<(), anyhow::E
     let Some(p) = super::assigner::store::get(&state.db, id).await? else {
         return Ok(());
     };
-    let (Some("feature"), Some(feature_id)) = (p.source_kind.as_deref(), p.source_id) else {
-        return Ok(());
-    };
-    let Some(f) = crate::tracking::store::get_feature(&state.db, feature_id).await? else {
+    let kind = p.source_kind.as_deref().and_then(|k| k.parse().ok());
+    let (Some(kind), Some(item)) = (kind, p.source_id) else {
         return Ok(());
     };
     let now = state.clock.now_str();
@@ -112,30 +245,124 @@ pub async fn prompt_completed(state: &AppState, id: i64) -> Result<(), anyhow::E
         actor: "assigner",
         now: &now,
     };
-    let mut steps = Vec::new();
-    if !f.status.can_move_to(FeatureStatus::Review)
-        && f.status.can_move_to(FeatureStatus::InProgress)
-    {
-        steps.push(FeatureStatus::InProgress);
-    }
-    steps.push(FeatureStatus::Review);
-    let mut current = f.status;
-    for step in steps {
-        if !current.can_move_to(step) {
-            break;
+    let comment = format!(
+        "assigner prompt #{id} completed in session {}",
+        p.assigned_session.as_deref().unwrap_or("?")
+    );
+    match kind {
+        ItemKind::Feature => {
+            let Some(f) = crate::tracking::store::get_feature(&state.db, item).await? else {
+                return Ok(());
+            };
+            let steps = path_to_review(
+                f.status,
+                FeatureStatus::Review,
+                FeatureStatus::InProgress,
+                FeatureStatus::can_move_to,
+            );
+            for step in steps {
+                let patch = FeaturePatch {
+                    status: Some(step),
+                    comment: Some(comment.clone()),
+                    ..Default::default()
+                };
+                crate::tracking::actions::update_feature(&state.db, &ctx, item, patch)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("moving feature {item}: {e}"))?;
+            }
         }
-        let patch = FeaturePatch {
-            status: Some(step),
-            comment: Some(format!(
-                "assigner prompt #{id} completed in session {}",
-                p.assigned_session.as_deref().unwrap_or("?")
-            )),
-            ..Default::default()
-        };
-        current = crate::tracking::actions::update_feature(&state.db, &ctx, feature_id, patch)
-            .await
-            .map_err(|e| anyhow::anyhow!("moving feature {feature_id}: {e}"))?
-            .status;
+        ItemKind::Bug => {
+            let Some(b) = crate::tracking::store::get_bug(&state.db, item).await? else {
+                return Ok(());
+            };
+            let steps = path_to_review(
+                b.status,
+                BugStatus::Review,
+                BugStatus::InProgress,
+                BugStatus::can_move_to,
+            );
+            for step in steps {
+                let patch = BugPatch {
+                    status: Some(step),
+                    comment: Some(comment.clone()),
+                    ..Default::default()
+                };
+                crate::tracking::actions::update_bug(&state.db, &ctx, item, patch)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("moving bug {item}: {e}"))?;
+            }
+        }
+        ItemKind::Error => {
+            match crate::errors::actions::mark_in_review(&state.db, "assigner", &now, item, id)
+                .await
+            {
+                Ok(_) | Err(crate::errors::actions::ErrorsError::NotFound(_)) => {}
+                Err(e) => return Err(anyhow::anyhow!("marking error group {item}: {e}")),
+            }
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_way_to_review_follows_each_workflow() {
+        use BugStatus as B;
+        use FeatureStatus as F;
+        let bug = |from| path_to_review(from, B::Review, B::InProgress, B::can_move_to);
+        assert_eq!(bug(B::Open), [B::InProgress, B::Review]);
+        assert_eq!(bug(B::InProgress), [B::Review]);
+        assert!(bug(B::Review).is_empty());
+        assert!(bug(B::Resolved).is_empty() && bug(B::Closed).is_empty());
+        let feature = |from| path_to_review(from, F::Review, F::InProgress, F::can_move_to);
+        assert_eq!(feature(F::Draft), [F::InProgress, F::Review]);
+        assert_eq!(feature(F::Blocked), [F::Review]);
+        assert!(feature(F::Review).is_empty() && feature(F::Cancelled).is_empty());
+    }
+
+    #[test]
+    fn error_prompts_are_bounded_and_link_back() {
+        let g = crate::errors::ErrorGroup {
+            id: 7,
+            fingerprint: "f".into(),
+            error_type: "KeyError".into(),
+            source: "api".into(),
+            title: "t".into(),
+            message: "m".repeat(100_000),
+            level: crate::errors::ErrorLevel::Error,
+            status: crate::errors::GroupStatus::Open,
+            regressed: false,
+            count: 3,
+            first_seen: "2026-11-26T10:00:00.000000Z".into(),
+            last_seen: "2026-11-26T11:00:00.000000Z".into(),
+            last_node: "n1".into(),
+            resolved_at: None,
+            resolved_by: None,
+            bug_id: None,
+            review_at: None,
+            review_prompt_id: None,
+            nodes: (0..20)
+                .map(|i| crate::errors::NodeCount {
+                    node_id: format!("n{i}"),
+                    count: 1,
+                    first_seen: String::new(),
+                    last_seen: String::new(),
+                })
+                .collect(),
+        };
+        let stack = "frame\n".repeat(50_000);
+        let p = error_prompt(&g, Some(&stack), "http://h/errors/7");
+        assert!(
+            p.len() < PROMPT_MESSAGE_BYTES * 2 + PROMPT_STACK_BYTES + 2_000,
+            "{}",
+            p.len()
+        );
+        assert!(p.starts_with("Fix error group #7: KeyError: "));
+        assert!(p.contains("Seen 3 times") && p.contains("n9 (1), and 10 more"));
+        assert!(p.contains("Stack trace of a recent occurrence:\nframe"));
+        assert!(p.ends_with("Details: http://h/errors/7"));
+    }
 }

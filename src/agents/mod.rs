@@ -5,11 +5,14 @@
 //! `route.rs` the one place a tmux operation is sent to the local driver or a remote node;
 //! `classify.rs` the pane classifier and its built-in pattern table; `sessions.rs` tracking
 //! sessions and their state (pane readings and hook events, each change with its signal);
-//! `store.rs` SQL for sessions and pane patterns; `api.rs` / `pages.rs` HTTP.
+//! `store.rs` SQL for sessions and pane patterns; `api.rs` / `pages.rs` HTTP; `assign.rs` sending
+//! a feature, bug or error group to a session (API and the follow-up when its prompt completes)
+//! and `assign_pages.rs` the Assign box the item pages include.
 
 pub mod agents_api;
 pub mod api;
 pub mod assign;
+pub mod assign_pages;
 pub mod assigner;
 pub mod classify;
 pub mod config;

@@ -384,6 +384,7 @@ pub enum BugCmd {
     List {
         #[arg(long)]
         project: Option<i64>,
+        /// open, in_progress, review, resolved, closed or wont_fix.
         #[arg(long)]
         status: Option<BugStatus>,
         #[arg(long)]
@@ -409,11 +410,15 @@ pub enum BugCmd {
         #[arg(long)]
         assignee: Option<String>,
     },
-    /// Change fields of a bug.
+    /// Change fields of a bug; --status moves it: open, in_progress, review (a fix waiting
+    /// for a check), resolved, closed, wont_fix; a refused move names the allowed ones.
     Set {
         id: i64,
         #[arg(long)]
         status: Option<BugStatus>,
+        /// Comment kept with the status change (in the bug's history).
+        #[arg(long, requires = "status")]
+        comment: Option<String>,
         #[arg(long)]
         severity: Option<BugSeverity>,
         #[arg(long)]
@@ -503,6 +508,7 @@ pub async fn bugs(cfg: &ClientConfig, cmd: BugCmd) -> anyhow::Result<()> {
         BugCmd::Set {
             id,
             status,
+            comment,
             severity,
             title,
             description,
@@ -516,6 +522,7 @@ pub async fn bugs(cfg: &ClientConfig, cmd: BugCmd) -> anyhow::Result<()> {
                 severity,
                 status,
                 assignee: clearable(assignee),
+                comment,
             };
             one(c.update_bug(id, &patch).await?)
         }

@@ -141,6 +141,47 @@ pub async fn resolve_group(db: &Db, actor: &str, now: &str, id: i64) -> Result<E
     Ok(g)
 }
 
+/// Marks an open group in review after its assigned prompt `prompt_id` completed (see the
+/// module doc), with its activity record. Returns false, changing nothing, when the group
+/// is resolved.
+pub async fn mark_in_review(
+    db: &Db,
+    actor: &str,
+    now: &str,
+    id: i64,
+    prompt_id: i64,
+) -> Result<bool> {
+    let mut tx = crate::db::begin_write(db).await?;
+    store::lock_group(&mut tx, id, now)
+        .await?
+        .ok_or(ErrorsError::NotFound("error group"))?;
+    let marked = store::mark_in_review(&mut tx, id, prompt_id, now).await?;
+    if marked {
+        log(
+            &mut tx,
+            actor,
+            now,
+            "review",
+            id,
+            json!({"prompt_id": prompt_id, "comment": format!("assigner prompt #{prompt_id} completed")}),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(marked)
+}
+
+/// A group with its latest stack trace, for an agent prompt about it.
+pub async fn group_with_stack(db: &Db, id: i64) -> Result<(ErrorGroup, Option<String>)> {
+    let group = {
+        let mut conn = db.acquire().await?;
+        store::get_group(&mut conn, id)
+            .await?
+            .ok_or(ErrorsError::NotFound("error group"))?
+    };
+    Ok((group, store::stack_trace(db, id).await?))
+}
+
 /// Resolves the open groups linked to a bug, inside the caller's transaction (the bug's status
 /// change). Called by `tracking::actions::update_bug` when a bug is resolved or closed.
 pub async fn resolve_groups_of_bug(
@@ -321,6 +362,8 @@ mod tests {
             resolved_at: None,
             resolved_by: None,
             bug_id: None,
+            review_at: None,
+            review_prompt_id: None,
             nodes: Vec::new(),
         }
     }

@@ -9,6 +9,14 @@
 //! disk. Reads, resolve and create-bug are ordinary transactions (`store.rs`, `actions.rs`);
 //! `retention` keeps the sample and histogram tables bounded.
 //!
+//! Review: a group can be assigned to an agent session like a feature or a bug
+//! (`agents::assign`). When that prompt completes, the group is marked *in review*
+//! (`review_at`, `review_prompt_id`; [`actions::mark_in_review`]) rather than given a third
+//! status: the ingest upsert sets `status = 'open'` on every occurrence, and an error keeps
+//! occurring until the fix is deployed, so a `review` status would be overwritten within
+//! seconds. The mark survives new occurrences (the page shows them after `review_at`) and is
+//! cleared when the group is resolved.
+//!
 //! Files: `fingerprint.rs` normalisation and group keys; `sentry.rs` Sentry envelopes and
 //! events; `body.rs` caps and decompression; `limits.rs` rate limits; `ingest.rs` the writer;
 //! `store.rs` SQL; `actions.rs` transactional operations; `api.rs` / `pages.rs` HTTP.
@@ -241,6 +249,11 @@ pub struct ErrorGroup {
     pub resolved_at: Option<String>,
     pub resolved_by: Option<String>,
     pub bug_id: Option<i64>,
+    /// Set when an agent prompt assigned for this group completed: a fix waits for a person's
+    /// check. Cleared by resolving. Not a status (see the module doc).
+    pub review_at: Option<String>,
+    /// That prompt.
+    pub review_prompt_id: Option<i64>,
     /// Nodes it was seen on, most occurrences first.
     pub nodes: Vec<NodeCount>,
 }

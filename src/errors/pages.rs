@@ -258,6 +258,7 @@ struct DetailPage {
     inferred: Option<i64>,
     severities: &'static [BugSeverity],
     suggested: BugSeverity,
+    assign: crate::agents::assign_pages::AssignBox,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -285,6 +286,12 @@ async fn detail_page(
         error: q.error,
     };
     let title = format!("Error #{id}");
+    let assign = crate::agents::assign_pages::AssignBox::load(
+        &s,
+        crate::agents::assign::ItemKind::Error,
+        id,
+    )
+    .await?;
     Ok(render(&DetailPage {
         layout: Layout::new(&s, &who, "errors", &title).with_flash(&flash),
         chart: bars(&series, &axis, 672.0, 80.0),
@@ -296,6 +303,7 @@ async fn detail_page(
         severities: BugSeverity::ALL,
         projects,
         d,
+        assign,
     }))
 }
 

@@ -76,9 +76,13 @@ crate::text_enum! {
 }
 
 crate::text_enum! {
+    /// The bug workflow: open → in_progress → (review →) resolved → closed, with wont_fix;
+    /// `review` is a fix waiting for a person's check (an agent's assigned prompt completed).
+    /// See [`BugStatus::next`].
     pub enum BugStatus ("bug status") {
         Open = "open",
         InProgress = "in_progress",
+        Review = "review",
         Resolved = "resolved",
         Closed = "closed",
         WontFix = "wont_fix",
@@ -86,16 +90,22 @@ crate::text_enum! {
 }
 
 impl BugStatus {
-    /// Allowed bug status changes; any finished bug can be reopened.
+    /// Allowed bug status changes; any finished bug can be reopened. This table is the whole
+    /// workflow. A fix in review is accepted (resolved), sent back to work, reopened or closed.
     pub fn next(self) -> &'static [BugStatus] {
         use BugStatus::*;
         match self {
             Open => &[InProgress, Resolved, Closed, WontFix],
-            InProgress => &[Resolved, Open, Closed, WontFix],
+            InProgress => &[Resolved, Review, Open, Closed, WontFix],
+            Review => &[Resolved, InProgress, Open, Closed],
             Resolved => &[Closed, Open],
             Closed => &[Open],
             WontFix => &[Open, Closed],
         }
+    }
+
+    pub fn can_move_to(self, to: BugStatus) -> bool {
+        self.next().contains(&to)
     }
 
     /// Resolved and closed count as done for milestone progress.
@@ -623,10 +633,20 @@ pub struct BugPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub assignee: Option<Option<String>>,
+    /// Kept with a status change in the bug's activity record (its history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 impl BugPatch {
     pub fn validate(&mut self) -> Result<(), Invalid> {
+        self.comment = clean_optional("comment", self.comment.as_deref(), MAX_COMMENT)?;
+        if self.comment.is_some() && self.status.is_none() {
+            return Err(invalid(
+                "comment",
+                "a comment goes with a status change; add 'status'",
+            ));
+        }
         if let Some(n) = &self.title {
             self.title = Some(clean_name("title", n)?);
         }
@@ -772,8 +792,16 @@ mod tests {
         assert!(!FeatureStatus::Draft.can_move_to(FeatureStatus::Completed));
         assert!(FeatureStatus::Review.can_move_to(FeatureStatus::Completed));
         for s in BugStatus::ALL {
-            assert!(!s.next().contains(s));
+            assert!(!s.next().contains(s), "{s} -> itself");
+            assert!(!s.next().is_empty(), "{s} is a dead end");
         }
+        use BugStatus as B;
+        assert!(B::InProgress.can_move_to(B::Review));
+        assert!(!B::Open.can_move_to(B::Review), "review follows work");
+        for to in [B::Resolved, B::InProgress, B::Open, B::Closed] {
+            assert!(B::Review.can_move_to(to), "review -> {to}");
+        }
+        assert!(!B::Review.is_done());
     }
 
     #[test]

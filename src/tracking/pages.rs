@@ -5,6 +5,8 @@
 use super::actions::{self, Ctx};
 use super::store;
 use super::*;
+use crate::agents::assign::ItemKind;
+use crate::agents::assign_pages::AssignBox;
 use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::auth::Identity;
@@ -629,6 +631,7 @@ struct FeaturePage {
     d: FeatureDetail,
     project: String,
     milestones: Vec<Milestone>,
+    assign: AssignBox,
 }
 
 async fn feature_page(
@@ -652,11 +655,13 @@ async fn feature_page(
     )
     .await?;
     let title = format!("Feature: {}", d.feature.name);
+    let assign = AssignBox::load(&s, ItemKind::Feature, id).await?;
     Ok(render(&FeaturePage {
         layout: layout(&s, &who, "features", &title, &flash),
         d,
         project,
         milestones,
+        assign,
     }))
 }
 
@@ -852,7 +857,35 @@ struct BugPage {
     severities: &'static [BugSeverity],
     /// Error groups this bug was created from (see `errors`).
     errors: Vec<i64>,
+    history: Vec<BugHistoryRow>,
+    assign: AssignBox,
 }
+
+/// One line of a bug's history, from its activity records (newest first).
+struct BugHistoryRow {
+    at: String,
+    actor: String,
+    action: String,
+    /// The status it moved to, or "".
+    status: String,
+    comment: String,
+}
+
+impl From<crate::activity::ActivityEntry> for BugHistoryRow {
+    fn from(e: crate::activity::ActivityEntry) -> Self {
+        let text = |k: &str| e.details[k].as_str().unwrap_or_default().to_string();
+        BugHistoryRow {
+            status: text("status"),
+            comment: text("comment"),
+            at: e.created_at,
+            actor: e.actor,
+            action: e.action,
+        }
+    }
+}
+
+/// History lines shown on a bug's page.
+const BUG_HISTORY: i64 = 100;
 
 async fn bug_page(
     State(s): State<AppState>,
@@ -876,6 +909,21 @@ async fn bug_page(
     .await?;
     let title = format!("Bug #{}: {}", b.id, b.title);
     let errors = crate::errors::store::groups_of_bug(&s.db, id).await?;
+    let history = crate::activity::store::list(
+        &s.db,
+        &crate::activity::ActivityFilter {
+            entity: Some("bug".into()),
+            entity_id: Some(id),
+            ..Default::default()
+        },
+        BUG_HISTORY,
+        0,
+    )
+    .await?
+    .into_iter()
+    .map(BugHistoryRow::from)
+    .collect();
+    let assign = AssignBox::load(&s, ItemKind::Bug, id).await?;
     Ok(render(&BugPage {
         layout: layout(&s, &who, "bugs", &title, &flash),
         b,
@@ -883,6 +931,8 @@ async fn bug_page(
         milestones,
         severities: BugSeverity::ALL,
         errors,
+        history,
+        assign,
     }))
 }
 
@@ -900,6 +950,7 @@ async fn bug_update(
             severity: Some(f.severity),
             status: None,
             assignee: Some(opt_text(&f.assignee)),
+            comment: None,
         },
         Err(e) => return back_with_error(&back, &e),
     };
@@ -924,6 +975,7 @@ async fn bug_status(
     };
     let patch = BugPatch {
         status: Some(status),
+        comment: opt_text(&f.comment),
         ..Default::default()
     };
     let (actor, now) = (who.actor(), s.clock.now_str());

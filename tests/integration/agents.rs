@@ -845,7 +845,7 @@ async fn a_queued_prompt_is_typed_into_an_idle_session_and_completed() {
         .await;
     assert_eq!(r.status, 404);
     let r = w
-        .post_json("/api/assign-to-tmux", &json!({"kind": "error", "id": 1}))
+        .post_json("/api/assign-to-tmux", &json!({"kind": "devops", "id": 1}))
         .await;
     assert_eq!(
         (r.status, r.json["field"].as_str()),

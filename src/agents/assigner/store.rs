@@ -162,6 +162,25 @@ pub async fn list(db: &Db, f: &PromptFilter) -> Result<Vec<Prompt>, sqlx::Error>
     Ok(rows.into_iter().map(Prompt::from).collect())
 }
 
+/// The prompts sent for one item (`source_kind` feature | bug | error), newest first.
+pub async fn of_source(
+    db: &Db,
+    kind: &str,
+    id: i64,
+    limit: i64,
+) -> Result<Vec<Prompt>, sqlx::Error> {
+    let rows: Vec<PromptRow> = sqlx::query_as(&format!(
+        "SELECT {COLS} FROM assigner_prompts WHERE source_kind = $1 AND source_id = $2 \
+         ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(kind)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Prompt::from).collect())
+}
+
 /// Pending prompts in dispatch order: priority, then age.
 pub async fn pending(db: &Db, limit: i64) -> Result<Vec<Prompt>, sqlx::Error> {
     let rows: Vec<PromptRow> = sqlx::query_as(&format!(

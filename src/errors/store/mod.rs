@@ -33,6 +33,8 @@ struct GroupRow {
     resolved_at: Option<String>,
     resolved_by: Option<String>,
     bug_id: Option<i64>,
+    review_at: Option<String>,
+    review_prompt_id: Option<i64>,
 }
 
 impl From<GroupRow> for ErrorGroup {
@@ -54,13 +56,16 @@ impl From<GroupRow> for ErrorGroup {
             resolved_at: r.resolved_at,
             resolved_by: r.resolved_by,
             bug_id: r.bug_id,
+            review_at: r.review_at,
+            review_prompt_id: r.review_prompt_id,
             nodes: Vec::new(),
         }
     }
 }
 
 const GROUP_COLS: &str = "e.id, e.fingerprint, e.error_type, e.source, e.title, e.message, e.level, e.status,
-    e.regressed, e.occurrences, e.first_seen, e.last_seen, e.last_node, e.resolved_at, e.resolved_by, e.bug_id";
+    e.regressed, e.occurrences, e.first_seen, e.last_seen, e.last_node, e.resolved_at, e.resolved_by, e.bug_id,
+    e.review_at, e.review_prompt_id";
 
 /// Fills each group's `nodes` (most occurrences first).
 async fn attach_nodes(
@@ -262,7 +267,7 @@ pub async fn mark_resolved(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE errors SET status = 'resolved', regressed = 0, resolved_at = $1, resolved_by = $2,
-                updated_at = $1 WHERE id = $3",
+                review_at = NULL, review_prompt_id = NULL, updated_at = $1 WHERE id = $3",
     )
     .bind(now)
     .bind(actor)
@@ -270,6 +275,26 @@ pub async fn mark_resolved(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Marks an open group "in review": the agent prompt `prompt_id` sent for it completed.
+/// Returns false when the group is not open (resolved meanwhile: nothing to review).
+pub async fn mark_in_review(
+    conn: &mut AnyConnection,
+    id: i64,
+    prompt_id: i64,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE errors SET review_at = $1, review_prompt_id = $2, updated_at = $1
+         WHERE id = $3 AND status = 'open'",
+    )
+    .bind(now)
+    .bind(prompt_id)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() > 0)
 }
 
 pub async fn link_bug(
