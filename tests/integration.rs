@@ -7,6 +7,8 @@ mod support;
 
 #[path = "integration/agents.rs"]
 mod agents;
+#[path = "integration/assign.rs"]
+mod assign;
 #[path = "integration/auth.rs"]
 mod auth;
 #[path = "integration/browser.rs"]
