@@ -52,6 +52,8 @@ pub struct AssignBox {
     /// Groups of those sessions.
     pub groups: Vec<String>,
     pub default_priority: i64,
+    /// What happens to the item when its prompt completes.
+    pub on_done: &'static str,
 }
 
 impl AssignBox {
@@ -83,6 +85,10 @@ impl AssignBox {
             roles: SessionRole::ALL,
             groups,
             default_priority: DEFAULT_PRIORITY,
+            on_done: match kind {
+                ItemKind::Feature | ItemKind::Bug => "moves to review",
+                ItemKind::Error => "is marked in review until someone resolves it",
+            },
         })
     }
 }

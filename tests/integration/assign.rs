@@ -296,7 +296,16 @@ async fn assign_api_and_page_forms_queue_prompts_for_features_bugs_and_error_gro
         for id in ids {
             assert!(r.body.contains(&format!("#{id}</a>")), "{page} lists #{id}");
         }
-        assert!(r.body.contains("s-pending"), "{page} shows the status");
+        assert!(
+            r.body.contains("badge ag-pending"),
+            "{page} shows the status"
+        );
+        let on_done = if page.starts_with("/errors") {
+            "is marked in review until someone resolves it"
+        } else {
+            "moves to review"
+        };
+        assert!(r.body.contains(on_done), "{page} says what completion does");
     }
 
     // A viewer sees the assignments but no working button, and is refused.
@@ -383,7 +392,7 @@ async fn completed_prompts_move_a_bug_to_review_and_mark_an_error_group_in_revie
     let admin = t.admin().await;
     let page = admin.get(&format!("/bugs/{bid}")).await;
     assert!(page.body.contains(&comment), "bug history names the prompt");
-    assert!(page.body.contains(&format!("#{pid}</a>")) && page.body.contains("s-completed"));
+    assert!(page.body.contains(&format!("#{pid}</a>")) && page.body.contains("badge ag-completed"));
     let r = admin
         .post_form(
             &format!("/bugs/{bid}/status"),
