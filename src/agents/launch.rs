@@ -1,8 +1,10 @@
-//! `POST /api/agents/sessions` (what `architect session start` calls): launches an agent in a
-//! tmux session with the right environment, registers it (agent, role, groups, manager), and
-//! for Claude Code writes a settings file whose hooks run `architect hook <event>`, so a
-//! submitted prompt, a finished turn, a notification and a tool about to run are reported to
-//! the control plane as positive events.
+//! `POST /api/agents/sessions` (what `architect session start` calls): checks the request,
+//! mints the session's agent-scope token, registers the session (agent, role, groups,
+//! manager), and has `agents::spawn` start it — on this server's tmux, or on a remote node
+//! through its agent's `session-start` command (one launch code path for both). For Claude
+//! Code that writes a settings file whose hooks run `architect hook <event>`, so a submitted
+//! prompt, a finished turn, a notification and a tool about to run are reported to the control
+//! plane as positive events, and points it at architect's LLM gateway unless `no_gateway`.
 //!
 //! Optional git worktree per session: `feature/<slug>-MMDD` branched from the cwd's HEAD into
 //! `<data-dir>/worktrees/<session>`, so parallel agents never share a checkout.
@@ -197,7 +199,17 @@ pub async fn start(
             (state.nodes.local_node() != Some(id)).then_some(id)
         }
     };
-    if remote.is_none() && state.agents.tmux().has_session(&name).await? {
+    // Checked before anything is minted or registered (the node checks again when it starts).
+    let exists = match remote {
+        None => state.agents.tmux().has_session(&name).await?,
+        Some(_) => match super::route::run(state, &node, super::route::TmuxOp::List).await? {
+            super::route::TmuxAnswer::Sessions(list) => {
+                list.iter().any(|s| s.name == name.as_str())
+            }
+            _ => false,
+        },
+    };
+    if exists {
         return Err(AgentsError::Conflict(format!(
             "tmux session '{name}' already exists"
         )));
