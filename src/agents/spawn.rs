@@ -39,7 +39,7 @@ pub struct LaunchPlan {
     pub node: String,
     /// The session's agent-scope token: hooks report with it, and the gateway accepts it.
     pub token: String,
-    /// Point the agent at architect's LLM gateway (Claude Code; `chat` always uses it).
+    /// Point the agent at architect's LLM gateway (Claude Code, Codex; `chat` always uses it).
     pub gateway: bool,
 }
 
@@ -92,7 +92,8 @@ async fn git(cwd: &str, args: &[&str]) -> Result<String, AgentsError> {
 /// override them), then architect's own (which nobody overrides).
 fn environment(side: &NodeSide, plan: &LaunchPlan) -> (Vec<(String, String)>, bool) {
     let mut env = BTreeMap::new();
-    let mut gateway = plan.agent == LaunchAgent::Chat;
+    let mut gateway = plan.agent == LaunchAgent::Chat
+        || (plan.agent == LaunchAgent::Codex && plan.gateway && side.dashboard_url.is_some());
     if plan.gateway && plan.agent == LaunchAgent::Claude {
         if let Some(url) = &side.dashboard_url {
             // The gateway serves /v1/messages and takes a token as a bearer; an auth token
@@ -114,6 +115,35 @@ fn environment(side: &NodeSide, plan: &LaunchPlan) -> (Vec<(String, String)>, bo
         env.insert("ARCHITECT_URL".to_string(), url.clone());
     }
     (env.into_iter().collect(), gateway)
+}
+
+/// The name of the model provider architect adds to Codex's configuration.
+pub const CODEX_PROVIDER: &str = "architect";
+
+/// Codex configuration overrides (`-c key=value`, values in TOML) that make the gateway's
+/// `/v1/responses` its model provider, reading the session's token from `ARCHITECT_TOKEN`
+/// (`env_key`): the URL is on the command line, the token only in the environment.
+fn codex_gateway_args(side: &NodeSide, plan: &LaunchPlan) -> Vec<String> {
+    let Some(url) = side.dashboard_url.as_deref().filter(|_| plan.gateway) else {
+        return Vec::new();
+    };
+    let p = CODEX_PROVIDER;
+    let base = format!("{}/v1", url.trim_end_matches('/'));
+    [
+        format!("model_provider=\"{p}\""),
+        format!("model_providers.{p}.name=\"architect gateway\""),
+        format!("model_providers.{p}.base_url={}", toml_string(&base)),
+        format!("model_providers.{p}.env_key=\"ARCHITECT_TOKEN\""),
+        format!("model_providers.{p}.wire_api=\"responses\""),
+    ]
+    .into_iter()
+    .flat_map(|kv| ["-c".to_string(), kv])
+    .collect()
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
 /// Starts the session `plan` describes on this node's tmux server.
@@ -167,6 +197,7 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
             command.push(plan.program.clone().unwrap_or_else(|| "codex".into()));
             // Without it codex 0.169 starts a daemon that outlives the session (README).
             command.push("--no-daemon".into());
+            command.extend(codex_gateway_args(side, plan));
         }
         LaunchAgent::Chat => {
             command.push(
@@ -265,12 +296,22 @@ mod tests {
     }
 
     #[test]
-    fn the_callers_env_wins_over_the_gateway_and_codex_keeps_its_provider() {
+    fn the_callers_env_wins_over_the_gateway_and_codex_gets_a_gateway_provider() {
         let (env, _) = environment(&side(), &plan(LaunchAgent::Claude, true));
         let env: BTreeMap<_, _> = env.into_iter().collect();
         assert_eq!(env["ANTHROPIC_BASE_URL"], "http://mine");
         let (env, gw) = environment(&side(), &plan(LaunchAgent::Codex, true));
-        assert!(!gw);
+        assert!(gw);
         assert!(!env.iter().any(|(k, _)| k.starts_with("OPENAI")));
+        let args = codex_gateway_args(&side(), &plan(LaunchAgent::Codex, true)).join(" ");
+        assert!(
+            args.contains(r#"model_providers.architect.base_url="http://dash:8080/v1""#),
+            "{args}"
+        );
+        assert!(
+            !args.contains("tok"),
+            "the token is never on the command line: {args}"
+        );
+        assert!(codex_gateway_args(&side(), &plan(LaunchAgent::Codex, false)).is_empty());
     }
 }

@@ -1750,7 +1750,7 @@ async fn real_codex_prompts_complete_and_approvals_use_codex_keys() {
     let r = w
         .post_json(
             "/api/agents/sessions",
-            &json!({"name": "codex", "agent": "codex", "cwd": work_s,
+            &json!({"name": "codex", "agent": "codex", "cwd": work_s, "no_gateway": true,
                     "program": launcher.display().to_string()}),
         )
         .await;
@@ -1806,6 +1806,94 @@ async fn real_codex_prompts_complete_and_approvals_use_codex_keys() {
             .then_some(())
     })
     .await;
+    t.stop().await;
+}
+
+/// `session start --agent codex` with no provider of its own: Codex's provider becomes the
+/// gateway's `/v1/responses` (its token from ARCHITECT_TOKEN), which serves the turn from the
+/// gateway's chain (here mock_llm.py's Anthropic Messages) and streams it back as Responses
+/// events.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_codex_started_by_session_start_goes_through_the_gateway() {
+    let Some(codex) = real_cli("codex") else {
+        return;
+    };
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(home.join(".codex")).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let work_s = work.display().to_string();
+    let mock = Mock::start(dir.path(), &work).await;
+    std::fs::write(
+        home.join(".codex/config.toml"),
+        format!(
+            "model = \"gpt-5-codex\"\napproval_policy = \"on-request\"\nsandbox_mode = \"workspace-write\"\ncheck_for_update_on_startup = false\n\n[projects.\"{work_s}\"]\ntrust_level = \"trusted\"\n\n[notice]\nhide_full_access_warning = true\n\n[analytics]\nenabled = false\n"
+        ),
+    )
+    .unwrap();
+    let socket = tmux.socket.clone();
+    let mock_url = format!("http://127.0.0.1:{}", mock.port);
+    let t = TestServer::start_with(move |c| {
+        c.agents.tmux_socket = Some(socket);
+        c.worker_bin = Some(PathBuf::from(BIN));
+        c.llm = architect::llm::LlmConfig {
+            chain: "claude".into(),
+            default_provider: "claude".into(),
+            anthropic_api_key: Some("sk-gateway-provider-key".into()),
+            anthropic_base_url: mock_url,
+            ..architect::llm::LlmConfig::default()
+        };
+    })
+    .await;
+    let w = t.token("admin").await;
+    let r = w
+        .post_json(
+            "/api/agents/sessions",
+            &json!({"name": "cx", "agent": "codex", "cwd": work_s,
+                    "program": codex.display().to_string(),
+                    "env": {"HOME": home.display().to_string(),
+                            "CODEX_HOME": home.join(".codex").display().to_string(),
+                            "TERM": "xterm-256color"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json["gateway"], true, "{}", r.body);
+    let token = session_env(&tmux, "cx", "ARCHITECT_TOKEN");
+    assert!(!token.is_empty() && !r.body.contains(&token));
+    until("Codex's idle prompt", || async {
+        let c = capture(&w, "cx").await;
+        (c["classification"]["agent"] == "codex"
+            && c["classification"]["state"] == "idle"
+            && c["classification"]["input"] == "empty")
+            .then_some(())
+    })
+    .await;
+    let id = send_prompt(&w, json!({"content": "say hello"})).await;
+    let p = wait_prompt(&w, id, "completed").await;
+    assert!(
+        p["response"]
+            .as_str()
+            .unwrap()
+            .contains("Hello from the mock LLM"),
+        "{p}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("requests.jsonl")).unwrap();
+    assert!(
+        log.lines().all(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["path"].as_str().unwrap().starts_with("/v1/messages")
+        }),
+        "every request reached the mock as Anthropic Messages through the gateway: {log}"
+    );
+    assert!(!log.contains(&token));
+    let summary = w.get("/api/llm-metrics/summary").await;
+    assert!(
+        summary.json["total_requests"].as_i64().unwrap() >= 1,
+        "{}",
+        summary.body
+    );
     t.stop().await;
 }
 
