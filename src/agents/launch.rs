@@ -76,8 +76,8 @@ pub struct StartSession {
     /// Extra environment for the agent (names: letters, digits, '_').
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
-    /// Keep the agent's own provider configuration instead of pointing Claude Code at
-    /// architect's LLM gateway (Codex always keeps its own; `chat` always uses the gateway).
+    /// Keep the agent's own provider configuration instead of pointing Claude Code or Codex
+    /// at architect's LLM gateway (`chat` always uses the gateway).
     #[serde(default)]
     pub no_gateway: bool,
 }

@@ -36,11 +36,12 @@ pub enum SessionCmd {
         /// Give the session its own git worktree and branch (feature/<slug>-MMDD).
         #[arg(long)]
         worktree: bool,
-        /// Keep the agent's own provider configuration. Without it, Claude Code is pointed at
-        /// architect's LLM gateway (ANTHROPIC_BASE_URL = the dashboard, a token scoped to this
-        /// session in its environment), so failover and the cost ledger apply. Codex always
-        /// keeps its configured provider (the gateway does not serve the Responses API that
-        /// Codex speaks); chat always uses the gateway.
+        /// Keep the agent's own provider configuration. Without it, the agent's model requests
+        /// go through architect's LLM gateway, so failover, budgets and the cost ledger apply:
+        /// Claude Code gets ANTHROPIC_BASE_URL = the dashboard and ANTHROPIC_AUTH_TOKEN = a
+        /// token scoped to this session (in its environment, never on a command line); Codex
+        /// gets `-c` overrides making the gateway's /v1/responses its model provider, reading
+        /// the same token from ARCHITECT_TOKEN. chat always uses the gateway.
         #[arg(long)]
         no_gateway: bool,
         /// Program to run instead of the agent's default binary.
