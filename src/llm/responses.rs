@@ -535,8 +535,8 @@ mod tests {
         );
         let last = out
             .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .last()
+            .rev()
+            .find_map(|l| l.strip_prefix("data: "))
             .unwrap();
         let v: Value = serde_json::from_str(last).unwrap();
         assert_eq!(v["response"]["output"][0]["content"][0]["text"], "Hello");
