@@ -1897,6 +1897,41 @@ async fn real_codex_started_by_session_start_goes_through_the_gateway() {
     t.stop().await;
 }
 
+/// `session start --agent chat` runs `architect chat --worker --session NAME`, which reaches the
+/// gateway with the session's URL and token, and shows its ready marker.
+#[tokio::test(flavor = "multi_thread")]
+async fn session_start_runs_a_chat_worker_named_after_its_session() {
+    let tmux = PrivateTmux::new();
+    let t = real_server(&tmux).await;
+    let w = t.token("admin").await;
+    let r = w
+        .post_json(
+            "/api/agents/sessions",
+            &json!({"name": "ch", "agent": "chat", "cwd": "/tmp"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json["gateway"], true);
+    assert_eq!(
+        r.json["command"].as_array().unwrap()[1..],
+        [
+            json!("chat"),
+            json!("--worker"),
+            json!("--session"),
+            json!("ch")
+        ]
+    );
+    assert_eq!(session_env(&tmux, "ch", "ARCHITECT_URL"), t.url);
+    until("the chat worker's ready marker", || async {
+        capture(&w, "ch").await["output"]
+            .as_str()?
+            .contains("ARCHITECT-CHAT READY session=ch")
+            .then_some(())
+    })
+    .await;
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn assigner_and_terminal_cli() {
     let t = TestServer::start_with(|c| c.agents.assigner = false).await;
