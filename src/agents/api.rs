@@ -67,12 +67,6 @@ impl From<AgentsError> for ApiError {
                 ),
                 allowed,
             ),
-            e @ AgentsError::NodeChannelUnavailable(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "node_channel_unavailable",
-                e.to_string(),
-            )
-            .with_field("node"),
             AgentsError::Node(e) => ApiError::from(e).with_field("node"),
             AgentsError::Tmux(t) => t.into(),
             AgentsError::Db(e) => ApiError::from(e),

@@ -1,22 +1,25 @@
-//! `POST /api/agents/sessions` (what `architect session start` calls): launches an agent in a
-//! tmux session with the right environment, registers it (agent, role, groups, manager), and
-//! for Claude Code writes a settings file whose hooks run `architect hook <event>`, so a
-//! submitted prompt, a finished turn, a notification and a tool about to run are reported to
-//! the control plane as positive events.
+//! `POST /api/agents/sessions` (what `architect session start` calls): checks the request,
+//! mints the session's agent-scope token, registers the session (agent, role, groups,
+//! manager), and has `agents::spawn` start it — on this server's tmux, or on a remote node
+//! through its agent's `session-start` command (one launch code path for both). For Claude
+//! Code that writes a settings file whose hooks run `architect hook <event>`, so a submitted
+//! prompt, a finished turn, a notification and a tool about to run are reported to the control
+//! plane as positive events, and points it at architect's LLM gateway unless `no_gateway`.
 //!
 //! Optional git worktree per session: `feature/<slug>-MMDD` branched from the cwd's HEAD into
 //! `<data-dir>/worktrees/<session>`, so parallel agents never share a checkout.
 
 use super::route::NodeRef;
+use super::spawn::{self, LaunchPlan, Launched, NodeSide};
 use super::store::{self, SessionFacts};
-use super::tmux::{NewSession, SessionName};
+use super::tmux::SessionName;
 use super::{AgentsError, SessionRole};
 use crate::app::AppState;
 use crate::auth::actions::NewApiToken;
 use crate::auth::{Identity, Scope};
 use crate::validate::invalid;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 crate::text_enum! {
     /// What `architect session start --agent` launches.
@@ -73,6 +76,10 @@ pub struct StartSession {
     /// Extra environment for the agent (names: letters, digits, '_').
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// Keep the agent's own provider configuration instead of pointing Claude Code or Codex
+    /// at architect's LLM gateway (`chat` always uses the gateway).
+    #[serde(default)]
+    pub no_gateway: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +92,8 @@ pub struct StartedSession {
     /// The Claude Code settings file holding architect's hooks, when one was written.
     pub settings_path: Option<String>,
     pub command: Vec<String>,
+    /// The agent's model requests go through architect's LLM gateway.
+    pub gateway: bool,
 }
 
 fn check_group(g: &str) -> bool {
@@ -130,26 +139,8 @@ pub fn claude_settings(architect: &Path) -> serde_json::Value {
     serde_json::json!({ "hooks": hooks })
 }
 
-async fn git(cwd: &str, args: &[&str]) -> Result<String, AgentsError> {
-    let out = tokio::process::Command::new("git")
-        .arg("-C")
-        .arg(cwd)
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| AgentsError::Conflict(format!("cannot run git: {e}")))?;
-    if !out.status.success() {
-        return Err(AgentsError::Invalid(invalid(
-            "worktree",
-            format!(
-                "git {} failed: {}",
-                args.first().copied().unwrap_or(""),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
+/// How long a remote `session-start` may take, delivery and a git worktree included.
+pub const REMOTE_START_TIMEOUT_S: i64 = 60;
 
 pub async fn start(
     state: &AppState,
@@ -168,6 +159,9 @@ pub async fn start(
         if !cwd.starts_with('/') {
             return Err(invalid("cwd", "cwd must be an absolute path").into());
         }
+    }
+    if req.worktree && req.cwd.is_none() {
+        return Err(invalid("cwd", "a worktree needs cwd (a git checkout)").into());
     }
     if req
         .args
@@ -190,76 +184,40 @@ pub async fn start(
             );
         }
     }
-    if node != NodeRef::Local {
-        return Err(AgentsError::NodeChannelUnavailable(node.name().to_string()));
-    }
-    if state.agents.tmux().has_session(&name).await? {
+    // Where it runs: this server's tmux, or a node's agent (this server's own node included,
+    // which is local whatever it is called).
+    let remote = match &node {
+        NodeRef::Local => None,
+        NodeRef::Remote(n) => {
+            let Some(id) = crate::nodes::actions::node_id_by_name(state, n).await? else {
+                return Err(invalid(
+                    "node",
+                    format!("there is no node '{n}' (GET /api/nodes lists them)"),
+                )
+                .into());
+            };
+            (state.nodes.local_node() != Some(id)).then_some(id)
+        }
+    };
+    // Checked before anything is minted or registered (the node checks again when it starts).
+    let exists = match remote {
+        None => state.agents.tmux().has_session(&name).await?,
+        Some(_) => match super::route::run(state, &node, super::route::TmuxOp::List).await? {
+            super::route::TmuxAnswer::Sessions(list) => {
+                list.iter().any(|s| s.name == name.as_str())
+            }
+            _ => false,
+        },
+    };
+    if exists {
         return Err(AgentsError::Conflict(format!(
             "tmux session '{name}' already exists"
         )));
     }
     let now = state.clock.now();
-    let mut cwd = req.cwd.clone();
-    let mut branch = None;
-    if req.worktree {
-        let base = cwd
-            .clone()
-            .ok_or_else(|| invalid("cwd", "a worktree needs cwd (a git checkout)"))?;
-        let b = branch_name(name.as_str(), now);
-        let dir = state.config.data_dir.join("worktrees").join(name.as_str());
-        let dir = std::path::absolute(&dir).unwrap_or(dir);
-        let dir_s = dir.display().to_string();
-        git(&base, &["worktree", "add", "-b", &b, &dir_s, "HEAD"]).await?;
-        cwd = Some(dir_s);
-        branch = Some(b);
-    } else if let Some(c) = &cwd {
-        branch = git(c, &["rev-parse", "--abbrev-ref", "HEAD"]).await.ok();
-    }
 
-    // The binary hooks run: ARCHITECT_WORKER_BIN when set (tests, odd installs), else this one.
-    let architect: PathBuf = match &state.config.worker_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| AgentsError::Conflict(format!("cannot find the architect binary: {e}")))?,
-    };
-    let session_dir = state.config.data_dir.join("agents").join(name.as_str());
-    let session_dir = std::path::absolute(&session_dir).unwrap_or(session_dir);
-    let mut settings_path = None;
-    let mut command: Vec<String> = Vec::new();
-    match req.agent {
-        LaunchAgent::Claude => {
-            std::fs::create_dir_all(&session_dir).map_err(|e| {
-                AgentsError::Conflict(format!("cannot create {session_dir:?}: {e}"))
-            })?;
-            let path = session_dir.join("claude-settings.json");
-            let body = serde_json::to_vec_pretty(&claude_settings(&architect)).unwrap_or_default();
-            std::fs::write(&path, body)
-                .map_err(|e| AgentsError::Conflict(format!("cannot write {path:?}: {e}")))?;
-            command.push(req.program.clone().unwrap_or_else(|| "claude".into()));
-            command.push("--settings".into());
-            command.push(path.display().to_string());
-            settings_path = Some(path.display().to_string());
-        }
-        LaunchAgent::Codex => {
-            command.push(req.program.clone().unwrap_or_else(|| "codex".into()));
-            // Without it codex 0.169 starts a daemon that outlives the session (README).
-            command.push("--no-daemon".into());
-        }
-        LaunchAgent::Chat => {
-            command.push(
-                req.program
-                    .clone()
-                    .unwrap_or_else(|| architect.display().to_string()),
-            );
-            command.extend(["chat".into(), "--worker".into()]);
-        }
-        LaunchAgent::Shell => {
-            command.push(req.program.clone().unwrap_or_else(|| "bash".into()));
-        }
-    }
-    command.extend(req.args.iter().cloned());
-
-    // The session's own agent-scoped token: hooks report with it, nothing more.
+    // The session's own agent-scoped token: hooks report with it, the LLM gateway accepts it,
+    // and it is revoked when the session is killed.
     let token = crate::auth::actions::create_token(
         state,
         who,
@@ -272,61 +230,110 @@ pub async fn start(
     )
     .await
     .map_err(|e| AgentsError::Conflict(format!("cannot create the session's token: {e}")))?;
-    let mut env: Vec<(String, String)> = req.env.clone().into_iter().collect();
-    env.extend([
-        ("ARCHITECT_SESSION".to_string(), name.to_string()),
-        ("ARCHITECT_NODE".to_string(), node.name().to_string()),
-        ("ARCHITECT_TOKEN".to_string(), token.token),
-    ]);
-    if let Some(url) = state.tasks.local_url() {
-        env.push(("ARCHITECT_URL".to_string(), url.to_string()));
-    }
-    let token_id = token.info.id;
+    let facts = |cwd: Option<String>, branch: Option<String>| SessionFacts {
+        agent: Some(req.agent.kind().as_str().to_string()),
+        launched: true,
+        role: req.role.map(|r| r.as_str().to_string()),
+        groups: req.groups.clone(),
+        manager: req.manager.clone(),
+        cwd,
+        branch,
+    };
     let row = store::register_session(
         &state.db,
         node.name(),
         name.as_str(),
-        &SessionFacts {
-            agent: Some(req.agent.kind().as_str().to_string()),
-            launched: true,
-            role: req.role.map(|r| r.as_str().to_string()),
-            groups: req.groups.clone(),
-            manager: req.manager.clone(),
-            cwd: cwd.clone(),
-            branch: branch.clone(),
-        },
+        &facts(req.cwd.clone(), None),
         &crate::clock::format(now),
     )
     .await?;
-    store::set_hook_token(&state.db, row.id, token_id).await?;
-    state
-        .agents
-        .tmux()
-        .create(&NewSession {
-            name: Some(name.clone()),
-            cwd: cwd.clone(),
-            command: command.clone(),
-            env,
-            width: 160,
-            height: 50,
-        })
-        .await?;
-    if req.agent == LaunchAgent::Claude {
-        // Without it Claude shows a "tmux focus-events off" line (README).
-        let _ = state
-            .agents
-            .tmux()
-            .set_global_option("focus-events", "on")
+    store::set_hook_token(&state.db, row.id, token.info.id).await?;
+    let plan = LaunchPlan {
+        name: name.clone(),
+        agent: req.agent,
+        cwd: req.cwd.clone(),
+        worktree_branch: req.worktree.then(|| branch_name(name.as_str(), now)),
+        program: req.program.clone(),
+        args: req.args.clone(),
+        env: req.env.clone(),
+        node: node.name().to_string(),
+        token: token.token,
+        gateway: !req.no_gateway,
+    };
+    let launched = match remote {
+        None => spawn::launch(&local_side(state), &plan).await,
+        Some(id) => launch_remote(state, who, id, &plan).await,
+    };
+    let launched = match launched {
+        Ok(l) => l,
+        Err(e) => {
+            // Nothing runs: the token must not outlive the attempt.
+            let _ = store::revoke_hook_token(
+                &state.db,
+                node.name(),
+                name.as_str(),
+                &state.clock.now_str(),
+            )
             .await;
-    }
+            return Err(e);
+        }
+    };
+    store::register_session(
+        &state.db,
+        node.name(),
+        name.as_str(),
+        &facts(launched.cwd.clone(), launched.branch.clone()),
+        &state.clock.now_str(),
+    )
+    .await?;
     Ok(StartedSession {
         node: node.name().to_string(),
         session: name.to_string(),
         agent: req.agent,
-        cwd,
-        branch,
-        settings_path,
-        command,
+        cwd: launched.cwd,
+        branch: launched.branch,
+        settings_path: launched.settings_path,
+        command: launched.command,
+        gateway: launched.gateway,
+    })
+}
+
+/// This server's own node: its tmux server, data directory and address.
+fn local_side(state: &AppState) -> NodeSide {
+    NodeSide {
+        tmux: state.agents.tmux().clone(),
+        data_dir: state.config.data_dir.clone(),
+        // ARCHITECT_WORKER_BIN when set (tests, odd installs), else this binary.
+        architect: state.config.worker_bin.clone(),
+        dashboard_url: state.tasks.local_url().map(str::to_string),
+    }
+}
+
+/// Runs the plan on node `id` through its agent (`session-start`), then scrubs the token from
+/// the stored command.
+async fn launch_remote(
+    state: &AppState,
+    who: &Identity,
+    id: i64,
+    plan: &LaunchPlan,
+) -> Result<Launched, AgentsError> {
+    let args = serde_json::to_value(plan)
+        .map_err(|e| AgentsError::Conflict(format!("cannot encode the launch: {e}")))?;
+    let v = crate::nodes::actions::run_secret_command(
+        state,
+        &who.actor(),
+        id,
+        spawn::COMMAND,
+        args,
+        &["token"],
+        REMOTE_START_TIMEOUT_S,
+    )
+    .await?;
+    serde_json::from_value(v).map_err(|e| {
+        AgentsError::Conflict(format!(
+            "node '{}' answered session-start without a launch report: {e}",
+            plan.node
+        ))
     })
 }
 

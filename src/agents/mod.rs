@@ -26,6 +26,7 @@ pub mod permissions;
 pub mod route;
 pub mod sessions;
 pub mod sessions_api;
+pub mod spawn;
 pub mod store;
 pub mod tmux;
 pub mod tmux_task;
@@ -65,8 +66,6 @@ pub enum AgentsError {
         to: String,
         allowed: Vec<String>,
     },
-    #[error("node '{0}': agent sessions are started on this server's own node only for now; tmux list, send, keys, capture and kill work on every node")]
-    NodeChannelUnavailable(String),
     /// A remote node's command channel answered with an error (offline, timed out, failed).
     #[error(transparent)]
     Node(#[from] crate::nodes::actions::NodeError),

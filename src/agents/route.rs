@@ -88,7 +88,8 @@ impl TmuxOp {
         match self {
             TmuxOp::List => json!({"op": "list"}),
             TmuxOp::Create(s) => json!({"op": "create", "session": s.name,
-                "cwd": s.cwd, "command": s.command}),
+                "cwd": s.cwd, "command": s.command, "env": s.env,
+                "width": s.width, "height": s.height}),
             TmuxOp::SendText {
                 session,
                 text,

@@ -3,7 +3,8 @@
 //!
 //! Payload: `{"op": "list" | "create" | "send" | "keys" | "capture" | "kill", "session",
 //! "text", "enter" (default true), "keys": [...], "cwd", "command": [argv], "lines",
-//! "escapes", "socket" (a `tmux -L` name; default server when absent)}`.
+//! "escapes", "env": [[NAME, VALUE]], "width", "height", "socket" (a `tmux -L` name; default
+//! server when absent)}`.
 
 use super::tmux::{CaptureMode, NewSession, SessionName, Tmux, TmuxError};
 use serde::Deserialize;
@@ -26,6 +27,10 @@ struct Payload {
     #[serde(default)]
     escapes: bool,
     socket: Option<SessionName>,
+    #[serde(default)]
+    env: Vec<(String, String)>,
+    width: Option<u16>,
+    height: Option<u16>,
 }
 
 /// Why a tmux task failed; `retryable` is false for input no retry can fix.
@@ -54,9 +59,20 @@ impl From<TmuxError> for TmuxTaskError {
 
 /// Runs the operation a task payload names; returns the task's JSON result.
 pub async fn run(payload: &Value) -> Result<Value, TmuxTaskError> {
+    run_on(payload, None).await
+}
+
+/// [`run`] on the `tmux -L default_socket` server when the payload names no socket (a node
+/// agent started with `--tmux-socket`).
+pub async fn run_on(payload: &Value, default_socket: Option<&str>) -> Result<Value, TmuxTaskError> {
     let p: Payload = serde_json::from_value(payload.clone())
         .map_err(|e| permanent(format!("bad tmux payload: {e}")))?;
-    let tmux = Tmux::new(p.socket.as_ref().map(SessionName::as_str));
+    let tmux = Tmux::new(
+        p.socket
+            .as_ref()
+            .map(SessionName::as_str)
+            .or(default_socket),
+    );
     let session = || {
         p.session
             .clone()
@@ -70,7 +86,9 @@ pub async fn run(payload: &Value) -> Result<Value, TmuxTaskError> {
                     name: p.session.clone(),
                     cwd: p.cwd.clone(),
                     command: p.command.clone(),
-                    ..NewSession::default()
+                    env: p.env.clone(),
+                    width: p.width.unwrap_or(0),
+                    height: p.height.unwrap_or(0),
                 })
                 .await?;
             Ok(json!({ "session": name }))

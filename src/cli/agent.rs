@@ -1,6 +1,7 @@
 //! `architect agent`: SPEC.md's node_agent. Registers this machine as a node, sends its real
 //! metrics every interval, and runs the control plane's commands (held long-poll, no inbound
-//! port). `--daemon` runs it in the background (pid file + log file); `--status` and `--stop`
+//! port), tmux operations and `session start --node` included (`--tmux-socket` picks the tmux
+//! server). `--daemon` runs it in the background (pid file + log file); `--status` and `--stop`
 //! act on that daemon. The work itself is `nodes::agent`, the same code `serve` runs in-process
 //! for its own host.
 
@@ -37,6 +38,17 @@ pub struct AgentArgs {
     /// with jitter from 1 s up to this).
     #[arg(long, default_value = "60s", value_parser = parse_interval)]
     pub max_backoff: Duration,
+
+    /// tmux server this node's tmux commands and started sessions use: a `tmux -L` socket
+    /// name (letters, digits, '_', '-'). Empty: the user's default server. The same variable
+    /// as `architect serve --tmux-socket`.
+    #[arg(long, env = "ARCHITECT_TMUX_SOCKET")]
+    pub tmux_socket: Option<String>,
+
+    /// Directory for what `session start --node <this node>` creates here: git worktrees
+    /// (<data-dir>/worktrees/<session>) and Claude Code settings (<data-dir>/agents/<session>).
+    #[arg(long, env = "ARCHITECT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 
     /// Run in the background, logging to --log-file; the pid goes to --pid-file.
     #[arg(long, conflicts_with_all = ["status", "stop"])]
@@ -122,6 +134,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<u8> {
     // Contradictory options fail now, in the foreground, not later in a log file.
     crate::nodes::validate_node_name(&name)
         .map_err(|e| anyhow::anyhow!("--node-id: {}", e.message))?;
+    if let Some(s) = args.tmux_socket.as_deref().filter(|s| !s.is_empty()) {
+        crate::agents::tmux::SessionName::parse(s).map_err(|_| {
+            anyhow::anyhow!("--tmux-socket: 1 to 64 characters of letters, digits, '_' and '-'")
+        })?;
+    }
     if args.daemon {
         return daemon.start(&[SecretFlag {
             flag: "--token",
@@ -130,6 +147,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<u8> {
     }
     let mut opts = AgentOptions::new(&name, args.interval);
     opts.max_backoff = args.max_backoff;
+    opts.tmux_socket = args.tmux_socket.clone().filter(|s| !s.is_empty());
+    opts.data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
+    opts.dashboard_url = Some(args.dashboard.trim_end_matches('/').to_string());
     tracing::info!(node = %name, dashboard = %args.dashboard, interval_s = args.interval.as_secs_f64(), "architect agent starting");
     let agent = Agent::new(Http(Client::new(&args.dashboard, Some(&token))), opts);
     agent.run_until(shutdown_signal()).await;

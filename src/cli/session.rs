@@ -1,5 +1,6 @@
 //! `architect session start NAME --agent claude|codex|chat|shell`: launches an agent in tmux
-//! through the server (which installs Claude Code hooks and, with --worktree, a git worktree).
+//! through the server (which installs Claude Code hooks and, with --worktree, a git worktree),
+//! on the server's own node or, with --node, through that node's `architect agent`.
 
 use crate::agents::launch::{LaunchAgent, StartSession, StartedSession};
 use crate::agents::SessionRole;
@@ -18,7 +19,9 @@ pub enum SessionCmd {
         /// Working directory (absolute; default: the current directory).
         #[arg(long)]
         cwd: Option<String>,
-        /// Node to start it on (default: the server's own).
+        /// Node to start it on (default: the server's own). A remote node's `architect agent`
+        /// starts it there, on its own tmux server, with hooks reporting to the dashboard URL
+        /// that agent uses.
         #[arg(long)]
         node: Option<String>,
         /// high_level, manager or worker.
@@ -33,6 +36,14 @@ pub enum SessionCmd {
         /// Give the session its own git worktree and branch (feature/<slug>-MMDD).
         #[arg(long)]
         worktree: bool,
+        /// Keep the agent's own provider configuration. Without it, the agent's model requests
+        /// go through architect's LLM gateway, so failover, budgets and the cost ledger apply:
+        /// Claude Code gets ANTHROPIC_BASE_URL = the dashboard and ANTHROPIC_AUTH_TOKEN = a
+        /// token scoped to this session (in its environment, never on a command line); Codex
+        /// gets `-c` overrides making the gateway's /v1/responses its model provider, reading
+        /// the same token from ARCHITECT_TOKEN. chat always uses the gateway.
+        #[arg(long)]
+        no_gateway: bool,
         /// Program to run instead of the agent's default binary.
         #[arg(long)]
         program: Option<String>,
@@ -62,6 +73,7 @@ pub async fn run(cfg: &ClientConfig, cmd: SessionCmd) -> anyhow::Result<()> {
             groups,
             manager,
             worktree,
+            no_gateway,
             program,
             args,
         } => {
@@ -83,13 +95,14 @@ pub async fn run(cfg: &ClientConfig, cmd: SessionCmd) -> anyhow::Result<()> {
                 program,
                 args,
                 env: Default::default(),
+                no_gateway,
             };
             let started: StartedSession = client.post("/api/agents/sessions", &req).await?;
             if cfg.json {
                 println!("{}", serde_json::to_string_pretty(&started)?);
             } else {
                 println!(
-                    "started {} ({}) on {} in {}{}",
+                    "started {} ({}) on {} in {}{}{}",
                     started.session,
                     started.agent,
                     started.node,
@@ -98,7 +111,12 @@ pub async fn run(cfg: &ClientConfig, cmd: SessionCmd) -> anyhow::Result<()> {
                         .branch
                         .as_deref()
                         .map(|b| format!(" on branch {b}"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    if started.gateway {
+                        ", through architect's LLM gateway"
+                    } else {
+                        ""
+                    }
                 );
             }
             Ok(())

@@ -33,7 +33,6 @@
 //! | 502    | `tmux_failed`           | tmux could not be run, hung, or refused a command  |
 //! | 503    | `unavailable`           | a dependency (e.g. the database) is down           |
 //! | 503    | `vault_sealed`          | no usable vault master key; the message says why   |
-//! | 503    | `node_channel_unavailable` | agent sessions start on this server's node only |
 //!
 //! The LLM gateway (`/v1/*`) answers in its client's own error shape (Anthropic
 //! `{"type":"error","error":{...},"code"}`, OpenAI `{"error":{...,"code"}}`) with these codes too:

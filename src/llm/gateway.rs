@@ -1,5 +1,6 @@
-//! The gateway endpoints: `POST /v1/messages` (Anthropic Messages) and
-//! `POST /v1/chat/completions` (OpenAI Chat Completions), streaming and not.
+//! The gateway endpoints: `POST /v1/messages` (Anthropic Messages),
+//! `POST /v1/chat/completions` (OpenAI Chat Completions) and `POST /v1/responses` (OpenAI
+//! Responses, served through the Messages path: `llm::responses`), streaming and not.
 //!
 //! Callers authenticate with an architect API token, as `x-api-key` (how Anthropic clients,
 //! Claude Code included, send `ANTHROPIC_API_KEY`) or `Authorization: Bearer` (OpenAI clients).
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/messages", post(messages))
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/responses", post(responses))
 }
 
 async fn messages(State(state): State<AppState>, req: Request) -> Response {
@@ -49,6 +51,130 @@ async fn messages(State(state): State<AppState>, req: Request) -> Response {
 
 async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
     handle(state, Format::OpenAi, req).await
+}
+
+/// `POST /v1/responses` (OpenAI Responses, what Codex speaks): translated into a Messages
+/// request and served by [`serve`] like `/v1/messages`, the answer translated back
+/// (`llm::responses`). Errors come in the OpenAI format.
+async fn responses(State(state): State<AppState>, req: Request) -> Response {
+    match serve_responses(state, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(Format::OpenAi),
+    }
+}
+
+async fn serve_responses(state: AppState, req: Request) -> Result<Response, GatewayError> {
+    let (mut parts, body) = req.into_parts();
+    // Authenticate before reading a body (serve() checks again, from the same headers).
+    authenticate(&mut parts, &state).await?;
+    let bytes = axum::body::to_bytes(body, state.config.llm.max_body_bytes)
+        .await
+        .map_err(|_| {
+            GatewayError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body is larger than the configured limit (LLM_MAX_BODY_BYTES)",
+            )
+        })?;
+    let raw: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("malformed JSON: {e}"),
+        )
+    })?;
+    let messages = super::responses::to_anthropic(&raw).map_err(GatewayError::bad)?;
+    let model = raw["model"].as_str().unwrap_or("").to_owned();
+    let created = state.clock.now().unix_timestamp();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::to_vec(&messages).unwrap_or_default();
+    let req = Request::from_parts(parts, Body::from(body));
+    let in_flight = state.llm.ledger.begin();
+    let (mut head, body) = serve(state, Format::Anthropic, req, in_flight)
+        .await?
+        .into_parts();
+    head.headers.remove(header::CONTENT_LENGTH);
+    let json_head = |mut head: axum::http::response::Parts, v: Value| {
+        head.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Response::from_parts(head, Body::from(v.to_string()))
+    };
+    if !head.status.is_success() {
+        // An Anthropic-format error (the provider's or ours): the same words, OpenAI's shape.
+        let b = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
+        let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+        let message = v
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or("the provider rejected the request");
+        let kind = v
+            .pointer("/error/type")
+            .and_then(Value::as_str)
+            .unwrap_or("api_error");
+        let code = v["code"].as_str().unwrap_or("provider_rejected");
+        let err = json!({"error": {"message": message, "type": kind, "code": code, "param": null}});
+        return Ok(json_head(head, err));
+    }
+    let streaming = head
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !streaming {
+        let b = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+        return Ok(json_head(
+            head,
+            super::responses::from_anthropic_message(&v, &model, created),
+        ));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
+    tokio::spawn(async move {
+        use super::stream::{Decoder, Dialect, Framer};
+        use tokio_stream::StreamExt;
+        let mut framer = Framer::sse();
+        let mut decoder = Decoder::new(Dialect::Anthropic);
+        let mut enc = super::responses::ResponsesEncoder::new(&model, created);
+        let mut data = body.into_data_stream();
+        let mut done = false;
+        while let Some(chunk) = data.next().await {
+            let Ok(chunk) = chunk else { break };
+            let mut out = String::new();
+            for ev in framer.push(&chunk) {
+                match decoder.decode(&ev) {
+                    Ok(ps) => {
+                        for p in &ps {
+                            done |= *p == super::stream::Part::Done;
+                            out.push_str(&enc.encode(p));
+                        }
+                    }
+                    Err(fault) => {
+                        out.push_str(&enc.failed(&fault.0));
+                        done = true;
+                    }
+                }
+            }
+            if !out.is_empty() && tx.send(Ok(Bytes::from(out))).await.is_err() {
+                return;
+            }
+            if done {
+                return;
+            }
+        }
+        if !done {
+            let out = enc.failed("the provider's stream ended before the answer was complete");
+            let _ = tx.send(Ok(Bytes::from(out))).await;
+        }
+    });
+    Ok(Response::from_parts(
+        head,
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    ))
 }
 
 /// An error answered in the client's format.

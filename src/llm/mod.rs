@@ -38,6 +38,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod pages;
 pub mod providers;
+pub mod responses;
 pub mod store;
 pub mod stream;
 pub mod translate;

@@ -13,6 +13,7 @@ use super::transport::{InProcess, Transport, TransportError};
 use super::*;
 use rand::Rng;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -35,6 +36,12 @@ pub struct AgentOptions {
     pub interval: Duration,
     pub wait_s: f64,
     pub max_backoff: Duration,
+    /// The tmux server this node's commands drive (`tmux -L`); `None`: the default server.
+    pub tmux_socket: Option<String>,
+    /// Where `session-start` puts worktrees and Claude Code settings.
+    pub data_dir: PathBuf,
+    /// The dashboard as this node reaches it (hooks and the LLM gateway of started sessions).
+    pub dashboard_url: Option<String>,
 }
 
 impl AgentOptions {
@@ -45,6 +52,9 @@ impl AgentOptions {
             interval,
             wait_s: DEFAULT_WAIT_S,
             max_backoff: DEFAULT_MAX_BACKOFF,
+            tmux_socket: None,
+            data_dir: PathBuf::from("./data"),
+            dashboard_url: None,
         }
     }
 }
@@ -70,7 +80,11 @@ impl Agent<InProcess> {
             .map(sampler::node_name_from)
             .unwrap_or_else(|| sampler::node_name_from(&sampler::hostname()));
         let interval = Duration::from_secs(state.config.nodes.node_interval.max(1) as u64);
-        Agent::new(InProcess(state), AgentOptions::new(&name, interval))
+        let mut opts = AgentOptions::new(&name, interval);
+        opts.tmux_socket = state.config.agents.tmux_socket.clone();
+        opts.data_dir = state.config.data_dir.clone();
+        opts.dashboard_url = state.tasks.local_url().map(str::to_string);
+        Agent::new(InProcess(state), opts)
     }
 }
 
@@ -79,7 +93,7 @@ impl<T: Transport> Agent<T> {
     pub fn new(transport: T, opts: AgentOptions) -> Agent<T> {
         let sampler = Arc::new(Mutex::new(Sampler::new()));
         Agent {
-            handlers: CommandHandlers::builtin(&opts.name, sampler.clone()),
+            handlers: CommandHandlers::builtin(&opts, sampler.clone()),
             transport: Arc::new(transport),
             opts,
             sampler,

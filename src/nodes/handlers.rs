@@ -1,9 +1,12 @@
 //! The agent's command registry: command name → async handler `fn(args) -> Result<Value,
 //! String>` (an `Err` is reported as the command's `error`). The built-ins are `ping`,
-//! `collect-metrics`, `tmux-list` and `tmux` (any tmux operation, see `agents::tmux_task`). Another domain adds its commands by registering them in
+//! `collect-metrics`, `tmux-list`, `tmux` (any tmux operation, see `agents::tmux_task`) and
+//! `session-start` (an agent session, see `agents::spawn`). Another domain adds its commands
+//! by registering them in
 //! [`CommandHandlers::builtin`] (the one list, used by `architect agent` and by `serve`'s own
 //! node alike); a program embedding an agent can add more with `Agent::handlers_mut`.
 
+use super::agent::AgentOptions;
 use super::sampler::Sampler;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -27,10 +30,10 @@ impl CommandHandlers {
         CommandHandlers::default()
     }
 
-    /// The built-in commands of a node named `node`, sampling through `sampler`.
-    pub fn builtin(node: &str, sampler: Arc<Mutex<Sampler>>) -> CommandHandlers {
+    /// The built-in commands of the node `opts` describes, sampling through `sampler`.
+    pub fn builtin(opts: &AgentOptions, sampler: Arc<Mutex<Sampler>>) -> CommandHandlers {
         let mut h = CommandHandlers::empty();
-        let name = node.to_string();
+        let name = opts.name.clone();
         h.register("ping", move |_args| {
             let name = name.clone();
             async move {
@@ -53,8 +56,23 @@ impl CommandHandlers {
                 serde_json::to_value(m).map_err(|e| e.to_string())
             }
         });
-        h.register("tmux-list", tmux_list);
-        h.register("tmux", tmux);
+        let socket = opts.tmux_socket.clone();
+        h.register("tmux-list", move |args| tmux_list(args, socket.clone()));
+        let socket = opts.tmux_socket.clone();
+        h.register("tmux", move |args| tmux(args, socket.clone()));
+        let side = crate::agents::spawn::NodeSide {
+            tmux: crate::agents::tmux::Tmux::new(opts.tmux_socket.as_deref()),
+            data_dir: opts.data_dir.clone(),
+            architect: None,
+            dashboard_url: opts.dashboard_url.clone(),
+        };
+        h.register(crate::agents::spawn::COMMAND, move |args| {
+            let side = side.clone();
+            async move {
+                let launched = crate::agents::spawn::run_command(&side, args).await?;
+                serde_json::to_value(launched).map_err(|e| e.to_string())
+            }
+        });
         // Other domains' commands go here.
         h
     }
@@ -92,8 +110,9 @@ impl CommandHandlers {
 }
 
 /// `tmux-list {socket?}`: the sessions of the node's tmux server (`tmux -L <socket>` when
-/// given), through the tmux driver of `agents`. No tmux server running is an empty list.
-pub async fn tmux_list(args: Value) -> Result<Value, String> {
+/// given, else the agent's `--tmux-socket`), through the tmux driver of `agents`. No tmux
+/// server running is an empty list.
+pub async fn tmux_list(args: Value, default_socket: Option<String>) -> Result<Value, String> {
     let socket = match args.get("socket") {
         None | Some(Value::Null) => Value::Null,
         Some(Value::String(s)) => {
@@ -104,13 +123,14 @@ pub async fn tmux_list(args: Value) -> Result<Value, String> {
         }
         Some(_) => return Err("socket must be a string".into()),
     };
-    tmux(json!({"op": "list", "socket": socket})).await
+    tmux(json!({"op": "list", "socket": socket}), default_socket).await
 }
 
 /// `tmux {op, session?, text?, keys?, ...}`: one tmux operation on this node, the payload of
 /// the `tmux` task type (`agents::tmux_task`); the control plane routes remote tmux calls here.
-pub async fn tmux(args: Value) -> Result<Value, String> {
-    crate::agents::tmux_task::run(&args)
+/// A payload without `socket` uses the agent's `--tmux-socket`.
+pub async fn tmux(args: Value, default_socket: Option<String>) -> Result<Value, String> {
+    crate::agents::tmux_task::run_on(&args, default_socket.as_deref())
         .await
         .map_err(|e| e.message)
 }
@@ -121,7 +141,8 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_commands_and_bad_sockets_fail_with_a_reason() {
-        let h = CommandHandlers::builtin("n1", Arc::new(Mutex::new(Sampler::new())));
+        let opts = AgentOptions::new("n1", Duration::from_secs(5));
+        let h = CommandHandlers::builtin(&opts, Arc::new(Mutex::new(Sampler::new())));
         let e = h
             .run("nope", json!({}), Duration::from_secs(1))
             .await
@@ -146,7 +167,7 @@ mod tests {
     #[tokio::test]
     async fn tmux_list_without_a_server_is_empty() {
         let sock = format!("architect-none-{}", std::process::id());
-        let r = tmux_list(json!({"socket": sock})).await;
+        let r = tmux_list(json!({"socket": sock}), None).await;
         if let Err(e) = &r {
             assert!(e.contains("not installed"), "{e}");
             return;

@@ -1519,7 +1519,7 @@ async fn real_claude_code_prompts_complete_by_hook_and_permissions_follow_patter
     let r = w
         .post_json(
             "/api/agents/sessions",
-            &json!({"name": "claude", "agent": "claude", "cwd": work_s,
+            &json!({"name": "claude", "agent": "claude", "cwd": work_s, "no_gateway": true,
                     "program": launcher.display().to_string()}),
         )
         .await;
@@ -1586,6 +1586,135 @@ async fn real_claude_code_prompts_complete_by_hook_and_permissions_follow_patter
     t.stop().await;
 }
 
+/// A fresh Claude Code HOME that goes straight to the input prompt in `work` (README recipe).
+fn claude_home(home: &std::path::Path, work: &str) {
+    std::fs::create_dir_all(home.join(".claude")).unwrap();
+    std::fs::write(
+        home.join(".claude.json"),
+        json!({"hasCompletedOnboarding": true, "lastOnboardingVersion": "2.1.332",
+               "lastReleaseNotesSeen": "2.1.332", "hasSeenAutoDefaultNotice": true,
+               "hasSeenAutoDefaultNudge": true, "theme": "dark", "autoUpdates": false,
+               "projects": {work: {"hasTrustDialogAccepted": true,
+                   "hasCompletedProjectOnboarding": true, "allowedTools": []}}})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".claude/settings.json"),
+        json!({"permissions": {"defaultMode": "default"}, "env": {"DISABLE_AUTOUPDATER": "1"}})
+            .to_string(),
+    )
+    .unwrap();
+}
+
+/// The environment Claude Code needs offline, besides what `session start` gives it.
+fn claude_env(home: &std::path::Path) -> Value {
+    json!({"HOME": home.display().to_string(), "DISABLE_TELEMETRY": "1",
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+           "DISABLE_ERROR_REPORTING": "1", "TERM": "xterm-256color",
+           "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1"})
+}
+
+/// `session start --agent claude` with no provider settings at all: Claude Code talks to
+/// architect's gateway (ANTHROPIC_BASE_URL, the session's token), whose only provider is
+/// mock_llm.py; the mock sees the gateway's key, never the session's token, and the ledger
+/// holds the turn under the session's token.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_claude_code_started_by_session_start_goes_through_the_gateway() {
+    let Some(claude) = real_cli("claude") else {
+        return;
+    };
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let work_s = work.display().to_string();
+    claude_home(&home, &work_s);
+    let mock = Mock::start(dir.path(), &work).await;
+    let socket = tmux.socket.clone();
+    let mock_url = format!("http://127.0.0.1:{}", mock.port);
+    let t = TestServer::start_with(move |c| {
+        c.agents.tmux_socket = Some(socket);
+        c.worker_bin = Some(PathBuf::from(BIN));
+        c.llm = architect::llm::LlmConfig {
+            chain: "claude".into(),
+            default_provider: "claude".into(),
+            anthropic_api_key: Some("sk-gateway-provider-key".into()),
+            anthropic_base_url: mock_url,
+            ..architect::llm::LlmConfig::default()
+        };
+    })
+    .await;
+    let w = t.token("admin").await;
+    let r = w
+        .post_json(
+            "/api/agents/sessions",
+            &json!({"name": "gw", "agent": "claude", "cwd": work_s,
+                    "program": claude.display().to_string(), "env": claude_env(&home)}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json["gateway"], true, "{}", r.body);
+    // The token is in the session's environment, never on its command line.
+    let token = session_env(&tmux, "gw", "ANTHROPIC_AUTH_TOKEN");
+    assert!(!token.is_empty());
+    assert!(!r.body.contains(&token));
+    assert_eq!(session_env(&tmux, "gw", "ANTHROPIC_BASE_URL"), t.url);
+    assert_eq!(session_env(&tmux, "gw", "ARCHITECT_TOKEN"), token);
+    until("Claude Code's idle prompt", || async {
+        let c = capture(&w, "gw").await;
+        (c["classification"]["state"] == "idle" && c["classification"]["input"] == "empty")
+            .then_some(())
+    })
+    .await;
+    let id = send_prompt(&w, json!({"content": "say hello"})).await;
+    let p = wait_prompt(&w, id, "completed").await;
+    assert!(
+        p["response"]
+            .as_str()
+            .unwrap()
+            .contains("Hello from the mock LLM"),
+        "{p}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("requests.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert!(
+        first["path"].as_str().unwrap().starts_with("/v1/messages"),
+        "{first}"
+    );
+    assert!(
+        log.contains("sk-gateway-provider-key") && !log.contains(&token),
+        "the mock sees the gateway's provider key, not the session's token: {log}"
+    );
+    let costs = w.get("/api/llm-metrics/costs?by=caller").await;
+    assert_eq!(costs.status, 200, "{}", costs.body);
+    let summary = w.get("/api/llm-metrics/summary").await;
+    assert!(
+        summary.json["total_requests"].as_i64().unwrap() >= 1,
+        "the turn is in the gateway's ledger: {}",
+        summary.body
+    );
+    // Killing the session revokes its token: the gateway refuses it from then on.
+    let r = w
+        .post_json("/api/tmux/kill", &json!({"session": "gw"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = t
+        .anon()
+        .send(
+            t.anon()
+                .http
+                .post(format!("{}/v1/messages", t.url))
+                .header("x-api-key", &token)
+                .json(&json!({"model": "m", "max_tokens": 5,
+                              "messages": [{"role": "user", "content": "hi"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn real_codex_prompts_complete_and_approvals_use_codex_keys() {
     let Some(codex) = real_cli("codex") else {
@@ -1621,7 +1750,7 @@ async fn real_codex_prompts_complete_and_approvals_use_codex_keys() {
     let r = w
         .post_json(
             "/api/agents/sessions",
-            &json!({"name": "codex", "agent": "codex", "cwd": work_s,
+            &json!({"name": "codex", "agent": "codex", "cwd": work_s, "no_gateway": true,
                     "program": launcher.display().to_string()}),
         )
         .await;
@@ -1674,6 +1803,129 @@ async fn real_codex_prompts_complete_and_approvals_use_codex_keys() {
             .as_str()
             .unwrap()
             .contains("You canceled the request")
+            .then_some(())
+    })
+    .await;
+    t.stop().await;
+}
+
+/// `session start --agent codex` with no provider of its own: Codex's provider becomes the
+/// gateway's `/v1/responses` (its token from ARCHITECT_TOKEN), which serves the turn from the
+/// gateway's chain (here mock_llm.py's Anthropic Messages) and streams it back as Responses
+/// events.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_codex_started_by_session_start_goes_through_the_gateway() {
+    let Some(codex) = real_cli("codex") else {
+        return;
+    };
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(home.join(".codex")).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let work_s = work.display().to_string();
+    let mock = Mock::start(dir.path(), &work).await;
+    std::fs::write(
+        home.join(".codex/config.toml"),
+        format!(
+            "model = \"gpt-5-codex\"\napproval_policy = \"on-request\"\nsandbox_mode = \"workspace-write\"\ncheck_for_update_on_startup = false\n\n[projects.\"{work_s}\"]\ntrust_level = \"trusted\"\n\n[notice]\nhide_full_access_warning = true\n\n[analytics]\nenabled = false\n"
+        ),
+    )
+    .unwrap();
+    let socket = tmux.socket.clone();
+    let mock_url = format!("http://127.0.0.1:{}", mock.port);
+    let t = TestServer::start_with(move |c| {
+        c.agents.tmux_socket = Some(socket);
+        c.worker_bin = Some(PathBuf::from(BIN));
+        c.llm = architect::llm::LlmConfig {
+            chain: "claude".into(),
+            default_provider: "claude".into(),
+            anthropic_api_key: Some("sk-gateway-provider-key".into()),
+            anthropic_base_url: mock_url,
+            ..architect::llm::LlmConfig::default()
+        };
+    })
+    .await;
+    let w = t.token("admin").await;
+    let r = w
+        .post_json(
+            "/api/agents/sessions",
+            &json!({"name": "cx", "agent": "codex", "cwd": work_s,
+                    "program": codex.display().to_string(),
+                    "env": {"HOME": home.display().to_string(),
+                            "CODEX_HOME": home.join(".codex").display().to_string(),
+                            "TERM": "xterm-256color"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json["gateway"], true, "{}", r.body);
+    let token = session_env(&tmux, "cx", "ARCHITECT_TOKEN");
+    assert!(!token.is_empty() && !r.body.contains(&token));
+    until("Codex's idle prompt", || async {
+        let c = capture(&w, "cx").await;
+        (c["classification"]["agent"] == "codex"
+            && c["classification"]["state"] == "idle"
+            && c["classification"]["input"] == "empty")
+            .then_some(())
+    })
+    .await;
+    let id = send_prompt(&w, json!({"content": "say hello"})).await;
+    let p = wait_prompt(&w, id, "completed").await;
+    assert!(
+        p["response"]
+            .as_str()
+            .unwrap()
+            .contains("Hello from the mock LLM"),
+        "{p}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("requests.jsonl")).unwrap();
+    assert!(
+        log.lines().all(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["path"].as_str().unwrap().starts_with("/v1/messages")
+        }),
+        "every request reached the mock as Anthropic Messages through the gateway: {log}"
+    );
+    assert!(!log.contains(&token));
+    let summary = w.get("/api/llm-metrics/summary").await;
+    assert!(
+        summary.json["total_requests"].as_i64().unwrap() >= 1,
+        "{}",
+        summary.body
+    );
+    t.stop().await;
+}
+
+/// `session start --agent chat` runs `architect chat --worker --session NAME`, which reaches the
+/// gateway with the session's URL and token, and shows its ready marker.
+#[tokio::test(flavor = "multi_thread")]
+async fn session_start_runs_a_chat_worker_named_after_its_session() {
+    let tmux = PrivateTmux::new();
+    let t = real_server(&tmux).await;
+    let w = t.token("admin").await;
+    let r = w
+        .post_json(
+            "/api/agents/sessions",
+            &json!({"name": "ch", "agent": "chat", "cwd": "/tmp"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json["gateway"], true);
+    assert_eq!(
+        r.json["command"].as_array().unwrap()[1..],
+        [
+            json!("chat"),
+            json!("--worker"),
+            json!("--session"),
+            json!("ch")
+        ]
+    );
+    assert_eq!(session_env(&tmux, "ch", "ARCHITECT_URL"), t.url);
+    until("the chat worker's ready marker", || async {
+        capture(&w, "ch").await["output"]
+            .as_str()?
+            .contains("ARCHITECT-CHAT READY session=ch")
             .then_some(())
     })
     .await;

@@ -232,6 +232,86 @@ async fn anthropic_requests_pass_through_to_claude_with_the_provider_key() {
     assert_eq!(rig.ollama.hits(), 0);
 }
 
+/// `POST /v1/responses` the way Codex sends it (bearer).
+async fn responses(rig: &Rig, stream: bool) -> Resp {
+    let body = json!({"model": "gpt-5-codex", "stream": stream, "instructions": "Be brief.",
+        "input": [{"type": "message", "role": "user",
+                   "content": [{"type": "input_text", "text": "Say hello"}]}]});
+    let s = rig.caller();
+    s.send(
+        s.request(reqwest::Method::POST, "/v1/responses")
+            .json(&body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn responses_api_requests_are_served_through_the_messages_path() {
+    for chain in ["claude", "gemini"] {
+        let rig = rig(chain).await;
+        let r = responses(&rig, false).await;
+        assert_eq!(r.status, 200, "{chain}: {}", r.body);
+        assert_eq!(r.json["object"], "response");
+        assert_eq!(r.json["status"], "completed");
+        assert_eq!(
+            r.json["output"][0]["content"][0]["text"],
+            format!("Hello from {chain}")
+        );
+        assert_eq!(r.headers["x-architect-provider"], chain);
+
+        let r = responses(&rig, true).await;
+        assert_eq!(r.status, 200, "{chain}: {}", r.body);
+        assert!(r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        let events: Vec<Value> = r
+            .body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert_eq!(events[0]["type"], "response.created", "{}", r.body);
+        let last = events.last().unwrap();
+        assert_eq!(last["type"], "response.completed", "{}", r.body);
+        assert_eq!(
+            last["response"]["output"][0]["content"][0]["text"],
+            format!("Hello from {chain}")
+        );
+        let seqs: Vec<i64> = events
+            .iter()
+            .map(|e| e["sequence_number"].as_i64().unwrap())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        if chain == "claude" {
+            // The provider got a Messages request with the instructions as its system prompt.
+            let seen = rig.claude.last();
+            assert_eq!(seen.path, "/v1/messages");
+            assert_eq!(seen.body["system"], "Be brief.");
+        }
+    }
+    let rig = rig("claude").await;
+    let r = rig
+        .server
+        .anon()
+        .post_json("/v1/responses", &json!({"model": "m", "input": "hi"}))
+        .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json["error"]["code"], "unauthorized");
+    let s = rig.caller();
+    let r = s
+        .send(
+            s.request(reqwest::Method::POST, "/v1/responses")
+                .json(&json!({"model": "m"})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("input"));
+}
+
 #[tokio::test]
 async fn openai_requests_pass_through_and_usage_chunk_only_when_asked() {
     let rig = rig("openai,ollama").await;

@@ -818,6 +818,11 @@ struct AgentProc {
 
 impl AgentProc {
     fn start(url: &str, token: &str, name: &str, dir: &Path) -> AgentProc {
+        AgentProc::start_with(url, token, name, dir, &[])
+    }
+
+    /// [`AgentProc::start`] with extra `architect agent` arguments.
+    fn start_with(url: &str, token: &str, name: &str, dir: &Path, extra: &[&str]) -> AgentProc {
         let log = dir.join(format!("agent-{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = tokio::process::Command::new(BIN);
@@ -832,9 +837,12 @@ impl AgentProc {
             "--max-backoff",
             "1s",
         ])
+        .args(extra)
         .env("ARCHITECT_TOKEN", token)
         .env("RUST_LOG", "info")
         .env_remove("ARCHITECT_URL")
+        .env_remove("ARCHITECT_TMUX_SOCKET")
+        .env_remove("ARCHITECT_DATA_DIR")
         .stdin(std::process::Stdio::null())
         .stdout(file.try_clone().unwrap())
         .stderr(file)
@@ -1048,6 +1056,193 @@ async fn two_agent_processes_send_metrics_and_run_their_own_commands() {
     assert!(log.contains("node registered"), "{log}");
     assert!(!log.contains(&ta) && !log.contains(&tb), "token in the log");
     assert!(!log.contains("could not deliver"), "{log}");
+    t.stop().await;
+}
+
+/// An `architect agent` with its own private tmux server (`--tmux-socket`): the dashboard's
+/// tmux API drives sessions there (create, send, capture, list tagged with the node, kill),
+/// and `architect session start --node` starts an agent session there through the same
+/// launch code as a local start, with its environment pointing back at the dashboard and its
+/// token scrubbed from the stored command.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_on_a_private_tmux_socket_runs_remote_tmux_and_session_start() {
+    let node_tmux = crate::agents::PrivateTmux::new();
+    let server_tmux = crate::agents::PrivateTmux::new();
+    let server_sock = server_tmux.socket.clone();
+    let t = TestServer::start_with(move |c| {
+        c.nodes.local_node = false;
+        c.agents.tmux_socket = Some(server_sock);
+    })
+    .await;
+    let admin = t.token("admin").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let token = agent_token(&admin, "agent tmux").await;
+    let data = tmp.path().join("node-data");
+    let agent = AgentProc::start_with(
+        &t.url,
+        &token,
+        "it-tmux",
+        tmp.path(),
+        &[
+            "--tmux-socket",
+            &node_tmux.socket,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    online(&admin, "it-tmux").await;
+    let on_node = |name: &str| {
+        node_tmux
+            .run(&["list-sessions", "-F", "#{session_name}"])
+            .lines()
+            .any(|l| l == name)
+    };
+
+    // The tmux API on the node's private server.
+    let r = admin
+        .post_json(
+            "/api/tmux/create",
+            &json!({"node": "it-tmux", "name": "rt", "command": ["bash", "--norc", "--noprofile"],
+                    "env": {"IT_MARK": "forty-two"}, "width": 100, "height": 30}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(on_node("rt"), "created on the agent's --tmux-socket server");
+    assert!(server_tmux.run(&["list-sessions"]).is_empty());
+    let r = admin
+        .post_json(
+            "/api/tmux/send",
+            &json!({"node": "it-tmux", "session": "rt", "text": "echo \"mark=$IT_MARK\""}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    until("the remote pane to show the echo", || async {
+        let c = admin
+            .post_json(
+                "/api/tmux/capture",
+                &json!({"node": "it-tmux", "session": "rt", "lines": 50}),
+            )
+            .await;
+        (c.status == 200 && c.json["output"].as_str()?.contains("mark=forty-two")).then_some(())
+    })
+    .await;
+    let list = admin.get("/api/tmux/sessions").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(
+        list.json["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["node"] == "it-tmux" && s["name"] == "rt"),
+        "{}",
+        list.body
+    );
+    let r = admin
+        .post_json(
+            "/api/tmux/kill",
+            &json!({"node": "it-tmux", "session": "rt"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!on_node("rt"));
+
+    // A remote session start, from the CLI.
+    let cwd = tmp.path().display().to_string();
+    let admin_token = admin.token.clone().unwrap();
+    let start = |name: &'static str| {
+        let (url, cwd, token) = (t.url.clone(), cwd.clone(), admin_token.clone());
+        async move {
+            let mut cmd = tokio::process::Command::new(BIN);
+            cmd.args([
+                "session", "start", name, "--agent", "shell", "--node", "it-tmux", "--cwd", &cwd,
+                "--url", &url, "--json",
+            ])
+            .env_remove("ARCHITECT_URL")
+            .env("ARCHITECT_TOKEN", token);
+            cmd.output().await.expect("architect runs")
+        }
+    };
+    let out = start("rs").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(started["node"], "it-tmux", "{started}");
+    assert_eq!(started["agent"], "shell");
+    assert_eq!(started["cwd"], cwd.as_str());
+    assert!(on_node("rs"), "started on the node's private tmux server");
+    let env = |var: &str| {
+        node_tmux
+            .run(&["show-environment", "-t", "=rs", var])
+            .trim()
+            .strip_prefix(&format!("{var}="))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(
+        env("ARCHITECT_URL"),
+        t.url,
+        "hooks report to the agent's dashboard"
+    );
+    assert_eq!(env("ARCHITECT_NODE"), "it-tmux");
+    assert_eq!(env("ARCHITECT_SESSION"), "rs");
+    let session_token = env("ARCHITECT_TOKEN");
+    assert!(!session_token.is_empty());
+    // The session's token works as that session's, and is not left in the command row.
+    let me = Session::new(&t.url, Some(session_token.clone()))
+        .get("/api/agents/sessions/rs?node=it-tmux")
+        .await;
+    assert_ne!(me.status, 401, "{}", me.body);
+    assert_eq!(
+        count(
+            &t,
+            "SELECT COUNT(*) FROM node_commands WHERE command = 'session-start' \
+             AND args LIKE '%[redacted]%'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &t,
+            &format!("SELECT COUNT(*) FROM node_commands WHERE args LIKE '%{session_token}%'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &t,
+            "SELECT COUNT(*) FROM agent_sessions WHERE node = 'it-tmux' AND name = 'rs' \
+             AND agent = 'shell' AND launched = 1"
+        )
+        .await,
+        1
+    );
+    // A second start under the same name fails on the node, and says why.
+    let out = start("rs").await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = admin
+        .post_json(
+            "/api/tmux/kill",
+            &json!({"node": "it-tmux", "session": "rs"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!on_node("rs"));
+    let log = agent.log();
+    assert!(
+        !log.contains(&session_token),
+        "session token in the agent's log"
+    );
+    drop(agent);
     t.stop().await;
 }
 

@@ -173,6 +173,33 @@ pub async fn run_command(
     args: Value,
     timeout_s: i64,
 ) -> Result<Value> {
+    run_command_scrubbing(state, actor, node_id, command, args, &[], timeout_s).await
+}
+
+/// [`run_command`] for arguments that carry a secret (a session's token): once the command is
+/// answered, failed or given up on, the top-level `secret_keys` of its stored arguments read
+/// `"[redacted]"`. The secret is in the database only while the command waits for its node.
+pub async fn run_secret_command(
+    state: &AppState,
+    actor: &str,
+    node_id: i64,
+    command: &str,
+    args: Value,
+    secret_keys: &[&str],
+    timeout_s: i64,
+) -> Result<Value> {
+    run_command_scrubbing(state, actor, node_id, command, args, secret_keys, timeout_s).await
+}
+
+async fn run_command_scrubbing(
+    state: &AppState,
+    actor: &str,
+    node_id: i64,
+    command: &str,
+    args: Value,
+    secret_keys: &[&str],
+    timeout_s: i64,
+) -> Result<Value> {
     let n = node(state, node_id).await?;
     if matches!(n.status, NodeStatus::Offline | NodeStatus::Waiting) {
         return Err(NodeError::Unavailable(format!(
@@ -191,10 +218,31 @@ pub async fn run_command(
         },
     )
     .await?;
+    let answer = wait_for_answer(state, node_id, cmd.id, timeout_s).await;
+    if !secret_keys.is_empty() {
+        let mut scrubbed = cmd.args.clone();
+        if let Some(o) = scrubbed.as_object_mut() {
+            for k in secret_keys {
+                if o.contains_key(*k) {
+                    o.insert((*k).to_string(), json!("[redacted]"));
+                }
+            }
+        }
+        store::replace_command_args(&state.db, node_id, cmd.id, &scrubbed).await?;
+    }
+    answer
+}
+
+async fn wait_for_answer(
+    state: &AppState,
+    node_id: i64,
+    cid: i64,
+    timeout_s: i64,
+) -> Result<Value> {
     let deadline = Instant::now() + std::time::Duration::from_secs(timeout_s.max(1) as u64 + 2);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let c = self::command(state, node_id, cmd.id, left.as_secs_f64().min(MAX_WAIT_S)).await?;
+        let c = self::command(state, node_id, cid, left.as_secs_f64().min(MAX_WAIT_S)).await?;
         match c.status {
             CommandStatus::Succeeded => return Ok(c.result.unwrap_or(Value::Null)),
             CommandStatus::Failed => {

@@ -1,0 +1,317 @@
+//! The half of `session start` that runs on the session's own machine: the git worktree, the
+//! Claude Code settings file with architect's hooks, the agent's command line and environment
+//! (the LLM gateway included), and the tmux session itself.
+//!
+//! One code path for every node: `launch::start` (the control plane) decides, registers and
+//! mints the session's token, then hands a [`LaunchPlan`] either to [`launch`] here with this
+//! server's [`NodeSide`], or over the node command channel (command `session-start`) to a node's
+//! `architect agent`, whose handler calls the same [`launch`] with that node's tmux server, data
+//! directory and dashboard URL.
+
+use super::launch::{claude_settings, LaunchAgent};
+use super::tmux::{NewSession, SessionName, Tmux};
+use super::AgentsError;
+use crate::validate::invalid;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The node command that runs a [`LaunchPlan`] on a node's agent.
+pub const COMMAND: &str = "session-start";
+
+/// Everything a node needs to start one session. Holds the session's token: no `Debug`, and
+/// the control plane scrubs it from the stored command once the node answered.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchPlan {
+    pub name: SessionName,
+    pub agent: LaunchAgent,
+    pub cwd: Option<String>,
+    /// The branch of a new worktree (`feature/<slug>-MMDD`); `None`: no worktree.
+    pub worktree_branch: Option<String>,
+    pub program: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The caller's extra environment (validated by `launch::start`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The node name the session is registered under (`ARCHITECT_NODE`).
+    pub node: String,
+    /// The session's agent-scope token: hooks report with it, and the gateway accepts it.
+    pub token: String,
+    /// Point the agent at architect's LLM gateway (Claude Code, Codex; `chat` always uses it).
+    pub gateway: bool,
+}
+
+/// The machine-specific half: where this node keeps things and how it reaches the dashboard.
+#[derive(Debug, Clone)]
+pub struct NodeSide {
+    pub tmux: Tmux,
+    /// Worktrees go to `<data_dir>/worktrees/<session>`, Claude settings to
+    /// `<data_dir>/agents/<session>/`.
+    pub data_dir: PathBuf,
+    /// The architect binary hooks and `chat` run; `None`: this process's own binary.
+    pub architect: Option<PathBuf>,
+    /// The dashboard as this node reaches it: hooks report there, and it serves the gateway.
+    pub dashboard_url: Option<String>,
+}
+
+/// What the node did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Launched {
+    pub cwd: Option<String>,
+    pub branch: Option<String>,
+    pub settings_path: Option<String>,
+    pub command: Vec<String>,
+    /// The agent's model requests go through architect's LLM gateway.
+    pub gateway: bool,
+}
+
+async fn git(cwd: &str, args: &[&str]) -> Result<String, AgentsError> {
+    let out = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(cwd)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| AgentsError::Conflict(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        return Err(AgentsError::Invalid(invalid(
+            "worktree",
+            format!(
+                "git {} failed: {}",
+                args.first().copied().unwrap_or(""),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The environment of the agent: the gateway's variables, then the caller's (which may
+/// override them), then architect's own (which nobody overrides).
+fn environment(side: &NodeSide, plan: &LaunchPlan) -> (Vec<(String, String)>, bool) {
+    let mut env = BTreeMap::new();
+    let mut gateway = plan.agent == LaunchAgent::Chat
+        || (plan.agent == LaunchAgent::Codex && plan.gateway && side.dashboard_url.is_some());
+    if plan.gateway && plan.agent == LaunchAgent::Claude {
+        if let Some(url) = &side.dashboard_url {
+            // The gateway serves /v1/messages and takes a token as a bearer; an auth token
+            // (unlike ANTHROPIC_API_KEY) needs no "use this key?" approval in Claude Code, and
+            // an empty ANTHROPIC_API_KEY keeps a key inherited from the tmux server unused.
+            env.insert("ANTHROPIC_BASE_URL".to_string(), url.clone());
+            env.insert("ANTHROPIC_AUTH_TOKEN".to_string(), plan.token.clone());
+            env.insert("ANTHROPIC_API_KEY".to_string(), String::new());
+            gateway = true;
+        }
+    }
+    for (k, v) in &plan.env {
+        env.insert(k.clone(), v.clone());
+    }
+    env.insert("ARCHITECT_SESSION".to_string(), plan.name.to_string());
+    env.insert("ARCHITECT_NODE".to_string(), plan.node.clone());
+    env.insert("ARCHITECT_TOKEN".to_string(), plan.token.clone());
+    if let Some(url) = &side.dashboard_url {
+        env.insert("ARCHITECT_URL".to_string(), url.clone());
+    }
+    (env.into_iter().collect(), gateway)
+}
+
+/// The name of the model provider architect adds to Codex's configuration.
+pub const CODEX_PROVIDER: &str = "architect";
+
+/// Codex configuration overrides (`-c key=value`, values in TOML) that make the gateway's
+/// `/v1/responses` its model provider, reading the session's token from `ARCHITECT_TOKEN`
+/// (`env_key`): the URL is on the command line, the token only in the environment.
+fn codex_gateway_args(side: &NodeSide, plan: &LaunchPlan) -> Vec<String> {
+    let Some(url) = side.dashboard_url.as_deref().filter(|_| plan.gateway) else {
+        return Vec::new();
+    };
+    let p = CODEX_PROVIDER;
+    let base = format!("{}/v1", url.trim_end_matches('/'));
+    [
+        format!("model_provider=\"{p}\""),
+        format!("model_providers.{p}.name=\"architect gateway\""),
+        format!("model_providers.{p}.base_url={}", toml_string(&base)),
+        format!("model_providers.{p}.env_key=\"ARCHITECT_TOKEN\""),
+        format!("model_providers.{p}.wire_api=\"responses\""),
+    ]
+    .into_iter()
+    .flat_map(|kv| ["-c".to_string(), kv])
+    .collect()
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// Starts the session `plan` describes on this node's tmux server.
+pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, AgentsError> {
+    let name = &plan.name;
+    if side.tmux.has_session(name).await? {
+        return Err(AgentsError::Conflict(format!(
+            "tmux session '{name}' already exists"
+        )));
+    }
+    let mut cwd = plan.cwd.clone();
+    let mut branch = None;
+    if let Some(b) = &plan.worktree_branch {
+        let base = cwd
+            .clone()
+            .ok_or_else(|| invalid("cwd", "a worktree needs cwd (a git checkout)"))?;
+        let dir = side.data_dir.join("worktrees").join(name.as_str());
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        let dir_s = dir.display().to_string();
+        git(&base, &["worktree", "add", "-b", b, &dir_s, "HEAD"]).await?;
+        cwd = Some(dir_s);
+        branch = Some(b.clone());
+    } else if let Some(c) = &cwd {
+        branch = git(c, &["rev-parse", "--abbrev-ref", "HEAD"]).await.ok();
+    }
+
+    let architect: PathBuf = match &side.architect {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| AgentsError::Conflict(format!("cannot find the architect binary: {e}")))?,
+    };
+    let session_dir = side.data_dir.join("agents").join(name.as_str());
+    let session_dir = std::path::absolute(&session_dir).unwrap_or(session_dir);
+    let mut settings_path = None;
+    let mut command: Vec<String> = Vec::new();
+    match plan.agent {
+        LaunchAgent::Claude => {
+            std::fs::create_dir_all(&session_dir).map_err(|e| {
+                AgentsError::Conflict(format!("cannot create {session_dir:?}: {e}"))
+            })?;
+            let path = session_dir.join("claude-settings.json");
+            let body = serde_json::to_vec_pretty(&claude_settings(&architect)).unwrap_or_default();
+            std::fs::write(&path, body)
+                .map_err(|e| AgentsError::Conflict(format!("cannot write {path:?}: {e}")))?;
+            command.push(plan.program.clone().unwrap_or_else(|| "claude".into()));
+            command.push("--settings".into());
+            command.push(path.display().to_string());
+            settings_path = Some(path.display().to_string());
+        }
+        LaunchAgent::Codex => {
+            command.push(plan.program.clone().unwrap_or_else(|| "codex".into()));
+            // Without it codex 0.169 starts a daemon that outlives the session (README).
+            command.push("--no-daemon".into());
+            command.extend(codex_gateway_args(side, plan));
+        }
+        LaunchAgent::Chat => {
+            command.push(
+                plan.program
+                    .clone()
+                    .unwrap_or_else(|| architect.display().to_string()),
+            );
+            command.extend([
+                "chat".into(),
+                "--worker".into(),
+                "--session".into(),
+                name.to_string(),
+            ]);
+        }
+        LaunchAgent::Shell => {
+            command.push(plan.program.clone().unwrap_or_else(|| "bash".into()));
+        }
+    }
+    command.extend(plan.args.iter().cloned());
+    let (env, gateway) = environment(side, plan);
+    side.tmux
+        .create(&NewSession {
+            name: Some(name.clone()),
+            cwd: cwd.clone(),
+            command: command.clone(),
+            env,
+            width: 160,
+            height: 50,
+        })
+        .await?;
+    if plan.agent == LaunchAgent::Claude {
+        // Without it Claude shows a "tmux focus-events off" line (README).
+        let _ = side.tmux.set_global_option("focus-events", "on").await;
+    }
+    Ok(Launched {
+        cwd,
+        branch,
+        settings_path,
+        command,
+        gateway,
+    })
+}
+
+/// The `session-start` node command: runs the plan in `args` on this node.
+pub async fn run_command(side: &NodeSide, args: serde_json::Value) -> Result<Launched, String> {
+    let plan: LaunchPlan =
+        serde_json::from_value(args).map_err(|e| format!("bad session-start payload: {e}"))?;
+    launch(side, &plan).await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(agent: LaunchAgent, gateway: bool) -> LaunchPlan {
+        LaunchPlan {
+            name: SessionName::parse("s1").unwrap(),
+            agent,
+            cwd: None,
+            worktree_branch: None,
+            program: None,
+            args: vec![],
+            env: BTreeMap::from([("ANTHROPIC_BASE_URL".into(), "http://mine".into())]),
+            node: "n1".into(),
+            token: "tok".into(),
+            gateway,
+        }
+    }
+
+    fn side() -> NodeSide {
+        NodeSide {
+            tmux: Tmux::new(None),
+            data_dir: PathBuf::from("/tmp"),
+            architect: None,
+            dashboard_url: Some("http://dash:8080".into()),
+        }
+    }
+
+    #[test]
+    fn claude_goes_through_the_gateway_unless_told_otherwise() {
+        let mut p = plan(LaunchAgent::Claude, true);
+        p.env.clear();
+        let (env, gw) = environment(&side(), &p);
+        let env: BTreeMap<_, _> = env.into_iter().collect();
+        assert!(gw);
+        assert_eq!(env["ANTHROPIC_BASE_URL"], "http://dash:8080");
+        assert_eq!(env["ANTHROPIC_AUTH_TOKEN"], "tok");
+        assert_eq!(env["ANTHROPIC_API_KEY"], "");
+        assert_eq!(env["ARCHITECT_URL"], "http://dash:8080");
+
+        let (env, gw) = environment(&side(), &plan(LaunchAgent::Claude, false));
+        let env: BTreeMap<_, _> = env.into_iter().collect();
+        assert!(!gw);
+        assert!(!env.contains_key("ANTHROPIC_AUTH_TOKEN"));
+        assert_eq!(env["ANTHROPIC_BASE_URL"], "http://mine");
+    }
+
+    #[test]
+    fn the_callers_env_wins_over_the_gateway_and_codex_gets_a_gateway_provider() {
+        let (env, _) = environment(&side(), &plan(LaunchAgent::Claude, true));
+        let env: BTreeMap<_, _> = env.into_iter().collect();
+        assert_eq!(env["ANTHROPIC_BASE_URL"], "http://mine");
+        let (env, gw) = environment(&side(), &plan(LaunchAgent::Codex, true));
+        assert!(gw);
+        assert!(!env.iter().any(|(k, _)| k.starts_with("OPENAI")));
+        let args = codex_gateway_args(&side(), &plan(LaunchAgent::Codex, true)).join(" ");
+        assert!(
+            args.contains(r#"model_providers.architect.base_url="http://dash:8080/v1""#),
+            "{args}"
+        );
+        assert!(
+            !args.contains("tok"),
+            "the token is never on the command line: {args}"
+        );
+        assert!(codex_gateway_args(&side(), &plan(LaunchAgent::Codex, false)).is_empty());
+    }
+}
