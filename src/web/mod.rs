@@ -97,6 +97,13 @@ pub const PANELS: &[Panel] = &[
         available: true,
     },
     Panel {
+        key: "interactions",
+        label: "Interactions",
+        href: "/interactions",
+        group: "Agents",
+        available: true,
+    },
+    Panel {
         key: "autopilot",
         label: "Autopilot",
         href: "/autopilot",
