@@ -178,7 +178,7 @@ impl DryForm {
                 .parse()
                 .map_err(|e| crate::validate::invalid("draft_decision", e))?
         };
-        Ok(Some(PatternInput {
+        let input = PatternInput {
             name: "draft".into(),
             tool_regex: self.draft_tool_regex.clone(),
             subject_regex: self.draft_subject_regex.clone(),
@@ -187,7 +187,19 @@ impl DryForm {
             decision,
             enabled: Some(true),
             override_guard: self.draft_override_guard.is_some(),
-        }))
+        };
+        // Checked here too, so an error names the form's field (`draft_tool_regex`).
+        match actions::check_pattern(input.clone()) {
+            Ok(_) => Ok(Some(input)),
+            Err(AgentsError::Invalid(mut e)) => {
+                e.message = e
+                    .message
+                    .replace(e.field.as_str(), &format!("draft_{}", e.field));
+                e.field = format!("draft_{}", e.field);
+                Err(e.into())
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
