@@ -6,7 +6,6 @@
 //! Every change goes through `permission_actions` (the code behind `/api/claude/*`), so the
 //! page and the API validate and decide alike. Plain forms: each works without JavaScript.
 
-use super::pages::age;
 use super::permission_actions::{self as actions, DryRun, HandleAction, PatternInput, Replayed};
 use super::permission_store::{self as pstore, AuditedInteraction, Interaction};
 use super::permissions::{self, Decision, PermissionPattern, Verdict};
@@ -16,6 +15,7 @@ use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::auth::Identity;
 use crate::http::error::ApiError;
 use crate::http::extract::{Path, Query};
+use crate::web::age;
 use crate::web::{back_with_error, local_path, render, see_other, Layout, PageError};
 use askama::Template;
 use axum::extract::State;
