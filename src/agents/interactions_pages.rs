@@ -75,6 +75,7 @@ fn who_decided(by: &str) -> (String, Option<i64>) {
     }
     match by {
         "pane:closed" => ("gone from the screen".into(), None),
+        "session:gone" => ("the session ended".into(), None),
         _ => (by.to_string(), None),
     }
 }

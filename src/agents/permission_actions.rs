@@ -7,7 +7,7 @@ use super::classify::{permission_request, AgentKind, PaneState, PaneView};
 use super::interactions;
 use super::permission_store::{self as pstore, Interaction, PatternFields};
 use super::permissions::{self, Decision, Outcome, PermissionPattern, Request, Verdict};
-use super::tmux::{CaptureMode, SessionName};
+use super::tmux::{CaptureMode, SessionName, TmuxError};
 use super::{store, AgentsError, SessionRole};
 use crate::app::AppState;
 use crate::validate::invalid;
@@ -142,11 +142,30 @@ pub async fn handle(
     let agent: AgentKind = i.agent.parse().unwrap_or(AgentKind::Other);
     let approve = action != HandleAction::Deny;
     let name = SessionName::parse(&i.session)?;
-    let screen = state
+    let screen = match state
         .agents
         .tmux()
         .capture(&name, 80, CaptureMode::Plain)
-        .await?;
+        .await
+    {
+        Ok(screen) => screen,
+        Err(TmuxError::NoSuchSession(_)) => {
+            // Nobody can answer it any more: close it rather than leave it pending forever.
+            pstore::decide_interaction(
+                &state.db,
+                id,
+                "gone",
+                "session:gone",
+                &state.clock.now_str(),
+            )
+            .await?;
+            return Err(AgentsError::Conflict(format!(
+                "session '{}' no longer exists; interaction {id} is closed as gone",
+                i.session
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let classifier = state.agents.classifier(&state.db).await?;
     let c = classifier.classify(&PaneView {
         screen: &screen,

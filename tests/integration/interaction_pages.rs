@@ -343,6 +343,10 @@ async fn interactions_panel_pattern_editor_and_dry_runs() {
             "ix-denied",
         ],
     );
+    seed_interaction(&t, "w7", "echo '<script>alert(1)</script>'", None).await;
+    let r = admin.get("/interactions?session=w7").await;
+    assert_page(&r, &["&#60;script&#62;alert(1)"]);
+    assert!(!r.body.contains("<script>alert"));
     let r = admin.get("/interactions?session=w8").await;
     assert_page(&r, &["No pending approvals", "echo hi"]);
     assert!(!r.body.contains("make deploy"));
@@ -374,19 +378,29 @@ async fn interactions_panel_pattern_editor_and_dry_runs() {
         .await;
     assert_eq!(r.status, 422);
 
-    // Approving a prompt whose session is gone: an error flash, the interaction untouched
-    // (or marked gone), never a 5xx.
+    // Approving a prompt whose session is gone: an error flash, and the interaction is
+    // closed as gone (nobody can answer it any more), never a 5xx.
     let r = admin
         .post_form(
             &format!("/interactions/{pend}/handle"),
             &[("action", "approve"), ("next", "/interactions?session=w9")],
         )
         .await;
-    assert!(flash(&r, "error").is_some(), "{r:?}");
+    assert!(
+        flash(&r, "error").unwrap().contains("no longer exists"),
+        "{r:?}"
+    );
     assert!(r.headers["location"]
         .to_str()
         .unwrap()
         .starts_with("/interactions?session=w9"));
+    let i = admin.get(&format!("/api/claude/interactions/{pend}")).await;
+    assert_eq!(
+        (&i.json["status"], &i.json["decision_by"]),
+        (&json!("gone"), &json!("session:gone"))
+    );
+    let r = admin.get("/interactions?session=w9").await;
+    assert_page(&r, &["No pending approvals", "the session ended"]);
     let r = admin
         .post_form(
             &format!("/interactions/{by_hand}/handle"),
