@@ -5,7 +5,9 @@
 //!
 //! Every change goes through `permission_actions` (the code behind `/api/claude/*`), so the
 //! page and the API validate and decide alike. Plain forms: each works without JavaScript.
+//! The pattern editor's form posts are `pattern_pages.rs`.
 
+use super::pattern_pages::{some, PatternForm};
 use super::permission_actions::{self as actions, DryRun, HandleAction, PatternInput, Replayed};
 use super::permission_store::{self as pstore, AuditedInteraction, Interaction};
 use super::permissions::{self, Decision, PermissionPattern, Verdict};
@@ -32,23 +34,19 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/interactions", get(page))
         .route("/interactions/{id}/handle", post(handle))
-        .route("/interactions/patterns", post(create_pattern))
-        .route("/interactions/patterns/{id}", post(update_pattern))
-        .route("/interactions/patterns/{id}/enable", post(enable))
-        .route("/interactions/patterns/{id}/disable", post(disable))
-        .route("/interactions/patterns/{id}/delete", post(delete_pattern))
         .route("/interactions/dry-run", post(dry_run))
+        .merge(super::pattern_pages::routes())
 }
 
 /// A flash for an error, naming the field when the message does not.
-fn error_text(e: &ApiError) -> String {
+pub(super) fn error_text(e: &ApiError) -> String {
     match &e.field {
         Some(f) if !e.message.contains(f.as_str()) => format!("{f}: {}", e.message),
         _ => e.message.clone(),
     }
 }
 
-fn back(path: &str, e: impl Into<ApiError>) -> Response {
+pub(super) fn back(path: &str, e: impl Into<ApiError>) -> Response {
     let mut e = e.into();
     e.message = error_text(&e);
     back_with_error(path, &e)
@@ -98,56 +96,6 @@ struct PatternRow {
     hits: i64,
     /// (rule, example tool, example subject) the never-auto-approve list keeps asking about.
     guarded: Vec<(&'static str, &'static str, &'static str)>,
-}
-
-/// The pattern form's values (create, or edit of `id`).
-#[derive(Deserialize, Default, Clone)]
-#[serde(default)]
-struct PatternForm {
-    name: String,
-    tool_regex: String,
-    subject_regex: String,
-    session_scope: String,
-    role_scope: String,
-    decision: String,
-    enabled: Option<String>,
-    override_guard: Option<String>,
-}
-
-fn some(s: &str) -> Option<String> {
-    Some(s.trim().to_string()).filter(|s| !s.is_empty())
-}
-
-impl PatternForm {
-    fn input(&self) -> Result<PatternInput, AgentsError> {
-        let decision: Decision = self
-            .decision
-            .parse()
-            .map_err(|e| crate::validate::invalid("decision", e))?;
-        Ok(PatternInput {
-            name: self.name.clone(),
-            tool_regex: self.tool_regex.clone(),
-            subject_regex: self.subject_regex.clone(),
-            session_scope: some(&self.session_scope),
-            role_scope: some(&self.role_scope),
-            decision,
-            enabled: Some(self.enabled.is_some()),
-            override_guard: self.override_guard.is_some(),
-        })
-    }
-
-    fn of(p: &PermissionPattern) -> PatternForm {
-        PatternForm {
-            name: p.name.clone(),
-            tool_regex: p.tool_regex.clone(),
-            subject_regex: p.subject_regex.clone(),
-            session_scope: p.session_scope.clone().unwrap_or_default(),
-            role_scope: p.role_scope.clone().unwrap_or_default(),
-            decision: p.decision.clone(),
-            enabled: (p.enabled != 0).then(|| "on".into()),
-            override_guard: (p.override_guard != 0).then(|| "on".into()),
-        }
-    }
 }
 
 /// The dry-run form: a request, an optional pattern draft, and what to run.
@@ -367,106 +315,6 @@ async fn handle(
             see_other(to, &format!("Interaction #{id} {}{extra}.", i.status))
         }
         Err(e) => back(to, e),
-    }
-}
-
-async fn create_pattern(
-    State(s): State<AppState>,
-    PageForm(who, f, ..): PageForm<Write, PatternForm>,
-) -> Response {
-    let r = async {
-        let fields = actions::check_pattern(f.input()?)?;
-        Ok::<_, AgentsError>(
-            pstore::insert_pattern(&s.db, &fields, &who.username, &s.clock.now_str()).await?,
-        )
-    }
-    .await;
-    match r {
-        Ok(p) => see_other(
-            "/interactions",
-            &format!("Pattern #{} '{}' created.", p.id, p.name),
-        ),
-        Err(e) => back("/interactions", e),
-    }
-}
-
-async fn update_pattern(
-    State(s): State<AppState>,
-    Path(id): Path<i64>,
-    PageForm(_, f, ..): PageForm<Write, PatternForm>,
-) -> Response {
-    let editing = format!("/interactions?edit={id}");
-    let r = async {
-        let fields = actions::check_pattern(f.input()?)?;
-        pstore::update_pattern(&s.db, id, &fields, &s.clock.now_str())
-            .await?
-            .ok_or_else(|| AgentsError::NotFound("pattern".into()))
-    }
-    .await;
-    match r {
-        Ok(p) => see_other(
-            "/interactions",
-            &format!("Pattern #{} '{}' saved.", p.id, p.name),
-        ),
-        Err(e) => back(&editing, e),
-    }
-}
-
-#[derive(Deserialize)]
-struct Empty {}
-
-/// Enables or disables a stored pattern through the same check as an edit.
-async fn set_enabled(s: &AppState, id: i64, on: bool) -> Response {
-    let r = async {
-        let p = pstore::pattern(&s.db, id)
-            .await?
-            .ok_or_else(|| AgentsError::NotFound("pattern".into()))?;
-        let mut input = PatternInput::from(&p);
-        input.enabled = Some(on);
-        let fields = actions::check_pattern(input)?;
-        pstore::update_pattern(&s.db, id, &fields, &s.clock.now_str())
-            .await?
-            .ok_or_else(|| AgentsError::NotFound("pattern".into()))
-    }
-    .await;
-    match r {
-        Ok(p) => see_other(
-            "/interactions",
-            &format!(
-                "Pattern #{id} '{}' {}.",
-                p.name,
-                if on { "enabled" } else { "disabled" }
-            ),
-        ),
-        Err(e) => back("/interactions", e),
-    }
-}
-
-async fn enable(
-    State(s): State<AppState>,
-    Path(id): Path<i64>,
-    PageForm(..): PageForm<Write, Empty>,
-) -> Response {
-    set_enabled(&s, id, true).await
-}
-
-async fn disable(
-    State(s): State<AppState>,
-    Path(id): Path<i64>,
-    PageForm(..): PageForm<Write, Empty>,
-) -> Response {
-    set_enabled(&s, id, false).await
-}
-
-async fn delete_pattern(
-    State(s): State<AppState>,
-    Path(id): Path<i64>,
-    PageForm(..): PageForm<Write, Empty>,
-) -> Response {
-    match pstore::delete_pattern(&s.db, id).await {
-        Ok(true) => see_other("/interactions", &format!("Pattern #{id} deleted.")),
-        Ok(false) => back("/interactions", AgentsError::NotFound("pattern".into())),
-        Err(e) => back("/interactions", AgentsError::from(e)),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod interactions_api;
 pub mod interactions_pages;
 pub mod launch;
 pub mod pages;
+pub mod pattern_pages;
 pub mod permission_actions;
 pub mod permission_store;
 pub mod permissions;
