@@ -19,6 +19,8 @@ mod cli;
 mod errors;
 #[path = "integration/input.rs"]
 mod input;
+#[path = "integration/interaction_pages.rs"]
+mod interaction_pages;
 #[path = "integration/layout.rs"]
 mod layout;
 #[path = "integration/llm.rs"]

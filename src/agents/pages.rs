@@ -1,13 +1,7 @@
 //! Dashboard pages of this domain: the tmux panel (sessions with state badges, send box,
-//! create / kill, a live pane view over server-sent events) and the Assigner panel (queue by
-//! status, send form, retry / cancel, delegation links, pending permission prompts with
-//! approve / deny, the permission patterns).
+//! create / kill, a live pane view over server-sent events). The Assigner panel is
+//! `assigner/pages.rs`, the Interactions panel `interactions_pages.rs`; both are routed here.
 
-use super::assigner::api::enqueue;
-use super::assigner::store::{self as prompts, PromptFilter};
-use super::assigner::{NewPrompt, Prompt, PromptStatus};
-use super::permission_store::{self as pstore, Interaction};
-use super::permissions::PermissionPattern;
 use super::route::{self, NodeRef, TmuxOp};
 use super::sessions::{self, LiveSession, NodeFailure};
 use super::tmux::{CaptureMode, NewSession, SessionName};
@@ -37,11 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/tmux/send", post(send))
         .route("/tmux/create", post(create))
         .route("/tmux/kill", post(kill))
-        .route("/assigner", get(assigner_page))
-        .route("/assigner/send", post(assigner_send))
-        .route("/assigner/prompts/{id}/cancel", post(cancel))
-        .route("/assigner/prompts/{id}/retry", post(retry))
-        .route("/assigner/interactions/{id}/{action}", post(handle))
+        .merge(super::assigner::pages::routes())
+        .merge(super::interactions_pages::routes())
 }
 
 #[derive(Template)]
@@ -218,159 +209,5 @@ async fn kill(
     match r {
         Ok(_) => see_other("/tmux", &format!("Killed {}.", f.session)),
         Err(e) => back_with_error("/tmux", &ApiError::from(e)),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "agents/assigner.html")]
-struct AssignerPage {
-    layout: Layout,
-    counts: Vec<(String, i64)>,
-    prompts: Vec<Prompt>,
-    status: String,
-    statuses: Vec<&'static str>,
-    interactions: Vec<Interaction>,
-    patterns: Vec<PermissionPattern>,
-}
-
-#[derive(Deserialize)]
-struct AssignerQuery {
-    status: Option<PromptStatus>,
-    notice: Option<String>,
-    error: Option<String>,
-}
-
-async fn assigner_page(
-    State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
-    Query(q): Query<AssignerQuery>,
-) -> Result<Response, PageError> {
-    let flash = Flash {
-        notice: q.notice,
-        error: q.error,
-    };
-    let prompts = prompts::list(
-        &s.db,
-        &PromptFilter {
-            status: q.status,
-            limit: Some(200),
-            ..Default::default()
-        },
-    )
-    .await
-    .map_err(ApiError::from)?;
-    Ok(render(&AssignerPage {
-        layout: Layout::new(&s, &who, "assigner", "Assigner").with_flash(&flash),
-        counts: prompts::counts(&s.db).await.map_err(ApiError::from)?,
-        prompts,
-        status: q.status.map(|x| x.to_string()).unwrap_or_default(),
-        statuses: PromptStatus::names(),
-        interactions: pstore::interactions(&s.db, Some("pending"), 100)
-            .await
-            .map_err(ApiError::from)?,
-        patterns: pstore::patterns(&s.db).await.map_err(ApiError::from)?,
-    }))
-}
-
-#[derive(Deserialize)]
-struct PromptForm {
-    content: String,
-    #[serde(default)]
-    target_session: String,
-    priority: Option<i64>,
-}
-
-async fn assigner_send(
-    State(s): State<AppState>,
-    PageForm(who, f, ..): PageForm<Write, PromptForm>,
-) -> Response {
-    let p = NewPrompt {
-        content: f.content,
-        priority: f.priority,
-        target_session: Some(f.target_session).filter(|t| !t.trim().is_empty()),
-        ..Default::default()
-    };
-    match enqueue(&s, &who.username, p, None).await {
-        Ok(id) => see_other("/assigner", &format!("Queued prompt #{id}.")),
-        Err(e) => back_with_error("/assigner", &ApiError::from(e)),
-    }
-}
-
-#[derive(Deserialize)]
-struct Empty {}
-
-async fn cancel(
-    State(s): State<AppState>,
-    Path(id): Path<i64>,
-    PageForm(_, Empty {}, ..): PageForm<Write, Empty>,
-) -> Response {
-    match prompts::cancel(&s.db, id, &s.clock.now_str()).await {
-        Ok(true) => see_other("/assigner", &format!("Cancelled prompt #{id}.")),
-        Ok(false) => back_with_error(
-            "/assigner",
-            &ApiError::conflict(format!("prompt #{id} cannot be cancelled now")),
-        ),
-        Err(e) => back_with_error("/assigner", &ApiError::from(e)),
-    }
-}
-
-async fn retry(
-    State(s): State<AppState>,
-    Path(id): Path<i64>,
-    PageForm(_, Empty {}, ..): PageForm<Write, Empty>,
-) -> Response {
-    match prompts::retry(&s.db, id, &s.clock.now_str()).await {
-        Ok(true) => {
-            s.agents.wake_dispatcher();
-            see_other("/assigner", &format!("Prompt #{id} is queued again."))
-        }
-        Ok(false) => back_with_error(
-            "/assigner",
-            &ApiError::conflict(format!(
-                "prompt #{id} cannot be retried (not failed or cancelled, or out of retries)"
-            )),
-        ),
-        Err(e) => back_with_error("/assigner", &ApiError::from(e)),
-    }
-}
-
-async fn handle(
-    State(s): State<AppState>,
-    Path((id, action)): Path<(i64, String)>,
-    PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
-) -> Response {
-    let approve = match action.as_str() {
-        "approve" => true,
-        "deny" => false,
-        _ => {
-            return back_with_error(
-                "/assigner",
-                &ApiError::invalid("action", "action must be approve or deny"),
-            )
-        }
-    };
-    let r = async {
-        let i = pstore::interaction(&s.db, id)
-            .await?
-            .ok_or_else(|| AgentsError::NotFound("interaction".into()))?;
-        if i.status != "pending" {
-            return Err(AgentsError::Conflict(format!(
-                "interaction {id} is already {}",
-                i.status
-            )));
-        }
-        let agent = i.agent.parse().unwrap_or(super::classify::AgentKind::Other);
-        super::interactions::apply(&s, &i, agent, approve, &format!("user:{}", who.username)).await
-    }
-    .await;
-    match r {
-        Ok(()) => see_other(
-            "/assigner",
-            &format!(
-                "Interaction #{id} {}.",
-                if approve { "approved" } else { "denied" }
-            ),
-        ),
-        Err(e) => back_with_error("/assigner", &ApiError::from(e)),
     }
 }

@@ -267,3 +267,58 @@ pub async fn enabled_pattern_count(db: &Db) -> Result<i64, sqlx::Error> {
         .fetch_one(db)
         .await
 }
+
+/// An interaction with the reason of its latest real (not dry-run) audit row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditedInteraction {
+    #[sqlx(flatten)]
+    pub interaction: Interaction,
+    pub reason: Option<String>,
+}
+
+/// The dashboard's lists: pending interactions (`pending`), or decided and gone ones, newest
+/// first, optionally of one session.
+pub async fn audited_interactions(
+    db: &Db,
+    pending: bool,
+    session: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditedInteraction>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {INTERACTION_COLS}, (SELECT a.reason FROM permission_audit a \
+             WHERE a.interaction_id = agent_interactions.id AND a.dry_run = 0 \
+             ORDER BY a.id DESC LIMIT 1) AS reason \
+         FROM agent_interactions \
+         WHERE (($1 = 1 AND status = 'pending') OR ($1 = 0 AND status <> 'pending')) \
+           AND ($2 IS NULL OR session = $2) \
+         ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(i64::from(pending))
+    .bind(session)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Sessions that have had a permission prompt (the dashboard's session filter).
+pub async fn interaction_sessions(db: &Db) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT DISTINCT session FROM agent_interactions ORDER BY session")
+        .fetch_all(db)
+        .await
+}
+
+pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM agent_interactions WHERE status = 'pending'")
+        .fetch_one(db)
+        .await
+}
+
+/// How many real (not dry-run) decisions each pattern made: `(pattern id, count)`.
+pub async fn pattern_hits(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT decided_by, COUNT(*) FROM permission_audit \
+         WHERE dry_run = 0 AND decided_by LIKE 'pattern:%' GROUP BY decided_by",
+    )
+    .fetch_all(db)
+    .await
+}

@@ -173,6 +173,45 @@ pub fn guard(r: &Request<'_>) -> Option<&'static str> {
     None
 }
 
+/// Requests the never-auto-approve list stops, one per rule and kind of tool: how the
+/// dashboard finds approve patterns whose matches that list would turn back into "ask".
+const GUARD_EXAMPLES: &[(&str, &str)] = &[
+    ("Bash", "rm -rf /"),
+    ("exec", "rm -rf ~/"),
+    ("Bash", "git push --force origin main"),
+    ("exec", "git push -f"),
+    ("Bash", "cat ~/.aws/credentials"),
+    ("Write", "/repo/.env"),
+    ("Edit", "/repo/.env"),
+    ("Read", "/home/u/.ssh/id_ed25519"),
+];
+
+/// For an enabled approve pattern without `override_guard`: the never-auto-approve rules it
+/// would match yet not decide, each with an example request (tool, subject).
+pub fn guarded_matches(p: &PermissionPattern) -> Vec<(&'static str, &'static str, &'static str)> {
+    if p.decision != "approve" || p.override_guard != 0 {
+        return Vec::new();
+    }
+    let mut probe = p.clone();
+    probe.enabled = 1;
+    probe.session_scope = None;
+    probe.role_scope = None;
+    let mut out: Vec<(&'static str, &'static str, &'static str)> = Vec::new();
+    for (tool, subject) in GUARD_EXAMPLES {
+        let r = Request {
+            tool,
+            subject,
+            ..Default::default()
+        };
+        if let Some(rule) = guard(&r) {
+            if applies(&probe, &r) && !out.iter().any(|(x, ..)| *x == rule) {
+                out.push((rule, tool, subject));
+            }
+        }
+    }
+    out
+}
+
 /// Decides one request against `patterns` (deny beats approve; the never-list needs an
 /// explicit override; nothing matching means ask).
 pub fn decide(patterns: &[PermissionPattern], r: &Request<'_>) -> Verdict {
@@ -417,6 +456,27 @@ mod tests {
         ] {
             assert_eq!(guard(&req("Bash", safe)), None, "{safe}");
         }
+    }
+
+    #[test]
+    fn approve_patterns_the_never_list_overrides_are_found() {
+        let all = pat(1, ".*", "", "approve");
+        let rules: Vec<&str> = guarded_matches(&all).iter().map(|g| g.0).collect();
+        assert_eq!(
+            rules,
+            [
+                "rm_recursive_outside_workspace",
+                "force_push",
+                "credential_files"
+            ]
+        );
+        assert!(guarded_matches(&pat(2, "Bash", "^ls ", "approve")).is_empty());
+        assert!(guarded_matches(&pat(3, ".*", "", "deny")).is_empty());
+        let mut over = all.clone();
+        over.override_guard = 1;
+        assert!(guarded_matches(&over).is_empty());
+        let git = pat(4, "Bash", "^git ", "approve");
+        assert_eq!(guarded_matches(&git)[0].0, "force_push");
     }
 
     #[test]

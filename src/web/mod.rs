@@ -97,6 +97,13 @@ pub const PANELS: &[Panel] = &[
         available: true,
     },
     Panel {
+        key: "interactions",
+        label: "Interactions",
+        href: "/interactions",
+        group: "Agents",
+        available: true,
+    },
+    Panel {
         key: "autopilot",
         label: "Autopilot",
         href: "/autopilot",
@@ -366,6 +373,20 @@ pub fn local_path(p: &str) -> Option<&str> {
 /// A stored time for display: `2026-11-26 11:13` (UTC).
 pub fn when(t: &str) -> String {
     t.chars().take(16).collect::<String>().replace('T', " ")
+}
+
+/// "3m", "2h 5m", "4d": how long ago `t` was.
+pub fn age(now: time::OffsetDateTime, t: &str) -> String {
+    let Some(then) = crate::clock::parse(t) else {
+        return String::new();
+    };
+    let s = (now - then).whole_seconds().max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d", s / 86_400),
+    }
 }
 
 /// [`when`] for an optional time; empty when there is none.

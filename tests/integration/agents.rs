@@ -660,7 +660,7 @@ use architect::agents::assigner::dispatch;
 
 /// Starts a fake agent via `session start` (so architect knows it is a Claude-like agent),
 /// logging each prompt it receives to `log`; SLOW prompts wait for `gate` to hold "release".
-async fn start_fake(w: &Session, name: &str, extra: Value) {
+pub async fn start_fake(w: &Session, name: &str, extra: Value) {
     let mut body = json!({"name": name, "agent": "claude",
         "program": fixtures().join("fake_agent.py").display().to_string()});
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
@@ -672,7 +672,7 @@ async fn start_fake(w: &Session, name: &str, extra: Value) {
 }
 
 /// Where a fake agent logs prompts and waits for its gate (`extra` env of `start_fake`).
-fn fake_env(dir: &std::path::Path) -> (PathBuf, PathBuf, Value) {
+pub fn fake_env(dir: &std::path::Path) -> (PathBuf, PathBuf, Value) {
     let log = dir.join("prompts.jsonl");
     let gate = dir.join("gate");
     let env = json!({"env": {"FAKE_AGENT_LOG": log.display().to_string(),
@@ -681,7 +681,7 @@ fn fake_env(dir: &std::path::Path) -> (PathBuf, PathBuf, Value) {
 }
 
 /// `a` with the fields of `b` added.
-fn with(a: Value, b: &Value) -> Value {
+pub fn with(a: Value, b: &Value) -> Value {
     let mut a = a;
     if let (Some(x), Some(y)) = (a.as_object_mut(), b.as_object()) {
         x.extend(y.clone());
@@ -1191,7 +1191,7 @@ async fn assigner_api_lifecycle_bad_input_and_auth() {
 // ---------------------------------------------------------------------------------------------
 
 /// Waits for an interaction newer than `after` with `status`.
-async fn wait_interaction(s: &Session, status: &str, after: i64) -> Value {
+pub async fn wait_interaction(s: &Session, status: &str, after: i64) -> Value {
     until(&format!("an interaction {status}"), || async {
         let r = s
             .get(&format!("/api/claude/interactions?status={status}"))
@@ -1204,7 +1204,7 @@ async fn wait_interaction(s: &Session, status: &str, after: i64) -> Value {
     .await
 }
 
-async fn ask_permission(w: &Session, session: &str) {
+pub async fn ask_permission(w: &Session, session: &str) {
     let r = w
         .post_json(
             "/api/tmux/send",

@@ -234,6 +234,17 @@ impl Browser {
         .await
     }
 
+    /// Resizes the window (a taller one shows a whole long page in a screenshot).
+    async fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("resize: {e}"));
+    }
+
     /// Saves a PNG of the viewport to `target/screenshots/NAME.png`.
     async fn screenshot(&self, name: &str) -> PathBuf {
         let path = self.try_screenshot(name).await.expect("screenshot");
@@ -464,4 +475,166 @@ async fn browser_login_project_feature_status() {
     drop(driver);
     server.stop().await;
     eprintln!("browser test took {:.1?}", started.elapsed());
+}
+
+/// The agents panels with data, for a look: `/interactions` (a pending prompt, decisions,
+/// patterns, a dry run) and `/assigner` (a delegation tree) and a prompt page.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_interactions_and_assigner_panels() {
+    if !browser_available() {
+        return;
+    }
+    use architect::agents::assigner::store as prompts;
+    use architect::agents::permission_store::{self as pstore, NewInteraction};
+    let server = TestServer::start_with(|c| {
+        c.agents.assigner = false;
+        c.agents.tmux_socket = Some(format!("arch-test-none-{:x}", rand::random::<u64>()));
+    })
+    .await;
+    let admin = server.admin().await;
+    let w = server.token("admin").await;
+    for (name, tool, subject, decision) in [
+        (
+            "cargo is fine",
+            "Bash",
+            "^cargo (build|test|check)\\b",
+            "approve",
+        ),
+        ("everything, carefully", ".*", "", "approve"),
+        ("no writes to /etc", "Write|Edit", "^/etc/", "deny"),
+    ] {
+        let r = w
+            .post_json(
+                "/api/claude/patterns",
+                &json!({"name": name, "tool_regex": tool, "subject_regex": subject, "decision": decision}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let db = &server.state().db;
+    let now = server.clock.now_str();
+    for (session, tool, cmd, path, decided) in [
+        (
+            "w1",
+            "Bash",
+            Some("cargo test --workspace"),
+            None,
+            Some(("approved", "pattern:1")),
+        ),
+        (
+            "w2",
+            "Write",
+            None,
+            Some("/etc/hosts"),
+            Some(("denied", "pattern:3")),
+        ),
+        (
+            "w1",
+            "Bash",
+            Some("make deploy"),
+            None,
+            Some(("denied", "user:alice")),
+        ),
+        (
+            "w2",
+            "Bash",
+            Some("git push --force origin main"),
+            None,
+            None,
+        ),
+        ("w1", "Bash", Some("rm -rf ../shared/cache"), None, None),
+    ] {
+        let i = pstore::insert_interaction(
+            db,
+            &NewInteraction {
+                node: "local",
+                session,
+                agent: "claude",
+                tool,
+                command: cmd,
+                path,
+                prompt_text: &format!(
+                    "╭────────────────────────────╮\n│ {tool} command\n│\n│   {}\n│\n│ Do you want to proceed?\n│ ❯ 1. Yes\n│   2. No, and tell Claude what to do differently (esc)\n╰────────────────────────────╯",
+                    cmd.or(path).unwrap_or("")
+                ),
+                source: if decided.is_some_and(|d| d.1.starts_with("pattern")) { "hook" } else { "pane" },
+            },
+            &now,
+        )
+        .await
+        .unwrap();
+        if let Some((status, by)) = decided {
+            pstore::decide_interaction(db, i.id, status, by, &now)
+                .await
+                .unwrap();
+        }
+    }
+    let send = |body: Value| {
+        let w = &w;
+        async move {
+            let r = w.post_json("/api/assigner/send", &body).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.json["prompt_id"].as_i64().unwrap()
+        }
+    };
+    let root = send(json!({"content": "Plan and implement the login rework with JWT tokens", "target_session": "architect", "priority": 8})).await;
+    let a = send(json!({"content": "Add the tokens table and its migration", "target_session": "dev_worker1", "parent_id": root})).await;
+    let b = send(json!({"content": "Write the JWT middleware and tests", "target_session": "dev_worker2", "parent_id": root})).await;
+    send(json!({"content": "Review the migration for SQLite and PostgreSQL", "target_session": "codex", "parent_id": a})).await;
+    send(json!({"content": "Tidy the README"})).await;
+    prompts::claim(db, a, "local", "dev_worker1", "t1", &now)
+        .await
+        .unwrap();
+    prompts::mark_completed(db, a, "hook:Stop", "Added migration 0009_tokens.sql with tokens(id, user_id, hash, expires_at).\nAll 42 tests pass.", Some("/home/dev/.claude/projects/x/transcript.jsonl"), &now).await.unwrap();
+    prompts::claim(db, b, "local", "dev_worker2", "t2", &now)
+        .await
+        .unwrap();
+    prompts::mark_started(db, b, "pane:busy", &now)
+        .await
+        .unwrap();
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let driver = Driver::start(tmp.path()).await;
+    let b = Browser::open(&driver, &tmp.path().join("profile")).await;
+    b.goto(&format!("{}/login", server.url)).await;
+    b.type_into("#username", ADMIN).await;
+    b.type_into("#password", ADMIN_PASSWORD).await;
+    b.click("#login-submit").await;
+    b.wait_url(&format!("{}/projects", server.url)).await;
+
+    b.resize(1400, 2200).await;
+    b.goto(&format!("{}/interactions", server.url)).await;
+    b.wait_text("#pending-table", "git push --force").await;
+    b.click("#pending-table details summary").await;
+    b.screenshot("interactions").await;
+    b.wait_text("#patterns-table", "never-list").await;
+    b.type_into("#dry-run-form input[name=tool]", "Bash").await;
+    b.type_into("#dry-run-form input[name=subject]", "cargo test -p api")
+        .await;
+    b.click("#dry-run-form button[value=request]").await;
+    b.wait_text("#dry-run-result", "pattern:1").await;
+    b.screenshot("interactions-dry-run").await;
+    b.type_into("#dry-run-form input[name=draft_tool_regex]", "Bash")
+        .await;
+    b.type_into("#dry-run-form input[name=draft_subject_regex]", "^make ")
+        .await;
+    b.click("#dry-run-form button[value=replay]").await;
+    b.wait_text("#replay-table", "make deploy").await;
+    b.screenshot("interactions-replay").await;
+    b.click("#pending-table button[value=deny]").await;
+    b.wait_text(".flash.err", "").await;
+    b.screenshot("interactions-after-deny").await;
+
+    b.goto(&format!("{}/assigner", server.url)).await;
+    b.wait_text("#delegation-tree", "Review the migration")
+        .await;
+    b.screenshot("assigner").await;
+    b.goto(&format!("{}/assigner/prompts/{a}", server.url))
+        .await;
+    b.wait_text("#prompt-response", "All 42 tests pass.").await;
+    b.screenshot("assigner-prompt").await;
+    drop(admin);
+    b.quit().await;
+    drop(driver);
+    server.stop().await;
 }

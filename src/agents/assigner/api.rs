@@ -333,16 +333,21 @@ async fn reassign(
     Json(r): Json<ReassignRequest>,
 ) -> Result<Json<Prompt>, ApiError> {
     may_change(who.identity())?;
-    if let Some(to) = &r.to {
+    reassign_prompt(&s, id, r.to.as_deref()).await.map(Json)
+}
+
+/// Back to pending, targeted at session `to` (or untargeted): the API and the panel.
+pub async fn reassign_prompt(s: &AppState, id: i64, to: Option<&str>) -> Result<Prompt, ApiError> {
+    if let Some(to) = to {
         crate::agents::tmux::SessionName::parse(to)
             .map_err(|e| ApiError::invalid("to", e.message))?;
     }
-    let p = get_prompt(&s, id).await?;
-    if !store::reassign(&s.db, id, r.to.as_deref(), &s.clock.now_str()).await? {
+    let p = get_prompt(s, id).await?;
+    if !store::reassign(&s.db, id, to, &s.clock.now_str()).await? {
         return Err(transition(&p, PromptStatus::Pending));
     }
     s.agents.wake_dispatcher();
-    get_prompt(&s, id).await.map(Json)
+    get_prompt(s, id).await
 }
 
 #[derive(Deserialize, Default)]

@@ -8,10 +8,12 @@
 //! `cancelled`. Failed and cancelled prompts can be retried (up to `max_retries`) or
 //! reassigned. Priority 0–10, higher first, then oldest.
 //!
-//! Files: `store.rs` SQL; `dispatch.rs` the dispatcher loop's tick; `api.rs` HTTP.
+//! Files: `store.rs` SQL; `dispatch.rs` the dispatcher loop's tick; `api.rs` HTTP;
+//! `pages.rs` the dashboard panel.
 
 pub mod api;
 pub mod dispatch;
+pub mod pages;
 pub mod routing;
 pub mod store;
 

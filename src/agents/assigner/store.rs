@@ -443,3 +443,28 @@ pub async fn mark_typed_after_restart(db: &Db, id: i64, now: &str) -> Result<boo
     .await?;
     Ok(r.rows_affected() > 0)
 }
+
+/// The newest prompts that started a delegation: no parent, at least one child.
+pub async fn delegation_roots(db: &Db, limit: i64) -> Result<Vec<Prompt>, sqlx::Error> {
+    let rows: Vec<PromptRow> = sqlx::query_as(&format!(
+        "SELECT {COLS} FROM assigner_prompts WHERE parent_id IS NULL AND id IN \
+            (SELECT parent_id FROM assigner_prompts WHERE parent_id IS NOT NULL) \
+         ORDER BY id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Prompt::from).collect())
+}
+
+/// The prompts delegated from `parent`, oldest first.
+pub async fn children(db: &Db, parent: i64, limit: i64) -> Result<Vec<Prompt>, sqlx::Error> {
+    let rows: Vec<PromptRow> = sqlx::query_as(&format!(
+        "SELECT {COLS} FROM assigner_prompts WHERE parent_id = $1 ORDER BY id LIMIT $2"
+    ))
+    .bind(parent)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Prompt::from).collect())
+}
