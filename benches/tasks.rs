@@ -3,18 +3,27 @@
 //! Starts a real server in-process on a temporary SQLite database, then over real HTTP with the
 //! shared client:
 //!
-//! 1. throughput — W workers (8, then 1 for scale) each loop claim + complete on a queue of
-//!    no-op tasks until it is empty; reports tasks/s end to end; the 8-worker run is repeated
-//!    with batched claims (`max_tasks` 10, each task still completed by its own request);
+//! 1. throughput — W workers (8, then 1 for scale) drain a queue of no-op tasks; reports
+//!    tasks/s end to end and the process's CPU time per task (client and server together).
+//!    Hand-written workers run each protocol mode (plain claim + complete; complete + `next`;
+//!    `max_tasks` 10 with a request per completion; `max_tasks` 10 with one batched
+//!    `POST /api/tasks/complete` + `next` per 10 tasks), then the real worker runtime
+//!    (`tasks::runner::Worker`, what `architect worker` runs) with a registered no-op handler,
+//!    1 and 10 slots per worker;
 //! 2. latency — one idle worker waits in a long-poll claim; a task is enqueued; reports the time
 //!    from just before the enqueue request to the worker holding the claimed task (p50, p99).
 //!
 //! `TASKS_BENCH_N` sets the queue length for the throughput runs (default 20000).
 
 use architect::client::Client;
-use architect::tasks::{ClaimRequest, CompleteRequest, NewTask, RegisterWorker};
+use architect::tasks::runner::{Worker, WorkerOptions};
+use architect::tasks::{
+    ClaimRequest, CompleteBatch, CompleteRequest, CompletedTask, NewTask, RegisterWorker,
+};
 use clap::Parser;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -85,22 +94,44 @@ async fn register(c: &Client, name: &str) -> anyhow::Result<i64> {
     .id)
 }
 
-/// W workers drain the queue, each claiming up to `batch` tasks per claim (`max_tasks`; 1 = a
-/// plain claim) and completing them one by one; with `chain`, each completion also leases the
-/// worker's next task (`next`, as the worker runtime does), so a task costs one request.
-/// Returns (tasks, seconds).
-async fn drain(
-    url: &str,
-    token: &str,
-    workers: usize,
-    batch: i64,
-    chain: bool,
-) -> anyhow::Result<(u64, f64)> {
+/// How a hand-written bench worker talks to the queue.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// claim one, complete it: two requests per task.
+    Plain,
+    /// claim one, then each completion leases the next (`next`): one request per task.
+    Chain,
+    /// claim up to 10 (`max_tasks`), complete each by its own request.
+    ClaimTen,
+    /// claim up to 10, complete them together in one `POST /api/tasks/complete` that leases
+    /// the next 10 (`next.max_tasks`): one request per 10 tasks.
+    BatchTen,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Plain => "plain claim + complete",
+            Mode::Chain => "claim, then complete + next",
+            Mode::ClaimTen => "max_tasks 10 + complete each",
+            Mode::BatchTen => "max_tasks 10 + batched complete + next",
+        }
+    }
+}
+
+/// W workers drain the queue in `mode`. Returns (tasks, seconds).
+async fn drain(url: &str, token: &str, workers: usize, mode: Mode) -> anyhow::Result<(u64, f64)> {
+    let batch: i64 = if matches!(mode, Mode::ClaimTen | Mode::BatchTen) {
+        10
+    } else {
+        1
+    };
+    let chain = mode == Mode::Chain;
     let mut ids = Vec::new();
     for n in 0..workers {
         let c = Client::new(url, Some(token));
         ids.push((
-            register(&c, &format!("bench-{workers}-{batch}-{chain}-{n}")).await?,
+            register(&c, &format!("bench-{workers}-{}-{n}", mode.label())).await?,
             c,
         ));
     }
@@ -131,6 +162,29 @@ async fn drain(
                     }
                     held.extend(claimed);
                 }
+                if mode == Mode::BatchTen {
+                    let results = held
+                        .drain(..)
+                        .map(|t: architect::tasks::ClaimedTask| CompletedTask {
+                            id: t.task.id,
+                            lease_token: t.lease_token,
+                            ..CompletedTask::default()
+                        })
+                        .collect::<Vec<_>>();
+                    done += results.len() as u64;
+                    let outcome = c
+                        .complete_tasks(&CompleteBatch {
+                            results,
+                            next: Some(ClaimRequest {
+                                max_tasks: Some(batch),
+                                ..claim.clone()
+                            }),
+                        })
+                        .await?;
+                    anyhow::ensure!(outcome.refused.is_empty(), "refused: {:?}", outcome.refused);
+                    held.extend(outcome.next);
+                    continue;
+                }
                 while let Some(t) = held.pop_front() {
                     let outcome = c
                         .complete_task(
@@ -154,6 +208,57 @@ async fn drain(
         total += j.await??;
     }
     Ok((total, start.elapsed().as_secs_f64()))
+}
+
+/// W real worker runtimes (the library's [`Worker`], what `architect worker` runs) with a no-op
+/// handler registered for `noop`, `concurrency` slots each, until the queue is empty. Returns
+/// (tasks, seconds).
+async fn drain_runtime(
+    url: &str,
+    token: &str,
+    workers: usize,
+    concurrency: usize,
+    n: usize,
+) -> anyhow::Result<(u64, f64)> {
+    let ran = Arc::new(AtomicU64::new(0));
+    let all_done = Arc::new(tokio::sync::Notify::new());
+    let start = Instant::now();
+    let mut jobs = Vec::new();
+    for k in 0..workers {
+        let mut options = WorkerOptions::new(url, token);
+        options.name = format!("bench-runtime-{workers}x{concurrency}-{k}");
+        options.node = "bench".into();
+        options.types = Some(vec!["noop".into()]);
+        options.concurrency = concurrency;
+        options.wait_s = 1.0;
+        let mut worker = Worker::new(options);
+        let (on_ran, on_done) = (ran.clone(), all_done.clone());
+        worker.register_handler("noop", move |_task| {
+            let (ran, all_done) = (on_ran.clone(), on_done.clone());
+            async move {
+                if ran.fetch_add(1, Ordering::SeqCst) + 1 >= n as u64 {
+                    all_done.notify_waiters();
+                }
+                Ok(serde_json::Value::Null.into())
+            }
+        });
+        let (ran, all_done) = (ran.clone(), all_done.clone());
+        jobs.push(tokio::spawn(worker.run_until(async move {
+            while ran.load(Ordering::SeqCst) < n as u64 {
+                let woken = all_done.notified();
+                if ran.load(Ordering::SeqCst) >= n as u64 {
+                    break;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(50), woken).await;
+            }
+        })));
+    }
+    let mut completed = 0;
+    for j in jobs {
+        completed += j.await??.completed;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok((completed, secs))
 }
 
 /// Enqueue-to-claim latency of an idle long-polling worker, in microseconds, sorted.
@@ -213,6 +318,20 @@ async fn latency(
     Ok(out)
 }
 
+/// CPU time this process (client and server together) has used so far, in seconds, from
+/// `/proc/self/stat` (utime + stime, clock ticks of 10 ms). Throughput on a shared machine
+/// swings with the neighbours' load; CPU per task does much less, and on 2 cores the ceiling is
+/// about `2 / cpu_per_task`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces; fields after its closing parenthesis.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn pct(v: &[u128], p: f64) -> f64 {
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     v.get(i).copied().unwrap_or(0) as f64 / 1000.0
@@ -249,29 +368,35 @@ async fn main() -> anyhow::Result<()> {
             .map(|p| p.get())
             .unwrap_or(1)
     );
-    // (workers, tasks per claim, completion leases the next): the load with plain
-    // claims, the same as the worker runtime runs it (each completion leases the next task),
-    // batched claims, and one worker of each kind for scale.
-    for (workers, batch, chain) in [
-        (8usize, 1i64, false),
-        (8, 1, true),
-        (8, 10, false),
-        (1, 1, false),
-        (1, 1, true),
-    ] {
+    // The load (8 workers) in each protocol mode, then the worker runtime itself, then
+    // one worker for scale. `None` mode: the runtime with that many slots per worker.
+    let runs: [(usize, Option<Mode>, usize); 9] = [
+        (8, Some(Mode::Plain), 1),
+        (8, Some(Mode::Chain), 1),
+        (8, Some(Mode::ClaimTen), 1),
+        (8, Some(Mode::BatchTen), 1),
+        (8, None, 1),
+        (8, None, 10),
+        (1, Some(Mode::Plain), 1),
+        (1, Some(Mode::Chain), 1),
+        (1, None, 1),
+    ];
+    for (workers, mode, concurrency) in runs {
         let t0 = Instant::now();
         enqueue_many(&admin, n).await?;
         let enq = t0.elapsed().as_secs_f64();
-        let (done, secs) = drain(&url, &worker_token, workers, batch, chain).await?;
-        let how = if chain {
-            "claim, then complete + next"
-        } else if batch > 1 {
-            "max_tasks 10 + complete each"
-        } else {
-            "plain claim + complete"
+        let cpu0 = cpu_seconds();
+        let (done, secs) = match mode {
+            Some(mode) => drain(&url, &worker_token, workers, mode).await?,
+            None => drain_runtime(&url, &worker_token, workers, concurrency, n).await?,
+        };
+        let cpu_us = (cpu_seconds() - cpu0) * 1e6 / done.max(1) as f64;
+        let how = match mode {
+            Some(m) => m.label().to_string(),
+            None => format!("worker runtime, concurrency {concurrency}"),
         };
         println!(
-            "  {workers} worker(s), {how}: {done} tasks in {secs:.2} s = {:.0} tasks/s  (enqueue: {:.0} tasks/s)",
+            "  {workers} worker(s), {how}: {done} tasks in {secs:.2} s = {:.0} tasks/s, {cpu_us:.0} µs CPU/task  (enqueue: {:.0} tasks/s)",
             done as f64 / secs,
             n as f64 / enq
         );

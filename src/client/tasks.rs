@@ -42,6 +42,11 @@ impl Client {
         self.post(&format!("/api/tasks/{id}/complete"), req).await
     }
 
+    /// Several results in one request (`POST /api/tasks/complete`).
+    pub async fn complete_tasks(&self, req: &CompleteBatch) -> Result<BatchOutcome> {
+        self.post("/api/tasks/complete", req).await
+    }
+
     pub async fn fail_task(&self, id: i64, req: &FailRequest) -> Result<TaskOutcome> {
         self.post(&format!("/api/tasks/{id}/fail"), req).await
     }

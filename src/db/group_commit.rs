@@ -121,6 +121,7 @@ async fn writer(
     mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut own: Option<AnyConnection> = None;
     while let Some(first) = rx.recv().await {
         batch.push(first);
         // Jobs that arrive while another writer holds the gate join this batch.
@@ -131,19 +132,26 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let mut conn = match db.acquire().await {
-            Ok(c) => c,
-            Err(e) => {
-                let msg = e.to_string();
-                for job in batch.drain(..) {
-                    job.answer(Err(sqlx::Error::Protocol(format!(
-                        "no database connection: {msg}"
-                    ))));
+        // The writer keeps one connection of its own, outside the pool: its page cache stays
+        // warm (no other connection writes these tables while it holds the gate), and a batch
+        // costs no pool acquire and release.
+        if own.is_none() {
+            match super::connect_one(&db).await {
+                Ok(c) => own = Some(c),
+                Err(e) => {
+                    let msg = e.to_string();
+                    for job in batch.drain(..) {
+                        job.answer(Err(sqlx::Error::Protocol(format!(
+                            "no database connection: {msg}"
+                        ))));
+                    }
+                    continue;
                 }
-                continue;
             }
-        };
-        match run_batch(&mut conn, &mut batch).await {
+        }
+        let Some(conn) = own.as_mut() else { continue };
+        let mut broken = false;
+        match run_batch(conn, &mut batch).await {
             Ok(()) => {
                 for job in batch.drain(..) {
                     job.answer(Ok(()));
@@ -154,12 +162,27 @@ async fn writer(
                     tracing::debug!(error = %e, jobs = batch.len(), "group commit failed; running its jobs one by one");
                 }
                 for mut job in batch.drain(..) {
-                    let outcome = run_batch(&mut conn, std::slice::from_mut(&mut job)).await;
+                    let outcome = run_batch(conn, std::slice::from_mut(&mut job)).await;
+                    broken |= outcome.as_ref().is_err_and(is_connection_error);
                     job.answer(outcome);
                 }
             }
         }
+        if broken {
+            // Open a fresh one for the next batch rather than reuse a connection that failed.
+            if let Some(c) = own.take() {
+                let _ = c.close().await;
+            }
+        }
     }
+}
+
+/// Errors that say the connection itself is unusable (not a constraint or a bad statement).
+fn is_connection_error(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_)
+    )
 }
 
 /// One transaction over `jobs`; rolled back (by drop) on the first error.

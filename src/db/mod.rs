@@ -9,7 +9,7 @@ pub mod group_commit;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor};
 use std::path::Path;
 use std::time::Duration;
 
@@ -67,18 +67,7 @@ pub async fn open_sqlite(data_dir: &Path) -> Result<Db, DbError> {
         // paths. An embedded SQLite connection cannot be dropped by a server or a network, so
         // the check buys nothing here; a genuinely broken connection still errors on use.
         .test_before_acquire(false)
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute(
-                    format!(
-                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL;"
-                    )
-                    .as_str(),
-                )
-                .await?;
-                Ok(())
-            })
-        })
+        .after_connect(|conn, _meta| Box::pin(async move { set_up_connection(conn).await }))
         .connect(&url)
         .await
         .map_err(DbError::Open)?;
@@ -87,6 +76,26 @@ pub async fn open_sqlite(data_dir: &Path) -> Result<Db, DbError> {
         .await
         .map_err(DbError::Open)?;
     Ok(pool)
+}
+
+/// What every connection runs once opened (the pool's and [`connect_one`]'s).
+async fn set_up_connection(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute(
+        format!(
+            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL;"
+        )
+        .as_str(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// One connection to the pool's database, outside the pool and set up like the pool's (for a
+/// long-lived writer such as [`group_commit`]).
+pub async fn connect_one(db: &Db) -> Result<AnyConnection, sqlx::Error> {
+    let mut conn = db.connect_options().connect().await?;
+    set_up_connection(&mut conn).await?;
+    Ok(conn)
 }
 
 /// Applies every embedded migration not yet applied. Returns how many were applied.

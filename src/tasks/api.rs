@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tasks/{id}", get(get_task))
         .route("/api/tasks/{id}/heartbeat", post(heartbeat))
         .route("/api/tasks/{id}/complete", post(complete))
+        .route("/api/tasks/complete", post(complete_batch))
         .route("/api/tasks/{id}/fail", post(fail))
         .route("/api/tasks/{id}/release", post(release))
         .route("/api/tasks/{id}/cancel", post(cancel))
@@ -127,6 +128,14 @@ async fn complete(
     Json(req): Json<CompleteRequest>,
 ) -> ApiResult<TaskOutcome> {
     Ok(Json(actions::complete(&s, id, req).await?))
+}
+
+async fn complete_batch(
+    State(s): State<AppState>,
+    _: Authed<WorkerOps>,
+    Json(req): Json<CompleteBatch>,
+) -> ApiResult<BatchOutcome> {
+    Ok(Json(actions::complete_batch(&s, req).await?))
 }
 
 async fn fail(

@@ -130,6 +130,80 @@ pub struct CompleteRequest {
     pub next: Option<ClaimRequest>,
 }
 
+/// One task's result in `POST /api/tasks/complete` (the fields of [`CompleteRequest`] plus the
+/// task id).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompletedTask {
+    pub id: i64,
+    pub lease_token: String,
+    #[serde(default)]
+    pub result: Option<serde_json::Value>,
+    #[serde(default)]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
+}
+
+/// `POST /api/tasks/complete`: several tasks' results in one request and one transaction,
+/// optionally leasing the worker's next tasks too (`next`, as on a single completion). A
+/// worker whose slots finish together reports them together.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBatch {
+    pub results: Vec<CompletedTask>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<ClaimRequest>,
+}
+
+/// The most results one `POST /api/tasks/complete` may carry.
+pub const MAX_COMPLETE_BATCH: usize = 100;
+
+impl CompleteBatch {
+    /// Checks every result before anything is written: one bad result refuses the request.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.results.is_empty() || self.results.len() > MAX_COMPLETE_BATCH {
+            return Err(invalid(
+                "results",
+                format!("send between 1 and {MAX_COMPLETE_BATCH} results"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in self.results.iter().enumerate() {
+            if !seen.insert(r.id) {
+                return Err(invalid(
+                    format!("results[{i}].id"),
+                    format!("task {} appears twice", r.id),
+                ));
+            }
+            check_report(r.output.as_deref(), r.duration_ms, r.result.as_ref())
+                .map_err(|e| invalid(format!("results[{i}].{}", e.field), e.message))?;
+        }
+        Ok(())
+    }
+}
+
+/// A result the server did not take: the lease had expired or been replaced (the task may
+/// have gone to another worker). The batch's other results are committed regardless.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RefusedResult {
+    pub id: i64,
+    pub error: String,
+}
+
+/// The answer to `POST /api/tasks/complete`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BatchOutcome {
+    /// Ids of the tasks now `completed`, in request order.
+    pub completed: Vec<i64>,
+    pub refused: Vec<RefusedResult>,
+    /// Tasks leased by `next`, best first.
+    #[serde(default)]
+    pub next: Vec<ClaimedTask>,
+}
+
 /// `POST /api/tasks/<id>/fail`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,6 +5,10 @@
 //! * Each running task heartbeats its lease every [`TASK_HEARTBEAT_MAX`] at most; a 409 on a
 //!   heartbeat means the lease is gone (cancelled, or expired and handed to someone else), so
 //!   the handler is stopped (its process tree killed) and its result is dropped, never reported.
+//! * Completions go through one reporter per worker: results that finish while its previous
+//!   report is in flight share the next request (`POST /api/tasks/complete`), which also leases
+//!   a next task for each slot that wants one, so a busy worker costs the queue one request
+//!   per batch of tasks, and an idle one a request per task, never more.
 //! * Reports that fail in transit are retried while the lease may still be live.
 //! * Shutdown (SIGTERM, Ctrl-C, or the future given to [`Worker::run_until`]) stops claiming,
 //!   lets running tasks finish for `shutdown_grace`, then stops them and releases their leases
@@ -18,7 +22,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
 /// A running task renews its lease at least this often; it is also how quickly a cancel
@@ -195,6 +199,16 @@ impl Worker {
             lease_s: Some(o.lease_s),
             max_tasks: None,
         };
+        let (reports, report_rx) = mpsc::unbounded_channel();
+        // The worker's id as of now (a re-registration may change it).
+        let worker_id = Arc::new(std::sync::atomic::AtomicI64::new(worker.id));
+        let reporter = tokio::spawn(report_completions(
+            client.clone(),
+            next_claim.clone(),
+            worker_id.clone(),
+            o.lease_s,
+            report_rx,
+        ));
         let slots = Arc::new(Semaphore::new(o.concurrency.max(1)));
         // Each entry is a slot: its first task and the ones leased with each completion.
         let mut running: JoinSet<Vec<Ran>> = JoinSet::new();
@@ -248,10 +262,7 @@ impl Worker {
                             lease_s: o.lease_s,
                             stop: stop_rx.clone(),
                             draining: draining_rx.clone(),
-                            next_claim: ClaimRequest {
-                                worker_id: worker.id,
-                                ..next_claim.clone()
-                            },
+                            reports: reports.clone(),
                         };
                         running.spawn(async move {
                             // The slot keeps going while each completion leases a next task.
@@ -274,7 +285,10 @@ impl Worker {
                 }) if f == "worker_id" => {
                     // The server no longer knows us (e.g. a fresh database): register again.
                     match register_until(&client, &register, &mut shutdown).await? {
-                        Some(w) => worker = w,
+                        Some(w) => {
+                            worker_id.store(w.id, Ordering::SeqCst);
+                            worker = w;
+                        }
                         None => break,
                     }
                 }
@@ -314,6 +328,8 @@ impl Worker {
             }
         }
         beat.abort();
+        // Every slot has its answer by now; nothing is left in the reporter.
+        reporter.abort();
         if let Err(e) = client.heartbeat_worker(worker.id, true).await {
             tracing::warn!(error = %e, "could not tell the server this worker stopped");
         }
@@ -398,8 +414,8 @@ struct Job {
     stop: watch::Receiver<bool>,
     /// Turns true when the worker stops claiming.
     draining: watch::Receiver<bool>,
-    /// Sent with each completion (unless draining) to lease the slot's next task.
-    next_claim: ClaimRequest,
+    /// Completions go to the worker's reporter (see [`report_completions`]).
+    reports: mpsc::UnboundedSender<Finished>,
 }
 
 impl Job {
@@ -484,8 +500,9 @@ impl Job {
         self.report(id, &token, result, duration_ms).await
     }
 
-    /// Sends the outcome, retrying transport errors while the lease may still be live. A
-    /// completion also leases the slot's next task unless the worker is draining.
+    /// Sends the outcome: a completion through the worker's reporter (which also leases the
+    /// slot's next task unless the worker is draining), a failure directly; transport errors
+    /// are retried while the lease may still be live.
     async fn report(
         &self,
         id: i64,
@@ -494,63 +511,144 @@ impl Job {
         duration_ms: Option<i64>,
     ) -> (Ran, Option<ClaimedTask>) {
         let cap = |s: Option<String>| s.map(|o| keep_tail(&o, MAX_OUTPUT_BYTES));
-        let deadline =
-            Instant::now() + Duration::from_secs(u64::try_from(self.lease_s).unwrap_or(60));
-        let mut backoff = Duration::from_millis(200);
-        let draining = *self.draining.borrow();
-        loop {
-            let sent = match &result {
-                Ok(s) => self
-                    .client
-                    .complete_task(id, &CompleteRequest {
+        let f = match result {
+            Ok(s) => {
+                let (reply, answer) = oneshot::channel();
+                let finished = Finished {
+                    done: CompletedTask {
+                        id,
                         lease_token: token.to_string(),
-                        result: s.result.clone(),
-                        output: cap(s.output.clone()),
+                        result: s.result,
+                        output: cap(s.output),
                         exit_code: s.exit_code,
                         duration_ms,
-                        next: (!draining).then(|| self.next_claim.clone()),
-                    })
-                    .await
-                    .map(|o| (Ran::Completed, o.next.into_iter().next())),
-                Err(f) => self
-                    .client
-                    .fail_task(id, &FailRequest {
-                        lease_token: token.to_string(),
-                        error: f.error.clone(),
-                        output: cap(f.output.clone()),
-                        exit_code: f.exit_code,
-                        duration_ms,
-                        retryable: Some(f.retryable),
-                    })
-                    .await
-                    .map(|o| {
-                        tracing::info!(task_id = id, error = %f.error, next = %o.status, "task failed");
-                        (Ran::Failed, None)
-                    }),
+                    },
+                    want_next: !*self.draining.borrow(),
+                    reply,
+                };
+                if self.reports.send(finished).is_err() {
+                    return (Ran::Lost, None);
+                }
+                return answer.await.unwrap_or((Ran::Lost, None));
+            }
+            Err(f) => f,
+        };
+        let req = FailRequest {
+            lease_token: token.to_string(),
+            error: f.error.clone(),
+            output: cap(f.output),
+            exit_code: f.exit_code,
+            duration_ms,
+            retryable: Some(f.retryable),
+        };
+        let sent = with_retries(self.lease_s, &format!("task {id}"), || {
+            self.client.fail_task(id, &req)
+        })
+        .await;
+        match sent {
+            Some(o) => {
+                tracing::info!(task_id = id, error = %f.error, next = %o.status, "task failed");
+                (Ran::Failed, None)
+            }
+            None => (Ran::Lost, None),
+        }
+    }
+}
+
+/// A completed task waiting for the reporter.
+struct Finished {
+    done: CompletedTask,
+    /// Lease a next task for this slot with the report.
+    want_next: bool,
+    reply: oneshot::Sender<(Ran, Option<ClaimedTask>)>,
+}
+
+/// The worker's reporter: takes whatever completions are waiting (up to
+/// [`MAX_COMPLETE_BATCH`]), sends them in one `POST /api/tasks/complete` whose `next` leases a
+/// task for each slot that wants one, and answers each slot. Nobody waits for a batch to fill:
+/// a lone completion goes at once, and batches form only while a report is in flight.
+async fn report_completions(
+    client: Client,
+    next_claim: ClaimRequest,
+    worker_id: Arc<std::sync::atomic::AtomicI64>,
+    lease_s: i64,
+    mut rx: mpsc::UnboundedReceiver<Finished>,
+) {
+    let mut batch: Vec<Finished> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_COMPLETE_BATCH {
+            match rx.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        let wanting = batch.iter().filter(|f| f.want_next).count();
+        let req = CompleteBatch {
+            results: batch.iter().map(|f| f.done.clone()).collect(),
+            next: (wanting > 0).then(|| ClaimRequest {
+                worker_id: worker_id.load(Ordering::SeqCst),
+                max_tasks: Some(wanting as i64),
+                ..next_claim.clone()
+            }),
+        };
+        let what = format!("{} completion(s)", batch.len());
+        let answer = with_retries(lease_s, &what, || client.complete_tasks(&req)).await;
+        let Some(answer) = answer else {
+            for f in batch.drain(..) {
+                let _ = f.reply.send((Ran::Lost, None));
+            }
+            continue;
+        };
+        for r in &answer.refused {
+            tracing::warn!(task_id = r.id, error = %r.error, "report refused");
+        }
+        let completed: std::collections::HashSet<i64> = answer.completed.into_iter().collect();
+        let mut next = answer.next.into_iter();
+        for f in batch.drain(..) {
+            let ran = if completed.contains(&f.done.id) {
+                tracing::info!(
+                    task_id = f.done.id,
+                    duration_ms = f.done.duration_ms,
+                    "task completed"
+                );
+                Ran::Completed
+            } else {
+                Ran::Lost
             };
-            match sent {
-                Ok((ran, next)) => {
-                    if matches!(ran, Ran::Completed) {
-                        tracing::info!(task_id = id, duration_ms, "task completed");
-                    }
-                    if let Some(n) = &next {
-                        tracing::info!(task_id = n.task.id, task_type = %n.task.task_type, attempt = n.task.attempts, "claimed");
-                    }
-                    return (ran, next);
-                }
-                Err(e @ ClientError::Api { .. }) => {
-                    tracing::warn!(task_id = id, error = %e, "report refused");
-                    return (Ran::Lost, None);
-                }
-                Err(e) if Instant::now() + backoff < deadline => {
-                    tracing::warn!(task_id = id, error = %e, "report failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => {
-                    tracing::warn!(task_id = id, error = %e, "report failed; giving up (the lease will run out)");
-                    return (Ran::Lost, None);
-                }
+            let n = if f.want_next { next.next() } else { None };
+            if let Some(n) = &n {
+                tracing::info!(task_id = n.task.id, task_type = %n.task.task_type, attempt = n.task.attempts, "claimed");
+            }
+            let _ = f.reply.send((ran, n));
+        }
+    }
+}
+
+/// Sends a report, retrying transport errors while a lease of `lease_s` from now may still be
+/// live; `None` when the server refused it (a 4xx: retrying cannot help) or time ran out.
+async fn with_retries<T, F, Fut>(lease_s: i64, what: &str, send: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, ClientError>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(u64::try_from(lease_s).unwrap_or(60));
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match send().await {
+            Ok(v) => return Some(v),
+            Err(e @ ClientError::Api { .. }) => {
+                tracing::warn!(report = what, error = %e, "report refused");
+                return None;
+            }
+            Err(e) if Instant::now() + backoff < deadline => {
+                tracing::warn!(report = what, error = %e, "report failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::warn!(report = what, error = %e, "report failed; giving up (the lease will run out)");
+                return None;
             }
         }
     }

@@ -328,6 +328,158 @@ async fn a_completion_can_lease_the_next_task_in_the_same_round_trip() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_batch_completion_commits_the_live_results_refuses_stale_ones_and_leases_next() {
+    let t = TestServer::start().await;
+    let admin = t.token("admin").await;
+    let w = t.token("worker").await;
+    let wid = register(&w, "batcher").await;
+    let mut ids = Vec::new();
+    for p in [9, 8, 7, 6, 5] {
+        ids.push(enqueue(&admin, json!({"type": "noop", "priority": p})).await);
+    }
+    let r = claim(&w, wid, json!({"max_tasks": 3})).await;
+    let held: Vec<(i64, String)> = r.json["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_i64().unwrap(),
+                t["lease_token"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(held.iter().map(|h| h.0).collect::<Vec<_>>(), ids[..3]);
+
+    // Bad batches are refused whole, naming the field, and change nothing.
+    let result = |id: i64, tok: &str| json!({"id": id, "lease_token": tok, "exit_code": 0});
+    for (body, field) in [
+        (json!({"results": []}), "results"),
+        (
+            json!({"results": (0..101).map(|i| result(i, "x")).collect::<Vec<_>>()}),
+            "results",
+        ),
+        (
+            json!({"results": [result(held[0].0, &held[0].1), result(held[0].0, &held[0].1)]}),
+            "results[1].id",
+        ),
+        (
+            json!({"results": [result(held[0].0, &held[0].1), {"id": held[1].0, "lease_token": held[1].1, "duration_ms": -1}]}),
+            "results[1].duration_ms",
+        ),
+        (
+            json!({"results": [result(held[0].0, &held[0].1)], "next": {"worker_id": wid, "max_tasks": 500}}),
+            "next.max_tasks",
+        ),
+        (
+            json!({"results": [result(held[0].0, &held[0].1)], "next": {"worker_id": wid, "wait_s": 3}}),
+            "next.wait_s",
+        ),
+    ] {
+        let r = w.post_json("/api/tasks/complete", &body).await;
+        assert_eq!(
+            (r.status, r.json["field"].as_str()),
+            (422, Some(field)),
+            "{}",
+            r.body
+        );
+    }
+    let r = w
+        .post_json("/api/tasks/complete", &json!({"results": [{"id": 1}]}))
+        .await;
+    assert_eq!(
+        r.status, 422,
+        "a result without its lease token: {}",
+        r.body
+    );
+    for (id, _) in &held {
+        assert_eq!(
+            task(&admin, *id).await["status"],
+            "running",
+            "nothing written"
+        );
+    }
+    // A read token cannot report.
+    let reader = t.token("read").await;
+    let r = reader
+        .post_json(
+            "/api/tasks/complete",
+            &json!({"results": [result(held[0].0, &held[0].1)]}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // Two live results and one stale: the live ones commit, the stale one is refused alone,
+    // and the next claim still leases (the answer carries it).
+    let r = w
+        .post_json(
+            "/api/tasks/complete",
+            &json!({
+                "results": [
+                    {"id": held[0].0, "lease_token": held[0].1, "output": "a", "exit_code": 0, "duration_ms": 3},
+                    {"id": held[1].0, "lease_token": "stale"},
+                    {"id": held[2].0, "lease_token": held[2].1, "result": {"ok": true}},
+                ],
+                "next": {"worker_id": wid, "max_tasks": 3},
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["completed"], json!([held[0].0, held[2].0]));
+    assert_eq!(r.json["refused"][0]["id"].as_i64(), Some(held[1].0));
+    assert!(
+        r.json["refused"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("lease"),
+        "{}",
+        r.body
+    );
+    let next: Vec<i64> = r.json["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(next, ids[3..], "best first, only what is pending");
+    let first = task(&admin, held[0].0).await;
+    assert_eq!(
+        (
+            first["status"].as_str(),
+            first["output"].as_str(),
+            first["duration_ms"].as_i64()
+        ),
+        (Some("completed"), Some("a"), Some(3))
+    );
+    assert_eq!(outcomes(&first), ["completed"]);
+    assert_eq!(task(&admin, held[2].0).await["result"], json!({"ok": true}));
+    // The refused one is untouched: still running under its real lease, which still works.
+    assert_eq!(task(&admin, held[1].0).await["status"], "running");
+    let r = w
+        .post_json(
+            "/api/tasks/complete",
+            &json!({"results": [result(held[1].0, &held[1].1)]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.json["completed"]),
+        (200, &json!([held[1].0])),
+        "{}",
+        r.body
+    );
+    // Completing again is refused, never counted twice.
+    let r = w
+        .post_json(
+            "/api/tasks/complete",
+            &json!({"results": [result(held[1].0, &held[1].1)]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["completed"], json!([]));
+    assert_eq!(outcomes(&task(&admin, held[1].0).await), ["completed"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn stale_lease_answers_are_refused_and_change_nothing() {
     let t = TestServer::start().await;
     let admin = t.token("admin").await;
@@ -1616,6 +1768,66 @@ async fn serve_starts_supervises_and_stops_local_workers() {
         "{}",
         tokens.body
     );
+}
+
+/// The runtime's reporter sends completions that finish together in one request: with 8 slots
+/// over 300 quick tasks every task still runs once and is completed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_with_many_slots_reports_in_batches_and_completes_each_task_once() {
+    use architect::tasks::runner::{Worker, WorkerOptions};
+    let t = TestServer::start().await;
+    let admin = t.token("admin").await;
+    let w = t.token("worker").await;
+    const N: usize = 300;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        ids.push(enqueue(&admin, json!({"type": "tick", "payload": {"i": i}})).await);
+    }
+    let ran: Arc<Mutex<HashMap<i64, usize>>> = Arc::default();
+    let mut options = WorkerOptions::new(&t.url, &token(&w));
+    options.name = "many-slots".into();
+    options.types = Some(vec!["tick".into()]);
+    options.concurrency = 8;
+    options.wait_s = 1.0;
+    let mut worker = Worker::new(options);
+    let seen = ran.clone();
+    worker.register_handler("tick", move |task| {
+        let seen = seen.clone();
+        async move {
+            *seen.lock().unwrap().entry(task.task.id).or_default() += 1;
+            Ok(json!({"i": task.payload()["i"]}).into())
+        }
+    });
+    let done = ran.clone();
+    let summary = worker
+        .run_until(async move {
+            let start = Instant::now();
+            while done.lock().unwrap().len() < N && start.elapsed() < DEADLINE {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // Let the last reports land.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        })
+        .await
+        .unwrap();
+    assert_eq!(summary.completed as usize, N, "{summary:?}");
+    let ran = ran.lock().unwrap().clone();
+    assert_eq!(ran.len(), N);
+    assert!(ran.values().all(|n| *n == 1), "a task ran twice");
+    let counts = admin.get("/api/tasks/counts").await;
+    assert_eq!(
+        (
+            counts.json["completed"].as_i64(),
+            counts.json["running"].as_i64()
+        ),
+        (Some(N as i64), Some(0)),
+        "{}",
+        counts.body
+    );
+    for id in ids.iter().step_by(37) {
+        let t = task(&admin, *id).await;
+        assert_eq!(outcomes(&t), ["completed"], "{t}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -173,11 +173,68 @@ pub async fn heartbeat(state: &AppState, id: i64, req: LeaseRequest) -> Result<L
 
 pub async fn complete(state: &AppState, id: i64, mut req: CompleteRequest) -> Result<TaskOutcome> {
     check_report(req.output.as_deref(), req.duration_ms, req.result.as_ref())?;
+    let next = req.next.take();
+    let one = CompletedTask {
+        id,
+        lease_token: req.lease_token,
+        result: req.result,
+        output: req.output,
+        exit_code: req.exit_code,
+        duration_ms: req.duration_ms,
+    };
+    let (done, leased) = complete_in_one_transaction(state, vec![one], next, false).await?;
+    if !done.first().copied().unwrap_or(false) {
+        return Err(lease_lost(state, id).await);
+    }
+    Ok(TaskOutcome {
+        id,
+        status: TaskStatus::Completed,
+        run_after: None,
+        next: leased,
+    })
+}
+
+/// `POST /api/tasks/complete`: every result whose lease is live is completed, the others are
+/// refused one by one (their tasks are unchanged), all in one transaction with the `next`
+/// claim.
+pub async fn complete_batch(state: &AppState, batch: CompleteBatch) -> Result<BatchOutcome> {
+    batch.validate()?;
+    let ids: Vec<i64> = batch.results.iter().map(|r| r.id).collect();
+    let (done, next) = complete_in_one_transaction(state, batch.results, batch.next, true).await?;
+    let mut out = BatchOutcome {
+        next,
+        ..BatchOutcome::default()
+    };
+    for (id, ok) in ids.into_iter().zip(done) {
+        if ok {
+            out.completed.push(id);
+        } else {
+            let error = match lease_lost(state, id).await {
+                TaskError::Db(e) => return Err(TaskError::Db(e)),
+                e => e.to_string(),
+            };
+            out.refused.push(RefusedResult { id, error });
+        }
+    }
+    Ok(out)
+}
+
+/// Completes each result whose lease is live (true) and leaves the others alone (false), then
+/// runs the `next` claim, in one group-committed transaction: several workers' completions
+/// share it too (db::group_commit). Unless `lease_despite_refusals`, a refused result leases
+/// nothing (a single completion's refusal is an error answer, which carries no `next`).
+async fn complete_in_one_transaction(
+    state: &AppState,
+    results: Vec<CompletedTask>,
+    next: Option<ClaimRequest>,
+    lease_despite_refusals: bool,
+) -> Result<(Vec<bool>, Vec<ClaimedTask>)> {
     let now = state.clock.now();
     let now_s = crate::clock::format(now);
-    let next = match req.next.take() {
+    let next = match next {
         Some(mut n) => {
-            n.validate()?;
+            n.validate()
+                .map_err(|e| invalid(format!("next.{}", e.field), e.message))?;
             if n.wait_s.is_some_and(|w| w > 0.0) {
                 return Err(invalid(
                     "next.wait_s",
@@ -201,32 +258,44 @@ pub async fn complete(state: &AppState, id: i64, mut req: CompleteRequest) -> Re
         }
         None => None,
     };
-    // Group committed: several workers' completions share one transaction (db::group_commit),
-    // and a `next` claim rides in the same one.
-    let job = std::sync::Arc::new((req, now_s, next));
-    let done = state
+    let job = std::sync::Arc::new((results, now_s, next));
+    let (done, leased) = state
         .tasks
         .writer()
         .run(&state.db, move |conn| {
             let job = job.clone();
             Box::pin(async move {
-                let (req, now, next) = &*job;
-                let report = Report {
-                    result: req.result.as_ref(),
-                    output: req.output.as_deref(),
-                    error: None,
-                    exit_code: req.exit_code,
-                    duration_ms: req.duration_ms,
-                };
-                let Some(taken) =
-                    store::complete_leased(conn, id, &req.lease_token, &report, now).await?
-                else {
-                    return Ok(None);
-                };
-                store::insert_attempt(conn, id, &taken, AttemptOutcome::Completed, &report, now)
-                    .await?;
+                let (results, now, next) = &*job;
+                let mut done = Vec::with_capacity(results.len());
+                for r in results {
+                    let report = Report {
+                        result: r.result.as_ref(),
+                        output: r.output.as_deref(),
+                        error: None,
+                        exit_code: r.exit_code,
+                        duration_ms: r.duration_ms,
+                    };
+                    match store::complete_leased(conn, r.id, &r.lease_token, &report, now).await? {
+                        Some(taken) => {
+                            store::insert_attempt(
+                                conn,
+                                r.id,
+                                &taken,
+                                AttemptOutcome::Completed,
+                                &report,
+                                now,
+                            )
+                            .await?;
+                            done.push(true);
+                        }
+                        None => done.push(false),
+                    }
+                }
+                let refused = done.iter().any(|ok| !ok);
                 let leased = match next {
-                    Some((worker_id, node, types, tags, token, expires, limit)) => {
+                    Some((worker_id, node, types, tags, token, expires, limit))
+                        if lease_despite_refusals || !refused =>
+                    {
                         store::claim_next(
                             conn,
                             &ClaimSpec {
@@ -242,24 +311,19 @@ pub async fn complete(state: &AppState, id: i64, mut req: CompleteRequest) -> Re
                         )
                         .await?
                     }
-                    None => Vec::new(),
+                    _ => Vec::new(),
                 };
-                Ok(Some(leased))
+                Ok((done, leased))
             })
         })
         .await?;
-    let Some(leased) = done else {
-        return Err(lease_lost(state, id).await);
-    };
-    Ok(TaskOutcome {
-        id,
-        status: TaskStatus::Completed,
-        run_after: None,
-        next: leased
+    Ok((
+        done,
+        leased
             .into_iter()
             .map(|(task, lease_token)| ClaimedTask { task, lease_token })
             .collect(),
-    })
+    ))
 }
 
 /// Where a failed or expired attempt sends the task: back to the queue (with `delay`) while
