@@ -63,10 +63,8 @@ async fn responses(State(state): State<AppState>, req: Request) -> Response {
     }
 }
 
-async fn serve_responses(state: AppState, req: Request) -> Result<Response, GatewayError> {
-    let (mut parts, body) = req.into_parts();
-    // Authenticate before reading a body (serve() checks again, from the same headers).
-    authenticate(&mut parts, &state).await?;
+/// The request body as JSON, within the configured size limit.
+async fn read_json(state: &AppState, body: axum::body::Body) -> Result<Value, GatewayError> {
     let bytes = axum::body::to_bytes(body, state.config.llm.max_body_bytes)
         .await
         .map_err(|_| {
@@ -76,13 +74,20 @@ async fn serve_responses(state: AppState, req: Request) -> Result<Response, Gate
                 "request body is larger than the configured limit (LLM_MAX_BODY_BYTES)",
             )
         })?;
-    let raw: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    serde_json::from_slice(&bytes).map_err(|e| {
         GatewayError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             format!("malformed JSON: {e}"),
         )
-    })?;
+    })
+}
+
+async fn serve_responses(state: AppState, req: Request) -> Result<Response, GatewayError> {
+    let (mut parts, body) = req.into_parts();
+    // Authenticate before reading a body (serve() checks again, from the same headers).
+    authenticate(&mut parts, &state).await?;
+    let raw = read_json(&state, body).await?;
     let messages = super::responses::to_anthropic(&raw).map_err(GatewayError::bad)?;
     let model = raw["model"].as_str().unwrap_or("").to_owned();
     let created = state.clock.now().unix_timestamp();
@@ -521,22 +526,7 @@ async fn serve(
 ) -> Result<Response, GatewayError> {
     let (mut parts, body) = req.into_parts();
     let who = authenticate(&mut parts, &state).await?;
-    let bytes = axum::body::to_bytes(body, state.config.llm.max_body_bytes)
-        .await
-        .map_err(|_| {
-            GatewayError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body is larger than the configured limit (LLM_MAX_BODY_BYTES)",
-            )
-        })?;
-    let raw: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        GatewayError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("malformed JSON: {e}"),
-        )
-    })?;
+    let raw = read_json(&state, body).await?;
     validate(format, &raw)?;
     let project = match header_str(&parts.headers, PROJECT_HEADER) {
         Some(p) if p.len() > 100 => {
