@@ -511,6 +511,18 @@ impl Job {
         duration_ms: Option<i64>,
     ) -> (Ran, Option<ClaimedTask>) {
         let cap = |s: Option<String>| s.map(|o| keep_tail(&o, MAX_OUTPUT_BYTES));
+        // A result the server would refuse (e.g. too large) must not sink the other results of
+        // its batch: it is reported as this task's failure instead.
+        let result = result.and_then(|s| {
+            match check_report(s.output.as_deref(), duration_ms, s.result.as_ref()) {
+                Ok(()) => Ok(s),
+                Err(e) if e.field == "output" => Ok(s), // capped below
+                Err(e) => Err(TaskFailure::permanent(format!(
+                    "the handler's report was refused: {}",
+                    e.message
+                ))),
+            }
+        });
         let f = match result {
             Ok(s) => {
                 let (reply, answer) = oneshot::channel();

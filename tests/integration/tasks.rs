@@ -1795,6 +1795,10 @@ async fn a_worker_with_many_slots_reports_in_batches_and_completes_each_task_onc
         let seen = seen.clone();
         async move {
             *seen.lock().unwrap().entry(task.task.id).or_default() += 1;
+            if task.payload()["i"] == 7 {
+                // Too large for the server: fails alone, never sinks its batch.
+                return Ok(json!({"blob": "x".repeat(300 * 1024)}).into());
+            }
             Ok(json!({"i": task.payload()["i"]}).into())
         }
     });
@@ -1810,7 +1814,11 @@ async fn a_worker_with_many_slots_reports_in_batches_and_completes_each_task_onc
         })
         .await
         .unwrap();
-    assert_eq!(summary.completed as usize, N, "{summary:?}");
+    assert_eq!(
+        (summary.completed as usize, summary.failed as usize),
+        (N - 1, 1),
+        "{summary:?}"
+    );
     let ran = ran.lock().unwrap().clone();
     assert_eq!(ran.len(), N);
     assert!(ran.values().all(|n| *n == 1), "a task ran twice");
@@ -1818,9 +1826,10 @@ async fn a_worker_with_many_slots_reports_in_batches_and_completes_each_task_onc
     assert_eq!(
         (
             counts.json["completed"].as_i64(),
+            counts.json["failed"].as_i64(),
             counts.json["running"].as_i64()
         ),
-        (Some(N as i64), Some(0)),
+        (Some(N as i64 - 1), Some(1), Some(0)),
         "{}",
         counts.body
     );
@@ -1828,6 +1837,15 @@ async fn a_worker_with_many_slots_reports_in_batches_and_completes_each_task_onc
         let t = task(&admin, *id).await;
         assert_eq!(outcomes(&t), ["completed"], "{t}");
     }
+    let big = task(&admin, ids[7]).await;
+    assert_eq!(big["status"], "failed", "{big}");
+    assert!(
+        big["error"]
+            .as_str()
+            .unwrap()
+            .contains("result must be at most"),
+        "{big}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
