@@ -289,9 +289,9 @@ pub async fn hook_signals_since(
     db: &Db,
     session_id: i64,
     since: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT signal FROM agent_state_changes WHERE session_id = $1 AND at >= $2 \
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT signal, at FROM agent_state_changes WHERE session_id = $1 AND at >= $2 \
            AND signal LIKE 'hook:%' ORDER BY id",
     )
     .bind(session_id)

@@ -28,6 +28,9 @@ pub const ACCEPT_WITHIN: time::Duration = time::Duration::seconds(15);
 /// drawn from counting as a finished turn.
 pub const SETTLE: time::Duration = time::Duration::seconds(1);
 
+/// After a Stop hook, how long the pane may take to show the finished turn before the prompt
+/// is completed with whatever it shows.
+pub const STOP_REDRAW: time::Duration = time::Duration::seconds(3);
 /// Lines of the final pane kept as a prompt's response.
 pub const RESPONSE_LINES: u32 = 200;
 
@@ -280,8 +283,17 @@ async fn progress(
         }
         None => Vec::new(),
     };
-    let hook_submitted = hook_signals.iter().any(|s| s == "hook:UserPromptSubmit");
-    let hook_stopped = hook_signals.iter().any(|s| s == "hook:Stop");
+    let hook_submitted = hook_signals
+        .iter()
+        .any(|(s, _)| s == "hook:UserPromptSubmit");
+    // The Stop hook can arrive before the agent has drawn its answer (a fast turn): the pane
+    // is the cross-check, so the prompt completes once the pane looks finished too, or
+    // STOP_REDRAW after the hook whatever the pane shows (an unrecognised screen).
+    let hook_stopped = hook_signals
+        .iter()
+        .filter(|(s, _)| s == "hook:Stop")
+        .filter_map(|(_, at)| crate::clock::parse(at))
+        .any(|at| sess.ready_for_prompt() || now - at >= STOP_REDRAW);
     let pane_finished =
         sess.state == PaneState::Idle && sess.input == InputLine::Empty && now - typed_at >= SETTLE;
     let finished_by = if hook_stopped {
