@@ -219,13 +219,40 @@ pub const BUILTIN: &[Row] = &[
         "process name",
     ),
     (
-        "gemini_screen",
+        "gemini_footer",
+        A::Gemini,
+        S::Detect,
+        Src::Tail,
+        6,
+        r"(?m)^ workspace \(/directory\) +sandbox +/model",
+        "gemini-1..4, 6..8: footer header (80 and 120 columns)",
+    ),
+    (
+        "gemini_panel",
+        A::Gemini,
+        S::Detect,
+        Src::Tail,
+        10,
+        r"│ ● 1\. Allow once",
+        "gemini-5 permission panel",
+    ),
+    (
+        "gemini_banner",
         A::Gemini,
         S::Detect,
         Src::Screen,
         0,
-        r"Type your message or @path/to/file",
-        "UNVERIFIED: gemini-cli docs",
+        r"Gemini CLI v\d",
+        "gemini-1 banner (scrolls away: not on the alternate screen)",
+    ),
+    (
+        "gemini_title",
+        A::Gemini,
+        S::Detect,
+        Src::Title,
+        0,
+        r"^(◇  Ready|✋  Action Required|⏲  Working…|Gemini CLI) \(",
+        "gemini 0.61.0 dynamic pane titles (observed: Ready, Action Required)",
     ),
     (
         "gemini_command",
@@ -234,7 +261,7 @@ pub const BUILTIN: &[Row] = &[
         Src::Command,
         0,
         r"^gemini",
-        "UNVERIFIED: process name",
+        "a binary named gemini; the npm CLI shows up as `node` (observed)",
     ),
     (
         "ollama_prompt",
@@ -411,42 +438,69 @@ pub const BUILTIN: &[Row] = &[
         r"(?m)^› \S",
         "text after the input ›",
     ),
-    // --- Gemini CLI (UNVERIFIED) --------------------------------------------------------------
+    // --- Gemini CLI 0.61.0 (not on the alternate screen; the input box stays drawn while busy) -
     (
         "gemini_permission",
         A::Gemini,
         S::WaitingForPermission,
         Src::Tail,
-        12,
-        r"(Allow execution|Apply this change)\?",
-        "UNVERIFIED",
+        14,
+        r"(Allow execution of [^\n]*|Apply this change)\?[\s\S]*1\. Allow once",
+        "gemini-5-permission-shell (\"Apply this change?\" is the edit prompt, from the source)",
+    ),
+    (
+        "gemini_permission_title",
+        A::Gemini,
+        S::WaitingForPermission,
+        Src::Title,
+        0,
+        r"^✋  Action Required",
+        "pane title while the panel is up (observed)",
     ),
     (
         "gemini_busy",
         A::Gemini,
         S::Busy,
         Src::Tail,
-        6,
-        r"\(esc to cancel",
-        "UNVERIFIED",
+        8,
+        r"\(esc to cancel, \d",
+        "gemini-3-busy spinner line `⠹ Thinking... (esc to cancel, 1s)`",
+    ),
+    (
+        "gemini_busy_title",
+        A::Gemini,
+        S::Busy,
+        Src::Title,
+        0,
+        r"^(✦|⏲)  ",
+        "pane title while a turn runs (observed `✦  Working… (dir)`)",
     ),
     (
         "gemini_idle",
         A::Gemini,
         S::Idle,
         Src::Tail,
-        6,
-        r"Type your message or @path/to/file",
-        "UNVERIFIED",
+        4,
+        r"(?m)^ > .*\n( .*\n)? workspace \(/directory\)",
+        "gemini-1/2/4/6/7/8: input line over the footer, no spinner, no panel",
     ),
     (
         "gemini_input_empty",
         A::Gemini,
         S::InputEmpty,
         Src::Tail,
-        6,
-        r"Type your message or @path/to/file",
-        "UNVERIFIED",
+        4,
+        r"(?m)^ >   Type your message or @path/to/file$",
+        "gemini-1 placeholder",
+    ),
+    (
+        "gemini_input_text",
+        A::Gemini,
+        S::InputText,
+        Src::Tail,
+        4,
+        r"(?m)^ > \S",
+        "gemini-2-idle-typed",
     ),
     // --- ollama run (UNVERIFIED) --------------------------------------------------------------
     (
@@ -967,6 +1021,102 @@ mod tests {
         check(capture!("codex-7-interrupted"), X, Idle, Empty);
         let typed = capture!("codex-1-idle").replace("› Ask Codex to do anything", "› fix the");
         check(&typed, X, Idle, HasText);
+    }
+
+    #[test]
+    fn gemini_captures() {
+        use AgentKind::Gemini as G;
+        use InputLine::{Empty, HasText, Unknown};
+        use PaneState::{Busy, Idle, WaitingForPermission};
+        check(capture!("gemini-1-idle"), G, Idle, Empty);
+        check(capture!("gemini-x-idle-80x24"), G, Idle, Empty);
+        check(capture!("gemini-2-idle-typed"), G, Idle, HasText);
+        check(capture!("gemini-3-busy"), G, Busy, Unknown);
+        check(capture!("gemini-x-busy-80x24"), G, Busy, Unknown);
+        check(capture!("gemini-4-after-answer"), G, Idle, Empty);
+        check(
+            capture!("gemini-5-permission-shell"),
+            G,
+            WaitingForPermission,
+            Unknown,
+        );
+        check(
+            capture!("gemini-x-permission-80x24"),
+            G,
+            WaitingForPermission,
+            Unknown,
+        );
+        check(capture!("gemini-6-after-approve"), G, Idle, Empty);
+        check(capture!("gemini-7-after-deny"), G, Idle, Empty);
+        check(capture!("gemini-8-interrupted"), G, Idle, Empty);
+        assert!(!classify(capture!("gemini-2-idle-typed")).ready_for_prompt());
+        assert!(classify(capture!("gemini-1-idle")).ready_for_prompt());
+    }
+
+    #[test]
+    fn gemini_rows_leave_other_screens_alone() {
+        // No Claude, Codex or chat-worker capture is taken for Gemini, and no Gemini capture
+        // for another agent.
+        for s in [
+            capture!("claude-1-idle"),
+            capture!("claude-2-busy"),
+            capture!("claude-4-permission-bash"),
+            capture!("codex-1-idle"),
+            capture!("codex-2-busy"),
+            capture!("codex-4-permission-exec"),
+            "ARCHITECT-CHAT READY session=w1 provider=auto\nchat>\n",
+        ] {
+            assert_ne!(classify(s).agent, AgentKind::Gemini, "{s}");
+        }
+        // A shell whose output happens to hold Gemini-looking lines stays a shell.
+        let r = Classifier::builtin().classify(&PaneView {
+            screen: " > Type your message or @path/to/file\n(esc to cancel, 1s)\nuser@host:~$",
+            command: "bash",
+            ..Default::default()
+        });
+        assert_eq!((r.agent, r.state), (AgentKind::Shell, PaneState::Idle));
+        // Gemini with a screen none of its rows knows (a dialog, a future version): unknown.
+        for screen in [
+            "",
+            "Loading...",
+            "Waiting for auth... (Press ESC or CTRL+C to cancel)",
+            // The idle input box with its footer cut off is not enough to call it idle.
+            " >   Type your message or @path/to/file",
+        ] {
+            let c = Classifier::builtin().classify(&PaneView {
+                screen,
+                agent_hint: Some(AgentKind::Gemini),
+                ..Default::default()
+            });
+            assert_eq!(c.state, PaneState::Unknown, "{screen:?}: {c:?}");
+            assert!(!c.ready_for_prompt());
+        }
+    }
+
+    #[test]
+    fn gemini_titles_decide_too() {
+        let c = Classifier::builtin();
+        let v = |title| PaneView {
+            screen: "",
+            title,
+            command: "node",
+            agent_hint: None,
+        };
+        let r = c.classify(&v("✋  Action Required (agent-gem)"));
+        assert_eq!(
+            (r.agent, r.state),
+            (AgentKind::Gemini, PaneState::WaitingForPermission)
+        );
+        let r = c.classify(&v("◇  Ready (agent-gem)"));
+        // The title says which agent, but idle needs the screen.
+        assert_eq!((r.agent, r.state), (AgentKind::Gemini, PaneState::Unknown));
+        let r = Classifier::builtin().classify(&PaneView {
+            screen: "",
+            title: "✦  Working… (agent-gem)",
+            command: "node",
+            agent_hint: Some(AgentKind::Gemini),
+        });
+        assert_eq!(r.state, PaneState::Busy);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Integration tests of the agents domain: real tmux on a private socket per test (killed by a
 //! Drop guard, pass or fail), a small fake agent drawing Claude-like screens for fast
-//! deterministic runs, and the real Claude Code and Codex CLIs against mock_llm.py.
+//! deterministic runs, and the real Claude Code, Codex and Gemini CLIs against mock_llm.py.
 
 use crate::support::{until, DEADLINE};
 use crate::support::{Session, TestServer};
@@ -1464,6 +1464,19 @@ fn write_exec(path: &std::path::Path, body: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// Sends SIGTERM to the process group whose leader's pid the file holds, when dropped.
+struct KillGroup(PathBuf);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{}", pid.trim())])
+                .status();
+        }
+    }
+}
+
 async fn real_server(tmux: &PrivateTmux) -> TestServer {
     let socket = tmux.socket.clone();
     TestServer::start_with(move |c| {
@@ -1806,6 +1819,117 @@ async fn real_codex_prompts_complete_and_approvals_use_codex_keys() {
             .then_some(())
     })
     .await;
+    t.stop().await;
+}
+
+/// The real Gemini CLI 0.61.0 against mock_llm.py's Gemini API (recipe:
+/// tests/fixtures/agents/README.md): the classifier follows it idle → busy → idle →
+/// waiting_for_permission → idle, from the screen alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_gemini_cli_is_classified_idle_busy_and_waiting_for_permission() {
+    let Some(gemini) = real_cli("gemini") else {
+        return;
+    };
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(home.join(".gemini")).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let mock = Mock::start(dir.path(), &work).await;
+    std::fs::write(
+        home.join(".gemini/settings.json"),
+        json!({"general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
+               "privacy": {"usageStatisticsEnabled": false}, "telemetry": {"enabled": false},
+               "security": {"auth": {"selectedType": "gemini-api-key"},
+                            "folderTrust": {"enabled": false}},
+               "model": {"name": "gemini-2.5-flash"}})
+        .to_string(),
+    )
+    .unwrap();
+    // CI=true (or GITHUB_ACTIONS=true) makes Gemini CLI headless: it would exit at once.
+    // Gemini survives the SIGHUP of kill-session / kill-server (it and the node child it
+    // re-launches itself as): the launcher notes its pid, the pane's process group, for the
+    // guard below.
+    let pidfile = dir.path().join("gemini.pid");
+    let launcher = dir.path().join("run-gemini.sh");
+    write_exec(
+        &launcher,
+        &format!(
+            "#!/bin/bash\nunset CI GITHUB_ACTIONS\necho $$ > '{}'\nexport HOME='{}'\nexport GEMINI_API_KEY=sk-test\nexport GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:{}\nexport TERM=xterm-256color\ncd '{}'\nexec '{}' \"$@\"\n",
+            pidfile.display(),
+            home.display(),
+            mock.port,
+            work.display(),
+            gemini.display()
+        ),
+    );
+    let _gemini_group = KillGroup(pidfile);
+    let t = real_server(&tmux).await;
+    let w = t.token("admin").await;
+    let r = w
+        .post_json(
+            "/api/tmux/create",
+            &json!({"name": "gemini", "command": [launcher.display().to_string()],
+                    "width": 120, "height": 40}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let state = |want: &'static str, input: Option<&'static str>| {
+        let w = &w;
+        async move {
+            until(&format!("Gemini CLI to be {want}"), || async {
+                let c = capture(w, "gemini").await;
+                let k = &c["classification"];
+                (k["agent"] == "gemini"
+                    && k["state"] == want
+                    && input.is_none_or(|i| k["input"] == i))
+                .then_some(c)
+            })
+            .await
+        }
+    };
+    // Typed text, then a separate Enter after a pause (README pitfall: an Enter sent at once
+    // was once dropped).
+    let prompt = |text: &'static str| {
+        let tmux = &tmux;
+        async move {
+            tmux.run(&["send-keys", "-t", "gemini", "-l", text]);
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            tmux.run(&["send-keys", "-t", "gemini", "Enter"]);
+        }
+    };
+    state("idle", Some("empty")).await;
+    tmux.run(&["send-keys", "-t", "gemini", "-l", "half a thought"]);
+    state("idle", Some("has_text")).await;
+    tmux.run(&["send-keys", "-t", "gemini", "C-u"]);
+    state("idle", Some("empty")).await;
+
+    // SLOW: the mock holds the answer 5 s.
+    prompt("SLOW please").await;
+    state("busy", None).await;
+    let c = state("idle", Some("empty")).await;
+    assert!(
+        c["output"]
+            .as_str()
+            .unwrap()
+            .contains("delayed by the mock"),
+        "{c}"
+    );
+
+    // RUNBASH: a run_shell_command call, which Gemini asks about; `1` allows it once.
+    prompt("RUNBASH please").await;
+    let c = state("waiting_for_permission", None).await;
+    assert!(
+        c["output"].as_str().unwrap().contains("Allow execution of"),
+        "{c}"
+    );
+    assert!(!work.join("x.txt").exists());
+    tmux.run(&["send-keys", "-t", "gemini", "1"]);
+    let c = state("idle", Some("empty")).await;
+    assert!(work.join("x.txt").exists(), "{c}");
+    let log = std::fs::read_to_string(dir.path().join("requests.jsonl")).unwrap();
+    assert!(log.contains(":streamGenerateContent?alt=sse"), "{log}");
     t.stop().await;
 }
 
