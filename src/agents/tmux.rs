@@ -373,10 +373,32 @@ impl Tmux {
         Ok(last_lines(&out, lines as usize))
     }
 
+    /// Ends a session and the programs in it. tmux only hangs up on each pane's process, and
+    /// some agents outlive that (the Gemini CLI's node processes ignore SIGHUP), so each pane's
+    /// process group (tmux starts every pane as its own group leader) also gets SIGTERM.
     pub async fn kill(&self, name: &SessionName) -> Result<(), TmuxError> {
+        let pids = self
+            .run(
+                &[
+                    "list-panes",
+                    "-s",
+                    "-t",
+                    &name.target(),
+                    "-F",
+                    "#{pane_pid}",
+                ],
+                None,
+                Some(name),
+            )
+            .await?;
         self.run(&["kill-session", "-t", &name.target()], None, Some(name))
-            .await
-            .map(|_| ())
+            .await?;
+        for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            if pid > 1 {
+                crate::tasks::process::signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+            }
+        }
+        Ok(())
     }
 
     /// Sets a server option (`set -g NAME VALUE`), e.g. `focus-events on` for Claude Code.

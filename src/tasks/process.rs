@@ -104,7 +104,7 @@ fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
 }
 
 /// Sends `sig` to the process group `pgid`; a group already gone is not an error.
-fn signal_group(pgid: i32, sig: Signal) {
+pub(crate) fn signal_group(pgid: i32, sig: Signal) {
     let _ = killpg(Pid::from_raw(pgid), sig);
 }
 

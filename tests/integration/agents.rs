@@ -187,6 +187,47 @@ async fn tmux_api_drives_a_session_on_a_private_socket() {
     t.stop().await;
 }
 
+/// tmux only hangs up on a pane's process; a program that ignores SIGHUP (as the Gemini CLI's
+/// node processes do) must still end when its session is killed.
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_a_session_ends_programs_that_ignore_sighup() {
+    let tmux = PrivateTmux::new();
+    let t = server(&tmux).await;
+    let w = t.token("admin").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let script = format!(
+        "import os, signal, time\nsignal.signal(signal.SIGHUP, signal.SIG_IGN)\n\
+         open({:?}, 'w').write(str(os.getpid()))\ntime.sleep(600)\n",
+        pidfile.display().to_string()
+    );
+    let r = w
+        .post_json(
+            "/api/tmux/create",
+            &json!({"name": "stubborn", "command": ["python3", "-c", script]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let pid: i32 = until("the program's pid", || async {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+    })
+    .await;
+    let alive = |pid: i32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    assert!(alive(pid));
+    let r = w
+        .post_json("/api/tmux/kill", &json!({"session": "stubborn"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    until("the program to end", || async {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for its (gone) parent to be reaped by init.
+        (!alive(pid) || state.split_whitespace().nth(2) == Some("Z")).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tmux_api_refuses_bad_input_and_checks_auth() {
     let tmux = PrivateTmux::new();
