@@ -275,21 +275,10 @@ async fn complete_in_one_transaction(
                         exit_code: r.exit_code,
                         duration_ms: r.duration_ms,
                     };
-                    match store::complete_leased(conn, r.id, &r.lease_token, &report, now).await? {
-                        Some(taken) => {
-                            store::insert_attempt(
-                                conn,
-                                r.id,
-                                &taken,
-                                AttemptOutcome::Completed,
-                                &report,
-                                now,
-                            )
-                            .await?;
-                            done.push(true);
-                        }
-                        None => done.push(false),
-                    }
+                    // The attempt row comes with it (migration 0010's trigger).
+                    let taken =
+                        store::complete_leased(conn, r.id, &r.lease_token, &report, now).await?;
+                    done.push(taken.is_some());
                 }
                 let refused = done.iter().any(|ok| !ok);
                 let leased = match next {

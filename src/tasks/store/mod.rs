@@ -348,7 +348,9 @@ pub struct Taken {
     pub max_retries: i64,
 }
 
-/// Marks a task completed if `token` is its live lease. One statement: the hot path.
+/// Marks a task completed if `token` is its live lease. One statement: the hot path. Its
+/// `completed` attempt row is written by the `task_completed_attempt` trigger (migration 0010)
+/// within this statement, so callers do not call [`insert_attempt`] for it.
 pub async fn complete_leased(
     conn: &mut AnyConnection,
     id: i64,
