@@ -173,25 +173,13 @@ pub async fn run_command(
     args: Value,
     timeout_s: i64,
 ) -> Result<Value> {
-    run_command_scrubbing(state, actor, node_id, command, args, &[], timeout_s).await
+    run_secret_command(state, actor, node_id, command, args, &[], timeout_s).await
 }
 
 /// [`run_command`] for arguments that carry a secret (a session's token): once the command is
 /// answered, failed or given up on, the top-level `secret_keys` of its stored arguments read
 /// `"[redacted]"`. The secret is in the database only while the command waits for its node.
 pub async fn run_secret_command(
-    state: &AppState,
-    actor: &str,
-    node_id: i64,
-    command: &str,
-    args: Value,
-    secret_keys: &[&str],
-    timeout_s: i64,
-) -> Result<Value> {
-    run_command_scrubbing(state, actor, node_id, command, args, secret_keys, timeout_s).await
-}
-
-async fn run_command_scrubbing(
     state: &AppState,
     actor: &str,
     node_id: i64,

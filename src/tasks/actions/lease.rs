@@ -276,9 +276,9 @@ async fn complete_in_one_transaction(
                         duration_ms: r.duration_ms,
                     };
                     // The attempt row comes with it (migration 0010's trigger).
-                    let taken =
-                        store::complete_leased(conn, r.id, &r.lease_token, &report, now).await?;
-                    done.push(taken.is_some());
+                    done.push(
+                        store::complete_leased(conn, r.id, &r.lease_token, &report, now).await?,
+                    );
                 }
                 let refused = done.iter().any(|ok| !ok);
                 let leased = match next {

@@ -348,22 +348,22 @@ pub struct Taken {
     pub max_retries: i64,
 }
 
-/// Marks a task completed if `token` is its live lease. One statement: the hot path. Its
-/// `completed` attempt row is written by the `task_completed_attempt` trigger (migration 0010)
-/// within this statement, so callers do not call [`insert_attempt`] for it.
+/// Marks a task completed if `token` is its live lease (false: it is not, nothing changed).
+/// One statement: the hot path. Its `completed` attempt row is written by the
+/// `task_completed_attempt` trigger (migration 0010) within this statement, so callers do not
+/// call [`insert_attempt`] for it.
 pub async fn complete_leased(
     conn: &mut AnyConnection,
     id: i64,
     token: &str,
     r: &Report<'_>,
     now: &str,
-) -> Result<Option<Taken>, sqlx::Error> {
-    sqlx::query_as(
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "UPDATE task_queue SET status = 'completed', lease_token = NULL, lease_expires_at = NULL,
              finished_at = $1, updated_at = $1, result = $2, output = $3, error = NULL,
              exit_code = $4, duration_ms = $5
-         WHERE id = $6 AND status = 'running' AND lease_token = $7 AND lease_expires_at >= $1
-         RETURNING worker_id, started_at, attempts, max_retries",
+         WHERE id = $6 AND status = 'running' AND lease_token = $7 AND lease_expires_at >= $1",
     )
     .bind(now)
     .bind(r.result.map(|v| v.to_string()))
@@ -372,8 +372,9 @@ pub async fn complete_leased(
     .bind(r.duration_ms)
     .bind(id)
     .bind(token)
-    .fetch_optional(conn)
-    .await
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Revokes a live lease (`token` given) or an expired one (`token` None: the reaper), so the
