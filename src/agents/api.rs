@@ -281,6 +281,19 @@ async fn capture(
     } else {
         CaptureMode::Plain
     };
+    let info = match route::run(&s, &n, TmuxOp::List).await? {
+        TmuxAnswer::Sessions(list) => list.into_iter().find(|i| i.name == session.as_str()),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::not_found(&format!("tmux session '{session}'")))?;
+    let known = store::session(&s.db, n.name(), session.as_str()).await?;
+    let hint = known
+        .filter(|k| k.launched != 0)
+        .and_then(|k| k.agent)
+        .and_then(|a| a.parse().ok());
+    let (classification, _) = sessions::classify_session(&s, &n, &info, hint).await?;
+    // Captured after the classification, so the text is never older than the state it comes
+    // with (a caller that waited for a state finds its screen in `output`).
     let output = match route::run(
         &s,
         &n,
@@ -295,17 +308,6 @@ async fn capture(
         TmuxAnswer::Text(t) => t,
         _ => String::new(),
     };
-    let info = match route::run(&s, &n, TmuxOp::List).await? {
-        TmuxAnswer::Sessions(list) => list.into_iter().find(|i| i.name == session.as_str()),
-        _ => None,
-    }
-    .ok_or_else(|| ApiError::not_found(&format!("tmux session '{session}'")))?;
-    let known = store::session(&s.db, n.name(), session.as_str()).await?;
-    let hint = known
-        .filter(|k| k.launched != 0)
-        .and_then(|k| k.agent)
-        .and_then(|a| a.parse().ok());
-    let (classification, _) = sessions::classify_session(&s, &n, &info, hint).await?;
     Ok(Json(Captured {
         node: n.name().to_string(),
         session: session.to_string(),
