@@ -29,11 +29,15 @@ mod llm;
 mod nodes;
 #[path = "integration/pages.rs"]
 mod pages;
+#[path = "integration/principals.rs"]
+mod principals;
 #[path = "integration/system.rs"]
 mod system;
 #[path = "integration/tasks.rs"]
 mod tasks;
 #[path = "integration/tracking.rs"]
 mod tracking;
+#[path = "integration/trust.rs"]
+mod trust;
 #[path = "integration/vault.rs"]
 mod vault;

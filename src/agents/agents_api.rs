@@ -76,7 +76,7 @@ async fn send(
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let id = enqueue(
         &s,
-        &who.identity().username,
+        who.identity(),
         NewPrompt {
             content: r.message,
             priority: r.priority,
@@ -142,7 +142,7 @@ async fn broadcast(
         ids.push(
             enqueue(
                 &s,
-                &who.identity().username,
+                who.identity(),
                 NewPrompt {
                     content: r.message.clone(),
                     priority: r.priority,

@@ -1,8 +1,11 @@
 //! JSON routes of this domain: `/api/tmux/*` (sessions on any node, through `route`) and the
 //! classifier's pattern table (`/api/agents/pane-patterns`, `/api/agents/classify`).
 //!
-//! Who may do what: reading needs `Read`; anything that types into a pane, creates or kills a
-//! session, or edits patterns needs `Write`.
+//! Who may do what (docs/decisions/0005-principals.md): listing needs `Read`; reading a pane
+//! needs `PaneRead` (a screen can show secrets), or a session's own token for its own pane;
+//! typing into an agent's pane, killing a session and editing patterns need `Write`; typing
+//! into a shell (or a pane no agent was recognised in) and creating a tmux session need
+//! `Exec` (admins): both run code of the caller's choosing on the node.
 
 use super::classify::{self, AgentKind, PanePattern, PaneView, Signal, Source};
 use super::route::{self, NodeRef, TmuxAnswer, TmuxOp};
@@ -10,7 +13,8 @@ use super::sessions::{self, LiveSession, NodeFailure};
 use super::tmux::{CaptureMode, NewSession, SessionName, TmuxError};
 use super::{store, AgentsError};
 use crate::app::AppState;
-use crate::auth::extract::{Authed, Read, Write};
+use crate::auth::extract::{Authed, Exec, PaneRead, Read, SessionOr, Write};
+use crate::auth::{Capability, Identity};
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::validate::{invalid, Invalid};
@@ -51,6 +55,7 @@ impl From<AgentsError> for ApiError {
             AgentsError::NotFound(what) => ApiError::not_found(&what),
             AgentsError::Invalid(Invalid { field, message }) => ApiError::invalid(field, message),
             AgentsError::Conflict(msg) => ApiError::conflict(msg),
+            AgentsError::Forbidden(msg) => ApiError::forbidden(msg),
             AgentsError::Transition {
                 what,
                 from,
@@ -196,9 +201,42 @@ pub struct Sent {
 /// Longest text `/api/tmux/send` accepts (bytes).
 const MAX_SEND_BYTES: usize = 64 * 1024;
 
+/// Refuses to let `who` type into `session` unless an agent runs there, or `who` may run
+/// code: text typed into a shell is run by it. The pane is classified now (a launched
+/// session's agent is known), so a pane whose agent exited back to a shell counts as a shell.
+pub(crate) async fn ensure_may_type(
+    s: &AppState,
+    who: &Identity,
+    n: &NodeRef,
+    session: &SessionName,
+) -> Result<(), ApiError> {
+    if who.can(Capability::Exec) {
+        return Ok(());
+    }
+    let info = match route::run(s, n, TmuxOp::List).await? {
+        TmuxAnswer::Sessions(list) => list.into_iter().find(|i| i.name == session.as_str()),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::not_found(&format!("tmux session '{session}'")))?;
+    let hint = store::session(&s.db, n.name(), session.as_str())
+        .await?
+        .filter(|k| k.launched != 0)
+        .and_then(|k| k.agent)
+        .and_then(|a| a.parse().ok());
+    let (c, _) = sessions::classify_session(s, n, &info, hint).await?;
+    if matches!(c.agent, AgentKind::Shell | AgentKind::Other) {
+        return Err(ApiError::forbidden(format!(
+            "no agent runs in '{session}' (it reads as {}): typing into it runs code, which \
+             only an admin may do",
+            c.agent
+        )));
+    }
+    Ok(())
+}
+
 async fn send(
     State(s): State<AppState>,
-    _: Authed<Write>,
+    who: Authed<Write>,
     Json(r): Json<SendRequest>,
 ) -> ApiResult<Sent> {
     let n = node(r.node.as_deref())?;
@@ -206,6 +244,7 @@ async fn send(
     if r.text.is_none() && r.keys.is_none() {
         return Err(ApiError::invalid("text", "give 'text', 'keys' or both"));
     }
+    ensure_may_type(&s, who.identity(), &n, &session).await?;
     if let Some(text) = &r.text {
         if text.len() > MAX_SEND_BYTES {
             return Err(ApiError::invalid(
@@ -267,11 +306,12 @@ pub struct Captured {
 
 async fn capture(
     State(s): State<AppState>,
-    _: Authed<Read>,
+    who: SessionOr<PaneRead>,
     Json(r): Json<CaptureRequest>,
 ) -> ApiResult<Captured> {
     let n = node(r.node.as_deref())?;
     let session = session_name(&r.session, "session")?;
+    who.confine(n.name(), session.as_str())?;
     let lines = r.lines.unwrap_or(100);
     if lines == 0 || lines > super::tmux::MAX_CAPTURE_LINES {
         return Err(ApiError::invalid("lines", "lines must be 1-5000"));
@@ -355,7 +395,7 @@ fn check_env_name(k: &str) -> Result<(), ApiError> {
 
 async fn create(
     State(s): State<AppState>,
-    _: Authed<Write>,
+    _: Authed<Exec>,
     Json(r): Json<CreateRequest>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let n = node(r.node.as_deref())?;

@@ -92,15 +92,15 @@ async fn assign(
     who: Authed<Write>,
     Json(r): Json<AssignRequest>,
 ) -> Result<(StatusCode, Json<Assigned>), ApiError> {
-    let a = assign_item(&s, &who.identity().username, r).await?;
+    let a = assign_item(&s, who.identity(), r).await?;
     Ok((StatusCode::CREATED, Json(a)))
 }
 
 /// Checks the request, writes the item's prompt and queues it. Shared by the API and the
-/// dashboard form. `who` is the username recorded as the prompt's creator.
+/// dashboard form. `who` is recorded as the prompt's creator.
 pub async fn assign_item(
     state: &AppState,
-    who: &str,
+    who: &crate::auth::Identity,
     r: AssignRequest,
 ) -> Result<Assigned, ApiError> {
     let generated = prompt_for(state, r.kind, r.id).await?;

@@ -151,7 +151,7 @@ async fn assign_form(
         Ok(r) => r,
         Err(e) => return back_with_error(&back, &e),
     };
-    match assign::assign_item(&s, &who.username, r).await {
+    match assign::assign_item(&s, &who, r).await {
         Ok(a) => see_other(&back, &format!("Assigned as prompt #{}.", a.prompt_id)),
         // No page to go back to.
         Err(e) if e.status == StatusCode::NOT_FOUND => PageError::Error(e).into_response(),

@@ -15,8 +15,7 @@ use super::store::{self, SessionFacts};
 use super::tmux::SessionName;
 use super::{AgentsError, SessionRole};
 use crate::app::AppState;
-use crate::auth::actions::NewApiToken;
-use crate::auth::{Identity, Scope};
+use crate::auth::{Capability, Identity};
 use crate::validate::invalid;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -147,6 +146,28 @@ pub async fn start(
     who: &Identity,
     req: StartSession,
 ) -> Result<StartedSession, AgentsError> {
+    // What the caller runs on the node beyond a known agent is code of their choosing: a
+    // shell, another program, arguments (`--settings` with hooks, `-c` overrides) or
+    // environment (`NODE_OPTIONS`, `LD_PRELOAD`, `PATH`). That is the Exec capability.
+    if !who.can(Capability::Exec) {
+        let extra = if req.agent == LaunchAgent::Shell {
+            Some(("agent", "a shell session"))
+        } else if req.program.is_some() {
+            Some(("program", "another program"))
+        } else if !req.args.is_empty() {
+            Some(("args", "extra arguments"))
+        } else if !req.env.is_empty() {
+            Some(("env", "extra environment"))
+        } else {
+            None
+        };
+        if let Some((field, what)) = extra {
+            return Err(AgentsError::Forbidden(format!(
+                "{what} ('{field}') runs code of your choosing on the node: only an admin may \
+                 start one"
+            )));
+        }
+    }
     let node = NodeRef::parse(req.node.as_deref())?;
     let name = SessionName::parse(&req.name).map_err(|e| invalid("name", e.message))?;
     if let Some(bad) = req.groups.iter().find(|g| !check_group(g)) {
@@ -216,20 +237,26 @@ pub async fn start(
     }
     let now = state.clock.now();
 
-    // The session's own agent-scoped token: hooks report with it, the LLM gateway accepts it,
-    // and it is revoked when the session is killed.
-    let token = crate::auth::actions::create_token(
-        state,
-        who,
-        NewApiToken {
-            name: format!("session {name} hooks"),
-            scope: Scope::Agent,
-            expires_in_days: None,
-            user_id: None,
-        },
-    )
-    .await
-    .map_err(|e| AgentsError::Conflict(format!("cannot create the session's token: {e}")))?;
+    // The session's own token, bound to it: hooks report with it, the LLM gateway accepts it,
+    // it reaches nothing but its own session, and it is revoked when the session is killed.
+    // A remote node gets a one-time claim for it instead (launch_remote): the token itself
+    // is never stored in a node command.
+    let token = match remote {
+        None => Some(
+            crate::auth::actions::create_session_token(
+                state,
+                &who.actor(),
+                who.user_id,
+                node.name(),
+                name.as_str(),
+            )
+            .await
+            .map_err(|e| {
+                AgentsError::Conflict(format!("cannot create the session's token: {e}"))
+            })?,
+        ),
+        Some(_) => None,
+    };
     let facts = |cwd: Option<String>, branch: Option<String>| SessionFacts {
         agent: Some(req.agent.kind().as_str().to_string()),
         launched: true,
@@ -247,7 +274,9 @@ pub async fn start(
         &crate::clock::format(now),
     )
     .await?;
-    store::set_hook_token(&state.db, row.id, token.info.id).await?;
+    if let Some(t) = &token {
+        store::set_hook_token(&state.db, row.id, t.info.id).await?;
+    }
     let plan = LaunchPlan {
         name: name.clone(),
         agent: req.agent,
@@ -257,17 +286,25 @@ pub async fn start(
         args: req.args.clone(),
         env: req.env.clone(),
         node: node.name().to_string(),
-        token: token.token,
+        token: token.map(|t| t.token).unwrap_or_default(),
+        token_claim: None,
         gateway: !req.no_gateway,
     };
     let launched = match remote {
         None => spawn::launch(&local_side(state), &plan).await,
-        Some(id) => launch_remote(state, who, id, &plan).await,
+        Some(id) => launch_remote(state, who, id, plan).await,
     };
     let launched = match launched {
         Ok(l) => l,
         Err(e) => {
-            // Nothing runs: the token must not outlive the attempt.
+            // Nothing runs: the token (or its claim) must not outlive the attempt.
+            let _ = store::drop_claims(
+                &state.db,
+                node.name(),
+                name.as_str(),
+                &state.clock.now_str(),
+            )
+            .await;
             let _ = store::revoke_hook_token(
                 &state.db,
                 node.name(),
@@ -306,35 +343,98 @@ fn local_side(state: &AppState) -> NodeSide {
         // ARCHITECT_WORKER_BIN when set (tests, odd installs), else this binary.
         architect: state.config.worker_bin.clone(),
         dashboard_url: state.tasks.local_url().map(str::to_string),
+        control_plane: None,
     }
 }
 
-/// Runs the plan on node `id` through its agent (`session-start`), then scrubs the token from
-/// the stored command.
+/// Runs the plan on node `id` through its agent (`session-start`). The plan carries a
+/// one-time claim, not the token: anyone who may read node commands sees only the claim,
+/// which only that node's agent can redeem (`redeem_claim`), once, within the start's
+/// deadline. The token is minted at redemption and never stored anywhere but its hash.
 async fn launch_remote(
     state: &AppState,
     who: &Identity,
     id: i64,
-    plan: &LaunchPlan,
+    mut plan: LaunchPlan,
 ) -> Result<Launched, AgentsError> {
-    let args = serde_json::to_value(plan)
+    let claim = crate::auth::random_secret(32);
+    let now = state.clock.now();
+    store::insert_claim(
+        &state.db,
+        &store::NewClaim {
+            claim_hash: &crate::auth::secret_hash(&state.secret_key, &claim),
+            node_id: id,
+            session_node: &plan.node,
+            session_name: plan.name.as_str(),
+            user_id: who.user_id,
+            now: &crate::clock::format(now),
+            expires_at: &crate::clock::format(
+                now + time::Duration::seconds(REMOTE_START_TIMEOUT_S),
+            ),
+        },
+    )
+    .await?;
+    plan.token = String::new();
+    plan.token_claim = Some(claim);
+    let args = serde_json::to_value(&plan)
         .map_err(|e| AgentsError::Conflict(format!("cannot encode the launch: {e}")))?;
-    let v = crate::nodes::actions::run_secret_command(
+    let v = crate::nodes::actions::run_command(
         state,
         &who.actor(),
         id,
         spawn::COMMAND,
         args,
-        &["token"],
         REMOTE_START_TIMEOUT_S,
     )
     .await?;
+    let _ = store::drop_claims(
+        &state.db,
+        &plan.node,
+        plan.name.as_str(),
+        &state.clock.now_str(),
+    )
+    .await;
     serde_json::from_value(v).map_err(|e| {
         AgentsError::Conflict(format!(
             "node '{}' answered session-start without a launch report: {e}",
             plan.node
         ))
     })
+}
+
+/// Trades a claim made by [`launch_remote`] for the session's token; `caller` must be the
+/// agent of the node the claim was made for.
+pub async fn redeem_claim(
+    state: &AppState,
+    caller: &crate::nodes::actions::AgentCaller,
+    claim: &str,
+) -> Result<String, AgentsError> {
+    let hash = crate::auth::secret_hash(&state.secret_key, claim);
+    // Checked before the claim is used up, so another node's agent cannot burn it.
+    let Some(node_id) = store::claim_node(&state.db, &hash, &state.clock.now_str()).await? else {
+        return Err(invalid("claim", "no such claim, or it was used or has expired").into());
+    };
+    crate::nodes::actions::ensure_agent_of(state, caller, node_id).await?;
+    let Some(c) = store::redeem_claim(&state.db, &hash, &state.clock.now_str()).await? else {
+        return Err(invalid("claim", "no such claim, or it was used or has expired").into());
+    };
+    let actor = match caller {
+        crate::nodes::actions::AgentCaller::Token { actor, .. } => actor.clone(),
+        crate::nodes::actions::AgentCaller::Local => "local agent".to_string(),
+    };
+    let token = crate::auth::actions::create_session_token(
+        state,
+        &actor,
+        c.user_id,
+        &c.session_node,
+        &c.session_name,
+    )
+    .await
+    .map_err(|e| AgentsError::Conflict(format!("cannot create the session's token: {e}")))?;
+    if let Some(row) = store::session(&state.db, &c.session_node, &c.session_name).await? {
+        store::set_hook_token(&state.db, row.id, token.info.id).await?;
+    }
+    Ok(token.token)
 }
 
 #[cfg(test)]

@@ -62,6 +62,10 @@ pub enum AgentsError {
     Invalid(Invalid),
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not do this (a capability the route's extractor cannot see, e.g. what
+    /// a launch would run).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("cannot move {what} from '{from}' to '{to}'")]
     Transition {
         what: &'static str,

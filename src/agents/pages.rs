@@ -7,7 +7,7 @@ use super::sessions::{self, LiveSession, NodeFailure};
 use super::tmux::{CaptureMode, NewSession, SessionName};
 use super::AgentsError;
 use crate::app::AppState;
-use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
+use crate::auth::extract::{Exec, PageAuthed, PageForm, PaneRead, Read, Write};
 use crate::http::error::ApiError;
 use crate::http::extract::{Path, Query};
 use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
@@ -70,7 +70,7 @@ fn page_name(raw: &str) -> Result<SessionName, PageError> {
 
 async fn pane_page(
     State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
+    PageAuthed(who, ..): PageAuthed<PaneRead>,
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
     let n = page_name(&name)?;
@@ -91,7 +91,7 @@ async fn pane_page(
 /// session ends (then the stream closes).
 async fn pane_stream(
     State(s): State<AppState>,
-    PageAuthed(..): PageAuthed<Read>,
+    PageAuthed(..): PageAuthed<PaneRead>,
     Path(name): Path<String>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>, PageError>
 {
@@ -129,16 +129,18 @@ struct SendForm {
 
 async fn send(
     State(s): State<AppState>,
-    PageForm(_, f, ..): PageForm<Write, SendForm>,
+    PageForm(who, f, ..): PageForm<Write, SendForm>,
 ) -> Response {
     let r = async {
-        let n = SessionName::parse(&f.session)?;
+        let n = SessionName::parse(&f.session).map_err(AgentsError::from)?;
         if f.text.is_empty() {
             return Err(AgentsError::Invalid(crate::validate::invalid(
                 "text",
                 "text must not be empty",
-            )));
+            ))
+            .into());
         }
+        super::api::ensure_may_type(&s, &who, &NodeRef::Local, &n).await?;
         route::run(
             &s,
             &NodeRef::Local,
@@ -150,11 +152,12 @@ async fn send(
             },
         )
         .await
+        .map_err(ApiError::from)
     }
     .await;
     match r {
         Ok(_) => see_other("/tmux", &format!("Sent to {}.", f.session)),
-        Err(e) => back_with_error("/tmux", &ApiError::from(e)),
+        Err(e) => back_with_error("/tmux", &e),
     }
 }
 
@@ -168,7 +171,7 @@ struct CreateForm {
 
 async fn create(
     State(s): State<AppState>,
-    PageForm(_, f, ..): PageForm<Write, CreateForm>,
+    PageForm(_, f, ..): PageForm<Exec, CreateForm>,
 ) -> Response {
     let r = async {
         let n = SessionName::parse(&f.name)?;

@@ -1,16 +1,19 @@
 //! JSON routes for launching sessions and for hook reports.
 //!
-//! `POST /api/agents/sessions` (Write) launches an agent (`architect session start`);
-//! `POST /api/agents/hooks/<event>` (AgentOps: the session's own `agent` token) records a hook.
+//! `POST /api/agents/sessions` (Write; a `shell` session, another program, extra arguments or
+//! environment need Exec) launches an agent (`architect session start`);
+//! `POST /api/agents/hooks/<event>` records a hook: the session's own token, for that session
+//! only (the report's `session`/`node` must name it), or a person with Write.
 
 use super::hooks::{self, HookAnswer, HookEvent, HookReport};
 use super::launch::{self, StartSession, StartedSession};
 use super::route::NodeRef;
 use super::store::{self, SessionRow, StateChange};
 use crate::app::AppState;
-use crate::auth::extract::{AgentOps, Authed, Read, Write};
+use crate::auth::extract::{Authed, Read, SessionOr, Write};
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
+use crate::nodes::api::NodeAgent;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -22,6 +25,31 @@ pub fn routes() -> Router<AppState> {
         .route("/api/agents/sessions", post(start_session))
         .route("/api/agents/hooks/{event}", post(hook))
         .route("/api/agents/sessions/{name}", get(tracked_session))
+        .route("/api/agents/session-claims/redeem", post(redeem_claim))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedeemRequest {
+    claim: String,
+}
+
+/// The session's token, minted now for the agent of the node the session starts on.
+#[derive(Serialize, Deserialize)]
+pub struct RedeemedToken {
+    pub token: String,
+}
+
+/// A node's agent trades the one-time claim of a remote `session-start` for the session's
+/// token (see `launch::launch_remote`): only the agent of the node the claim was made for,
+/// only once, only before it expires.
+async fn redeem_claim(
+    State(s): State<AppState>,
+    NodeAgent(_, caller): NodeAgent,
+    Json(r): Json<RedeemRequest>,
+) -> Result<Json<RedeemedToken>, ApiError> {
+    let token = launch::redeem_claim(&s, &caller, &r.claim).await?;
+    Ok(Json(RedeemedToken { token }))
 }
 
 #[derive(Deserialize)]
@@ -63,12 +91,17 @@ async fn start_session(
 
 async fn hook(
     State(s): State<AppState>,
-    _: Authed<AgentOps>,
+    who: SessionOr<Write>,
     Path(event): Path<String>,
     Json(report): Json<HookReport>,
 ) -> Result<Json<HookAnswer>, ApiError> {
     let event: HookEvent = event
         .parse()
         .map_err(|e: String| ApiError::bad_request(e))?;
+    let node = NodeRef::parse(report.node.as_deref())
+        .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    let name = super::tmux::SessionName::parse(&report.session)
+        .map_err(|e| ApiError::invalid("session", e.message))?;
+    who.confine(node.name(), name.as_str())?;
     Ok(Json(hooks::report(&s, event, report).await?))
 }

@@ -37,8 +37,13 @@ pub struct LaunchPlan {
     pub env: BTreeMap<String, String>,
     /// The node name the session is registered under (`ARCHITECT_NODE`).
     pub node: String,
-    /// The session's agent-scope token: hooks report with it, and the gateway accepts it.
+    /// The session's own token: hooks report with it, and the gateway accepts it. Empty in a
+    /// plan sent to a remote node, which gets `token_claim` instead.
     pub token: String,
+    /// A one-time claim the node's agent trades for the token (`POST
+    /// /api/agents/session-claims/redeem`), so no node command ever holds a token.
+    #[serde(default)]
+    pub token_claim: Option<String>,
     /// Point the agent at architect's LLM gateway (Claude Code, Codex; `chat` always uses it).
     pub gateway: bool,
 }
@@ -54,6 +59,9 @@ pub struct NodeSide {
     pub architect: Option<PathBuf>,
     /// The dashboard as this node reaches it: hooks report there, and it serves the gateway.
     pub dashboard_url: Option<String>,
+    /// This node agent's client of the control plane (its own token), to redeem a plan's
+    /// token claim; `None` in `serve`, which never sends itself a claim.
+    pub control_plane: Option<crate::client::Client>,
 }
 
 /// What the node did.
@@ -241,10 +249,25 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
     })
 }
 
-/// The `session-start` node command: runs the plan in `args` on this node.
+/// The `session-start` node command: runs the plan in `args` on this node, first trading
+/// its token claim for the session's token.
 pub async fn run_command(side: &NodeSide, args: serde_json::Value) -> Result<Launched, String> {
-    let plan: LaunchPlan =
+    let mut plan: LaunchPlan =
         serde_json::from_value(args).map_err(|e| format!("bad session-start payload: {e}"))?;
+    if let Some(claim) = plan.token_claim.take() {
+        let client = side
+            .control_plane
+            .as_ref()
+            .ok_or("this node cannot redeem a token claim: it has no control-plane client")?;
+        let redeemed: crate::agents::sessions_api::RedeemedToken = client
+            .post(
+                "/api/agents/session-claims/redeem",
+                &serde_json::json!({ "claim": claim }),
+            )
+            .await
+            .map_err(|e| format!("cannot redeem the session's token claim: {e}"))?;
+        plan.token = redeemed.token;
+    }
     launch(side, &plan).await.map_err(|e| e.to_string())
 }
 
@@ -263,6 +286,7 @@ mod tests {
             env: BTreeMap::from([("ANTHROPIC_BASE_URL".into(), "http://mine".into())]),
             node: "n1".into(),
             token: "tok".into(),
+            token_claim: None,
             gateway,
         }
     }
@@ -273,6 +297,7 @@ mod tests {
             data_dir: PathBuf::from("/tmp"),
             architect: None,
             dashboard_url: Some("http://dash:8080".into()),
+            control_plane: None,
         }
     }
 

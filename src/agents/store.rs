@@ -113,6 +113,88 @@ pub async fn set_hook_token(db: &Db, id: i64, token_id: i64) -> Result<(), sqlx:
         .map(|_| ())
 }
 
+/// A one-time claim for the token of the session `(session_node, session_name)`, redeemable
+/// by the agent of node `node_id` until `expires_at` (see `launch::launch_remote`).
+pub struct NewClaim<'a> {
+    pub claim_hash: &'a str,
+    pub node_id: i64,
+    pub session_node: &'a str,
+    pub session_name: &'a str,
+    pub user_id: i64,
+    pub now: &'a str,
+    pub expires_at: &'a str,
+}
+
+pub async fn insert_claim(db: &Db, c: &NewClaim<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO session_token_claims (claim_hash, node_id, session_node, session_name, \
+         user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(c.claim_hash)
+    .bind(c.node_id)
+    .bind(c.session_node)
+    .bind(c.session_name)
+    .bind(c.user_id)
+    .bind(c.now)
+    .bind(c.expires_at)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+/// What a redeemed claim is for.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RedeemedClaim {
+    pub node_id: i64,
+    pub session_node: String,
+    pub session_name: String,
+    pub user_id: i64,
+}
+
+/// Marks the live claim with this hash used and returns it; `None` when there is no such
+/// claim, it was used, or it expired. One statement, so a claim is redeemed at most once.
+pub async fn redeem_claim(
+    db: &Db,
+    claim_hash: &str,
+    now: &str,
+) -> Result<Option<RedeemedClaim>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE session_token_claims SET redeemed_at = $2 \
+         WHERE claim_hash = $1 AND redeemed_at IS NULL AND expires_at > $2 \
+         RETURNING node_id, session_node, session_name, user_id",
+    )
+    .bind(claim_hash)
+    .bind(now)
+    .fetch_optional(db)
+    .await
+}
+
+/// The node a live (unused, unexpired) claim is for.
+pub async fn claim_node(db: &Db, claim_hash: &str, now: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT node_id FROM session_token_claims \
+         WHERE claim_hash = $1 AND redeemed_at IS NULL AND expires_at > $2",
+    )
+    .bind(claim_hash)
+    .bind(now)
+    .fetch_optional(db)
+    .await
+}
+
+/// Forgets the claims of a session (its start failed or finished) and expired ones.
+pub async fn drop_claims(db: &Db, node: &str, name: &str, now: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM session_token_claims \
+         WHERE (session_node = $1 AND session_name = $2) OR expires_at <= $3",
+    )
+    .bind(node)
+    .bind(name)
+    .bind(now)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
 /// Takes (and clears) the hook token of a session that ended.
 pub async fn take_hook_token(db: &Db, node: &str, name: &str) -> Result<Option<i64>, sqlx::Error> {
     let mut tx = crate::db::begin_write(db).await?;

@@ -274,7 +274,8 @@ impl Tmux {
             args.extend(["-s".into(), name.to_string()]);
         }
         if let Some(cwd) = &spec.cwd {
-            args.extend(["-c".into(), cwd.clone()]);
+            // tmux expands formats in `-c` (`#(cmd)` runs cmd): the path must stay literal.
+            args.extend(["-c".into(), literal_format(cwd)]);
         }
         for (k, v) in &spec.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
@@ -440,6 +441,12 @@ impl Tmux {
     }
 }
 
+/// `text` as a tmux format that expands to exactly `text` (`#` is its only special
+/// character: `##` is a literal `#`).
+pub fn literal_format(text: &str) -> String {
+    text.replace('#', "##")
+}
+
 fn no_server(stderr: &str) -> bool {
     stderr.contains("no server running")
         || stderr.contains("error connecting to")
@@ -549,6 +556,35 @@ mod tests {
         }
         let e: Result<SessionName, _> = serde_json::from_str("\"a b\"");
         assert!(e.is_err());
+    }
+
+    #[test]
+    fn formats_are_made_literal() {
+        assert_eq!(literal_format("/tmp/#(touch x)"), "/tmp/##(touch x)");
+        assert_eq!(literal_format("/plain"), "/plain");
+    }
+
+    #[tokio::test]
+    async fn a_working_directory_is_never_expanded_as_a_format() {
+        let server = Server::new();
+        let t = &server.0;
+        let tmp = tempfile::tempdir().unwrap();
+        let marker = tmp.path().join("ran");
+        let dir = tmp.path().join(format!("#(touch {})", marker.display()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let n = name("literal-cwd");
+        t.create(&NewSession {
+            name: Some(n.clone()),
+            cwd: Some(dir.display().to_string()),
+            command: vec!["sleep".into(), "30".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let info = t.session(&n).await.unwrap();
+        assert_eq!(info.cwd, dir.display().to_string());
+        assert!(!marker.exists(), "tmux ran the '#(...)' in the path");
+        t.kill(&n).await.unwrap();
     }
 
     #[test]

@@ -391,6 +391,46 @@ pub async fn create_token(
     who: &Identity,
     input: NewApiToken,
 ) -> Result<CreatedToken> {
+    let owner = match input.user_id {
+        Some(uid) if uid != who.user_id => {
+            if !who.can(Capability::Admin) {
+                return Err(AuthError::Forbidden(
+                    "only admins create tokens for other users".into(),
+                ));
+            }
+            uid
+        }
+        _ => who.user_id,
+    };
+    mint_token(state, &who.actor(), owner, input, None).await
+}
+
+/// An agent session's own token (`session start`): agent scope, owned by `owner` (the
+/// person who started the session), and bound to `(node, session)` so it acts for that
+/// session only. `actor` is recorded in the activity log.
+pub async fn create_session_token(
+    state: &AppState,
+    actor: &str,
+    owner: i64,
+    node: &str,
+    session: &str,
+) -> Result<CreatedToken> {
+    let input = NewApiToken {
+        name: format!("session {session} hooks"),
+        scope: Scope::Agent,
+        expires_in_days: None,
+        user_id: None,
+    };
+    mint_token(state, actor, owner, input, Some((node, session))).await
+}
+
+async fn mint_token(
+    state: &AppState,
+    actor: &str,
+    owner: i64,
+    input: NewApiToken,
+    session: Option<(&str, &str)>,
+) -> Result<CreatedToken> {
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(invalid("name", "name must be 1 to 100 characters"));
@@ -403,17 +443,6 @@ pub async fn create_token(
             ));
         }
     }
-    let owner = match input.user_id {
-        Some(uid) if uid != who.user_id => {
-            if !who.can(Capability::Admin) {
-                return Err(AuthError::Forbidden(
-                    "only admins create tokens for other users".into(),
-                ));
-            }
-            uid
-        }
-        _ => who.user_id,
-    };
     let now = state.clock.now();
     let now_s = crate::clock::format(now);
     let expires = input
@@ -435,16 +464,18 @@ pub async fn create_token(
             user_id: owner,
             now: &now_s,
             expires_at: expires.as_deref(),
+            session,
         },
     )
     .await?;
+    let bound = session.map(|(node, name)| json!({"node": node, "session": name}));
     activity::store::record(
         &mut tx,
-        &who.actor(),
+        actor,
         "create",
         "api_token",
         Some(info.id),
-        &json!({"name": info.name, "scope": info.scope, "user_id": owner}),
+        &json!({"name": info.name, "scope": info.scope, "user_id": owner, "session": bound}),
         &now_s,
     )
     .await?;

@@ -6,7 +6,7 @@
 //!
 //! `C` names the [`Capability`] the route needs (`Read`, `Write`, `Admin`, ...).
 
-use super::{store, AuthVia, Capability, Identity, Role, Scope};
+use super::{store, AuthVia, BoundSession, Capability, Identity, Role, Scope};
 use crate::app::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::parse_urlencoded;
@@ -36,7 +36,7 @@ macro_rules! requirement {
         impl Requirement for $name { const CAP: Capability = Capability::$name; }
     )*};
 }
-requirement!(Read, Write, Admin, AgentOps, WorkerOps, Ingest);
+requirement!(Read, Write, Admin, AgentOps, WorkerOps, Ingest, PaneRead, Exec, Llm);
 
 #[derive(Clone)]
 struct Resolved(Option<Identity>);
@@ -106,6 +106,10 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Ident
                     via: AuthVia::Token {
                         token_id: row.token_id,
                         scope: row.scope.parse().unwrap_or(Scope::Read),
+                        session: match (row.session_node, row.session_name) {
+                            (Some(node), Some(name)) => Some(BoundSession { node, name }),
+                            _ => None,
+                        },
                     },
                 })
             }
@@ -157,6 +161,12 @@ fn header_csrf(parts: &Parts) -> Option<&str> {
 
 fn missing_capability(identity: &Identity, cap: Capability) -> ApiError {
     let why = match &identity.via {
+        AuthVia::Token {
+            session: Some(b), ..
+        } => format!(
+            "this is the token of agent session '{}' on '{}': it acts for that session only",
+            b.name, b.node
+        ),
         AuthVia::Token { scope, .. } if !scope.grants(cap) => {
             format!("this token's scope '{scope}' does not allow this request")
         }
@@ -188,6 +198,58 @@ impl<C: Requirement> FromRequestParts<AppState> for Authed<C> {
             return Err(ApiError::csrf_failed());
         }
         Ok(Authed(identity, PhantomData))
+    }
+}
+
+/// A caller acting for one agent session, or a principal with capability `C` acting for any.
+///
+/// Routes that concern a session (hook reports, its pane, prompts it queued) take this: a
+/// session's own token ([`BoundSession`]) is let through *only* as `Session`, and the handler
+/// confines it to that session; anything else needs `C` as with [`Authed`].
+pub enum SessionOr<C: Requirement> {
+    Session(Identity, BoundSession),
+    Principal(Identity, PhantomData<C>),
+}
+
+impl<C: Requirement> SessionOr<C> {
+    pub fn identity(&self) -> &Identity {
+        match self {
+            SessionOr::Session(i, _) | SessionOr::Principal(i, _) => i,
+        }
+    }
+
+    /// The session a session token acts for; `None` for other principals.
+    pub fn session(&self) -> Option<&BoundSession> {
+        match self {
+            SessionOr::Session(_, b) => Some(b),
+            SessionOr::Principal(..) => None,
+        }
+    }
+
+    /// Refuses a session token asking about another session than its own.
+    pub fn confine(&self, node: &str, name: &str) -> Result<(), ApiError> {
+        match self.session() {
+            Some(b) if b.node != node || b.name != name => Err(ApiError::forbidden(format!(
+                "this is the token of agent session '{}' on '{}': it acts for that session only",
+                b.name, b.node
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<C: Requirement> FromRequestParts<AppState> for SessionOr<C> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let identity = resolve(parts, state)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        if let Some(b) = identity.bound_session().cloned() {
+            return Ok(SessionOr::Session(identity, b));
+        }
+        let Authed(identity, _) = Authed::<C>::from_request_parts(parts, state).await?;
+        Ok(SessionOr::Principal(identity, PhantomData))
     }
 }
 

@@ -31,10 +31,12 @@ crate::text_enum! {
 }
 
 impl Role {
+    /// The policy of people (docs/decisions/0005-principals.md): viewers read, members run
+    /// the work (agents, queues, tracking), admins also manage people and run code on hosts.
     pub fn grants(self, cap: Capability) -> bool {
         match self {
             Role::Admin => true,
-            Role::Member => cap != Capability::Admin,
+            Role::Member => !matches!(cap, Capability::Admin | Capability::Exec),
             Role::Viewer => cap == Capability::Read,
         }
     }
@@ -60,8 +62,14 @@ impl Scope {
     pub fn grants(self, cap: Capability) -> bool {
         match self {
             Scope::Admin => true,
-            Scope::Agent => matches!(cap, Capability::Read | Capability::AgentOps),
-            Scope::Worker => matches!(cap, Capability::Read | Capability::WorkerOps),
+            Scope::Agent => matches!(
+                cap,
+                Capability::Read | Capability::AgentOps | Capability::PaneRead | Capability::Llm
+            ),
+            Scope::Worker => matches!(
+                cap,
+                Capability::Read | Capability::WorkerOps | Capability::Llm
+            ),
             Scope::Ingest => cap == Capability::Ingest,
             Scope::Read => cap == Capability::Read,
         }
@@ -83,6 +91,15 @@ pub enum Capability {
     WorkerOps,
     /// Report errors.
     Ingest,
+    /// See what is on an agent's screen (pane captures and the live pane view): a screen can
+    /// show anything, secrets included, so `Read` is not enough.
+    PaneRead,
+    /// Run code of one's choosing on a host: create tmux sessions (with a command or a bare
+    /// shell), start `shell` sessions or other programs, type into shell panes, set a
+    /// project's test/build/deploy commands. Admins only.
+    Exec,
+    /// Call the LLM gateway (`/v1/*`).
+    Llm,
 }
 
 /// How a request proved who it is.
@@ -97,7 +114,18 @@ pub enum AuthVia {
     Token {
         token_id: i64,
         scope: Scope,
+        /// The agent session this token was minted for (`session start`), if any.
+        session: Option<BoundSession>,
     },
+}
+
+/// The agent session a token belongs to. A request made with such a token acts for that
+/// session only: it reads, calls the gateway, and reaches its own session (hooks, its pane,
+/// prompts it queued) through [`extract::SessionOr`]; every other capability is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundSession {
+    pub node: String,
+    pub name: String,
 }
 
 /// The authenticated caller of a request.
@@ -113,15 +141,34 @@ impl Identity {
     pub fn can(&self, cap: Capability) -> bool {
         let scope_ok = match &self.via {
             AuthVia::Session { .. } => true,
+            AuthVia::Token {
+                session: Some(_), ..
+            } => matches!(cap, Capability::Read | Capability::Llm),
             AuthVia::Token { scope, .. } => scope.grants(cap),
         };
         scope_ok && self.role.grants(cap)
+    }
+
+    /// The agent session this request acts for, when it came with a session's own token.
+    pub fn bound_session(&self) -> Option<&BoundSession> {
+        match &self.via {
+            AuthVia::Token { session, .. } => session.as_ref(),
+            AuthVia::Session { .. } => None,
+        }
     }
 
     /// The name recorded as actor in the activity log: `alice`, or `alice (token 3)`.
     pub fn actor(&self) -> String {
         match &self.via {
             AuthVia::Session { .. } => self.username.clone(),
+            AuthVia::Token {
+                token_id,
+                session: Some(b),
+                ..
+            } => format!(
+                "{} (token {token_id}, session {}/{})",
+                self.username, b.node, b.name
+            ),
             AuthVia::Token { token_id, .. } => format!("{} (token {token_id})", self.username),
         }
     }
@@ -264,7 +311,11 @@ mod tests {
             user_id: 1,
             username: "u".into(),
             role,
-            via: AuthVia::Token { token_id: 1, scope },
+            via: AuthVia::Token {
+                token_id: 1,
+                scope,
+                session: None,
+            },
         };
         assert!(!id(Role::Viewer, Scope::Admin).can(Capability::Write));
         assert!(id(Role::Viewer, Scope::Admin).can(Capability::Read));
@@ -273,6 +324,39 @@ mod tests {
         assert!(id(Role::Member, Scope::Admin).can(Capability::Write));
         assert!(!id(Role::Member, Scope::Admin).can(Capability::Admin));
         assert!(id(Role::Admin, Scope::Worker).can(Capability::WorkerOps));
+        assert!(!id(Role::Member, Scope::Admin).can(Capability::Exec));
+        assert!(!id(Role::Admin, Scope::Read).can(Capability::PaneRead));
+        assert!(!id(Role::Admin, Scope::Worker).can(Capability::PaneRead));
+    }
+
+    #[test]
+    fn a_session_token_reads_and_calls_the_gateway_only() {
+        let session = Identity {
+            user_id: 1,
+            username: "u".into(),
+            role: Role::Admin,
+            via: AuthVia::Token {
+                token_id: 1,
+                scope: Scope::Agent,
+                session: Some(BoundSession {
+                    node: "n".into(),
+                    name: "s".into(),
+                }),
+            },
+        };
+        assert!(session.can(Capability::Read));
+        assert!(session.can(Capability::Llm));
+        for cap in [
+            Capability::Write,
+            Capability::Admin,
+            Capability::AgentOps,
+            Capability::WorkerOps,
+            Capability::Ingest,
+            Capability::PaneRead,
+            Capability::Exec,
+        ] {
+            assert!(!session.can(cap), "{cap:?}");
+        }
     }
 
     #[test]

@@ -418,15 +418,22 @@ pub struct NewToken<'a> {
     pub user_id: i64,
     pub now: &'a str,
     pub expires_at: Option<&'a str>,
+    /// `(node, session)`: the agent session the token acts for.
+    pub session: Option<(&'a str, &'a str)>,
 }
 
 pub async fn create_token(
     conn: &mut AnyConnection,
     t: NewToken<'_>,
 ) -> Result<ApiToken, sqlx::Error> {
+    let (session_node, session_name) = match t.session {
+        Some((node, name)) => (Some(node), Some(name)),
+        None => (None, None),
+    };
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO api_tokens (name, token_hash, prefix, scope, user_id, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO api_tokens (name, token_hash, prefix, scope, user_id, created_at, expires_at,
+                                 session_node, session_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(t.name)
     .bind(t.token_hash)
@@ -435,6 +442,8 @@ pub async fn create_token(
     .bind(t.user_id)
     .bind(t.now)
     .bind(t.expires_at)
+    .bind(session_node)
+    .bind(session_name)
     .fetch_one(&mut *conn)
     .await?;
     get_token(conn, id, t.now)
@@ -484,6 +493,9 @@ pub struct TokenAuthRow {
     pub role: String,
     /// Kept so a cached row (see `token_cache`) still stops working when the token expires.
     pub expires_at: Option<String>,
+    /// The agent session the token was minted for (both set, or neither).
+    pub session_node: Option<String>,
+    pub session_name: Option<String>,
 }
 
 pub async fn find_token<'c, E: Executor<'c, Database = Any>>(
@@ -493,7 +505,7 @@ pub async fn find_token<'c, E: Executor<'c, Database = Any>>(
 ) -> Result<Option<TokenAuthRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT t.id AS token_id, t.scope, t.last_used_at, u.id AS user_id, u.username, u.role,
-             t.expires_at
+             t.expires_at, t.session_node, t.session_name
          FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL
            AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.disabled = 0",

@@ -151,7 +151,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<u8> {
     opts.data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
     opts.dashboard_url = Some(args.dashboard.trim_end_matches('/').to_string());
     tracing::info!(node = %name, dashboard = %args.dashboard, interval_s = args.interval.as_secs_f64(), "architect agent starting");
-    let agent = Agent::new(Http(Client::new(&args.dashboard, Some(&token))), opts);
+    let client = Client::new(&args.dashboard, Some(&token));
+    opts.control_plane = Some(client.clone());
+    let agent = Agent::new(Http(client), opts);
     agent.run_until(shutdown_signal()).await;
     if args.owns_pid_file {
         daemon.remove_own_pid_file();

@@ -268,10 +268,7 @@ async fn authenticate(
     if !matches!(identity.via, AuthVia::Token { .. }) {
         return Err(unauthorized());
     }
-    if !(identity.can(Capability::Write)
-        || identity.can(Capability::AgentOps)
-        || identity.can(Capability::WorkerOps))
-    {
+    if !identity.can(Capability::Llm) {
         return Err(GatewayError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

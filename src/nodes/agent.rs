@@ -42,6 +42,9 @@ pub struct AgentOptions {
     pub data_dir: PathBuf,
     /// The dashboard as this node reaches it (hooks and the LLM gateway of started sessions).
     pub dashboard_url: Option<String>,
+    /// This agent's client of the control plane (`architect agent`); `None` in-process.
+    /// `session-start` redeems its token claim through it.
+    pub control_plane: Option<crate::client::Client>,
 }
 
 impl AgentOptions {
@@ -55,6 +58,7 @@ impl AgentOptions {
             tmux_socket: None,
             data_dir: PathBuf::from("./data"),
             dashboard_url: None,
+            control_plane: None,
         }
     }
 }

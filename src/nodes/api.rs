@@ -1,21 +1,57 @@
 //! JSON routes of the nodes domain.
 //!
 //! Who may do what: reading nodes, metrics and commands needs `Read`; an agent's calls
-//! (register, heartbeat, the command long-poll, results) need `AgentOps` from a bearer token
-//! (an `agent`-scoped token has exactly Read + AgentOps) and, once the node is bound to a
-//! token, that very token; removing nodes and queueing commands needs `Admin`.
+//! (register, heartbeat, the command long-poll, results) take a [`NodeAgent`]: `AgentOps` from
+//! a bearer token (an `agent`-scoped token not bound to a session) and, once the node is bound
+//! to a token, that very token; removing nodes and queueing commands needs `Admin`.
 
 use super::actions::{self, AgentCaller, NodeError};
 use super::history::{self, MetricRange, MetricSeries};
 use super::*;
 use crate::app::AppState;
 use crate::auth::extract::{Admin, AgentOps, Authed, Read};
+use crate::auth::{AuthVia, Capability, Identity};
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Pagination, Path, Query};
+use axum::extract::FromRequestParts;
 use axum::extract::State;
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
+
+/// A node's agent calling: `AgentOps` with a bearer token. A browser session is never an
+/// agent (it must not claim commands through a cross-site request), and a session's own token
+/// lacks `AgentOps`.
+pub struct NodeAgent(pub Identity, pub AgentCaller);
+
+impl FromRequestParts<AppState> for NodeAgent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Authed(identity, _) = Authed::<AgentOps>::from_request_parts(parts, state).await?;
+        let caller = AgentCaller::from_identity(&identity)?;
+        Ok(NodeAgent(identity, caller))
+    }
+}
+
+/// Who may register a node: its agent (a bearer token with `AgentOps`), or an admin adding
+/// an unbound node by hand from the dashboard.
+pub struct NodeRegistrar(pub Identity);
+
+impl FromRequestParts<AppState> for NodeRegistrar {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Authed(identity, _) = Authed::<AgentOps>::from_request_parts(parts, state).await?;
+        if matches!(identity.via, AuthVia::Session { .. }) && !identity.can(Capability::Admin) {
+            return Err(ApiError::forbidden(
+                "adding nodes by hand is for admins; agents register with their own token",
+            ));
+        }
+        Ok(NodeRegistrar(identity))
+    }
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -88,10 +124,10 @@ async fn list(
 /// 201 when the node was created, 200 when it existed (registration is idempotent).
 async fn register(
     State(s): State<AppState>,
-    who: Authed<AgentOps>,
+    NodeRegistrar(who): NodeRegistrar,
     Json(input): Json<RegisterNode>,
 ) -> Result<(StatusCode, Json<Node>), ApiError> {
-    let (node, created) = actions::register(&s, who.identity(), input).await?;
+    let (node, created) = actions::register(&s, &who, input).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -121,11 +157,10 @@ async fn remove(
 
 async fn heartbeat(
     State(s): State<AppState>,
-    who: Authed<AgentOps>,
+    NodeAgent(_, caller): NodeAgent,
     Path(id): Path<i64>,
     Json(m): Json<NodeMetrics>,
 ) -> ApiResult<Node> {
-    let caller = AgentCaller::from_identity(who.identity())?;
     Ok(Json(actions::heartbeat(&s, &caller, id, m).await?))
 }
 
@@ -143,11 +178,10 @@ async fn metrics(
 /// The agent's long-poll (`?wait=25`): the commands now delivered to it, possibly none.
 async fn poll(
     State(s): State<AppState>,
-    who: Authed<AgentOps>,
+    NodeAgent(_, caller): NodeAgent,
     Path(id): Path<i64>,
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<CommandBatch> {
-    let caller = AgentCaller::from_identity(who.identity())?;
     let wait = q.seconds()?;
     Ok(Json(actions::poll_commands(&s, &caller, id, wait).await?))
 }
@@ -175,11 +209,10 @@ async fn command(
 
 async fn result(
     State(s): State<AppState>,
-    who: Authed<AgentOps>,
+    NodeAgent(_, caller): NodeAgent,
     Path((id, cid)): Path<(i64, i64)>,
     Json(answer): Json<CommandResult>,
 ) -> ApiResult<NodeCommand> {
-    let caller = AgentCaller::from_identity(who.identity())?;
     Ok(Json(
         actions::post_result(&s, &caller, id, cid, answer).await?,
     ))

@@ -65,6 +65,7 @@ impl CommandHandlers {
             data_dir: opts.data_dir.clone(),
             architect: None,
             dashboard_url: opts.dashboard_url.clone(),
+            control_plane: opts.control_plane.clone(),
         };
         h.register(crate::agents::spawn::COMMAND, move |args| {
             let side = side.clone();

@@ -420,22 +420,6 @@ pub async fn insert_command(
     Ok(row.into())
 }
 
-/// Replaces a command's stored arguments (to scrub a secret once the node has it).
-pub async fn replace_command_args<'c, E: Executor<'c, Database = Any>>(
-    ex: E,
-    node_id: i64,
-    id: i64,
-    args: &serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE node_commands SET args = $3 WHERE id = $1 AND node_id = $2")
-        .bind(id)
-        .bind(node_id)
-        .bind(args.to_string())
-        .execute(ex)
-        .await
-        .map(|_| ())
-}
-
 pub async fn get_command<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     node_id: i64,

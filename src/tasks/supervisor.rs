@@ -352,6 +352,7 @@ pub async fn restore(state: &AppState) {
                 via: crate::auth::AuthVia::Token {
                     token_id: 0,
                     scope: Scope::Admin,
+                    session: None,
                 },
             },
             Ok(_) => {

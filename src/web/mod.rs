@@ -161,6 +161,10 @@ pub struct Layout {
     pub username: String,
     pub role: String,
     pub can_write: bool,
+    /// May run code on hosts (create tmux sessions, type into shells): `Capability::Exec`.
+    pub can_exec: bool,
+    /// May see what is on agents' screens: `Capability::PaneRead`.
+    pub can_see_panes: bool,
     pub is_admin: bool,
     pub csrf_token: String,
     /// Seconds until the session expires without activity.
@@ -191,6 +195,8 @@ impl Layout {
             username: who.username.clone(),
             role: who.role.to_string(),
             can_write: who.can(Capability::Write),
+            can_exec: who.can(Capability::Exec),
+            can_see_panes: who.can(Capability::PaneRead),
             is_admin: who.can(Capability::Admin),
             csrf_token: csrf,
             expires_in,

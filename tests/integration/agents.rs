@@ -456,10 +456,21 @@ async fn pane_patterns_are_data_editable_through_the_api() {
 const BIN: &str = env!("CARGO_BIN_EXE_architect");
 
 /// The value of `VAR` in a tmux session's environment.
-fn session_env(tmux: &PrivateTmux, session: &str, var: &str) -> String {
-    tmux.run(&["show-environment", "-t", &format!("={session}"), var])
-        .trim()
-        .strip_prefix(&format!("{var}="))
+/// A variable of the environment the session's program runs with (read from /proc: the
+/// secrets a session gets are never on a tmux command line or in tmux's own environment).
+pub fn session_env(tmux: &PrivateTmux, session: &str, var: &str) -> String {
+    let pid = tmux.run(&[
+        "list-panes",
+        "-t",
+        &format!("={session}"),
+        "-F",
+        "#{pane_pid}",
+    ]);
+    let environ = std::fs::read(format!("/proc/{}/environ", pid.trim())).unwrap_or_default();
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix(&format!("{var}=")))
         .unwrap_or("")
         .to_string()
 }
@@ -1216,9 +1227,19 @@ async fn assigner_api_lifecycle_bad_input_and_auth() {
             .status,
         403
     );
+    // A node agent's token does not queue (a session's own token may: tests/integration/
+    // trust.rs).
     let agent = t.token("agent").await;
     assert_eq!(
         agent
+            .post_json("/api/assigner/send", &json!({"content": "x"}))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        t.token("admin")
+            .await
             .post_json("/api/assigner/send", &json!({"content": "x"}))
             .await
             .status,

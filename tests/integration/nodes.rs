@@ -1062,8 +1062,8 @@ async fn two_agent_processes_send_metrics_and_run_their_own_commands() {
 /// An `architect agent` with its own private tmux server (`--tmux-socket`): the dashboard's
 /// tmux API drives sessions there (create, send, capture, list tagged with the node, kill),
 /// and `architect session start --node` starts an agent session there through the same
-/// launch code as a local start, with its environment pointing back at the dashboard and its
-/// token scrubbed from the stored command.
+/// launch code as a local start, with its environment pointing back at the dashboard; the
+/// stored command carries a one-time claim, never the session's token.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_on_a_private_tmux_socket_runs_remote_tmux_and_session_start() {
     let node_tmux = crate::agents::PrivateTmux::new();
@@ -1173,14 +1173,7 @@ async fn an_agent_on_a_private_tmux_socket_runs_remote_tmux_and_session_start() 
     assert_eq!(started["agent"], "shell");
     assert_eq!(started["cwd"], cwd.as_str());
     assert!(on_node("rs"), "started on the node's private tmux server");
-    let env = |var: &str| {
-        node_tmux
-            .run(&["show-environment", "-t", "=rs", var])
-            .trim()
-            .strip_prefix(&format!("{var}="))
-            .unwrap_or("")
-            .to_string()
-    };
+    let env = |var: &str| crate::agents::session_env(&node_tmux, "rs", var);
     assert_eq!(
         env("ARCHITECT_URL"),
         t.url,
@@ -1195,15 +1188,46 @@ async fn an_agent_on_a_private_tmux_socket_runs_remote_tmux_and_session_start() 
         .get("/api/agents/sessions/rs?node=it-tmux")
         .await;
     assert_ne!(me.status, 401, "{}", me.body);
-    assert_eq!(
-        count(
-            &t,
-            "SELECT COUNT(*) FROM node_commands WHERE command = 'session-start' \
-             AND args LIKE '%[redacted]%'"
+    // A viewer reads the command: a used claim, no token.
+    let viewer = t.user("cmd-viewer", "viewer").await;
+    let node_id = admin
+        .get("/api/nodes")
+        .await
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "it-tmux")
+        .map(|n| n["id"].as_i64().unwrap())
+        .unwrap();
+    let cid = count(
+        &t,
+        "SELECT MAX(id) FROM node_commands WHERE command = 'session-start'",
+    )
+    .await;
+    let c = viewer
+        .get(&format!("/api/nodes/{node_id}/commands/{cid}"))
+        .await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    assert_eq!(c.json["args"]["token"], "", "{}", c.body);
+    let claim = c.json["args"]["token_claim"].as_str().unwrap().to_string();
+    assert!(!c.body.contains(&session_token));
+    // The claim was used: neither the node's agent nor anyone else gets a token with it.
+    let node_agent = Session::new(&t.url, Some(token.clone()));
+    let again = node_agent
+        .post_json(
+            "/api/agents/session-claims/redeem",
+            &json!({"claim": claim}),
         )
-        .await,
-        1
-    );
+        .await;
+    assert_eq!(again.status, 422, "{}", again.body);
+    let r = viewer
+        .post_json(
+            "/api/agents/session-claims/redeem",
+            &json!({"claim": claim}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(
         count(
             &t,

@@ -1,16 +1,20 @@
 //! JSON routes of the assigner (SPEC.md "Assigner Worker"): send, status, sessions, prompts,
 //! cancel, retry, retry-all, reassign, clear.
 //!
-//! Reading needs `Read`. Changing the queue needs `Write` — or `AgentOps`, so a manager
-//! session can delegate to its workers with its own agent token (`architect assigner --send`).
+//! Reading needs `Read`. Queuing needs `Write`, or a session's own token (a manager session
+//! delegating to its workers with `architect assigner --send`): [`SessionOr<Write>`]. A
+//! session token may cancel, retry or reassign only the prompts it queued itself, and never
+//! retry-all or clear. An explicit target must be a live agent session (not a shell, not an
+//! unknown pane) unless the caller may run code (`Exec`, admins): typing into a shell runs it.
 
 use super::store::{self, PromptFilter};
 use super::{NewPrompt, Prompt, PromptStatus};
+use crate::agents::classify::AgentKind;
 use crate::agents::route::NodeRef;
 use crate::agents::store as session_store;
 use crate::agents::AgentsError;
 use crate::app::AppState;
-use crate::auth::extract::{Authed, Read};
+use crate::auth::extract::{Authed, Read, SessionOr, Write};
 use crate::auth::{Capability, Identity};
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
@@ -70,14 +74,18 @@ async fn delete_rule(
     Ok(Json(Count { count: 1 }))
 }
 
-/// Write, or an agent token (a manager delegating).
-fn may_change(who: &Identity) -> Result<(), ApiError> {
-    if who.can(Capability::Write) || who.can(Capability::AgentOps) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "changing the prompt queue needs write access or an agent token",
-        ))
+/// A session token changes only the prompts it queued (its `created_by` is the token's
+/// actor name, which names the token and its session).
+fn may_change(who: &SessionOr<Write>, p: &Prompt) -> Result<(), ApiError> {
+    match who {
+        SessionOr::Session(id, b) if p.created_by != id.actor() => {
+            Err(ApiError::forbidden(format!(
+                "prompt {} was not queued by agent session '{}': its token may change only the \
+                 prompts it queued",
+                p.id, b.name
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -94,10 +102,15 @@ pub struct Queued {
     pub success: bool,
 }
 
-/// Queues a prompt (shared by the API, assign-to-tmux and `/api/agents/send`).
+/// Queues a prompt (shared by the API, assign-to-tmux and `/api/agents/send`); `who` is
+/// recorded as its creator (`created_by`, the activity actor name).
+///
+/// An explicit `target_session` must be a live agent session unless `who` may run code: the
+/// dispatcher types into the target, and text typed into a shell runs. Such a prompt is
+/// marked `metadata.to_shell` so the dispatcher knows a person who may run code asked for it.
 pub async fn enqueue(
     state: &AppState,
-    who: &str,
+    who: &Identity,
     p: NewPrompt,
     source: Option<(&str, i64)>,
 ) -> Result<i64, AgentsError> {
@@ -105,6 +118,28 @@ pub async fn enqueue(
     let (priority, timeout, retries) =
         p.check(cfg.prompt_timeout_minutes, cfg.prompt_max_retries)?;
     let node = NodeRef::parse(p.node.as_deref())?;
+    let mut to_shell = false;
+    if let Some(target) = &p.target_session {
+        let agent = session_store::session(&state.db, node.name(), target)
+            .await?
+            .filter(|r| r.gone_at.is_none())
+            .and_then(|r| r.agent)
+            .and_then(|a| a.parse::<AgentKind>().ok())
+            .filter(|k| !matches!(k, AgentKind::Shell | AgentKind::Other));
+        if agent.is_none() {
+            if !who.can(Capability::Exec) {
+                return Err(AgentsError::Invalid(crate::validate::invalid(
+                    "target_session",
+                    format!(
+                        "'{target}' is not a live agent session on node '{}'; only an admin \
+                         may queue a prompt for a shell or an unknown pane",
+                        node.name()
+                    ),
+                )));
+            }
+            to_shell = true;
+        }
+    }
     let mut parent = p.parent_id;
     if let Some(id) = parent {
         if store::get(&state.db, id).await?.is_none() {
@@ -119,6 +154,21 @@ pub async fn enqueue(
             .map(|a| a.id);
     }
     let mut metadata = p.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
+    if !metadata.is_object() {
+        return Err(AgentsError::Invalid(crate::validate::invalid(
+            "metadata",
+            "metadata must be a JSON object",
+        )));
+    }
+    // Only this function says a prompt may go to a shell.
+    match to_shell {
+        true => metadata["to_shell"] = serde_json::json!(true),
+        false => {
+            if let Some(o) = metadata.as_object_mut() {
+                o.remove("to_shell");
+            }
+        }
+    }
     let (mut role, mut group) = (p.target_role.clone(), p.target_group.clone());
     if p.target_session.is_none() && role.is_none() && group.is_none() {
         let rules = super::routing::rules(&state.db).await?;
@@ -142,7 +192,7 @@ pub async fn enqueue(
             metadata: &metadata,
             parent_id: parent,
             source,
-            created_by: who,
+            created_by: &who.actor(),
         },
         &state.clock.now_str(),
     )
@@ -153,11 +203,10 @@ pub async fn enqueue(
 
 async fn send(
     State(s): State<AppState>,
-    who: Authed<Read>,
+    who: SessionOr<Write>,
     Json(p): Json<NewPrompt>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
-    may_change(who.identity())?;
-    let id = enqueue(&s, &who.identity().username, p, None).await?;
+    let id = enqueue(&s, who.identity(), p, None).await?;
     Ok((
         StatusCode::CREATED,
         Json(Queued {
@@ -273,11 +322,11 @@ fn transition(p: &Prompt, to: PromptStatus) -> ApiError {
 
 async fn cancel(
     State(s): State<AppState>,
-    who: Authed<Read>,
+    who: SessionOr<Write>,
     Path(id): Path<i64>,
 ) -> Result<Json<Prompt>, ApiError> {
-    may_change(who.identity())?;
     let p = get_prompt(&s, id).await?;
+    may_change(&who, &p)?;
     if !store::cancel(&s.db, id, &s.clock.now_str()).await? {
         return Err(transition(&p, PromptStatus::Cancelled));
     }
@@ -286,11 +335,11 @@ async fn cancel(
 
 async fn retry(
     State(s): State<AppState>,
-    who: Authed<Read>,
+    who: SessionOr<Write>,
     Path(id): Path<i64>,
 ) -> Result<Json<Prompt>, ApiError> {
-    may_change(who.identity())?;
     let p = get_prompt(&s, id).await?;
+    may_change(&who, &p)?;
     if !store::retry(&s.db, id, &s.clock.now_str()).await? {
         if p.retries >= p.max_retries
             && matches!(p.status, PromptStatus::Failed | PromptStatus::Cancelled)
@@ -312,8 +361,7 @@ pub struct Count {
     pub count: u64,
 }
 
-async fn retry_all(State(s): State<AppState>, who: Authed<Read>) -> Result<Json<Count>, ApiError> {
-    may_change(who.identity())?;
+async fn retry_all(State(s): State<AppState>, _: Authed<Write>) -> Result<Json<Count>, ApiError> {
     let count = store::retry_all(&s.db, &s.clock.now_str()).await?;
     s.agents.wake_dispatcher();
     Ok(Json(Count { count }))
@@ -328,21 +376,47 @@ struct ReassignRequest {
 
 async fn reassign(
     State(s): State<AppState>,
-    who: Authed<Read>,
+    who: SessionOr<Write>,
     Path(id): Path<i64>,
     Json(r): Json<ReassignRequest>,
 ) -> Result<Json<Prompt>, ApiError> {
-    may_change(who.identity())?;
-    reassign_prompt(&s, id, r.to.as_deref()).await.map(Json)
+    may_change(&who, &get_prompt(&s, id).await?)?;
+    reassign_prompt(&s, who.identity(), id, r.to.as_deref())
+        .await
+        .map(Json)
 }
 
-/// Back to pending, targeted at session `to` (or untargeted): the API and the panel.
-pub async fn reassign_prompt(s: &AppState, id: i64, to: Option<&str>) -> Result<Prompt, ApiError> {
+/// Back to pending, targeted at session `to` (or untargeted): the API and the panel. A new
+/// target obeys [`enqueue`]'s rule: a live agent session unless `who` may run code.
+pub async fn reassign_prompt(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    to: Option<&str>,
+) -> Result<Prompt, ApiError> {
     if let Some(to) = to {
         crate::agents::tmux::SessionName::parse(to)
             .map_err(|e| ApiError::invalid("to", e.message))?;
     }
     let p = get_prompt(s, id).await?;
+    if let Some(to) = to {
+        let live_agent = session_store::session(&s.db, &p.node, to)
+            .await?
+            .filter(|r| r.gone_at.is_none())
+            .and_then(|r| r.agent)
+            .and_then(|a| a.parse::<AgentKind>().ok())
+            .is_some_and(|k| !matches!(k, AgentKind::Shell | AgentKind::Other));
+        if !live_agent && !who.can(Capability::Exec) {
+            return Err(ApiError::invalid(
+                "to",
+                format!(
+                    "'{to}' is not a live agent session on node '{}'; only an admin may send \
+                     a prompt to a shell or an unknown pane",
+                    p.node
+                ),
+            ));
+        }
+    }
     if !store::reassign(&s.db, id, to, &s.clock.now_str()).await? {
         return Err(transition(&p, PromptStatus::Pending));
     }
@@ -359,10 +433,9 @@ struct ClearRequest {
 
 async fn clear(
     State(s): State<AppState>,
-    who: Authed<Read>,
+    _: Authed<Write>,
     Json(r): Json<ClearRequest>,
 ) -> Result<Json<Count>, ApiError> {
-    may_change(who.identity())?;
     let before = match r.days {
         Some(d) if !(0..=36500).contains(&d) => {
             return Err(ApiError::invalid("days", "days must be 0-36500"))

@@ -156,7 +156,7 @@ async fn assigner_send(
         target_session: Some(f.target_session).filter(|t| !t.trim().is_empty()),
         ..Default::default()
     };
-    match enqueue(&s, &who.username, p, None).await {
+    match enqueue(&s, &who, p, None).await {
         Ok(id) => see_other("/assigner", &format!("Queued prompt #{id}.")),
         Err(e) => back_with_error("/assigner", &ApiError::from(e)),
     }
@@ -181,11 +181,11 @@ struct ReassignForm {
 async fn reassign(
     State(s): State<AppState>,
     Path(id): Path<i64>,
-    PageForm(_, f, ..): PageForm<Write, ReassignForm>,
+    PageForm(who, f, ..): PageForm<Write, ReassignForm>,
 ) -> Response {
     let back = assigner_back(&f.next);
     let to = Some(f.to.trim()).filter(|t| !t.is_empty());
-    match reassign_prompt(&s, id, to).await {
+    match reassign_prompt(&s, &who, id, to).await {
         Ok(_) => see_other(
             back,
             &format!(

@@ -165,27 +165,15 @@ pub async fn command(state: &AppState, node_id: i64, cid: i64, wait_s: f64) -> R
 /// timeout), [`NodeError::Unavailable`] (the node is offline or never connected: fails at once
 /// instead of waiting out the timeout), [`NodeError::CommandFailed`] (the agent's handler
 /// failed; its message), [`NodeError::TimedOut`] (no answer within `timeout_s`).
+///
+/// Arguments are stored and readable by every reader of node commands: never put a secret in
+/// them (a remote session start sends a one-time claim, see `agents::launch`).
 pub async fn run_command(
     state: &AppState,
     actor: &str,
     node_id: i64,
     command: &str,
     args: Value,
-    timeout_s: i64,
-) -> Result<Value> {
-    run_secret_command(state, actor, node_id, command, args, &[], timeout_s).await
-}
-
-/// [`run_command`] for arguments that carry a secret (a session's token): once the command is
-/// answered, failed or given up on, the top-level `secret_keys` of its stored arguments read
-/// `"[redacted]"`. The secret is in the database only while the command waits for its node.
-pub async fn run_secret_command(
-    state: &AppState,
-    actor: &str,
-    node_id: i64,
-    command: &str,
-    args: Value,
-    secret_keys: &[&str],
     timeout_s: i64,
 ) -> Result<Value> {
     let n = node(state, node_id).await?;
@@ -206,19 +194,7 @@ pub async fn run_secret_command(
         },
     )
     .await?;
-    let answer = wait_for_answer(state, node_id, cmd.id, timeout_s).await;
-    if !secret_keys.is_empty() {
-        let mut scrubbed = cmd.args.clone();
-        if let Some(o) = scrubbed.as_object_mut() {
-            for k in secret_keys {
-                if o.contains_key(*k) {
-                    o.insert((*k).to_string(), json!("[redacted]"));
-                }
-            }
-        }
-        store::replace_command_args(&state.db, node_id, cmd.id, &scrubbed).await?;
-    }
-    answer
+    wait_for_answer(state, node_id, cmd.id, timeout_s).await
 }
 
 async fn wait_for_answer(

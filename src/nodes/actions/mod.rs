@@ -117,7 +117,6 @@ pub async fn register(
     who: &Identity,
     mut input: RegisterNode,
 ) -> Result<(Node, bool)> {
-    input.validate()?;
     let token_id = match &who.via {
         AuthVia::Token { token_id, .. } => Some(*token_id),
         AuthVia::Session { .. } => {
@@ -130,6 +129,7 @@ pub async fn register(
             None
         }
     };
+    input.validate()?;
     let (_, now) = now_pair(state);
     let actor = who.actor();
     let mut tx = crate::db::begin_write(&state.db).await?;
@@ -349,6 +349,11 @@ pub async fn delete_node(state: &AppState, who: &Identity, id: i64) -> Result<()
 }
 
 // ---- the agent side ----
+
+/// Refuses unless `caller` is the agent of node `id` (holds the token the node is bound to).
+pub async fn ensure_agent_of(state: &AppState, caller: &AgentCaller, id: i64) -> Result<()> {
+    agent_node(state, caller, id).await.map(|_| ())
+}
 
 /// The node `caller` may act for, or why not.
 async fn agent_node(state: &AppState, caller: &AgentCaller, id: i64) -> Result<NodeRow> {
