@@ -459,20 +459,29 @@ const BIN: &str = env!("CARGO_BIN_EXE_architect");
 /// A variable of the environment the session's program runs with (read from /proc: the
 /// secrets a session gets are never on a tmux command line or in tmux's own environment).
 pub fn session_env(tmux: &PrivateTmux, session: &str, var: &str) -> String {
-    let pid = tmux.run(&[
-        "list-panes",
-        "-t",
-        &format!("={session}"),
-        "-F",
-        "#{pane_pid}",
-    ]);
-    let environ = std::fs::read(format!("/proc/{}/environ", pid.trim())).unwrap_or_default();
-    environ
-        .split(|b| *b == 0)
-        .filter_map(|kv| std::str::from_utf8(kv).ok())
-        .find_map(|kv| kv.strip_prefix(&format!("{var}=")))
-        .unwrap_or("")
-        .to_string()
+    // Until the pane's process has exec'd its program, /proc shows the environment it was
+    // forked with: wait up to 10 s for the variable.
+    let start = std::time::Instant::now();
+    loop {
+        let pid = tmux.run(&[
+            "list-panes",
+            "-t",
+            &format!("={session}"),
+            "-F",
+            "#{pane_pid}",
+        ]);
+        let environ = std::fs::read(format!("/proc/{}/environ", pid.trim())).unwrap_or_default();
+        let found = environ
+            .split(|b| *b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .find_map(|kv| kv.strip_prefix(&format!("{var}=")))
+            .map(str::to_string);
+        match found {
+            Some(v) => return v,
+            None if start.elapsed() > std::time::Duration::from_secs(10) => return String::new(),
+            None => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
 }
 
 /// Runs `architect hook <event>` as Claude Code would: the session's environment, the event

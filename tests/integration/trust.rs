@@ -31,6 +31,29 @@ async fn a_session_token_acts_for_its_own_session_only() {
     let admin = t.admin().await;
     let one = launched(&t, &tmux, &admin, "trust-one").await;
     let _two = launched(&t, &tmux, &admin, "trust-two").await;
+
+    // The token is in the agent's environment only: in no process's command line (the tmux
+    // server's included), not in tmux's environment, not left in a file.
+    let token = one.token.clone().unwrap();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            assert!(
+                !String::from_utf8_lossy(&cmdline).contains(&token),
+                "the token is in the command line of pid {:?}: {}",
+                entry.file_name(),
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            );
+        }
+    }
+    assert!(!tmux.run(&["show-environment", "-g"]).contains(&token));
+    assert!(!tmux
+        .run(&["show-environment", "-t", "=trust-one"])
+        .contains(&token));
+    let env_file = t.data_dir.join("agents/trust-one/env.sh");
+    until("the environment file to be deleted", || async {
+        (!env_file.exists()).then_some(())
+    })
+    .await;
     create_fake(&admin, "plain-agent", json!({})).await;
     wait_state(&admin, "plain-agent", "idle").await;
     let r = admin
