@@ -102,6 +102,17 @@ pub struct Queued {
     pub success: bool,
 }
 
+/// Whether `node/name` is a live session an agent was recognised in (not a shell, not an
+/// unknown pane): the only kind of target a prompt may name unless the caller may run code.
+async fn is_live_agent(state: &AppState, node: &str, name: &str) -> Result<bool, sqlx::Error> {
+    Ok(session_store::session(&state.db, node, name)
+        .await?
+        .filter(|r| r.gone_at.is_none())
+        .and_then(|r| r.agent)
+        .and_then(|a| a.parse::<AgentKind>().ok())
+        .is_some_and(|k| !matches!(k, AgentKind::Shell | AgentKind::Other)))
+}
+
 /// Queues a prompt (shared by the API, assign-to-tmux and `/api/agents/send`); `who` is
 /// recorded as its creator (`created_by`, the activity actor name).
 ///
@@ -120,13 +131,7 @@ pub async fn enqueue(
     let node = NodeRef::parse(p.node.as_deref())?;
     let mut to_shell = false;
     if let Some(target) = &p.target_session {
-        let agent = session_store::session(&state.db, node.name(), target)
-            .await?
-            .filter(|r| r.gone_at.is_none())
-            .and_then(|r| r.agent)
-            .and_then(|a| a.parse::<AgentKind>().ok())
-            .filter(|k| !matches!(k, AgentKind::Shell | AgentKind::Other));
-        if agent.is_none() {
+        if !is_live_agent(state, node.name(), target).await? {
             if !who.can(Capability::Exec) {
                 return Err(AgentsError::Invalid(crate::validate::invalid(
                     "target_session",
@@ -400,13 +405,7 @@ pub async fn reassign_prompt(
     }
     let p = get_prompt(s, id).await?;
     if let Some(to) = to {
-        let live_agent = session_store::session(&s.db, &p.node, to)
-            .await?
-            .filter(|r| r.gone_at.is_none())
-            .and_then(|r| r.agent)
-            .and_then(|a| a.parse::<AgentKind>().ok())
-            .is_some_and(|k| !matches!(k, AgentKind::Shell | AgentKind::Other));
-        if !live_agent && !who.can(Capability::Exec) {
+        if !is_live_agent(s, &p.node, to).await? && !who.can(Capability::Exec) {
             return Err(ApiError::invalid(
                 "to",
                 format!(
