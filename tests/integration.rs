@@ -31,6 +31,8 @@ mod nodes;
 mod pages;
 #[path = "integration/system.rs"]
 mod system;
+#[path = "integration/task_exec.rs"]
+mod task_exec;
 #[path = "integration/tasks.rs"]
 mod tasks;
 #[path = "integration/tracking.rs"]
