@@ -280,7 +280,8 @@ async fn a_tasks_processes_die_with_their_kill_9ed_worker() {
                "command": "sleep 300 & echo $! > bg.pid; echo $$ > sh.pid; wait"}}),
     )
     .await;
-    let mut worker = WorkerProc::start(&t.url, &token(&w), &["--allow-exec", "--name", "doomed"]);
+    // The old flag name still gives the exec capability.
+    let mut worker = WorkerProc::start(&t.url, &token(&w), &["--allow-shell", "--name", "doomed"]);
     let (sh, bg) = until("the task to start its processes", || async {
         Some((
             read_pid(&dir.join("sh.pid"))?,
@@ -290,7 +291,18 @@ async fn a_tasks_processes_die_with_their_kill_9ed_worker() {
     .await;
     assert!(pid_alive(sh) && pid_alive(bg));
     assert_eq!(task(&admin, id).await["status"], "running");
-    // The server knows what the worker may do.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker.pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    worker.child.wait().await.unwrap();
+    until(
+        "the task's shell and its child to die with the worker",
+        || async { (!pid_alive(sh) && !pid_alive(bg)).then_some(()) },
+    )
+    .await;
+    // The server knows what the worker was allowed to do.
     let workers = admin.get("/api/workers").await;
     let me = workers
         .json
@@ -303,18 +315,6 @@ async fn a_tasks_processes_die_with_their_kill_9ed_worker() {
     assert_eq!(me["capabilities"], json!(["exec"]), "{me}");
     let page = t.admin().await.get("/workers").await;
     assert!(page.body.contains("Capabilities") && page.body.contains(">exec<"));
-
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(worker.pid()),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    worker.child.wait().await.unwrap();
-    until(
-        "the task's shell and its child to die with the worker",
-        || async { (!pid_alive(sh) && !pid_alive(bg)).then_some(()) },
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
