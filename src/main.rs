@@ -3,12 +3,12 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = architect::cli::Cli::parse();
-    // No logging and no runtime threads for the guard: it must be the only thread to wait for
-    // its signals (see cli::exec_guard).
-    if let architect::cli::Command::ExecGuard(args) = &cli.command {
-        return architect::cli::exec_guard::run(args.clone());
+    // The exec guard first: its own parser, no logging, no multi-threaded runtime (see
+    // cli::exec_guard).
+    if let Some(args) = architect::cli::exec_guard::invoked() {
+        return architect::cli::exec_guard::run(args);
     }
+    let cli = architect::cli::Cli::parse();
     architect::cli::init_logging(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

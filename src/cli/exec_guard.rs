@@ -63,6 +63,26 @@ pub struct ExecGuardArgs {
     pub command: Vec<OsString>,
 }
 
+/// The guard's own command line when this process was started as `architect exec-guard ...`.
+/// Parsed apart from the main command line, with no setting read from the environment: the
+/// guard's environment is the task's, and nothing in it (an `ARCHITECT_LOG_FORMAT` the main
+/// parser would refuse) may keep the program from starting.
+pub fn invoked() -> Option<ExecGuardArgs> {
+    #[derive(clap::Parser)]
+    #[command(name = "architect exec-guard")]
+    struct Standalone {
+        #[command(flatten)]
+        args: ExecGuardArgs,
+    }
+    let mut argv = std::env::args_os();
+    let _program = argv.next();
+    if argv.next()? != SUBCOMMAND {
+        return None;
+    }
+    use clap::Parser;
+    Some(Standalone::parse_from(std::iter::once(OsString::from(SUBCOMMAND)).chain(argv)).args)
+}
+
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("architect exec-guard: {msg}");
     ExitCode::from(CANNOT_START)

@@ -195,7 +195,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hook(args) => hook::run(args).await,
         Command::Assigner(args) => assigner::run(args).await,
         Command::Terminal(args) => terminal::run(args).await,
-        // main.rs runs it before the runtime exists; a guard must be single-threaded.
+        // Listed in the tree for its help text; main.rs runs it before parsing the rest (see
+        // exec_guard::invoked), so this arm is reached only by a caller that skipped main.
         Command::ExecGuard(_) => {
             anyhow::bail!("exec-guard must be run by main, before the async runtime starts")
         }

@@ -323,7 +323,8 @@ async fn exec_guard_ends_like_its_program_and_never_outlives_its_parent() {
         std::process::Command::new(BIN)
             .arg("exec-guard")
             .args(args)
-            .env_remove("ARCHITECT_LOG_FORMAT")
+            // The task's environment, not the main CLI's settings: never in the guard's way.
+            .env("ARCHITECT_LOG_FORMAT", "not-a-format")
             .output()
             .unwrap()
     };
