@@ -368,3 +368,40 @@ async fn exec_guard_ends_like_its_program_and_never_outlives_its_parent() {
     // No program at all is a usage error.
     assert!(!guard(&[]).status.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_never_sees_its_workers_token() {
+    let t = TestServer::start().await;
+    let admin = t.token("admin").await;
+    let w = t.token("worker").await;
+    let id = enqueue(
+        &admin,
+        json!({"type": "shell", "payload": {"command": "echo \"token=${ARCHITECT_TOKEN:-none}\""}}),
+    )
+    .await;
+    // The usual way to hand a worker its token: the environment, as `serve` does for its own.
+    let _worker = tokio::process::Command::new(BIN)
+        .args([
+            "worker",
+            "--dashboard",
+            &t.url,
+            "--allow-shell",
+            "--wait-s",
+            "1",
+        ])
+        .env("ARCHITECT_TOKEN", token(&w))
+        .env_remove("ARCHITECT_URL")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let d = crate::tasks::final_task(&admin, id).await;
+    assert_eq!(d["status"], "completed", "{d}");
+    assert_eq!(
+        d["output"].as_str().map(str::trim),
+        Some("token=none"),
+        "{d}"
+    );
+}
