@@ -47,11 +47,12 @@ pub struct ProcessSpec {
 /// Starts programs under `architect exec-guard --die-with-parent` (see `cli::exec_guard`): the
 /// program and its process group are killed when this process dies, even by SIGKILL.
 ///
-/// The kernel's parent-death signal follows the *thread* that forked the guard. [`run`] spawns
-/// from the tokio task that awaits the process, i.e. on a runtime worker thread, which lives
-/// as long as the runtime (the whole worker process). Never spawn a guarded program from a
-/// `spawn_blocking` thread or a short-lived `std::thread`: the guard would kill the program
-/// as soon as that thread ends.
+/// The kernel's parent-death signal follows the *thread* that forked the guard, not the
+/// process. [`run`] spawns from the tokio task that awaits the process, i.e. on a runtime
+/// worker thread, which lives as long as the runtime (the whole worker process). A thread that
+/// ends earlier (a `spawn_blocking` thread, a short-lived `std::thread`) would fire the signal
+/// while the worker lives; the guard then sees its parent pid unchanged and ignores it (see
+/// `cli::exec_guard`), so that costs nothing, but keep spawning from long-lived threads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecGuard {
     /// The `architect` binary that has the `exec-guard` subcommand.
