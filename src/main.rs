@@ -3,6 +3,11 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // The exec guard first: its own parser, no logging, no multi-threaded runtime (see
+    // cli::exec_guard).
+    if let Some(args) = architect::cli::exec_guard::invoked() {
+        return architect::cli::exec_guard::run(args);
+    }
     let cli = architect::cli::Cli::parse();
     architect::cli::init_logging(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -33,6 +33,8 @@ mod pages;
 mod principals;
 #[path = "integration/system.rs"]
 mod system;
+#[path = "integration/task_exec.rs"]
+mod task_exec;
 #[path = "integration/tasks.rs"]
 mod tasks;
 #[path = "integration/tracking.rs"]

@@ -5,6 +5,7 @@ mod agent;
 mod assigner;
 mod chat;
 mod daemon;
+pub mod exec_guard;
 mod hook;
 mod output;
 mod secrets;
@@ -129,6 +130,9 @@ pub enum Command {
     /// Report a Claude Code hook event (run by the hooks `session start` installs; the event
     /// JSON comes on stdin).
     Hook(hook::HookArgs),
+    /// Run a program that dies with its parent even on SIGKILL (the worker's task processes).
+    #[command(hide = true, name = "exec-guard")]
+    ExecGuard(exec_guard::ExecGuardArgs),
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -191,6 +195,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hook(args) => hook::run(args).await,
         Command::Assigner(args) => assigner::run(args).await,
         Command::Terminal(args) => terminal::run(args).await,
+        // Listed in the tree for its help text; main.rs runs it before parsing the rest (see
+        // exec_guard::invoked), so this arm is reached only by a caller that skipped main.
+        Command::ExecGuard(_) => {
+            anyhow::bail!("exec-guard must be run by main, before the async runtime starts")
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::daemon::{shutdown_signal, Daemon, SecretFlag};
 use crate::tasks::handlers::HandlerSettings;
+use crate::tasks::process::ExecGuard;
 use crate::tasks::runner::{Worker, WorkerOptions};
 use clap::Args;
 use std::path::PathBuf;
@@ -19,8 +20,8 @@ pub struct WorkerArgs {
     #[arg(long, env = "ARCHITECT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
-    /// Task types to claim, comma-separated. Default: every built-in type, except shell and
-    /// python unless --allow-shell.
+    /// Task types to claim, comma-separated. Default: every built-in type when --allow-exec
+    /// is given (without it the worker runs none and refuses to start).
     #[arg(long, value_delimiter = ',')]
     pub types: Option<Vec<String>>,
 
@@ -32,10 +33,12 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
-    /// Run `shell` and `python` tasks. They execute arbitrary code from the task payload, so
-    /// they are refused unless this is given.
-    #[arg(long)]
-    pub allow_shell: bool,
+    /// The `exec` capability: run programs for tasks. Every built-in type does (shell, python,
+    /// git, the project's test/build/deploy commands, tmux sessions and keys), so without this
+    /// the worker claims none of them and refuses any it is handed. Reported to the server and
+    /// shown on the Workers page. `--allow-shell` is the old name.
+    #[arg(long, visible_alias = "allow-shell")]
+    pub allow_exec: bool,
 
     /// Worker name shown on the dashboard. Default: <host>-<pid>.
     #[arg(long)]
@@ -155,9 +158,14 @@ fn build(args: &WorkerArgs, token: &str) -> Worker {
     o.wait_s = args.wait_s.clamp(0.0, crate::tasks::MAX_WAIT_S);
     o.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     o.settings = HandlerSettings {
-        allow_shell: args.allow_shell,
+        allow_exec: args.allow_exec,
         python: args.python.clone(),
         max_output: usize::try_from(args.max_output_bytes).unwrap_or(64 * 1024),
+        // Task processes die with this worker, even on kill -9. Without our own binary's path
+        // they would still run, only without that guarantee: say so.
+        exec_guard: ExecGuard::this_binary()
+            .map_err(|e| tracing::warn!(error = %e, "cannot find this binary: task processes will not die with the worker"))
+            .ok(),
     };
     Worker::new(o)
 }

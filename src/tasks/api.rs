@@ -1,9 +1,10 @@
 //! JSON routes of the task queue, the workers and project commands.
 //!
-//! Who may do what: reading needs `Read`; creating, cancelling and re-queueing tasks and
-//! setting project commands need `Write`; claiming, heartbeats and reports need `WorkerOps`
-//! (a `worker`-scoped token has exactly Read + WorkerOps); starting and stopping local worker
-//! processes on the server's host needs `Admin`.
+//! Who may do what: reading needs `Read`; creating, cancelling and re-queueing tasks need
+//! `Write`; claiming, heartbeats and reports need `WorkerOps` (a `worker`-scoped token has
+//! exactly Read + WorkerOps); setting a project's test/build/deploy commands and starting and
+//! stopping local worker processes on the server's host need `Admin` (a command is code that
+//! exec-capable workers run; a local worker runs on the control plane's own host).
 
 use super::actions::{self, TaskError, TaskOutcome};
 use super::supervisor::{self, SupervisedStatus};
@@ -236,9 +237,11 @@ async fn get_commands(
     Ok(Json(actions::project_commands(&s, id).await?))
 }
 
+/// Admin only: the command is code every exec-capable worker runs for `test`, `build` and
+/// `deploy` tasks of the project (a member may still enqueue those tasks).
 async fn set_commands(
     State(s): State<AppState>,
-    who: Authed<Write>,
+    who: Authed<Admin>,
     Path(id): Path<i64>,
     Json(input): Json<SetProjectCommands>,
 ) -> ApiResult<ProjectCommands> {

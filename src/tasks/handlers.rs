@@ -7,7 +7,7 @@
 //! built-ins do, killing the whole process tree.
 
 use super::payload::{self, BuiltinType, GitOp, GitPayload, ProjectCommandPayload};
-use super::process::{self, CancelSignal, Ended, ProcessSpec};
+use super::process::{self, CancelSignal, Ended, ExecGuard, ProcessSpec};
 use super::{ClaimedTask, Task};
 use crate::client::Client;
 use std::collections::{BTreeMap, HashMap};
@@ -70,20 +70,25 @@ type Handler = Arc<dyn Fn(TaskContext) -> BoxFuture + Send + Sync>;
 /// Worker settings handlers may need.
 #[derive(Debug, Clone)]
 pub struct HandlerSettings {
-    /// Run `shell` and `python` tasks (arbitrary code from the payload).
-    pub allow_shell: bool,
+    /// The `exec` capability: run the built-in types, every one of which runs programs on
+    /// this machine ([`BuiltinType::needs_exec`]). Off: they are never claimed, and refused.
+    pub allow_exec: bool,
     /// Interpreter for `python` tasks.
     pub python: String,
     /// Output bytes kept per task (the tail).
     pub max_output: usize,
+    /// Task processes run under this guard, so they die with the worker (`architect worker`
+    /// sets it; a program embedding the runtime has no `exec-guard` subcommand to give).
+    pub exec_guard: Option<ExecGuard>,
 }
 
 impl Default for HandlerSettings {
     fn default() -> Self {
         HandlerSettings {
-            allow_shell: false,
+            allow_exec: false,
             python: "python3".into(),
             max_output: 64 * 1024,
+            exec_guard: None,
         }
     }
 }
@@ -199,11 +204,14 @@ impl Registry {
 }
 
 async fn run_builtin(t: BuiltinType, ctx: TaskContext) -> HandlerResult {
-    if t.runs_arbitrary_code() && !ctx.settings.allow_shell {
+    if t.needs_exec() && !ctx.settings.allow_exec {
         return Err(TaskFailure::permanent(format!(
-            "{t} tasks are refused: this worker was started without --allow-shell"
+            "{t} tasks run programs on the worker's machine; this worker was started without --allow-exec, so it refuses them"
         )));
     }
+    // The server checked the payload at enqueue; checked again here, so a task that got into
+    // the queue another way (an older server, a row written by hand) is held to the same rules.
+    payload::validate(t.as_str(), ctx.payload(), ctx.task.project_id).map_err(bad_payload)?;
     match t {
         BuiltinType::Shell => shell(ctx).await,
         BuiltinType::Python => python(ctx).await,
@@ -272,6 +280,7 @@ fn spec(
         env,
         timeout: ctx.timeout(),
         max_output: ctx.settings.max_output,
+        guard: ctx.settings.exec_guard.clone(),
     }
 }
 
@@ -300,8 +309,34 @@ async fn python(ctx: TaskContext) -> HandlerResult {
     run_process(&ctx, spec(&ctx, &python, args, p.cwd, p.env), "python").await
 }
 
+/// Config every git command of a task runs with, ahead of the task's own arguments (the
+/// command line outranks every config file): no `ext::` transport even where
+/// `GIT_ALLOW_PROTOCOL` is ignored.
+const GIT_SAFETY_CONFIG: &[&str] = &["-c", "protocol.ext.allow=never"];
+
+/// The environment every git command of a task runs with, over the task's own (already
+/// limited to [`payload::GIT_ENV_ALLOWED`]): only the allowed transports, and never a password
+/// prompt, since no one is there to answer it.
+fn git_env(task_env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut env = task_env.clone();
+    env.insert(
+        "GIT_ALLOW_PROTOCOL".into(),
+        payload::GIT_ALLOW_PROTOCOL.into(),
+    );
+    env.insert("GIT_TERMINAL_PROMPT".into(), "0".into());
+    env
+}
+
 /// The git command lines for one operation (run in order; the first failure stops).
 pub fn git_commands(p: &GitPayload) -> Vec<Vec<String>> {
+    let mut cmds = git_op_commands(p);
+    for c in &mut cmds {
+        c.splice(0..0, GIT_SAFETY_CONFIG.iter().map(|a| a.to_string()));
+    }
+    cmds
+}
+
+fn git_op_commands(p: &GitPayload) -> Vec<Vec<String>> {
     let s = |v: &str| v.to_string();
     let repo = p.repo.clone().unwrap_or_else(|| ".".into());
     let remote_branch = |mut v: Vec<String>| {
@@ -354,10 +389,8 @@ pub fn git_commands(p: &GitPayload) -> Vec<Vec<String>> {
 
 async fn git(ctx: TaskContext) -> HandlerResult {
     let p: GitPayload = payload::parse(ctx.payload()).map_err(bad_payload)?;
-    // Never wait for a password prompt: there is no one to answer it.
-    let mut env = p.env.clone();
-    env.entry("GIT_TERMINAL_PROMPT".into())
-        .or_insert_with(|| "0".into());
+    payload::check_git(&p).map_err(bad_payload)?;
+    let env = git_env(&p.env);
     let cwd = if p.op == GitOp::Clone {
         p.repo.clone()
     } else {
@@ -429,11 +462,12 @@ mod tests {
             {"op": "commit", "repo": "/r", "message": "m"}
         ))
         .unwrap();
+        let safe = ["-c", "protocol.ext.allow=never"];
         assert_eq!(
             git_commands(&p),
             vec![
-                vec!["-C", "/r", "add", "-A"],
-                vec!["-C", "/r", "commit", "-m", "m"]
+                [&safe[..], &["-C", "/r", "add", "-A"]].concat(),
+                [&safe[..], &["-C", "/r", "commit", "-m", "m"]].concat(),
             ]
         );
         let p: GitPayload = serde_json::from_value(serde_json::json!(
@@ -442,7 +476,85 @@ mod tests {
         .unwrap();
         assert_eq!(
             git_commands(&p),
-            vec![vec!["clone", "--branch", "main", "--", "/src", "/d"]]
+            vec![[
+                &safe[..],
+                &["clone", "--branch", "main", "--", "/src", "/d"]
+            ]
+            .concat()]
+        );
+    }
+
+    #[test]
+    fn git_runs_with_our_transport_limit_whatever_the_task_asks() {
+        let task = BTreeMap::from([
+            ("GIT_ALLOW_PROTOCOL".to_string(), "ext".to_string()),
+            ("GIT_TERMINAL_PROMPT".to_string(), "1".to_string()),
+            ("GIT_AUTHOR_NAME".to_string(), "a".to_string()),
+        ]);
+        let env = git_env(&task);
+        assert_eq!(env["GIT_ALLOW_PROTOCOL"], "https:http:ssh:git:file");
+        assert_eq!(env["GIT_TERMINAL_PROMPT"], "0");
+        assert_eq!(env["GIT_AUTHOR_NAME"], "a");
+    }
+
+    #[tokio::test]
+    async fn a_worker_without_exec_refuses_every_built_in_type_it_is_handed() {
+        let registry = Registry::with_builtins();
+        let settings = Arc::new(HandlerSettings::default());
+        let (_tx, cancel) = tokio::sync::watch::channel(false);
+        for t in BuiltinType::ALL {
+            let task: Task = serde_json::from_value(serde_json::json!({
+                "id": 1, "type": t.as_str(), "payload": {"command": "touch /tmp/never"},
+                "priority": 0, "status": "running", "max_retries": 0, "attempts": 1,
+                "timeout_s": 10, "run_after": "", "tags": [], "project_id": 1,
+                "created_by": "t", "created_at": "", "updated_at": ""
+            }))
+            .unwrap();
+            let claimed = ClaimedTask {
+                task,
+                lease_token: "l".into(),
+            };
+            // Nothing listens there: a handler that got past the check would fail otherwise.
+            let client = Client::new("http://127.0.0.1:9", None);
+            let ctx = TaskContext::new(&claimed, client, settings.clone(), cancel.clone());
+            let e = registry.handle(ctx).await.unwrap_err();
+            assert!(
+                !e.retryable && e.error.contains("--allow-exec"),
+                "{t}: {e:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_exec_worker_checks_the_payload_again_before_running_git() {
+        let registry = Registry::with_builtins();
+        let settings = Arc::new(HandlerSettings {
+            allow_exec: true,
+            ..HandlerSettings::default()
+        });
+        let (_tx, cancel) = tokio::sync::watch::channel(false);
+        let task: Task = serde_json::from_value(serde_json::json!({
+            "id": 1, "type": "git",
+            "payload": {"op": "clone", "url": "ext::sh -c touch% /tmp/never", "dest": "/tmp/d"},
+            "priority": 0, "status": "running", "max_retries": 0, "attempts": 1,
+            "timeout_s": 10, "run_after": "", "tags": [],
+            "created_by": "t", "created_at": "", "updated_at": ""
+        }))
+        .unwrap();
+        let claimed = ClaimedTask {
+            task,
+            lease_token: "l".into(),
+        };
+        let ctx = TaskContext::new(
+            &claimed,
+            Client::new("http://127.0.0.1:9", None),
+            settings,
+            cancel,
+        );
+        let e = registry.handle(ctx).await.unwrap_err();
+        assert!(
+            !e.retryable && e.error.contains("bad payload") && e.error.contains("ext::"),
+            "{e:?}"
         );
     }
 

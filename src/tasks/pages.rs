@@ -6,7 +6,7 @@ use super::actions::{self, TaskError};
 use super::payload::{BuiltinType, GitOp};
 use super::*;
 use crate::app::AppState;
-use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
+use crate::auth::extract::{Admin, PageAuthed, PageForm, Read, Write};
 use crate::http::error::ApiError;
 use crate::http::extract::{Pagination, Path, Query};
 use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
@@ -352,10 +352,12 @@ async fn commands_page(
     }))
 }
 
+/// Admin only, as `PUT /api/projects/{id}/commands`: a project's command is code that every
+/// worker with the exec capability runs for a `test`, `build` or `deploy` task.
 async fn commands_save(
     State(s): State<AppState>,
     Path(project_id): Path<i64>,
-    PageForm(who, f, ..): PageForm<Write, SetProjectCommands>,
+    PageForm(who, f, ..): PageForm<Admin, SetProjectCommands>,
 ) -> Response {
     let r = actions::set_project_commands(&s, &who.actor(), project_id, f).await;
     done(r, "/tasks/commands", "Commands saved.", "/tasks/commands")

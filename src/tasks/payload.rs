@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 crate::text_enum! {
-    /// Task types every `architect worker` knows.
+    /// Task types every `architect worker` knows. Each one runs a program on the worker's
+    /// machine, so each needs the worker's `exec` capability ([`BuiltinType::needs_exec`]).
     pub enum BuiltinType ("built-in task type") {
-        /// A shell command (`sh -c`). Refused unless the worker runs with --allow-shell.
+        /// A shell command (`sh -c`).
         Shell = "shell",
-        /// A Python script file or inline code. Refused unless --allow-shell.
+        /// A Python script file or inline code.
         Python = "python",
         /// clone, pull, push, commit, checkout.
         Git = "git",
@@ -23,15 +24,29 @@ crate::text_enum! {
         Build = "build",
         /// The project's deploy command, in its source_path.
         Deploy = "deploy",
-        /// tmux operations, through the tmux domain once it exists.
+        /// tmux operations on the worker's machine, through the agents' tmux driver.
         Tmux = "tmux",
     }
 }
 
 impl BuiltinType {
-    /// Types that run arbitrary code given in the payload.
-    pub fn runs_arbitrary_code(self) -> bool {
-        matches!(self, BuiltinType::Shell | BuiltinType::Python)
+    /// The rule "execution is one capability": a type that can make the worker's machine run
+    /// code someone else chose needs a worker started with `--allow-exec`. That is every
+    /// built-in type: `shell` and `python` run the payload; `test`, `build` and `deploy` run
+    /// the project's command (`sh -c`); `git` runs git, whose hooks, config and transports run
+    /// programs; `tmux` starts sessions (with any command) and types keys into panes. A worker
+    /// without the capability never claims these types and refuses them if handed one.
+    /// Custom types registered by a program are that program's business.
+    pub fn needs_exec(self) -> bool {
+        match self {
+            BuiltinType::Shell
+            | BuiltinType::Python
+            | BuiltinType::Git
+            | BuiltinType::Test
+            | BuiltinType::Build
+            | BuiltinType::Deploy
+            | BuiltinType::Tmux => true,
+        }
     }
 
     /// Types that run the project's configured command.
@@ -237,55 +252,7 @@ pub fn validate(
         }
         BuiltinType::Git => {
             let p: GitPayload = parse(payload)?;
-            for (f, v, max) in [
-                ("payload.repo", &p.repo, MAX_PATH),
-                ("payload.url", &p.url, MAX_PATH),
-                ("payload.dest", &p.dest, MAX_PATH),
-                ("payload.ref", &p.git_ref, 256),
-                ("payload.message", &p.message, MAX_TEXT),
-                ("payload.remote", &p.remote, 256),
-                ("payload.branch", &p.branch, 256),
-            ] {
-                opt_text(f, v, max)?;
-            }
-            // Refs, remotes and branches are passed as arguments: one starting with '-' would
-            // be read by git as an option.
-            for (f, v) in [
-                ("payload.ref", &p.git_ref),
-                ("payload.remote", &p.remote),
-                ("payload.branch", &p.branch),
-                ("payload.url", &p.url),
-            ] {
-                if v.as_deref().is_some_and(|s| s.starts_with('-')) {
-                    return Err(invalid(f, format!("{f} must not start with '-'")));
-                }
-            }
-            env(&p.env)?;
-            let need = |f: &str, v: &Option<String>| {
-                if v.is_none() {
-                    Err(invalid(
-                        format!("payload.{f}"),
-                        format!("git {} needs payload.{f}", p.op),
-                    ))
-                } else {
-                    Ok(())
-                }
-            };
-            match p.op {
-                GitOp::Clone => {
-                    need("url", &p.url)?;
-                    need("dest", &p.dest)?;
-                }
-                GitOp::Pull | GitOp::Push => need("repo", &p.repo)?,
-                GitOp::Commit => {
-                    need("repo", &p.repo)?;
-                    need("message", &p.message)?;
-                }
-                GitOp::Checkout => {
-                    need("repo", &p.repo)?;
-                    need("ref", &p.git_ref)?;
-                }
-            }
+            check_git(&p)?;
         }
         BuiltinType::Test | BuiltinType::Build | BuiltinType::Deploy => {
             let p: ProjectCommandPayload = parse(payload)?;
@@ -297,8 +264,186 @@ pub fn validate(
                 ));
             }
         }
-        // Accepted so the task is visible; the worker fails it as unsupported (not retried).
-        BuiltinType::Tmux => {}
+        // The operation's own fields are the tmux driver's to check on the worker (a bad one
+        // fails the task, not retried); the queue checks the one the driver hands to tmux
+        // as a path.
+        BuiltinType::Tmux => tmux_cwd(payload)?,
+    }
+    Ok(())
+}
+
+/// What a `git` task may set in its environment: who a commit is by, and the locale.
+/// Everything else is refused, because git reads its environment as instructions:
+/// `GIT_SSH_COMMAND`, `GIT_PROXY_COMMAND`, `GIT_ASKPASS`, `GIT_EXEC_PATH` and `GIT_CONFIG_*`
+/// (`core.sshCommand`, `core.fsmonitor`, ...) run programs; `GIT_ALLOW_PROTOCOL` lifts the
+/// transport limit the worker sets; `HOME`, `XDG_CONFIG_HOME`, `PATH` and `LD_PRELOAD` point
+/// git at config, programs or libraries the task could have placed (a cloned tree is the
+/// task's to fill).
+pub const GIT_ENV_ALLOWED: &[&str] = &[
+    "GIT_AUTHOR_NAME",
+    "GIT_AUTHOR_EMAIL",
+    "GIT_AUTHOR_DATE",
+    "GIT_COMMITTER_NAME",
+    "GIT_COMMITTER_EMAIL",
+    "GIT_COMMITTER_DATE",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+];
+
+/// The transports a `git` task may use: the worker sets this as `GIT_ALLOW_PROTOCOL` (never
+/// the task), so `ext::`, `fd::` and every other remote helper are off for git itself too,
+/// submodules and redirects included.
+pub const GIT_ALLOW_PROTOCOL: &str = "https:http:ssh:git:file";
+
+/// URL schemes a `git` task may name (the same set as [`GIT_ALLOW_PROTOCOL`]).
+const GIT_SCHEMES: &[&str] = &["https", "http", "ssh", "git", "file"];
+
+/// Checks a git payload: lengths, required fields, the environment, and every value that
+/// reaches git's command line. The server runs this at enqueue (a 422 naming the field) and
+/// the worker again before it runs git.
+pub fn check_git(p: &GitPayload) -> Result<(), Invalid> {
+    for (f, v, max) in [
+        ("payload.repo", &p.repo, MAX_PATH),
+        ("payload.url", &p.url, MAX_PATH),
+        ("payload.dest", &p.dest, MAX_PATH),
+        ("payload.ref", &p.git_ref, 256),
+        ("payload.message", &p.message, MAX_TEXT),
+        ("payload.remote", &p.remote, 256),
+        ("payload.branch", &p.branch, 256),
+    ] {
+        opt_text(f, v, max)?;
+    }
+    // Everything but the message is an argument: one starting with '-' would be read by git
+    // as an option (`--upload-pack=...`, `-c core.sshCommand=...`), and none has a use for
+    // control characters.
+    for (f, v) in [
+        ("payload.repo", &p.repo),
+        ("payload.url", &p.url),
+        ("payload.dest", &p.dest),
+        ("payload.ref", &p.git_ref),
+        ("payload.remote", &p.remote),
+        ("payload.branch", &p.branch),
+    ] {
+        let Some(v) = v.as_deref() else { continue };
+        if v.starts_with('-') {
+            return Err(invalid(f, format!("{f} must not start with '-'")));
+        }
+        if v.chars().any(char::is_control) {
+            return Err(invalid(
+                f,
+                format!("{f} must not contain control characters"),
+            ));
+        }
+    }
+    // A remote may be a name or a URL: both are checked as URLs.
+    for (f, v) in [("payload.url", &p.url), ("payload.remote", &p.remote)] {
+        if let Some(v) = v.as_deref() {
+            git_url(f, v)?;
+        }
+    }
+    env(&p.env)?;
+    if let Some(k) = p
+        .env
+        .keys()
+        .find(|k| !GIT_ENV_ALLOWED.contains(&k.as_str()))
+    {
+        return Err(invalid(
+            "payload.env",
+            format!(
+                "payload.env: a git task may not set '{k}'; allowed: {}",
+                GIT_ENV_ALLOWED.join(", ")
+            ),
+        ));
+    }
+    let need = |f: &str, v: &Option<String>| {
+        if v.is_none() {
+            Err(invalid(
+                format!("payload.{f}"),
+                format!("git {} needs payload.{f}", p.op),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match p.op {
+        GitOp::Clone => {
+            need("url", &p.url)?;
+            need("dest", &p.dest)?;
+        }
+        GitOp::Pull | GitOp::Push => need("repo", &p.repo)?,
+        GitOp::Commit => {
+            need("repo", &p.repo)?;
+            need("message", &p.message)?;
+        }
+        GitOp::Checkout => {
+            need("repo", &p.repo)?;
+            need("ref", &p.git_ref)?;
+        }
+    }
+    Ok(())
+}
+
+/// A repository location git may be given: a path, `host:path`, or a URL of an allowed
+/// scheme; never `<transport>::<address>` (git runs the helper `git-remote-<transport>`:
+/// `ext::` runs any command, `fd::` speaks over inherited descriptors), and never a host or
+/// user starting with '-' (ssh would read it as an option, e.g. `-oProxyCommand=...`).
+fn git_url(field: &str, url: &str) -> Result<(), Invalid> {
+    // Git's own test (transport.c): scheme characters, then "::".
+    let scheme_end = url
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+        .unwrap_or(url.len());
+    if url[scheme_end..].starts_with("::") {
+        return Err(invalid(
+            field,
+            format!("{field}: '<transport>::' remote helpers (ext::, fd::, ...) are not allowed; give a path or an https, http, ssh, git or file URL"),
+        ));
+    }
+    let after_scheme = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            if !GIT_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "{field}: the '{scheme}' transport is not allowed; allowed: {}",
+                        GIT_SCHEMES.join(", ")
+                    ),
+                ));
+            }
+            rest
+        }
+        None => url,
+    };
+    let host = after_scheme
+        .split_once('@')
+        .map_or(after_scheme, |(_, h)| h);
+    if after_scheme.starts_with('-') || host.starts_with('-') {
+        return Err(invalid(
+            field,
+            format!("{field}: a host or user must not start with '-'"),
+        ));
+    }
+    Ok(())
+}
+
+/// A tmux task's `cwd` goes to `tmux new-session -c`: an absolute path, one line, no NUL.
+/// (The driver passes it to tmux literally, `#` included.)
+fn tmux_cwd(payload: &serde_json::Value) -> Result<(), Invalid> {
+    const F: &str = "payload.cwd";
+    let cwd = match payload.get("cwd") {
+        None | Some(serde_json::Value::Null) => return Ok(()),
+        Some(serde_json::Value::String(s)) => s,
+        Some(_) => return Err(invalid(F, format!("{F} must be a string"))),
+    };
+    text(F, cwd, MAX_PATH, true)?;
+    if !cwd.starts_with('/') {
+        return Err(invalid(F, format!("{F} must be an absolute path")));
+    }
+    if cwd.chars().any(char::is_control) {
+        return Err(invalid(
+            F,
+            format!("{F} must not contain control characters"),
+        ));
     }
     Ok(())
 }
@@ -341,5 +486,82 @@ mod tests {
         assert!(validate("test", &json!({}), Some(1)).is_ok());
         assert!(validate("whatever", &json!({"any": [1]}), None).is_ok());
         assert!(validate("tmux", &json!({"op": "create"}), None).is_ok());
+    }
+
+    #[test]
+    fn git_payloads_that_would_run_code_name_the_field() {
+        let git = |p: serde_json::Value| field("git", p, None);
+        let clone = |url: &str| json!({"op": "clone", "url": url, "dest": "/d"});
+        for url in [
+            "ext::sh -c touch% /tmp/x",
+            "fd::3",
+            "EXT::sh",
+            "::x",
+            "foo::bar",
+            "-uhello",
+            "--upload-pack=touch /tmp/x",
+            "ssh://-oProxyCommand=touch%20x/r",
+            "ssh://user@-oProxyCommand=x/r",
+            "-oProxyCommand=x:r",
+            "gopher://h/r",
+            "a\nb",
+        ] {
+            assert_eq!(git(clone(url)), "payload.url", "{url}");
+        }
+        for ok in [
+            "https://[::1]:8443/r.git",
+            "/srv/git/r",
+            "git@github.com:o/r.git",
+            "ssh://git@host/r",
+            "file:///srv/r",
+        ] {
+            assert!(validate("git", &clone(ok), None).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            git(json!({"op": "clone", "url": "/s", "dest": "--template=/t"})),
+            "payload.dest"
+        );
+        assert_eq!(
+            git(json!({"op": "pull", "repo": "/r", "remote": "ext::sh -c x"})),
+            "payload.remote"
+        );
+        assert_eq!(
+            git(json!({"op": "push", "repo": "/r", "remote": "o", "branch": "--exec=x"})),
+            "payload.branch"
+        );
+        for k in [
+            "GIT_SSH_COMMAND",
+            "GIT_ALLOW_PROTOCOL",
+            "GIT_CONFIG_COUNT",
+            "GIT_CONFIG_KEY_0",
+            "GIT_EXEC_PATH",
+            "GIT_PROXY_COMMAND",
+            "GIT_ASKPASS",
+            "HOME",
+            "PATH",
+            "LD_PRELOAD",
+        ] {
+            let p = json!({"op": "commit", "repo": "/r", "message": "m", "env": {k: "x"}});
+            assert_eq!(git(p), "payload.env", "{k}");
+        }
+        let p = json!({"op": "commit", "repo": "/r", "message": "m",
+                       "env": {"GIT_AUTHOR_NAME": "a", "GIT_COMMITTER_EMAIL": "c@c"}});
+        assert!(validate("git", &p, None).is_ok());
+    }
+
+    #[test]
+    fn tmux_cwd_is_one_absolute_line() {
+        let tmux =
+            |cwd: serde_json::Value| validate("tmux", &json!({"op": "create", "cwd": cwd}), None);
+        assert!(tmux(json!("/tmp/#(literal)")).is_ok());
+        for bad in [
+            json!("relative"),
+            json!("/a\nb"),
+            json!("/a\u{0}b"),
+            json!(7),
+            json!(""),
+        ] {
+            assert_eq!(tmux(bad.clone()).unwrap_err().field, "payload.cwd", "{bad}");
+        }
     }
 }

@@ -5,6 +5,12 @@
 //! SIGTERM first, SIGKILL after [`KILL_GRACE`]. When the main process exits by itself the
 //! group is killed too: a task's processes end with the task (a daemon a deploy script starts
 //! must detach with `setsid`). Output (stdout and stderr interleaved) is kept as a bounded tail.
+//!
+//! A worker that dies without cleaning up (`kill -9`, OOM killer) must not leave its tasks'
+//! processes running while the task runs again elsewhere: with an [`ExecGuard`] the program
+//! runs under `architect exec-guard`, which the kernel signals when the worker dies
+//! (`PR_SET_PDEATHSIG`) and which then kills the task's whole process group. Task processes
+//! never inherit the worker's `ARCHITECT_TOKEN`.
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -34,6 +40,51 @@ pub struct ProcessSpec {
     pub timeout: Duration,
     /// Bytes of output kept (the tail).
     pub max_output: usize,
+    /// Run the program under `architect exec-guard`, so it dies with this process.
+    pub guard: Option<ExecGuard>,
+}
+
+/// Starts programs under `architect exec-guard --die-with-parent` (see `cli::exec_guard`): the
+/// program and its process group are killed when this process dies, even by SIGKILL.
+///
+/// The kernel's parent-death signal follows the *thread* that forked the guard, not the
+/// process. [`run`] spawns from the tokio task that awaits the process, i.e. on a runtime
+/// worker thread, which lives as long as the runtime (the whole worker process). A thread that
+/// ends earlier (a `spawn_blocking` thread, a short-lived `std::thread`) would fire the signal
+/// while the worker lives; the guard then sees its parent pid unchanged and ignores it (see
+/// `cli::exec_guard`), so that costs nothing, but keep spawning from long-lived threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecGuard {
+    /// The `architect` binary that has the `exec-guard` subcommand.
+    architect: PathBuf,
+}
+
+impl ExecGuard {
+    /// A guard run by the given `architect` binary.
+    pub fn new(architect: PathBuf) -> ExecGuard {
+        ExecGuard { architect }
+    }
+
+    /// A guard run by the binary of this process; only right inside `architect` itself (a
+    /// program embedding the worker runtime has no `exec-guard` subcommand).
+    pub fn this_binary() -> std::io::Result<ExecGuard> {
+        std::env::current_exe().map(ExecGuard::new)
+    }
+
+    /// The command that runs `program args` under the guard, tied to this process.
+    pub fn command(&self, program: &str, args: &[String]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.architect);
+        cmd.args([
+            crate::cli::exec_guard::SUBCOMMAND,
+            "--die-with-parent",
+            "--expect-parent",
+            &std::process::id().to_string(),
+            "--",
+            program,
+        ])
+        .args(args);
+        cmd
+    }
 }
 
 /// How the process ended.
@@ -110,8 +161,16 @@ pub(crate) fn signal_group(pgid: i32, sig: Signal) {
 
 /// Runs the process to its end, or kills its tree on timeout or cancel.
 pub async fn run(spec: &ProcessSpec, mut cancel: CancelSignal) -> std::io::Result<ProcessOutcome> {
-    let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
+    let mut cmd = match &spec.guard {
+        Some(g) => g.command(&spec.program, &spec.args),
+        None => {
+            let mut c = tokio::process::Command::new(&spec.program);
+            c.args(&spec.args);
+            c
+        }
+    };
+    // The worker's credential is not the task's.
+    cmd.env_remove("ARCHITECT_TOKEN")
         .envs(&spec.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -212,6 +271,7 @@ mod tests {
             env: BTreeMap::new(),
             timeout: Duration::from_secs(20),
             max_output: 1024,
+            guard: None,
         };
         let o = run(&spec, rx).await.unwrap();
         assert_eq!((o.ended, o.exit_code), (Ended::Exited, Some(3)));

@@ -44,8 +44,8 @@ pub struct WorkerOptions {
     pub name: String,
     /// Default: the host name.
     pub node: String,
-    /// Types to claim. Default: every registered handler, less `shell` and `python` unless
-    /// `allow_shell`.
+    /// Types to claim. Default: every registered handler, less the built-in types unless
+    /// `settings.allow_exec` (they all run programs: [`BuiltinType::needs_exec`]).
     pub types: Option<Vec<String>>,
     /// Tags this worker offers (a task with tags needs all of them).
     pub tags: Vec<String>,
@@ -130,20 +130,27 @@ impl Worker {
         self
     }
 
-    /// The types this worker will claim, or why the options are contradictory.
+    /// The capabilities this worker reports at registration.
+    pub fn capabilities(&self) -> Vec<WorkerCapability> {
+        let mut c = Vec::new();
+        if self.options.settings.allow_exec {
+            c.push(WorkerCapability::Exec);
+        }
+        c
+    }
+
+    /// The types this worker will claim, or why the options are contradictory. Never empty: an
+    /// empty list would ask the server for tasks of any type.
     pub fn claim_types(&self) -> Result<Vec<String>, String> {
-        let allow = self.options.settings.allow_shell;
-        let gated = |t: &str| {
-            t.parse::<BuiltinType>()
-                .is_ok_and(BuiltinType::runs_arbitrary_code)
-        };
-        match &self.options.types {
-            None => Ok(self
+        let allow = self.options.settings.allow_exec;
+        let gated = |t: &str| t.parse::<BuiltinType>().is_ok_and(BuiltinType::needs_exec);
+        let types: Vec<String> = match &self.options.types {
+            None => self
                 .registry
                 .types()
                 .into_iter()
                 .filter(|t| allow || !gated(t))
-                .collect()),
+                .collect(),
             Some(types) => {
                 for t in types {
                     if !self.registry.has(t) {
@@ -154,13 +161,19 @@ impl Worker {
                     }
                     if gated(t) && !allow {
                         return Err(format!(
-                            "'{t}' tasks run arbitrary code: start the worker with --allow-shell to run them"
+                            "'{t}' tasks run programs on this machine: start the worker with --allow-exec to run them"
                         ));
                     }
                 }
-                Ok(types.clone())
+                types.clone()
             }
+        };
+        if types.is_empty() {
+            return Err(
+                "this worker may run no task type: every built-in type runs programs on this machine, so start it with --allow-exec (or register custom handlers)".into(),
+            );
         }
+        Ok(types)
     }
 
     /// Runs until `shutdown` completes, then stops gracefully.
@@ -169,6 +182,7 @@ impl Worker {
         shutdown: S,
     ) -> anyhow::Result<RunSummary> {
         let types = self.claim_types().map_err(anyhow::Error::msg)?;
+        let capabilities = self.capabilities();
         let o = Arc::new(self.options);
         let registry = Arc::new(self.registry);
         let settings = Arc::new(o.settings.clone());
@@ -179,6 +193,7 @@ impl Worker {
             node: o.node.clone(),
             types: types.clone(),
             tags: o.tags.clone(),
+            capabilities,
             concurrency: i64::try_from(o.concurrency).unwrap_or(1),
             pid: Some(i64::from(std::process::id())),
             version: Some(crate::VERSION.to_string()),

@@ -58,7 +58,8 @@ struct Launch {
     program: PathBuf,
     url: String,
     token: String,
-    allow_shell: bool,
+    /// Start it with `--allow-exec`.
+    allow_exec: bool,
     log_file: PathBuf,
 }
 
@@ -117,8 +118,8 @@ fn spawn(task_type: &str, l: &Launch) -> std::io::Result<Child> {
         "--shutdown-grace",
         WORKER_SHUTDOWN_GRACE_S,
     ]);
-    if l.allow_shell {
-        cmd.arg("--allow-shell");
+    if l.allow_exec {
+        cmd.arg("--allow-exec");
     }
     cmd.env("ARCHITECT_TOKEN", &l.token)
         .stdin(Stdio::null())
@@ -259,9 +260,9 @@ pub async fn start_local(
     task_type: &str,
 ) -> Result<SupervisedStatus, TaskError> {
     let t = builtin(task_type)?;
-    if t.runs_arbitrary_code() && !state.config.worker_allow_shell {
+    if t.needs_exec() && !state.config.worker_allow_shell {
         return Err(TaskError::Refused(format!(
-            "{t} workers run arbitrary code: start serve with --worker-allow-shell (ARCHITECT_WORKER_ALLOW_SHELL) to allow them"
+            "{t} workers run programs on this host (they need --allow-exec): start serve with --worker-allow-shell (ARCHITECT_WORKER_ALLOW_SHELL) to allow them"
         )));
     }
     let sup = state.tasks.supervisor();
@@ -296,7 +297,7 @@ pub async fn start_local(
         program,
         url,
         token: created.token,
-        allow_shell: t.runs_arbitrary_code(),
+        allow_exec: t.needs_exec(),
         log_file: state
             .config
             .data_dir

@@ -57,7 +57,7 @@ async fn workers_page(
                 .iter()
                 .find(|p| p.task_type == t.as_str())
                 .cloned(),
-            needs_shell: t.runs_arbitrary_code(),
+            needs_shell: t.needs_exec(),
         })
         .collect();
     Ok(render(&WorkersPage {

@@ -6,6 +6,17 @@ use serde::{Deserialize, Serialize};
 
 // ---- workers ----
 
+crate::text_enum! {
+    /// What a worker was started to allow, reported at registration and shown on the Workers
+    /// page. The worker enforces it (it never claims, and refuses, what it may not run); the
+    /// server records it.
+    pub enum WorkerCapability ("worker capability") {
+        /// Run programs for tasks: every built-in type (`--allow-exec`, alias
+        /// `--allow-shell`). See `payload::BuiltinType::needs_exec`.
+        Exec = "exec",
+    }
+}
+
 /// A registered worker as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Worker {
@@ -14,6 +25,7 @@ pub struct Worker {
     pub node: String,
     pub types: Vec<String>,
     pub tags: Vec<String>,
+    pub capabilities: Vec<WorkerCapability>,
     pub concurrency: i64,
     pub pid: Option<i64>,
     pub version: Option<String>,
@@ -35,6 +47,9 @@ pub struct RegisterWorker {
     pub types: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// What the worker was started to allow (none when absent).
+    #[serde(default)]
+    pub capabilities: Vec<WorkerCapability>,
     #[serde(default = "one")]
     pub concurrency: i64,
     #[serde(default)]
@@ -58,6 +73,8 @@ impl RegisterWorker {
             check_type("types", t)?;
         }
         self.tags = clean_tags("tags", &self.tags)?;
+        self.capabilities.sort_by_key(|c| c.as_str());
+        self.capabilities.dedup();
         check_range("concurrency", self.concurrency, 1, MAX_CONCURRENCY)?;
         if let Some(v) = &self.version {
             self.version = Some(clean_name("version", v)?);

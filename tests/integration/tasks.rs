@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 mod custom_handler_example;
 
-const BIN: &str = env!("CARGO_BIN_EXE_architect");
-fn token(s: &Session) -> String {
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_architect");
+pub(crate) fn token(s: &Session) -> String {
     s.token.clone().expect("bearer token")
 }
 
-async fn register(w: &Session, name: &str) -> i64 {
+pub(crate) async fn register(w: &Session, name: &str) -> i64 {
     let r = w
         .post_json(
             "/api/workers/register",
@@ -33,7 +33,7 @@ async fn register(w: &Session, name: &str) -> i64 {
     r.json["id"].as_i64().unwrap()
 }
 
-async fn enqueue(s: &Session, body: Value) -> i64 {
+pub(crate) async fn enqueue(s: &Session, body: Value) -> i64 {
     let r = s.post_json("/api/tasks", &body).await;
     assert_eq!(r.status, 201, "{}", r.body);
     r.json["id"].as_i64().unwrap()
@@ -49,7 +49,7 @@ async fn claim(w: &Session, worker_id: i64, extra: Value) -> Resp {
     r
 }
 
-async fn task(s: &Session, id: i64) -> Value {
+pub(crate) async fn task(s: &Session, id: i64) -> Value {
     let r = s.get(&format!("/api/tasks/{id}")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.json
@@ -1279,12 +1279,12 @@ async fn n_workers_m_tasks_random_kills_complete_each_task_exactly_once() {
 // ---------------------------------------------------------------------------------------------
 
 /// A running `architect worker`; killed when dropped.
-struct WorkerProc {
-    child: tokio::process::Child,
+pub(crate) struct WorkerProc {
+    pub(crate) child: tokio::process::Child,
 }
 
 impl WorkerProc {
-    fn start(url: &str, token: &str, extra: &[&str]) -> WorkerProc {
+    pub(crate) fn start(url: &str, token: &str, extra: &[&str]) -> WorkerProc {
         let mut cmd = tokio::process::Command::new(BIN);
         cmd.args([
             "worker",
@@ -1307,13 +1307,13 @@ impl WorkerProc {
         }
     }
 
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id().unwrap() as i32
     }
 }
 
 /// Alive and not a zombie.
-fn pid_alive(pid: i32) -> bool {
+pub(crate) fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => !s
             .rsplit_once(')')
@@ -1322,7 +1322,7 @@ fn pid_alive(pid: i32) -> bool {
     }
 }
 
-async fn final_task(s: &Session, id: i64) -> Value {
+pub(crate) async fn final_task(s: &Session, id: i64) -> Value {
     until(&format!("task {id} to finish"), || async {
         let d = task(s, id).await;
         let st = d["status"].as_str().unwrap_or("").to_string();
@@ -1481,41 +1481,6 @@ async fn a_real_worker_runs_every_built_in_type() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn shell_and_python_are_refused_unless_allowed() {
-    let t = TestServer::start().await;
-    let admin = t.token("admin").await;
-    let w = t.token("worker").await;
-    let out = tokio::process::Command::new(BIN)
-        .args([
-            "worker",
-            "--dashboard",
-            &t.url,
-            "--token",
-            &token(&w),
-            "--types",
-            "shell",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--allow-shell"),
-        "{out:?}"
-    );
-    // A default worker claims the other types and leaves shell tasks for a worker that may run them.
-    let shell = enqueue(
-        &admin,
-        json!({"type": "shell", "priority": 10, "payload": {"command": "touch /tmp/never"}}),
-    )
-    .await;
-    let tmux = enqueue(&admin, json!({"type": "tmux"})).await;
-    let _worker = WorkerProc::start(&t.url, &token(&w), &[]);
-    assert_eq!(final_task(&admin, tmux).await["status"], "failed");
-    assert_eq!(task(&admin, shell).await["status"], "pending");
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn timeout_and_cancel_kill_the_whole_process_tree() {
     let t = TestServer::start().await;
     let admin = t.token("admin").await;
@@ -1608,11 +1573,11 @@ async fn a_task_of_a_kill_9ed_worker_finishes_on_another_after_its_lease_expires
         .collect();
     assert_eq!(by[0], a_id);
     assert_ne!(by[1], a_id, "finished on another worker");
-    // kill -9 gives the worker no chance to clean up: end the orphaned first run here.
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(orphan),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    // kill -9 gives the worker no chance to clean up; its exec guard ended the first run.
+    until("the first run to die with worker a", || async {
+        (!pid_alive(orphan)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1642,6 +1607,7 @@ async fn daemon_status_and_stop() {
             &token(&w),
             "--types",
             "git",
+            "--allow-exec",
             "--name",
             "daemon",
         ]
@@ -1690,16 +1656,13 @@ async fn daemon_status_and_stop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_starts_supervises_and_stops_local_workers() {
-    let t = TestServer::start_with(|c| c.worker_bin = Some(BIN.into())).await;
+    // Every built-in type runs programs: serve starts local workers only when allowed to.
+    let allow = |c: &mut architect::config::ServeConfig| {
+        c.worker_bin = Some(BIN.into());
+        c.worker_allow_shell = true;
+    };
+    let t = TestServer::start_with(allow).await;
     let admin = t.token("admin").await;
-    let r = admin
-        .post_json("/api/workers/start/shell", &json!({}))
-        .await;
-    assert_eq!(
-        r.status, 403,
-        "shell needs --worker-allow-shell: {}",
-        r.body
-    );
     let r = admin.post_json("/api/workers/start/git", &json!({})).await;
     assert_eq!(
         (r.status, r.json["state"].as_str()),
@@ -1736,7 +1699,7 @@ async fn serve_starts_supervises_and_stops_local_workers() {
         "{status}"
     );
     // serve itself restarts: the worker it was keeping comes back (under a new token).
-    let t = t.restart_with(|c| c.worker_bin = Some(BIN.into())).await;
+    let t = t.restart_with(allow).await;
     let admin = t.token("admin").await;
     let s = admin.get("/api/workers/status").await;
     let p = &s.json["supervised"][0];
@@ -1984,7 +1947,7 @@ async fn the_tasks_and_workers_panels_work_without_javascript() {
     assert!(
         r.body.contains("page-worker")
             && r.body.contains("Local workers")
-            && r.body.contains("/workers/start/git"),
+            && r.body.contains("needs --worker-allow-shell"),
         "{}",
         r.body
     );

@@ -20,7 +20,7 @@ pub async fn register_worker(
         "register",
         "worker",
         row.id,
-        json!({"name": row.name, "node": row.node, "types": input.types}),
+        json!({"name": row.name, "node": row.node, "types": input.types, "capabilities": input.capabilities}),
         &now,
     )
     .await?;

@@ -12,6 +12,7 @@ pub struct WorkerRow {
     pub node: String,
     pub types: String,
     pub tags: String,
+    pub capabilities: String,
     pub concurrency: i64,
     pub pid: Option<i64>,
     pub version: Option<String>,
@@ -39,6 +40,12 @@ impl WorkerRow {
             node: self.node,
             types: serde_json::from_str(&self.types).unwrap_or_default(),
             tags: serde_json::from_str(&self.tags).unwrap_or_default(),
+            // A name this build does not know is left out, never shown as a capability.
+            capabilities: serde_json::from_str::<Vec<String>>(&self.capabilities)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
             concurrency: self.concurrency,
             pid: self.pid,
             version: self.version,
@@ -51,8 +58,8 @@ impl WorkerRow {
     }
 }
 
-const WORKER_COLS: &str = "id, name, node, types, tags, concurrency, pid, version, registered_at, \
-     last_heartbeat_at, stopped_at";
+const WORKER_COLS: &str = "id, name, node, types, tags, capabilities, concurrency, pid, version, \
+     registered_at, last_heartbeat_at, stopped_at";
 
 pub async fn upsert_worker(
     conn: &mut AnyConnection,
@@ -62,11 +69,11 @@ pub async fn upsert_worker(
 ) -> Result<WorkerRow, sqlx::Error> {
     sqlx::query_as(&format!(
         "INSERT INTO workers (name, node, types, tags, concurrency, pid, version, registered_by,
-             registered_at, last_heartbeat_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+             registered_at, last_heartbeat_at, capabilities)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
          ON CONFLICT (name, node) DO UPDATE SET types = $3, tags = $4, concurrency = $5, pid = $6,
              version = $7, registered_by = $8, registered_at = $9, last_heartbeat_at = $9,
-             stopped_at = NULL
+             stopped_at = NULL, capabilities = $10
          RETURNING {WORKER_COLS}"
     ))
     .bind(&w.name)
@@ -78,6 +85,12 @@ pub async fn upsert_worker(
     .bind(w.version.as_deref())
     .bind(actor)
     .bind(now)
+    .bind(json_list(
+        &w.capabilities
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .collect::<Vec<_>>(),
+    ))
     .fetch_one(conn)
     .await
 }
