@@ -86,8 +86,8 @@ pub struct ServeConfig {
     #[arg(long, env = "ARCHITECT_WORKER_BIN")]
     pub worker_bin: Option<PathBuf>,
 
-    /// Let `POST /api/workers/start/shell` and `/start/python` start workers that run
-    /// arbitrary code from task payloads (they get --allow-shell). Off by default.
+    /// Let `POST /api/workers/start/{type}` start local workers at all: every built-in task
+    /// type runs programs on this host (they get --allow-exec). Off by default.
     #[arg(long, env = "ARCHITECT_WORKER_ALLOW_SHELL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub worker_allow_shell: bool,
 

@@ -2,15 +2,15 @@
 //!
 //! Who may do what: reading needs `Read`; creating, cancelling and re-queueing tasks need
 //! `Write`; claiming, heartbeats and reports need `WorkerOps` (a `worker`-scoped token has
-//! exactly Read + WorkerOps); setting a project's test/build/deploy commands and starting and
-//! stopping local worker processes on the server's host need `Admin` (a command is code that
-//! exec-capable workers run; a local worker runs on the control plane's own host).
+//! exactly Read + WorkerOps); setting a project's test/build/deploy commands needs `Exec` (a
+//! command is code that exec-capable workers run); starting and stopping local worker
+//! processes on the server's host needs `Admin`.
 
 use super::actions::{self, TaskError, TaskOutcome};
 use super::supervisor::{self, SupervisedStatus};
 use super::*;
 use crate::app::AppState;
-use crate::auth::extract::{Admin, Authed, Read, WorkerOps, Write};
+use crate::auth::extract::{Admin, Authed, Exec, Read, WorkerOps, Write};
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Pagination, Path, Query};
 use axum::extract::State;
@@ -237,11 +237,11 @@ async fn get_commands(
     Ok(Json(actions::project_commands(&s, id).await?))
 }
 
-/// Admin only: the command is code every exec-capable worker runs for `test`, `build` and
-/// `deploy` tasks of the project (a member may still enqueue those tasks).
+/// `Exec` (admins): the command is code every exec-capable worker runs for `test`, `build`
+/// and `deploy` tasks of the project (a member may still enqueue those tasks).
 async fn set_commands(
     State(s): State<AppState>,
-    who: Authed<Admin>,
+    who: Authed<Exec>,
     Path(id): Path<i64>,
     Json(input): Json<SetProjectCommands>,
 ) -> ApiResult<ProjectCommands> {

@@ -6,7 +6,7 @@ use super::actions::{self, TaskError};
 use super::payload::{BuiltinType, GitOp};
 use super::*;
 use crate::app::AppState;
-use crate::auth::extract::{Admin, PageAuthed, PageForm, Read, Write};
+use crate::auth::extract::{Exec, PageAuthed, PageForm, Read, Write};
 use crate::http::error::ApiError;
 use crate::http::extract::{Pagination, Path, Query};
 use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
@@ -357,7 +357,7 @@ async fn commands_page(
 async fn commands_save(
     State(s): State<AppState>,
     Path(project_id): Path<i64>,
-    PageForm(who, f, ..): PageForm<Admin, SetProjectCommands>,
+    PageForm(who, f, ..): PageForm<Exec, SetProjectCommands>,
 ) -> Response {
     let r = actions::set_project_commands(&s, &who.actor(), project_id, f).await;
     done(r, "/tasks/commands", "Commands saved.", "/tasks/commands")
