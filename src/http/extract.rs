@@ -43,8 +43,13 @@ fn data_error(path: &str, msg: &str) -> ApiError {
 /// Parses JSON bytes into `T`, mapping syntax errors to 400 and shape errors to 422.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
+    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        // One JSON value and nothing after it but whitespace: `{"a":1}}` is not a body we
+        // half-read.
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(e) => Err(ApiError::bad_json(format!("malformed JSON: {e}"))),
+        },
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
@@ -264,6 +269,11 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("bogus"));
         let e = parse_json::<P>(br#"{"name": "#).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (400, "invalid_json"));
+        // One value, then only whitespace: trailing characters are refused, not ignored.
+        let e = parse_json::<P>(br#"{"name": "x"}}"#).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (400, "invalid_json"));
+        assert!(e.message.contains("trailing characters"), "{}", e.message);
+        assert!(parse_json::<P>(b"{\"name\": \"x\"} \n").is_ok());
     }
 
     #[test]
