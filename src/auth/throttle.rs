@@ -1,6 +1,6 @@
 //! Login throttling. Three counters per attempt, each counting failures in a window of the
 //! lockout's length:
-//! * `pair:<user>@<address>`: the lockout. One address guessing one user's password is locked
+//! * `pair:<user>@<address>`: the lockout (an IPv6 address counts as its /64). One address guessing one user's password is locked
 //!   for the lockout period after `max_failures` failures.
 //! * `addr:<address>`: an address guessing many usernames is locked after `max_failures × 4`.
 //! * `user:<user>`: failures from every address. It never locks (else anyone anywhere could
@@ -72,6 +72,8 @@ pub struct Keys {
 
 pub fn keys(username: &str, addr: Option<&str>, limits: Limits) -> Keys {
     let user = username.to_lowercase();
+    let addr = addr.map(crate::http::extract::ClientAddr::limit_key);
+    let addr = addr.as_deref();
     let max = i64::from(limits.max_failures.max(1));
     Keys {
         pair: Counter {

@@ -161,7 +161,7 @@ fn rate_limit(s: &AppState, addr: Option<&str>, key: &str) -> Result<(), ApiErro
     if let Some(a) = addr {
         s.errors
             .address_limiter
-            .check(a, now)
+            .check(&ClientAddr::limit_key(a), now)
             .map_err(|w| refuse("address", w))?;
     }
     s.errors

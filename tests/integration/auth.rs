@@ -216,6 +216,16 @@ async fn failures_from_many_addresses_never_lock_out_the_right_password() {
     let r = login_from(&t, "203.0.113.1", ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(r.headers.get("retry-after").is_some());
+    // An IPv6 client counts as its /64: stepping to the next address does not reset it.
+    for i in 0..3 {
+        let r = login_from(&t, &format!("2001:db8:7:7::{i}"), ADMIN, "wrong").await;
+        let expect = if i < 2 { 401 } else { 429 };
+        assert_eq!(r.status, expect, "IPv6 attempt {i}: {}", r.body);
+    }
+    let r = login_from(&t, "2001:db8:7:7::99", ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let r = login_from(&t, "2001:db8:7:8::1", ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 200, "another /64: {}", r.body);
     // Another user from an attacking address is not locked by the admin's pair.
     let s = t.user("olga", "member").await;
     drop(s);

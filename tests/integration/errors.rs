@@ -505,8 +505,21 @@ async fn rate_limits_apply_per_client_address_whatever_the_source() {
     // Another address is not held back, and the refused report is not stored.
     let r = report_from(&t, "198.51.100.10", &report("n", "E", "m", "src-new")).await;
     assert_eq!(r.status, 201, "{}", r.body);
+    // IPv6 counts per /64: a new address in the same network shares its bucket.
+    for i in 0..3 {
+        let r = report_from(
+            &t,
+            &format!("2001:db8:5:5::{i}"),
+            &report("n", "E", "m", "v6"),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let r = report_from(&t, "2001:db8:5:5::77", &report("n", "E", "m", "v6")).await;
+    assert_eq!(r.status, 429, "{}", r.body);
     let admin = t.admin().await;
     assert_eq!(groups(&admin, "?source=src-new").await[0]["count"], 1);
+    assert_eq!(groups(&admin, "?source=v6").await[0]["count"], 3);
     t.stop().await;
 }
 
