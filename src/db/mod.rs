@@ -106,10 +106,29 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     }
     match opts.open(path) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            warn_if_others_can_read(path);
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }
+
+/// A database created before files were made private (or copied in) may be readable by
+/// everyone on the host: say so at every start rather than change an operator's file.
+#[cfg(unix)]
+fn warn_if_others_can_read(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the database file can be read by other users (sessions, tokens' hashes, every record); chmod 600 it");
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_others_can_read(_path: &Path) {}
 
 /// What every connection runs once opened (the pool's and [`connect_one`]'s).
 async fn set_up_connection(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {

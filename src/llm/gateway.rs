@@ -68,7 +68,9 @@ async fn responses(State(state): State<AppState>, req: Request) -> Response {
 /// them until its answer is ready (the parsed and translated request live that long), so many
 /// large bodies at once cannot grow memory past the cap. A request that cannot have its next
 /// chunk's bytes is refused at once (503), never queued: a queue of half-read bodies is the
-/// memory the cap exists to bound.
+/// memory the cap exists to bound. It counts body bytes as received; the parsed request and the
+/// provider's copy of it come on top (measured: 16 concurrent 30 MB bodies peaked at 321 MB
+/// RSS with the 64 MiB default, 805 MB without a cap, debug build).
 #[derive(Debug, Clone)]
 pub struct BodyBudget {
     permits: std::sync::Arc<tokio::sync::Semaphore>,
