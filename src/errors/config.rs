@@ -4,7 +4,8 @@ use clap::Args;
 
 #[derive(Args, Clone, Debug)]
 pub struct ErrorsConfig {
-    /// Require a bearer token with the `ingest` scope (or `admin`) on `POST /api/errors`.
+    /// Require a bearer token with the `ingest` scope (or `admin`) on `POST /api/errors` (a
+    /// project's ingest key is accepted too).
     /// Off by default: SPEC.md has error reporting open, still bounded by the caps and rate
     /// limits below. The Sentry endpoints always need their DSN key (an ingest token).
     #[arg(long, env = "ARCHITECT_ERRORS_REQUIRE_TOKEN", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
