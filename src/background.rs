@@ -12,8 +12,15 @@ pub const SESSION_PURGE_EVERY: Duration = Duration::from_secs(300);
 
 /// Deletes expired sessions and stale login-throttle rows.
 pub async fn purge_sessions_tick(state: &AppState) -> Result<u64, sqlx::Error> {
+    let now = state.clock.now();
+    let window = crate::auth::throttle::Limits::of(&state.config).lockout;
     let mut conn = state.db.acquire().await?;
-    crate::auth::store::purge_expired(&mut conn, &state.clock.now_str()).await
+    crate::auth::store::purge_expired(
+        &mut conn,
+        &crate::clock::format(now),
+        &crate::clock::format(now - window),
+    )
+    .await
 }
 
 /// Expired task leases are looked for this often. A dead worker's task waits its lease

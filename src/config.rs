@@ -81,6 +81,11 @@ pub struct ServeConfig {
     #[arg(long, env = "ARCHITECT_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
 
+    /// Start even though the master key file can be read by group or others (the server
+    /// refuses by default and says which `chmod` fixes it).
+    #[arg(long, env = "ARCHITECT_ALLOW_READABLE_MASTER_KEY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_readable_master_key: bool,
+
     /// The `architect` binary that `POST /api/workers/start/<type>` runs as a local worker.
     /// Default: this program.
     #[arg(long, env = "ARCHITECT_WORKER_BIN")]

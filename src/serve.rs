@@ -73,6 +73,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         tracing::info!(applied, "database migrations applied");
     }
     let key = secret_key(&config)?;
+    crate::vault::keys::check_key_file_private(&config).map_err(|m| anyhow::anyhow!(m))?;
     let vault = crate::vault::keys::load(&config, &db, &clock.now_str()).await;
     let bind = SocketAddr::new(config.bind_host(), config.port);
     let errors = crate::errors::ErrorsRuntime::new(&config);

@@ -48,7 +48,7 @@ pub struct LoggedIn {
     pub expires_at: String,
 }
 
-/// Verifies a password login, applying throttling, and opens a session.
+/// Verifies a password login, applying throttling (see [`throttle`]), and opens a session.
 pub async fn login(
     state: &AppState,
     username: &str,
@@ -57,10 +57,7 @@ pub async fn login(
     user_agent: Option<&str>,
 ) -> Result<LoggedIn> {
     let now = state.clock.now();
-    let limits = Limits {
-        max_failures: state.config.login_max_failures.max(1),
-        lockout: Duration::seconds(i64::try_from(state.config.login_lockout_secs).unwrap_or(900)),
-    };
+    let limits = Limits::of(&state.config);
     let username = username.trim();
     // Overlong input is refused before any hashing work (and counted like any failure).
     let keys = throttle::keys(
@@ -69,26 +66,28 @@ pub async fn login(
             .take(MAX_USERNAME_LEN + 1)
             .collect::<String>(),
         client_addr,
+        limits,
     );
-    let mut conn = state.db.acquire().await?;
-    if let Some(secs) = throttle::locked_for(&mut conn, &keys, now).await? {
-        return Err(AuthError::Throttled(secs));
-    }
+    let attempt = throttle::begin(&state.db, keys, limits, now)
+        .await?
+        .map_err(|throttle::Locked(secs)| AuthError::Throttled(secs))?;
     let found = if username.is_empty() || username.chars().count() > MAX_USERNAME_LEN {
         None
     } else {
-        store::find_login(&mut *conn, username).await?
+        store::find_login(&state.db, username).await?
     };
+    // The user-wide slow-down (failures from every address), outside any transaction.
+    tokio::time::sleep(attempt.delay).await;
     // Verify against a dummy hash when the user is unknown, so timing does not tell.
-    let (hash, user) = match &found {
-        Some((u, h)) => (h.as_str(), Some(u)),
-        None => (dummy_hash(), None),
+    let (hash, user) = match found {
+        Some((u, h)) => (Some(h), Some(u)),
+        None => (None, None),
     };
-    let ok = password.len() <= MAX_PASSWORD_LEN * 4 && verify_password(password, hash);
+    let ok = password.len() <= MAX_PASSWORD_LEN * 4 && verify_blocking(password, hash).await;
     let user = match (ok, user) {
-        (true, Some(u)) if !u.disabled => u.clone(),
+        (true, Some(u)) if !u.disabled => u,
         _ => {
-            if let Some(secs) = throttle::record_failure(&mut conn, &keys, limits, now).await? {
+            if let Some(secs) = throttle::failed(&state.db, attempt, limits, now).await? {
                 tracing::warn!(
                     client = client_addr.unwrap_or("-"),
                     "login locked out after repeated failures"
@@ -98,7 +97,8 @@ pub async fn login(
             return Err(AuthError::BadCredentials);
         }
     };
-    throttle::record_success(&mut conn, &user.username).await?;
+    throttle::succeeded(&state.db, attempt).await?;
+    let mut conn = state.db.acquire().await?;
     let cookie = random_secret(32);
     let csrf_token = random_secret(32);
     let now_s = crate::clock::format(now);
@@ -169,8 +169,26 @@ pub struct UserPatch {
     pub disabled: Option<bool>,
 }
 
-fn hash(pw: &str) -> Result<String> {
-    hash_password(pw).map_err(|e| AuthError::Db(sqlx::Error::Protocol(format!("argon2: {e}"))))
+/// argon2id hashing and checking take tens of milliseconds of CPU each: they run on the
+/// blocking pool, never on the async runtime's threads (a burst of logins would stall every
+/// other request).
+async fn hash(pw: &str) -> Result<String> {
+    let pw = zeroize::Zeroizing::new(pw.to_string());
+    tokio::task::spawn_blocking(move || hash_password(&pw))
+        .await
+        .map_err(|e| AuthError::Db(sqlx::Error::Protocol(format!("argon2 task: {e}"))))?
+        .map_err(|e| AuthError::Db(sqlx::Error::Protocol(format!("argon2: {e}"))))
+}
+
+/// Checks `password` against `hash` (against a dummy hash when there is none, so an unknown
+/// user takes as long as a known one), on the blocking pool.
+async fn verify_blocking(password: &str, hash: Option<String>) -> bool {
+    let pw = zeroize::Zeroizing::new(password.to_string());
+    tokio::task::spawn_blocking(move || {
+        verify_password(&pw, hash.as_deref().unwrap_or(dummy_hash()))
+    })
+    .await
+    .unwrap_or(false)
 }
 
 pub async fn create_user(state: &AppState, actor: &Identity, input: NewUser) -> Result<User> {
@@ -178,7 +196,7 @@ pub async fn create_user(state: &AppState, actor: &Identity, input: NewUser) -> 
     validate_username(username).map_err(|m| invalid("username", m))?;
     validate_new_password(&input.password).map_err(|m| invalid("password", m))?;
     let role = input.role.unwrap_or(Role::Member);
-    let hash = hash(&input.password)?;
+    let hash = hash(&input.password).await?;
     let now = state.clock.now_str();
     let mut tx = crate::db::begin_write(&state.db).await?;
     let user = match store::create_user(&mut tx, username, &hash, role, &now).await {
@@ -211,9 +229,13 @@ pub async fn update_user(
     id: i64,
     patch: UserPatch,
 ) -> Result<User> {
-    if let Some(pw) = &patch.password {
-        validate_new_password(pw).map_err(|m| invalid("password", m))?;
-    }
+    let new_hash = match &patch.password {
+        Some(pw) => {
+            validate_new_password(pw).map_err(|m| invalid("password", m))?;
+            Some(hash(pw).await?)
+        }
+        None => None,
+    };
     let now = state.clock.now_str();
     let mut tx = crate::db::begin_write(&state.db).await?;
     let user = store::get_user(&mut *tx, id)
@@ -235,8 +257,8 @@ pub async fn update_user(
     if let Some(d) = patch.disabled {
         store::set_disabled(&mut tx, id, d, &now).await?;
     }
-    if let Some(pw) = &patch.password {
-        store::change_password(&mut tx, id, &hash(pw)?, None, &now).await?;
+    if let Some(h) = &new_hash {
+        store::change_password(&mut tx, id, h, None, &now).await?;
     }
     let details = json!({"role": patch.role, "disabled": patch.disabled, "password_changed": patch.password.is_some()});
     activity::store::record(
@@ -307,15 +329,25 @@ pub async fn change_own_password(
         }
     };
     validate_new_password(new).map_err(|m| invalid("new_password", m))?;
-    let now = state.clock.now_str();
-    let mut tx = crate::db::begin_write(&state.db).await?;
-    let hash_now = store::password_hash(&mut *tx, who.user_id)
+    // Both argon2 runs happen before the write transaction: it is held for SQL only.
+    let hash_now = store::password_hash(&state.db, who.user_id)
         .await?
         .ok_or(AuthError::NotFound("user"))?;
-    if !verify_password(current, &hash_now) {
+    if !verify_blocking(current, Some(hash_now.clone())).await {
         return Err(invalid("current_password", "the current password is wrong"));
     }
-    store::change_password(&mut tx, who.user_id, &hash(new)?, keep, &now).await?;
+    let new_hash = hash(new).await?;
+    let now = state.clock.now_str();
+    let mut tx = crate::db::begin_write(&state.db).await?;
+    // The password changed meanwhile (another session): check again against the new one.
+    if store::password_hash(&mut *tx, who.user_id)
+        .await?
+        .as_deref()
+        != Some(hash_now.as_str())
+    {
+        return Err(invalid("current_password", "the current password is wrong"));
+    }
+    store::change_password(&mut tx, who.user_id, &new_hash, keep, &now).await?;
     activity::store::record(
         &mut tx,
         &who.actor(),
@@ -348,26 +380,24 @@ pub async fn confirm_password(
         }
     };
     let now = state.clock.now();
-    let limits = Limits {
-        max_failures: state.config.login_max_failures.max(1),
-        lockout: Duration::seconds(i64::try_from(state.config.login_lockout_secs).unwrap_or(900)),
-    };
-    let keys = throttle::keys(&who.username, client_addr);
-    let mut conn = state.db.acquire().await?;
-    if let Some(secs) = throttle::locked_for(&mut conn, &keys, now).await? {
-        return Err(AuthError::Throttled(secs));
-    }
-    let hash = store::password_hash(&mut *conn, who.user_id)
+    let limits = Limits::of(&state.config);
+    let keys = throttle::keys(&who.username, client_addr, limits);
+    let attempt = throttle::begin(&state.db, keys, limits, now)
+        .await?
+        .map_err(|throttle::Locked(secs)| AuthError::Throttled(secs))?;
+    let hash = store::password_hash(&state.db, who.user_id)
         .await?
         .ok_or(AuthError::NotFound("user"))?;
-    let ok = password.len() <= MAX_PASSWORD_LEN * 4 && verify_password(password, &hash);
+    tokio::time::sleep(attempt.delay).await;
+    let ok = password.len() <= MAX_PASSWORD_LEN * 4 && verify_blocking(password, Some(hash)).await;
     if !ok {
-        if let Some(secs) = throttle::record_failure(&mut conn, &keys, limits, now).await? {
+        if let Some(secs) = throttle::failed(&state.db, attempt, limits, now).await? {
             return Err(AuthError::Throttled(secs));
         }
         return Err(invalid("password", "the password is wrong"));
     }
-    throttle::record_success(&mut conn, &who.username).await?;
+    throttle::succeeded(&state.db, attempt).await?;
+    let mut conn = state.db.acquire().await?;
     let now_s = crate::clock::format(now);
     store::mark_session_authenticated(&mut *conn, session_id, &now_s).await?;
     Ok(now_s)

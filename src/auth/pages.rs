@@ -19,7 +19,7 @@ use serde::Deserialize;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/login", get(login_page).post(login_submit))
-        .route("/logout", get(logout).post(logout_post))
+        .route("/logout", post(logout_post))
         .route("/account", get(account_page))
         .route("/account/password", post(account_password))
         .route("/users", get(users_page).post(users_create))
@@ -202,14 +202,11 @@ async fn end_session(s: &AppState, who: Option<&super::Identity>) -> Response {
     resp
 }
 
-/// `GET /logout`, as the original system has: ends the session and clears the cookie.
-async fn logout(State(s): State<AppState>, ex::MaybeAuthed(who): ex::MaybeAuthed) -> Response {
-    end_session(&s, who.as_ref()).await
-}
-
 #[derive(Deserialize)]
 struct Empty {}
 
+/// `POST /logout` with the session's CSRF token (form field or header). There is no
+/// `GET /logout`: a link or an image on any page could otherwise end the session.
 async fn logout_post(
     State(s): State<AppState>,
     PageForm(who, Empty {}, ..): PageForm<Read, Empty>,

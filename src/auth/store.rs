@@ -352,17 +352,26 @@ pub async fn delete_user_sessions(
     Ok(())
 }
 
-/// Deletes expired sessions and stale throttle rows; returns how many sessions went.
-pub async fn purge_expired(conn: &mut AnyConnection, now: &str) -> Result<u64, sqlx::Error> {
+/// Deletes expired sessions and stale throttle rows (a lockout that ended, or an unlocked
+/// count whose window started before `throttle_window_floor`); returns how many sessions went.
+pub async fn purge_expired(
+    conn: &mut AnyConnection,
+    now: &str,
+    throttle_window_floor: &str,
+) -> Result<u64, sqlx::Error> {
     let n = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
         .bind(now)
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    sqlx::query("DELETE FROM login_throttle WHERE locked_until IS NULL OR locked_until <= $1")
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "DELETE FROM login_throttle
+         WHERE locked_until <= $1 OR (locked_until IS NULL AND window_started_at <= $2)",
+    )
+    .bind(now)
+    .bind(throttle_window_floor)
+    .execute(&mut *conn)
+    .await?;
     Ok(n)
 }
 
@@ -577,45 +586,83 @@ pub async fn token_counts<'c, E: Executor<'c, Database = Any>>(
     .await
 }
 
-// ---- login throttling ----
+// ---- login throttling (the protocol is in throttle.rs) ----
 
-#[derive(sqlx::FromRow, Debug, Clone)]
-pub struct ThrottleRow {
-    pub failures: i64,
-    pub window_started_at: String,
-    pub locked_until: Option<String>,
-}
-
-pub async fn throttle_get<'c, E: Executor<'c, Database = Any>>(
+/// The end of `key`'s lockout when it is locked at `now`.
+pub async fn throttle_locked_until<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     key: &str,
-) -> Result<Option<ThrottleRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT failures, window_started_at, locked_until FROM login_throttle WHERE throttle_key = $1",
+    now: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT locked_until FROM login_throttle WHERE throttle_key = $1 AND locked_until > $2",
     )
     .bind(key)
+    .bind(now)
     .fetch_optional(ex)
     .await
 }
 
-pub async fn throttle_put<'c, E: Executor<'c, Database = Any>>(
+/// Counts one attempt against `key` and answers the count: in the current window when it
+/// started after `window_floor`, else in a new window starting `now`. One statement, so
+/// concurrent attempts each get their own count.
+pub async fn throttle_count<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     key: &str,
-    row: &ThrottleRow,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    now: &str,
+    window_floor: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
         "INSERT INTO login_throttle (throttle_key, failures, window_started_at, locked_until)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (throttle_key) DO UPDATE SET failures = excluded.failures,
-             window_started_at = excluded.window_started_at, locked_until = excluded.locked_until",
+         VALUES ($1, 1, $2, NULL)
+         ON CONFLICT (throttle_key) DO UPDATE SET
+             failures = CASE WHEN login_throttle.window_started_at > $3
+                             THEN login_throttle.failures + 1 ELSE 1 END,
+             window_started_at = CASE WHEN login_throttle.window_started_at > $3
+                             THEN login_throttle.window_started_at ELSE $2 END
+         RETURNING failures",
     )
     .bind(key)
-    .bind(row.failures)
-    .bind(&row.window_started_at)
-    .bind(row.locked_until.as_deref())
+    .bind(now)
+    .bind(window_floor)
+    .fetch_one(ex)
+    .await
+}
+
+/// Gives one counted attempt back (it was the right password).
+pub async fn throttle_uncount<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE login_throttle SET failures = failures - 1 WHERE throttle_key = $1 AND failures > 0",
+    )
+    .bind(key)
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// Locks `key` until `until` when its count has reached `max` and it is not locked already;
+/// the next window starts when the lockout ends. True when this call set the lock.
+pub async fn throttle_lock_at<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    key: &str,
+    max: i64,
+    now: &str,
+    until: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE login_throttle SET locked_until = $4, failures = 0, window_started_at = $4
+         WHERE throttle_key = $1 AND failures >= $2 AND (locked_until IS NULL OR locked_until <= $3)",
+    )
+    .bind(key)
+    .bind(max)
+    .bind(now)
+    .bind(until)
+    .execute(ex)
+    .await?;
+    Ok(r.rows_affected() > 0)
 }
 
 pub async fn throttle_clear<'c, E: Executor<'c, Database = Any>>(

@@ -50,11 +50,13 @@ pub enum DbError {
 /// Opens (creating if needed) `<data_dir>/architect.db` with WAL, foreign keys and a busy
 /// timeout on every connection. Does not migrate; call [`migrate`].
 pub async fn open_sqlite(data_dir: &Path) -> Result<Db, DbError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
+    let dir_err = |source| DbError::DataDir {
         path: data_dir.display().to_string(),
         source,
-    })?;
+    };
+    create_private_dir(data_dir).map_err(dir_err)?;
     let path = data_dir.join("architect.db");
+    create_private_file(&path).map_err(dir_err)?;
     let abs = std::path::absolute(&path).unwrap_or(path);
     let url = format!("sqlite://{}?mode=rwc", abs.display());
     sqlx::any::install_default_drivers();
@@ -77,6 +79,56 @@ pub async fn open_sqlite(data_dir: &Path) -> Result<Db, DbError> {
         .map_err(DbError::Open)?;
     Ok(pool)
 }
+
+/// Creates the data directory (and missing parents) owner-only (0700 on Unix): it holds the
+/// database and the key files. An existing directory keeps its mode.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+/// Creates the database file empty and owner-only (0600 on Unix) before SQLite opens it, so it
+/// is never world-readable, not even for a moment; SQLite gives its `-wal` and `-shm` files
+/// the database file's mode. An existing file is left as it is.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            warn_if_others_can_read(path);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A database created before files were made private (or copied in) may be readable by
+/// everyone on the host: say so at every start rather than change an operator's file.
+#[cfg(unix)]
+fn warn_if_others_can_read(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the database file can be read by other users (sessions, tokens' hashes, every record); chmod 600 it");
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_others_can_read(_path: &Path) {}
 
 /// What every connection runs once opened (the pool's and [`connect_one`]'s).
 async fn set_up_connection(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {

@@ -7,18 +7,24 @@
 //!
 //! Every report is checked in this order, cheapest first: auth, wire size (413 before reading
 //! more than the cap), decompression (413 past the decompressed cap), JSON shape (400/422),
-//! field rules (422), the per-source rate limit (429 + Retry-After); then it is queued for the
-//! writer and answered once it is on disk.
+//! field rules (422), the per-address and per-source rate limits (429 + Retry-After), the disk
+//! guard (507); then it is queued for the writer and answered once it is on disk.
+//!
+//! A project's ingest key (`aik_…`, `POST /api/projects/<id>/ingest-key`) is accepted on every
+//! ingest route: as the DSN key of the Sentry endpoints (for its own project only), and on
+//! `POST /api/errors` as a bearer token or Sentry auth; `ARCHITECT_ERRORS_REQUIRE_KEY` makes
+//! it (or an ingest token) required there.
 
 use super::actions::{self, ErrorsError};
 use super::body::{self, BodyError};
 use super::ingest::IngestError;
+use super::ingest_keys;
 use super::*;
 use crate::app::AppState;
 use crate::auth::extract::{resolve, Authed, Read, Write};
 use crate::auth::{AuthVia, Capability, Identity};
 use crate::http::error::ApiError;
-use crate::http::extract::{parse_json, Json, Pagination, Path, Query};
+use crate::http::extract::{parse_json, ClientAddr, Json, Pagination, Path, Query};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -34,6 +40,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/errors/{id}", get(detail))
         .route("/api/errors/{id}/resolve", post(resolve_group))
         .route("/api/errors/{id}/create-bug", post(create_bug))
+        .route(
+            "/api/projects/{id}/ingest-key",
+            get(get_ingest_key)
+                .post(create_ingest_key)
+                .delete(revoke_ingest_key),
+        )
         // Sentry SDKs build these from the DSN; project ids are numbers, so these never
         // shadow a named /api/<domain>/ route.
         .route("/api/{project_id}/envelope/", post(sentry_envelope))
@@ -133,22 +145,36 @@ async fn report_bytes(s: &AppState, headers: &HeaderMap, body: Body) -> Result<B
     }
 }
 
-fn rate_limit(s: &AppState, key: &str) -> Result<(), ApiError> {
-    s.errors.limiter.check(key, Instant::now()).map_err(|wait| {
+/// Takes one report from the caller's address's bucket and from the source's: a caller that
+/// makes up a new `source` for every report still meets its address's limit.
+fn rate_limit(s: &AppState, addr: Option<&str>, key: &str) -> Result<(), ApiError> {
+    let now = Instant::now();
+    let refuse = |what: &str, wait: u64| {
         rejected(
             "rate_limited",
             ApiError::too_many(
-                format!("too many error reports from this source; retry in {wait} s"),
+                format!("too many error reports from this {what}; retry in {wait} s"),
                 wait,
             ),
         )
-    })
+    };
+    if let Some(a) = addr {
+        s.errors
+            .address_limiter
+            .check(&ClientAddr::limit_key(a), now)
+            .map_err(|w| refuse("address", w))?;
+    }
+    s.errors
+        .limiter
+        .check(key, now)
+        .map_err(|w| refuse("source", w))
 }
 
 /// Validates, rate-limits and queues one report; returns once it is stored.
 async fn accept(
     s: &AppState,
     report: NewErrorReport,
+    addr: Option<&str>,
     limit_key: Option<&str>,
 ) -> Result<Accepted, ApiError> {
     let event = report
@@ -156,7 +182,19 @@ async fn accept(
         .map_err(|Invalid { field, message }| {
             rejected("invalid", ApiError::invalid(field, message))
         })?;
-    rate_limit(s, limit_key.unwrap_or(&event.source))?;
+    rate_limit(s, addr, limit_key.unwrap_or(&event.source))?;
+    s.errors
+        .disk
+        .check(&s.config.data_dir, Instant::now())
+        .map_err(|why| {
+            let mut e = ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                why,
+            );
+            e.retry_after = Some(60);
+            rejected("disk_full", e)
+        })?;
     let fingerprint = event.fingerprint.clone();
     let group_id = s.errors.ingest.submit(event).await?;
     Ok(Accepted {
@@ -178,16 +216,72 @@ fn may_ingest(who: Option<&Identity>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A project ingest key presented with a report: `Authorization: Bearer aik_…`, or the
+/// Sentry ways (`X-Sentry-Auth: Sentry sentry_key=…`, `?sentry_key=…`).
+fn presented_ingest_key(parts: &axum::http::request::Parts) -> Option<String> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| ingest_keys::is_ingest_key(k));
+    if let Some(k) = bearer {
+        return Some(k.to_string());
+    }
+    let header = parts
+        .headers
+        .get("x-sentry-auth")
+        .and_then(|v| v.to_str().ok());
+    sentry::auth_key(header, parts.uri.query()).filter(|k| ingest_keys::is_ingest_key(k))
+}
+
+/// Who may report on `POST /api/errors`: anyone, unless a setting asks for credentials. A
+/// presented project key must be valid (and active) whatever the settings say.
+async fn may_report(s: &AppState, parts: &mut axum::http::request::Parts) -> Result<(), ApiError> {
+    let cfg = &s.errors.config;
+    if let Some(key) = presented_ingest_key(parts) {
+        return match ingest_keys::project_of(s, &key).await? {
+            Some(_) => Ok(()),
+            None => Err(rejected(
+                "unauthorized",
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "this ingest key is unknown or revoked",
+                ),
+            )),
+        };
+    }
+    if cfg.errors_require_token {
+        let who = resolve(parts, s).await?;
+        return may_ingest(who.as_ref());
+    }
+    if cfg.errors_require_key {
+        let who = resolve(parts, s).await?;
+        return match who {
+            Some(_) => may_ingest(who.as_ref()),
+            None => Err(rejected(
+                "unauthorized",
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "reports need a project ingest key (or an ingest token): this server sets ARCHITECT_ERRORS_REQUIRE_KEY",
+                ),
+            )),
+        };
+    }
+    // Open reporting looks at no credentials at all (a made-up token costs no lookup).
+    Ok(())
+}
+
 async fn report(
     State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     req: Request,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let (mut parts, body) = req.into_parts();
-    // Open reporting looks at no credentials at all (a made-up token costs no lookup).
-    if s.errors.config.errors_require_token {
-        let who = resolve(&mut parts, &s).await?;
-        may_ingest(who.as_ref())?;
-    }
+    may_report(&s, &mut parts).await?;
     let is_json = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -209,7 +303,7 @@ async fn report(
         Ok(r) => r,
         Err(_) => parse_json(&bytes).map_err(|e| rejected("invalid", e))?,
     };
-    let accepted = accept(&s, report, None).await?;
+    let accepted = accept(&s, report, addr.as_deref(), None).await?;
     Ok((StatusCode::CREATED, Json(accepted)))
 }
 
@@ -284,34 +378,55 @@ async fn create_bug(
 
 // ---- Sentry ----
 
-/// The caller of a Sentry endpoint, from its DSN key (an API token with the Ingest
-/// capability), looked up like a bearer token (same cache, same revocation rules).
+/// Checks the DSN key of a Sentry request for `project`: a project ingest key of that project,
+/// or an API token with the Ingest capability, looked up like a bearer token (same cache,
+/// same revocation rules).
 async fn sentry_caller(
     s: &AppState,
     parts: &mut axum::http::request::Parts,
-) -> Result<Identity, ApiError> {
+    project: i64,
+) -> Result<(), ApiError> {
     let header = parts
         .headers
         .get("x-sentry-auth")
         .and_then(|v| v.to_str().ok());
     let key = sentry::auth_key(header, parts.uri.query())
         .ok_or_else(|| rejected("unauthorized", ApiError::unauthorized()))?;
+    if ingest_keys::is_ingest_key(&key) {
+        return match ingest_keys::project_of(s, &key).await? {
+            Some(p) if p == project => Ok(()),
+            Some(p) => Err(rejected(
+                "forbidden",
+                ApiError::forbidden(format!(
+                    "this ingest key reports for project {p}, not {project}"
+                )),
+            )),
+            None => Err(rejected(
+                "unauthorized",
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "this ingest key is unknown or revoked",
+                ),
+            )),
+        };
+    }
     let bearer = HeaderValue::from_str(&format!("Bearer {key}"))
         .map_err(|_| rejected("unauthorized", ApiError::unauthorized()))?;
     parts.headers.insert(header::AUTHORIZATION, bearer);
     let who = resolve(parts, s).await?;
-    may_ingest(who.as_ref())?;
-    who.ok_or_else(ApiError::unauthorized)
+    may_ingest(who.as_ref())
 }
 
 async fn sentry_events(
     s: &AppState,
     project: i64,
+    addr: Option<&str>,
     req: Request,
     envelope: bool,
 ) -> Result<Json<Value>, ApiError> {
     let (mut parts, body) = req.into_parts();
-    sentry_caller(s, &mut parts).await?;
+    sentry_caller(s, &mut parts, project).await?;
     let key = format!("sentry:{project}");
     let bytes = report_bytes(s, &parts.headers, body).await?;
     let events = if envelope {
@@ -332,7 +447,7 @@ async fn sentry_events(
                 ApiError::invalid("event", "an event must be a JSON object"),
             ));
         }
-        accept(s, sentry::report_from_event(ev, project), Some(&key)).await?;
+        accept(s, sentry::report_from_event(ev, project), addr, Some(&key)).await?;
         id = ev.get("event_id").cloned().unwrap_or(Value::Null);
     }
     Ok(Json(json!({ "id": id })))
@@ -341,15 +456,78 @@ async fn sentry_events(
 async fn sentry_envelope(
     State(s): State<AppState>,
     Path(project): Path<i64>,
+    ClientAddr(addr): ClientAddr,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    sentry_events(&s, project, req, true).await
+    sentry_events(&s, project, addr.as_deref(), req, true).await
 }
 
 async fn sentry_store(
     State(s): State<AppState>,
     Path(project): Path<i64>,
+    ClientAddr(addr): ClientAddr,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    sentry_events(&s, project, req, false).await
+    sentry_events(&s, project, addr.as_deref(), req, false).await
+}
+
+// ---- per-project ingest keys ----
+
+#[derive(serde::Serialize)]
+struct IngestKeyStatus {
+    project_id: i64,
+    /// The active key (never the key itself), or null.
+    key: Option<IngestKey>,
+}
+
+async fn get_ingest_key(
+    State(s): State<AppState>,
+    _: Authed<Read>,
+    Path(id): Path<i64>,
+) -> Result<Json<IngestKeyStatus>, ApiError> {
+    Ok(Json(IngestKeyStatus {
+        project_id: id,
+        key: ingest_keys::active_key(&s, id).await?,
+    }))
+}
+
+/// The base URL clients reached this server at, for the DSN (the Host header they sent).
+pub fn base_url(s: &AppState, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    let scheme = if s.config.session_cookie_secure {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
+}
+
+/// Creates the project's ingest key, or rotates it (the old one stops working now). The key
+/// and its DSN are in this answer only.
+async fn create_ingest_key(
+    State(s): State<AppState>,
+    who: Authed<Write>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<CreatedIngestKey>), ApiError> {
+    let created =
+        ingest_keys::create_key(&s, &who.identity().actor(), id, &base_url(&s, &headers)).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn revoke_ingest_key(
+    State(s): State<AppState>,
+    who: Authed<Write>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    ingest_keys::revoke_key(&s, &who.identity().actor(), id).await?;
+    Ok(Json(json!({"project_id": id, "revoked": true})))
 }

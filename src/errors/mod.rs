@@ -25,8 +25,10 @@ pub mod actions;
 pub mod api;
 pub mod body;
 pub mod config;
+pub mod disk;
 pub mod fingerprint;
 pub mod ingest;
+pub mod ingest_keys;
 pub mod limits;
 pub mod pages;
 pub mod sentry;
@@ -315,6 +317,29 @@ pub struct Accepted {
     pub fingerprint: String,
 }
 
+/// A project's ingest key as listed: never the key itself (only its HMAC is stored).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IngestKey {
+    pub id: i64,
+    pub project_id: i64,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+/// `POST /api/projects/<id>/ingest-key` answers the new key once, with the DSN a Sentry SDK
+/// takes (`http://KEY@HOST/PROJECT_ID`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedIngestKey {
+    #[serde(flatten)]
+    pub info: IngestKey,
+    pub key: String,
+    pub dsn: String,
+    /// True when it replaced (revoked) an earlier key of the project.
+    pub rotated: bool,
+}
+
 /// `POST /api/errors/<id>/create-bug`. Everything optional: the project is inferred when
 /// there is one obvious choice (see `actions::infer_project`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -346,7 +371,12 @@ pub fn severity_for(level: ErrorLevel) -> crate::tracking::BugSeverity {
 pub struct ErrorsRuntime {
     pub config: Arc<ErrorsConfig>,
     pub ingest: Arc<ingest::Ingest>,
+    /// Per source (the report's `source`, or `sentry:<project>`).
     pub limiter: Arc<limits::RateLimiter>,
+    /// Per client address: a caller inventing sources still meets this one.
+    pub address_limiter: Arc<limits::RateLimiter>,
+    /// Refuses reports while the disk is nearly full or the database too large.
+    pub disk: Arc<disk::DiskGuard>,
 }
 
 impl ErrorsRuntime {
@@ -356,6 +386,14 @@ impl ErrorsRuntime {
             limiter: Arc::new(limits::RateLimiter::new(
                 c.errors_rate_per_source,
                 c.errors_burst,
+            )),
+            address_limiter: Arc::new(limits::RateLimiter::new(
+                c.errors_rate_per_address,
+                c.errors_address_burst,
+            )),
+            disk: Arc::new(disk::DiskGuard::new(
+                c.errors_min_free_bytes,
+                c.errors_max_db_bytes,
             )),
             ingest: Arc::new(ingest::Ingest::new(c.errors_samples_per_group)),
             config: Arc::new(c),
@@ -367,17 +405,44 @@ impl ErrorsRuntime {
 /// already prunes hot groups as it goes; this catches the rest, so a minute is plenty.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
-/// One retention pass: keeps the newest `samples_per_group` occurrences of every group and
-/// the hourly buckets of the last `retention_days`. Returns the rows deleted.
+/// One retention pass: deletes groups not seen for `group_max_age_days` and the least recently
+/// seen past `max_groups` (with their counts and samples, one activity record for the pass),
+/// occurrences older than `retention_days` and the oldest past `max_occurrences`, keeps the
+/// newest `samples_per_group` occurrences of every group and the hourly buckets of the last
+/// `retention_days`. Returns the rows deleted.
 pub async fn retention_tick(state: &AppState) -> Result<u64, sqlx::Error> {
     let cfg = &state.errors.config;
-    let cutoff = state.clock.now() - time::Duration::days(i64::from(cfg.errors_retention_days));
-    let cutoff = crate::clock::format(cutoff);
+    let now = state.clock.now();
+    let cutoff =
+        crate::clock::format(now - time::Duration::days(i64::from(cfg.errors_retention_days)));
+    let group_cutoff =
+        crate::clock::format(now - time::Duration::days(i64::from(cfg.errors_group_max_age_days)));
+    let mut tx = crate::db::begin_write(&state.db).await?;
+    let groups = store::delete_groups_seen_before(&mut tx, &group_cutoff).await?
+        + store::delete_groups_past(&mut tx, i64::from(cfg.errors_max_groups)).await?;
+    let mut occurrences = store::delete_occurrences_before(&mut tx, &cutoff).await?;
+    if cfg.errors_max_occurrences > 0 {
+        occurrences +=
+            store::delete_occurrences_past(&mut tx, i64::from(cfg.errors_max_occurrences)).await?;
+    }
+    if groups > 0 {
+        crate::activity::store::record(
+            &mut tx,
+            "system",
+            "prune",
+            "error_group",
+            None,
+            &serde_json::json!({"groups": groups, "occurrences": occurrences}),
+            &crate::clock::format(now),
+        )
+        .await?;
+    }
+    tx.commit().await?;
     let mut conn = state.db.acquire().await?;
     let hours = store::delete_hours_before(&mut conn, hour_of(&cutoff)).await?;
     let samples =
         store::prune_all_samples(&mut conn, i64::from(cfg.errors_samples_per_group)).await?;
-    Ok(hours + samples)
+    Ok(groups + occurrences + hours + samples)
 }
 
 /// This domain's background loops, started by `background::spawn_all`: the ingest writer

@@ -32,7 +32,8 @@
 //! | 502    | `command_failed`        | a node's agent ran the command and it failed       |
 //! | 502    | `tmux_failed`           | tmux could not be run, hung, or refused a command  |
 //! | 503    | `unavailable`           | a dependency (e.g. the database) is down           |
-//! | 503    | `vault_sealed`          | no usable vault master key; the message says why   |
+//! | 503    | `vault_sealed`          | no usable vault master key; admins see why in the vault status |
+//! | 507    | `insufficient_storage`  | error ingest refused: disk nearly full or database too large |
 //!
 //! The LLM gateway (`/v1/*`) answers in its client's own error shape (Anthropic
 //! `{"type":"error","error":{...},"code"}`, OpenAI `{"error":{...,"code"}}`) with these codes too:
@@ -42,6 +43,7 @@
 //! | 429    | `budget_exceeded`       | the caller's or project's LLM budget is spent      |
 //! | 429/503| `providers_unavailable` | every provider failed or was skipped; the message lists why |
 //! | 4xx    | `provider_rejected`     | the provider refused the request as malformed (relayed) |
+//! | 503    | `gateway_busy`          | in-flight request bytes at `LLM_MAX_IN_FLIGHT_BYTES`; see `Retry-After` |
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -43,8 +43,13 @@ fn data_error(path: &str, msg: &str) -> ApiError {
 /// Parses JSON bytes into `T`, mapping syntax errors to 400 and shape errors to 422.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
+    match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        // One JSON value and nothing after it but whitespace: `{"a":1}}` is not a body we
+        // half-read.
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(e) => Err(ApiError::bad_json(format!("malformed JSON: {e}"))),
+        },
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
@@ -264,6 +269,11 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("bogus"));
         let e = parse_json::<P>(br#"{"name": "#).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (400, "invalid_json"));
+        // One value, then only whitespace: trailing characters are refused, not ignored.
+        let e = parse_json::<P>(br#"{"name": "x"}}"#).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (400, "invalid_json"));
+        assert!(e.message.contains("trailing characters"), "{}", e.message);
+        assert!(parse_json::<P>(b"{\"name\": \"x\"} \n").is_ok());
     }
 
     #[test]
@@ -292,6 +302,24 @@ mod tests {
     }
 
     #[test]
+    fn limits_count_ipv6_addresses_by_their_64_network() {
+        assert_eq!(ClientAddr::limit_key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(ClientAddr::limit_key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(
+            ClientAddr::limit_key("2001:db8:1:2:aaaa::1"),
+            ClientAddr::limit_key("2001:db8:1:2:bbbb::9")
+        );
+        assert_eq!(
+            ClientAddr::limit_key("2001:db8:1:2::1"),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(
+            ClientAddr::limit_key("2001:db8:1:2::1"),
+            ClientAddr::limit_key("2001:db8:1:3::1")
+        );
+    }
+
+    #[test]
     fn like_pattern_escapes_wildcards() {
         assert_eq!(crate::db::like_pattern("a%_b"), "%a\\%\\_b%");
     }
@@ -308,6 +336,22 @@ pub struct ClientAddr(pub Option<String>);
 pub struct TrustedProxies(pub std::sync::Arc<Vec<std::net::IpAddr>>);
 
 impl ClientAddr {
+    /// What rate limits and lockouts count an address under: an IPv4 address itself, an IPv6
+    /// address's /64 network (one host is usually given a whole /64, so counting single IPv6
+    /// addresses would let it step past any limit). IPv4-mapped IPv6 counts as the IPv4.
+    pub fn limit_key(addr: &str) -> String {
+        match addr.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+            _ => addr.to_string(),
+        }
+    }
+
     /// Applies the trust rule to a peer address and the request's headers.
     pub fn resolve(
         peer: Option<std::net::IpAddr>,

@@ -170,6 +170,12 @@ pub struct LlmConfig {
     #[arg(id = "llm_max_body_bytes", long = "llm-max-body-bytes", env = "LLM_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Request bytes all `/v1/*` requests together may hold in memory at once; a request
+    /// whose body would pass it answers 503 (`gateway_busy`, Retry-After) in the client's
+    /// format instead of waiting. Keep it at least LLM_MAX_BODY_BYTES.
+    #[arg(long = "llm-max-in-flight-bytes", env = "LLM_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_in_flight_bytes: usize,
+
     /// Seconds a stream may stay silent before it counts as failed.
     #[arg(
         long = "llm-stream-idle-timeout",
@@ -203,6 +209,7 @@ impl Default for LlmConfig {
             breaker_cooldown_secs: 60,
             request_timeout_secs: 120,
             max_body_bytes: 32 * 1024 * 1024,
+            max_in_flight_bytes: 64 * 1024 * 1024,
             stream_idle_timeout_secs: 120,
         }
     }
@@ -229,5 +236,6 @@ mod tests {
         assert_eq!(parsed.request_timeout_secs, d.request_timeout_secs);
         assert_eq!(parsed.anythingllm_workspace, d.anythingllm_workspace);
         assert_eq!(parsed.max_body_bytes, d.max_body_bytes);
+        assert_eq!(parsed.max_in_flight_bytes, d.max_in_flight_bytes);
     }
 }

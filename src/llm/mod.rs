@@ -226,6 +226,8 @@ pub struct LlmRuntime {
     pub ledger: Arc<ledger::Ledger>,
     /// Price table and budgets, cached from the database (reloaded after every edit).
     pub book: Arc<actions::Book>,
+    /// Request bytes held by `/v1/*` requests right now, up to `LLM_MAX_IN_FLIGHT_BYTES`.
+    pub body_budget: gateway::BodyBudget,
 }
 
 impl LlmRuntime {
@@ -236,6 +238,7 @@ impl LlmRuntime {
             client: client::UnifiedLlmClient::new(registry, clock),
             ledger: Arc::default(),
             book: Arc::default(),
+            body_budget: gateway::BodyBudget::new(config.llm.max_in_flight_bytes),
         })
     }
 }

@@ -43,11 +43,17 @@ pub fn routes() -> Router<AppState> {
 impl From<VaultError> for ApiError {
     fn from(e: VaultError) -> Self {
         match e {
-            VaultError::Sealed(m) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "vault_sealed",
-                format!("the vault is sealed: {m}"),
-            ),
+            // The reason names key files and key ids: an admin reads it in
+            // `GET /api/vault/status` (and the server log), every other caller only learns
+            // that the vault is sealed.
+            VaultError::Sealed(m) => {
+                tracing::debug!(reason = %m, "vault call refused: sealed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "vault_sealed",
+                    SEALED_MESSAGE,
+                )
+            }
             VaultError::NotFound(what) => ApiError::not_found(what),
             e @ VaultError::Deleted(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
@@ -248,12 +254,19 @@ async fn audit(
     ))
 }
 
-/// Answers while sealed too: this is where a client learns why.
-/// Where the key file lives is for admins only (it tells an intruder what to steal).
+/// What every vault call answers while sealed; the reason is for admins.
+pub const SEALED_MESSAGE: &str =
+    "the vault is sealed; an admin can read why in GET /api/vault/status or the server log";
+
+/// Answers while sealed too: this is where an admin learns why. Where the key file lives, the
+/// key ids and the sealed reason (which names both) are for admins only: they tell an
+/// intruder what to steal.
 async fn status(State(s): State<AppState>, who: Authed<Read>) -> ApiResult<VaultStatus> {
     let mut st = actions::status(&s).await?;
     if !who.identity().can(crate::auth::Capability::Admin) {
         st.key_file = None;
+        st.active_key_id = None;
+        st.reason = st.reason.map(|_| SEALED_MESSAGE.to_string());
     }
     Ok(Json(st))
 }

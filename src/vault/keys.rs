@@ -337,6 +337,46 @@ fn read_key_file(path: &Path) -> Result<Option<MasterKey>, String> {
     })
 }
 
+/// Refuses a master key file (or a staged rotation key) that users other than the owner can
+/// read: whoever reads it reads every secret. `serve` does not start with one unless the
+/// operator said so (`--allow-readable-master-key`); then the start-up log warns on every
+/// read. Refusing beats warning: a warning scrolls by, a server that does not start gets the
+/// file fixed. An env key (`ARCHITECT_MASTER_KEY`) has no file to check.
+pub fn check_key_file_private(config: &ServeConfig) -> Result<(), String> {
+    if config
+        .master_key
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty())
+        || config.allow_readable_master_key
+    {
+        return Ok(());
+    }
+    let path = key_file_path(config);
+    for p in [path.clone(), KeyFiles(&path).staged()] {
+        if let Some(mode) = readable_by_others(&p) {
+            return Err(format!(
+                "the master key file {} has mode {mode:o}: users other than its owner can read it. Run `chmod 600 {}` (or start with --allow-readable-master-key / ARCHITECT_ALLOW_READABLE_MASTER_KEY=true to accept it)",
+                p.display(),
+                p.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The file's permission bits when group or others have any access to it.
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> Option<u32> {
+    None
+}
+
 #[cfg(unix)]
 fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;

@@ -62,6 +62,12 @@ struct SealedPage {
 /// The vault's pages answer 503 with the reason while the vault is sealed.
 fn sealed_page(s: &AppState, who: &Identity) -> Option<Response> {
     let reason = s.vault.sealed_reason()?;
+    // The reason names the key file and key ids: admins only.
+    let reason = if who.can(crate::auth::Capability::Admin) {
+        reason
+    } else {
+        super::api::SEALED_MESSAGE.to_string()
+    };
     let layout = Layout::new(s, who, "vault", "Vault (sealed)");
     let mut resp = render(&SealedPage { layout, reason });
     *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

@@ -141,6 +141,102 @@ async fn per_address_throttle_covers_many_usernames() {
     assert_eq!(r.status, 429);
 }
 
+/// A login from `addr` (the server believes `X-Forwarded-For` from 127.0.0.1 in these tests).
+async fn login_from(
+    t: &TestServer,
+    addr: &str,
+    user: &str,
+    password: &str,
+) -> crate::support::Resp {
+    let s = t.anon();
+    s.send(
+        s.request(reqwest::Method::POST, "/login")
+            .header("x-forwarded-for", addr)
+            .json(&json!({"username": user, "password": password})),
+    )
+    .await
+}
+
+/// Guesses sent all at once are counted before any password is checked: at most the limit's
+/// worth are checked, the rest are refused unchecked (it used to read the count, check, then
+/// write, so every parallel guess got its check).
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_wrong_guesses_never_exceed_the_limit() {
+    let t = TestServer::start_with(|c| {
+        c.login_max_failures = 5;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let guesses = (0..24).map(|i| {
+        let t = &t;
+        async move { login_from(t, "198.51.100.7", ADMIN, &format!("guess-{i}")).await }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let wrong = answers.iter().filter(|r| r.status == 401).count();
+    let refused = answers.iter().filter(|r| r.status == 429).count();
+    assert_eq!(wrong + refused, answers.len(), "only 401s and 429s");
+    // The fifth failure answers 429 (it sets the lockout): fewer than five 401s.
+    assert!(wrong < 5, "{wrong} guesses were checked and answered 401");
+    // Locked now: the right password from that address is refused too.
+    let r = login_from(&t, "198.51.100.7", ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+}
+
+/// Wrong passwords for the admin from many addresses lock those addresses, never the admin:
+/// the right password from a fresh address still logs in (it used to be five wrong passwords
+/// from anywhere and the admin was locked out for 15 minutes).
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_from_many_addresses_never_lock_out_the_right_password() {
+    let t = TestServer::start_with(|c| {
+        c.login_max_failures = 3;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let attackers = [
+        "203.0.113.1",
+        "203.0.113.2",
+        "203.0.113.3",
+        "203.0.113.4",
+        "203.0.113.5",
+    ];
+    for a in attackers {
+        for i in 0..3 {
+            let r = login_from(&t, a, ADMIN, "wrong").await;
+            let expect = if i < 2 { 401 } else { 429 };
+            assert_eq!(r.status, expect, "{a} attempt {i}: {}", r.body);
+        }
+    }
+    let r = login_from(&t, "192.0.2.60", ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(
+        r.status, 200,
+        "a fresh address with the right password: {}",
+        r.body
+    );
+    // Each attacking address is still locked, even with the right password.
+    let r = login_from(&t, "203.0.113.1", ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.headers.get("retry-after").is_some());
+    // An IPv6 client counts as its /64: stepping to the next address does not reset it.
+    for i in 0..3 {
+        let r = login_from(&t, &format!("2001:db8:7:7::{i}"), ADMIN, "wrong").await;
+        let expect = if i < 2 { 401 } else { 429 };
+        assert_eq!(r.status, expect, "IPv6 attempt {i}: {}", r.body);
+    }
+    let r = login_from(&t, "2001:db8:7:7::99", ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let r = login_from(&t, "2001:db8:7:8::1", ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 200, "another /64: {}", r.body);
+    // Another user from an attacking address is not locked by the admin's pair.
+    let s = t.user("olga", "member").await;
+    drop(s);
+    let r = login_from(&t, "203.0.113.1", "olga", "password-123").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The lockout ends with time.
+    t.clock.advance(901);
+    let r = login_from(&t, "203.0.113.1", ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_revokes_the_session() {
     let t = TestServer::start().await;
@@ -149,10 +245,24 @@ async fn logout_revokes_the_session() {
     let r = s.post_form("/logout", &[]).await;
     assert!(matches!(r.status, 302 | 303), "{}", r.body);
     assert_eq!(s.get("/api/projects").await.status, 401);
-    // GET /logout works too, as in the original system.
-    let s2 = t.admin().await;
-    s2.get("/logout").await;
-    assert_eq!(s2.get("/api/projects").await.status, 401);
+}
+
+/// Logout is a state change: a GET (a link or an `<img>` on any page) or a POST without the
+/// session's CSRF token leaves the session alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_needs_post_and_the_csrf_token() {
+    let t = TestServer::start().await;
+    let s = t.admin().await;
+    let r = s.get("/logout").await;
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert_eq!(s.get("/api/projects").await.status, 200);
+    let no_csrf = s.send(s.http.post(format!("{}/logout", s.base))).await;
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.body);
+    assert_eq!(s.get("/api/projects").await.status, 200);
+    // With the token (form field or header) it ends the session.
+    let r = s.post_json("/logout", &json!({})).await;
+    assert!(matches!(r.status, 302 | 303), "{}", r.body);
+    assert_eq!(s.get("/api/projects").await.status, 401);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -107,7 +107,11 @@ async fn reports_are_grouped_with_nodes_occurrences_and_histogram() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_thousand_id_variants_are_one_group_and_types_never_merge() {
-    let t = TestServer::start_with(|c| c.errors.errors_rate_per_source = 0.0).await;
+    let t = TestServer::start_with(|c| {
+        c.errors.errors_rate_per_source = 0.0;
+        c.errors.errors_rate_per_address = 0.0;
+    })
+    .await;
     let anon = Arc::new(t.anon());
     let n = 10_000usize;
     let codes = futures_util::stream::iter(0..n)
@@ -457,6 +461,266 @@ async fn token_required_mode_accepts_ingest_tokens_only() {
     // An ingest token reports but cannot read.
     assert_eq!(ingest.get("/api/errors").await.status, 403);
     assert_eq!(groups(&admin, "").await.len(), 1);
+    t.stop().await;
+}
+
+/// A report from `addr` (these servers believe `X-Forwarded-For` from 127.0.0.1).
+async fn report_from(t: &TestServer, addr: &str, body: &Value) -> crate::support::Resp {
+    let s = t.anon();
+    s.send(
+        s.request(reqwest::Method::POST, "/api/errors")
+            .header("x-forwarded-for", addr)
+            .json(body),
+    )
+    .await
+}
+
+/// A caller that names a new `source` in every report still meets its address's limit (the
+/// per-source limit alone let a rotating source write 483 MB in 10 s).
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_apply_per_client_address_whatever_the_source() {
+    let t = TestServer::start_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.errors.errors_rate_per_address = 0.5;
+        c.errors.errors_address_burst = 3;
+    })
+    .await;
+    for i in 0..3 {
+        let r = report_from(
+            &t,
+            "198.51.100.9",
+            &report("n", "E", "m", &format!("src-{i}")),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let r = report_from(&t, "198.51.100.9", &report("n", "E", "m", "src-new")).await;
+    assert_eq!(
+        (r.status, r.json["code"].as_str()),
+        (429, Some("too_many_requests")),
+        "{}",
+        r.body
+    );
+    assert!(r.headers.get("retry-after").is_some());
+    // Another address is not held back, and the refused report is not stored.
+    let r = report_from(&t, "198.51.100.10", &report("n", "E", "m", "src-new")).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // IPv6 counts per /64: a new address in the same network shares its bucket.
+    for i in 0..3 {
+        let r = report_from(
+            &t,
+            &format!("2001:db8:5:5::{i}"),
+            &report("n", "E", "m", "v6"),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let r = report_from(&t, "2001:db8:5:5::77", &report("n", "E", "m", "v6")).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let admin = t.admin().await;
+    assert_eq!(groups(&admin, "?source=src-new").await[0]["count"], 1);
+    assert_eq!(groups(&admin, "?source=v6").await[0]["count"], 3);
+    t.stop().await;
+}
+
+/// Groups are not kept forever: the retention loop deletes groups not seen for the max age
+/// and the least recently seen past the max count, and bounds the occurrences kept in all.
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_bounds_groups_and_occurrences_by_age_and_count() {
+    let t = TestServer::start_with(|c| {
+        c.errors.errors_max_groups = 3;
+        c.errors.errors_max_occurrences = 4;
+        c.errors.errors_group_max_age_days = 10;
+    })
+    .await;
+    let anon = t.anon();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(post_ok(&anon, &report("n", &format!("Type{i}"), "boom", "s")).await);
+        t.clock.advance(60);
+    }
+    // Seen again: the oldest group becomes the most recent one.
+    assert_eq!(
+        post_ok(&anon, &report("n", "Type0", "boom", "s")).await,
+        ids[0]
+    );
+    architect::errors::retention_tick(t.state()).await.unwrap();
+    let admin = t.admin().await;
+    let mut left: Vec<i64> = groups(&admin, "")
+        .await
+        .iter()
+        .map(|g| g["id"].as_i64().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![ids[0], ids[3], ids[4]],
+        "the 3 most recently seen stay"
+    );
+    let occurrences: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM error_occurrences")
+        .fetch_one(&t.state().db)
+        .await
+        .unwrap();
+    assert!(occurrences <= 4, "{occurrences} occurrences kept");
+    let log = admin.get("/api/activity?entity=error_group").await;
+    assert!(log.body.contains("prune"), "{}", log.body);
+    // Past the max age every group goes.
+    t.clock.advance(11 * 24 * 3600);
+    architect::errors::retention_tick(t.state()).await.unwrap();
+    assert!(groups(&t.admin().await, "").await.is_empty());
+    t.stop().await;
+}
+
+/// While the database passes its configured size, or the disk its free-space floor, reports
+/// are refused with 507 and nothing is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_disk_guard_refuses_reports_with_507() {
+    let t = TestServer::start_with(|c| c.errors.errors_max_db_bytes = 1).await;
+    let r = t
+        .anon()
+        .post_json("/api/errors", &report("n", "E", "m", "s"))
+        .await;
+    assert_eq!(
+        (r.status, r.json["code"].as_str()),
+        (507, Some("insufficient_storage")),
+        "{}",
+        r.body
+    );
+    assert!(r.json["error"]
+        .as_str()
+        .unwrap()
+        .contains("ARCHITECT_ERRORS_MAX_DB_BYTES"));
+    let admin = t.admin().await;
+    assert!(groups(&admin, "").await.is_empty());
+    t.stop().await;
+
+    let t = TestServer::start_with(|c| c.errors.errors_min_free_bytes = u64::MAX).await;
+    let ingest = t.token("ingest").await;
+    let key = ingest.token.clone().unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/42/store/", t.url))
+        .header("x-sentry-auth", format!("Sentry sentry_key={key}"))
+        .header("content-type", "application/json")
+        .body(r#"{"message": "m"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 507);
+    t.stop().await;
+}
+
+/// Per-project ingest keys: a member creates one (shown once, with its DSN), the real Sentry
+/// SDK reports with the DSN, the key reports for its own project only, rotating and revoking
+/// stop the old key, and with ARCHITECT_ERRORS_REQUIRE_KEY anonymous reports are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn per_project_ingest_keys_report_rotate_revoke_and_can_be_required() {
+    let t = TestServer::start_with(|c| c.errors.errors_require_key = true).await;
+    let member = t.user("mia", "member").await;
+    let p = member
+        .post_json("/api/projects", &json!({"name": "shop"}))
+        .await
+        .json["id"]
+        .as_i64()
+        .unwrap();
+    let other = member
+        .post_json("/api/projects", &json!({"name": "blog"}))
+        .await
+        .json["id"]
+        .as_i64()
+        .unwrap();
+    let viewer = t.user("vic", "viewer").await;
+    let r = viewer
+        .post_json(&format!("/api/projects/{p}/ingest-key"), &json!({}))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = member
+        .post_json(&format!("/api/projects/{p}/ingest-key"), &json!({}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let key = r.json["key"].as_str().unwrap().to_string();
+    let host = t.url.trim_start_matches("http://");
+    assert!(key.starts_with("aik_"), "{key}");
+    let dsn = r.json["dsn"].as_str().unwrap().to_string();
+    assert_eq!(dsn, format!("http://{key}@{host}/{p}"));
+    assert_eq!(r.json["rotated"], false);
+    // Listed without the key.
+    let st = viewer.get(&format!("/api/projects/{p}/ingest-key")).await;
+    assert_eq!(st.status, 200, "{}", st.body);
+    assert!(st.json["key"]["prefix"].as_str().is_some() && !st.body.contains(&key));
+    assert_eq!(viewer.get("/api/projects/999/ingest-key").await.status, 404);
+
+    // Anonymous reports are refused in this mode; the key (as a bearer) is accepted.
+    let body = report("n", "E", "m", "s");
+    let r = t.anon().post_json("/api/errors", &body).await;
+    assert_eq!(
+        (r.status, r.json["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let keyed = Session::new(&t.url, Some(key.clone()));
+    post_ok(&keyed, &body).await;
+    let bogus = Session::new(&t.url, Some("aik_not-a-key".into()));
+    assert_eq!(bogus.post_json("/api/errors", &body).await.status, 401);
+
+    // The real Sentry SDK with the DSN.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("report.py");
+    std::fs::write(&script, SENTRY_SCRIPT).unwrap();
+    run_python(&script, &dsn).await;
+    let admin = t.admin().await;
+    let list = groups(&admin, "").await;
+    assert!(
+        list.iter().any(|g| g["error_type"] == "ValueError"),
+        "{list:?}"
+    );
+
+    let store = |key: String, project: i64| {
+        let url = format!("{}/api/{project}/store/", t.url);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header(
+                    "x-sentry-auth",
+                    format!("Sentry sentry_version=7, sentry_key={key}"),
+                )
+                .header("content-type", "application/json")
+                .body(r#"{"message": "from the store endpoint"}"#)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(store(key.clone(), p).await, 200);
+    // Another project's URL: refused.
+    assert_eq!(store(key.clone(), other).await, 403);
+
+    // Rotating: a new key works, the old one no longer does.
+    let r = member
+        .post_json(&format!("/api/projects/{p}/ingest-key"), &json!({}))
+        .await;
+    assert_eq!((r.status, r.json["rotated"].as_bool()), (201, Some(true)));
+    let new_key = r.json["key"].as_str().unwrap().to_string();
+    assert_eq!(store(key.clone(), p).await, 401);
+    assert_eq!(store(new_key.clone(), p).await, 200);
+    // Revoking: nothing reports with it any more.
+    let r = member
+        .delete(&format!("/api/projects/{p}/ingest-key"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(store(new_key.clone(), p).await, 401);
+    assert_eq!(
+        member
+            .delete(&format!("/api/projects/{p}/ingest-key"))
+            .await
+            .status,
+        404
+    );
+    let log = admin.get("/api/activity?entity=error_ingest_key").await;
+    for action in ["\"create\"", "\"rotate\"", "\"revoke\""] {
+        assert!(log.body.contains(action), "{action}: {}", log.body);
+    }
+    assert!(!log.body.contains(&key) && !log.body.contains(&new_key));
     t.stop().await;
 }
 

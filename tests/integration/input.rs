@@ -25,6 +25,24 @@ async fn malformed_bodies_get_clear_4xx_and_write_nothing() {
         "{}",
         r.body
     );
+    // One JSON value and then more: refused whole, not half-read (it used to create "x").
+    let r = s.send(raw("{\"name\":\"x\"}}")).await;
+    assert_eq!(
+        (r.status, r.json["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("trailing characters"),
+        "{}",
+        r.body
+    );
+    let r = s.send(raw("{\"name\":\"y\"} {\"name\":\"z\"}")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
     let r = s.send(raw("[1,2]")).await;
     assert_eq!(
         (r.status, r.json["code"].as_str()),

@@ -10,7 +10,7 @@ mod clients;
 #[path = "llm/mock.rs"]
 pub mod mock;
 
-use crate::support::{Resp, Session, TestServer};
+use crate::support::{until, Resp, Session, TestServer};
 use architect::llm::LlmConfig;
 use mock::{dead_url, Act, Kind, Mock};
 use serde_json::{json, Value};
@@ -1187,4 +1187,64 @@ async fn the_llm_metrics_page_shows_the_gateway_and_resets_circuits() {
         )
         .await;
     assert_eq!(r.status, 403);
+}
+
+/// Request bodies held by `/v1/*` requests are capped together (`LLM_MAX_IN_FLIGHT_BYTES`):
+/// while one large body is being received, another large one is refused with 503 in the
+/// client's own error format (it used to be read whole: 16 × 30 MB bodies at once took the
+/// server to 611 MB), a small one still passes, and once the first is done the bytes are free.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_flight_request_bytes_are_capped_across_requests() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rig = rig_with("claude", |c| c.max_in_flight_bytes = 1024 * 1024).await;
+    let big = |n: usize| {
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "system": "x".repeat(n),
+            "messages": [{"role": "user", "content": "Say hello"}]})
+    };
+    // A: 700 KB declared, a first part sent, the rest held back.
+    let a_body = big(700 * 1024).to_string();
+    let addr = rig.server.url.trim_start_matches("http://").to_string();
+    let mut a = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nhost: {addr}\r\nx-api-key: {}\r\nanthropic-version: 2023-06-01\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        rig.token,
+        a_body.len()
+    );
+    a.write_all(head.as_bytes()).await.unwrap();
+    a.write_all(&a_body.as_bytes()[..4096]).await.unwrap();
+    // B: another 700 KB is refused while A holds its bytes (A is claimed once the server
+    // reads its head; until then B may pass, so ask until it is refused).
+    let b = big(700 * 1024);
+    let refused = until("a second large body is refused", || async {
+        let r = rig.messages(&b, &[]).await;
+        (r.status == 503).then_some(r)
+    })
+    .await;
+    assert_eq!(refused.json["type"], "error", "{}", refused.body);
+    assert_eq!(refused.json["error"]["type"], "overloaded_error");
+    assert_eq!(refused.json["code"], "gateway_busy");
+    assert!(refused.headers.get("retry-after").is_some());
+    // The OpenAI format says the same in its own shape.
+    let r = rig
+        .chat(
+            &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "y".repeat(700 * 1024)}]}),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["error"]["code"].as_str()),
+        (503, Some("gateway_busy")),
+        "{}",
+        r.body
+    );
+    // A small request fits beside A.
+    let r = rig.messages(&claude_body(false), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A finishes and is answered; its bytes are given back.
+    a.write_all(&a_body.as_bytes()[4096..]).await.unwrap();
+    let mut answer = String::new();
+    a.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let r = rig.messages(&b, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -60,6 +60,7 @@ pub fn config(data_dir: &Path) -> ServeConfig {
         trusted_proxies: Vec::new(),
         master_key: None,
         master_key_file: None,
+        allow_readable_master_key: false,
         worker_bin: None,
         worker_allow_shell: false,
         errors: Default::default(),

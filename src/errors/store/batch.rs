@@ -262,3 +262,56 @@ pub async fn delete_hours_before(conn: &mut AnyConnection, hour: &str) -> Result
         .await?;
     Ok(r.rows_affected())
 }
+
+// ---- retention bounds ----
+
+/// Deletes groups last seen before `before` (their node counts, hours and samples cascade).
+pub async fn delete_groups_seen_before(
+    conn: &mut AnyConnection,
+    before: &str,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM errors WHERE last_seen < $1")
+        .bind(before)
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Keeps the `keep` most recently seen groups and deletes the rest.
+pub async fn delete_groups_past(conn: &mut AnyConnection, keep: i64) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "DELETE FROM errors WHERE id NOT IN
+             (SELECT id FROM errors ORDER BY last_seen DESC, id DESC LIMIT $1)",
+    )
+    .bind(keep)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Deletes raw occurrences received before `before`.
+pub async fn delete_occurrences_before(
+    conn: &mut AnyConnection,
+    before: &str,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM error_occurrences WHERE received_at < $1")
+        .bind(before)
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Keeps the newest `keep` raw occurrences over all groups (ids only grow: newest = largest).
+pub async fn delete_occurrences_past(
+    conn: &mut AnyConnection,
+    keep: i64,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "DELETE FROM error_occurrences WHERE id <
+             (SELECT id FROM error_occurrences ORDER BY id DESC LIMIT 1 OFFSET $1)",
+    )
+    .bind(keep - 1)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected())
+}

@@ -7,7 +7,9 @@ use crate::db::like_pattern;
 use sqlx::{Any, AnyConnection, Executor};
 
 mod batch;
+mod keys;
 pub use batch::*;
+pub use keys::*;
 
 fn parse_or<T: std::str::FromStr>(s: &str, fallback: T) -> T {
     s.parse().unwrap_or(fallback)

@@ -4,7 +4,7 @@
 //! `vault:NAME` references.
 
 use super::{code, create, value_of, Node};
-use crate::support::TestServer;
+use crate::support::{Session, TestServer};
 use architect::db::Db;
 use serde_json::json;
 
@@ -243,6 +243,16 @@ async fn the_key_file_is_created_private_and_its_path_is_configurable() {
     assert!(key.is_file());
     #[cfg(unix)]
     assert_eq!(mode(&key), 0o600);
+    // The data dir, the database (and its WAL) and the session key are owner-only too.
+    #[cfg(unix)]
+    for (p, want) in [
+        (t.data_dir.clone(), 0o700),
+        (t.data_dir.join("architect.db"), 0o600),
+        (t.data_dir.join("architect.db-wal"), 0o600),
+        (t.data_dir.join("secret.key"), 0o600),
+    ] {
+        assert_eq!(mode(&p), want, "{}", p.display());
+    }
     let text = std::fs::read_to_string(&key).unwrap();
     assert_eq!(text.trim().len(), 44, "base64 of 32 bytes");
     let db: Vec<u8> = std::fs::read(t.data_dir.join("architect.db")).unwrap();
@@ -295,8 +305,9 @@ async fn assert_sealed(n: &Node, why: &str) {
         "{}",
         r.body
     );
+    // Every vault call only says that it is sealed; why is in the status, for admins.
     assert!(
-        r.json["error"].as_str().unwrap().contains(why),
+        !r.json["error"].as_str().unwrap().contains(why),
         "{why}: {}",
         r.body
     );
@@ -331,6 +342,50 @@ async fn assert_sealed(n: &Node, why: &str) {
         .is_err());
 }
 
+/// The sealed reason names the key file (and key ids): an admin sees it, a viewer, a member
+/// or a read token sees only that the vault is sealed, in the status, the 503s and the page.
+async fn assert_sealed_reason_is_for_admins(n: &Node, key_path: &std::path::Path) {
+    let admin = n.admin().await;
+    let path = key_path.display().to_string();
+    let st = admin.get("/api/vault/status").await;
+    assert!(
+        st.json["reason"].as_str().unwrap().contains(&path),
+        "{}",
+        st.body
+    );
+    let r = admin
+        .post_json(
+            "/api/users",
+            &json!({"username": "vera", "password": "password-123", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut viewer = Session::new(&n.url, None);
+    let r = viewer
+        .post_json(
+            "/login",
+            &json!({"username": "vera", "password": "password-123"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    viewer.csrf = r.json["csrf_token"].as_str().unwrap().to_string();
+    let st = viewer.get("/api/vault/status").await;
+    assert_eq!((st.status, st.json["sealed"].as_bool()), (200, Some(true)));
+    assert!(st.json["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("sealed")));
+    for r in [
+        st,
+        viewer.get("/api/secrets").await,
+        viewer.get("/api/secrets/1").await,
+        viewer.get("/vault").await,
+    ] {
+        assert!(!r.body.contains(&path), "{}", r.body);
+        assert!(!r.body.contains("master.key"), "{}", r.body);
+        assert!(r.json["key_file"].is_null() && r.json["active_key_id"].is_null());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_or_wrong_master_key_seals_the_vault() {
     let tmp = tempfile::tempdir().unwrap();
@@ -355,9 +410,15 @@ async fn a_missing_or_wrong_master_key_seals_the_vault() {
     let n = Node::start(&dir, |_| {}).await;
     assert_sealed(&n, "missing").await;
     assert!(!key_path.exists());
+    assert_sealed_reason_is_for_admins(&n, &key_path).await;
     n.stop().await;
     // A key file that is not a key: sealed, and the file is left as it was.
     std::fs::write(&key_path, "this is not a key\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let n = Node::start(&dir, |_| {}).await;
     assert_sealed(&n, "not a valid key").await;
     n.stop().await;
@@ -376,4 +437,40 @@ async fn a_missing_or_wrong_master_key_seals_the_vault() {
     let s = n.admin().await;
     assert_eq!(value_of(&s, id).await, "kept-value");
     n.stop().await;
+}
+
+/// Whoever reads the master key file reads every secret: a key file group or others can read
+/// stops the server at start (with the `chmod` that fixes it) unless the operator accepts it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_master_key_file_others_can_read_stops_the_server() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let n = Node::start(&dir, |_| {}).await;
+    n.stop().await;
+    let key_path = dir.join("master.key");
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = match architect::serve::start(
+        crate::support::config(&dir),
+        architect::clock::Clock::manual(),
+    )
+    .await
+    {
+        Ok(_) => panic!("the server started with a world-readable master key"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("chmod 600") && err.contains("master.key"),
+        "{err}"
+    );
+    // Accepted explicitly: the server starts and the vault is open.
+    let n = Node::start(&dir, |c| c.allow_readable_master_key = true).await;
+    let s = n.admin().await;
+    let st = s.get("/api/vault/status").await;
+    assert_eq!(st.json["sealed"], false, "{}", st.body);
+    n.stop().await;
+    // Fixed: starts without the override.
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    Node::start(&dir, |_| {}).await.stop().await;
 }
