@@ -1,7 +1,9 @@
 -- One prompt on screen is one interaction (issue 12): each interaction remembers which prompt
--- it was (a fingerprint of the prompt panel read off the pane) and when that prompt was seen to
--- leave the screen, and a session holds at most one pending interaction.
+-- it was (a fingerprint of the prompt panel read off the pane), the whole screen its key was
+-- pressed on, and when that prompt was seen to leave the screen; a session holds at most one
+-- pending interaction.
 ALTER TABLE agent_interactions ADD COLUMN fingerprint TEXT;
+ALTER TABLE agent_interactions ADD COLUMN screen_hash TEXT;
 ALTER TABLE agent_interactions ADD COLUMN screen_left_at TEXT;
 
 -- Older duplicates (the same prompt recorded twice) close as superseded before the index.

@@ -984,6 +984,21 @@ impl PermissionRequest {
     }
 }
 
+/// A hash of the whole screen as the agent drew it (side panel removed, trailing blanks and
+/// blank lines dropped): unchanged while nothing on it changed.
+pub fn screen_hash(screen: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for l in strip_side_panel(screen).lines() {
+        let l = l.trim_end();
+        if !l.is_empty() {
+            h.update(l.as_bytes());
+            h.update([b'\n']);
+        }
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
 /// Reads the tool and command or file of a permission prompt (`None` when the screen holds
 /// none this code knows).
 pub fn permission_request(agent: AgentKind, screen: &str) -> Option<PermissionRequest> {
@@ -999,6 +1014,11 @@ pub fn permission_request(agent: AgentKind, screen: &str) -> Option<PermissionRe
             let panel = &lines[start..];
             let title = panel.iter().find(|l| !l.trim().is_empty())?.trim();
             let prompt_text = panel.join("\n").trim().to_string();
+            // Every permission panel asks "Do you want to …?"; anything else (a footer, a
+            // screen caught mid-redraw) is no prompt.
+            if !prompt_text.contains("Do you want to") {
+                return None;
+            }
             let numbered = prompt_text.contains("1. Yes");
             let between_dashes = |panel: &[&str]| -> Option<String> {
                 let first = panel.iter().position(|l| l.starts_with('╌'))?;
@@ -1563,6 +1583,17 @@ mod tests {
             unknown_enable_names(&["ollama".into(), "ollama_idle".into(), "nope".into()]),
             ["nope"]
         );
+    }
+
+    #[test]
+    fn a_screen_without_a_prompt_yields_no_request() {
+        for s in [
+            capture!("claude-1-idle"),
+            capture!("claude-2-busy"),
+            capture!("claude-9-idle-side-panel"),
+        ] {
+            assert_eq!(permission_request(AgentKind::Claude, s), None);
+        }
     }
 
     #[test]

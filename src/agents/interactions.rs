@@ -8,8 +8,10 @@
 //!
 //! **One prompt on screen is one interaction and one key press.** Each interaction carries the
 //! fingerprint of the prompt it was read from (`PermissionRequest::fingerprint`); a session
-//! holds at most one pending interaction (a unique index); a prompt still drawn right after it
-//! was answered ([`ECHO_WINDOW_MS`], until the pane is seen without it) is not recorded again;
+//! holds at most one pending interaction (a unique index); an answered prompt still drawn —
+//! the very screen its key was pressed on, unchanged, within [`ECHO_WINDOW_MS`] and not seen
+//! gone in between — is not recorded again (the same request asked again shows a changed
+//! transcript above it, so it is);
 //! and [`apply`] re-reads the pane before every key press and presses nothing unless the very
 //! same prompt is on screen and the interaction was still pending (claimed by one
 //! conditional UPDATE, so of two callers only one presses).
@@ -18,7 +20,9 @@
 //! exact command (`permissions::decide_for_hook`): the pane scan only attaches the prompt it
 //! sees to it and never decides it automatically: no pane-side pattern overrides a hook's ask.
 
-use super::classify::{permission_request, AgentKind, PaneState, PaneView, PermissionRequest};
+use super::classify::{
+    permission_request, screen_hash, AgentKind, PaneState, PaneView, PermissionRequest,
+};
 use super::permission_store::{self as pstore, Interaction, NewInteraction};
 use super::permissions::{self, Outcome, Request, Verdict};
 use super::route::LOCAL_NODE;
@@ -27,11 +31,11 @@ use super::tmux::{CaptureMode, SessionName, TmuxError};
 use super::{store, AgentsError};
 use crate::app::AppState;
 
-/// How long after an interaction was decided the same prompt on screen is taken for that
-/// one still drawn (Claude Code redraws ~0.1 s after a key; a loaded machine is slower),
-/// unless the pane was seen without it in between. After it, the same prompt is a new
-/// request (agents do ask the same thing twice).
-pub const ECHO_WINDOW_MS: i64 = 3000;
+/// How long after a key the unchanged screen is taken for the answered prompt still drawn
+/// (Claude Code redraws ~0.1 s after a key; a loaded machine is slower). After it, a prompt
+/// still on screen is recorded again: the key was lost, and a person (or a pattern) must
+/// answer it.
+pub const ECHO_WINDOW_MS: i64 = 5000;
 
 /// Lines captured to read a prompt.
 const PROMPT_LINES: u32 = 80;
@@ -52,10 +56,12 @@ fn millis_between(a: &str, b: &str) -> Option<i64> {
     i64::try_from(d.whole_milliseconds()).ok()
 }
 
-/// Whether `screen_prompt` is the prompt of `last`, answered and still drawn.
-fn still_drawn(last: &Interaction, fingerprint: &str, now: &str) -> bool {
+/// Whether the prompt `fingerprint` on the screen `screen` is `last`'s, answered and still
+/// drawn.
+fn still_drawn(last: &Interaction, fingerprint: &str, screen: &str, now: &str) -> bool {
     last.status != "pending"
         && last.fingerprint.as_deref() == Some(fingerprint)
+        && last.screen_hash.as_deref() == Some(screen)
         && last.screen_left_at.is_none()
         && last
             .decided_at
@@ -96,7 +102,16 @@ pub async fn scan(state: &AppState, live: &[LiveSession]) -> Result<Vec<i64>, Ag
             Err(TmuxError::NoSuchSession(_)) => continue,
             Err(e) => return Err(e.into()),
         };
-        let Some(req) = permission_request(s.agent, &screen) else {
+        // The screen read now, not the one the state came from, must show the prompt.
+        let classifier = state.agents.classifier(&state.db).await?;
+        let now_state = classifier.classify(&PaneView {
+            screen: &screen,
+            agent_hint: Some(s.agent),
+            ..Default::default()
+        });
+        let Some(req) = permission_request(s.agent, &screen)
+            .filter(|_| now_state.state == PaneState::WaitingForPermission)
+        else {
             continue;
         };
         let fingerprint = req.fingerprint();
@@ -113,7 +128,7 @@ pub async fn scan(state: &AppState, live: &[LiveSession]) -> Result<Vec<i64>, Ag
                         .await?;
                 }
             },
-            Some(l) if still_drawn(l, &fingerprint, &now) => continue,
+            Some(l) if still_drawn(l, &fingerprint, &screen_hash(&screen), &now) => continue,
             _ => {}
         }
         if let Some(id) = record(state, s, &req, &fingerprint, &now).await? {
@@ -267,7 +282,8 @@ pub async fn apply(
         ));
     }
     let status = if approve { "approved" } else { "denied" };
-    if !pstore::decide_interaction(&state.db, i.id, status, by, &state.clock.now_str()).await? {
+    let now = state.clock.now_str();
+    if !pstore::claim_for_key(&state.db, i.id, status, by, &screen_hash(&screen), &now).await? {
         return Err(AgentsError::Conflict(format!(
             "interaction {} was decided meanwhile; nothing was pressed",
             i.id
@@ -295,6 +311,7 @@ mod tests {
     use super::*;
 
     fn decided(fingerprint: &str, at: &str, left: Option<&str>) -> Interaction {
+        let screen = Some("screen".to_string());
         Interaction {
             id: 1,
             node: "local".into(),
@@ -310,6 +327,7 @@ mod tests {
             created_at: at.into(),
             decided_at: Some(at.into()),
             fingerprint: Some(fingerprint.into()),
+            screen_hash: screen,
             screen_left_at: left.map(str::to_string),
         }
     }
@@ -319,12 +337,20 @@ mod tests {
         let at = "2026-01-01T00:00:00.000000Z";
         let soon = "2026-01-01T00:00:00.010000Z";
         let later = "2026-01-01T00:00:05.000000Z";
-        assert!(still_drawn(&decided("f", at, None), "f", soon));
-        assert!(!still_drawn(&decided("f", at, None), "g", soon));
-        assert!(!still_drawn(&decided("f", at, None), "f", later));
-        assert!(!still_drawn(&decided("f", at, Some(at)), "f", soon));
+        let s = "screen";
+        assert!(still_drawn(&decided("f", at, None), "f", s, soon));
+        assert!(!still_drawn(&decided("f", at, None), "g", s, soon));
+        // The same request asked again: the transcript above the prompt changed.
+        assert!(!still_drawn(
+            &decided("f", at, None),
+            "f",
+            "other screen",
+            soon
+        ));
+        assert!(!still_drawn(&decided("f", at, None), "f", s, later));
+        assert!(!still_drawn(&decided("f", at, Some(at)), "f", s, soon));
         let mut pending = decided("f", at, None);
         pending.status = "pending".into();
-        assert!(!still_drawn(&pending, "f", soon));
+        assert!(!still_drawn(&pending, "f", s, soon));
     }
 }

@@ -166,12 +166,15 @@ pub struct Interaction {
     /// Which prompt on screen this is (`classify::PermissionRequest::fingerprint`); `None` for
     /// a hook's request not seen on screen (yet).
     pub fingerprint: Option<String>,
+    /// The whole screen (`classify::screen_hash`) a key was pressed on for this interaction.
+    pub screen_hash: Option<String>,
     /// When the pane was seen without this prompt after it was decided.
     pub screen_left_at: Option<String>,
 }
 
 const INTERACTION_COLS: &str = "id, node, session, agent, tool, command, path, prompt_text, \
-    source, status, decision_by, created_at, decided_at, fingerprint, screen_left_at";
+    source, status, decision_by, created_at, decided_at, fingerprint, screen_hash, \
+    screen_left_at";
 
 pub struct NewInteraction<'a> {
     pub node: &'a str,
@@ -315,6 +318,31 @@ pub async fn attach_screen(
     .bind(id)
     .bind(fingerprint)
     .bind(prompt_text)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// pending → approved / denied by a key about to be pressed on the screen `screen_hash`; false
+/// when it was no longer pending (another caller pressed, or it closed): then no key.
+pub async fn claim_for_key(
+    db: &Db,
+    id: i64,
+    status: &str,
+    by: &str,
+    screen_hash: &str,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE agent_interactions SET status = $2, decision_by = $3, decided_at = $4, \
+            screen_hash = $5 \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(by)
+    .bind(now)
+    .bind(screen_hash)
     .execute(db)
     .await?;
     Ok(r.rows_affected() > 0)
