@@ -605,3 +605,75 @@ async fn real_claude_code_with_its_side_panel_never_runs_a_guarded_command() {
     assert!(outside.exists());
     t.stop().await;
 }
+
+/// Migration 0012 on a database that already holds interactions, the same prompt recorded
+/// twice among them: the older pending duplicates close as superseded, the newest stays
+/// pending, and from then on a session holds one pending interaction.
+#[tokio::test(flavor = "multi_thread")]
+async fn migration_0012_keeps_the_newest_pending_interaction_of_each_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = architect::db::open_sqlite(dir.path()).await.unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let mut before = sqlx::migrate::Migrator::new(path.as_path()).await.unwrap();
+    let older: Vec<_> = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 12)
+        .cloned()
+        .collect();
+    before.migrations = std::borrow::Cow::Owned(older);
+    before.run(&db).await.unwrap();
+    let insert = |session: &'static str, status: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO agent_interactions (node, session, agent, tool, command, \
+                    prompt_text, source, status, created_at) \
+                 VALUES ('local', $1, 'claude', 'Bash', 'ls', 'p', 'pane', $2, \
+                    '2026-01-01T00:00:00.000000Z')",
+            )
+            .bind(session)
+            .bind(status)
+            .execute(&db)
+            .await
+        }
+    };
+    for (s, st) in [
+        ("w1", "approved"),
+        ("w1", "pending"),
+        ("w1", "pending"),
+        ("w2", "pending"),
+        ("w1", "pending"),
+    ] {
+        insert(s, st).await.unwrap();
+    }
+    architect::db::migrate(&db).await.unwrap();
+    let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, session, status, decision_by FROM agent_interactions ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let got: Vec<(i64, &str, &str, Option<&str>)> = rows
+        .iter()
+        .map(|(i, s, st, by)| (*i, s.as_str(), st.as_str(), by.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "w1", "approved", None),
+            (2, "w1", "gone", Some("migration:superseded")),
+            (3, "w1", "gone", Some("migration:superseded")),
+            (4, "w2", "pending", None),
+            (5, "w1", "pending", None),
+        ]
+    );
+    let again = insert("w1", "pending").await;
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(architect::db::is_unique_violation),
+        "{again:?}"
+    );
+    insert("w1", "denied").await.unwrap();
+}
