@@ -227,33 +227,43 @@ pub async fn apply(
         pstore::decide_interaction(&state.db, i.id, "gone", by, &state.clock.now_str()).await?;
         Err::<(), AgentsError>(AgentsError::Conflict(why))
     };
-    let screen = match state
-        .agents
-        .tmux()
-        .capture(&name, PROMPT_LINES, CaptureMode::Plain)
-        .await
-    {
-        Ok(screen) => screen,
-        Err(TmuxError::NoSuchSession(_)) => {
-            return gone(
-                "session:gone",
-                format!(
-                    "session '{}' no longer exists; interaction {} is closed as gone",
-                    i.session, i.id
-                ),
-            )
-            .await;
+    // Claude Code redraws its whole screen at times: a capture can catch a frame half drawn,
+    // so a screen without the prompt is read once more before the interaction is given up.
+    let mut read = None;
+    for _ in 0..2 {
+        let screen = match state
+            .agents
+            .tmux()
+            .capture(&name, PROMPT_LINES, CaptureMode::Plain)
+            .await
+        {
+            Ok(screen) => screen,
+            Err(TmuxError::NoSuchSession(_)) => {
+                return gone(
+                    "session:gone",
+                    format!(
+                        "session '{}' no longer exists; interaction {} is closed as gone",
+                        i.session, i.id
+                    ),
+                )
+                .await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let classifier = state.agents.classifier(&state.db).await?;
+        let c = classifier.classify(&PaneView {
+            screen: &screen,
+            agent_hint: Some(agent),
+            ..Default::default()
+        });
+        if let Some(req) = permission_request(agent, &screen)
+            .filter(|_| c.state == PaneState::WaitingForPermission)
+        {
+            read = Some((screen, req));
+            break;
         }
-        Err(e) => return Err(e.into()),
-    };
-    let classifier = state.agents.classifier(&state.db).await?;
-    let c = classifier.classify(&PaneView {
-        screen: &screen,
-        agent_hint: Some(agent),
-        ..Default::default()
-    });
-    let on_screen = permission_request(agent, &screen);
-    let Some(req) = on_screen.filter(|_| c.state == PaneState::WaitingForPermission) else {
+    }
+    let Some((screen, req)) = read else {
         return gone(
             "pane:closed",
             "the session no longer shows this permission prompt".into(),
