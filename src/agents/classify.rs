@@ -1063,10 +1063,26 @@ pub fn permission_request(agent: AgentKind, screen: &str) -> Option<PermissionRe
                 .rposition(|l| l.contains("Would you like to"))?;
             let panel = &lines[start..];
             let prompt_text = panel.join("\n").trim().to_string();
+            // A long command wraps onto the next lines (up to a blank line or the options):
+            // they are kept, one a line, so the reading is known to be wrapped and never
+            // passes for the whole command.
             let command = panel
                 .iter()
-                .find_map(|l| l.trim_start().strip_prefix("$ "))
-                .map(str::to_string);
+                .position(|l| l.trim_start().starts_with("$ "))
+                .map(|at| {
+                    let mut parts = vec![panel[at].trim_start()["$ ".len()..].to_string()];
+                    for l in &panel[at + 1..] {
+                        let t = l.trim();
+                        let option = t.starts_with('›')
+                            || t.split_once(". ")
+                                .is_some_and(|(n, _)| n.parse::<u8>().is_ok());
+                        if t.is_empty() || option {
+                            break;
+                        }
+                        parts.push(t.to_string());
+                    }
+                    parts.join("\n")
+                });
             let tool = if panel[0].contains("edits") {
                 "edit"
             } else {
@@ -1624,5 +1640,12 @@ mod tests {
             r.command.as_deref(),
             Some("echo hi > /tmp/agent-work/x.txt")
         );
+        // Wrapped, the command reads as lines (and so as unreadable to the guard).
+        let wrapped = capture!("codex-4-permission-exec").replace(
+            "$ echo hi > /tmp/agent-work/x.txt",
+            "$ cat /home/u/.s\n    sh/id_rsa",
+        );
+        let r = permission_request(AgentKind::Codex, &wrapped).unwrap();
+        assert_eq!(r.command.as_deref(), Some("cat /home/u/.s\nsh/id_rsa"));
     }
 }

@@ -677,3 +677,38 @@ async fn migration_0012_keeps_the_newest_pending_interaction_of_each_session() {
     );
     insert("w1", "denied").await.unwrap();
 }
+
+/// The `ollama run` rows were never checked against the real program: a pane they would
+/// recognise is `unknown` (never typed into) unless `--classifier-enable ollama` turns them on.
+#[tokio::test(flavor = "multi_thread")]
+async fn unverified_classifier_rows_are_off_unless_enabled_by_name() {
+    let screen = json!({"screen": ">>> Send a message (/? for help)", "command": "ollama"});
+    let t = crate::support::TestServer::start().await;
+    let w = t.token("read").await;
+    let r = w.post_json("/api/agents/classify", &screen).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.json["agent"].as_str(), r.json["state"].as_str()),
+        (Some("other"), Some("unknown")),
+        "{}",
+        r.body
+    );
+    t.stop().await;
+    let t = crate::support::TestServer::start_with(|c| {
+        c.agents.classifier_enable = vec!["ollama".into()];
+    })
+    .await;
+    let w = t.token("read").await;
+    let r = w.post_json("/api/agents/classify", &screen).await;
+    assert_eq!(
+        (
+            r.json["agent"].as_str(),
+            r.json["state"].as_str(),
+            r.json["input"].as_str()
+        ),
+        (Some("ollama"), Some("idle"), Some("empty")),
+        "{}",
+        r.body
+    );
+    t.stop().await;
+}
