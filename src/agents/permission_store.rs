@@ -268,20 +268,27 @@ pub async fn supersede_pending<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     Ok(r.rows_affected())
 }
 
-/// A hook's request that is left to a person ("ask"): the session's older pending
-/// interaction is superseded, this one recorded pending with the agent's exact command or
-/// path, and the decision audited, in one transaction. The pane scan later attaches the
-/// prompt it sees on screen, and never decides it automatically.
-pub async fn record_hook_ask(
+/// A pre-tool-use hook's request, in one transaction: the session's older pending interaction
+/// is superseded (the agent moved on to another tool call), this one recorded — decided
+/// (`decided`: approved / denied) or, for "ask", pending with the agent's exact command or path
+/// — and the decision audited. The pane scan later attaches the prompt it sees on screen to a
+/// pending one, and never decides it automatically.
+pub async fn record_hook(
     db: &Db,
     i: &NewInteraction<'_>,
+    decided: Option<&str>,
     r: &Request<'_>,
     v: &Verdict,
     now: &str,
 ) -> Result<Option<Interaction>, sqlx::Error> {
     let mut tx = crate::db::begin_write(db).await?;
     supersede_pending(&mut *tx, i.node, i.session, "hook:superseded", now).await?;
-    let row = insert_interaction(&mut *tx, i, now).await?;
+    let row = match decided {
+        Some(status) => {
+            Some(insert_decided_interaction(&mut *tx, i, status, &v.decided_by, now).await?)
+        }
+        None => insert_interaction(&mut *tx, i, now).await?,
+    };
     audit(&mut *tx, row.as_ref().map(|x| x.id), r, v, false, now).await?;
     tx.commit().await?;
     Ok(row)

@@ -532,29 +532,16 @@ pub async fn decide_for_hook(
         source: "hook",
         fingerprint: None,
     };
-    if v.outcome == Outcome::Ask {
-        // The agent now shows the prompt. It is recorded here, with the agent's exact command,
-        // so that the pane scan attaches to it and never decides it: an "ask" (a guard, an
-        // unreadable command, no pattern) is never turned into a key press by a pane-side
-        // reading.
-        super::permission_store::record_hook_ask(&state.db, &new, &req, &v, &now).await?;
-        return Ok(v);
-    }
-    // A decided hook is an interaction that never reached the screen.
-    let status = if v.outcome == Outcome::Approve {
-        "approved"
-    } else {
-        "denied"
+    // "ask": the agent now shows the prompt. It is recorded here, pending, with the agent's
+    // exact command, so that the pane scan attaches to it and never decides it: an "ask" (a
+    // guard, an unreadable command, no pattern) is never turned into a key press by a
+    // pane-side reading. Decided: an interaction that never reached the screen.
+    let decided = match v.outcome {
+        Outcome::Approve => Some("approved"),
+        Outcome::Deny => Some("denied"),
+        Outcome::Ask => None,
     };
-    let i = super::permission_store::insert_decided_interaction(
-        &state.db,
-        &new,
-        status,
-        &v.decided_by,
-        &now,
-    )
-    .await?;
-    super::permission_store::audit(&state.db, Some(i.id), &req, &v, false, &now).await?;
+    super::permission_store::record_hook(&state.db, &new, decided, &req, &v, &now).await?;
     Ok(v)
 }
 

@@ -288,6 +288,11 @@ async fn a_hook_that_asked_is_never_approved_by_a_pane_side_pattern() {
     let all = interactions_of(&w, "w2").await;
     assert_eq!(all.len(), 2, "{all:?}");
     assert_eq!(all[0]["status"], "approved");
+    assert_eq!(
+        (all[1]["status"].as_str(), all[1]["decision_by"].as_str()),
+        (Some("gone"), Some("hook:superseded"))
+    );
+    assert!(keys_pressed(&keys).is_empty(), "{:?}", keys_pressed(&keys));
     t.stop().await;
 }
 
