@@ -240,6 +240,12 @@ pub fn guard(r: &Request<'_>) -> Option<Stop> {
         return stop("credential_files", c);
     }
     if is_file_tool(r.tool) {
+        let writes = !matches!(r.tool, "Read" | "read_file");
+        let p = r.subject.trim();
+        let harmless = p.starts_with("/tmp/");
+        if writes && !harmless && !inside_workspace(p, r.workspace, r.workspace.is_some()) {
+            return stop("write_outside_workspace", p);
+        }
         return None;
     }
     let cmds = match shell::commands(r.subject) {
@@ -726,6 +732,26 @@ mod tests {
             "bash -c 'cat .env'",
         ] {
             assert_eq!(rule(s), Some("credential_files"), "{s}");
+        }
+        for (tool, path) in [
+            ("Write", "/home/u/.bashrc"),
+            ("Edit", "~/.profile"),
+            ("Write", "/work/repo/../other/x"),
+            ("Edit", "/etc/hosts"),
+        ] {
+            assert_eq!(
+                guard(&req(tool, path)).map(|g| g.rule),
+                Some("write_outside_workspace"),
+                "{tool} {path}"
+            );
+        }
+        for (tool, path) in [
+            ("Write", "/work/repo/src/x.rs"),
+            ("Edit", "src/x.rs"),
+            ("Read", "/etc/hosts"),
+            ("Write", "/tmp/scratch.txt"),
+        ] {
+            assert_eq!(guard(&req(tool, path)), None, "{tool} {path}");
         }
         for s in [
             "echo 'alias ls=rm' >> ~/.bashrc",

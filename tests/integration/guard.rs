@@ -194,8 +194,8 @@ async fn a_side_panel_prompt_is_read_right_and_a_guarded_command_is_never_approv
         "{}",
         r.body
     );
-    assert_eq!(keys_pressed(&keys), ["'\\x1b'"]);
     wait_state(&w, "w1", "idle").await;
+    assert_eq!(keys_pressed(&keys), ["'\\x1b'"]);
     let _ = any_bash;
     t.stop().await;
 }
@@ -486,8 +486,26 @@ async fn real_claude_code_with_its_side_panel_never_runs_a_guarded_command() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    // Claude Code 2.1.332 ignores a key pressed in the first moments of a dialog (seen here in
+    // most runs: the `1` came a few ms after the dialog was drawn). The prompt then stays on
+    // screen and, once ECHO_WINDOW_MS has passed, is recorded again: a person answers it again.
     until("the approved write", || async {
-        work.join("hello.txt").exists().then_some(())
+        if work.join("hello.txt").exists() {
+            return Some(());
+        }
+        w.post_json("/api/tmux/sessions/refresh", &json!({})).await;
+        let again = interactions_of(&w, "cc")
+            .await
+            .into_iter()
+            .find(|i| i["status"] == "pending" && i["tool"] == "Write");
+        if let Some(i) = again {
+            w.post_json(
+                &format!("/api/claude/interactions/{}/handle", i["id"]),
+                &json!({"action": "approve"}),
+            )
+            .await;
+        }
+        None
     })
     .await;
     wait_prompt(&w, id, "completed").await;
