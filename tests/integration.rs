@@ -17,6 +17,8 @@ mod browser;
 mod cli;
 #[path = "integration/errors.rs"]
 mod errors;
+#[path = "integration/guard.rs"]
+mod guard;
 #[path = "integration/input.rs"]
 mod input;
 #[path = "integration/interaction_pages.rs"]

@@ -109,7 +109,19 @@ pub struct PanePattern {
     pub note: String,
 }
 
-/// `(name, agent, signal, source, tail_lines, regex, note)`.
+crate::text_enum! {
+    /// Whether a built-in row was checked against the real program: data beside each row.
+    pub enum Verification ("verification") {
+        /// Written against a real capture or an observed run (the note names it).
+        Real = "real",
+        /// Written against architect's own code (the chat worker, a plain shell).
+        OwnCode = "own_code",
+        /// From documentation only: off unless enabled by name (`--classifier-enable`).
+        Unverified = "unverified",
+    }
+}
+
+/// `(name, agent, signal, source, tail_lines, regex, note, verification)`.
 type Row = (
     &'static str,
     AgentKind,
@@ -118,14 +130,17 @@ type Row = (
     i64,
     &'static str,
     &'static str,
+    Verification,
 );
 
 use AgentKind as A;
 use Signal as S;
 use Source as Src;
+use Verification as V;
 
 /// The built-in table, in evaluation order. Verified rows cite the capture they were written
-/// against; rows marked UNVERIFIED come from documentation and need a real capture.
+/// against; rows marked [`Verification::Unverified`] come from documentation, need a real
+/// capture, and are off unless enabled by name.
 pub const BUILTIN: &[Row] = &[
     // --- which agent -------------------------------------------------------------------------
     (
@@ -136,6 +151,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"Claude Code v\d",
         "claude-1-idle",
+        V::Real,
     ),
     (
         "claude_footer",
@@ -145,6 +161,7 @@ pub const BUILTIN: &[Row] = &[
         3,
         r"(⏸|⏵⏵) \S.* mode on",
         "claude-1/2; mode footer",
+        V::Real,
     ),
     (
         "claude_panel",
@@ -154,6 +171,7 @@ pub const BUILTIN: &[Row] = &[
         3,
         r"Esc to cancel · Tab to amend",
         "claude-4/6 permission panel",
+        V::Real,
     ),
     (
         "claude_dialog",
@@ -163,6 +181,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"Make auto mode your default permission mode|Enter to stay in auto mode",
         "claude-x dialogs",
+        V::Real,
     ),
     (
         "codex_placeholder",
@@ -172,6 +191,7 @@ pub const BUILTIN: &[Row] = &[
         6,
         r"(?m)^› Ask Codex to do anything",
         "codex-1-idle",
+        V::Real,
     ),
     (
         "codex_footer",
@@ -181,6 +201,7 @@ pub const BUILTIN: &[Row] = &[
         3,
         r"← for agents · \? for shortcuts",
         "codex-1..7",
+        V::Real,
     ),
     (
         "codex_approval",
@@ -190,6 +211,7 @@ pub const BUILTIN: &[Row] = &[
         3,
         r"Press enter to confirm or esc to cancel",
         "codex-4",
+        V::Real,
     ),
     (
         "codex_title",
@@ -199,6 +221,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^\[ ! \] Action Required",
         "README: approval title",
+        V::Real,
     ),
     (
         "codex_command",
@@ -208,6 +231,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^codex",
         "process name",
+        V::Real,
     ),
     (
         "claude_command",
@@ -217,6 +241,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^claude",
         "process name",
+        V::Real,
     ),
     (
         "gemini_footer",
@@ -226,6 +251,7 @@ pub const BUILTIN: &[Row] = &[
         6,
         r"(?m)^ workspace \(/directory\) +sandbox +/model",
         "gemini-1..4, 6..8: footer header (80 and 120 columns)",
+        V::Real,
     ),
     (
         "gemini_panel",
@@ -235,6 +261,7 @@ pub const BUILTIN: &[Row] = &[
         10,
         r"│ ● 1\. Allow once",
         "gemini-5 permission panel",
+        V::Real,
     ),
     (
         "gemini_banner",
@@ -244,6 +271,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"Gemini CLI v\d",
         "gemini-1 banner (scrolls away: not on the alternate screen)",
+        V::Real,
     ),
     (
         "gemini_title",
@@ -253,6 +281,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^(◇  Ready|✋  Action Required|⏲  Working…|Gemini CLI) \(",
         "gemini 0.61.0 dynamic pane titles (observed: Ready, Action Required)",
+        V::Real,
     ),
     (
         "gemini_command",
@@ -262,6 +291,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^gemini",
         "a binary named gemini; the npm CLI shows up as `node` (observed)",
+        V::Real,
     ),
     (
         "ollama_prompt",
@@ -271,6 +301,7 @@ pub const BUILTIN: &[Row] = &[
         3,
         r"Send a message \(/\? for help\)",
         "UNVERIFIED: ollama run placeholder",
+        V::Unverified,
     ),
     (
         "ollama_command",
@@ -280,6 +311,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^ollama$",
         "UNVERIFIED: process name",
+        V::Unverified,
     ),
     // `architect chat --worker` (src/cli/chat.rs): marker lines `ARCHITECT-CHAT READY|BUSY|DONE|
     // ERROR session=NAME ...` and the pane title `architect-chat NAME: idle|busy`.
@@ -291,6 +323,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^architect-chat \S+: (idle|busy)$",
         "cli/chat.rs pane title",
+        V::OwnCode,
     ),
     (
         "architect_chat_marker",
@@ -300,6 +333,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"(?m)^ARCHITECT-CHAT (READY|BUSY|DONE|ERROR) session=",
         "cli/chat.rs MARKER_*",
+        V::OwnCode,
     ),
     (
         "shell_command",
@@ -309,6 +343,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^-?(bash|zsh|sh|fish|dash|ksh)$",
         "a shell in the foreground",
+        V::OwnCode,
     ),
     // --- Claude Code 2.1.332, manual mode ----------------------------------------------------
     (
@@ -319,6 +354,7 @@ pub const BUILTIN: &[Row] = &[
         2,
         r"esc to interrupt",
         "claude-2-busy footer",
+        V::Real,
     ),
     (
         "claude_permission",
@@ -326,8 +362,9 @@ pub const BUILTIN: &[Row] = &[
         S::WaitingForPermission,
         Src::Tail,
         12,
-        r"Do you want to (proceed|create|make)[^\n]*\?[\s\S]*(❯ 1\. Yes|❯ No|❯ Yes)",
-        "claude-4, claude-6, claude-x-automode-fallback",
+        r"Do you want to (proceed|create|make|overwrite)[^\n]*\?[\s\S]*(❯ 1\. Yes|❯ No|❯ Yes)",
+        "claude-4, claude-6, claude-9-permission-overwrite-side-panel, claude-x-automode-fallback",
+        V::Real,
     ),
     (
         "claude_auto_mode_dialog",
@@ -337,6 +374,7 @@ pub const BUILTIN: &[Row] = &[
         3,
         r"Enter to stay in auto mode",
         "claude-x-automode-classifier-unreachable: needs a person",
+        V::Real,
     ),
     (
         "claude_default_mode_dialog",
@@ -346,6 +384,7 @@ pub const BUILTIN: &[Row] = &[
         4,
         r"Make auto mode your default|No, keep manual mode",
         "claude-x-dialog-make-auto-mode-default: needs a person",
+        V::Real,
     ),
     (
         "claude_idle",
@@ -355,6 +394,7 @@ pub const BUILTIN: &[Row] = &[
         2,
         r"(⏸|⏵⏵) \S.* mode on|\? for shortcuts",
         "claude-1/3/5/7/8 footer without esc to interrupt",
+        V::Real,
     ),
     (
         "claude_input_empty",
@@ -364,6 +404,7 @@ pub const BUILTIN: &[Row] = &[
         4,
         "(?m)^❯\u{a0}\\s*$",
         "empty input is ❯ + NBSP",
+        V::Real,
     ),
     (
         "claude_input_text",
@@ -373,6 +414,7 @@ pub const BUILTIN: &[Row] = &[
         4,
         "(?m)^❯[\u{a0} ]*\\S",
         "text after the input ❯",
+        V::Real,
     ),
     // --- Codex 0.169.0 -----------------------------------------------------------------------
     (
@@ -383,6 +425,7 @@ pub const BUILTIN: &[Row] = &[
         16,
         r"Would you like to (run the following command|make the following edits)\?[\s\S]*Press enter to confirm or esc to cancel",
         "codex-4-permission-exec",
+        V::Real,
     ),
     (
         "codex_permission_title",
@@ -392,6 +435,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^\[ ! \] Action Required",
         "README: approval pane title",
+        V::Real,
     ),
     (
         "codex_busy",
@@ -401,6 +445,7 @@ pub const BUILTIN: &[Row] = &[
         8,
         r"Working \([^)]*esc to interrupt\)",
         "codex-2-busy",
+        V::Real,
     ),
     (
         "codex_busy_title",
@@ -410,6 +455,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^[\x{2801}-\x{28FF}] ",
         "README: braille spinner title while busy",
+        V::Real,
     ),
     (
         "codex_idle",
@@ -419,6 +465,7 @@ pub const BUILTIN: &[Row] = &[
         2,
         r"\? for shortcuts",
         "codex-1/3/5/6/7 footer",
+        V::Real,
     ),
     (
         "codex_input_empty",
@@ -428,6 +475,7 @@ pub const BUILTIN: &[Row] = &[
         5,
         r"(?m)^› (Ask Codex to do anything|Explain this codebase|Summarize recent commits|Find and fix a bug in @filename|Write tests for @filename|Improve documentation in @filename|Implement \{feature\})\s*$",
         "codex placeholders (input empty)",
+        V::Real,
     ),
     (
         "codex_input_text",
@@ -437,6 +485,7 @@ pub const BUILTIN: &[Row] = &[
         5,
         r"(?m)^› \S",
         "text after the input ›",
+        V::Real,
     ),
     // --- Gemini CLI 0.61.0 (not on the alternate screen; the input box stays drawn while busy) -
     (
@@ -447,6 +496,7 @@ pub const BUILTIN: &[Row] = &[
         14,
         r"(Allow execution of [^\n]*|Apply this change)\?[\s\S]*1\. Allow once",
         "gemini-5-permission-shell (\"Apply this change?\" is the edit prompt, from the source)",
+        V::Real,
     ),
     (
         "gemini_permission_title",
@@ -456,6 +506,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^✋  Action Required",
         "pane title while the panel is up (observed)",
+        V::Real,
     ),
     (
         "gemini_busy",
@@ -465,6 +516,7 @@ pub const BUILTIN: &[Row] = &[
         8,
         r"\(esc to cancel, \d",
         "gemini-3-busy spinner line `⠹ Thinking... (esc to cancel, 1s)`",
+        V::Real,
     ),
     (
         "gemini_busy_title",
@@ -474,6 +526,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^(✦|⏲)  ",
         "pane title while a turn runs (observed `✦  Working… (dir)`)",
+        V::Real,
     ),
     (
         "gemini_idle",
@@ -483,6 +536,7 @@ pub const BUILTIN: &[Row] = &[
         4,
         r"(?m)^ > .*\n( .*\n)? workspace \(/directory\)",
         "gemini-1/2/4/6/7/8: input line over the footer, no spinner, no panel",
+        V::Real,
     ),
     (
         "gemini_input_empty",
@@ -492,6 +546,7 @@ pub const BUILTIN: &[Row] = &[
         4,
         r"(?m)^ >   Type your message or @path/to/file$",
         "gemini-1 placeholder",
+        V::Real,
     ),
     (
         "gemini_input_text",
@@ -501,6 +556,7 @@ pub const BUILTIN: &[Row] = &[
         4,
         r"(?m)^ > \S",
         "gemini-2-idle-typed",
+        V::Real,
     ),
     // --- ollama run (UNVERIFIED) --------------------------------------------------------------
     (
@@ -511,6 +567,7 @@ pub const BUILTIN: &[Row] = &[
         1,
         r"^>>> ",
         "UNVERIFIED",
+        V::Unverified,
     ),
     (
         "ollama_input_empty",
@@ -520,6 +577,7 @@ pub const BUILTIN: &[Row] = &[
         1,
         r"^>>> Send a message",
         "UNVERIFIED",
+        V::Unverified,
     ),
     (
         "ollama_input_text",
@@ -529,6 +587,7 @@ pub const BUILTIN: &[Row] = &[
         1,
         r"^>>> \S",
         "UNVERIFIED",
+        V::Unverified,
     ),
     // --- architect chat --worker (src/cli/chat.rs; tested in tests/integration/llm/chat.rs) ----
     (
@@ -539,6 +598,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r"^architect-chat \S+: busy$",
         "cli/chat.rs pane title while a turn runs",
+        V::OwnCode,
     ),
     (
         "architect_chat_idle",
@@ -548,6 +608,7 @@ pub const BUILTIN: &[Row] = &[
         2,
         r"(?m)^ARCHITECT-CHAT READY session=\S+.*\n(chat>.*)$",
         "cli/chat.rs MARKER_READY followed by the chat> prompt",
+        V::OwnCode,
     ),
     (
         "architect_chat_input_empty",
@@ -557,6 +618,7 @@ pub const BUILTIN: &[Row] = &[
         1,
         r"^chat>$",
         "cli/chat.rs prompt (capture-pane trims its trailing space)",
+        V::OwnCode,
     ),
     (
         "architect_chat_input_text",
@@ -566,6 +628,7 @@ pub const BUILTIN: &[Row] = &[
         1,
         r"^chat> \S",
         "cli/chat.rs prompt with typed text",
+        V::OwnCode,
     ),
     // --- a plain shell: idle whenever it is the foreground process ----------------------------
     (
@@ -576,6 +639,7 @@ pub const BUILTIN: &[Row] = &[
         0,
         r".",
         "the shell itself is in the foreground",
+        V::OwnCode,
     ),
     (
         "shell_input_empty",
@@ -585,6 +649,7 @@ pub const BUILTIN: &[Row] = &[
         1,
         r"[$#%>❯] ?$",
         "the last line ends in a prompt",
+        V::OwnCode,
     ),
     (
         "shell_input_text",
@@ -594,15 +659,28 @@ pub const BUILTIN: &[Row] = &[
         1,
         r"[$#%>❯] \S",
         "text after the prompt",
+        V::OwnCode,
     ),
 ];
 
-/// The built-in rows as values.
+/// Whether built-in row `name` (of `agent`) is on: verified rows always, unverified ones only
+/// when `enable` names the row or its agent (`--classifier-enable ollama`).
+fn builtin_enabled(row: &Row, enable: &[String]) -> bool {
+    row.7 != Verification::Unverified || enable.iter().any(|n| n == row.0 || n == row.1.as_str())
+}
+
+/// The built-in rows as values, on or off as with no `--classifier-enable`.
 pub fn builtin_patterns() -> Vec<PanePattern> {
+    builtin_patterns_enabling(&[])
+}
+
+/// The built-in rows as values; unverified rows are on when `enable` names them or their agent.
+pub fn builtin_patterns_enabling(enable: &[String]) -> Vec<PanePattern> {
     BUILTIN
         .iter()
-        .map(
-            |&(name, agent, signal, source, tail_lines, regex, note)| PanePattern {
+        .map(|row| {
+            let &(name, agent, signal, source, tail_lines, regex, note, _) = row;
+            PanePattern {
                 id: None,
                 name: name.into(),
                 agent,
@@ -610,10 +688,28 @@ pub fn builtin_patterns() -> Vec<PanePattern> {
                 source,
                 tail_lines,
                 regex: regex.into(),
-                enabled: true,
+                enabled: builtin_enabled(row, enable),
                 note: note.into(),
-            },
-        )
+            }
+        })
+        .collect()
+}
+
+/// The verification status of built-in row `name`.
+pub fn builtin_verification(name: &str) -> Option<Verification> {
+    BUILTIN.iter().find(|r| r.0 == name).map(|r| r.7)
+}
+
+/// Names in `enable` that are neither a built-in row nor an agent with rows.
+pub fn unknown_enable_names(enable: &[String]) -> Vec<String> {
+    enable
+        .iter()
+        .filter(|n| {
+            !BUILTIN
+                .iter()
+                .any(|r| r.0 == n.as_str() || r.1.as_str() == n.as_str())
+        })
+        .cloned()
         .collect()
 }
 
@@ -668,13 +764,14 @@ pub fn compile(regex: &str) -> Result<Regex, String> {
 }
 
 impl Classifier {
-    /// User rows first (in the order given), then the built-ins. A user row that fails to
-    /// compile is skipped and reported (the API refuses such rows, so this is a stored row
-    /// written by an older version or by hand).
-    pub fn new(user: Vec<PanePattern>) -> (Classifier, Vec<BadPattern>) {
+    /// User rows first (in the order given), then the built-ins: the verified ones, and the
+    /// unverified ones `enable` names (by row or agent). A user row that fails to compile is
+    /// skipped and reported (the API refuses such rows, so this is a stored row written by an
+    /// older version or by hand).
+    pub fn new(user: Vec<PanePattern>, enable: &[String]) -> (Classifier, Vec<BadPattern>) {
         let mut rows = Vec::new();
         let mut bad = Vec::new();
-        for p in user.into_iter().chain(builtin_patterns()) {
+        for p in user.into_iter().chain(builtin_patterns_enabling(enable)) {
             if !p.enabled {
                 continue;
             }
@@ -690,7 +787,7 @@ impl Classifier {
     }
 
     pub fn builtin() -> Classifier {
-        Classifier::new(Vec::new()).0
+        Classifier::new(Vec::new(), &[]).0
     }
 
     fn matches(&self, p: &PanePattern, re: &Regex, view: &PaneView<'_>) -> bool {
@@ -703,6 +800,13 @@ impl Classifier {
     }
 
     pub fn classify(&self, view: &PaneView<'_>) -> Classification {
+        // A side panel (Claude Code's diff panel) is not the agent's own screen: its text is
+        // whatever the agent wrote into files, and must never decide a state.
+        let stripped = strip_side_panel(view.screen);
+        let view = &PaneView {
+            screen: &stripped,
+            ..view.clone()
+        };
         let (agent, agent_by) = match view.agent_hint {
             Some(a) => (a, Some("hint".to_string())),
             None => self
@@ -744,6 +848,95 @@ impl Classifier {
     }
 }
 
+/// Terminal cells a character takes (tmux's `capture-pane -p` writes a wide character once).
+fn cells(c: char) -> usize {
+    let u = u32::from(c);
+    let zero = (0x300..=0x36F).contains(&u)
+        || (0x200B..=0x200F).contains(&u)
+        || (0xFE00..=0xFE0F).contains(&u);
+    let wide = (0x1100..=0x115F).contains(&u)
+        || ((0x2E80..=0xA4CF).contains(&u) && u != 0x303F)
+        || (0xAC00..=0xD7A3).contains(&u)
+        || (0xF900..=0xFAFF).contains(&u)
+        || (0xFE30..=0xFE4F).contains(&u)
+        || (0xFF00..=0xFF60).contains(&u)
+        || (0xFFE0..=0xFFE6).contains(&u)
+        || (0x1F300..=0x1F64F).contains(&u)
+        || (0x1F900..=0x1F9FF).contains(&u)
+        || (0x20000..=0x3FFFD).contains(&u);
+    if zero {
+        0
+    } else if wide {
+        2
+    } else {
+        1
+    }
+}
+
+/// Vertical box-drawing borders.
+fn is_vertical_border(c: char) -> bool {
+    matches!(c, '│' | '┃' | '║' | '▕' | '▏')
+}
+
+/// Least lines a vertical border must run through to be a side panel's edge rather than a
+/// boxed dialog (Gemini's permission box is ~10 lines of a 40-line pane).
+const SIDE_PANEL_MIN_LINES: usize = 8;
+
+/// `screen` without a side panel: when one vertical border runs down the same cell column of
+/// most non-blank lines (at least 60 %, and [`SIDE_PANEL_MIN_LINES`]), every line is cut there
+/// — the panel beyond a right-hand border is dropped, a left-hand border (column 0) and the
+/// space after it removed. Boxed dialogs that span a few lines stay as drawn.
+pub fn strip_side_panel(screen: &str) -> std::borrow::Cow<'_, str> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let mut count: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut nonblank = 0;
+    for l in &lines {
+        if l.trim().is_empty() {
+            continue;
+        }
+        nonblank += 1;
+        let mut col = 0;
+        for c in l.chars() {
+            if is_vertical_border(c) {
+                *count.entry(col).or_default() += 1;
+            }
+            col += cells(c);
+        }
+    }
+    let border = count
+        .iter()
+        .filter(|(_, &n)| n >= SIDE_PANEL_MIN_LINES && n * 10 >= nonblank * 6)
+        .map(|(&col, _)| col)
+        .min();
+    let Some(border) = border else {
+        return std::borrow::Cow::Borrowed(screen);
+    };
+    let mut out = String::with_capacity(screen.len());
+    for l in &lines {
+        let mut col = 0;
+        let mut kept = String::new();
+        for c in l.chars() {
+            if border == 0 {
+                if col == 0 && is_vertical_border(c) {
+                    col += 1;
+                    continue;
+                }
+                if col == 1 && c == ' ' && l.starts_with(is_vertical_border) {
+                    col += 1;
+                    continue;
+                }
+            } else if col >= border {
+                break;
+            }
+            kept.push(c);
+            col += cells(c);
+        }
+        out.push_str(kept.trim_end_matches(' '));
+        out.push('\n');
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The last `n` non-blank lines of `screen`, trailing spaces trimmed.
 pub fn tail(screen: &str, n: i64) -> String {
     let n = usize::try_from(n.max(1)).unwrap_or(1);
@@ -770,9 +963,46 @@ pub struct PermissionRequest {
     pub numbered: bool,
 }
 
+impl PermissionRequest {
+    /// Which prompt this is: a hash of the tool, the command or path and the prompt panel as
+    /// drawn (side panel removed, blanks collapsed). Two readings of one prompt agree; the
+    /// next prompt of the agent differs unless it asks the very same thing again.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text: Vec<&str> = self.prompt_text.split_whitespace().collect();
+        let mut h = Sha256::new();
+        for part in [
+            self.tool.as_str(),
+            self.command.as_deref().unwrap_or(""),
+            self.path.as_deref().unwrap_or(""),
+            &text.join(" "),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+}
+
+/// A hash of the whole screen as the agent drew it (side panel removed, trailing blanks and
+/// blank lines dropped): unchanged while nothing on it changed.
+pub fn screen_hash(screen: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for l in strip_side_panel(screen).lines() {
+        let l = l.trim_end();
+        if !l.is_empty() {
+            h.update(l.as_bytes());
+            h.update([b'\n']);
+        }
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
 /// Reads the tool and command or file of a permission prompt (`None` when the screen holds
 /// none this code knows).
 pub fn permission_request(agent: AgentKind, screen: &str) -> Option<PermissionRequest> {
+    let screen = strip_side_panel(screen);
     let lines: Vec<&str> = screen.lines().map(|l| l.trim_end()).collect();
     match agent {
         AgentKind::Claude => {
@@ -784,6 +1014,11 @@ pub fn permission_request(agent: AgentKind, screen: &str) -> Option<PermissionRe
             let panel = &lines[start..];
             let title = panel.iter().find(|l| !l.trim().is_empty())?.trim();
             let prompt_text = panel.join("\n").trim().to_string();
+            // Every permission panel asks "Do you want to …?"; anything else (a footer, a
+            // screen caught mid-redraw) is no prompt.
+            if !prompt_text.contains("Do you want to") {
+                return None;
+            }
             let numbered = prompt_text.contains("1. Yes");
             let between_dashes = |panel: &[&str]| -> Option<String> {
                 let first = panel.iter().position(|l| l.starts_with('╌'))?;
@@ -796,16 +1031,19 @@ pub fn permission_request(agent: AgentKind, screen: &str) -> Option<PermissionRe
             };
             let (tool, command, path) = match title {
                 "Bash command" => ("Bash".to_string(), between_dashes(panel), None),
-                t if t.starts_with("Create file") || t.starts_with("Edit file") => {
+                t if t.starts_with("Create file")
+                    || t.starts_with("Overwrite file")
+                    || t.starts_with("Edit file") =>
+                {
                     let path = panel
                         .iter()
                         .skip_while(|l| l.trim() != t)
                         .nth(1)
                         .map(|l| l.trim().to_string());
-                    let tool = if t.starts_with("Create") {
-                        "Write"
-                    } else {
+                    let tool = if t.starts_with("Edit") {
                         "Edit"
+                    } else {
+                        "Write"
                     };
                     (tool.to_string(), None, path)
                 }
@@ -825,10 +1063,26 @@ pub fn permission_request(agent: AgentKind, screen: &str) -> Option<PermissionRe
                 .rposition(|l| l.contains("Would you like to"))?;
             let panel = &lines[start..];
             let prompt_text = panel.join("\n").trim().to_string();
+            // A long command wraps onto the next lines (up to a blank line or the options):
+            // they are kept, one a line, so the reading is known to be wrapped and never
+            // passes for the whole command.
             let command = panel
                 .iter()
-                .find_map(|l| l.trim_start().strip_prefix("$ "))
-                .map(str::to_string);
+                .position(|l| l.trim_start().starts_with("$ "))
+                .map(|at| {
+                    let mut parts = vec![panel[at].trim_start()["$ ".len()..].to_string()];
+                    for l in &panel[at + 1..] {
+                        let t = l.trim();
+                        let option = t.starts_with('›')
+                            || t.split_once(". ")
+                                .is_some_and(|(n, _)| n.parse::<u8>().is_ok());
+                        if t.is_empty() || option {
+                            break;
+                        }
+                        parts.push(t.to_string());
+                    }
+                    parts.join("\n")
+                });
             let tool = if panel[0].contains("edits") {
                 "edit"
             } else {
@@ -878,7 +1132,7 @@ mod tests {
 
     #[test]
     fn every_builtin_row_compiles_and_names_are_unique() {
-        let (_, bad) = Classifier::new(Vec::new());
+        let (_, bad) = Classifier::new(Vec::new(), &[]);
         assert_eq!(bad, Vec::new());
         let mut names: Vec<&str> = BUILTIN.iter().map(|r| r.0).collect();
         names.sort_unstable();
@@ -1192,7 +1446,7 @@ mod tests {
         p.signal = Signal::Busy;
         p.source = Source::Screen;
         p.regex = "Claude Code v".into();
-        let (c, _) = Classifier::new(vec![p.clone()]);
+        let (c, _) = Classifier::new(vec![p.clone()], &[]);
         let r = c.classify(&PaneView {
             screen: capture!("claude-1-idle"),
             ..Default::default()
@@ -1202,7 +1456,7 @@ mod tests {
             (PaneState::Busy, Some("my_busy"))
         );
         p.enabled = false;
-        let (c, _) = Classifier::new(vec![p.clone()]);
+        let (c, _) = Classifier::new(vec![p.clone()], &[]);
         let r = c.classify(&PaneView {
             screen: capture!("claude-1-idle"),
             ..Default::default()
@@ -1210,8 +1464,152 @@ mod tests {
         assert_eq!(r.state, PaneState::Idle);
         p.enabled = true;
         p.regex = "(".into();
-        let (_, bad) = Classifier::new(vec![p]);
+        let (_, bad) = Classifier::new(vec![p], &[]);
         assert_eq!(bad.len(), 1);
+    }
+
+    #[test]
+    fn claude_with_its_side_panel_is_read_as_without_it() {
+        // Claude Code 2.1.332, 160 columns, a git work tree: after the first file write the
+        // diff panel opens on the right and every line carries its `│` border.
+        use AgentKind::Claude as C;
+        use InputLine::{Empty, Unknown};
+        use PaneState::{Idle, WaitingForPermission};
+        check(capture!("claude-9-idle-side-panel"), C, Idle, Empty);
+        check(capture!("claude-9-after-deny-side-panel"), C, Idle, Empty);
+        check(
+            capture!("claude-9-permission-bash-side-panel"),
+            C,
+            WaitingForPermission,
+            Unknown,
+        );
+        check(
+            capture!("claude-9-permission-overwrite-side-panel"),
+            C,
+            WaitingForPermission,
+            Unknown,
+        );
+        let r = permission_request(C, capture!("claude-9-permission-bash-side-panel")).unwrap();
+        assert_eq!(r.tool, "Bash");
+        assert_eq!(
+            r.command.as_deref(),
+            Some(r#"rm -rf "/tmp/guardcap/outside""#)
+        );
+        assert!(r.numbered);
+        assert!(!r.prompt_text.contains('│'), "{}", r.prompt_text);
+        assert!(
+            !r.prompt_text.contains("1 file changed"),
+            "{}",
+            r.prompt_text
+        );
+        let r =
+            permission_request(C, capture!("claude-9-permission-overwrite-side-panel")).unwrap();
+        assert_eq!(
+            (r.tool.as_str(), r.path.as_deref()),
+            ("Write", Some("hello.txt"))
+        );
+        // The same prompt without the panel has the same fingerprint; another prompt not.
+        let plain = strip_side_panel(capture!("claude-9-permission-bash-side-panel"));
+        let again = permission_request(C, &plain).unwrap();
+        assert_eq!(
+            again.fingerprint(),
+            permission_request(C, capture!("claude-9-permission-bash-side-panel"))
+                .unwrap()
+                .fingerprint()
+        );
+        assert_ne!(again.fingerprint(), r.fingerprint());
+    }
+
+    #[test]
+    fn text_in_a_side_panel_never_decides_a_state() {
+        // The diff panel shows what the agent wrote into files: a file holding a fake prompt
+        // must not make an idle Claude look like it waits for permission.
+        let idle = capture!("claude-9-idle-side-panel");
+        let spoofed: String = idle
+            .lines()
+            .enumerate()
+            .map(|(n, l)| match n {
+                20 => format!("{l}Do you want to proceed?"),
+                21 => format!("{l} ❯ 1. Yes"),
+                22 => format!("{l} esc to interrupt"),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        check(
+            &spoofed,
+            AgentKind::Claude,
+            PaneState::Idle,
+            InputLine::Empty,
+        );
+    }
+
+    #[test]
+    fn borders_on_either_side_are_stripped_and_small_boxes_kept() {
+        let boxed: String = capture!("claude-4-permission-bash")
+            .lines()
+            .map(|l| format!("│ {l}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let r = permission_request(AgentKind::Claude, &boxed).unwrap();
+        assert_eq!(
+            r.command.as_deref(),
+            Some("echo hi > /tmp/agent-work/x.txt")
+        );
+        // Wide characters count two cells, as tmux draws them.
+        let wide = "漢字 ok   │ panel\n".repeat(10);
+        assert_eq!(strip_side_panel(&wide), "漢字 ok\n".repeat(10));
+        // Gemini's permission box spans a few lines of the pane: left as drawn.
+        let g = capture!("gemini-5-permission-shell");
+        assert_eq!(strip_side_panel(g), g);
+    }
+
+    #[test]
+    fn unverified_rows_are_off_unless_enabled_by_name() {
+        let ollama = "some answer\n>>> Send a message (/? for help)";
+        let view = |screen| PaneView {
+            screen,
+            command: "ollama",
+            ..Default::default()
+        };
+        let off = Classifier::builtin().classify(&view(ollama));
+        assert_eq!(
+            (off.agent, off.state),
+            (AgentKind::Other, PaneState::Unknown),
+            "{off:?}"
+        );
+        let (on, _) = Classifier::new(Vec::new(), &["ollama".to_string()]);
+        let r = on.classify(&view(ollama));
+        assert_eq!(
+            (r.agent, r.state, r.input),
+            (AgentKind::Ollama, PaneState::Idle, InputLine::Empty),
+            "{r:?}"
+        );
+        for p in builtin_patterns() {
+            let v = builtin_verification(&p.name).unwrap();
+            assert_eq!(p.enabled, v != Verification::Unverified, "{}", p.name);
+            assert_eq!(
+                v == Verification::Unverified,
+                p.note.contains("UNVERIFIED"),
+                "{}: the note says so too",
+                p.name
+            );
+        }
+        assert_eq!(
+            unknown_enable_names(&["ollama".into(), "ollama_idle".into(), "nope".into()]),
+            ["nope"]
+        );
+    }
+
+    #[test]
+    fn a_screen_without_a_prompt_yields_no_request() {
+        for s in [
+            capture!("claude-1-idle"),
+            capture!("claude-2-busy"),
+            capture!("claude-9-idle-side-panel"),
+        ] {
+            assert_eq!(permission_request(AgentKind::Claude, s), None);
+        }
     }
 
     #[test]
@@ -1242,5 +1640,12 @@ mod tests {
             r.command.as_deref(),
             Some("echo hi > /tmp/agent-work/x.txt")
         );
+        // Wrapped, the command reads as lines (and so as unreadable to the guard).
+        let wrapped = capture!("codex-4-permission-exec").replace(
+            "$ echo hi > /tmp/agent-work/x.txt",
+            "$ cat /home/u/.s\n    sh/id_rsa",
+        );
+        let r = permission_request(AgentKind::Codex, &wrapped).unwrap();
+        assert_eq!(r.command.as_deref(), Some("cat /home/u/.s\nsh/id_rsa"));
     }
 }

@@ -32,6 +32,12 @@ pub struct AgentsConfig {
     /// Default retries of a failed prompt.
     #[arg(long, env = "ARCHITECT_PROMPT_MAX_RETRIES", default_value_t = DEFAULT_PROMPT_MAX_RETRIES)]
     pub prompt_max_retries: i64,
+
+    /// Built-in classifier rows not verified against the real program (`ollama`'s) to turn on,
+    /// by agent or row name, comma-separated. Unverified rows are off otherwise: a screen no
+    /// verified row knows is `unknown`, never guessed.
+    #[arg(long, env = "ARCHITECT_CLASSIFIER_ENABLE", value_delimiter = ',')]
+    pub classifier_enable: Vec<String>,
 }
 
 impl Default for AgentsConfig {
@@ -43,6 +49,7 @@ impl Default for AgentsConfig {
             dispatch_interval_ms: DEFAULT_DISPATCH_INTERVAL_MS,
             prompt_timeout_minutes: DEFAULT_PROMPT_TIMEOUT_MINUTES,
             prompt_max_retries: DEFAULT_PROMPT_MAX_RETRIES,
+            classifier_enable: Vec::new(),
         }
     }
 }

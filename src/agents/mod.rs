@@ -100,6 +100,8 @@ struct Inner {
     /// The compiled classifier (user rows + built-ins); `None` until loaded and after a
     /// pattern change.
     classifier: RwLock<Option<Arc<Classifier>>>,
+    /// Unverified built-in classifier rows turned on by name (`--classifier-enable`).
+    classifier_enable: Vec<String>,
     /// Wakes the dispatcher at once (a prompt queued, a hook event) instead of at its next tick.
     wake: tokio::sync::Notify,
     /// Dispatcher ticks never overlap (the loop, tests and API-triggered ticks share it).
@@ -112,6 +114,7 @@ impl AgentsRuntime {
             inner: Arc::new(Inner {
                 tmux: tmux::Tmux::new(config.agents.tmux_socket.as_deref()),
                 classifier: RwLock::new(None),
+                classifier_enable: config.agents.classifier_enable.clone(),
                 wake: tokio::sync::Notify::new(),
                 dispatch: tokio::sync::Mutex::new(()),
             }),
@@ -128,7 +131,10 @@ impl AgentsRuntime {
             return Ok(c);
         }
         let user = store::list_pane_patterns(db).await?;
-        let (c, bad) = Classifier::new(user);
+        let (c, bad) = Classifier::new(user, &self.inner.classifier_enable);
+        for name in classify::unknown_enable_names(&self.inner.classifier_enable) {
+            tracing::warn!(%name, "--classifier-enable names no built-in row or agent");
+        }
         for b in bad {
             tracing::warn!(pattern = %b.name, error = %b.error, "stored pane pattern skipped");
         }

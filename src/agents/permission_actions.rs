@@ -3,11 +3,11 @@
 //! an interaction by hand (approve, deny, approve always), a dry run, and replaying a pattern
 //! draft over recorded interactions.
 
-use super::classify::{permission_request, AgentKind, PaneState, PaneView};
+use super::classify::AgentKind;
 use super::interactions;
 use super::permission_store::{self as pstore, Interaction, PatternFields};
 use super::permissions::{self, Decision, Outcome, PermissionPattern, Request, Verdict};
-use super::tmux::{CaptureMode, SessionName, TmuxError};
+use super::tmux::SessionName;
 use super::{store, AgentsError, SessionRole};
 use crate::app::AppState;
 use crate::validate::invalid;
@@ -141,52 +141,10 @@ pub async fn handle(
     }
     let agent: AgentKind = i.agent.parse().unwrap_or(AgentKind::Other);
     let approve = action != HandleAction::Deny;
-    let name = SessionName::parse(&i.session)?;
-    let screen = match state
-        .agents
-        .tmux()
-        .capture(&name, 80, CaptureMode::Plain)
-        .await
-    {
-        Ok(screen) => screen,
-        Err(TmuxError::NoSuchSession(_)) => {
-            // Nobody can answer it any more: close it rather than leave it pending forever.
-            pstore::decide_interaction(
-                &state.db,
-                id,
-                "gone",
-                "session:gone",
-                &state.clock.now_str(),
-            )
-            .await?;
-            return Err(AgentsError::Conflict(format!(
-                "session '{}' no longer exists; interaction {id} is closed as gone",
-                i.session
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let classifier = state.agents.classifier(&state.db).await?;
-    let c = classifier.classify(&PaneView {
-        screen: &screen,
-        agent_hint: Some(agent),
-        ..Default::default()
-    });
-    if c.state != PaneState::WaitingForPermission {
-        pstore::decide_interaction(&state.db, id, "gone", "pane:closed", &state.clock.now_str())
-            .await?;
-        return Err(AgentsError::Conflict(
-            "the session no longer shows this permission prompt".into(),
-        ));
-    }
-    if approve && permission_request(agent, &screen).is_some_and(|p| !p.numbered) {
-        return Err(AgentsError::Conflict(
-            "this dialog has unnumbered options with the focus on No; approve it in the terminal"
-                .into(),
-        ));
-    }
     let by = format!("user:{username}");
     let subject = i.command.clone().or(i.path.clone()).unwrap_or_default();
+    // Re-reads the pane: the key goes only to this very prompt, once.
+    interactions::apply(state, &i, agent, approve, &by).await?;
     if action == HandleAction::ApproveAlways {
         pstore::insert_pattern(
             &state.db,
@@ -209,7 +167,6 @@ pub async fn handle(
         )
         .await?;
     }
-    interactions::apply(state, &i, agent, approve, &by).await?;
     pstore::audit(
         &state.db,
         Some(id),
@@ -217,6 +174,7 @@ pub async fn handle(
             session: &i.session,
             tool: &i.tool,
             subject: &subject,
+            exact: i.source == "hook",
             ..Default::default()
         },
         &Verdict {
@@ -271,6 +229,8 @@ pub async fn dry_run(state: &AppState, r: DryRun) -> Result<DryRunAnswer, Agents
         tool: &r.tool,
         subject: &r.subject,
         workspace: r.workspace.as_deref(),
+        // The person states the exact subject.
+        exact: true,
     };
     let verdict = permissions::decide(&ps, &req);
     pstore::audit(
@@ -283,7 +243,7 @@ pub async fn dry_run(state: &AppState, r: DryRun) -> Result<DryRunAnswer, Agents
     )
     .await?;
     Ok(DryRunAnswer {
-        guard: permissions::guard(&req).map(str::to_string),
+        guard: permissions::guard(&req).map(|g| g.rule.to_string()),
         verdict,
     })
 }
@@ -331,6 +291,7 @@ pub async fn replay(
                     tool: &i.tool,
                     subject: &subject,
                     workspace: row.and_then(|r| r.cwd.as_deref()),
+                    exact: i.source == "hook",
                 },
             );
             let then = match i.status.as_str() {

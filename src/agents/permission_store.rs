@@ -96,9 +96,9 @@ pub async fn delete_pattern(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
     Ok(r.rows_affected() > 0)
 }
 
-/// Writes one audit row.
-pub async fn audit(
-    db: &Db,
+/// Writes one audit row (on the pool, or inside a caller's transaction).
+pub async fn audit<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
     interaction_id: Option<i64>,
     r: &Request<'_>,
     v: &Verdict,
@@ -163,10 +163,18 @@ pub struct Interaction {
     pub decision_by: Option<String>,
     pub created_at: String,
     pub decided_at: Option<String>,
+    /// Which prompt on screen this is (`classify::PermissionRequest::fingerprint`); `None` for
+    /// a hook's request not seen on screen (yet).
+    pub fingerprint: Option<String>,
+    /// The whole screen (`classify::screen_hash`) a key was pressed on for this interaction.
+    pub screen_hash: Option<String>,
+    /// When the pane was seen without this prompt after it was decided.
+    pub screen_left_at: Option<String>,
 }
 
 const INTERACTION_COLS: &str = "id, node, session, agent, tool, command, path, prompt_text, \
-    source, status, decision_by, created_at, decided_at";
+    source, status, decision_by, created_at, decided_at, fingerprint, screen_hash, \
+    screen_left_at";
 
 pub struct NewInteraction<'a> {
     pub node: &'a str,
@@ -177,17 +185,21 @@ pub struct NewInteraction<'a> {
     pub path: Option<&'a str>,
     pub prompt_text: &'a str,
     pub source: &'a str,
+    pub fingerprint: Option<&'a str>,
 }
 
-pub async fn insert_interaction(
-    db: &Db,
+/// Records a pending interaction; `None` when the session already has one (the unique index
+/// `agent_interactions_one_pending`: one prompt on screen is one interaction).
+pub async fn insert_interaction<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
     i: &NewInteraction<'_>,
     now: &str,
-) -> Result<Interaction, sqlx::Error> {
+) -> Result<Option<Interaction>, sqlx::Error> {
     sqlx::query_as(&format!(
         "INSERT INTO agent_interactions (node, session, agent, tool, command, path, prompt_text, \
-            source, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9) \
-         RETURNING {INTERACTION_COLS}"
+            source, status, created_at, fingerprint) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10) \
+         ON CONFLICT DO NOTHING RETURNING {INTERACTION_COLS}"
     ))
     .bind(i.node)
     .bind(i.session)
@@ -198,8 +210,162 @@ pub async fn insert_interaction(
     .bind(i.prompt_text)
     .bind(i.source)
     .bind(now)
+    .bind(i.fingerprint)
+    .fetch_optional(db)
+    .await
+}
+
+/// Records an interaction a hook decided before anything reached the screen: never pending.
+pub async fn insert_decided_interaction<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    i: &NewInteraction<'_>,
+    status: &str,
+    by: &str,
+    now: &str,
+) -> Result<Interaction, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO agent_interactions (node, session, agent, tool, command, path, prompt_text, \
+            source, status, decision_by, created_at, decided_at, fingerprint) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) \
+         RETURNING {INTERACTION_COLS}"
+    ))
+    .bind(i.node)
+    .bind(i.session)
+    .bind(i.agent)
+    .bind(i.tool)
+    .bind(i.command)
+    .bind(i.path)
+    .bind(i.prompt_text)
+    .bind(i.source)
+    .bind(status)
+    .bind(by)
+    .bind(now)
+    .bind(i.fingerprint)
     .fetch_one(db)
     .await
+}
+
+/// Closes the session's pending interaction (if any) as gone: the agent moved on to another
+/// request.
+pub async fn supersede_pending<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    node: &str,
+    session: &str,
+    by: &str,
+    now: &str,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE agent_interactions SET status = 'gone', decision_by = $3, decided_at = $4, \
+            screen_left_at = $4 \
+         WHERE node = $1 AND session = $2 AND status = 'pending'",
+    )
+    .bind(node)
+    .bind(session)
+    .bind(by)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// A pre-tool-use hook's request, in one transaction: the session's older pending interaction
+/// is superseded (the agent moved on to another tool call), this one recorded — decided
+/// (`decided`: approved / denied) or, for "ask", pending with the agent's exact command or path
+/// — and the decision audited. The pane scan later attaches the prompt it sees on screen to a
+/// pending one, and never decides it automatically.
+pub async fn record_hook(
+    db: &Db,
+    i: &NewInteraction<'_>,
+    decided: Option<&str>,
+    r: &Request<'_>,
+    v: &Verdict,
+    now: &str,
+) -> Result<Option<Interaction>, sqlx::Error> {
+    let mut tx = crate::db::begin_write(db).await?;
+    supersede_pending(&mut *tx, i.node, i.session, "hook:superseded", now).await?;
+    let row = match decided {
+        Some(status) => {
+            Some(insert_decided_interaction(&mut *tx, i, status, &v.decided_by, now).await?)
+        }
+        None => insert_interaction(&mut *tx, i, now).await?,
+    };
+    audit(&mut *tx, row.as_ref().map(|x| x.id), r, v, false, now).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// The session's newest interaction, whatever its status.
+pub async fn latest_interaction(
+    db: &Db,
+    node: &str,
+    session: &str,
+) -> Result<Option<Interaction>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {INTERACTION_COLS} FROM agent_interactions \
+         WHERE node = $1 AND session = $2 ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(node)
+    .bind(session)
+    .fetch_optional(db)
+    .await
+}
+
+/// The pane shows the prompt of a pending interaction that had none yet (a hook's request):
+/// remember which prompt it is and what the screen says.
+pub async fn attach_screen(
+    db: &Db,
+    id: i64,
+    fingerprint: &str,
+    prompt_text: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE agent_interactions SET fingerprint = $2, prompt_text = $3 \
+         WHERE id = $1 AND status = 'pending' AND fingerprint IS NULL",
+    )
+    .bind(id)
+    .bind(fingerprint)
+    .bind(prompt_text)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// pending → approved / denied by a key about to be pressed on the screen `screen_hash`; false
+/// when it was no longer pending (another caller pressed, or it closed): then no key.
+pub async fn claim_for_key(
+    db: &Db,
+    id: i64,
+    status: &str,
+    by: &str,
+    screen_hash: &str,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE agent_interactions SET status = $2, decision_by = $3, decided_at = $4, \
+            screen_hash = $5 \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(by)
+    .bind(now)
+    .bind(screen_hash)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// The pane was seen without the prompt of decided interaction `id`.
+pub async fn mark_screen_left(db: &Db, id: i64, now: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE agent_interactions SET screen_left_at = $2 \
+         WHERE id = $1 AND screen_left_at IS NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(db)
+    .await
+    .map(|_| ())
 }
 
 pub async fn interaction(db: &Db, id: i64) -> Result<Option<Interaction>, sqlx::Error> {
@@ -241,7 +407,8 @@ pub async fn interactions(
     .await
 }
 
-/// pending → approved / denied / gone; false when it was no longer pending.
+/// pending → approved / denied / gone; false when it was no longer pending (so of two
+/// callers deciding at once, exactly one gets true: the one that may press a key).
 pub async fn decide_interaction(
     db: &Db,
     id: i64,
@@ -250,7 +417,8 @@ pub async fn decide_interaction(
     now: &str,
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE agent_interactions SET status = $2, decision_by = $3, decided_at = $4 \
+        "UPDATE agent_interactions SET status = $2, decision_by = $3, decided_at = $4, \
+            screen_left_at = CASE WHEN $2 = 'gone' THEN $4 END \
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)

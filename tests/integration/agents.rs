@@ -453,7 +453,7 @@ async fn pane_patterns_are_data_editable_through_the_api() {
     t.stop().await;
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_architect");
+pub const BIN: &str = env!("CARGO_BIN_EXE_architect");
 
 /// The value of `VAR` in a tmux session's environment.
 /// A variable of the environment the session's program runs with (read from /proc: the
@@ -758,20 +758,20 @@ fn delivered(log: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-async fn send_prompt(s: &Session, body: Value) -> i64 {
+pub async fn send_prompt(s: &Session, body: Value) -> i64 {
     let r = s.post_json("/api/assigner/send", &body).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json["success"], true);
     r.json["prompt_id"].as_i64().unwrap()
 }
 
-async fn prompt(s: &Session, id: i64) -> Value {
+pub async fn prompt(s: &Session, id: i64) -> Value {
     let r = s.get(&format!("/api/assigner/prompts/{id}")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.json
 }
 
-async fn wait_prompt(s: &Session, id: i64, status: &str) -> Value {
+pub async fn wait_prompt(s: &Session, id: i64, status: &str) -> Value {
     until(&format!("prompt {id} to be {status}"), || async {
         let p = prompt(s, id).await;
         (p["status"] == status).then_some(p)
@@ -1461,7 +1461,7 @@ async fn permission_prompts_are_recorded_and_decided_by_patterns() {
 
 /// The pinned CLI `name` (installed by .ci/run into .agent-clis/), python3 and the mock; when
 /// something is missing: a failure under CI, a printed skip otherwise.
-fn real_cli(name: &str) -> Option<PathBuf> {
+pub fn real_cli(name: &str) -> Option<PathBuf> {
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(".agent-clis/node_modules/.bin")
         .join(name);
@@ -1490,13 +1490,22 @@ fn real_cli(name: &str) -> Option<PathBuf> {
 }
 
 /// mock_llm.py on a free port, killed on drop.
-struct Mock {
+pub struct Mock {
     child: std::process::Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Mock {
-    async fn start(dir: &std::path::Path, workdir: &std::path::Path) -> Mock {
+    pub async fn start(dir: &std::path::Path, workdir: &std::path::Path) -> Mock {
+        Mock::start_with(dir, workdir, &[]).await
+    }
+
+    /// With extra environment (`MOCK_BASH_CMD`, ...).
+    pub async fn start_with(
+        dir: &std::path::Path,
+        workdir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Mock {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -1507,6 +1516,7 @@ impl Mock {
             .arg(port.to_string())
             .arg(dir.join("requests.jsonl"))
             .env("MOCK_WORKDIR", workdir)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -1529,7 +1539,7 @@ impl Drop for Mock {
     }
 }
 
-fn write_exec(path: &std::path::Path, body: &str) {
+pub fn write_exec(path: &std::path::Path, body: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, body).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -1548,7 +1558,7 @@ impl Drop for KillGroup {
     }
 }
 
-async fn real_server(tmux: &PrivateTmux) -> TestServer {
+pub async fn real_server(tmux: &PrivateTmux) -> TestServer {
     let socket = tmux.socket.clone();
     TestServer::start_with(move |c| {
         c.agents.tmux_socket = Some(socket);
@@ -1671,7 +1681,7 @@ async fn real_claude_code_prompts_complete_by_hook_and_permissions_follow_patter
 }
 
 /// A fresh Claude Code HOME that goes straight to the input prompt in `work` (README recipe).
-fn claude_home(home: &std::path::Path, work: &str) {
+pub fn claude_home(home: &std::path::Path, work: &str) {
     std::fs::create_dir_all(home.join(".claude")).unwrap();
     std::fs::write(
         home.join(".claude.json"),
@@ -1692,7 +1702,7 @@ fn claude_home(home: &std::path::Path, work: &str) {
 }
 
 /// The environment Claude Code needs offline, besides what `session start` gives it.
-fn claude_env(home: &std::path::Path) -> Value {
+pub fn claude_env(home: &std::path::Path) -> Value {
     json!({"HOME": home.display().to_string(), "DISABLE_TELEMETRY": "1",
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
            "DISABLE_ERROR_REPORTING": "1", "TERM": "xterm-256color",

@@ -558,11 +558,13 @@ async fn browser_interactions_and_assigner_panels() {
                     cmd.or(path).unwrap_or("")
                 ),
                 source: if decided.is_some_and(|d| d.1.starts_with("pattern")) { "hook" } else { "pane" },
+                fingerprint: None,
             },
             &now,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("one pending interaction per session");
         if let Some((status, by)) = decided {
             pstore::decide_interaction(db, i.id, status, by, &now)
                 .await

@@ -46,28 +46,30 @@ async fn seed_interaction(
 ) -> i64 {
     let db = &t.state().db;
     let now = t.clock.now_str();
-    let i = pstore::insert_interaction(
-        db,
-        &NewInteraction {
-            node: "local",
-            session,
-            agent: "claude",
-            tool: "Bash",
-            command: Some(command),
-            path: None,
-            prompt_text: &format!(
-                "Bash command\n\n  {command}\n\nDo you want to proceed?\n❯ 1. Yes\n  2. No"
-            ),
-            source: "pane",
-        },
-        &now,
-    )
-    .await
-    .unwrap();
-    if let Some((status, by, reason)) = decided {
-        pstore::decide_interaction(db, i.id, status, by, &now)
+    let new = NewInteraction {
+        node: "local",
+        session,
+        agent: "claude",
+        tool: "Bash",
+        command: Some(command),
+        path: None,
+        prompt_text: &format!(
+            "Bash command\n\n  {command}\n\nDo you want to proceed?\n❯ 1. Yes\n  2. No"
+        ),
+        source: "pane",
+        fingerprint: None,
+    };
+    let i = match decided {
+        // Decided ones never held the session's one pending slot.
+        Some((status, by, _)) => pstore::insert_decided_interaction(db, &new, status, by, &now)
             .await
-            .unwrap();
+            .unwrap(),
+        None => pstore::insert_interaction(db, &new, &now)
+            .await
+            .unwrap()
+            .expect("one pending interaction per session"),
+    };
+    if let Some((status, by, reason)) = decided {
         let outcome = if status == "approved" {
             Outcome::Approve
         } else {
