@@ -473,7 +473,7 @@ pub struct PatternTable {
 async fn list_pane_patterns(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<PatternTable> {
     Ok(Json(PatternTable {
         user: store::list_pane_patterns(&s.db).await?,
-        builtin: classify::builtin_patterns(),
+        builtin: classify::builtin_patterns_enabling(&s.config.agents.classifier_enable),
     }))
 }
 
