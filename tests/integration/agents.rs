@@ -730,7 +730,7 @@ pub fn with(a: Value, b: &Value) -> Value {
     a
 }
 
-fn delivered(log: &std::path::Path) -> Vec<String> {
+pub fn delivered(log: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -738,20 +738,20 @@ fn delivered(log: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-async fn send_prompt(s: &Session, body: Value) -> i64 {
+pub async fn send_prompt(s: &Session, body: Value) -> i64 {
     let r = s.post_json("/api/assigner/send", &body).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json["success"], true);
     r.json["prompt_id"].as_i64().unwrap()
 }
 
-async fn prompt(s: &Session, id: i64) -> Value {
+pub async fn prompt(s: &Session, id: i64) -> Value {
     let r = s.get(&format!("/api/assigner/prompts/{id}")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.json
 }
 
-async fn wait_prompt(s: &Session, id: i64, status: &str) -> Value {
+pub async fn wait_prompt(s: &Session, id: i64, status: &str) -> Value {
     until(&format!("prompt {id} to be {status}"), || async {
         let p = prompt(s, id).await;
         (p["status"] == status).then_some(p)
@@ -1431,7 +1431,7 @@ async fn permission_prompts_are_recorded_and_decided_by_patterns() {
 
 /// The pinned CLI `name` (installed by .ci/run into .agent-clis/), python3 and the mock; when
 /// something is missing: a failure under CI, a printed skip otherwise.
-fn real_cli(name: &str) -> Option<PathBuf> {
+pub fn real_cli(name: &str) -> Option<PathBuf> {
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(".agent-clis/node_modules/.bin")
         .join(name);
@@ -1460,13 +1460,13 @@ fn real_cli(name: &str) -> Option<PathBuf> {
 }
 
 /// mock_llm.py on a free port, killed on drop.
-struct Mock {
+pub struct Mock {
     child: std::process::Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Mock {
-    async fn start(dir: &std::path::Path, workdir: &std::path::Path) -> Mock {
+    pub async fn start(dir: &std::path::Path, workdir: &std::path::Path) -> Mock {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -1518,7 +1518,7 @@ impl Drop for KillGroup {
     }
 }
 
-async fn real_server(tmux: &PrivateTmux) -> TestServer {
+pub async fn real_server(tmux: &PrivateTmux) -> TestServer {
     let socket = tmux.socket.clone();
     TestServer::start_with(move |c| {
         c.agents.tmux_socket = Some(socket);
