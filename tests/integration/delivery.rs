@@ -354,7 +354,10 @@ async fn real_claude_code_soak_every_prompt_submitted_once() {
     // screen one interaction is src/agents/interactions.rs's part of issue 12.
     let extra = all.len() - approved.len();
     if extra > 0 {
-        eprintln!("{extra} interaction(s) besides the {} dialogs: {all:?}", n / 4);
+        eprintln!(
+            "{extra} interaction(s) besides the {} dialogs: {all:?}",
+            n / 4
+        );
     }
     drop(real);
     t.stop().await;
