@@ -1005,7 +1005,7 @@ async fn no_prompt_is_lost_or_sent_twice_across_a_restart() {
     s2.shutdown().await.unwrap();
 }
 
-async fn login(url: &str) -> Session {
+pub async fn login(url: &str) -> Session {
     let mut s = Session::new(url, None);
     let r = s
         .post_json(

@@ -4,8 +4,8 @@
 //! `cargo bench --bench soak`).
 
 use crate::agents::{
-    ask_permission, capture, delivered, fake_env, prompt, real_cli, real_server, send_prompt,
-    server, start_fake, wait_interaction, wait_prompt, with, Mock, PrivateTmux,
+    ask_permission, capture, delivered, fake_env, login, prompt, real_cli, real_server,
+    send_prompt, server, start_fake, wait_interaction, wait_prompt, with, Mock, PrivateTmux,
 };
 use crate::support::{until, Session};
 use serde_json::{json, Value};
@@ -108,6 +108,45 @@ async fn text_that_is_never_submitted_is_cleared_before_the_prompt_moves_on() {
     assert_eq!(input_line(&w, "w1").await, "idle/empty");
     assert!(delivered(&log).is_empty());
     t.stop().await;
+}
+
+/// serve stops while a typed prompt's text sits in the input line (its Enter dropped): the next
+/// serve goes on from the stored Enter count and never types the text a second time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_with_text_in_the_input_line_neither_retypes_nor_loses_it() {
+    let tmux = PrivateTmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _, env) = fake_env(dir.path());
+    let env = with(
+        env.clone(),
+        &json!({"env": with(env["env"].clone(), &json!({"FAKE_AGENT_DROP_ENTERS": "2"}))}),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let cfg = || {
+        let mut c = crate::support::config(data.path());
+        c.agents.tmux_socket = Some(tmux.socket.clone());
+        c
+    };
+    let clock = architect::clock::Clock::manual();
+    let s1 = architect::serve::start(cfg(), clock.clone()).await.unwrap();
+    let admin = login(&format!("http://{}", s1.addr)).await;
+    start_fake(&admin, "w1", env).await;
+    let id = send_prompt(&admin, json!({"content": "only once please"})).await;
+    until("the text typed and its first Enter dropped", || async {
+        let p = prompt(&admin, id).await;
+        (p["typed_at"].is_string() && p["status"] == "assigned").then_some(())
+    })
+    .await;
+    s1.shutdown().await.unwrap();
+    let screen = tmux.run(&["capture-pane", "-p", "-t", "w1"]);
+    assert!(screen.contains("❯\u{a0}only once please"), "{screen}");
+
+    let s2 = architect::serve::start(cfg(), clock).await.unwrap();
+    let admin = login(&format!("http://{}", s2.addr)).await;
+    let p = wait_prompt(&admin, id, "completed").await;
+    assert_eq!(p["enter_presses"], 3, "{p}");
+    assert_eq!(delivered(&log), vec!["only once please"]);
+    s2.shutdown().await.unwrap();
 }
 
 /// With no pattern enabled and nothing queued, a permission prompt on screen is recorded for a
