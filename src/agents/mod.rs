@@ -7,7 +7,8 @@
 //! sessions and their state (pane readings and hook events, each change with its signal);
 //! `store.rs` SQL for sessions and pane patterns; `api.rs` / `pages.rs` HTTP; `assign.rs` sending
 //! a feature, bug or error group to a session (API and the follow-up when its prompt completes)
-//! and `assign_pages.rs` the Assign box the item pages include.
+//! and `assign_pages.rs` the Assign box the item pages include; `loops.rs` the background loop
+//! (the assigner's dispatcher and the permission watch over every agent pane).
 
 pub mod agents_api;
 pub mod api;

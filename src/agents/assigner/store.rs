@@ -326,7 +326,8 @@ pub async fn fail_active(
     let sql = if requeue {
         "UPDATE assigner_prompts SET status = 'pending', retries = retries + 1, error = $2, \
             assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
-            enter_presses = 0, entered_at = NULL, updated_at = $3 WHERE id = $1 AND status IN ('assigned', 'in_progress')"
+            enter_presses = 0, entered_at = NULL, updated_at = $3 \
+         WHERE id = $1 AND status IN ('assigned', 'in_progress')"
     } else {
         "UPDATE assigner_prompts SET status = 'failed', error = $2, completed_at = $3, \
             updated_at = $3 WHERE id = $1 AND status IN ('assigned', 'in_progress')"
@@ -382,7 +383,8 @@ pub async fn retry(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE assigner_prompts SET status = 'pending', retries = retries + 1, \
             assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
-            enter_presses = 0, entered_at = NULL, started_at = NULL, completed_at = NULL, updated_at = $2 \
+            enter_presses = 0, entered_at = NULL, started_at = NULL, completed_at = NULL, \
+            updated_at = $2 \
          WHERE id = $1 AND status IN ('failed', 'cancelled') AND retries < max_retries",
     )
     .bind(id)
@@ -396,7 +398,8 @@ pub async fn retry_all(db: &Db, now: &str) -> Result<u64, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE assigner_prompts SET status = 'pending', retries = retries + 1, \
             assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
-            enter_presses = 0, entered_at = NULL, started_at = NULL, completed_at = NULL, updated_at = $1 \
+            enter_presses = 0, entered_at = NULL, started_at = NULL, completed_at = NULL, \
+            updated_at = $1 \
          WHERE status = 'failed' AND retries < max_retries",
     )
     .bind(now)
@@ -413,7 +416,8 @@ pub async fn reassign(db: &Db, id: i64, to: Option<&str>, now: &str) -> Result<b
             target_role = CASE WHEN $2 IS NULL THEN target_role ELSE NULL END, \
             target_group = CASE WHEN $2 IS NULL THEN target_group ELSE NULL END, \
             assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
-            enter_presses = 0, entered_at = NULL, started_at = NULL, completed_at = NULL, updated_at = $3 \
+            enter_presses = 0, entered_at = NULL, started_at = NULL, completed_at = NULL, \
+            updated_at = $3 \
          WHERE id = $1 AND status IN ('pending', 'assigned', 'failed', 'cancelled')",
     )
     .bind(id)
