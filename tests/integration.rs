@@ -15,6 +15,8 @@ mod auth;
 mod browser;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/delivery.rs"]
+mod delivery;
 #[path = "integration/errors.rs"]
 mod errors;
 #[path = "integration/guard.rs"]

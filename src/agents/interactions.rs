@@ -303,19 +303,6 @@ pub async fn apply(
     Ok(())
 }
 
-/// With the queue empty the dispatcher does not read panes; while any permission pattern is
-/// enabled this does, so patterns apply to every session, not only to prompts in flight.
-pub async fn watch_tick(state: &AppState) -> Result<Vec<i64>, AgentsError> {
-    if pstore::enabled_pattern_count(&state.db).await? == 0
-        || !super::assigner::store::idle_queue(&state.db).await?
-    {
-        return Ok(Vec::new());
-    }
-    let _one_at_a_time = state.agents.dispatch_lock().await;
-    let live = super::sessions::observe_node(state, &super::route::NodeRef::Local, true).await?;
-    scan(state, &live).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,8 @@
 //! sessions and their state (pane readings and hook events, each change with its signal);
 //! `store.rs` SQL for sessions and pane patterns; `api.rs` / `pages.rs` HTTP; `assign.rs` sending
 //! a feature, bug or error group to a session (API and the follow-up when its prompt completes)
-//! and `assign_pages.rs` the Assign box the item pages include.
+//! and `assign_pages.rs` the Assign box the item pages include; `loops.rs` the background loop
+//! (the assigner's dispatcher and the permission watch over every agent pane).
 
 pub mod agents_api;
 pub mod api;
@@ -21,6 +22,7 @@ pub mod interactions;
 pub mod interactions_api;
 pub mod interactions_pages;
 pub mod launch;
+pub mod loops;
 pub mod pages;
 pub mod pattern_pages;
 pub mod permission_actions;
@@ -35,14 +37,12 @@ pub mod tmux;
 pub mod tmux_task;
 
 pub use config::AgentsConfig;
+pub use loops::loops;
 
-use crate::app::AppState;
 use crate::config::ServeConfig;
 use crate::validate::Invalid;
 use classify::Classifier;
 use std::sync::{Arc, RwLock};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 crate::text_enum! {
     /// A session's place in the delegation hierarchy (SPEC.md "Session Hierarchy").
@@ -166,41 +166,4 @@ impl AgentsRuntime {
             *g = None;
         }
     }
-}
-
-/// This domain's background loops, started by `background::spawn_all`: the assigner's
-/// dispatcher (unless `--assigner false`). It ticks every `--dispatch-interval-ms` and at once
-/// when woken (a prompt queued, a hook event), so an idle session gets a queued prompt well
-/// within a second.
-pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    if !state.config.agents.assigner {
-        return Vec::new();
-    }
-    let state = state.clone();
-    let mut shutdown = shutdown.clone();
-    let every = std::time::Duration::from_millis(state.config.agents.dispatch_interval_ms.max(10));
-    vec![tokio::spawn(async move {
-        loop {
-            match assigner::dispatch::tick(&state).await {
-                Ok(r) if r != assigner::dispatch::TickReport::default() => {
-                    tracing::info!(report = ?r, "assigner dispatch")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "assigner dispatch failed"),
-            }
-            match interactions::watch_tick(&state).await {
-                Ok(d) if !d.is_empty() => {
-                    tracing::info!(decided = ?d, "permission prompts decided by patterns")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "permission watch failed"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = state.agents.dispatcher_woken() => {}
-                _ = shutdown.changed() => break,
-            }
-        }
-        tracing::debug!(loop_name = "assigner_dispatch", "background loop stopped");
-    })]
 }

@@ -1,6 +1,10 @@
 //! Tracking sessions: what tmux lists on a node, read through the classifier, merged with what
 //! architect knows (role, groups, the agent it launched), and — on refresh — every state change
 //! stored with the signal that decided it (`pane:<row>`, `pane:unrecognised`, `hook:<event>`).
+//!
+//! One observation is one `list-sessions` plus one capture per pane read; the permission
+//! watch ([`observe_agents`]) reads agent panes only: a pane whose foreground program is a
+//! shell by tmux's listing alone is not captured.
 
 use super::classify::{AgentKind, Classification, InputLine, PaneState, PaneView};
 use super::route::{self, NodeRef, TmuxAnswer, TmuxOp};
@@ -27,6 +31,10 @@ pub struct LiveSession {
     pub groups: Vec<String>,
     pub launched: bool,
     pub branch: Option<String>,
+    /// The screen the state was read from (the last `CLASSIFY_LINES` lines), so a caller
+    /// needs no second capture of the same moment.
+    #[serde(skip)]
+    pub screen: String,
 }
 
 impl LiveSession {
@@ -89,6 +97,25 @@ pub async fn observe_node(
     node: &NodeRef,
     persist: bool,
 ) -> Result<Vec<LiveSession>, AgentsError> {
+    observe(state, node, persist, false).await
+}
+
+/// The agent sessions of one node, read without recording anything (the permission watch,
+/// every tick): shells are left out before any capture, so the cost is one list plus one
+/// capture per agent pane.
+pub async fn observe_agents(
+    state: &AppState,
+    node: &NodeRef,
+) -> Result<Vec<LiveSession>, AgentsError> {
+    observe(state, node, false, true).await
+}
+
+async fn observe(
+    state: &AppState,
+    node: &NodeRef,
+    persist: bool,
+    agents_only: bool,
+) -> Result<Vec<LiveSession>, AgentsError> {
     let infos = match route::run(state, node, TmuxOp::List).await? {
         TmuxAnswer::Sessions(s) => s,
         _ => Vec::new(),
@@ -106,7 +133,10 @@ pub async fn observe_node(
             .filter(|k| k.launched != 0)
             .and_then(|k| k.agent.as_deref())
             .and_then(|a| a.parse().ok());
-        let (c, _) = match classify_session(state, node, &info, hint).await {
+        if agents_only && is_shell(state, &info, hint).await? {
+            continue;
+        }
+        let (c, screen) = match classify_session(state, node, &info, hint).await {
             Ok(v) => v,
             // The session ended between list and capture.
             Err(AgentsError::Tmux(super::tmux::TmuxError::NoSuchSession(_))) => continue,
@@ -148,6 +178,7 @@ pub async fn observe_node(
             launched: row.as_ref().is_some_and(|r| r.launched != 0),
             branch: row.as_ref().and_then(|r| r.branch.clone()),
             tmux: info,
+            screen,
         });
     }
     if persist {
@@ -157,6 +188,23 @@ pub async fn observe_node(
         }
     }
     Ok(out)
+}
+
+/// True when the classifier calls the pane a shell from tmux's listing alone (its foreground
+/// command), before any capture.
+async fn is_shell(
+    state: &AppState,
+    info: &SessionInfo,
+    hint: Option<AgentKind>,
+) -> Result<bool, AgentsError> {
+    let classifier = state.agents.classifier(&state.db).await?;
+    let c = classifier.classify(&PaneView {
+        screen: "",
+        title: &info.pane_title,
+        command: &info.current_command,
+        agent_hint: hint,
+    });
+    Ok(c.agent == AgentKind::Shell)
 }
 
 /// The nodes whose sessions `GET /api/tmux/sessions` shows: this one, plus `extra`.

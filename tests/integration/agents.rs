@@ -750,7 +750,7 @@ pub fn with(a: Value, b: &Value) -> Value {
     a
 }
 
-fn delivered(log: &std::path::Path) -> Vec<String> {
+pub fn delivered(log: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -1025,7 +1025,7 @@ async fn no_prompt_is_lost_or_sent_twice_across_a_restart() {
     s2.shutdown().await.unwrap();
 }
 
-async fn login(url: &str) -> Session {
+pub async fn login(url: &str) -> Session {
     let mut s = Session::new(url, None);
     let r = s
         .post_json(

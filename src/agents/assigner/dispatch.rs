@@ -6,13 +6,39 @@
 //! key is typed and `typed_at` right after, so a restart of `serve` between the two finds an
 //! assigned prompt without `typed_at` and checks the pane rather than typing again. Ticks never
 //! overlap (one lock). With nothing queued or running a tick does not touch tmux.
-
+//!
+//! Exactly-once delivery. Real agents drop keys: Claude Code ignores an Enter that arrives in
+//! the same write as the text, and sometimes one that comes right after its previous turn
+//! ended; the text then sits in the input line, where any later Enter would run it. So a
+//! prompt counts as delivered only when the agent took it, and the protocol is:
+//! 1. Pick a session that reads idle with an empty input line and has been idle for at least
+//!    [`QUIET`] (its stored `state_changed_at`: the previous turn ended a while ago), then read
+//!    the pane a second time: the same idle screen, or no typing this tick.
+//! 2. Claim (`assigned`, `dispatch_token`, `assigned_at`) — stored before any key.
+//! 3. Type the text (one write), wait [`ENTER_AFTER`], press Enter (a second write), then
+//!    store `typed_at`, `enter_presses = 1`, `entered_at`.
+//! 4. Taken (`in_progress`, `accepted_by`) on its `UserPromptSubmit` hook, or on a reading of
+//!    busy / waiting for permission (the input line emptied and the turn started); a turn
+//!    finished before any reading saw it is recognised by its echo on screen.
+//! 5. Not taken and the pane still idle with text in the input line: press Enter again, at
+//!    most [`MAX_ENTERS`] presses in all, [`ENTER_SPACING`] apart, each after a fresh reading
+//!    (`enter_presses`, `entered_at` count them). Then the line is cleared with the line-edit
+//!    keys ([`CLEAR_KEYS`], once per line of the prompt) and, once a reading shows it empty,
+//!    the prompt is requeued (or failed when its retries are spent). A prompt is requeued only
+//!    when its text is known not to sit in any pane: never typed, its session gone, or its
+//!    line seen empty after clearing; a pane that cannot be read is failed for a person, never
+//!    retyped elsewhere.
+//!
+//! A restart: an `assigned` prompt without `typed_at` whose text is on screen, or whose session
+//! reads idle with text in the input line (the claim found it empty), is taken as typed
+//! (`typed_at` and `entered_at` set then) and goes through step 5; otherwise it is unclaimed
+//! without spending a retry. With `typed_at` stored, steps 4–5 go on from the stored counts.
 use super::{store, Prompt, PromptStatus};
-use crate::agents::classify::{AgentKind, InputLine, PaneState};
+use crate::agents::classify::{AgentKind, Classification, InputLine, PaneState};
 use crate::agents::route::{NodeRef, LOCAL_NODE};
 use crate::agents::sessions::{self, LiveSession};
 use crate::agents::store::{self as session_store, SessionRow};
-use crate::agents::tmux::{CaptureMode, SessionName};
+use crate::agents::tmux::{CaptureMode, SessionName, TmuxError};
 use crate::agents::AgentsError;
 use crate::app::AppState;
 use std::collections::HashMap;
@@ -34,6 +60,26 @@ pub const STOP_REDRAW: time::Duration = time::Duration::seconds(3);
 /// Lines of the final pane kept as a prompt's response.
 pub const RESPONSE_LINES: u32 = 200;
 
+/// Between the text and its Enter (two tmux writes): Claude Code drops an Enter that arrives
+/// with the text, Codex takes one within 0.2 s as part of a paste, Gemini CLI once dropped one
+/// sent at once (README of the captures).
+pub const ENTER_AFTER: Duration = Duration::from_millis(300);
+
+/// A session is typed into only once it has read idle this long: Claude Code drops more
+/// Enters within 0.3 s of its previous answer.
+pub const QUIET: time::Duration = time::Duration::milliseconds(500);
+
+/// Presses of Enter for one typing (the first included) before the line is cleared.
+pub const MAX_ENTERS: i64 = 3;
+
+/// Between two presses of Enter for the same prompt.
+pub const ENTER_SPACING: time::Duration = time::Duration::seconds(1);
+
+/// Clears one line of an agent's input (kill to the line start, then join the line above);
+/// pressed once per line of the prompt. Harmless on an empty line, in a busy pane and in a
+/// permission dialog, unlike Escape (interrupts, denies) or C-c (twice quits).
+pub const CLEAR_KEYS: [&str; 2] = ["C-u", "BSpace"];
+
 /// What one tick did (tests and the log).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct TickReport {
@@ -42,16 +88,12 @@ pub struct TickReport {
     pub completed: Vec<i64>,
     pub failed: Vec<i64>,
     pub requeued: Vec<i64>,
+    /// Prompts whose text still sat in the input line: Enter pressed again.
+    pub entered_again: Vec<i64>,
+    /// Prompts whose text was cleared from the input line after the last Enter.
+    pub cleared: Vec<i64>,
     /// Interactions decided by a pattern (keys pressed).
     pub permissions_decided: Vec<i64>,
-}
-
-/// Codex treats Enter right after typed text as part of a paste (README: 0.2 s gap).
-fn enter_delay(agent: AgentKind) -> Duration {
-    match agent {
-        AgentKind::Codex => Duration::from_millis(200),
-        _ => Duration::ZERO,
-    }
 }
 
 fn parse(t: &Option<String>) -> Option<OffsetDateTime> {
@@ -106,7 +148,14 @@ pub fn choose<'a>(
         .iter()
         .copied()
         .filter(|s| match &p.target_session {
-            Some(t) => &s.tmux.name == t,
+            // An explicit target still has to read as an agent now (an agent that exited
+            // leaves a shell), unless a person who may run code queued it for a shell
+            // (`assigner::api::enqueue` alone sets `to_shell`).
+            Some(t) => {
+                &s.tmux.name == t
+                    && (!matches!(s.agent, AgentKind::Shell | AgentKind::Other)
+                        || p.metadata["to_shell"] == serde_json::json!(true))
+            }
             None => {
                 !matches!(s.agent, AgentKind::Shell | AgentKind::Other)
                     && p.target_role
@@ -129,6 +178,25 @@ pub fn choose<'a>(
             .then_with(|| a.tmux.name.cmp(&b.tmux.name))
     });
     candidates.first().copied()
+}
+
+/// True when the session's stored state has not changed for [`QUIET`] (its previous turn
+/// ended a while ago), or nothing is stored about it.
+fn quiet(row: Option<&SessionRow>, now: OffsetDateTime) -> bool {
+    row.and_then(|r| parse(&r.state_changed_at))
+        .is_none_or(|at| now - at >= QUIET)
+}
+
+/// A fresh reading of a session's pane, or `None` when the session ended meanwhile.
+async fn read(
+    state: &AppState,
+    s: &LiveSession,
+) -> Result<Option<(Classification, String)>, AgentsError> {
+    match sessions::classify_session(state, &NodeRef::Local, &s.tmux, Some(s.agent)).await {
+        Ok(v) => Ok(Some(v)),
+        Err(AgentsError::Tmux(TmuxError::NoSuchSession(_))) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// One pass: timeouts, progress of active prompts, then new dispatches.
@@ -168,9 +236,14 @@ pub async fn tick(state: &AppState) -> Result<TickReport, AgentsError> {
         if p.node != LOCAL_NODE {
             continue;
         }
+        let now = state.clock.now();
         let ready: Vec<&LiveSession> = live
             .iter()
-            .filter(|s| s.ready_for_prompt() && !busy.contains(&s.tmux.name))
+            .filter(|s| {
+                s.ready_for_prompt()
+                    && !busy.contains(&s.tmux.name)
+                    && quiet(rows.get(&s.tmux.name), now)
+            })
             .collect();
         if ready.is_empty() {
             break;
@@ -179,6 +252,16 @@ pub async fn tick(state: &AppState) -> Result<TickReport, AgentsError> {
             continue;
         };
         let name = target.tmux.name.clone();
+        // Whatever happens next, this session takes no other prompt this tick.
+        busy.push(name.clone());
+        // The second reading: the same idle screen, else not this tick.
+        match read(state, target).await? {
+            Some((c, screen))
+                if c.state == PaneState::Idle
+                    && c.input == InputLine::Empty
+                    && screen == target.screen => {}
+            _ => continue,
+        }
         let token = uuid::Uuid::new_v4().to_string();
         if !store::claim(
             &state.db,
@@ -192,37 +275,91 @@ pub async fn tick(state: &AppState) -> Result<TickReport, AgentsError> {
         {
             continue;
         }
-        busy.push(name.clone());
         let session = SessionName::parse(&name)?;
-        let typed = state
-            .agents
-            .tmux()
-            .send_text(&session, &p.content, true, enter_delay(target.agent))
-            .await;
+        let tmux = state.agents.tmux();
+        let typed = async {
+            tmux.send_text(&session, &p.content, false, Duration::ZERO)
+                .await?;
+            tokio::time::sleep(ENTER_AFTER).await;
+            tmux.send_keys(&session, &["Enter"]).await
+        }
+        .await;
         match typed {
             Ok(()) => {
                 store::mark_typed(&state.db, p.id, &token, &state.clock.now_str()).await?;
                 report.dispatched.push((p.id, name));
             }
             Err(e) => {
-                let requeue = p.retries < p.max_retries;
-                store::fail_active(
-                    &state.db,
-                    p.id,
-                    &format!("typing into {name} failed: {e}"),
-                    requeue,
-                    &state.clock.now_str(),
-                )
-                .await?;
-                if requeue {
-                    report.requeued.push(p.id);
-                } else {
-                    report.failed.push(p.id);
-                }
+                let msg = format!("typing into {name} failed: {e}");
+                release(state, &p, target, &msg, &mut report).await?;
             }
         }
     }
     Ok(report)
+}
+
+/// Gives up on delivering `p` into `sess`: its input line is cleared and, once a reading shows
+/// it empty, the prompt is requeued (failed when its retries are spent); when the line cannot
+/// be seen empty it is failed, never requeued, so its text cannot run in two panes.
+async fn release(
+    state: &AppState,
+    p: &Prompt,
+    sess: &LiveSession,
+    why: &str,
+    report: &mut TickReport,
+) -> Result<(), AgentsError> {
+    let now_s = state.clock.now_str();
+    let empty = match read(state, sess).await? {
+        // The session is gone: so is the text.
+        None => true,
+        Some((c, _)) if c.state == PaneState::Idle && c.input == InputLine::Empty => true,
+        Some((c, _)) if c.state == PaneState::Idle => {
+            clear_line(state, sess, &p.content).await?;
+            report.cleared.push(p.id);
+            tokio::time::sleep(ENTER_AFTER).await;
+            matches!(
+                read(state, sess).await?,
+                None | Some((
+                    Classification {
+                        state: PaneState::Idle,
+                        input: InputLine::Empty,
+                        ..
+                    },
+                    _
+                ))
+            )
+        }
+        Some(_) => false,
+    };
+    if empty {
+        let requeue = p.retries < p.max_retries;
+        store::fail_active(&state.db, p.id, why, requeue, &now_s).await?;
+        push(report, p.id, requeue);
+    } else {
+        let msg = format!(
+            "{why}; the input line of {} could not be seen empty, so the prompt is not sent elsewhere (look at the pane, then retry)",
+            sess.tmux.name
+        );
+        store::fail_active(&state.db, p.id, &msg, false, &now_s).await?;
+        report.failed.push(p.id);
+    }
+    Ok(())
+}
+
+/// Presses [`CLEAR_KEYS`] once per line of `content` (a pasted prompt may show as one
+/// placeholder; extra presses on an empty line do nothing).
+async fn clear_line(
+    state: &AppState,
+    sess: &LiveSession,
+    content: &str,
+) -> Result<(), AgentsError> {
+    let name = SessionName::parse(&sess.tmux.name)?;
+    let lines = content.lines().count().clamp(1, 200);
+    let keys: Vec<&str> = (0..lines).flat_map(|_| CLEAR_KEYS).collect();
+    for chunk in keys.chunks(16) {
+        state.agents.tmux().send_keys(&name, chunk).await?;
+    }
+    Ok(())
 }
 
 /// Moves one active prompt along: timeout, lost session, acceptance, completion.
@@ -262,14 +399,17 @@ async fn progress(
     }
     let session = SessionName::parse(&name)?;
     let Some(typed_at) = parse(&p.typed_at) else {
-        // serve stopped between the claim and typing: typed only if the pane shows it.
+        // serve stopped between the claim and typing: typed if the pane shows the text, or
+        // text sits in the input line the claim found empty (a long paste shows as a
+        // placeholder); step 5 then submits or clears it.
         let screen = state
             .agents
             .tmux()
             .capture(&session, 200, CaptureMode::Plain)
             .await?;
         let h = head(&p.content);
-        if !h.is_empty() && screen.contains(&h) {
+        let sitting = sess.state == PaneState::Idle && sess.input == InputLine::HasText;
+        if sitting || (!h.is_empty() && screen.contains(&h)) {
             store::mark_typed_after_restart(&state.db, p.id, &now_s).await?;
         } else {
             store::unclaim_untyped(&state.db, p.id, &now_s).await?;
@@ -341,15 +481,21 @@ async fn progress(
                 return Ok(());
             }
         } else if finished_by.is_none() {
+            if sess.state == PaneState::Idle && sess.input != InputLine::Empty {
+                // Step 5: the text (or something) sits in the input line, not submitted.
+                return undelivered(state, p, sess, typed_at, report).await;
+            }
             if now - typed_at > ACCEPT_WITHIN {
+                // Whether the text sits in the pane cannot be read: a person looks; it is
+                // never retyped elsewhere.
                 let msg = format!(
-                    "not accepted by {name} within {} s (pane: {}, input {})",
+                    "not accepted by {name} within {} s (pane: {}, input {}); not sent elsewhere (look at the pane, then retry)",
                     ACCEPT_WITHIN.whole_seconds(),
                     sess.state,
                     sess.input
                 );
-                store::fail_active(&state.db, p.id, &msg, requeue, &now_s).await?;
-                push(report, p.id, requeue);
+                store::fail_active(&state.db, p.id, &msg, false, &now_s).await?;
+                report.failed.push(p.id);
             }
             return Ok(());
         }
@@ -376,6 +522,52 @@ async fn progress(
         }
     }
     Ok(())
+}
+
+/// Step 5: `p` was typed into `sess`, which reads idle with text in its input line and no
+/// submit hook came: Enter again (bounded, spaced, after a fresh reading), then clear.
+async fn undelivered(
+    state: &AppState,
+    p: &Prompt,
+    sess: &LiveSession,
+    typed_at: OffsetDateTime,
+    report: &mut TickReport,
+) -> Result<(), AgentsError> {
+    let now = state.clock.now();
+    let last = parse(&p.entered_at).unwrap_or(typed_at);
+    if now - last < ENTER_SPACING {
+        return Ok(());
+    }
+    // A fresh reading and the hooks once more: the turn may have started since the tick read.
+    match read(state, sess).await? {
+        Some((c, _)) if c.state == PaneState::Idle && c.input != InputLine::Empty => {}
+        _ => return Ok(()),
+    }
+    let session_id = session_store::session(&state.db, LOCAL_NODE, &sess.tmux.name)
+        .await?
+        .map(|r| r.id);
+    if let Some(id) = session_id {
+        let since = crate::clock::format(typed_at);
+        if session_store::hook_signals_since(&state.db, id, &since)
+            .await?
+            .iter()
+            .any(|(s, _)| s == "hook:UserPromptSubmit")
+        {
+            return Ok(());
+        }
+    }
+    if p.enter_presses < MAX_ENTERS {
+        let name = SessionName::parse(&sess.tmux.name)?;
+        state.agents.tmux().send_keys(&name, &["Enter"]).await?;
+        store::pressed_enter(&state.db, p.id, &crate::clock::format(now)).await?;
+        report.entered_again.push(p.id);
+        return Ok(());
+    }
+    let why = format!(
+        "not submitted in {} after {} presses of Enter; its input line was cleared",
+        sess.tmux.name, p.enter_presses
+    );
+    release(state, p, sess, &why, report).await
 }
 
 fn push(report: &mut TickReport, id: i64, requeued: bool) {
@@ -428,4 +620,46 @@ async fn escalate(
         None => store::escalate(&state.db, p.id, "dashboard", now).await?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn live(name: &str, agent: &str) -> LiveSession {
+        serde_json::from_value(json!({
+            "node": "local", "name": name, "windows": 1, "attached": 0, "created": 0,
+            "last_activity": 0, "current_command": "x", "cwd": "/", "pane_title": "",
+            "alternate_screen": false, "agent": agent, "state": "idle", "input": "empty",
+            "state_by": "pane:x", "role": null, "groups": [], "launched": false, "branch": null
+        }))
+        .unwrap()
+    }
+
+    fn prompt(target: Option<&str>, metadata: serde_json::Value) -> Prompt {
+        serde_json::from_value(json!({
+            "id": 1, "content": "x", "priority": 5, "status": "pending",
+            "target_session": target, "node": "local", "timeout_minutes": 30,
+            "max_retries": 3, "retries": 0, "metadata": metadata, "created_by": "t",
+            "created_at": "t", "updated_at": "t"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_shell_is_chosen_only_for_a_prompt_an_admin_queued_for_it() {
+        let (bash, agent) = (live("b", "shell"), live("a", "claude"));
+        let ready = [&bash, &agent];
+        let rows = HashMap::new();
+        let to = |t, m| choose(&prompt(t, m), &ready, &rows).map(|s| s.tmux.name.clone());
+        assert_eq!(
+            to(Some("b"), json!({})),
+            None,
+            "an explicit target must read as an agent"
+        );
+        assert_eq!(to(Some("b"), json!({"to_shell": true})), Some("b".into()));
+        assert_eq!(to(Some("a"), json!({})), Some("a".into()));
+        assert_eq!(to(None, json!({"to_shell": true})), Some("a".into()));
+    }
 }

@@ -71,6 +71,12 @@ pub struct Prompt {
     pub assigned_session: Option<String>,
     pub assigned_at: Option<String>,
     pub typed_at: Option<String>,
+    /// How often Enter was pressed for it (the first with the text, then again while the text
+    /// still sat in the input line), and when last.
+    #[serde(default)]
+    pub enter_presses: i64,
+    #[serde(default)]
+    pub entered_at: Option<String>,
     pub started_at: Option<String>,
     pub accepted_by: Option<String>,
     pub completed_at: Option<String>,

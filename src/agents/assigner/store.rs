@@ -23,6 +23,8 @@ struct PromptRow {
     assigned_session: Option<String>,
     assigned_at: Option<String>,
     typed_at: Option<String>,
+    enter_presses: i64,
+    entered_at: Option<String>,
     started_at: Option<String>,
     accepted_by: Option<String>,
     completed_at: Option<String>,
@@ -58,6 +60,8 @@ impl From<PromptRow> for Prompt {
             assigned_session: r.assigned_session,
             assigned_at: r.assigned_at,
             typed_at: r.typed_at,
+            enter_presses: r.enter_presses,
+            entered_at: r.entered_at,
             started_at: r.started_at,
             accepted_by: r.accepted_by,
             completed_at: r.completed_at,
@@ -78,7 +82,8 @@ impl From<PromptRow> for Prompt {
 
 const COLS: &str = "id, content, priority, status, target_session, target_role, target_group, \
     node, timeout_minutes, max_retries, retries, metadata, parent_id, assigned_session, \
-    assigned_at, typed_at, started_at, accepted_by, completed_at, completed_by, response, \
+    assigned_at, typed_at, enter_presses, entered_at, started_at, accepted_by, completed_at, \
+    completed_by, response, \
     transcript_path, error, escalated_to, escalated_at, source_kind, source_id, created_by, \
     created_at, updated_at";
 
@@ -229,7 +234,8 @@ pub async fn claim(
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE assigner_prompts SET status = 'assigned', assigned_session = $3, \
-            dispatch_token = $4, assigned_at = $5, typed_at = NULL, started_at = NULL, \
+            dispatch_token = $4, assigned_at = $5, typed_at = NULL, enter_presses = 0, \
+            entered_at = NULL, started_at = NULL, \
             accepted_by = NULL, error = NULL, updated_at = $5 \
          WHERE id = $1 AND status = 'pending' AND NOT EXISTS ( \
             SELECT 1 FROM assigner_prompts a WHERE a.node = $2 AND a.assigned_session = $3 \
@@ -245,13 +251,27 @@ pub async fn claim(
     Ok(r.rows_affected() > 0)
 }
 
+/// The text was typed and the first Enter pressed.
 pub async fn mark_typed(db: &Db, id: i64, token: &str, now: &str) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE assigner_prompts SET typed_at = $3, updated_at = $3 \
-         WHERE id = $1 AND status = 'assigned' AND dispatch_token = $2",
+        "UPDATE assigner_prompts SET typed_at = $3, enter_presses = 1, entered_at = $3, \
+            updated_at = $3 WHERE id = $1 AND status = 'assigned' AND dispatch_token = $2",
     )
     .bind(id)
     .bind(token)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Enter pressed again for a typed prompt whose text still sat in the input line.
+pub async fn pressed_enter(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE assigner_prompts SET enter_presses = enter_presses + 1, entered_at = $2, \
+            updated_at = $2 WHERE id = $1 AND status = 'assigned' AND typed_at IS NOT NULL",
+    )
+    .bind(id)
     .bind(now)
     .execute(db)
     .await?;
@@ -306,7 +326,8 @@ pub async fn fail_active(
     let sql = if requeue {
         "UPDATE assigner_prompts SET status = 'pending', retries = retries + 1, error = $2, \
             assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
-            updated_at = $3 WHERE id = $1 AND status IN ('assigned', 'in_progress')"
+            enter_presses = 0, entered_at = NULL, updated_at = $3 \
+         WHERE id = $1 AND status IN ('assigned', 'in_progress')"
     } else {
         "UPDATE assigner_prompts SET status = 'failed', error = $2, completed_at = $3, \
             updated_at = $3 WHERE id = $1 AND status IN ('assigned', 'in_progress')"
@@ -362,7 +383,8 @@ pub async fn retry(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE assigner_prompts SET status = 'pending', retries = retries + 1, \
             assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
-            started_at = NULL, completed_at = NULL, updated_at = $2 \
+            enter_presses = 0, entered_at = NULL, started_at = NULL, completed_at = NULL, \
+            updated_at = $2 \
          WHERE id = $1 AND status IN ('failed', 'cancelled') AND retries < max_retries",
     )
     .bind(id)
@@ -376,7 +398,8 @@ pub async fn retry_all(db: &Db, now: &str) -> Result<u64, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE assigner_prompts SET status = 'pending', retries = retries + 1, \
             assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
-            started_at = NULL, completed_at = NULL, updated_at = $1 \
+            enter_presses = 0, entered_at = NULL, started_at = NULL, completed_at = NULL, \
+            updated_at = $1 \
          WHERE status = 'failed' AND retries < max_retries",
     )
     .bind(now)
@@ -393,7 +416,8 @@ pub async fn reassign(db: &Db, id: i64, to: Option<&str>, now: &str) -> Result<b
             target_role = CASE WHEN $2 IS NULL THEN target_role ELSE NULL END, \
             target_group = CASE WHEN $2 IS NULL THEN target_group ELSE NULL END, \
             assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
-            started_at = NULL, completed_at = NULL, updated_at = $3 \
+            enter_presses = 0, entered_at = NULL, started_at = NULL, completed_at = NULL, \
+            updated_at = $3 \
          WHERE id = $1 AND status IN ('pending', 'assigned', 'failed', 'cancelled')",
     )
     .bind(id)
@@ -434,7 +458,7 @@ pub async fn active_on(db: &Db, node: &str, session: &str) -> Result<Option<Prom
 /// After a restart: the pane shows the text of a claimed prompt, so it was typed.
 pub async fn mark_typed_after_restart(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE assigner_prompts SET typed_at = $2, updated_at = $2 \
+        "UPDATE assigner_prompts SET typed_at = $2, entered_at = $2, updated_at = $2 \
          WHERE id = $1 AND status = 'assigned' AND typed_at IS NULL",
     )
     .bind(id)
