@@ -419,6 +419,7 @@ async fn create(
         cwd: r.cwd,
         command: r.command,
         env: r.env.into_iter().collect(),
+        env_dir: None,
         width: r.width.unwrap_or(200).clamp(20, 1000),
         height: r.height.unwrap_or(50).clamp(5, 500),
     };

@@ -226,13 +226,15 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
     }
     command.extend(plan.args.iter().cloned());
     let (env, gateway) = environment(side, plan);
-    let env_file = write_env_file(&session_dir, &env)?;
+    std::fs::create_dir_all(&session_dir)
+        .map_err(|e| AgentsError::Conflict(format!("cannot create {session_dir:?}: {e}")))?;
     side.tmux
         .create(&NewSession {
             name: Some(name.clone()),
             cwd: cwd.clone(),
-            command: with_env_file(&env_file, &command),
-            env: Vec::new(),
+            command: command.clone(),
+            env,
+            env_dir: Some(session_dir.clone()),
             width: 160,
             height: 50,
         })
@@ -248,54 +250,6 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
         command,
         gateway,
     })
-}
-
-/// The script that loads the environment file, deletes it and becomes the agent: `$0` is
-/// the file, `"$@"` the agent's command line. Fixed text: no value ever enters it.
-const LOAD_ENV: &str = "set -a; . \"$0\"; set +a; rm -f -- \"$0\"; exec \"$@\"";
-
-/// Writes the agent's environment (its token among it) to a new 0600 file in the session's
-/// directory, as `sh` assignments in single quotes. The environment reaches the agent through
-/// this file and never through an argument: a tmux command line (`new-session -e`) is kept in
-/// the tmux server's `/proc/PID/cmdline`, which every local user can read.
-fn write_env_file(
-    session_dir: &std::path::Path,
-    env: &[(String, String)],
-) -> Result<PathBuf, AgentsError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(session_dir)
-        .map_err(|e| AgentsError::Conflict(format!("cannot create {session_dir:?}: {e}")))?;
-    let path = session_dir.join("env.sh");
-    let _ = std::fs::remove_file(&path);
-    let mut body = String::new();
-    for (k, v) in env {
-        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(invalid("env", format!("'{k}' is not a usable variable name")).into());
-        }
-        body.push_str(&format!("{k}='{}'\n", v.replace('\'', r"'\''")));
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| AgentsError::Conflict(format!("cannot write {path:?}: {e}")))?;
-    f.write_all(body.as_bytes())
-        .map_err(|e| AgentsError::Conflict(format!("cannot write {path:?}: {e}")))?;
-    Ok(path)
-}
-
-/// `command`, run by `sh` after it loaded and deleted `env_file` (see [`LOAD_ENV`]).
-fn with_env_file(env_file: &std::path::Path, command: &[String]) -> Vec<String> {
-    let mut argv = vec![
-        "sh".to_string(),
-        "-c".to_string(),
-        LOAD_ENV.to_string(),
-        env_file.display().to_string(),
-    ];
-    argv.extend(command.iter().cloned());
-    argv
 }
 
 /// The `session-start` node command: runs the plan in `args` on this node, first trading
@@ -348,38 +302,6 @@ mod tests {
             dashboard_url: Some("http://dash:8080".into()),
             control_plane: None,
         }
-    }
-
-    #[test]
-    fn the_environment_goes_through_a_private_file_that_sh_loads_and_deletes() {
-        let dir = tempfile::tempdir().unwrap();
-        let env = vec![
-            ("ARCHITECT_TOKEN".to_string(), "arch_secret".to_string()),
-            ("ODD".to_string(), "it's $HOME `x` \"q\"\nline".to_string()),
-        ];
-        let path = write_env_file(dir.path(), &env).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let argv = with_env_file(
-            &path,
-            &[
-                "sh".into(),
-                "-c".into(),
-                "printf '%s|%s' \"$ARCHITECT_TOKEN\" \"$ODD\"".into(),
-            ],
-        );
-        assert!(!argv.iter().any(|a| a.contains("arch_secret")), "{argv:?}");
-        let out = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "arch_secret|it's $HOME `x` \"q\"\nline"
-        );
-        assert!(!path.exists(), "the file is deleted once read");
-        assert!(write_env_file(dir.path(), &[("A B".into(), "x".into())]).is_err());
     }
 
     #[test]

@@ -108,8 +108,14 @@ pub struct NewSession {
     pub cwd: Option<String>,
     /// The program and its arguments, executed directly (no shell). Empty: tmux's default shell.
     pub command: Vec<String>,
-    /// Extra environment, set with `-e NAME=VALUE`.
+    /// Extra environment. It reaches the program through a 0600 file that `sh` loads and
+    /// deletes before it becomes the program (see [`LOAD_ENV`]), never through `-e
+    /// NAME=VALUE`: a tmux command line is kept in the server's `/proc/PID/cmdline`, which
+    /// every local user can read, and values are often secrets (a session's token).
     pub env: Vec<(String, String)>,
+    /// Where that file goes (a private directory, e.g. the session's own); default: the
+    /// system's temporary directory (the file is created 0600 and exclusively).
+    pub env_dir: Option<std::path::PathBuf>,
     pub width: u16,
     pub height: u16,
 }
@@ -277,19 +283,18 @@ impl Tmux {
             // tmux expands formats in `-c` (`#(cmd)` runs cmd): the path must stay literal.
             args.extend(["-c".into(), literal_format(cwd)]);
         }
-        for (k, v) in &spec.env {
-            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-                return Err(TmuxError::Invalid(format!(
-                    "environment variable name '{k}' is not valid"
-                )));
-            }
-            args.extend(["-e".into(), format!("{k}={v}")]);
-        }
-        if !spec.command.is_empty() {
+        let command = if spec.env.is_empty() {
+            spec.command.clone()
+        } else {
+            let dir = spec.env_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let file = write_env_file(&dir, &spec.env)?;
+            with_env_file(&file, &spec.command)
+        };
+        if !command.is_empty() {
             // tmux runs a lone argument through `sh -c`; with two or more it execs them
             // directly. `env --` makes the argv at least two long, so no shell ever sees it.
             args.extend(["--".into(), "env".into(), "--".into()]);
-            args.extend(spec.command.iter().cloned());
+            args.extend(command);
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self.run(&refs, None, spec.name.as_ref()).await?;
@@ -441,6 +446,58 @@ impl Tmux {
     }
 }
 
+/// The script that loads an environment file, deletes it and becomes the program: `$0` is
+/// the file, `"$@"` the program's command line (none: the user's shell). Fixed text: no
+/// value ever enters it.
+pub const LOAD_ENV: &str = "set -a; . \"$0\"; set +a; rm -f -- \"$0\"; \
+    [ $# -gt 0 ] || set -- \"${SHELL:-/bin/sh}\"; exec \"$@\"";
+
+/// Writes `env` to a new file `env-<random>.sh` in `dir` (created 0600 and exclusively, so
+/// nothing planted there is followed), as `sh` assignments in single quotes.
+fn write_env_file(
+    dir: &std::path::Path,
+    env: &[(String, String)],
+) -> Result<std::path::PathBuf, TmuxError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut body = String::new();
+    for (k, v) in env {
+        let name_ok = !k.is_empty()
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !k.as_bytes()[0].is_ascii_digit();
+        if !name_ok || v.contains('\0') {
+            return Err(TmuxError::Invalid(format!(
+                "environment variable name '{k}' is not valid"
+            )));
+        }
+        body.push_str(&format!("{k}='{}'\n", v.replace('\'', r"'\''")));
+    }
+    let path = dir.join(format!("env-{:016x}.sh", rand::random::<u64>()));
+    let cannot = |e: std::io::Error| {
+        TmuxError::Invalid(format!("cannot write the environment file {path:?}: {e}"))
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(cannot)?;
+    f.write_all(body.as_bytes()).map_err(cannot)?;
+    Ok(path)
+}
+
+/// `command` (none: the user's shell), run by `sh` after it loaded and deleted `env_file`.
+fn with_env_file(env_file: &std::path::Path, command: &[String]) -> Vec<String> {
+    let mut argv = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        LOAD_ENV.to_string(),
+        env_file.display().to_string(),
+    ];
+    argv.extend(command.iter().cloned());
+    argv
+}
+
 /// `text` as a tmux format that expands to exactly `text` (`#` is its only special
 /// character: `##` is a literal `#`).
 pub fn literal_format(text: &str) -> String {
@@ -559,6 +616,40 @@ mod tests {
     }
 
     #[test]
+    fn the_environment_goes_through_a_private_file_that_sh_loads_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![
+            ("ARCHITECT_TOKEN".to_string(), "arch_secret".to_string()),
+            ("ODD".to_string(), "it's $HOME `x` \"q\"\nline".to_string()),
+        ];
+        let path = write_env_file(dir.path(), &env).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let argv = with_env_file(
+            &path,
+            &[
+                "sh".into(),
+                "-c".into(),
+                "printf '%s|%s' \"$ARCHITECT_TOKEN\" \"$ODD\"".into(),
+            ],
+        );
+        assert!(!argv.iter().any(|a| a.contains("arch_secret")), "{argv:?}");
+        let out = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "arch_secret|it's $HOME `x` \"q\"\nline"
+        );
+        assert!(!path.exists(), "the file is deleted once read");
+        for bad in ["A B", "1A", "A=B", ""] {
+            assert!(write_env_file(dir.path(), &[(bad.into(), "x".into())]).is_err());
+        }
+    }
+
+    #[test]
     fn formats_are_made_literal() {
         assert_eq!(literal_format("/tmp/#(touch x)"), "/tmp/##(touch x)");
         assert_eq!(literal_format("/plain"), "/plain");
@@ -618,6 +709,7 @@ mod tests {
                 cwd: Some(cwd.clone()),
                 command: vec!["bash".into(), "--norc".into(), "--noprofile".into()],
                 env: vec![("ARCH_PROBE".into(), "it's $HOME; `x`".into())],
+                env_dir: None,
                 width: 120,
                 height: 30,
             })

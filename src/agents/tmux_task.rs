@@ -87,6 +87,7 @@ pub async fn run_on(payload: &Value, default_socket: Option<&str>) -> Result<Val
                     cwd: p.cwd.clone(),
                     command: p.command.clone(),
                     env: p.env.clone(),
+                    env_dir: None,
                     width: p.width.unwrap_or(0),
                     height: p.height.unwrap_or(0),
                 })

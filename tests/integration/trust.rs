@@ -49,9 +49,13 @@ async fn a_session_token_acts_for_its_own_session_only() {
     assert!(!tmux
         .run(&["show-environment", "-t", "=trust-one"])
         .contains(&token));
-    let env_file = t.data_dir.join("agents/trust-one/env.sh");
+    let session_dir = t.data_dir.join("agents/trust-one");
     until("the environment file to be deleted", || async {
-        (!env_file.exists()).then_some(())
+        let left = std::fs::read_dir(&session_dir)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("env-"));
+        (!left).then_some(())
     })
     .await;
     create_fake(&admin, "plain-agent", json!({})).await;
