@@ -1489,6 +1489,25 @@ pub fn real_cli(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// A server on the private tmux server `tmux` whose LLM gateway has one provider, Claude,
+/// answered by `mock` (the real agent CLIs' tests point their sessions at it).
+pub async fn gateway_server(tmux: &PrivateTmux, mock: &Mock) -> TestServer {
+    let socket = tmux.socket.clone();
+    let mock_url = format!("http://127.0.0.1:{}", mock.port);
+    TestServer::start_with(move |c| {
+        c.agents.tmux_socket = Some(socket);
+        c.worker_bin = Some(PathBuf::from(BIN));
+        c.llm = architect::llm::LlmConfig {
+            chain: "claude".into(),
+            default_provider: "claude".into(),
+            anthropic_api_key: Some("sk-gateway-provider-key".into()),
+            anthropic_base_url: mock_url,
+            ..architect::llm::LlmConfig::default()
+        };
+    })
+    .await
+}
+
 /// mock_llm.py on a free port, killed on drop.
 pub struct Mock {
     child: std::process::Child,
@@ -1726,20 +1745,7 @@ async fn real_claude_code_started_by_session_start_goes_through_the_gateway() {
     let work_s = work.display().to_string();
     claude_home(&home, &work_s);
     let mock = Mock::start(dir.path(), &work).await;
-    let socket = tmux.socket.clone();
-    let mock_url = format!("http://127.0.0.1:{}", mock.port);
-    let t = TestServer::start_with(move |c| {
-        c.agents.tmux_socket = Some(socket);
-        c.worker_bin = Some(PathBuf::from(BIN));
-        c.llm = architect::llm::LlmConfig {
-            chain: "claude".into(),
-            default_provider: "claude".into(),
-            anthropic_api_key: Some("sk-gateway-provider-key".into()),
-            anthropic_base_url: mock_url,
-            ..architect::llm::LlmConfig::default()
-        };
-    })
-    .await;
+    let t = gateway_server(&tmux, &mock).await;
     let w = t.token("admin").await;
     let r = w
         .post_json(
@@ -2038,20 +2044,7 @@ async fn real_codex_started_by_session_start_goes_through_the_gateway() {
         ),
     )
     .unwrap();
-    let socket = tmux.socket.clone();
-    let mock_url = format!("http://127.0.0.1:{}", mock.port);
-    let t = TestServer::start_with(move |c| {
-        c.agents.tmux_socket = Some(socket);
-        c.worker_bin = Some(PathBuf::from(BIN));
-        c.llm = architect::llm::LlmConfig {
-            chain: "claude".into(),
-            default_provider: "claude".into(),
-            anthropic_api_key: Some("sk-gateway-provider-key".into()),
-            anthropic_base_url: mock_url,
-            ..architect::llm::LlmConfig::default()
-        };
-    })
-    .await;
+    let t = gateway_server(&tmux, &mock).await;
     let w = t.token("admin").await;
     let r = w
         .post_json(

@@ -396,7 +396,9 @@ async fn a_key_goes_only_to_the_prompt_that_is_on_screen_now() {
 /// interaction.
 #[tokio::test(flavor = "multi_thread")]
 async fn real_claude_code_with_its_side_panel_never_runs_a_guarded_command() {
-    use crate::agents::{claude_env, claude_home, real_cli, send_prompt, wait_prompt, Mock, BIN};
+    use crate::agents::{
+        claude_env, claude_home, gateway_server, real_cli, send_prompt, wait_prompt, Mock,
+    };
     use architect::agents::classify::{permission_request, AgentKind};
     let Some(claude) = real_cli("claude") else {
         return;
@@ -433,20 +435,7 @@ async fn real_claude_code_with_its_side_panel_never_runs_a_guarded_command() {
     claude_home(&home, &work_s);
     let guarded = format!("rm -rf \"{}\"", outside.display());
     let mock = Mock::start_with(dir.path(), &work, &[("MOCK_BASH_CMD", &guarded)]).await;
-    let socket = tmux.socket.clone();
-    let mock_url = format!("http://127.0.0.1:{}", mock.port);
-    let t = crate::support::TestServer::start_with(move |c| {
-        c.agents.tmux_socket = Some(socket);
-        c.worker_bin = Some(std::path::PathBuf::from(BIN));
-        c.llm = architect::llm::LlmConfig {
-            chain: "claude".into(),
-            default_provider: "claude".into(),
-            anthropic_api_key: Some("sk-gateway-provider-key".into()),
-            anthropic_base_url: mock_url,
-            ..architect::llm::LlmConfig::default()
-        };
-    })
-    .await;
+    let t = gateway_server(&tmux, &mock).await;
     let w = t.token("admin").await;
     let r = w
         .post_json(
