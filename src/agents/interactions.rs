@@ -138,6 +138,10 @@ pub async fn scan(state: &AppState, live: &[LiveSession]) -> Result<Vec<i64>, Ag
     Ok(decided)
 }
 
+/// How long a newly seen permission dialog is left on screen before a pattern's key is
+/// pressed into it (see `record`).
+pub const PROMPT_SETTLE: std::time::Duration = std::time::Duration::from_millis(400);
+
 /// Records the prompt `req` on `s`'s screen and decides it by the patterns; the id when a
 /// pattern decided it.
 async fn record(
@@ -190,6 +194,11 @@ async fn record(
     if v.outcome == Outcome::Ask {
         return Ok(None);
     }
+    // Claude Code ignores a key pressed within a few hundred milliseconds of drawing its
+    // dialog (seen with the real 2.1.332): the prompt stays and would be recorded and pressed
+    // again. Let a dialog first seen by this scan settle; `apply` re-reads the pane after, so
+    // a dialog that went away meanwhile gets no key.
+    tokio::time::sleep(PROMPT_SETTLE).await;
     match apply(
         state,
         &i,
