@@ -392,8 +392,8 @@ pub const BUILTIN: &[Row] = &[
         S::Idle,
         Src::Tail,
         2,
-        r"(⏸|⏵⏵) \S.* mode on|\? for shortcuts",
-        "claude-1/3/5/7/8 footer without esc to interrupt",
+        r"(⏸|⏵⏵) \S.* mode on|\? for shortcuts|paste again to expand",
+        "claude-1/3/5/7/8 footer without esc to interrupt; claude-10 after a paste",
         V::Real,
     ),
     (
@@ -1239,6 +1239,18 @@ mod tests {
             "{c:?}"
         );
         assert_eq!(c.input, InputLine::HasText, "{c:?}");
+        assert!(!c.ready_for_prompt());
+    }
+
+    #[test]
+    fn claude_holding_a_pasted_prompt_is_idle_with_text() {
+        // Real 2.1.332: after a bracketed paste the footer is only "paste again to expand".
+        let c = classify(capture!("claude-10-pasted-text-idle"));
+        assert_eq!(
+            (c.agent, c.state, c.input),
+            (AgentKind::Claude, PaneState::Idle, InputLine::HasText),
+            "{c:?}"
+        );
         assert!(!c.ready_for_prompt());
     }
 
