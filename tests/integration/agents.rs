@@ -1469,24 +1469,17 @@ pub fn real_cli(name: &str) -> Option<PathBuf> {
         .arg("--version")
         .output()
         .is_ok();
-    let missing = if !bin.exists() {
-        Some(format!(
-            "{} is not installed (run .ci/run or npm install into .agent-clis)",
-            bin.display()
-        ))
-    } else if !python {
-        Some("python3 is missing (mock_llm.py needs it)".to_string())
-    } else {
-        None
-    };
-    match missing {
-        None => Some(bin),
-        Some(why) if std::env::var_os("CI").is_some() => panic!("CI: {why}"),
-        Some(why) => {
-            eprintln!("SKIPPED real {name} test: {why}");
-            None
-        }
-    }
+    let ok = crate::support::prerequisite(
+        bin.exists(),
+        &format!("the real {name} CLI ({})", bin.display()),
+        "npm install --prefix .agent-clis @anthropic-ai/claude-code@2.1.332 \
+         @openai/codex@0.169.0 @google/gemini-cli@0.61.0",
+    ) && crate::support::prerequisite(
+        python,
+        "python3 (mock_llm.py needs it)",
+        "apt-get install python3",
+    );
+    ok.then_some(bin)
 }
 
 /// A server on the private tmux server `tmux` whose LLM gateway has one provider, Claude,

@@ -357,25 +357,18 @@ async fn call(
     }
 }
 
-/// True when the browser is installed; otherwise skips (prints why) or, under CI, fails.
+/// True when the browser is installed; otherwise fails with the install line (or skips when
+/// the person opted out, see `support::prerequisite`).
 fn browser_available() -> bool {
     let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
         .into_iter()
         .filter(|p| !Path::new(p).exists())
         .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!(
-        "browser test needs {}: install chromium and chromium-driver (apt-get install chromium chromium-driver)",
-        missing.join(" and ")
-    );
-    assert!(std::env::var_os("CI").is_none(), "CI is set and {msg}");
-    eprintln!(
-        "skipping browser test: install chromium and chromium-driver (apt-get install chromium chromium-driver); missing {}",
-        missing.join(", ")
-    );
-    false
+    crate::support::prerequisite(
+        missing.is_empty(),
+        &format!("the browser test's {}", missing.join(" and ")),
+        "apt-get install chromium chromium-driver",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -30,6 +30,29 @@ where
     }
 }
 
+/// The opt-out for tests whose prerequisite is missing (tmux, Chromium, Python SDKs, the real
+/// agent CLIs): only with it set do they skip; otherwise they fail with the line that
+/// installs what is missing (`scripts/test` installs all of it, as `.ci/run` does).
+pub const SKIP_MISSING_ENV: &str = "ARCHITECT_SKIP_MISSING_PREREQS";
+
+/// What a test does when `what` is missing: fails with `install`, the command that installs
+/// it, unless [`SKIP_MISSING_ENV`] is set (and never under `CI`), in which case it prints why
+/// and the test returns early. Returns whether the test may run.
+pub fn prerequisite(ok: bool, what: &str, install: &str) -> bool {
+    if ok {
+        return true;
+    }
+    let opted_out = std::env::var_os(SKIP_MISSING_ENV).is_some_and(|v| v != "0" && !v.is_empty())
+        && std::env::var_os("CI").is_none();
+    assert!(
+        opted_out,
+        "{what} is missing; install it with: {install}\n(scripts/test installs every \
+         prerequisite; {SKIP_MISSING_ENV}=1 skips such tests instead)"
+    );
+    eprintln!("SKIPPED ({SKIP_MISSING_ENV} is set): {what} is missing; install it with: {install}");
+    false
+}
+
 pub const ADMIN: &str = "architect";
 pub const ADMIN_PASSWORD: &str = "integration-test-pw";
 

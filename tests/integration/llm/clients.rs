@@ -14,17 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// True when `what` is available; otherwise skips (prints why) or, under CI, fails.
+/// True when `what` is available; otherwise fails with the install line (or skips when the
+/// person opted out, see `support::prerequisite`).
 fn available(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set and {what} is missing"
-    );
-    eprintln!("skipping: {what} is missing");
-    false
+    crate::support::prerequisite(ok, what, "python3 -m pip install -r tests/requirements.txt")
 }
 
 fn python_sdks() -> bool {
@@ -221,7 +214,13 @@ async fn claude_code_runs_through_the_gateway() {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !available(py, "python3") || !available(claude.exists(), "the Claude Code CLI (.agent-clis; run .ci/run or npm install --prefix .agent-clis @anthropic-ai/claude-code@2.1.332)") {
+    let ready = crate::support::prerequisite(py, "python3", "apt-get install python3")
+        && crate::support::prerequisite(
+            claude.exists(),
+            "the real Claude Code CLI (.agent-clis)",
+            "npm install --prefix .agent-clis @anthropic-ai/claude-code@2.1.332",
+        );
+    if !ready {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
