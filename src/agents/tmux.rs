@@ -772,11 +772,21 @@ mod tests {
         t.send_text(&n, &long, true, Duration::ZERO).await.unwrap();
         wait_for(t, &n, &format!("\n{}", "y".repeat(100))).await;
 
-        // Keys: C-c interrupts a running command.
+        // Keys: C-c interrupts a running command. Each key waits for what the pane runs, so
+        // nothing is sent while bash is still reading the previous line.
+        async fn runs(t: &Tmux, n: &SessionName, cmd: &str) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while t.session(n).await.unwrap().current_command != cmd {
+                assert!(std::time::Instant::now() < deadline, "{cmd} never ran");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         t.send_text(&n, "sleep 600", true, Duration::ZERO)
             .await
             .unwrap();
+        runs(t, &n, "sleep").await;
         t.send_keys(&n, &["C-c"]).await.unwrap();
+        runs(t, &n, "bash").await;
         t.send_text(&n, "echo after-interrupt", true, Duration::ZERO)
             .await
             .unwrap();
