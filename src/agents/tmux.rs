@@ -672,8 +672,16 @@ mod tests {
         })
         .await
         .unwrap();
-        let info = t.session(&n).await.unwrap();
-        assert_eq!(info.cwd, dir.display().to_string());
+        // The pane's path is known once its process runs.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let cwd = loop {
+            let cwd = t.session(&n).await.unwrap().cwd;
+            if !cwd.is_empty() || std::time::Instant::now() > deadline {
+                break cwd;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(cwd, dir.display().to_string());
         assert!(!marker.exists(), "tmux ran the '#(...)' in the path");
         t.kill(&n).await.unwrap();
     }
