@@ -162,6 +162,11 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
             "tmux session '{name}' already exists"
         )));
     }
+    if let Some(c) = &plan.cwd {
+        if !std::path::Path::new(c).is_dir() {
+            return Err(invalid("cwd", format!("'{c}' is not a directory on this node")).into());
+        }
+    }
     let mut cwd = plan.cwd.clone();
     let mut branch = None;
     if let Some(b) = &plan.worktree_branch {
@@ -225,6 +230,16 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
         }
     }
     command.extend(plan.args.iter().cloned());
+    // A program that is not there would start a session that dies at once, after "started".
+    if let Some(program) = command.first() {
+        if !runnable(program) {
+            return Err(invalid(
+                "program",
+                format!("'{program}' is not an executable file or a program on this node's PATH"),
+            )
+            .into());
+        }
+    }
     let (env, gateway) = environment(side, plan);
     std::fs::create_dir_all(&session_dir)
         .map_err(|e| AgentsError::Conflict(format!("cannot create {session_dir:?}: {e}")))?;
@@ -250,6 +265,19 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
         command,
         gateway,
     })
+}
+
+/// Whether `program` names an executable file (a path) or a program found on `PATH`.
+fn runnable(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return executable(std::path::Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(program))))
 }
 
 /// The `session-start` node command: runs the plan in `args` on this node, first trading
@@ -302,6 +330,19 @@ mod tests {
             dashboard_url: Some("http://dash:8080".into()),
             control_plane: None,
         }
+    }
+
+    #[test]
+    fn programs_are_looked_up_like_a_shell_would() {
+        assert!(runnable("sh"));
+        assert!(runnable("/bin/sh"));
+        assert!(!runnable("no-such-agent-binary"));
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("not-executable");
+        std::fs::write(&plain, "x").unwrap();
+        assert!(!runnable(plain.to_str().unwrap()));
+        assert!(!runnable(dir.path().to_str().unwrap()));
+        assert!(!runnable("/nonexistent/claude"));
     }
 
     #[test]

@@ -259,3 +259,54 @@ async fn agent_tokens_and_members_cannot_reach_a_shell() {
         .await;
     assert!(p.json["metadata"].get("to_shell").is_none(), "{}", p.body);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_start_refuses_a_missing_program_or_directory_before_anything_runs() {
+    let tmux = PrivateTmux::new();
+    let t = server(&tmux).await;
+    let admin = t.admin().await;
+    for (body, field) in [
+        (
+            json!({"name": "ghost-bin", "agent": "claude", "program": "/nonexistent/claude"}),
+            "program",
+        ),
+        (
+            json!({"name": "ghost-bin", "agent": "codex", "program": "no-such-agent-binary"}),
+            "program",
+        ),
+        (
+            json!({"name": "ghost-dir", "agent": "shell", "cwd": "/nonexistent/dir"}),
+            "cwd",
+        ),
+    ] {
+        let r = admin.post_json("/api/agents/sessions", &body).await;
+        assert_eq!(r.status, 422, "{body}: {}", r.body);
+        assert_eq!(r.json["field"], field, "{}", r.body);
+    }
+    assert!(
+        !tmux
+            .run(&["list-sessions", "-F", "#{session_name}"])
+            .contains("ghost"),
+        "no session was started"
+    );
+    // The tokens minted for the attempts were revoked with them.
+    let tokens = admin.get("/api/tokens").await;
+    let minted: Vec<_> = tokens
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| {
+            k["name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("session ghost")
+        })
+        .collect();
+    assert_eq!(minted.len(), 3, "{}", tokens.body);
+    assert!(
+        minted.iter().all(|k| k["status"] == "revoked"),
+        "{}",
+        tokens.body
+    );
+}
