@@ -24,6 +24,7 @@ pub mod interactions_pages;
 pub mod launch;
 pub mod loops;
 pub mod pages;
+pub mod pattern_api;
 pub mod pattern_pages;
 pub mod permission_actions;
 pub mod permission_store;
