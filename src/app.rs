@@ -41,6 +41,8 @@ pub struct AppState {
     pub llm: crate::llm::LlmRuntime,
     /// Agent sessions runtime (see `agents`).
     pub agents: crate::agents::AgentsRuntime,
+    /// Live events for open dashboard pages and other watchers (see `events`).
+    pub events: crate::events::Events,
 }
 
 impl axum::extract::FromRef<AppState> for crate::http::extract::TrustedProxies {
@@ -79,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::agents::api::routes())
         .merge(crate::agents::pages::routes())
         .merge(crate::agents::assign_pages::routes())
+        .merge(crate::events::api::routes())
+        .merge(crate::overview::api::routes())
+        .merge(crate::overview::pages::routes())
         .merge(crate::web::routes())
         .merge(crate::system::routes())
         .fallback(http::not_found)

@@ -93,6 +93,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         nodes,
         llm,
         agents,
+        events: crate::events::Events::new(),
     };
     crate::auth::actions::ensure_env_admin(&state)
         .await
@@ -134,6 +135,7 @@ impl Server {
     /// Stops accepting, waits for in-flight requests, stops loops, closes the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
+        self.state.events.close();
         let served = self.http.await;
         for l in self.loops {
             let _ = l.await;

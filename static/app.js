@@ -24,8 +24,31 @@
       if (s <= WARN_AT && s > 0) { modal.hidden = false; if (modalLeft) modalLeft.textContent = fmt(s); }
       else if (s > WARN_AT) { modal.hidden = true; }
     }
-    if (s <= 0) { window.location.href = "/login?expired=1&next=" + encodeURIComponent(location.pathname + location.search); }
+    if (s <= 0) confirmExpiry();
   }
+
+  // The countdown reached zero: ask the server (a passive read, which does not extend the
+  // session) before leaving. Still valid (another tab was active, or the clocks differ by a
+  // second): count on. Expired: to the login page, which no longer bounces back.
+  var checking = false;
+  function confirmExpiry() {
+    if (checking) return;
+    checking = true;
+    fetch("/api/session", { credentials: "same-origin" }).then(function (r) {
+      if (r.status === 401) return { seconds_left: 0 };
+      return r.ok ? r.json() : null;
+    }).then(function (j) {
+      checking = false;
+      if (j && typeof j.seconds_left === "number" && j.seconds_left > 0) {
+        deadline = Date.now() + j.seconds_left * 1000;
+      } else if (j) {
+        window.location.href = "/login?expired=1&next=" + encodeURIComponent(location.pathname + location.search);
+      } else {
+        deadline = Date.now() + 5000; // the server did not answer: ask again shortly
+      }
+    }).catch(function () { checking = false; deadline = Date.now() + 5000; });
+  }
+  document.addEventListener("architect:signed-out", confirmExpiry);
 
   // Re-read the real time left now and then (another tab may have extended the session).
   function sync() {

@@ -27,6 +27,8 @@ mod input;
 mod interaction_pages;
 #[path = "integration/layout.rs"]
 mod layout;
+#[path = "integration/live.rs"]
+mod live;
 #[path = "integration/llm.rs"]
 mod llm;
 #[path = "integration/nodes.rs"]

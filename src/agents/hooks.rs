@@ -87,7 +87,11 @@ pub async fn report(
         HookEvent::PreToolUse => None,
     };
     if let Some((s, input)) = new_state {
-        store::set_state(&state.db, row.id, s.as_str(), input, event.signal(), &now).await?;
+        if store::set_state(&state.db, row.id, s.as_str(), input, event.signal(), &now).await? {
+            state
+                .events
+                .emit(crate::events::Topic::Sessions, s.as_str(), &row.name);
+        }
     }
     state.agents.wake_dispatcher();
     let (decision, reason) = if event == HookEvent::PreToolUse {

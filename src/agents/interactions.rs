@@ -85,6 +85,9 @@ pub async fn scan(state: &AppState, live: &[LiveSession]) -> Result<Vec<i64>, Ag
                 if l.status == "pending" && closes {
                     pstore::decide_interaction(&state.db, l.id, "gone", "pane:closed", &now)
                         .await?;
+                    state
+                        .events
+                        .emit(crate::events::Topic::Interactions, "gone", l.id);
                 } else if l.status != "pending" && l.screen_left_at.is_none() {
                     pstore::mark_screen_left(&state.db, l.id, &now).await?;
                 }
@@ -126,6 +129,9 @@ pub async fn scan(state: &AppState, live: &[LiveSession]) -> Result<Vec<i64>, Ag
                 Some(_) => {
                     pstore::decide_interaction(&state.db, l.id, "gone", "pane:superseded", &now)
                         .await?;
+                    state
+                        .events
+                        .emit(crate::events::Topic::Interactions, "gone", l.id);
                 }
             },
             Some(l) if still_drawn(l, &fingerprint, &screen_hash(&screen), &now) => continue,
@@ -171,6 +177,9 @@ async fn record(
         // Another scan recorded it first.
         return Ok(None);
     };
+    state
+        .events
+        .emit(crate::events::Topic::Interactions, "created", i.id);
     let row = store::session(&state.db, LOCAL_NODE, &s.tmux.name).await?;
     let subject = i.command.clone().or(i.path.clone()).unwrap_or_default();
     let r = Request {
@@ -234,6 +243,9 @@ pub async fn apply(
     let name = SessionName::parse(&i.session)?;
     let gone = |by: &'static str, why: String| async move {
         pstore::decide_interaction(&state.db, i.id, "gone", by, &state.clock.now_str()).await?;
+        state
+            .events
+            .emit(crate::events::Topic::Interactions, "gone", i.id);
         Err::<(), AgentsError>(AgentsError::Conflict(why))
     };
     // Claude Code redraws its whole screen at times: a capture can catch a frame half drawn,
@@ -308,6 +320,9 @@ pub async fn apply(
             i.id
         )));
     }
+    state
+        .events
+        .emit(crate::events::Topic::Interactions, status, i.id);
     state.agents.tmux().send_keys(&name, &[key]).await?;
     Ok(())
 }

@@ -548,6 +548,10 @@ pub async fn decide_for_hook(
         Outcome::Ask => None,
     };
     super::permission_store::record_hook(&state.db, &new, decided, &req, &v, &now).await?;
+    state.events.emit_many(
+        crate::events::Topic::Interactions,
+        decided.unwrap_or("created"),
+    );
     Ok(v)
 }
 

@@ -154,7 +154,7 @@ async fn observe(
                 &now,
             )
             .await?;
-            store::set_state(
+            if store::set_state(
                 &state.db,
                 row.id,
                 c.state.as_str(),
@@ -162,7 +162,12 @@ async fn observe(
                 &signal,
                 &now,
             )
-            .await?;
+            .await?
+            {
+                state
+                    .events
+                    .emit(crate::events::Topic::Sessions, c.state.as_str(), &info.name);
+            }
             Some(row)
         } else {
             known
@@ -185,6 +190,9 @@ async fn observe(
         let present: Vec<String> = out.iter().map(|s| s.tmux.name.clone()).collect();
         if store::mark_gone_except(&state.db, node.name(), &present, &now).await? > 0 {
             state.token_cache.invalidate();
+            state
+                .events
+                .emit_many(crate::events::Topic::Sessions, "gone");
         }
     }
     Ok(out)

@@ -41,9 +41,8 @@ requirement!(Read, Write, Admin, AgentOps, WorkerOps, Ingest, PaneRead, Exec, Ll
 #[derive(Clone)]
 struct Resolved(Option<Identity>);
 
-fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+fn cookie_value<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -64,9 +63,54 @@ pub fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Header a page's own script sends on requests it makes by itself (live refreshes): they
+/// read, and must not count as the person being active.
+pub const PASSIVE_HEADER: &str = "x-architect-passive";
+
+/// True for reads that must not extend the session's inactivity timeout: the session's own
+/// status (`GET /api/session`), the live event stream, the login page (which bounces a still
+/// signed-in browser onwards) and a page's automatic refreshes ([`PASSIVE_HEADER`]). Without
+/// this an open tab would never time out.
+fn is_passive(parts: &Parts) -> bool {
+    parts.method == Method::GET
+        && (matches!(parts.uri.path(), "/api/session" | "/api/events" | "/login")
+            || parts.headers.contains_key(PASSIVE_HEADER))
+}
+
+/// Whether the credentials of a request (its bearer token or session cookie) are still good
+/// now, checked in the database without touching anything: long-lived streams call this now
+/// and then and end when the session expired, the token was revoked or the user disabled.
+pub async fn still_signed_in(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let now = state.clock.now_str();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let found = if let Some(token) = bearer {
+        let hash = super::secret_hash(&state.secret_key, token);
+        store::find_token(&state.db, &hash, &now)
+            .await
+            .map(|r| r.is_some())
+    } else {
+        match cookie_value(headers, SESSION_COOKIE) {
+            Some(cookie) => {
+                let hash = super::secret_hash(&state.secret_key, cookie);
+                store::find_session(&state.db, &hash, &now)
+                    .await
+                    .map(|r| r.is_some())
+            }
+            None => Ok(false),
+        }
+    };
+    // A database hiccup is not a sign-out: the next check decides.
+    found.unwrap_or(true)
+}
+
 /// Finds who is calling (bearer token first, then session cookie), once per request.
-/// Touches the session (sliding inactivity timeout) except for `GET /api/session`, which
-/// reports time left and must not itself keep the session alive.
+/// Touches the session (sliding inactivity timeout) except for passive reads
+/// ([`is_passive`]).
 pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Identity>, ApiError> {
     if let Some(Resolved(id)) = parts.extensions.get::<Resolved>() {
         return Ok(id.clone());
@@ -115,11 +159,11 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Ident
             }
             None => None,
         }
-    } else if let Some(cookie) = cookie_value(parts, SESSION_COOKIE) {
+    } else if let Some(cookie) = cookie_value(&parts.headers, SESSION_COOKIE) {
         let hash = super::secret_hash(&state.secret_key, cookie);
         match store::find_session(&state.db, &hash, &now_s).await? {
             Some(row) => {
-                let passive = parts.method == Method::GET && parts.uri.path() == "/api/session";
+                let passive = is_passive(parts);
                 let expires_at = if passive {
                     row.expires_at.clone()
                 } else {

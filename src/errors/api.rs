@@ -348,9 +348,11 @@ async fn resolve_group(
     Path(id): Path<i64>,
 ) -> Result<Json<ErrorGroup>, ApiError> {
     let now = s.clock.now_str();
-    Ok(Json(
-        actions::resolve_group(&s.db, &who.identity().actor(), &now, id).await?,
-    ))
+    Ok(Json({
+        let g = actions::resolve_group(&s.db, &who.identity().actor(), &now, id).await?;
+        s.events.emit(crate::events::Topic::Errors, "resolved", id);
+        g
+    }))
 }
 
 #[derive(serde::Serialize)]
@@ -373,6 +375,8 @@ async fn create_bug(
     };
     let now = s.clock.now_str();
     let (bug, error) = actions::create_bug(&s.db, &who.identity().actor(), &now, id, req).await?;
+    s.events
+        .emit(crate::events::Topic::Work, "bug_created", bug.id);
     Ok((StatusCode::CREATED, Json(BugCreated { bug, error })))
 }
 

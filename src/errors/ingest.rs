@@ -18,6 +18,7 @@
 
 use super::{hour_of, store, ErrorEvent, SAMPLES_PER_BATCH};
 use crate::db::Db;
+use crate::events::Topic;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection};
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ pub const PRUNE_EVERY: u32 = 50;
 const MAX_TRACKED: usize = 100_000;
 /// Once a group's sample is full, a new raw occurrence is kept at most this often.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// A batch touching more groups than this is announced as one event for all of them.
+const MAX_GROUP_EVENTS: usize = 64;
 
 /// What the writer remembers about one group.
 #[derive(Default)]
@@ -52,6 +55,8 @@ struct Tracked {
 /// The writer's state between batches.
 struct Writer {
     db: Db,
+    /// Where a committed batch is announced (one `errors` event per group it touched).
+    events: crate::events::Events,
     /// Held across batches (warm page cache); dropped after an error and taken again.
     conn: Option<PoolConnection<Any>>,
     groups: HashMap<i64, Tracked>,
@@ -106,21 +111,28 @@ impl Ingest {
 
     /// Starts the writer (once; later calls return `None`). It stops on `shutdown` after
     /// writing what is queued.
-    pub fn spawn_writer(&self, db: Db, shutdown: watch::Receiver<bool>) -> Option<JoinHandle<()>> {
+    pub fn spawn_writer(
+        &self,
+        db: Db,
+        events: crate::events::Events,
+        shutdown: watch::Receiver<bool>,
+    ) -> Option<JoinHandle<()>> {
         let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()?;
         let keep = self.samples_per_group;
-        Some(tokio::spawn(run_writer(db, rx, shutdown, keep)))
+        Some(tokio::spawn(run_writer(db, events, rx, shutdown, keep)))
     }
 }
 
 async fn run_writer(
     db: Db,
+    events: crate::events::Events,
     mut rx: mpsc::Receiver<Submission>,
     mut shutdown: watch::Receiver<bool>,
     keep: i64,
 ) {
     let mut w = Writer {
         db,
+        events,
         conn: None,
         groups: HashMap::new(),
         keep,
@@ -176,6 +188,16 @@ impl Writer {
         match result {
             Ok(ids) => {
                 metrics::counter!("errors_ingested_total").increment(batch.len() as u64);
+                let mut groups = ids.clone();
+                groups.sort_unstable();
+                groups.dedup();
+                if groups.len() > MAX_GROUP_EVENTS {
+                    self.events.emit_many(Topic::Errors, "occurred");
+                } else {
+                    for id in groups {
+                        self.events.emit(Topic::Errors, "occurred", id);
+                    }
+                }
                 for (s, id) in batch.drain(..).zip(ids) {
                     let _ = s.reply.send(Ok(id));
                 }

@@ -449,10 +449,11 @@ pub async fn retention_tick(state: &AppState) -> Result<u64, sqlx::Error> {
 /// and retention.
 pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let mut handles = Vec::new();
-    if let Some(writer) = state
-        .errors
-        .ingest
-        .spawn_writer(state.db.clone(), shutdown.clone())
+    if let Some(writer) =
+        state
+            .errors
+            .ingest
+            .spawn_writer(state.db.clone(), state.events.clone(), shutdown.clone())
     {
         handles.push(writer);
     }

@@ -335,6 +335,9 @@ async fn resolve(
     let to = back_to(&form.next, id);
     let now = s.clock.now_str();
     let r = actions::resolve_group(&s.db, &who.actor(), &now, id).await;
+    if r.is_ok() {
+        s.events.emit(crate::events::Topic::Errors, "resolved", id);
+    }
     done(r, &to, &format!("Error #{id} resolved."))
 }
 
@@ -374,7 +377,11 @@ async fn create_bug(
     };
     let now = s.clock.now_str();
     match actions::create_bug(&s.db, &who.actor(), &now, id, req).await {
-        Ok((bug, _)) => see_other(&to, &format!("Bug #{} created from error #{id}.", bug.id)),
+        Ok((bug, _)) => {
+            s.events
+                .emit(crate::events::Topic::Work, "bug_created", bug.id);
+            see_other(&to, &format!("Bug #{} created from error #{id}.", bug.id))
+        }
         Err(e) => back_with_error(&to, &ApiError::from(e)),
     }
 }

@@ -13,9 +13,7 @@ use axum::routing::get;
 use axum::Router;
 
 pub fn routes() -> Router<AppState> {
-    let mut r = Router::new()
-        .route("/", get(home))
-        .route("/static/{*path}", get(static_file));
+    let mut r = Router::new().route("/static/{*path}", get(static_file));
     for panel in PANELS.iter().filter(|p| !p.available) {
         r = r.route(panel.href, get(unavailable));
     }
@@ -33,6 +31,13 @@ pub struct Panel {
 }
 
 pub const PANELS: &[Panel] = &[
+    Panel {
+        key: "overview",
+        label: "Overview",
+        href: "/",
+        group: "Home",
+        available: true,
+    },
     Panel {
         key: "projects",
         label: "Projects",
@@ -216,7 +221,7 @@ impl Layout {
     /// not built yet in one last group, so they do not bury the ones that work.
     pub fn nav(&self) -> Vec<(&'static str, Vec<&'static Panel>)> {
         let mut groups: Vec<(&'static str, Vec<&'static Panel>)> =
-            ["Work", "Agents", "Fleet", "System"]
+            ["Home", "Work", "Agents", "Fleet", "System"]
                 .into_iter()
                 .map(|g| {
                     (
@@ -314,10 +319,6 @@ impl IntoResponse for PageError {
             }
         }
     }
-}
-
-async fn home(_: PageAuthed<Read>) -> Redirect {
-    Redirect::to("/projects")
 }
 
 #[derive(Template)]

@@ -234,6 +234,17 @@ impl Browser {
         .await
     }
 
+    /// Runs `js` (a function body; `return` gives the value) in the page.
+    async fn script(&self, js: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": js, "args": [] })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("script {js:?}: {e}"))
+    }
+
     /// Resizes the window (a taller one shows a whole long page in a screenshot).
     async fn resize(&self, width: u32, height: u32) {
         self.cmd(
@@ -389,12 +400,13 @@ async fn browser_login_project_feature_status() {
     b.element("#login-submit").await;
     b.screenshot("login").await;
 
-    // Log in through the form; `/` then leads to the projects panel.
+    // Log in through the form; `/` then leads to the overview.
     b.type_into("#username", ADMIN).await;
     b.type_into("#password", ADMIN_PASSWORD).await;
     b.click("#login-submit").await;
-    b.wait_url(&format!("{}/projects", server.url)).await;
+    b.wait_text(".topbar h1", "Overview").await;
     b.wait_text(".topbar", ADMIN).await;
+    b.goto(&format!("{}/projects", server.url)).await;
 
     // Create a project with the "+ New Project" form; it shows up in the table.
     let project = "Browser Test Project";
@@ -595,7 +607,7 @@ async fn browser_interactions_and_assigner_panels() {
     b.type_into("#username", ADMIN).await;
     b.type_into("#password", ADMIN_PASSWORD).await;
     b.click("#login-submit").await;
-    b.wait_url(&format!("{}/projects", server.url)).await;
+    b.wait_text(".topbar h1", "Overview").await;
 
     b.resize(1400, 2200).await;
     b.goto(&format!("{}/interactions", server.url)).await;
@@ -629,6 +641,252 @@ async fn browser_interactions_and_assigner_panels() {
     b.wait_text("#prompt-response", "All 42 tests pass.").await;
     b.screenshot("assigner-prompt").await;
     drop(admin);
+    b.quit().await;
+    drop(driver);
+    server.stop().await;
+}
+
+/// Logs in through the form and waits for the overview.
+async fn log_in(b: &Browser, server: &TestServer) {
+    b.goto(&format!("{}/login", server.url)).await;
+    b.type_into("#username", ADMIN).await;
+    b.type_into("#password", ADMIN_PASSWORD).await;
+    b.click("#login-submit").await;
+    b.wait_text(".topbar h1", "Overview").await;
+}
+
+/// Waits until the page's live stream is connected.
+async fn live(b: &Browser) {
+    b.wait("the live stream", || async move {
+        (b.script("return document.body.getAttribute('data-live')")
+            .await
+            == "on")
+            .then_some(())
+    })
+    .await;
+}
+
+/// A task that ends `dead`: no retries, one failure.
+async fn dead_task(server: &TestServer) -> i64 {
+    let admin = server.token("admin").await;
+    let w = server.token("worker").await;
+    let r = w
+        .post_json(
+            "/api/workers/register",
+            &json!({"name": "w-live", "node": "test-node", "concurrency": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let wid = r.json["id"].as_i64().unwrap();
+    let r = admin
+        .post_json("/api/tasks", &json!({"type": "flaky", "max_retries": 0}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json["id"].as_i64().unwrap();
+    let c = w
+        .post_json("/api/tasks/claim", &json!({"worker_id": wid}))
+        .await;
+    let tok = c.json["task"]["lease_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("claimed: {}", c.body))
+        .to_string();
+    let r = w
+        .post_json(
+            &format!("/api/tasks/{id}/fail"),
+            &json!({"lease_token": tok, "error": "boom"}),
+        )
+        .await;
+    assert_eq!(r.json["status"], "dead", "{}", r.body);
+    id
+}
+
+/// Live updates: an error reported while the Errors page is open shows up on it without a
+/// reload; a task that dies while another page is open raises the Tasks badge; the overview's
+/// numbers are the API's; at 390 px the overview does not scroll sideways.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_live_errors_badges_and_overview() {
+    if !browser_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let ingest = server.token("ingest").await;
+    let report = |message: &'static str| {
+        let ingest = &ingest;
+        async move {
+            let r = ingest
+                .post_json(
+                    "/api/errors",
+                    &json!({"node_id": "web-1", "error_type": "TimeoutError", "source": "billing", "message": message}),
+                )
+                .await;
+            assert!(r.status == 201 || r.status == 200, "{}", r.body);
+        }
+    };
+    report("charge timed out for billing").await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let driver = Driver::start(tmp.path()).await;
+    let b = Browser::open(&driver, &tmp.path().join("profile")).await;
+    log_in(&b, &server).await;
+
+    // The Errors page is open; a new kind of error arrives; the page shows it, not reloaded.
+    b.goto(&format!("{}/errors", server.url)).await;
+    b.wait_text("main", "charge timed out for billing").await;
+    live(&b).await;
+    b.script("window.__not_reloaded = true; return null").await;
+    let sent = Instant::now();
+    report("disk is full on the database host").await;
+    let _ = b
+        .wait_text("main", "disk is full on the database host")
+        .await;
+    eprintln!(
+        "a new error showed on the open page {:?} after it was reported",
+        sent.elapsed()
+    );
+    assert_eq!(
+        b.script("return window.__not_reloaded === true").await,
+        true,
+        "the page was updated in place, not reloaded"
+    );
+    b.screenshot("live-errors").await;
+
+    // The Tasks badge counts a task that dies while the Errors page is open.
+    assert_eq!(
+        b.script("return document.querySelector('[data-badge=tasks]').hidden")
+            .await,
+        true,
+        "no badge before anything is dead"
+    );
+    dead_task(&server).await;
+    b.wait_text("[data-badge=tasks]", "1").await;
+    // The Errors badge counts the two new groups.
+    b.wait_text("[data-badge=errors]", "2").await;
+    b.screenshot("live-badge").await;
+
+    // The overview's numbers are the API's (and the domain APIs' own counts).
+    let admin = server.admin().await;
+    b.goto(&format!("{}/", server.url)).await;
+    b.wait_text("#ov-needs-you", "Dead tasks").await;
+    let api = admin.get("/api/overview").await;
+    assert_eq!(api.status, 200, "{}", api.body);
+    let dead = admin.get("/api/tasks?status=dead").await;
+    let open_errors = admin.get("/api/errors?status=open").await;
+    let nodes = admin.get("/api/nodes").await;
+    let count = |v: &Value| -> i64 {
+        v.as_array()
+            .or_else(|| v["items"].as_array())
+            .or_else(|| v["tasks"].as_array())
+            .or_else(|| v["errors"].as_array())
+            .or_else(|| v["nodes"].as_array())
+            .map(|a| a.len() as i64)
+            .unwrap_or_else(|| panic!("a list in {v}"))
+    };
+    let online = nodes
+        .json
+        .as_array()
+        .or_else(|| nodes.json["nodes"].as_array())
+        .map(|a| a.iter().filter(|n| n["status"] == "online").count() as i64)
+        .unwrap();
+    for (sel, api_value, domain) in [
+        (
+            "[data-ov='tasks.dead']",
+            &api.json["tasks"]["dead"],
+            Some(count(&dead.json)),
+        ),
+        (
+            "[data-ov='errors.unresolved']",
+            &api.json["errors"]["unresolved"],
+            Some(count(&open_errors.json)),
+        ),
+        (
+            "[data-ov='nodes.online']",
+            &api.json["nodes"]["online"],
+            Some(online),
+        ),
+        ("[data-ov='bugs.open']", &api.json["bugs"]["open"], None),
+        (
+            "[data-ov='tasks.pending']",
+            &api.json["tasks"]["pending"],
+            None,
+        ),
+    ] {
+        let shown: i64 = b
+            .text(sel)
+            .await
+            .unwrap_or_else(|| panic!("{sel} on the overview"))
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{sel} is a number: {e}"));
+        assert_eq!(Some(shown), api_value.as_i64(), "{sel} vs /api/overview");
+        if let Some(d) = domain {
+            assert_eq!(shown, d, "{sel} vs the domain's own list API");
+        }
+    }
+    assert_eq!(api.json["errors"]["unresolved"], 2, "{}", api.body);
+    assert_eq!(api.json["badges"]["tasks"], 1, "{}", api.body);
+    b.resize(1400, 1000).await;
+    b.screenshot("overview").await;
+
+    // No sideways scrolling on a phone.
+    b.resize(390, 844).await;
+    b.goto(&format!("{}/", server.url)).await;
+    b.wait_text("#ov-needs-you", "Dead tasks").await;
+    let (scroll, inner) = (
+        b.script("return document.documentElement.scrollWidth")
+            .await,
+        b.script("return window.innerWidth").await,
+    );
+    b.screenshot("overview-390").await;
+    assert!(
+        scroll.as_i64() <= inner.as_i64(),
+        "the overview scrolls sideways at 390 px: {scroll} > {inner}"
+    );
+
+    b.quit().await;
+    drop(driver);
+    server.stop().await;
+}
+
+/// An open tab times out: the live stream and the page's own refreshes do not count as
+/// activity, and the login page it lands on does not bounce back.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_idle_tab_times_out() {
+    if !browser_available() {
+        return;
+    }
+    let server = TestServer::start_with(|c| c.session_timeout = 30).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let driver = Driver::start(tmp.path()).await;
+    let b = Browser::open(&driver, &tmp.path().join("profile")).await;
+    log_in(&b, &server).await;
+    live(&b).await;
+    // Most of the timeout passes on the server's clock, then the page refreshes itself (an
+    // error report changes the overview): that must not push the expiry out.
+    server.clock.advance(20);
+    let ingest = server.token("ingest").await;
+    let r = ingest
+        .post_json(
+            "/api/errors",
+            &json!({"node_id": "n", "error_type": "E", "source": "s", "message": "while idle"}),
+        )
+        .await;
+    assert!(r.status == 201 || r.status == 200, "{}", r.body);
+    b.wait_text("#ov-errors", "1").await;
+    // Past the original expiry (30 s after the login), not past one a refresh would have set
+    // (30 s after it). The stream notices within its re-check interval; the page confirms
+    // with the server and goes to the login page.
+    server.clock.advance(15);
+    let url = b.wait_url(&format!("{}/login?expired=1", server.url)).await;
+    assert!(url.contains("next=%2F"), "{url}");
+    b.wait_text("main, body", "Your session expired").await;
+    // It stays on the login page (no bounce back to the dashboard).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        b.current_url()
+            .await
+            .starts_with(&format!("{}/login", server.url)),
+        "bounced back"
+    );
+    b.screenshot("session-expired").await;
     b.quit().await;
     drop(driver);
     server.stop().await;

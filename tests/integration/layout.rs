@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 const DOMAINS: &[&str] = &[
     "auth", "tracking", "activity", "tasks", "vault", "errors", "nodes", "llm", "agents",
+    "overview", "events",
 ];
 
 fn rust_files(p: &Path) -> Vec<PathBuf> {

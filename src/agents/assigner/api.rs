@@ -202,6 +202,9 @@ pub async fn enqueue(
         &state.clock.now_str(),
     )
     .await?;
+    state
+        .events
+        .emit(crate::events::Topic::Prompts, "created", id);
     state.agents.wake_dispatcher();
     Ok(id)
 }
@@ -335,6 +338,8 @@ async fn cancel(
     if !store::cancel(&s.db, id, &s.clock.now_str()).await? {
         return Err(transition(&p, PromptStatus::Cancelled));
     }
+    s.events
+        .emit(crate::events::Topic::Prompts, "cancelled", id);
     get_prompt(&s, id).await.map(Json)
 }
 
@@ -357,6 +362,7 @@ async fn retry(
         }
         return Err(transition(&p, PromptStatus::Pending));
     }
+    s.events.emit(crate::events::Topic::Prompts, "updated", id);
     s.agents.wake_dispatcher();
     get_prompt(&s, id).await.map(Json)
 }
@@ -368,6 +374,7 @@ pub struct Count {
 
 async fn retry_all(State(s): State<AppState>, _: Authed<Write>) -> Result<Json<Count>, ApiError> {
     let count = store::retry_all(&s.db, &s.clock.now_str()).await?;
+    s.events.emit_many(crate::events::Topic::Prompts, "updated");
     s.agents.wake_dispatcher();
     Ok(Json(Count { count }))
 }
@@ -419,6 +426,7 @@ pub async fn reassign_prompt(
     if !store::reassign(&s.db, id, to, &s.clock.now_str()).await? {
         return Err(transition(&p, PromptStatus::Pending));
     }
+    s.events.emit(crate::events::Topic::Prompts, "updated", id);
     s.agents.wake_dispatcher();
     get_prompt(s, id).await
 }
@@ -445,5 +453,6 @@ async fn clear(
         None => None,
     };
     let count = store::clear(&s.db, before.as_deref()).await?;
+    s.events.emit_many(crate::events::Topic::Prompts, "deleted");
     Ok(Json(Count { count }))
 }

@@ -202,8 +202,29 @@ async fn read(
     }
 }
 
-/// One pass: timeouts, progress of active prompts, then new dispatches.
+/// One pass: timeouts, progress of active prompts, then new dispatches. Announces the prompts
+/// it moved (and the interactions its patterns decided) to live watchers.
 pub async fn tick(state: &AppState) -> Result<TickReport, AgentsError> {
+    let report = tick_once(state).await?;
+    use crate::events::Topic as T;
+    for (topic, ids) in [
+        (T::Prompts, &report.started),
+        (T::Prompts, &report.completed),
+        (T::Prompts, &report.failed),
+        (T::Prompts, &report.requeued),
+        (T::Interactions, &report.permissions_decided),
+    ] {
+        for id in ids {
+            state.events.emit(topic, "updated", id);
+        }
+    }
+    for (id, _) in &report.dispatched {
+        state.events.emit(T::Prompts, "dispatched", id);
+    }
+    Ok(report)
+}
+
+async fn tick_once(state: &AppState) -> Result<TickReport, AgentsError> {
     let _one_at_a_time = state.agents.dispatch_lock().await;
     let mut report = TickReport::default();
     if store::idle_queue(&state.db).await? {

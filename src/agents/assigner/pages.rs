@@ -271,7 +271,11 @@ async fn cancel(
 ) -> Response {
     let back = assigner_back(&f.next);
     match prompts::cancel(&s.db, id, &s.clock.now_str()).await {
-        Ok(true) => see_other(back, &format!("Cancelled prompt #{id}.")),
+        Ok(true) => {
+            s.events
+                .emit(crate::events::Topic::Prompts, "cancelled", id);
+            see_other(back, &format!("Cancelled prompt #{id}."))
+        }
         Ok(false) => back_with_error(
             back,
             &ApiError::conflict(format!("prompt #{id} cannot be cancelled now")),
@@ -288,6 +292,7 @@ async fn retry(
     let back = assigner_back(&f.next);
     match prompts::retry(&s.db, id, &s.clock.now_str()).await {
         Ok(true) => {
+            s.events.emit(crate::events::Topic::Prompts, "updated", id);
             s.agents.wake_dispatcher();
             see_other(back, &format!("Prompt #{id} is queued again."))
         }

@@ -187,6 +187,9 @@ pub async fn register(
         }
     };
     tx.commit().await?;
+    state
+        .events
+        .emit(crate::events::Topic::Nodes, "registered", row.id);
     Ok((view(state, row), created))
 }
 
@@ -302,6 +305,9 @@ pub async fn add_node_with_token(
     )
     .await?;
     tx.commit().await?;
+    state
+        .events
+        .emit(crate::events::Topic::Nodes, "registered", row.id);
     Ok((view(state, row), token))
 }
 
@@ -345,6 +351,9 @@ pub async fn delete_node(state: &AppState, who: &Identity, id: i64) -> Result<()
     }
     // Anyone waiting on its commands learns they are gone.
     state.nodes.wake_result_waiters();
+    state
+        .events
+        .emit(crate::events::Topic::Nodes, "deleted", id);
     Ok(())
 }
 
@@ -404,6 +413,9 @@ pub async fn heartbeat(
         .await?
         .ok_or(NodeError::NotFound("node"))?;
     tx.commit().await?;
+    state
+        .events
+        .emit(crate::events::Topic::Metrics, "heartbeat", id);
     Ok(view(state, row))
 }
 

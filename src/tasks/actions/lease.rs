@@ -2,6 +2,7 @@
 //! reaper's recovery of expired leases.
 
 use super::*;
+use crate::events::Topic;
 use crate::tasks::store::ClaimSpec;
 
 // ---- the lease protocol ----
@@ -100,6 +101,7 @@ pub async fn claim(state: &AppState, mut req: ClaimRequest) -> Result<ClaimRespo
             .await?;
         // Answer as soon as anything is leased; a batch is never held back to fill up.
         if !claimed.is_empty() {
+            state.events.emit_many(Topic::Tasks, "running");
             let tasks: Vec<ClaimedTask> = claimed
                 .into_iter()
                 .map(|(task, lease_token)| ClaimedTask { task, lease_token })
@@ -183,6 +185,7 @@ pub async fn complete(state: &AppState, id: i64, mut req: CompleteRequest) -> Re
         duration_ms: req.duration_ms,
     };
     let (done, leased) = complete_in_one_transaction(state, vec![one], next, false).await?;
+    state.events.emit(Topic::Tasks, "completed", id);
     if !done.first().copied().unwrap_or(false) {
         return Err(lease_lost(state, id).await);
     }
@@ -201,6 +204,7 @@ pub async fn complete_batch(state: &AppState, batch: CompleteBatch) -> Result<Ba
     batch.validate()?;
     let ids: Vec<i64> = batch.results.iter().map(|r| r.id).collect();
     let (done, next) = complete_in_one_transaction(state, batch.results, batch.next, true).await?;
+    state.events.emit_many(Topic::Tasks, "completed");
     let mut out = BatchOutcome {
         next,
         ..BatchOutcome::default()
@@ -380,6 +384,7 @@ pub async fn fail(state: &AppState, id: i64, req: FailRequest) -> Result<TaskOut
             next: Vec::new(),
         }
     };
+    state.events.emit(Topic::Tasks, moved.status.as_str(), id);
     if moved.status == TaskStatus::Pending {
         // Waiters re-read when the retry falls due.
         state.tasks.wake_claimers();
@@ -428,6 +433,7 @@ pub async fn release(state: &AppState, id: i64, req: LeaseRequest) -> Result<Tas
         tx.commit().await?;
     }
     state.tasks.wake_claimers();
+    state.events.emit(Topic::Tasks, "pending", id);
     Ok(TaskOutcome {
         id,
         status: TaskStatus::Pending,
@@ -478,6 +484,7 @@ pub async fn reap_expired(state: &AppState) -> Result<usize> {
         )
         .await?;
         tx.commit().await?;
+        state.events.emit(Topic::Tasks, status.as_str(), id);
         requeued += 1;
     }
     // Also covers delayed tasks that fell due while the clock was moved by hand.

@@ -15,6 +15,7 @@ use super::store::{self, Move, Report, Taken};
 use super::*;
 use crate::activity;
 use crate::app::AppState;
+use crate::events::Topic;
 use serde_json::json;
 use sqlx::AnyConnection;
 
@@ -138,6 +139,7 @@ pub async fn create_task(state: &AppState, actor: &str, mut input: NewTask) -> R
         })
         .await?;
     state.tasks.wake_claimers();
+    state.events.emit(Topic::Tasks, "created", task.id);
     Ok(task)
 }
 
@@ -238,6 +240,7 @@ pub async fn cancel(state: &AppState, actor: &str, id: i64) -> Result<Task> {
         )
         .await?;
         tx.commit().await?;
+        state.events.emit(Topic::Tasks, "cancelled", id);
     }
     store::get_task(&state.db, id)
         .await?
@@ -282,6 +285,7 @@ pub async fn retry(state: &AppState, actor: &str, id: i64) -> Result<Task> {
         tx.commit().await?;
     }
     state.tasks.wake_claimers();
+    state.events.emit(Topic::Tasks, "pending", id);
     store::get_task(&state.db, id)
         .await?
         .ok_or(TaskError::NotFound("task"))

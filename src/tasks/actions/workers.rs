@@ -25,6 +25,9 @@ pub async fn register_worker(
     )
     .await?;
     tx.commit().await?;
+    state
+        .events
+        .emit(crate::events::Topic::Workers, "registered", row.id);
     Ok(row.view(state.clock.now()))
 }
 
@@ -36,6 +39,11 @@ pub async fn worker_heartbeat(state: &AppState, id: i64, hb: WorkerHeartbeat) ->
     };
     if !found {
         return Err(TaskError::NotFound("worker"));
+    }
+    if hb.stopping {
+        state
+            .events
+            .emit(crate::events::Topic::Workers, "stopping", id);
     }
     store::get_worker(&state.db, id)
         .await?

@@ -1,0 +1,209 @@
+//! Live events: what changed, for the dashboard's open pages and any other watcher.
+//!
+//! Domains call [`Events::emit`] after a change is committed (never inside a transaction that
+//! may still roll back). An event names a topic, an action and the id of what changed, nothing
+//! more: a watcher that wants the new state reads it through the API with its own rights, so
+//! an event can never show a principal more than its reads would. `GET /api/events` serves
+//! them as server-sent events, filtered by the topics a page asks for.
+//!
+//! The bus is an in-process broadcast channel. A watcher that falls behind by more than
+//! [`CAPACITY`] events gets one `resync` event instead of the ones it missed, and refetches.
+
+pub mod api;
+
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+
+/// Events buffered per watcher before a slow one is told to resync.
+pub const CAPACITY: usize = 1024;
+
+crate::text_enum! {
+    /// What kind of thing changed.
+    pub enum Topic ("topic") {
+        Sessions = "sessions",
+        Prompts = "prompts",
+        Interactions = "interactions",
+        Errors = "errors",
+        Tasks = "tasks",
+        Workers = "workers",
+        Nodes = "nodes",
+        /// A node's heartbeat with fresh metrics (frequent: only the Nodes panel wants it).
+        Metrics = "metrics",
+        Runs = "runs",
+        Work = "work",
+    }
+}
+
+/// One change: `topic`, what happened to it (`created`, `updated`, `deleted`, `dead`, ...)
+/// and the id of the row (or the session's name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub topic: Topic,
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// The broadcast side, one per server (in `AppState`). Cheap to clone.
+#[derive(Clone)]
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+    /// Turns true when the server shuts down: open streams end, so a graceful shutdown is
+    /// not held up by browsers that keep their pages open.
+    closing: watch::Sender<bool>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events::new()
+    }
+}
+
+impl Events {
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(CAPACITY);
+        Events {
+            tx,
+            closing: watch::Sender::new(false),
+        }
+    }
+
+    /// Announces a committed change. Never blocks; with no watcher it is a no-op.
+    pub fn emit(&self, topic: Topic, action: &'static str, id: impl ToString) {
+        self.send(Event {
+            topic,
+            action,
+            id: Some(id.to_string()),
+        });
+    }
+
+    /// Announces a change of many rows of `topic` at once (a batch, a sweep).
+    pub fn emit_many(&self, topic: Topic, action: &'static str) {
+        self.send(Event {
+            topic,
+            action,
+            id: None,
+        });
+    }
+
+    fn send(&self, event: Event) {
+        // An error only means nobody is watching.
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    /// Ends every open stream (server shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Completes once [`close`](Self::close) was called (at once if it already was).
+    pub async fn closed(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+
+    /// Watchers connected now (for tests and metrics).
+    pub fn watchers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+/// States that change with time alone (a node going stale, then offline, when its heartbeats
+/// stop) are looked at this often, and announced when they changed.
+pub const DERIVED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Announces changes no write makes: nodes whose state moved because time passed. Returns the
+/// counts it compared, for the next call.
+pub async fn derived_tick(
+    state: &crate::app::AppState,
+    last: Option<Vec<(crate::nodes::NodeStatus, u64)>>,
+) -> Option<Vec<(crate::nodes::NodeStatus, u64)>> {
+    match crate::nodes::actions::status_counts(state).await {
+        Ok(now) => {
+            if last.as_ref().is_some_and(|l| *l != now) {
+                state.events.emit_many(Topic::Nodes, "status");
+            }
+            Some(now)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "live events: reading node states failed");
+            last
+        }
+    }
+}
+
+/// This module's loop, started by `background::spawn_all`.
+pub fn loops(
+    state: &crate::app::AppState,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let st = state.clone();
+    let last = std::sync::Arc::new(tokio::sync::Mutex::new(None));
+    vec![tokio::spawn(crate::background::run_every(
+        "live_derived_states",
+        DERIVED_EVERY,
+        shutdown.clone(),
+        move || {
+            let state = st.clone();
+            let last = last.clone();
+            async move {
+                let mut l = last.lock().await;
+                let prev = l.take();
+                *l = derived_tick(&state, prev).await;
+            }
+        },
+    ))]
+}
+
+/// The topics a watcher asked for: a comma-separated list (`errors,tasks`); empty or absent
+/// means all. An unknown topic is an error naming the valid ones.
+pub fn parse_topics(list: Option<&str>) -> Result<Vec<Topic>, String> {
+    let Some(list) = list.map(str::trim).filter(|l| !l.is_empty()) else {
+        return Ok(Topic::ALL.to_vec());
+    };
+    let mut out = Vec::new();
+    for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let topic: Topic = t.parse()?;
+        if !out.contains(&topic) {
+            out.push(topic);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_parse_and_name_the_valid_ones() {
+        assert_eq!(parse_topics(None).unwrap().len(), Topic::ALL.len());
+        assert_eq!(
+            parse_topics(Some("errors, tasks,errors")).unwrap(),
+            vec![Topic::Errors, Topic::Tasks]
+        );
+        let e = parse_topics(Some("errors,bogus")).unwrap_err();
+        assert!(e.contains("'bogus'") && e.contains("sessions"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_watcher_gets_what_is_emitted_after_it_subscribed() {
+        let bus = Events::new();
+        bus.emit(Topic::Errors, "created", 1); // nobody watching: dropped
+        let mut rx = bus.subscribe();
+        bus.emit(Topic::Tasks, "dead", 7);
+        bus.emit_many(Topic::Nodes, "updated");
+        let a = rx.recv().await.unwrap();
+        assert_eq!(
+            (a.topic, a.action, a.id.as_deref()),
+            (Topic::Tasks, "dead", Some("7"))
+        );
+        let b = rx.recv().await.unwrap();
+        assert_eq!((b.topic, b.id), (Topic::Nodes, None));
+        assert_eq!(bus.watchers(), 1);
+    }
+}
