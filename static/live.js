@@ -1,5 +1,5 @@
 // architect live updates. Pages work without this file: it keeps an open page current.
-// One EventSource on /api/events; on an event that concerns the page, the page is fetched
+// One EventSource on /api/events while the tab is visible; on an event that concerns the page, the page is fetched
 // again (as a passive read: it does not keep the session alive) and its <main> replaced,
 // unless the person is typing into a form on it (then a notice offers the refresh). The
 // navigation badges are refetched from /api/overview/badges on every event that may move them.
@@ -124,6 +124,19 @@
       document.body.setAttribute("data-live", "reconnecting");
     };
   }
+  // Browsers allow a handful of connections per server: a tab in the background gives its
+  // stream up (after a short grace) and catches up when it is shown again.
+  var hideTimer = null;
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") {
+      hideTimer = setTimeout(function () {
+        if (es) { es.close(); es = null; document.body.setAttribute("data-live", "paused"); }
+      }, 10000);
+    } else {
+      clearTimeout(hideTimer);
+      if (!es) { connect(); badgesSoon(); if (pageTopics.length) pageSoon(); }
+    }
+  });
   refreshBadges();
   connect();
 })();
