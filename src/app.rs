@@ -41,6 +41,8 @@ pub struct AppState {
     pub llm: crate::llm::LlmRuntime,
     /// Agent sessions runtime (see `agents`).
     pub agents: crate::agents::AgentsRuntime,
+    /// Health of the background loops (see `background::run_every`), for /health.
+    pub loops: crate::background::Loops,
     /// Live events for open dashboard pages and other watchers (see `events`).
     pub events: crate::events::Events,
 }

@@ -56,6 +56,7 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
     handles.extend(crate::events::loops(&state, &shutdown));
     handles.extend([
         tokio::spawn(run_every(
+            state.loops.clone(),
             "session_purge",
             SESSION_PURGE_EVERY,
             shutdown.clone(),
@@ -71,6 +72,7 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
             },
         )),
         tokio::spawn(run_every(
+            state.loops.clone(),
             "lease_reaper",
             LEASE_REAP_EVERY,
             shutdown.clone(),
@@ -90,6 +92,7 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
         tokio::spawn(async move {
             let ticking = supervised.clone();
             run_every(
+                ticking.loops.clone(),
                 "worker_supervision",
                 WORKER_SUPERVISION_EVERY,
                 shutdown,
@@ -112,6 +115,7 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
 
 /// Runs `tick` every `every` until `shutdown` turns true. Domains' loops use it too.
 pub async fn run_every<F, Fut>(
+    loops: Loops,
     name: &'static str,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -122,11 +126,166 @@ pub async fn run_every<F, Fut>(
 {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loops.started(name);
     loop {
         tokio::select! {
-            _ = interval.tick() => tick().await,
+            _ = interval.tick() => {
+                if guarded(&loops, name, tick(), &mut shutdown).await.is_none() {
+                    interval.reset();
+                }
+            }
             _ = shutdown.changed() => break,
         }
     }
     tracing::debug!(loop_name = name, "background loop stopped");
+}
+
+/// Runs one tick of the loop `name`, catching a panic: the panic is logged as an error with the
+/// loop's name, counted (`background_loop_panics_total`), shown by /health, and the loop waits
+/// a backoff (1 s doubling to [`MAX_BACKOFF`] while ticks keep panicking, cut short by
+/// `shutdown`) before it goes on. `None` when the tick panicked.
+pub async fn guarded<Fut: std::future::Future>(
+    loops: &Loops,
+    name: &'static str,
+    tick: Fut,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Fut::Output> {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(tick).catch_unwind().await {
+        Ok(v) => {
+            loops.ticked(name);
+            Some(v)
+        }
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string());
+            let wait = loops.panicked(name, &message);
+            metrics::counter!("background_loop_panics_total", "loop" => name).increment(1);
+            tracing::error!(loop_name = name, panic = %message, retry_in_s = wait.as_secs(), "a background loop's tick panicked; the loop goes on after a backoff");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+            None
+        }
+    }
+}
+
+/// The longest wait after a panicking tick.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What `serve` knows about its loops, for /health: each loop's ticks and panics. Cheap to
+/// clone; one per server.
+#[derive(Clone, Default)]
+pub struct Loops(
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, LoopState>>>,
+);
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LoopState {
+    /// `up`, or `restarting` while it waits out the backoff after a panic.
+    pub status: &'static str,
+    pub ticks: u64,
+    pub panics: u64,
+    /// Panics since the last tick that finished.
+    #[serde(skip)]
+    pub consecutive: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_panic: Option<String>,
+}
+
+impl Loops {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut std::collections::BTreeMap<&'static str, LoopState>) -> T,
+    ) -> T {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut m)
+    }
+
+    pub fn started(&self, name: &'static str) {
+        self.with(|m| {
+            m.entry(name).or_default().status = "up";
+        });
+    }
+
+    fn ticked(&self, name: &'static str) {
+        self.with(|m| {
+            let l = m.entry(name).or_default();
+            l.status = "up";
+            l.ticks += 1;
+            l.consecutive = 0;
+        });
+    }
+
+    /// Records a panic; returns how long the loop waits before its next tick.
+    fn panicked(&self, name: &'static str, message: &str) -> Duration {
+        self.with(|m| {
+            let l = m.entry(name).or_default();
+            l.status = "restarting";
+            l.panics += 1;
+            l.consecutive = l.consecutive.saturating_add(1);
+            l.last_panic = Some(message.chars().take(500).collect());
+            Duration::from_secs(1u64 << (l.consecutive - 1).min(6)).min(MAX_BACKOFF)
+        })
+    }
+
+    /// Every loop by name.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<&'static str, LoopState> {
+        self.with(|m| m.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_tick_is_counted_and_the_loop_goes_on() {
+        let loops = Loops::default();
+        let (stop, rx) = watch::channel(false);
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let task = tokio::spawn(run_every(
+            loops.clone(),
+            "flaky",
+            Duration::from_millis(100),
+            rx,
+            move || {
+                let c = c.clone();
+                async move {
+                    if c.fetch_add(1, Ordering::SeqCst) == 1 {
+                        panic!("tick two breaks");
+                    }
+                }
+            },
+        ));
+        // Tick one works; tick two panics; the loop waits 1 s and ticks again.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let s = loops.snapshot()["flaky"].clone();
+        assert_eq!((s.status, s.panics), ("restarting", 1), "{s:?}");
+        assert_eq!(s.last_panic.as_deref(), Some("tick two breaks"));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let s = loops.snapshot()["flaky"].clone();
+        assert_eq!(s.status, "up", "{s:?}");
+        assert!(calls.load(Ordering::SeqCst) >= 3, "the loop went on");
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_minute() {
+        let loops = Loops::default();
+        let waits: Vec<u64> = (0..9)
+            .map(|_| loops.panicked("x", "boom").as_secs())
+            .collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        loops.ticked("x");
+        assert_eq!(loops.panicked("x", "again").as_secs(), 1);
+    }
 }

@@ -94,6 +94,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         llm,
         agents,
         events: crate::events::Events::new(),
+        loops: Default::default(),
     };
     crate::auth::actions::ensure_env_admin(&state)
         .await

@@ -24,13 +24,32 @@ struct Health {
     database: &'static str,
     version: &'static str,
     uptime_seconds: u64,
+    /// Background loops by name: `up`, or `restarting` after a panicking tick (with the count
+    /// of panics and the last one's message).
+    loops: std::collections::BTreeMap<&'static str, crate::background::LoopState>,
+    /// Loops waiting out a backoff after a panic; the server still answers ("degraded").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    loops_down: Vec<&'static str>,
 }
 
 /// Healthy when the database answers; 503 otherwise (load balancers act on the status).
+/// "degraded" (still 200: requests are served) while a background loop restarts after a panic.
 async fn health(State(state): State<AppState>) -> Response {
     let ok = crate::db::ping(&state.db).await;
+    let loops = state.loops.snapshot();
+    let loops_down: Vec<&'static str> = loops
+        .iter()
+        .filter(|(_, l)| l.status != "up")
+        .map(|(n, _)| *n)
+        .collect();
     let body = Health {
-        status: if ok { "healthy" } else { "unhealthy" },
+        status: match (ok, loops_down.is_empty()) {
+            (false, _) => "unhealthy",
+            (true, true) => "healthy",
+            (true, false) => "degraded",
+        },
+        loops,
+        loops_down,
         database: if ok { "ok" } else { "unreachable" },
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started.elapsed().as_secs(),

@@ -38,6 +38,9 @@ pub async fn watch_tick(state: &AppState) -> Result<Vec<i64>, AgentsError> {
     interactions::scan(state, &live).await
 }
 
+/// The dispatcher and permission watch loop's name (logs, /health).
+const LOOP_NAME: &str = "assigner_dispatch";
+
 pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     if !state.config.agents.assigner {
         return Vec::new();
@@ -45,11 +48,19 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
     let state = state.clone();
     let mut shutdown = shutdown.clone();
     let every = Duration::from_millis(state.config.agents.dispatch_interval_ms.max(10));
+    use crate::background::guarded;
     vec![tokio::spawn(async move {
         let mut last_watch: Option<tokio::time::Instant> = None;
         let mut woken = true;
+        state.loops.started(LOOP_NAME);
         loop {
-            match dispatch::tick(&state).await {
+            let tick = guarded(
+                &state.loops,
+                LOOP_NAME,
+                dispatch::tick(&state),
+                &mut shutdown,
+            );
+            match tick.await.unwrap_or(Ok(dispatch::TickReport::default())) {
                 Ok(r) if r != dispatch::TickReport::default() => {
                     tracing::info!(report = ?r, "assigner dispatch")
                 }
@@ -57,7 +68,8 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
                 Err(e) => tracing::warn!(error = %e, "assigner dispatch failed"),
             }
             if woken || last_watch.is_none_or(|t| t.elapsed() >= WATCH_EVERY) {
-                match watch_tick(&state).await {
+                let tick = guarded(&state.loops, LOOP_NAME, watch_tick(&state), &mut shutdown);
+                match tick.await.unwrap_or(Ok(Vec::new())) {
                     Ok(d) if !d.is_empty() => {
                         tracing::info!(decided = ?d, "permission prompts decided by patterns")
                     }
@@ -72,6 +84,6 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
                 _ = shutdown.changed() => break,
             }
         }
-        tracing::debug!(loop_name = "assigner_dispatch", "background loop stopped");
+        tracing::debug!(loop_name = LOOP_NAME, "background loop stopped");
     })]
 }

@@ -459,6 +459,7 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
     }
     let st = state.clone();
     handles.push(tokio::spawn(crate::background::run_every(
+        state.loops.clone(),
         "error_retention",
         RETENTION_EVERY,
         shutdown.clone(),

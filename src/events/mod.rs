@@ -144,6 +144,7 @@ pub fn loops(
     let st = state.clone();
     let last = std::sync::Arc::new(tokio::sync::Mutex::new(None));
     vec![tokio::spawn(crate::background::run_every(
+        state.loops.clone(),
         "live_derived_states",
         DERIVED_EVERY,
         shutdown.clone(),

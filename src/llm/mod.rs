@@ -268,12 +268,18 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
     let last = state.clone();
     let stop = shutdown.clone();
     vec![tokio::spawn(async move {
-        crate::background::run_every("llm_ledger", LEDGER_FLUSH_EVERY, stop, move || {
-            let state = ticking.clone();
-            async move {
-                ledger_tick(&state).await;
-            }
-        })
+        crate::background::run_every(
+            ticking.loops.clone(),
+            "llm_ledger",
+            LEDGER_FLUSH_EVERY,
+            stop,
+            move || {
+                let state = ticking.clone();
+                async move {
+                    ledger_tick(&state).await;
+                }
+            },
+        )
         .await;
         // Shutting down: requests still streaming record their rows when they end; wait for
         // them (bounded), then write everything that is left.

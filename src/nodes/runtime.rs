@@ -101,6 +101,7 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
     let (a, b, c) = (state.clone(), state.clone(), state.clone());
     let mut handles = vec![
         tokio::spawn(run_every(
+            state.loops.clone(),
             "node_command_expiry",
             COMMAND_EXPIRY_EVERY,
             shutdown.clone(),
@@ -114,6 +115,7 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
             },
         )),
         tokio::spawn(run_every(
+            state.loops.clone(),
             "node_metric_retention",
             RETENTION_EVERY,
             shutdown.clone(),
@@ -133,6 +135,7 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
             },
         )),
         tokio::spawn(run_every(
+            state.loops.clone(),
             "node_gauges",
             GAUGES_EVERY,
             shutdown.clone(),

@@ -146,3 +146,41 @@ async fn the_database_is_configured_for_safety() {
         .unwrap();
     assert!(busy >= 1000);
 }
+
+/// A loop whose tick panics keeps running after a backoff; /health names it meanwhile.
+#[tokio::test]
+async fn health_names_a_loop_that_is_restarting_after_a_panic() {
+    let t = TestServer::start().await;
+    let anon = t.anon();
+    let r = anon.get("/health").await;
+    assert_eq!(r.json["status"], "healthy", "{}", r.body);
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(architect::background::run_every(
+        t.state().loops.clone(),
+        "test_breaks",
+        std::time::Duration::from_millis(50),
+        rx,
+        || async { panic!("the tick broke") },
+    ));
+    let r = crate::support::until("/health to name the loop", || {
+        let anon = &anon;
+        async move {
+            let r = anon.get("/health").await;
+            (r.json["status"] == "degraded").then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(r.status, 200, "requests are still served");
+    assert_eq!(
+        r.json["loops_down"],
+        serde_json::json!(["test_breaks"]),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.json["loops"]["test_breaks"]["last_panic"],
+        "the tick broke"
+    );
+    assert!(r.json["loops"]["test_breaks"]["panics"].as_u64() >= Some(1));
+    t.stop().await;
+}
