@@ -144,10 +144,11 @@ async fn ensure_target_exists(
             "session '{name}' on node '{}' is no longer live (it ended{}): start it again \
              (`architect session start {name} ...`) or send without a target",
             node.name(),
-            r.gone_at
-                .or(r.last_seen_at)
-                .map(|t| format!("; last seen {t}"))
-                .unwrap_or_default()
+            match (r.gone_at, r.last_seen_at) {
+                (Some(t), _) => format!("; found gone at {t}"),
+                (None, Some(t)) => format!("; last seen {t}"),
+                (None, None) => String::new(),
+            }
         ))),
         None => Err(AgentsError::NotFound(format!(
             "session '{name}' on node '{}'",
