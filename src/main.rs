@@ -23,7 +23,7 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(architect::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", architect::cli::error_line(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -212,9 +212,30 @@ fn missing_capability(identity: &Identity, cap: Capability) -> ApiError {
             b.name, b.node
         ),
         AuthVia::Token { scope, .. } if !scope.grants(cap) => {
-            format!("this token's scope '{scope}' does not allow this request")
+            let scopes: Vec<&str> = super::Scope::ALL
+                .iter()
+                .filter(|s| s.grants(cap))
+                .map(|s| s.as_str())
+                .collect();
+            format!(
+                "this token's scope '{scope}' does not allow this request (it needs {cap:?}, \
+                 which scope {} grants)",
+                scopes.join(" or ")
+            )
         }
-        _ => format!("your role '{}' does not allow this request", identity.role),
+        _ => {
+            let roles: Vec<&str> = super::Role::ALL
+                .iter()
+                .filter(|r| r.grants(cap))
+                .map(|r| r.as_str())
+                .collect();
+            format!(
+                "your role '{}' does not allow this request (it needs {cap:?}, which role {} \
+                 has)",
+                identity.role,
+                roles.join(" or ")
+            )
+        }
     };
     ApiError::forbidden(why)
 }

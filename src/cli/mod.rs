@@ -7,9 +7,11 @@ mod chat;
 mod daemon;
 pub mod exec_guard;
 mod hook;
+mod names;
 mod output;
 mod secrets;
 mod session;
+mod tasks;
 mod terminal;
 mod token;
 mod tracking;
@@ -106,6 +108,14 @@ pub enum Command {
         #[command(subcommand)]
         cmd: secrets::VaultCmd,
     },
+    /// The task queue: list, add, show (with why a pending task waits), retry, cancel.
+    #[command(subcommand_required = true)]
+    Tasks {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(subcommand)]
+        cmd: tasks::TaskCmd,
+    },
     /// Run queued tasks (shell, python, git, test, build, deploy, ...) on this machine;
     /// --daemon, --status, --stop manage a background worker.
     Worker(worker::WorkerArgs),
@@ -177,6 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bugs { client, cmd } => tracking::bugs(&client, cmd).await,
         Command::Devops { client, cmd } => tracking::devops(&client, cmd).await,
         Command::Stats { client } => tracking::stats(&client).await,
+        Command::Tasks { client, cmd } => tasks::run(&client, cmd).await,
         Command::Token { client, cmd } => token::run(&client, cmd).await,
         Command::Secrets { client, cmd } => secrets::secrets(&client, cmd).await,
         Command::Vault { client, cmd } => secrets::vault(&client, cmd).await,
@@ -201,6 +212,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::bail!("exec-guard must be run by main, before the async runtime starts")
         }
     }
+}
+
+/// The one line `main` prints for a failed command: the error and its causes, but nothing
+/// below a client error, whose message already carries its innermost cause (the transport
+/// chain would name the URL again at every level).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        parts.push(cause.to_string());
+        if cause.is::<crate::client::ClientError>() {
+            break;
+        }
+    }
+    parts.join(": ")
 }
 
 /// A client for the configured server; fails early and clearly without a token.

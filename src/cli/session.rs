@@ -4,8 +4,10 @@
 
 use crate::agents::launch::{LaunchAgent, StartSession, StartedSession};
 use crate::agents::SessionRole;
+use crate::client::{Client, ClientError};
 use crate::config::ClientConfig;
 use clap::Subcommand;
+use std::time::{Duration, Instant};
 
 #[derive(Subcommand, Debug)]
 pub enum SessionCmd {
@@ -44,6 +46,11 @@ pub enum SessionCmd {
         /// the same token from ARCHITECT_TOKEN. chat always uses the gateway.
         #[arg(long)]
         no_gateway: bool,
+        /// Seconds to watch the new session before calling it started: a session that ends
+        /// within them (the agent crashed at once) fails the command with what its pane last
+        /// showed. 0 skips the check.
+        #[arg(long, default_value_t = 3.0, value_name = "SECS")]
+        check_secs: f64,
         /// Program to run instead of the agent's default binary.
         #[arg(long)]
         program: Option<String>,
@@ -74,6 +81,7 @@ pub async fn run(cfg: &ClientConfig, cmd: SessionCmd) -> anyhow::Result<()> {
             manager,
             worktree,
             no_gateway,
+            check_secs,
             program,
             args,
         } => {
@@ -97,7 +105,8 @@ pub async fn run(cfg: &ClientConfig, cmd: SessionCmd) -> anyhow::Result<()> {
                 env: Default::default(),
                 no_gateway,
             };
-            let started: StartedSession = client.post("/api/agents/sessions", &req).await?;
+            let started: StartedSession = client.start_session(&req).await?;
+            survived_first_seconds(&client, &started, check_secs).await?;
             if cfg.json {
                 println!("{}", serde_json::to_string_pretty(&started)?);
             } else {
@@ -122,4 +131,81 @@ pub async fn run(cfg: &ClientConfig, cmd: SessionCmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// How often the new session is looked at while it is watched.
+const WATCH_EVERY: Duration = Duration::from_millis(150);
+/// Pane lines kept from the last look, shown when the session ended.
+const LAST_LINES: usize = 15;
+
+/// Watches a just-started session for `secs` seconds: its pane is read every [`WATCH_EVERY`]
+/// (or, without the pane-read capability, tmux's list is asked) and an error comes back as
+/// soon as the session is gone, carrying the pane as last read. A session that ended before
+/// its first read leaves nothing to show; the error then names the command to run by hand.
+async fn survived_first_seconds(
+    client: &Client,
+    s: &StartedSession,
+    secs: f64,
+) -> anyhow::Result<()> {
+    if secs.is_nan() || secs <= 0.0 {
+        return Ok(());
+    }
+    let until = Instant::now() + Duration::from_secs_f64(secs.min(600.0));
+    let mut last: Option<String> = None;
+    let mut can_read_pane = true;
+    loop {
+        let alive = if can_read_pane {
+            match client.capture_pane(&s.node, &s.session, 60).await {
+                Ok(c) => {
+                    last = Some(c.output);
+                    true
+                }
+                Err(ClientError::Api { status: 404, .. }) => false,
+                Err(ClientError::Api { status: 403, .. }) => {
+                    can_read_pane = false;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let list = client.tmux_sessions(&s.node).await?;
+            list.sessions.iter().any(|x| x.tmux.name == s.session)
+        };
+        if !alive {
+            anyhow::bail!("{}", ended_message(s, last.as_deref(), secs));
+        }
+        if Instant::now() >= until {
+            return Ok(());
+        }
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
+}
+
+fn ended_message(s: &StartedSession, last: Option<&str>, secs: f64) -> String {
+    let head = format!(
+        "session '{}' on {} ended within {secs} s of its start: {} did not keep running",
+        s.session,
+        s.node,
+        s.command.first().map(String::as_str).unwrap_or("the agent")
+    );
+    let shown: Vec<&str> = last
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if shown.is_empty() {
+        return format!(
+            "{head}; it ended before its pane could be read. Run it by hand to see why: {}",
+            s.command.join(" ")
+        );
+    }
+    let tail = &shown[shown.len().saturating_sub(LAST_LINES)..];
+    format!(
+        "{head}. Its pane last showed:\n{}",
+        tail.iter()
+            .map(|l| format!("  | {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
 }

@@ -41,7 +41,8 @@ pub async fn run(cfg: &ClientConfig, cmd: TokenCmd) -> anyhow::Result<()> {
         .post(format!("{base}/login"))
         .json(&serde_json::json!({"username": user, "password": password}))
         .send()
-        .await?;
+        .await
+        .map_err(|e| anyhow::anyhow!(crate::client::unreachable(base, &e)))?;
     let status = login.status();
     let body: serde_json::Value = login.json().await.unwrap_or_default();
     if !status.is_success() {

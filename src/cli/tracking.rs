@@ -1,5 +1,6 @@
 //! `architect projects|features|bugs|devops|stats`: the tracking API from the terminal.
 
+use super::names::{milestone_id, project_id, project_opt};
 use super::{client, output};
 use crate::config::ClientConfig;
 use crate::tracking::*;
@@ -40,8 +41,11 @@ pub enum ProjectCmd {
         #[command(flatten)]
         list: ListOpts,
     },
-    /// Show one project.
-    Show { id: i64 },
+    /// Show one project (by id or name).
+    Show {
+        /// Id or name (case-insensitive).
+        project: String,
+    },
     /// Create a project.
     Add {
         name: String,
@@ -57,7 +61,8 @@ pub enum ProjectCmd {
     },
     /// Change fields of a project (only those given).
     Set {
-        id: i64,
+        /// Id or name (case-insensitive).
+        project: String,
         #[arg(long)]
         name: Option<String>,
         #[arg(long)]
@@ -71,9 +76,15 @@ pub enum ProjectCmd {
         status: Option<ProjectStatus>,
     },
     /// Archive a project (hidden from lists; restore with unarchive).
-    Archive { id: i64 },
+    Archive {
+        /// Id or name (case-insensitive).
+        project: String,
+    },
     /// Restore an archived project.
-    Unarchive { id: i64 },
+    Unarchive {
+        /// Id or name (case-insensitive).
+        project: String,
+    },
 }
 
 fn project_rows(ps: &[Project]) -> Vec<Vec<String>> {
@@ -125,7 +136,7 @@ pub async fn projects(cfg: &ClientConfig, cmd: ProjectCmd) -> anyhow::Result<()>
             output::table(PROJECT_HEADERS, project_rows(&ps));
             Ok(())
         }
-        ProjectCmd::Show { id } => one(c.project(id).await?),
+        ProjectCmd::Show { project } => one(c.project(project_id(&c, &project).await?).await?),
         ProjectCmd::Add {
             name,
             description,
@@ -145,7 +156,7 @@ pub async fn projects(cfg: &ClientConfig, cmd: ProjectCmd) -> anyhow::Result<()>
             one(p)
         }
         ProjectCmd::Set {
-            id,
+            project,
             name,
             description,
             source_path,
@@ -160,12 +171,15 @@ pub async fn projects(cfg: &ClientConfig, cmd: ProjectCmd) -> anyhow::Result<()>
                 tags: tags.as_deref().map(parse_tags),
                 archived: None,
             };
+            let id = project_id(&c, &project).await?;
             one(c.update_project(id, &patch).await?)
         }
-        ProjectCmd::Archive { id } => one(c.archive_project(id).await?),
-        ProjectCmd::Unarchive { id } => one(c
+        ProjectCmd::Archive { project } => {
+            one(c.archive_project(project_id(&c, &project).await?).await?)
+        }
+        ProjectCmd::Unarchive { project } => one(c
             .update_project(
-                id,
+                project_id(&c, &project).await?,
                 &ProjectPatch {
                     archived: Some(false),
                     ..Default::default()
@@ -179,10 +193,12 @@ pub async fn projects(cfg: &ClientConfig, cmd: ProjectCmd) -> anyhow::Result<()>
 pub enum FeatureCmd {
     /// List features, highest priority first.
     List {
+        /// Project id or name (case-insensitive).
         #[arg(long)]
-        project: Option<i64>,
+        project: Option<String>,
+        /// Milestone id or name (within the project).
         #[arg(long)]
-        milestone: Option<i64>,
+        milestone: Option<String>,
         #[arg(long)]
         status: Option<FeatureStatus>,
         #[arg(long)]
@@ -195,10 +211,12 @@ pub enum FeatureCmd {
     /// Create a feature (it starts as draft).
     Add {
         name: String,
+        /// Project id or name (case-insensitive).
         #[arg(long)]
-        project: i64,
+        project: String,
+        /// Milestone id or name (within the project).
         #[arg(long)]
-        milestone: Option<i64>,
+        milestone: Option<String>,
         #[arg(long)]
         description: Option<String>,
         /// 0–10, higher first.
@@ -224,9 +242,9 @@ pub enum FeatureCmd {
         /// Empty string clears it.
         #[arg(long)]
         assignee: Option<String>,
-        /// Milestone id; 0 clears it.
+        /// Milestone id or name (within the feature's project); 0 clears it.
         #[arg(long)]
-        milestone: Option<i64>,
+        milestone: Option<String>,
     },
     /// Print the status workflow: statuses and allowed transitions.
     Workflow,
@@ -267,6 +285,11 @@ pub async fn features(cfg: &ClientConfig, cmd: FeatureCmd) -> anyhow::Result<()>
             q,
             list,
         } => {
+            let project = project_opt(&c, project.as_deref()).await?;
+            let milestone = match milestone {
+                Some(m) => Some(milestone_id(&c, project, &m).await?),
+                None => None,
+            };
             let fs = c
                 .features(
                     &FeatureFilter {
@@ -322,16 +345,23 @@ pub async fn features(cfg: &ClientConfig, cmd: FeatureCmd) -> anyhow::Result<()>
             description,
             priority,
             assignee,
-        } => one(c
-            .create_feature(&NewFeature {
-                project_id: project,
-                name,
-                milestone_id: milestone,
-                description,
-                priority,
-                assignee,
-            })
-            .await?),
+        } => {
+            let project = project_id(&c, &project).await?;
+            let milestone = match milestone {
+                Some(m) => Some(milestone_id(&c, Some(project), &m).await?),
+                None => None,
+            };
+            one(c
+                .create_feature(&NewFeature {
+                    project_id: project,
+                    name,
+                    milestone_id: milestone,
+                    description,
+                    priority,
+                    assignee,
+                })
+                .await?)
+        }
         FeatureCmd::Set {
             id,
             status,
@@ -342,10 +372,18 @@ pub async fn features(cfg: &ClientConfig, cmd: FeatureCmd) -> anyhow::Result<()>
             assignee,
             milestone,
         } => {
+            let milestone = match milestone {
+                Some(m) if m.trim() == "0" => Some(None),
+                Some(m) => {
+                    let project = c.feature(id).await?.feature.project_id;
+                    Some(Some(milestone_id(&c, Some(project), &m).await?))
+                }
+                None => None,
+            };
             let patch = FeaturePatch {
                 name,
                 description,
-                milestone_id: milestone.map(|m| (m != 0).then_some(m)),
+                milestone_id: milestone,
                 priority,
                 assignee: clearable(assignee),
                 status,
@@ -382,8 +420,9 @@ pub async fn features(cfg: &ClientConfig, cmd: FeatureCmd) -> anyhow::Result<()>
 pub enum BugCmd {
     /// List bugs, most severe first.
     List {
+        /// Project id or name (case-insensitive).
         #[arg(long)]
-        project: Option<i64>,
+        project: Option<String>,
         /// open, in_progress, review, resolved, closed or wont_fix.
         #[arg(long)]
         status: Option<BugStatus>,
@@ -399,14 +438,16 @@ pub enum BugCmd {
     /// File a bug.
     Add {
         title: String,
+        /// Project id or name (case-insensitive).
         #[arg(long)]
-        project: i64,
+        project: String,
         #[arg(long)]
         severity: Option<BugSeverity>,
         #[arg(long)]
         description: Option<String>,
+        /// Milestone id or name (within the project).
         #[arg(long)]
-        milestone: Option<i64>,
+        milestone: Option<String>,
         #[arg(long)]
         assignee: Option<String>,
     },
@@ -428,9 +469,9 @@ pub enum BugCmd {
         /// Empty string clears it.
         #[arg(long)]
         assignee: Option<String>,
-        /// Milestone id; 0 clears it.
+        /// Milestone id or name (within the bug's project); 0 clears it.
         #[arg(long)]
-        milestone: Option<i64>,
+        milestone: Option<String>,
     },
 }
 
@@ -469,6 +510,7 @@ pub async fn bugs(cfg: &ClientConfig, cmd: BugCmd) -> anyhow::Result<()> {
             q,
             list,
         } => {
+            let project = project_opt(&c, project.as_deref()).await?;
             let bs = c
                 .bugs(
                     &BugFilter {
@@ -495,16 +537,23 @@ pub async fn bugs(cfg: &ClientConfig, cmd: BugCmd) -> anyhow::Result<()> {
             description,
             milestone,
             assignee,
-        } => one(c
-            .create_bug(&NewBug {
-                project_id: project,
-                title,
-                milestone_id: milestone,
-                description,
-                severity,
-                assignee,
-            })
-            .await?),
+        } => {
+            let project = project_id(&c, &project).await?;
+            let milestone = match milestone {
+                Some(m) => Some(milestone_id(&c, Some(project), &m).await?),
+                None => None,
+            };
+            one(c
+                .create_bug(&NewBug {
+                    project_id: project,
+                    title,
+                    milestone_id: milestone,
+                    description,
+                    severity,
+                    assignee,
+                })
+                .await?)
+        }
         BugCmd::Set {
             id,
             status,
@@ -515,10 +564,18 @@ pub async fn bugs(cfg: &ClientConfig, cmd: BugCmd) -> anyhow::Result<()> {
             assignee,
             milestone,
         } => {
+            let milestone = match milestone {
+                Some(m) if m.trim() == "0" => Some(None),
+                Some(m) => {
+                    let project = c.bug(id).await?.project_id;
+                    Some(Some(milestone_id(&c, Some(project), &m).await?))
+                }
+                None => None,
+            };
             let patch = BugPatch {
                 title,
                 description,
-                milestone_id: milestone.map(|m| (m != 0).then_some(m)),
+                milestone_id: milestone,
                 severity,
                 status,
                 assignee: clearable(assignee),
@@ -533,8 +590,9 @@ pub async fn bugs(cfg: &ClientConfig, cmd: BugCmd) -> anyhow::Result<()> {
 pub enum DevopsCmd {
     /// List devops tasks.
     List {
+        /// Project id or name (case-insensitive).
         #[arg(long)]
-        project: Option<i64>,
+        project: Option<String>,
         #[arg(long)]
         status: Option<DevopsStatus>,
         #[arg(long)]
@@ -545,8 +603,9 @@ pub enum DevopsCmd {
     /// Create a devops task.
     Add {
         title: String,
+        /// Project id or name (case-insensitive).
         #[arg(long)]
-        project: Option<i64>,
+        project: Option<String>,
         #[arg(long)]
         category: Option<DevopsCategory>,
         #[arg(long)]
@@ -608,6 +667,7 @@ pub async fn devops(cfg: &ClientConfig, cmd: DevopsCmd) -> anyhow::Result<()> {
             category,
             list,
         } => {
+            let project = project_opt(&c, project.as_deref()).await?;
             let ts = c
                 .devops_tasks(
                     &DevopsFilter {
@@ -634,7 +694,7 @@ pub async fn devops(cfg: &ClientConfig, cmd: DevopsCmd) -> anyhow::Result<()> {
         } => one(c
             .create_devops_task(&NewDevopsTask {
                 title,
-                project_id: project,
+                project_id: project_opt(&c, project.as_deref()).await?,
                 description,
                 category,
                 priority,

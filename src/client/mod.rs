@@ -8,23 +8,30 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+mod agents;
 mod nodes;
 mod secrets;
 mod tasks;
 
 /// A failed call: the server's JSON error, or why the server could not be reached.
+///
+/// Each message is one line that says what to do: an unreachable server names its URL and
+/// `architect serve`, a 401 names `architect token create`, a 403 names the scope or role.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{message} (HTTP {status}, {code})")]
+    #[error("{message} (HTTP {status}, {code}){}", advice(*.status, .message))]
     Api {
         status: u16,
         code: String,
         message: String,
         field: Option<String>,
     },
-    #[error("cannot reach {url}: {source}")]
+    #[error("{}", unreachable(.base, .source))]
     Transport {
+        /// The request's URL.
         url: String,
+        /// The server's base URL, as configured (ARCHITECT_URL / --url).
+        base: String,
         #[source]
         source: reqwest::Error,
     },
@@ -39,6 +46,42 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// What to do about an HTTP error, appended to its message.
+fn advice(status: u16, message: &str) -> &'static str {
+    match status {
+        401 => {
+            "; the API token is missing, wrong, expired or revoked: create one with \
+             `architect token create --name NAME` and set ARCHITECT_TOKEN (or pass --token)"
+        }
+        403 if message.contains("scope") => {
+            "; use a token whose scope allows it (`architect token create --name NAME --scope \
+             admin`, or the Users & tokens page)"
+        }
+        403 if message.contains("role") => {
+            "; ask an admin to give your account a role that allows it"
+        }
+        _ => "",
+    }
+}
+
+/// One line for a server that could not be reached: the URL once, the innermost cause
+/// (e.g. "Connection refused"), and what to do.
+pub fn unreachable(base: &str, e: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let why = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        cause.to_string()
+    };
+    format!(
+        "cannot reach the architect server at {base} ({why}): is it running? Start it with \
+         `architect serve`, or point ARCHITECT_URL (--url) at the server"
+    )
 }
 
 #[derive(Deserialize)]
@@ -102,6 +145,7 @@ impl Client {
         }
         let resp = req.send().await.map_err(|source| ClientError::Transport {
             url: url.clone(),
+            base: self.base.clone(),
             source,
         })?;
         let status = resp.status();
@@ -110,6 +154,7 @@ impl Client {
             .await
             .map_err(|source| ClientError::Transport {
                 url: url.clone(),
+                base: self.base.clone(),
                 source,
             })?;
         if !status.is_success() {
@@ -188,6 +233,13 @@ impl Client {
     }
     pub async fn archive_project(&self, id: i64) -> Result<Project> {
         self.delete(&format!("/api/projects/{id}")).await
+    }
+
+    pub async fn milestones(&self, f: &MilestoneFilter, limit: i64) -> Result<Vec<Milestone>> {
+        let mut q = vec![("limit", limit.to_string())];
+        push(&mut q, "project_id", f.project_id.map(|v| v.to_string()));
+        push(&mut q, "status", f.status.map(|s| s.to_string()));
+        self.get("/api/milestones", &q).await
     }
 
     pub async fn features(&self, f: &FeatureFilter, limit: i64) -> Result<Vec<Feature>> {

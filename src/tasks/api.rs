@@ -79,9 +79,9 @@ async fn list_tasks(
     page: Pagination,
     Query(f): Query<TaskFilter>,
 ) -> ApiResult<Vec<Task>> {
-    Ok(Json(
-        store::list_tasks(&s.db, &f, page.limit, page.offset).await?,
-    ))
+    let mut tasks = store::list_tasks(&s.db, &f, page.limit, page.offset).await?;
+    super::waiting::annotate(&s, &mut tasks).await?;
+    Ok(Json(tasks))
 }
 
 async fn counts(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<StatusCounts> {

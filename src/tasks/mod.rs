@@ -24,6 +24,7 @@ pub mod queue;
 pub mod runner;
 pub mod store;
 pub mod supervisor;
+pub mod waiting;
 mod worker_pages;
 mod workers;
 
@@ -253,6 +254,11 @@ pub struct Task {
     pub created_by: String,
     pub created_at: String,
     pub updated_at: String,
+    /// Why nothing claims it, while it is pending (`waiting::reason`): no worker online for
+    /// its type, none with the exec capability, none on its node or with its tags, all busy,
+    /// or not due yet. Computed on every read of the API and the task page, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
 }
 
 /// One attempt of a task: finished ones from history, plus the running one.

@@ -29,6 +29,14 @@ impl PrivateTmux {
             .expect("tmux runs");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+
+    /// Starts idle sessions (`sleep`) with these names: live targets a prompt may name
+    /// (docs/decisions/0006 refuses prompts for sessions that are not there).
+    pub fn idle_sessions(&self, names: &[&str]) {
+        for name in names {
+            self.run(&["new-session", "-d", "-s", name, "sleep 3600"]);
+        }
+    }
 }
 
 impl Drop for PrivateTmux {
@@ -1087,7 +1095,14 @@ async fn stalled_prompts_time_out_and_escalate_to_the_manager() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn assigner_api_lifecycle_bad_input_and_auth() {
-    let t = TestServer::start_with(|c| c.agents.assigner = false).await;
+    let tmux = PrivateTmux::new();
+    tmux.idle_sessions(&["nobody", "w9", "x"]);
+    let socket = tmux.socket.clone();
+    let t = TestServer::start_with(move |c| {
+        c.agents.assigner = false;
+        c.agents.tmux_socket = Some(socket);
+    })
+    .await;
     let w = t.token("admin").await;
     let id = send_prompt(&w, json!({"content": "x", "target_session": "nobody"})).await;
     // cancel, then retry spends a retry; reassign; retry-all; clear.
@@ -2125,7 +2140,14 @@ async fn session_start_runs_a_chat_worker_named_after_its_session() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn assigner_and_terminal_cli() {
-    let t = TestServer::start_with(|c| c.agents.assigner = false).await;
+    let tmux = PrivateTmux::new();
+    tmux.idle_sessions(&["dev", "other"]);
+    let socket = tmux.socket.clone();
+    let t = TestServer::start_with(move |c| {
+        c.agents.assigner = false;
+        c.agents.tmux_socket = Some(socket);
+    })
+    .await;
     let w = t.token("admin").await;
     let token = w.token.clone().unwrap();
     let run = |args: &[&str]| {

@@ -491,9 +491,13 @@ async fn browser_interactions_and_assigner_panels() {
     }
     use architect::agents::assigner::store as prompts;
     use architect::agents::permission_store::{self as pstore, NewInteraction};
-    let server = TestServer::start_with(|c| {
+    // The prompts' targets must be live sessions (docs/decisions/0006).
+    let tmux = crate::agents::PrivateTmux::new();
+    tmux.idle_sessions(&["architect", "dev_worker1", "dev_worker2", "codex"]);
+    let socket = tmux.socket.clone();
+    let server = TestServer::start_with(move |c| {
         c.agents.assigner = false;
-        c.agents.tmux_socket = Some(format!("arch-test-none-{:x}", rand::random::<u64>()));
+        c.agents.tmux_socket = Some(socket);
     })
     .await;
     let admin = server.admin().await;

@@ -11,30 +11,30 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_architect");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_architect");
 /// A client command that takes longer than this is hung.
 const RUN_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What a finished command left behind.
-struct Run {
-    args: Vec<String>,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) args: Vec<String>,
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.code == Some(0)
     }
 
     /// Panics with everything the command said unless it exited 0.
-    fn assert_ok(&self) -> &Self {
+    pub(crate) fn assert_ok(&self) -> &Self {
         assert!(self.ok(), "{self:?}");
         self
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
@@ -70,7 +70,7 @@ fn command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
 }
 
 /// Runs `architect ARGS` to completion (with a deadline).
-async fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+pub(crate) async fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = tokio::time::timeout(RUN_DEADLINE, command(args, env).output())
         .await
         .unwrap_or_else(|_| {
@@ -88,23 +88,23 @@ async fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
-async fn run(args: &[&str]) -> Run {
+pub(crate) async fn run(args: &[&str]) -> Run {
     run_env(args, &[]).await
 }
 
 /// Runs a client command: `architect GROUP --url URL --token TOKEN REST...`.
-async fn client(url: &str, token: &str, group: &str, rest: &[&str]) -> Run {
+pub(crate) async fn client(url: &str, token: &str, group: &str, rest: &[&str]) -> Run {
     let mut args = vec![group, "--url", url, "--token", token];
     args.extend_from_slice(rest);
     run(&args).await
 }
 
-fn token_of(s: &Session) -> String {
+pub(crate) fn token_of(s: &Session) -> String {
     s.token.clone().expect("a bearer token")
 }
 
 /// The lines of a table whose cells include `cell` (cells are separated by two spaces).
-fn table_rows_with<'a>(table: &'a str, cell: &str) -> Vec<&'a str> {
+pub(crate) fn table_rows_with<'a>(table: &'a str, cell: &str) -> Vec<&'a str> {
     table
         .lines()
         .filter(|l| l.split("  ").map(str::trim).any(|c| c == cell))

@@ -471,9 +471,13 @@ async fn interactions_panel_pattern_editor_and_dry_runs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn assigner_delegation_tree_prompt_page_and_reassign() {
-    let t = TestServer::start_with(|c| {
+    // The prompts' targets must be live sessions (docs/decisions/0006).
+    let tmux = crate::agents::PrivateTmux::new();
+    tmux.idle_sessions(&["mgr", "w1", "w2", "w3"]);
+    let socket = tmux.socket.clone();
+    let t = TestServer::start_with(move |c| {
         c.agents.assigner = false;
-        c.agents.tmux_socket = Some(format!("arch-test-none-{:x}", rand::random::<u64>()));
+        c.agents.tmux_socket = Some(socket);
     })
     .await;
     let admin = t.admin().await;

@@ -4,8 +4,9 @@
 //! Reading needs `Read`. Queuing needs `Write`, or a session's own token (a manager session
 //! delegating to its workers with `architect assigner --send`): [`SessionOr<Write>`]. A
 //! session token may cancel, retry or reassign only the prompts it queued itself, and never
-//! retry-all or clear. An explicit target must be a live agent session (not a shell, not an
-//! unknown pane) unless the caller may run code (`Exec`, admins): typing into a shell runs it.
+//! retry-all or clear. An explicit target must exist (404) and be live (409), whoever asks
+//! (docs/decisions/0006), and be an agent session (not a shell, not an unknown pane) unless
+//! the caller may run code (`Exec`, admins): typing into a shell runs it.
 
 use super::store::{self, PromptFilter};
 use super::{NewPrompt, Prompt, PromptStatus};
@@ -113,6 +114,49 @@ async fn is_live_agent(state: &AppState, node: &str, name: &str) -> Result<bool,
         .is_some_and(|k| !matches!(k, AgentKind::Shell | AgentKind::Other)))
 }
 
+/// Refuses an explicit target that cannot take the prompt, so it never waits forever for a
+/// session that is not there (docs/decisions/0006): no such session on the node is a 404, a
+/// session that ended is a 409. On this server's own node tmux is asked (one list, so a
+/// session that died since the last observation counts as ended); on another node the
+/// registry decides (asking would wait on that node's agent, up to 20 s when it is offline).
+async fn ensure_target_exists(
+    state: &AppState,
+    node: &NodeRef,
+    name: &str,
+) -> Result<(), AgentsError> {
+    let row = session_store::session(&state.db, node.name(), name).await?;
+    let listed = match node {
+        NodeRef::Local => match state.agents.tmux().list_sessions().await {
+            Ok(list) => Some(list.iter().any(|s| s.name == name)),
+            Err(e) => {
+                tracing::warn!(error = %e, "tmux list failed; the registry decides the target");
+                None
+            }
+        },
+        NodeRef::Remote(_) => None,
+    };
+    let live = listed.unwrap_or_else(|| row.as_ref().is_some_and(|r| r.gone_at.is_none()));
+    if live {
+        return Ok(());
+    }
+    match row {
+        Some(r) => Err(AgentsError::Conflict(format!(
+            "session '{name}' on node '{}' is no longer live (it ended{}): start it again \
+             (`architect session start {name} ...`) or send without a target",
+            node.name(),
+            match (r.gone_at, r.last_seen_at) {
+                (Some(t), _) => format!("; found gone at {t}"),
+                (None, Some(t)) => format!("; last seen {t}"),
+                (None, None) => String::new(),
+            }
+        ))),
+        None => Err(AgentsError::NotFound(format!(
+            "session '{name}' on node '{}'",
+            node.name()
+        ))),
+    }
+}
+
 /// Queues a prompt (shared by the API, assign-to-tmux and `/api/agents/send`); `who` is
 /// recorded as its creator (`created_by`, the activity actor name).
 ///
@@ -131,6 +175,7 @@ pub async fn enqueue(
     let node = NodeRef::parse(p.node.as_deref())?;
     let mut to_shell = false;
     if let Some(target) = &p.target_session {
+        ensure_target_exists(state, &node, target).await?;
         if !is_live_agent(state, node.name(), target).await? {
             if !who.can(Capability::Exec) {
                 return Err(AgentsError::Invalid(crate::validate::invalid(
@@ -412,6 +457,8 @@ pub async fn reassign_prompt(
     }
     let p = get_prompt(s, id).await?;
     if let Some(to) = to {
+        let node = NodeRef::parse(Some(&p.node)).map_err(|e| ApiError::invalid("to", e.message))?;
+        ensure_target_exists(s, &node, to).await?;
         if !is_live_agent(s, &p.node, to).await? && !who.can(Capability::Exec) {
             return Err(ApiError::invalid(
                 "to",

@@ -143,10 +143,12 @@ pub async fn create_task(state: &AppState, actor: &str, mut input: NewTask) -> R
     Ok(task)
 }
 
+/// The task with its attempts and, while it is pending, why nothing claims it.
 pub async fn task_detail(state: &AppState, id: i64) -> Result<TaskDetail> {
-    let task = store::get_task(&state.db, id)
+    let mut task = store::get_task(&state.db, id)
         .await?
         .ok_or(TaskError::NotFound("task"))?;
+    super::waiting::annotate(state, std::slice::from_mut(&mut task)).await?;
     let mut attempts = store::attempts_of(&state.db, id).await?;
     if task.status == TaskStatus::Running {
         attempts.push(Attempt {

@@ -73,6 +73,7 @@ impl TaskRow {
             created_by: self.created_by,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            waiting_reason: None,
         };
         (task, self.lease_token)
     }

@@ -187,6 +187,18 @@ pub async fn running_tasks<'c, E: Executor<'c, Database = Any>>(
         .collect())
 }
 
+/// Running tasks per worker (worker id → count), for the waiting reason of pending tasks.
+pub async fn running_per_worker<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT worker_id, COUNT(*) FROM task_queue
+         WHERE status = 'running' AND worker_id IS NOT NULL GROUP BY worker_id",
+    )
+    .fetch_all(ex)
+    .await
+}
+
 // ---- project commands ----
 
 #[derive(sqlx::FromRow)]
