@@ -386,8 +386,9 @@ pub async fn set_price(state: &AppState, by: &str, input: PriceInput) -> Result<
     check_usd("input_usd_per_mtok", input.input_usd_per_mtok)?;
     check_usd("output_usd_per_mtok", input.output_usd_per_mtok)?;
     let now = state.clock.now_str();
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let p = store::set_price(
-        &state.db,
+        &mut *tx,
         provider,
         model,
         input.input_usd_per_mtok,
@@ -396,14 +397,39 @@ pub async fn set_price(state: &AppState, by: &str, input: PriceInput) -> Result<
         &now,
     )
     .await?;
+    crate::activity::store::record(
+        &mut tx,
+        by,
+        "set",
+        "llm_price",
+        Some(p.id),
+        &serde_json::json!({"provider": p.provider, "model": p.model,
+            "input_usd_per_mtok": p.input_usd_per_mtok, "output_usd_per_mtok": p.output_usd_per_mtok}),
+        &now,
+    )
+    .await?;
+    tx.commit().await?;
     state.llm.book.reload(state).await?;
     Ok(p)
 }
 
-pub async fn delete_price(state: &AppState, id: i64) -> Result<(), LlmError> {
-    if !store::delete_price(&state.db, id).await? {
+pub async fn delete_price(state: &AppState, by: &str, id: i64) -> Result<(), LlmError> {
+    let now = state.clock.now_str();
+    let mut tx = crate::db::begin_write(&state.db).await?;
+    if !store::delete_price(&mut *tx, id).await? {
         return Err(LlmError::NotFound("price"));
     }
+    crate::activity::store::record(
+        &mut tx,
+        by,
+        "delete",
+        "llm_price",
+        Some(id),
+        &serde_json::json!({}),
+        &now,
+    )
+    .await?;
+    tx.commit().await?;
     state.llm.book.reload(state).await?;
     Ok(())
 }
@@ -470,8 +496,9 @@ pub async fn create_budget(
         )));
     }
     let now = state.clock.now_str();
+    let mut tx = crate::db::begin_write(&state.db).await?;
     let row = store::insert_budget(
-        &state.db,
+        &mut *tx,
         scope.as_str(),
         target,
         period.as_str(),
@@ -490,15 +517,57 @@ pub async fn create_budget(
             LlmError::Db(e)
         }
     })?;
+    crate::activity::store::record(
+        &mut tx,
+        by,
+        "create",
+        "llm_budget",
+        Some(row.id),
+        &serde_json::json!({"scope": row.scope, "target": row.target, "period": row.period,
+            "limit_usd": row.limit_usd, "warn_ratio": row.warn_ratio}),
+        &now,
+    )
+    .await?;
+    tx.commit().await?;
     state.llm.book.reload(state).await?;
     Ok(row)
 }
 
-pub async fn delete_budget(state: &AppState, id: i64) -> Result<(), LlmError> {
-    if !store::delete_budget(&state.db, id).await? {
+pub async fn delete_budget(state: &AppState, by: &str, id: i64) -> Result<(), LlmError> {
+    let now = state.clock.now_str();
+    let mut tx = crate::db::begin_write(&state.db).await?;
+    if !store::delete_budget(&mut *tx, id).await? {
         return Err(LlmError::NotFound("budget"));
     }
+    crate::activity::store::record(
+        &mut tx,
+        by,
+        "delete",
+        "llm_budget",
+        Some(id),
+        &serde_json::json!({}),
+        &now,
+    )
+    .await?;
+    tx.commit().await?;
     state.llm.book.reload(state).await?;
+    Ok(())
+}
+
+/// Closes every provider's circuit by hand; the reset is in the activity log.
+pub async fn reset_circuits(state: &AppState, by: &str) -> Result<(), LlmError> {
+    let mut conn = state.db.acquire().await?;
+    crate::activity::store::record(
+        &mut conn,
+        by,
+        "reset_circuits",
+        "llm_gateway",
+        None,
+        &serde_json::json!({}),
+        &state.clock.now_str(),
+    )
+    .await?;
+    state.llm.client.reset_circuits(by);
     Ok(())
 }
 

@@ -146,7 +146,7 @@ struct ResetAnswer {
 }
 
 async fn reset_circuits(State(s): State<AppState>, who: Authed<Write>) -> ApiResult<ResetAnswer> {
-    s.llm.client.reset_circuits(&who.identity().actor());
+    actions::reset_circuits(&s, &who.identity().actor()).await?;
     Ok(Json(ResetAnswer {
         reset: true,
         circuits: s.llm.client.circuit_status(),
@@ -169,10 +169,10 @@ async fn set_price(
 
 async fn delete_price(
     State(s): State<AppState>,
-    _: Authed<Admin>,
+    who: Authed<Admin>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    actions::delete_price(&s, id).await?;
+    actions::delete_price(&s, &who.identity().actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -192,9 +192,9 @@ async fn create_budget(
 
 async fn delete_budget(
     State(s): State<AppState>,
-    _: Authed<Admin>,
+    who: Authed<Admin>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    actions::delete_budget(&s, id).await?;
+    actions::delete_budget(&s, &who.identity().actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -288,6 +288,8 @@ async fn reset_circuits(
     State(s): State<AppState>,
     PageForm(who, ResetForm {}, ..): PageForm<Write, ResetForm>,
 ) -> Response {
-    s.llm.client.reset_circuits(&who.actor());
-    see_other("/llm-metrics", "All circuit breakers were reset (closed).")
+    match super::actions::reset_circuits(&s, &who.actor()).await {
+        Ok(()) => see_other("/llm-metrics", "All circuit breakers were reset (closed)."),
+        Err(e) => crate::web::back_with_error("/llm-metrics", &ApiError::from(e)),
+    }
 }

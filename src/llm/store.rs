@@ -81,8 +81,8 @@ pub async fn list_prices(db: &Db) -> Result<Vec<Price>, sqlx::Error> {
 }
 
 /// Sets the price of (provider, model), adding the row when it is new.
-pub async fn set_price(
-    db: &Db,
+pub async fn set_price<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    db: E,
     provider: ProviderId,
     model: &str,
     input: f64,
@@ -107,7 +107,10 @@ pub async fn set_price(
     .await
 }
 
-pub async fn delete_price(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+pub async fn delete_price<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    db: E,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query("DELETE FROM llm_prices WHERE id = $1")
         .bind(id)
         .execute(db)
@@ -136,8 +139,8 @@ pub async fn list_budgets(db: &Db) -> Result<Vec<BudgetRow>, sqlx::Error> {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub async fn insert_budget(
-    db: &Db,
+pub async fn insert_budget<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    db: E,
     scope: &str,
     target: &str,
     period: &str,
@@ -162,7 +165,10 @@ pub async fn insert_budget(
     .await
 }
 
-pub async fn delete_budget(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+pub async fn delete_budget<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    db: E,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
     let r = sqlx::query("DELETE FROM llm_budgets WHERE id = $1")
         .bind(id)
         .execute(db)

@@ -1248,3 +1248,78 @@ async fn in_flight_request_bytes_are_capped_across_requests() {
     let r = rig.messages(&b, &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// Price, budget and circuit changes are in the activity log, with who made them.
+#[tokio::test]
+async fn gateway_settings_changes_are_in_the_activity_log() {
+    let rig = rig("claude").await;
+    let admin = rig.caller();
+    let r = admin.put_json("/api/llm/prices", &json!({"provider": "claude", "model": "claude-x*", "input_usd_per_mtok": 1.0, "output_usd_per_mtok": 2.0})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let price = r.json["id"].as_i64().unwrap();
+    let r = admin
+        .post_json(
+            "/api/llm/budgets",
+            &json!({"scope": "project", "target": "alpha", "period": "day", "limit_usd": 0.005}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let budget = r.json["id"].as_i64().unwrap();
+    assert_eq!(
+        admin
+            .delete(&format!("/api/llm/budgets/{budget}"))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        admin
+            .delete(&format!("/api/llm/prices/{price}"))
+            .await
+            .status,
+        204
+    );
+    let r = admin
+        .post_json("/api/llm-metrics/reset-circuits", &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let log = rig.admin_get("/api/activity?limit=20").await;
+    let rows: Vec<(String, String, Option<i64>)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["entity_type"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("llm_"))
+        })
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["entity_type"].as_str().unwrap().to_string(),
+                a["entity_id"].as_i64(),
+            )
+        })
+        .collect();
+    let want = [
+        ("reset_circuits", "llm_gateway", None),
+        ("delete", "llm_price", Some(price)),
+        ("delete", "llm_budget", Some(budget)),
+        ("create", "llm_budget", Some(budget)),
+        ("set", "llm_price", Some(price)),
+    ];
+    assert_eq!(
+        rows,
+        want.iter()
+            .map(|(a, e, i)| (a.to_string(), e.to_string(), *i))
+            .collect::<Vec<_>>(),
+        "{log}"
+    );
+    let set = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "set")
+        .unwrap();
+    assert_eq!(set["details"]["model"], "claude-x*", "{set}");
+}
