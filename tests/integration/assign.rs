@@ -431,3 +431,71 @@ async fn completed_prompts_move_a_bug_to_review_and_mark_an_error_group_in_revie
     assert!(g["review_at"].is_null() && g["status"] == "resolved", "{g}");
     t.stop().await;
 }
+
+/// Every change of a prompt is in the activity log with who made it: sending, cancelling,
+/// retrying, clearing (the dispatcher's moves are the assigner's).
+#[tokio::test]
+async fn prompt_changes_are_in_the_activity_log() {
+    let t = TestServer::start_with(|c| c.agents.assigner = false).await;
+    let admin = t.token("admin").await;
+    let r = admin
+        .post_json(
+            "/api/assigner/send",
+            &json!({"content": "tidy the README", "max_retries": 2}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json["prompt_id"].as_i64().unwrap();
+    let path = format!("/api/assigner/prompts/{id}");
+    assert_eq!(admin.delete(&path).await.status, 200);
+    assert_eq!(
+        admin
+            .post_json(&format!("{path}/retry"), &json!({}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(admin.delete(&path).await.status, 200);
+    let r = admin.post_json("/api/assigner/clear", &json!({})).await;
+    assert_eq!(
+        (r.status, r.json["count"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        r.body
+    );
+    let log = admin.get("/api/activity?entity=prompt").await;
+    assert_eq!(log.status, 200, "{}", log.body);
+    let rows: Vec<(String, Option<i64>)> = log
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["entity_id"].as_i64(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, Option<i64>)> = [
+        ("clear", None),
+        ("cancel", Some(id)),
+        ("retry", Some(id)),
+        ("cancel", Some(id)),
+        ("create", Some(id)),
+    ]
+    .iter()
+    .map(|(a, i)| (a.to_string(), *i))
+    .collect();
+    assert_eq!(rows, want, "{}", log.body);
+    assert!(
+        log.json
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["actor"].as_str().is_some_and(|s| !s.is_empty())),
+        "{}",
+        log.body
+    );
+    t.stop().await;
+}

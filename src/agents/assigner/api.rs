@@ -380,7 +380,8 @@ async fn cancel(
 ) -> Result<Json<Prompt>, ApiError> {
     let p = get_prompt(&s, id).await?;
     may_change(&who, &p)?;
-    if !store::cancel(&s.db, id, &s.clock.now_str()).await? {
+    let actor = who.identity().actor();
+    if !store::cancel(&s.db, &actor, id, &s.clock.now_str()).await? {
         return Err(transition(&p, PromptStatus::Cancelled));
     }
     s.events
@@ -395,7 +396,8 @@ async fn retry(
 ) -> Result<Json<Prompt>, ApiError> {
     let p = get_prompt(&s, id).await?;
     may_change(&who, &p)?;
-    if !store::retry(&s.db, id, &s.clock.now_str()).await? {
+    let actor = who.identity().actor();
+    if !store::retry(&s.db, &actor, id, &s.clock.now_str()).await? {
         if p.retries >= p.max_retries
             && matches!(p.status, PromptStatus::Failed | PromptStatus::Cancelled)
         {
@@ -417,8 +419,9 @@ pub struct Count {
     pub count: u64,
 }
 
-async fn retry_all(State(s): State<AppState>, _: Authed<Write>) -> Result<Json<Count>, ApiError> {
-    let count = store::retry_all(&s.db, &s.clock.now_str()).await?;
+async fn retry_all(State(s): State<AppState>, who: Authed<Write>) -> Result<Json<Count>, ApiError> {
+    let actor = who.identity().actor();
+    let count = store::retry_all(&s.db, &actor, &s.clock.now_str()).await?;
     s.events.emit_many(crate::events::Topic::Prompts, "updated");
     s.agents.wake_dispatcher();
     Ok(Json(Count { count }))
@@ -470,7 +473,7 @@ pub async fn reassign_prompt(
             ));
         }
     }
-    if !store::reassign(&s.db, id, to, &s.clock.now_str()).await? {
+    if !store::reassign(&s.db, &who.actor(), id, to, &s.clock.now_str()).await? {
         return Err(transition(&p, PromptStatus::Pending));
     }
     s.events.emit(crate::events::Topic::Prompts, "updated", id);
@@ -487,7 +490,7 @@ struct ClearRequest {
 
 async fn clear(
     State(s): State<AppState>,
-    _: Authed<Write>,
+    who: Authed<Write>,
     Json(r): Json<ClearRequest>,
 ) -> Result<Json<Count>, ApiError> {
     let before = match r.days {
@@ -499,7 +502,8 @@ async fn clear(
         )),
         None => None,
     };
-    let count = store::clear(&s.db, before.as_deref()).await?;
+    let actor = who.identity().actor();
+    let count = store::clear(&s.db, &actor, before.as_deref(), &s.clock.now_str()).await?;
     s.events.emit_many(crate::events::Topic::Prompts, "deleted");
     Ok(Json(Count { count }))
 }

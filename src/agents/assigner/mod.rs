@@ -33,15 +33,17 @@ crate::text_enum! {
 }
 
 impl PromptStatus {
-    /// Every move a prompt may make. Assigned → pending is a typing or acceptance failure with
-    /// retries left (or a restart that finds the text was never typed); assigned → completed
-    /// is a turn that finished before a reading saw it busy.
+    /// Every move a prompt may make; the store's SQL is checked against this table (a test
+    /// reads every status change in `store.rs`). Assigned or in progress → pending is a failure
+    /// with retries left (the session went away, the text was not accepted) or a restart that
+    /// finds the text was never typed; assigned → completed is a turn that finished before a
+    /// reading saw it busy. Pending → pending is a reassignment (a new target).
     pub fn next(self) -> &'static [PromptStatus] {
         use PromptStatus::*;
         match self {
-            Pending => &[Assigned, Cancelled],
+            Pending => &[Assigned, Cancelled, Pending],
             Assigned => &[InProgress, Completed, Pending, Failed, Cancelled],
-            InProgress => &[Completed, Failed, Cancelled],
+            InProgress => &[Completed, Pending, Failed, Cancelled],
             Completed => &[],
             Failed | Cancelled => &[Pending],
         }
@@ -194,6 +196,45 @@ mod tests {
         assert!(Completed.next().is_empty());
         assert!(Failed.next().contains(&Pending));
         assert!(Assigned.is_active() && InProgress.is_active() && !Pending.is_active());
+    }
+
+    /// Every status change the store makes (`SET status = 'to' ... WHERE ... status IN
+    /// (from...)`) is a move [`PromptStatus::next`] allows: the table is the one truth, and
+    /// a new UPDATE that strays from it fails here.
+    #[test]
+    fn the_store_moves_prompts_only_as_the_table_allows() {
+        let sql = include_str!("store.rs");
+        let set = regex::Regex::new(r"(?s)UPDATE assigner_prompts SET status = '(\w+)'(.*?)\x22")
+            .unwrap();
+        let from = regex::Regex::new(r"(?:WHERE|AND) status (?:= '(\w+)'|IN \(([^)]*)\))").unwrap();
+        let mut checked = 0;
+        for m in set.captures_iter(sql) {
+            let to: PromptStatus = m[1].parse().unwrap();
+            let rest = &m[2];
+            let f = from
+                .captures(rest)
+                .unwrap_or_else(|| panic!("an UPDATE to '{to}' without a status guard: {rest}"));
+            let sources: Vec<PromptStatus> = match (f.get(1), f.get(2)) {
+                (Some(one), _) => vec![one.as_str().parse().unwrap()],
+                (_, Some(list)) => list
+                    .as_str()
+                    .split(',')
+                    .map(|s| s.trim().trim_matches('\'').parse().unwrap())
+                    .collect(),
+                _ => unreachable!(),
+            };
+            for s in sources {
+                assert!(
+                    s.next().contains(&to),
+                    "store.rs moves a prompt {s} -> {to}, which PromptStatus::next does not allow"
+                );
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 12,
+            "only {checked} moves found: is the pattern still right?"
+        );
     }
 
     #[test]

@@ -267,10 +267,10 @@ struct NextForm {
 async fn cancel(
     State(s): State<AppState>,
     Path(id): Path<i64>,
-    PageForm(_, f, ..): PageForm<Write, NextForm>,
+    PageForm(who, f, ..): PageForm<Write, NextForm>,
 ) -> Response {
     let back = assigner_back(&f.next);
-    match prompts::cancel(&s.db, id, &s.clock.now_str()).await {
+    match prompts::cancel(&s.db, &who.actor(), id, &s.clock.now_str()).await {
         Ok(true) => {
             s.events
                 .emit(crate::events::Topic::Prompts, "cancelled", id);
@@ -287,10 +287,10 @@ async fn cancel(
 async fn retry(
     State(s): State<AppState>,
     Path(id): Path<i64>,
-    PageForm(_, f, ..): PageForm<Write, NextForm>,
+    PageForm(who, f, ..): PageForm<Write, NextForm>,
 ) -> Response {
     let back = assigner_back(&f.next);
-    match prompts::retry(&s.db, id, &s.clock.now_str()).await {
+    match prompts::retry(&s.db, &who.actor(), id, &s.clock.now_str()).await {
         Ok(true) => {
             s.events.emit(crate::events::Topic::Prompts, "updated", id);
             s.agents.wake_dispatcher();

@@ -104,7 +104,8 @@ pub struct Insert<'a> {
 }
 
 pub async fn insert(db: &Db, p: &Insert<'_>, now: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+    let mut tx = crate::db::begin_write(db).await?;
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO assigner_prompts (content, priority, status, target_session, target_role, \
             target_group, node, timeout_minutes, max_retries, metadata, parent_id, source_kind, \
             source_id, created_by, created_at, updated_at) \
@@ -125,8 +126,25 @@ pub async fn insert(db: &Db, p: &Insert<'_>, now: &str) -> Result<i64, sqlx::Err
     .bind(p.source.map(|s| s.1))
     .bind(p.created_by)
     .bind(now)
-    .fetch_one(db)
-    .await
+    .fetch_one(&mut *tx)
+    .await?;
+    let details = serde_json::json!({
+        "target_session": p.target_session, "target_role": p.target_role,
+        "target_group": p.target_group, "node": p.node, "priority": p.priority,
+        "parent_id": p.parent_id,
+    });
+    crate::activity::store::record(
+        &mut tx,
+        p.created_by,
+        "create",
+        "prompt",
+        Some(id),
+        &details,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Prompt>, sqlx::Error> {
@@ -223,6 +241,59 @@ pub async fn counts(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
         .await
 }
 
+/// Runs one change of a prompt and, when it changed a row, its activity-log row, in one
+/// transaction. `id` is the prompt (none for a change of many).
+async fn change<'q>(
+    db: &Db,
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    log: Log<'_>,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = crate::db::begin_write(db).await?;
+    let n = q.execute(&mut *tx).await?.rows_affected();
+    if n > 0 {
+        crate::activity::store::record(
+            &mut tx,
+            log.actor,
+            log.action,
+            "prompt",
+            log.id,
+            &log.details,
+            log.now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// The activity row of a change: who, what, which prompt, details.
+struct Log<'a> {
+    actor: &'a str,
+    action: &'a str,
+    id: Option<i64>,
+    details: serde_json::Value,
+    now: &'a str,
+}
+
+/// The dispatcher's moves are the assigner's.
+const ASSIGNER: &str = "assigner";
+
+fn log<'a>(
+    actor: &'a str,
+    action: &'a str,
+    id: i64,
+    details: serde_json::Value,
+    now: &'a str,
+) -> Log<'a> {
+    Log {
+        actor,
+        action,
+        id: Some(id),
+        details,
+        now,
+    }
+}
+
 /// Claims a pending prompt for `session`, unless the session already holds an active one.
 pub async fn claim(
     db: &Db,
@@ -232,7 +303,7 @@ pub async fn claim(
     token: &str,
     now: &str,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
+    let q = sqlx::query(
         "UPDATE assigner_prompts SET status = 'assigned', assigned_session = $3, \
             dispatch_token = $4, assigned_at = $5, typed_at = NULL, enter_presses = 0, \
             entered_at = NULL, started_at = NULL, \
@@ -245,10 +316,20 @@ pub async fn claim(
     .bind(node)
     .bind(session)
     .bind(token)
-    .bind(now)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() > 0)
+    .bind(now);
+    Ok(change(
+        db,
+        q,
+        log(
+            ASSIGNER,
+            "assign",
+            id,
+            serde_json::json!({"session": session, "node": node}),
+            now,
+        ),
+    )
+    .await?
+        > 0)
 }
 
 /// The text was typed and the first Enter pressed.
@@ -279,16 +360,20 @@ pub async fn pressed_enter(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Er
 }
 
 pub async fn mark_started(db: &Db, id: i64, by: &str, now: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
+    let q = sqlx::query(
         "UPDATE assigner_prompts SET status = 'in_progress', started_at = $3, accepted_by = $2, \
             updated_at = $3 WHERE id = $1 AND status = 'assigned'",
     )
     .bind(id)
     .bind(by)
-    .bind(now)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() > 0)
+    .bind(now);
+    Ok(change(
+        db,
+        q,
+        log(ASSIGNER, "start", id, serde_json::json!({"by": by}), now),
+    )
+    .await?
+        > 0)
 }
 
 pub async fn mark_completed(
@@ -299,7 +384,7 @@ pub async fn mark_completed(
     transcript: Option<&str>,
     now: &str,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
+    let q = sqlx::query(
         "UPDATE assigner_prompts SET status = 'completed', completed_at = $3, completed_by = $2, \
             response = $4, transcript_path = $5, \
             started_at = COALESCE(started_at, $3), accepted_by = COALESCE(accepted_by, $2), \
@@ -309,10 +394,14 @@ pub async fn mark_completed(
     .bind(by)
     .bind(now)
     .bind(response)
-    .bind(transcript)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() > 0)
+    .bind(transcript);
+    Ok(change(
+        db,
+        q,
+        log(ASSIGNER, "complete", id, serde_json::json!({"by": by}), now),
+    )
+    .await?
+        > 0)
 }
 
 /// Fails an active prompt; with `requeue` (retries left) it goes back to pending instead.
@@ -332,55 +421,63 @@ pub async fn fail_active(
         "UPDATE assigner_prompts SET status = 'failed', error = $2, completed_at = $3, \
             updated_at = $3 WHERE id = $1 AND status IN ('assigned', 'in_progress')"
     };
-    let r = sqlx::query(sql)
-        .bind(id)
-        .bind(error)
-        .bind(now)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() > 0)
+    let q = sqlx::query(sql).bind(id).bind(error).bind(now);
+    let action = if requeue { "requeue" } else { "fail" };
+    let details = serde_json::json!({"error": error});
+    Ok(change(db, q, log(ASSIGNER, action, id, details, now)).await? > 0)
 }
 
 /// An assigned prompt whose text was never typed (serve stopped in between) goes back to
 /// pending without spending a retry.
 pub async fn unclaim_untyped(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
+    let q = sqlx::query(
         "UPDATE assigner_prompts SET status = 'pending', assigned_session = NULL, \
             dispatch_token = NULL, assigned_at = NULL, updated_at = $2 \
          WHERE id = $1 AND status = 'assigned' AND typed_at IS NULL",
     )
     .bind(id)
-    .bind(now)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() > 0)
+    .bind(now);
+    Ok(change(
+        db,
+        q,
+        log(
+            ASSIGNER,
+            "requeue",
+            id,
+            serde_json::json!({"why": "never typed (restart)"}),
+            now,
+        ),
+    )
+    .await?
+        > 0)
 }
 
 pub async fn escalate(db: &Db, id: i64, to: &str, now: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE assigner_prompts SET escalated_to = $2, escalated_at = $3 WHERE id = $1")
-        .bind(id)
-        .bind(to)
-        .bind(now)
-        .execute(db)
+    let q = sqlx::query(
+        "UPDATE assigner_prompts SET escalated_to = $2, escalated_at = $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(to)
+    .bind(now);
+    let details = serde_json::json!({"to": to});
+    change(db, q, log(ASSIGNER, "escalate", id, details, now))
         .await
         .map(|_| ())
 }
 
-pub async fn cancel(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
+pub async fn cancel(db: &Db, actor: &str, id: i64, now: &str) -> Result<bool, sqlx::Error> {
+    let q = sqlx::query(
         "UPDATE assigner_prompts SET status = 'cancelled', completed_at = $2, updated_at = $2 \
          WHERE id = $1 AND status IN ('pending', 'assigned', 'in_progress')",
     )
     .bind(id)
-    .bind(now)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() > 0)
+    .bind(now);
+    Ok(change(db, q, log(actor, "cancel", id, serde_json::json!({}), now)).await? > 0)
 }
 
 /// Failed or cancelled → pending, spending a retry; refused once `max_retries` are spent.
-pub async fn retry(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
+pub async fn retry(db: &Db, actor: &str, id: i64, now: &str) -> Result<bool, sqlx::Error> {
+    let q = sqlx::query(
         "UPDATE assigner_prompts SET status = 'pending', retries = retries + 1, \
             assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
             enter_presses = 0, entered_at = NULL, started_at = NULL, completed_at = NULL, \
@@ -388,30 +485,39 @@ pub async fn retry(db: &Db, id: i64, now: &str) -> Result<bool, sqlx::Error> {
          WHERE id = $1 AND status IN ('failed', 'cancelled') AND retries < max_retries",
     )
     .bind(id)
-    .bind(now)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() > 0)
+    .bind(now);
+    Ok(change(db, q, log(actor, "retry", id, serde_json::json!({}), now)).await? > 0)
 }
 
-pub async fn retry_all(db: &Db, now: &str) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query(
+pub async fn retry_all(db: &Db, actor: &str, now: &str) -> Result<u64, sqlx::Error> {
+    let q = sqlx::query(
         "UPDATE assigner_prompts SET status = 'pending', retries = retries + 1, \
             assigned_session = NULL, dispatch_token = NULL, assigned_at = NULL, typed_at = NULL, \
             enter_presses = 0, entered_at = NULL, started_at = NULL, completed_at = NULL, \
             updated_at = $1 \
          WHERE status = 'failed' AND retries < max_retries",
     )
-    .bind(now)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected())
+    .bind(now);
+    let log = Log {
+        actor,
+        action: "retry_all",
+        id: None,
+        details: serde_json::json!({}),
+        now,
+    };
+    change(db, q, log).await
 }
 
 /// Back to pending, targeted at `to` (or untargeted), from any status but in_progress and
 /// completed.
-pub async fn reassign(db: &Db, id: i64, to: Option<&str>, now: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
+pub async fn reassign(
+    db: &Db,
+    actor: &str,
+    id: i64,
+    to: Option<&str>,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let q = sqlx::query(
         "UPDATE assigner_prompts SET status = 'pending', target_session = $2, \
             target_role = CASE WHEN $2 IS NULL THEN target_role ELSE NULL END, \
             target_group = CASE WHEN $2 IS NULL THEN target_group ELSE NULL END, \
@@ -422,24 +528,38 @@ pub async fn reassign(db: &Db, id: i64, to: Option<&str>, now: &str) -> Result<b
     )
     .bind(id)
     .bind(to)
-    .bind(now)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() > 0)
+    .bind(now);
+    Ok(change(
+        db,
+        q,
+        log(actor, "reassign", id, serde_json::json!({"to": to}), now),
+    )
+    .await?
+        > 0)
 }
 
 /// Deletes completed and cancelled prompts (updated before `before`, when given) that no
 /// other prompt names as its parent.
-pub async fn clear(db: &Db, before: Option<&str>) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query(
+pub async fn clear(
+    db: &Db,
+    actor: &str,
+    before: Option<&str>,
+    now: &str,
+) -> Result<u64, sqlx::Error> {
+    let q = sqlx::query(
         "DELETE FROM assigner_prompts WHERE status IN ('completed', 'cancelled') \
            AND ($1 IS NULL OR updated_at < $1) \
            AND id NOT IN (SELECT parent_id FROM assigner_prompts WHERE parent_id IS NOT NULL)",
     )
-    .bind(before)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected())
+    .bind(before);
+    let log = Log {
+        actor,
+        action: "clear",
+        id: None,
+        details: serde_json::json!({"before": before}),
+        now,
+    };
+    change(db, q, log).await
 }
 
 /// The active prompt of a session, if any.
