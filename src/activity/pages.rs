@@ -3,7 +3,8 @@
 use super::{store, ActivityEntry, ActivityFilter};
 use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, Read};
-use crate::http::extract::{Pagination, Query};
+use crate::http::extract::Pagination;
+use crate::web::Query;
 use crate::web::{render, Layout, PageError};
 use askama::Template;
 use axum::extract::State;

@@ -11,14 +11,15 @@ use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::auth::Identity;
 use crate::http::error::ApiError;
-use crate::http::extract::{Pagination, Path, Query};
-use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
+use crate::http::extract::Pagination;
+use crate::web::{back_with_error, form_again, render, see_other, Draft, Flash, Layout, PageError};
+use crate::web::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -136,6 +137,42 @@ impl Names {
     }
 }
 
+/// Milestones grouped under their project, for a milestone picker: `<optgroup>` per project
+/// (without JavaScript), and the script shows only the chosen project's group.
+pub struct MilestoneGroup<'a> {
+    pub project_id: i64,
+    pub project: String,
+    pub milestones: Vec<&'a Milestone>,
+}
+
+fn milestone_groups<'a>(names: &Names, milestones: &'a [Milestone]) -> Vec<MilestoneGroup<'a>> {
+    let mut groups: Vec<MilestoneGroup<'a>> = Vec::new();
+    for m in milestones {
+        match groups.iter_mut().find(|g| g.project_id == m.project_id) {
+            Some(g) => g.milestones.push(m),
+            None => groups.push(MilestoneGroup {
+                project_id: m.project_id,
+                project: names.of(&m.project_id),
+                milestones: vec![m],
+            }),
+        }
+    }
+    groups.sort_by(|a, b| a.project.cmp(&b.project));
+    groups
+}
+
+impl FeaturesPage {
+    fn milestone_groups(&self) -> Vec<MilestoneGroup<'_>> {
+        milestone_groups(&self.names, &self.milestones)
+    }
+}
+
+impl BugsPage {
+    fn milestone_groups(&self) -> Vec<MilestoneGroup<'_>> {
+        milestone_groups(&self.names, &self.milestones)
+    }
+}
+
 // ---- projects ----
 
 /// Filters arrive as text so that a flattened query string parses (serde_urlencoded cannot
@@ -154,6 +191,8 @@ struct ProjectQuery {
 #[template(path = "tracking/projects.html")]
 struct ProjectsPage {
     layout: Layout,
+    /// What was typed into the create form, shown again after an error.
+    draft: Draft,
     projects: Vec<Project>,
     q: String,
     status: String,
@@ -168,6 +207,35 @@ async fn projects_page(
     Query(q): Query<WithFlash<ProjectQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
+    projects_view(&s, &who, page, q, flash, Draft::default()).await
+}
+
+/// The create form again after an error: the list unfiltered, the form as it was typed.
+async fn projects_again(s: &AppState, who: &Identity, e: ApiError, draft: Draft) -> Response {
+    let flash = Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    };
+    let page = projects_view(
+        s,
+        who,
+        Pagination::default(),
+        ProjectQuery::default(),
+        flash,
+        draft,
+    )
+    .await;
+    form_again(e.status, page)
+}
+
+async fn projects_view(
+    s: &AppState,
+    who: &Identity,
+    page: Pagination,
+    q: ProjectQuery,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let status = q
         .status
         .as_deref()
@@ -182,7 +250,8 @@ async fn projects_page(
     };
     let projects = store::list_projects(&s.db, &filter, page.limit, page.offset).await?;
     Ok(render(&ProjectsPage {
-        layout: layout(&s, &who, "projects", "Projects", &flash),
+        layout: layout(s, who, "projects", "Projects", &flash),
+        draft,
         projects,
         q: q.q.unwrap_or_default(),
         status: q.status.unwrap_or_default(),
@@ -191,7 +260,7 @@ async fn projects_page(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct ProjectForm {
     name: String,
     #[serde(default)]
@@ -207,6 +276,7 @@ async fn projects_create(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, ProjectForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let (actor, now) = (who.actor(), s.clock.now_str());
     let input = NewProject {
         name: f.name,
@@ -216,11 +286,10 @@ async fn projects_create(
         tags: Some(tags_of(&f.tags)),
     };
     let r = actions::create_project(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(
-        r,
-        |p| ("/projects".into(), format!("Project '{}' created.", p.name)),
-        "/projects",
-    )
+    match r {
+        Ok(p) => see_other("/projects", &format!("Project '{}' created.", p.name)),
+        Err(e) => projects_again(&s, &who, ApiError::from(e), draft).await,
+    }
 }
 
 #[derive(Template)]
@@ -364,6 +433,8 @@ struct MilestoneQuery {
 #[template(path = "tracking/milestones.html")]
 struct MilestonesPage {
     layout: Layout,
+    /// What was typed into the create form, shown again after an error.
+    draft: Draft,
     milestones: Vec<Milestone>,
     names: Names,
     project_id: Option<i64>,
@@ -378,6 +449,35 @@ async fn milestones_page(
     Query(q): Query<WithFlash<MilestoneQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
+    milestones_view(&s, &who, page, q, flash, Draft::default()).await
+}
+
+/// The create form again after an error: the list unfiltered, the form as it was typed.
+async fn milestones_again(s: &AppState, who: &Identity, e: ApiError, draft: Draft) -> Response {
+    let flash = Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    };
+    let page = milestones_view(
+        s,
+        who,
+        Pagination::default(),
+        MilestoneQuery::default(),
+        flash,
+        draft,
+    )
+    .await;
+    form_again(e.status, page)
+}
+
+async fn milestones_view(
+    s: &AppState,
+    who: &Identity,
+    page: Pagination,
+    q: MilestoneQuery,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let project_id = opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?;
     let status = q
         .status
@@ -393,16 +493,17 @@ async fn milestones_page(
     )
     .await?;
     Ok(render(&MilestonesPage {
-        layout: layout(&s, &who, "milestones", "Milestones", &flash),
+        layout: layout(s, who, "milestones", "Milestones", &flash),
+        draft,
         milestones,
-        names: Names::load(&s).await?,
+        names: Names::load(s).await?,
         project_id,
         status: q.status.unwrap_or_default(),
         statuses: MilestoneStatus::ALL,
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct MilestoneForm {
     #[serde(default)]
     project_id: String,
@@ -418,6 +519,7 @@ async fn milestones_create(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, MilestoneForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let project_id = match opt_id("project_id", &f.project_id) {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -426,7 +528,7 @@ async fn milestones_create(
                 &ApiError::invalid("project_id", "choose a project"),
             )
         }
-        Err(e) => return back_with_error("/milestones", &e),
+        Err(e) => return milestones_again(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let input = NewMilestone {
@@ -437,16 +539,10 @@ async fn milestones_create(
         status: Some(f.status),
     };
     let r = actions::create_milestone(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(
-        r,
-        |m| {
-            (
-                "/milestones".into(),
-                format!("Milestone '{}' created.", m.name),
-            )
-        },
-        "/milestones",
-    )
+    match r {
+        Ok(m) => see_other("/milestones", &format!("Milestone '{}' created.", m.name)),
+        Err(e) => milestones_again(&s, &who, ApiError::from(e), draft).await,
+    }
 }
 
 #[derive(Template)]
@@ -540,6 +636,8 @@ struct FeatureQuery {
 #[template(path = "tracking/features.html")]
 struct FeaturesPage {
     layout: Layout,
+    /// What was typed into the create form, shown again after an error.
+    draft: Draft,
     features: Vec<Feature>,
     names: Names,
     milestones: Vec<Milestone>,
@@ -556,6 +654,35 @@ async fn features_page(
     Query(q): Query<WithFlash<FeatureQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
+    features_view(&s, &who, page, q, flash, Draft::default()).await
+}
+
+/// The create form again after an error: the list unfiltered, the form as it was typed.
+async fn features_again(s: &AppState, who: &Identity, e: ApiError, draft: Draft) -> Response {
+    let flash = Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    };
+    let page = features_view(
+        s,
+        who,
+        Pagination::default(),
+        FeatureQuery::default(),
+        flash,
+        draft,
+    )
+    .await;
+    form_again(e.status, page)
+}
+
+async fn features_view(
+    s: &AppState,
+    who: &Identity,
+    page: Pagination,
+    q: FeatureQuery,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let filter = FeatureFilter {
         project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
         milestone_id: opt_id("milestone_id", q.milestone_id.as_deref().unwrap_or(""))?,
@@ -570,9 +697,10 @@ async fn features_page(
     let features = store::list_features(&s.db, &filter, page.limit, page.offset).await?;
     let milestones = store::list_milestones(&s.db, &MilestoneFilter::default(), 1000, 0).await?;
     Ok(render(&FeaturesPage {
-        layout: layout(&s, &who, "features", "Features", &flash),
+        layout: layout(s, who, "features", "Features", &flash),
+        draft,
         features,
-        names: Names::load(&s).await?,
+        names: Names::load(s).await?,
         milestones,
         project_id: filter.project_id,
         status: q.status.unwrap_or_default(),
@@ -581,7 +709,7 @@ async fn features_page(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct FeatureForm {
     #[serde(default)]
     project_id: String,
@@ -600,6 +728,7 @@ async fn features_create(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, FeatureForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let parsed = (|| -> Result<NewFeature, ApiError> {
         Ok(NewFeature {
             project_id: opt_id("project_id", &f.project_id)?
@@ -613,15 +742,14 @@ async fn features_create(
     })();
     let input = match parsed {
         Ok(i) => i,
-        Err(e) => return back_with_error("/features", &e),
+        Err(e) => return features_again(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_feature(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(
-        r,
-        |f| ("/features".into(), format!("Feature '{}' created.", f.name)),
-        "/features",
-    )
+    match r {
+        Ok(f) => see_other("/features", &format!("Feature '{}' created.", f.name)),
+        Err(e) => features_again(&s, &who, ApiError::from(e), draft).await,
+    }
 }
 
 #[derive(Template)]
@@ -754,6 +882,8 @@ struct BugQuery {
 #[template(path = "tracking/bugs.html")]
 struct BugsPage {
     layout: Layout,
+    /// What was typed into the create form, shown again after an error.
+    draft: Draft,
     bugs: Vec<Bug>,
     names: Names,
     milestones: Vec<Milestone>,
@@ -772,6 +902,35 @@ async fn bugs_page(
     Query(q): Query<WithFlash<BugQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
+    bugs_view(&s, &who, page, q, flash, Draft::default()).await
+}
+
+/// The create form again after an error: the list unfiltered, the form as it was typed.
+async fn bugs_again(s: &AppState, who: &Identity, e: ApiError, draft: Draft) -> Response {
+    let flash = Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    };
+    let page = bugs_view(
+        s,
+        who,
+        Pagination::default(),
+        BugQuery::default(),
+        flash,
+        draft,
+    )
+    .await;
+    form_again(e.status, page)
+}
+
+async fn bugs_view(
+    s: &AppState,
+    who: &Identity,
+    page: Pagination,
+    q: BugQuery,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let filter = BugFilter {
         project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
         milestone_id: None,
@@ -792,9 +951,10 @@ async fn bugs_page(
     let bugs = store::list_bugs(&s.db, &filter, page.limit, page.offset).await?;
     let milestones = store::list_milestones(&s.db, &MilestoneFilter::default(), 1000, 0).await?;
     Ok(render(&BugsPage {
-        layout: layout(&s, &who, "bugs", "Bugs", &flash),
+        layout: layout(s, who, "bugs", "Bugs", &flash),
+        draft,
         bugs,
-        names: Names::load(&s).await?,
+        names: Names::load(s).await?,
         milestones,
         project_id: filter.project_id,
         status: q.status.unwrap_or_default(),
@@ -805,7 +965,7 @@ async fn bugs_page(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct BugForm {
     #[serde(default)]
     project_id: String,
@@ -823,6 +983,7 @@ async fn bugs_create(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, BugForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let parsed = (|| -> Result<NewBug, ApiError> {
         Ok(NewBug {
             project_id: opt_id("project_id", &f.project_id)?
@@ -836,15 +997,14 @@ async fn bugs_create(
     })();
     let input = match parsed {
         Ok(i) => i,
-        Err(e) => return back_with_error("/bugs", &e),
+        Err(e) => return bugs_again(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_bug(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(
-        r,
-        |b| ("/bugs".into(), format!("Bug '{}' filed.", b.title)),
-        "/bugs",
-    )
+    match r {
+        Ok(b) => see_other("/bugs", &format!("Bug '{}' filed.", b.title)),
+        Err(e) => bugs_again(&s, &who, ApiError::from(e), draft).await,
+    }
 }
 
 #[derive(Template)]
@@ -1004,6 +1164,8 @@ struct DevopsQuery {
 #[template(path = "tracking/devops.html")]
 struct DevopsPage {
     layout: Layout,
+    /// What was typed into the create form, shown again after an error.
+    draft: Draft,
     tasks: Vec<DevopsTask>,
     names: Names,
     project_id: Option<i64>,
@@ -1020,6 +1182,35 @@ async fn devops_page(
     Query(q): Query<WithFlash<DevopsQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
+    devops_view(&s, &who, page, q, flash, Draft::default()).await
+}
+
+/// The create form again after an error: the list unfiltered, the form as it was typed.
+async fn devops_again(s: &AppState, who: &Identity, e: ApiError, draft: Draft) -> Response {
+    let flash = Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    };
+    let page = devops_view(
+        s,
+        who,
+        Pagination::default(),
+        DevopsQuery::default(),
+        flash,
+        draft,
+    )
+    .await;
+    form_again(e.status, page)
+}
+
+async fn devops_view(
+    s: &AppState,
+    who: &Identity,
+    page: Pagination,
+    q: DevopsQuery,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let filter = DevopsFilter {
         project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
         status: q
@@ -1037,9 +1228,10 @@ async fn devops_page(
     };
     let tasks = store::list_devops_tasks(&s.db, &filter, page.limit, page.offset).await?;
     Ok(render(&DevopsPage {
-        layout: layout(&s, &who, "devops", "DevOps tasks", &flash),
+        layout: layout(s, who, "devops", "DevOps tasks", &flash),
+        draft,
         tasks,
-        names: Names::load(&s).await?,
+        names: Names::load(s).await?,
         project_id: filter.project_id,
         status: q.status.unwrap_or_default(),
         category: q.category.unwrap_or_default(),
@@ -1048,7 +1240,7 @@ async fn devops_page(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct DevopsForm {
     #[serde(default)]
     project_id: String,
@@ -1068,6 +1260,7 @@ async fn devops_create(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, DevopsForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let parsed = (|| -> Result<NewDevopsTask, ApiError> {
         Ok(NewDevopsTask {
             title: f.title.clone(),
@@ -1080,15 +1273,14 @@ async fn devops_create(
     })();
     let input = match parsed {
         Ok(i) => i,
-        Err(e) => return back_with_error("/devops", &e),
+        Err(e) => return devops_again(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_devops_task(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(
-        r,
-        |t| ("/devops".into(), format!("Task '{}' created.", t.title)),
-        "/devops",
-    )
+    match r {
+        Ok(t) => see_other("/devops", &format!("Task '{}' created.", t.title)),
+        Err(e) => devops_again(&s, &who, ApiError::from(e), draft).await,
+    }
 }
 
 #[derive(Template)]
