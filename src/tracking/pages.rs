@@ -87,6 +87,33 @@ fn finish<T>(
     }
 }
 
+/// An edit form's answer: to `ok_to` with a notice, or (`again`) its page shown again as typed
+/// with the error.
+async fn finish_or_again<T, Fut>(
+    result: Result<T, ApiError>,
+    ok_to: impl FnOnce(&T) -> (String, String),
+    again: impl FnOnce(ApiError) -> Fut,
+) -> Response
+where
+    Fut: std::future::Future<Output = Response>,
+{
+    match result {
+        Ok(v) => {
+            let (to, notice) = ok_to(&v);
+            see_other(&to, &notice)
+        }
+        Err(e) => again(e).await,
+    }
+}
+
+/// The error as the flash of a page shown again.
+fn error_flash(e: &ApiError) -> Flash {
+    Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    }
+}
+
 fn ctx_of<'a>(actor: &'a str, now: &'a str) -> Ctx<'a> {
     Ctx { actor, now }
 }
@@ -296,6 +323,8 @@ async fn projects_create(
 #[template(path = "tracking/project.html")]
 struct ProjectPage {
     layout: Layout,
+    /// What was typed into the edit form, shown again after an error.
+    draft: Draft,
     project: Project,
     milestones: Vec<Milestone>,
     features: Vec<Feature>,
@@ -308,6 +337,30 @@ async fn project_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    project_view(&s, &who, id, flash, Draft::default()).await
+}
+
+/// The edit form again after an error, as it was typed.
+async fn project_again(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    e: ApiError,
+    draft: Draft,
+) -> Response {
+    form_again(
+        e.status,
+        project_view(s, who, id, error_flash(&e), draft).await,
+    )
+}
+
+async fn project_view(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    flash: Flash,
+    draft: Draft,
 ) -> Result<Response, PageError> {
     let project = store::get_project(&s.db, id)
         .await?
@@ -344,7 +397,8 @@ async fn project_page(
     .await?;
     let title = format!("Project: {}", project.name);
     Ok(render(&ProjectPage {
-        layout: layout(&s, &who, "projects", &title, &flash),
+        layout: layout(s, who, "projects", &title, &flash),
+        draft,
         project,
         milestones,
         features,
@@ -358,6 +412,7 @@ async fn project_update(
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, ProjectForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let (actor, now) = (who.actor(), s.clock.now_str());
     let patch = ProjectPatch {
         name: Some(f.name),
@@ -367,13 +422,13 @@ async fn project_update(
         tags: Some(tags_of(&f.tags)),
         archived: None,
     };
-    let back = format!("/projects/{id}");
     let r = actions::update_project(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(
-        r,
+    finish_or_again(
+        r.map_err(ApiError::from),
         |p| (format!("/projects/{}", p.id), "Project saved.".into()),
-        &back,
+        |e| project_again(&s, &who, id, e, draft),
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -549,6 +604,8 @@ async fn milestones_create(
 #[template(path = "tracking/milestone.html")]
 struct MilestonePage {
     layout: Layout,
+    /// What was typed into the edit form, shown again after an error.
+    draft: Draft,
     m: Milestone,
     project: String,
     features: Vec<Feature>,
@@ -561,6 +618,30 @@ async fn milestone_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    milestone_view(&s, &who, id, flash, Draft::default()).await
+}
+
+/// The edit form again after an error, as it was typed.
+async fn milestone_again(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    e: ApiError,
+    draft: Draft,
+) -> Response {
+    form_again(
+        e.status,
+        milestone_view(s, who, id, error_flash(&e), draft).await,
+    )
+}
+
+async fn milestone_view(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    flash: Flash,
+    draft: Draft,
 ) -> Result<Response, PageError> {
     let m = store::get_milestone(&s.db, id)
         .await?
@@ -585,10 +666,11 @@ async fn milestone_page(
         0,
     )
     .await?;
-    let project = Names::load(&s).await?.of(&m.project_id);
+    let project = Names::load(s).await?.of(&m.project_id);
     let title = format!("Milestone: {}", m.name);
     Ok(render(&MilestonePage {
-        layout: layout(&s, &who, "milestones", &title, &flash),
+        layout: layout(s, who, "milestones", &title, &flash),
+        draft,
         m,
         project,
         features,
@@ -602,6 +684,7 @@ async fn milestone_update(
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, MilestoneForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let (actor, now) = (who.actor(), s.clock.now_str());
     let patch = MilestonePatch {
         name: Some(f.name),
@@ -609,13 +692,13 @@ async fn milestone_update(
         target_date: Some(opt_text(&f.target_date)),
         status: Some(f.status),
     };
-    let back = format!("/milestones/{id}");
     let r = actions::update_milestone(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(
-        r,
+    finish_or_again(
+        r.map_err(ApiError::from),
         |m| (format!("/milestones/{}", m.id), "Milestone saved.".into()),
-        &back,
+        |e| milestone_again(&s, &who, id, e, draft),
     )
+    .await
 }
 
 // ---- features ----
@@ -756,6 +839,8 @@ async fn features_create(
 #[template(path = "tracking/feature.html")]
 struct FeaturePage {
     layout: Layout,
+    /// What was typed into the edit form, shown again after an error.
+    draft: Draft,
     d: FeatureDetail,
     project: String,
     milestones: Vec<Milestone>,
@@ -768,10 +853,34 @@ async fn feature_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
+    feature_view(&s, &who, id, flash, Draft::default()).await
+}
+
+/// The edit form again after an error, as it was typed.
+async fn feature_again(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    e: ApiError,
+    draft: Draft,
+) -> Response {
+    form_again(
+        e.status,
+        feature_view(s, who, id, error_flash(&e), draft).await,
+    )
+}
+
+async fn feature_view(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let d = actions::feature_detail(&s.db, id)
         .await
         .map_err(ApiError::from)?;
-    let project = Names::load(&s).await?.of(&d.feature.project_id);
+    let project = Names::load(s).await?.of(&d.feature.project_id);
     let milestones = store::list_milestones(
         &s.db,
         &MilestoneFilter {
@@ -783,9 +892,10 @@ async fn feature_page(
     )
     .await?;
     let title = format!("Feature: {}", d.feature.name);
-    let assign = AssignBox::load(&s, ItemKind::Feature, id).await?;
+    let assign = AssignBox::load(s, ItemKind::Feature, id).await?;
     Ok(render(&FeaturePage {
-        layout: layout(&s, &who, "features", &title, &flash),
+        layout: layout(s, who, "features", &title, &flash),
+        draft,
         d,
         project,
         milestones,
@@ -798,7 +908,7 @@ async fn feature_update(
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, FeatureForm>,
 ) -> Response {
-    let back = format!("/features/{id}");
+    let draft = Draft::of(&f);
     let parsed = (|| -> Result<FeaturePatch, ApiError> {
         Ok(FeaturePatch {
             name: Some(f.name.clone()),
@@ -812,15 +922,16 @@ async fn feature_update(
     })();
     let patch = match parsed {
         Ok(p) => p,
-        Err(e) => return back_with_error(&back, &e),
+        Err(e) => return feature_again(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_feature(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(
-        r,
+    finish_or_again(
+        r.map_err(ApiError::from),
         |f| (format!("/features/{}", f.id), "Feature saved.".into()),
-        &back,
+        |e| feature_again(&s, &who, id, e, draft),
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -1011,6 +1122,8 @@ async fn bugs_create(
 #[template(path = "tracking/bug.html")]
 struct BugPage {
     layout: Layout,
+    /// What was typed into the edit form, shown again after an error.
+    draft: Draft,
     b: Bug,
     project: String,
     milestones: Vec<Milestone>,
@@ -1053,10 +1166,25 @@ async fn bug_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
+    bug_view(&s, &who, id, flash, Draft::default()).await
+}
+
+/// The edit form again after an error, as it was typed.
+async fn bug_again(s: &AppState, who: &Identity, id: i64, e: ApiError, draft: Draft) -> Response {
+    form_again(e.status, bug_view(s, who, id, error_flash(&e), draft).await)
+}
+
+async fn bug_view(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let b = store::get_bug(&s.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("bug"))?;
-    let project = Names::load(&s).await?.of(&b.project_id);
+    let project = Names::load(s).await?.of(&b.project_id);
     let milestones = store::list_milestones(
         &s.db,
         &MilestoneFilter {
@@ -1083,9 +1211,10 @@ async fn bug_page(
     .into_iter()
     .map(BugHistoryRow::from)
     .collect();
-    let assign = AssignBox::load(&s, ItemKind::Bug, id).await?;
+    let assign = AssignBox::load(s, ItemKind::Bug, id).await?;
     Ok(render(&BugPage {
-        layout: layout(&s, &who, "bugs", &title, &flash),
+        layout: layout(s, who, "bugs", &title, &flash),
+        draft,
         b,
         project,
         milestones,
@@ -1101,7 +1230,7 @@ async fn bug_update(
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, BugForm>,
 ) -> Response {
-    let back = format!("/bugs/{id}");
+    let draft = Draft::of(&f);
     let patch = match opt_id("milestone_id", &f.milestone_id) {
         Ok(m) => BugPatch {
             title: Some(f.title),
@@ -1112,15 +1241,16 @@ async fn bug_update(
             assignee: Some(opt_text(&f.assignee)),
             comment: None,
         },
-        Err(e) => return back_with_error(&back, &e),
+        Err(e) => return bug_again(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_bug(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(
-        r,
+    finish_or_again(
+        r.map_err(ApiError::from),
         |b| (format!("/bugs/{}", b.id), "Bug saved.".into()),
-        &back,
+        |e| bug_again(&s, &who, id, e, draft),
     )
+    .await
 }
 
 async fn bug_status(
@@ -1287,6 +1417,8 @@ async fn devops_create(
 #[template(path = "tracking/devops_task.html")]
 struct DevopsTaskPage {
     layout: Layout,
+    /// What was typed into the edit form, shown again after an error.
+    draft: Draft,
     t: DevopsTask,
     names: Names,
     statuses: &'static [DevopsStatus],
@@ -1299,14 +1431,39 @@ async fn devops_task_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
+    devops_task_view(&s, &who, id, flash, Draft::default()).await
+}
+
+/// The edit form again after an error, as it was typed.
+async fn devops_task_again(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    e: ApiError,
+    draft: Draft,
+) -> Response {
+    form_again(
+        e.status,
+        devops_task_view(s, who, id, error_flash(&e), draft).await,
+    )
+}
+
+async fn devops_task_view(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let t = store::get_devops_task(&s.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("devops task"))?;
     let title = format!("DevOps task: {}", t.title);
     Ok(render(&DevopsTaskPage {
-        layout: layout(&s, &who, "devops", &title, &flash),
+        layout: layout(s, who, "devops", &title, &flash),
+        draft,
         t,
-        names: Names::load(&s).await?,
+        names: Names::load(s).await?,
         statuses: DevopsStatus::ALL,
         categories: DevopsCategory::ALL,
     }))
@@ -1317,6 +1474,7 @@ async fn devops_update(
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, DevopsForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let back = format!("/devops/{id}");
     let parsed = (|| -> Result<DevopsPatch, ApiError> {
         Ok(DevopsPatch {
@@ -1331,10 +1489,15 @@ async fn devops_update(
     })();
     let patch = match parsed {
         Ok(p) => p,
-        Err(e) => return back_with_error(&back, &e),
+        Err(e) => return devops_task_again(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_devops_task(&s.db, &ctx_of(&actor, &now), id, patch).await;
     let to = back.clone();
-    finish(r, move |_| (to, "Task saved.".into()), &back)
+    finish_or_again(
+        r.map_err(ApiError::from),
+        move |_| (to, "Task saved.".into()),
+        |e| devops_task_again(&s, &who, id, e, draft),
+    )
+    .await
 }

@@ -318,11 +318,21 @@ impl Draft {
     }
 
     /// The typed value, or `default` on a fresh form (a field the person emptied stays empty).
-    pub fn or<'a>(&'a self, field: &str, default: &'a str) -> &'a str {
+    pub fn or(&self, field: &str, default: impl std::fmt::Display) -> String {
         if self.is_empty() {
-            default
+            default.to_string()
         } else {
-            self.get(field)
+            self.get(field).to_string()
+        }
+    }
+
+    /// For `<option selected>`: `value` was chosen for `field`, or (on a fresh form) `current`
+    /// says it is the value shown now.
+    pub fn chosen(&self, field: &str, value: impl std::fmt::Display, current: bool) -> bool {
+        if self.is_empty() {
+            current
+        } else {
+            self.is(field, value)
         }
     }
 

@@ -252,6 +252,145 @@ async fn ui_forms_keep_what_was_typed_on_an_error() {
 }
 
 #[tokio::test]
+async fn ui_edit_forms_keep_what_was_typed_on_an_error() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let pid = created(&admin, "/api/projects", json!({"name": "Apollo"})).await;
+    created(&admin, "/api/projects", json!({"name": "Taken"})).await;
+    let mid = created(
+        &admin,
+        "/api/milestones",
+        json!({"project_id": pid, "name": "M1"}),
+    )
+    .await;
+    let fid = created(
+        &admin,
+        "/api/features",
+        json!({"project_id": pid, "name": "F1"}),
+    )
+    .await;
+    let bid = created(
+        &admin,
+        "/api/bugs",
+        json!({"project_id": pid, "title": "B1"}),
+    )
+    .await;
+    let did = created(
+        &admin,
+        "/api/devops-tasks",
+        json!({"title": "D1", "category": "backup"}),
+    )
+    .await;
+    let cases: Vec<FormCase> = vec![
+        (
+            "/projects/{pid}",
+            vec![
+                ("name", "Taken"),
+                ("description", "edited description 1"),
+                ("source_path", "/srv/edited"),
+                ("tags", "edited"),
+                ("status", "paused"),
+            ],
+            vec![
+                r#"value="Taken""#.into(),
+                ">edited description 1</textarea>".into(),
+                r#"value="/srv/edited""#.into(),
+                r#"<option value="paused" selected>"#.into(),
+            ],
+        ),
+        (
+            "/milestones/{mid}",
+            vec![
+                ("name", "M1 edited"),
+                ("description", "edited description 2"),
+                ("target_date", "someday"),
+                ("status", "in_progress"),
+            ],
+            vec![
+                r#"value="M1 edited""#.into(),
+                r#"value="someday""#.into(),
+                r#"<option value="in_progress" selected>"#.into(),
+            ],
+        ),
+        (
+            "/features/{fid}",
+            vec![
+                ("name", "F1 edited"),
+                ("description", "edited description 3"),
+                ("priority", "eleven"),
+                ("assignee", "edited-assignee"),
+            ],
+            vec![
+                r#"value="F1 edited""#.into(),
+                ">edited description 3</textarea>".into(),
+                r#"value="eleven""#.into(),
+                r#"value="edited-assignee""#.into(),
+            ],
+        ),
+        (
+            "/bugs/{bid}",
+            vec![
+                ("title", ""),
+                ("description", "edited description 4"),
+                ("severity", "critical"),
+                ("assignee", "edited-bug-assignee"),
+            ],
+            vec![
+                ">edited description 4</textarea>".into(),
+                r#"<option value="critical" selected>"#.into(),
+                r#"value="edited-bug-assignee""#.into(),
+            ],
+        ),
+        (
+            "/devops/{did}",
+            vec![
+                ("title", "D1 edited"),
+                ("category", "monitoring"),
+                ("description", "edited description 5"),
+                ("priority", "x"),
+                ("schedule", "hourly-ish"),
+            ],
+            vec![
+                r#"value="D1 edited""#.into(),
+                r#"<option value="monitoring" selected>"#.into(),
+                r#"value="hourly-ish""#.into(),
+            ],
+        ),
+    ];
+    for (path, fields, wants) in cases {
+        let path = path
+            .replace("{pid}", &pid.to_string())
+            .replace("{mid}", &mid.to_string())
+            .replace("{fid}", &fid.to_string())
+            .replace("{bid}", &bid.to_string())
+            .replace("{did}", &did.to_string());
+        let r = admin.post_form(&path, &fields).await;
+        assert!(
+            (400..500).contains(&r.status),
+            "{path}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(
+            r.body.contains(r#"class="flash err""#),
+            "{path}: {}",
+            r.body
+        );
+        for want in wants {
+            assert!(
+                r.body.contains(&want),
+                "{path}: {want} missing:\n{}",
+                r.body
+            );
+        }
+    }
+    // Nothing changed.
+    let f = admin.get(&format!("/api/features/{fid}")).await.json;
+    assert_eq!(f["name"], "F1", "{f}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn ui_times_are_relative_with_the_utc_time_in_a_tooltip() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
