@@ -10,7 +10,9 @@ use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::http::error::ApiError;
 use crate::http::extract::Pagination;
 use crate::tracking::BugSeverity;
-use crate::web::{back_with_error, local_path, render, see_other, Flash, Layout, PageError};
+use crate::web::{
+    back_with_error, local_path, render, see_other, Flash, ForPage, Layout, PageError,
+};
 use crate::web::{Path, Query};
 use askama::Template;
 use axum::extract::State;
@@ -169,7 +171,7 @@ fn base_url(headers: &HeaderMap) -> String {
 async fn list_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PageError> {

@@ -9,7 +9,7 @@ use crate::app::AppState;
 use crate::auth::extract::{Exec, PageAuthed, PageForm, Read, Write};
 use crate::http::error::ApiError;
 use crate::http::extract::Pagination;
-use crate::web::{back_with_error, render, see_other, Draft, Flash, Layout, PageError};
+use crate::web::{back_with_error, render, see_other, Draft, Flash, ForPage, Layout, PageError};
 use crate::web::{Path, Query};
 use askama::Template;
 use axum::extract::State;
@@ -105,7 +105,7 @@ impl WorkerNames {
 async fn tasks_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PageError> {
     tasks_view(&s, &who, page, q, Draft::default()).await

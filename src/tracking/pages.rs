@@ -12,7 +12,9 @@ use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::auth::Identity;
 use crate::http::error::ApiError;
 use crate::http::extract::Pagination;
-use crate::web::{back_with_error, form_again, render, see_other, Draft, Flash, Layout, PageError};
+use crate::web::{
+    back_with_error, form_again, render, see_other, Draft, Flash, ForPage, Layout, PageError,
+};
 use crate::web::{Path, Query};
 use askama::Template;
 use axum::extract::State;
@@ -230,7 +232,7 @@ struct ProjectsPage {
 async fn projects_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<WithFlash<ProjectQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
@@ -500,7 +502,7 @@ struct MilestonesPage {
 async fn milestones_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<WithFlash<MilestoneQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
@@ -733,7 +735,7 @@ struct FeaturesPage {
 async fn features_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<WithFlash<FeatureQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
@@ -1009,7 +1011,7 @@ struct BugsPage {
 async fn bugs_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<WithFlash<BugQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
@@ -1308,7 +1310,7 @@ struct DevopsPage {
 async fn devops_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<WithFlash<DevopsQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();

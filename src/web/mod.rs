@@ -549,6 +549,32 @@ where
     }
 }
 
+/// Any house extractor answering like [`Path`] when it fails: e.g. `ForPage<Pagination>`, so a
+/// page's `?limit=abc` shows a browser the error page.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForPage<E>(pub E);
+
+impl<E, S> axum::extract::FromRequestParts<S> for ForPage<E>
+where
+    E: axum::extract::FromRequestParts<S, Rejection = ApiError>,
+    S: Send + Sync,
+{
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match E::from_request_parts(parts, state).await {
+            Ok(v) => Ok(ForPage(v)),
+            Err(error) => Err(PageRejection {
+                error,
+                html: accepts_html(parts),
+            }),
+        }
+    }
+}
+
 /// `p` if it is a path on this site that is safe to redirect to: starts with one `/` (not
 /// `//host` or `/\host`), printable ASCII only (no spaces or control characters, which would
 /// break the `Location` header), and not absurdly long. Anything else is refused.
