@@ -257,6 +257,27 @@ async fn ui_forms_keep_what_was_typed_on_an_error() {
             );
         }
     }
+    // What comes back is escaped like everything else on the page.
+    let r = admin
+        .post_form(
+            "/projects",
+            &[
+                ("name", "Apollo"),
+                ("description", "</textarea><script>alert(1)</script>"),
+                ("tags", "\"><img src=x onerror=alert(2)>"),
+                ("status", "active"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(!r.body.contains("<script>alert(1)"), "{}", r.body);
+    assert!(!r.body.contains("<img src=x"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("&#60;/textarea&#62;&#60;script&#62;alert(1)"),
+        "{}",
+        r.body
+    );
     // Nothing was created by the failed posts.
     let r = admin.get("/api/projects").await;
     assert_eq!(r.json.as_array().map(Vec::len), Some(2), "{}", r.body);
