@@ -74,3 +74,24 @@
 
   if (label && left > 0) { tick(); setInterval(tick, 1000); setInterval(sync, 60000); }
 })();
+
+// Pickers that depend on another field (a milestone on its project): show only the options
+// grouped under the chosen value. Without this script every group shows, labelled.
+(function () {
+  "use strict";
+  document.querySelectorAll("select[data-filter-by]").forEach(function (sel) {
+    var by = sel.form && sel.form.elements[sel.getAttribute("data-filter-by")];
+    if (!by) return;
+    function sync() {
+      sel.querySelectorAll("optgroup[data-project]").forEach(function (g) {
+        var show = g.getAttribute("data-project") === by.value;
+        g.hidden = !show;
+        g.disabled = !show;
+      });
+      var chosen = sel.options[sel.selectedIndex];
+      if (chosen && chosen.parentNode.disabled) sel.value = "";
+    }
+    by.addEventListener("change", sync);
+    sync();
+  });
+})();

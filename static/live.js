@@ -39,13 +39,20 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (counts) {
         if (!counts) return;
-        var els = document.querySelectorAll("[data-badge]");
+        var show = function (el, n) {
+          el.textContent = n > 99 ? "99+" : String(n);
+          el.hidden = n === 0;
+          el.setAttribute("aria-label", n + " waiting");
+        };
+        var els = document.querySelectorAll("[data-badge]"), total = 0;
         for (var j = 0; j < els.length; j++) {
           var n = counts[els[j].getAttribute("data-badge")] || 0;
-          els[j].textContent = n > 99 ? "99+" : String(n);
-          els[j].hidden = n === 0;
-          els[j].setAttribute("aria-label", n + " waiting");
+          total += n;
+          show(els[j], n);
         }
+        // On a phone the navigation is folded: its button carries the sum.
+        var t = document.querySelector("[data-badge-total]");
+        if (t) show(t, total);
       }).catch(function () {});
   }
   function badgesSoon() { if (!badgeTimer) badgeTimer = setTimeout(refreshBadges, 250); }

@@ -49,5 +49,7 @@ mod tasks;
 mod tracking;
 #[path = "integration/trust.rs"]
 mod trust;
+#[path = "integration/ui.rs"]
+mod ui;
 #[path = "integration/vault.rs"]
 mod vault;

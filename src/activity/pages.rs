@@ -3,8 +3,9 @@
 use super::{store, ActivityEntry, ActivityFilter};
 use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, Read};
-use crate::http::extract::{Pagination, Query};
-use crate::web::{render, Layout, PageError};
+use crate::http::extract::Pagination;
+use crate::web::Query;
+use crate::web::{render, ForPage, Layout, PageError};
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
@@ -64,7 +65,7 @@ impl ActivityPage {
 async fn activity_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(filter): Query<ActivityFilter>,
 ) -> Result<Response, PageError> {
     let filter = super::api::normalise_filter(filter)?;

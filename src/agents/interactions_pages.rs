@@ -16,9 +16,9 @@ use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::auth::Identity;
 use crate::http::error::ApiError;
-use crate::http::extract::{Path, Query};
-use crate::web::age;
+use crate::web::at;
 use crate::web::{back_with_error, local_path, render, see_other, Layout, PageError};
+use crate::web::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -56,7 +56,7 @@ pub(super) fn back(path: &str, e: impl Into<ApiError>) -> Response {
 struct Row {
     i: Interaction,
     subject: String,
-    age: String,
+    age: crate::web::At,
     reason: String,
     /// Who or what decided, in words ("pattern #3", "alice", "gone from the screen").
     by: String,
@@ -83,7 +83,7 @@ fn row(now: time::OffsetDateTime, a: AuditedInteraction) -> Row {
     let (by, by_pattern) = who_decided(i.decision_by.as_deref().unwrap_or(""));
     Row {
         subject: i.command.clone().or(i.path.clone()).unwrap_or_default(),
-        age: age(now, &i.created_at),
+        age: at(now, &i.created_at),
         reason: a.reason.unwrap_or_default(),
         by,
         by_pattern,
@@ -168,7 +168,7 @@ enum DryResult {
 struct ReplayRow {
     r: Replayed,
     subject: String,
-    age: String,
+    age: crate::web::At,
 }
 
 #[derive(Template)]
@@ -347,7 +347,7 @@ async fn dry_run(
                             .clone()
                             .or(r.interaction.path.clone())
                             .unwrap_or_default(),
-                        age: age(now, &r.interaction.created_at),
+                        age: at(now, &r.interaction.created_at),
                         r,
                     })
                     .collect(),

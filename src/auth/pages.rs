@@ -5,8 +5,9 @@ use super::extract::{self as ex, Admin, PageAuthed, PageForm, Read, Write, SESSI
 use super::{store, ApiToken, Capability, Role, Scope, User};
 use crate::app::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{parse_json, parse_urlencoded, ClientAddr, Path, Query};
+use crate::http::extract::{parse_json, parse_urlencoded, ClientAddr};
 use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
+use crate::web::{Path, Query};
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;

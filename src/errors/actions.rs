@@ -299,7 +299,15 @@ pub async fn create_bug(
         }
     }
     let stack = store::stack_trace(&mut *tx, id).await?;
-    let default_title: String = format!("{}: {}", g.error_type, g.title)
+    // The raw message of an occurrence, not the grouping key with its `<str>`/`<num>`
+    // placeholders: a title people recognise.
+    let message = g.message.lines().next().unwrap_or("").trim();
+    let message = if message.is_empty() {
+        &g.title
+    } else {
+        message
+    };
+    let default_title: String = format!("{}: {}", g.error_type, message)
         .chars()
         .take(tracking::MAX_NAME)
         .collect();

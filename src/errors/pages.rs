@@ -8,9 +8,12 @@ use super::*;
 use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::http::error::ApiError;
-use crate::http::extract::{Pagination, Path, Query};
+use crate::http::extract::Pagination;
 use crate::tracking::BugSeverity;
-use crate::web::{back_with_error, local_path, render, see_other, Flash, Layout, PageError};
+use crate::web::{
+    back_with_error, local_path, render, see_other, Flash, ForPage, Layout, PageError,
+};
+use crate::web::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -168,7 +171,7 @@ fn base_url(headers: &HeaderMap) -> String {
 async fn list_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PageError> {
@@ -254,6 +257,8 @@ struct DetailPage {
     chart_total: i64,
     chart_w: f64,
     chart_h: f64,
+    /// The y axis' top: the busiest hour's count.
+    chart_max: i64,
     projects: Vec<(i64, String)>,
     inferred: Option<i64>,
     severities: &'static [BugSeverity],
@@ -298,6 +303,7 @@ async fn detail_page(
         chart_total: series.iter().sum(),
         chart_w: 672.0,
         chart_h: 80.0,
+        chart_max: series.iter().copied().max().unwrap_or(0).max(1),
         inferred: actions::infer_project(&d.group, &projects),
         suggested: severity_for(d.group.level),
         severities: BugSeverity::ALL,

@@ -5,12 +5,11 @@
 
 use super::actions::{self, BudgetStatus, ProviderReport, Summary};
 use super::breaker::BreakerStatus;
-use super::dollars;
 use super::store::{self, FailoverRow, GroupBy, GroupTotals};
 use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::http::error::ApiError;
-use crate::http::extract::Query;
+use crate::web::Query;
 use crate::web::{render, see_other, Flash, Layout, PageError};
 use askama::Template;
 use axum::extract::State;
@@ -30,6 +29,9 @@ const TREND_DAYS: i64 = 7;
 /// Chart drawing area in SVG units.
 const CHART_W: f64 = 420.0;
 const CHART_H: f64 = 120.0;
+/// Left margin for the y axis' labels, and the bottom one for the day labels.
+const CHART_X0: f64 = 56.0;
+const CHART_BOTTOM: f64 = 14.0;
 
 /// One bar of a trend chart, geometry computed here so the template only places it.
 pub struct Bar {
@@ -48,6 +50,8 @@ pub struct Chart {
     pub title: &'static str,
     pub max_label: String,
     pub bars: Vec<Bar>,
+    /// Y axis ticks: (y, label with its unit), bottom to top.
+    pub ticks: Vec<(String, String)>,
 }
 
 fn chart(
@@ -61,22 +65,19 @@ fn chart(
         .iter()
         .filter_map(|(_, t)| t.map(&value))
         .fold(0.0, f64::max);
-    let slot = CHART_W / days.len().max(1) as f64;
+    let slot = (CHART_W - CHART_X0) / days.len().max(1) as f64;
+    let plot_h = CHART_H - CHART_BOTTOM - 6.0;
     let bars = days
         .iter()
         .enumerate()
         .map(|(i, (day, t))| {
             let v = t.map_or(0.0, &value);
             let f = t.map_or(0.0, &failed).min(v);
-            let h = if max > 0.0 {
-                v / max * (CHART_H - 14.0)
-            } else {
-                0.0
-            };
+            let h = if max > 0.0 { v / max * plot_h } else { 0.0 };
             let fh = if v > 0.0 { h * f / v } else { 0.0 };
-            let y = CHART_H - 14.0 - h;
+            let y = CHART_H - CHART_BOTTOM - h;
             Bar {
-                x: format!("{:.1}", i as f64 * slot + slot * 0.15),
+                x: format!("{:.1}", CHART_X0 + i as f64 * slot + slot * 0.15),
                 y: format!("{y:.1}"),
                 w: format!("{:.1}", slot * 0.7),
                 h: format!("{h:.1}"),
@@ -87,10 +88,38 @@ fn chart(
             }
         })
         .collect();
+    // Nothing to scale: one tick at zero instead of three that all say zero.
+    let shares: &[f64] = if max > 0.0 { &[0.0, 0.5, 1.0] } else { &[0.0] };
+    let ticks = shares
+        .iter()
+        .map(|&share| {
+            let y = CHART_H - CHART_BOTTOM - share * plot_h;
+            (format!("{y:.1}"), fmt(max * share))
+        })
+        .collect();
     Chart {
         title,
         max_label: fmt(max),
         bars,
+        ticks,
+    }
+}
+
+/// Nano-dollars as the dashboard shows money (see [`crate::web::money`]).
+fn usd(n: super::Nanos) -> String {
+    crate::web::money(n as f64 / 1e9)
+}
+
+/// A token count for an axis: "850", "5.1k", "12k", "3.4M".
+fn tokens_text(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
     }
 }
 
@@ -171,7 +200,7 @@ impl From<&ProviderReport> for ProviderRow {
             state: r.circuit_state.as_str(),
             served: r.requests_served,
             tokens: format!("{} / {}", r.input_tokens, r.output_tokens),
-            cost: dollars(r.cost_nanos),
+            cost: usd(r.cost_nanos),
             attempts: r.attempts,
             success_rate: pct(r.success_rate),
             p50: ms(r.latency_p50_ms),
@@ -225,25 +254,25 @@ async fn metrics_page(
         .collect();
     let charts = vec![
         chart(
-            "Cost per day",
+            "Cost per day (USD)",
             &days,
             |t| t.cost_nanos as f64,
             |_| 0.0,
-            |v| dollars(v as i64),
+            |v| crate::web::money(v / 1e9),
         ),
         chart(
             "Requests per day (failed in red)",
             &days,
             |t| t.requests as f64,
             |t| t.failed as f64,
-            |v| format!("{v:.0}"),
+            |v| format!("{v:.0} req"),
         ),
         chart(
             "Tokens per day (in + out)",
             &days,
             |t| (t.input_tokens + t.output_tokens) as f64,
             |_| 0.0,
-            |v| format!("{v:.0}"),
+            tokens_text,
         ),
     ];
     let total = summary.total_cost_nanos.max(1);
@@ -255,13 +284,13 @@ async fn metrics_page(
             requests: g.requests,
             tokens_in: g.input_tokens,
             tokens_out: g.output_tokens,
-            cost: dollars(g.cost_nanos),
+            cost: usd(g.cost_nanos),
             share_pct: format!("{:.1}", g.cost_nanos as f64 * 100.0 / total as f64),
         })
         .collect();
     Ok(render(&MetricsPage {
         layout: Layout::new(&s, &who, "llm", "LLM metrics").with_flash(&flash),
-        total_cost: dollars(summary.total_cost_nanos),
+        total_cost: usd(summary.total_cost_nanos),
         success_rate: pct(summary.success_rate),
         summary,
         cost_rows,
@@ -274,7 +303,7 @@ async fn metrics_page(
             .map(|g| CallerRow {
                 key: g.key,
                 requests: g.requests,
-                cost: dollars(g.cost_nanos),
+                cost: usd(g.cost_nanos),
             })
             .collect(),
         charts,

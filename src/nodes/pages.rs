@@ -10,8 +10,8 @@ use crate::app::AppState;
 use crate::auth::extract::{Admin, PageAuthed, PageForm, Read};
 use crate::auth::Identity;
 use crate::http::error::ApiError;
-use crate::http::extract::{Path, Query};
 use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
+use crate::web::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -32,7 +32,8 @@ pub fn routes() -> Router<AppState> {
 /// A node with everything its card shows, formatted.
 pub struct NodeCard {
     pub node: Node,
-    pub heartbeat: String,
+    /// When the node was last heard from (counted from this server's start at the earliest).
+    pub heartbeat: crate::web::At,
     pub cpu: f64,
     pub memory: f64,
     pub memory_text: String,
@@ -45,14 +46,17 @@ pub struct NodeCard {
 }
 
 impl NodeCard {
-    fn new(node: Node, chart: Chart) -> NodeCard {
+    fn new(node: Node, chart: Chart, now: time::OffsetDateTime) -> NodeCard {
         let m = node.metrics.clone().unwrap_or_default();
         let (du, dt) = m.disk_totals();
         let has = node.metrics.is_some();
         NodeCard {
             heartbeat: match node.heartbeat_age_s {
-                Some(s) => format!("{} ago", duration_text(s.max(0) as u64)),
-                None => "never".into(),
+                Some(s) => crate::web::at(
+                    now,
+                    &crate::clock::format(now - time::Duration::seconds(s.max(0))),
+                ),
+                None => crate::web::at(now, "never"),
             },
             cpu: round1(m.cpu_percent),
             memory: round1(m.memory_percent()),
@@ -154,7 +158,7 @@ async fn cards(s: &AppState) -> Result<Vec<NodeCard>, ApiError> {
     let mut out = Vec::with_capacity(nodes.len());
     for n in nodes {
         let series = history::series(s, n.id, MetricRange::Day).await?;
-        out.push(NodeCard::new(n, Chart::from_series(&series)));
+        out.push(NodeCard::new(n, Chart::from_series(&series), s.clock.now()));
     }
     Ok(out)
 }
@@ -289,7 +293,7 @@ async fn node_page(
     let title = format!("Node {}", node.name);
     Ok(render(&NodePage {
         layout: Layout::new(&s, &who, "nodes", &title).with_flash(&flash),
-        card: NodeCard::new(node, Chart::from_series(&day)),
+        card: NodeCard::new(node, Chart::from_series(&day), s.clock.now()),
         week: Chart::from_series(&week),
         commands,
     }))

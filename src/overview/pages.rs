@@ -20,7 +20,6 @@ pub fn routes() -> Router<AppState> {
 struct OverviewPage {
     layout: Layout,
     o: Overview,
-    now: time::OffsetDateTime,
 }
 
 impl OverviewPage {
@@ -35,21 +34,6 @@ impl OverviewPage {
             d if d < 0 => format!("−{}", -d),
             _ => "±0".to_string(),
         }
-    }
-
-    /// Dollars with cents, and more digits below a cent so small sums are not shown as 0.
-    fn usd(v: impl std::borrow::Borrow<f64>) -> String {
-        let v = *v.borrow();
-        if v != 0.0 && v.abs() < 0.01 {
-            format!("${v:.4}")
-        } else {
-            format!("${v:.2}")
-        }
-    }
-
-    /// `in_progress` → "in progress".
-    fn words(s: &str) -> String {
-        s.replace('_', " ")
     }
 
     fn nothing_waits(&self) -> bool {
@@ -67,9 +51,5 @@ async fn overview_page(
 ) -> Result<Response, PageError> {
     let o = super::gather(&s).await?;
     let layout = Layout::new(&s, &who, "overview", "Overview");
-    Ok(render(&OverviewPage {
-        layout,
-        o,
-        now: s.clock.now(),
-    }))
+    Ok(render(&OverviewPage { layout, o }))
 }

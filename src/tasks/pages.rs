@@ -8,14 +8,15 @@ use super::*;
 use crate::app::AppState;
 use crate::auth::extract::{Exec, PageAuthed, PageForm, Read, Write};
 use crate::http::error::ApiError;
-use crate::http::extract::{Pagination, Path, Query};
-use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
+use crate::http::extract::Pagination;
+use crate::web::{back_with_error, render, see_other, Draft, Flash, ForPage, Layout, PageError};
+use crate::web::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub fn routes() -> Router<AppState> {
@@ -80,13 +81,43 @@ struct TasksPage {
     worker_id: String,
     priority: String,
     project_id: Option<i64>,
+    workers: WorkerNames,
+    /// What was typed into the create form, shown again after an error.
+    draft: Draft,
+}
+
+/// Workers by name: a task stores its worker's id.
+struct WorkerNames(Vec<(i64, String)>);
+
+impl WorkerNames {
+    async fn load(s: &AppState) -> Result<WorkerNames, sqlx::Error> {
+        Ok(WorkerNames(store::worker_names(&s.db).await?))
+    }
+    fn of(&self, id: &i64) -> String {
+        self.0
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| format!("worker {id}"))
+    }
 }
 
 async fn tasks_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    tasks_view(&s, &who, page, q, Draft::default()).await
+}
+
+/// The Tasks panel; `draft` refills the create form after an error.
+async fn tasks_view(
+    s: &AppState,
+    who: &crate::auth::Identity,
+    page: Pagination,
+    q: ListQuery,
+    draft: Draft,
 ) -> Result<Response, PageError> {
     let status = q
         .status
@@ -107,7 +138,7 @@ async fn tasks_page(
         error: q.error.clone(),
     };
     Ok(render(&TasksPage {
-        layout: Layout::new(&s, &who, "tasks", "Tasks").with_flash(&flash),
+        layout: Layout::new(s, who, "tasks", "Tasks").with_flash(&flash),
         tasks,
         counts: store::status_counts(&s.db).await?,
         statuses: TaskStatus::ALL,
@@ -119,11 +150,13 @@ async fn tasks_page(
         worker_id: q.worker_id.unwrap_or_default(),
         priority: q.priority.unwrap_or_default(),
         project_id: filter.project_id,
+        workers: WorkerNames::load(s).await?,
+        draft,
     }))
 }
 
 /// The create form: every type's fields at once; only the chosen type's are used.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default, Clone)]
 struct CreateForm {
     #[serde(rename = "type")]
     task_type: String,
@@ -244,17 +277,29 @@ async fn tasks_create(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, CreateForm>,
 ) -> Response {
-    let input = match f.into_new_task() {
-        Ok(i) => i,
-        Err(e) => return back_with_error("/tasks", &e),
+    let draft = Draft::of(&f);
+    let e = match f.into_new_task() {
+        Err(e) => e,
+        Ok(input) => match actions::create_task(&s, &who.actor(), input).await {
+            Ok(t) => {
+                return see_other(
+                    &format!("/tasks/{}", t.id),
+                    &format!("Task {} ({}) queued.", t.id, t.task_type),
+                )
+            }
+            Err(e) => ApiError::from(e),
+        },
     };
-    match actions::create_task(&s, &who.actor(), input).await {
-        Ok(t) => see_other(
-            &format!("/tasks/{}", t.id),
-            &format!("Task {} ({}) queued.", t.id, t.task_type),
-        ),
-        Err(e) => back_with_error("/tasks", &ApiError::from(e)),
-    }
+    // Show the form again with what was typed and the error, instead of a redirect that
+    // would empty it.
+    let q = ListQuery {
+        error: Some(e.message.clone()),
+        ..ListQuery::default()
+    };
+    crate::web::form_again(
+        e.status,
+        tasks_view(&s, &who, Pagination::default(), q, draft).await,
+    )
 }
 
 #[derive(Template)]
@@ -265,6 +310,7 @@ struct TaskPage {
     attempts: Vec<Attempt>,
     payload: String,
     result: String,
+    workers: WorkerNames,
 }
 
 async fn task_page(
@@ -286,6 +332,7 @@ async fn task_page(
             .unwrap_or_default(),
         t: d.task,
         attempts: d.attempts_history,
+        workers: WorkerNames::load(&s).await?,
     }))
 }
 

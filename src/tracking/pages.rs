@@ -11,14 +11,17 @@ use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::auth::Identity;
 use crate::http::error::ApiError;
-use crate::http::extract::{Pagination, Path, Query};
-use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
+use crate::http::extract::Pagination;
+use crate::web::{
+    back_with_error, form_again, render, see_other, Draft, Flash, ForPage, Layout, PageError,
+};
+use crate::web::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -86,6 +89,33 @@ fn finish<T>(
     }
 }
 
+/// An edit form's answer: to `ok_to` with a notice, or (`again`) its page shown again as typed
+/// with the error.
+async fn finish_or_again<T, Fut>(
+    result: Result<T, ApiError>,
+    ok_to: impl FnOnce(&T) -> (String, String),
+    again: impl FnOnce(ApiError) -> Fut,
+) -> Response
+where
+    Fut: std::future::Future<Output = Response>,
+{
+    match result {
+        Ok(v) => {
+            let (to, notice) = ok_to(&v);
+            see_other(&to, &notice)
+        }
+        Err(e) => again(e).await,
+    }
+}
+
+/// The error as the flash of a page shown again.
+fn error_flash(e: &ApiError) -> Flash {
+    Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    }
+}
+
 fn ctx_of<'a>(actor: &'a str, now: &'a str) -> Ctx<'a> {
     Ctx { actor, now }
 }
@@ -136,6 +166,42 @@ impl Names {
     }
 }
 
+/// Milestones grouped under their project, for a milestone picker: `<optgroup>` per project
+/// (without JavaScript), and the script shows only the chosen project's group.
+pub struct MilestoneGroup<'a> {
+    pub project_id: i64,
+    pub project: String,
+    pub milestones: Vec<&'a Milestone>,
+}
+
+fn milestone_groups<'a>(names: &Names, milestones: &'a [Milestone]) -> Vec<MilestoneGroup<'a>> {
+    let mut groups: Vec<MilestoneGroup<'a>> = Vec::new();
+    for m in milestones {
+        match groups.iter_mut().find(|g| g.project_id == m.project_id) {
+            Some(g) => g.milestones.push(m),
+            None => groups.push(MilestoneGroup {
+                project_id: m.project_id,
+                project: names.of(&m.project_id),
+                milestones: vec![m],
+            }),
+        }
+    }
+    groups.sort_by(|a, b| a.project.cmp(&b.project));
+    groups
+}
+
+impl FeaturesPage {
+    fn milestone_groups(&self) -> Vec<MilestoneGroup<'_>> {
+        milestone_groups(&self.names, &self.milestones)
+    }
+}
+
+impl BugsPage {
+    fn milestone_groups(&self) -> Vec<MilestoneGroup<'_>> {
+        milestone_groups(&self.names, &self.milestones)
+    }
+}
+
 // ---- projects ----
 
 /// Filters arrive as text so that a flattened query string parses (serde_urlencoded cannot
@@ -154,6 +220,8 @@ struct ProjectQuery {
 #[template(path = "tracking/projects.html")]
 struct ProjectsPage {
     layout: Layout,
+    /// What was typed into the create form, shown again after an error.
+    draft: Draft,
     projects: Vec<Project>,
     q: String,
     status: String,
@@ -164,10 +232,39 @@ struct ProjectsPage {
 async fn projects_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<WithFlash<ProjectQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
+    projects_view(&s, &who, page, q, flash, Draft::default()).await
+}
+
+/// The create form again after an error: the list unfiltered, the form as it was typed.
+async fn projects_again(s: &AppState, who: &Identity, e: ApiError, draft: Draft) -> Response {
+    let flash = Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    };
+    let page = projects_view(
+        s,
+        who,
+        Pagination::default(),
+        ProjectQuery::default(),
+        flash,
+        draft,
+    )
+    .await;
+    form_again(e.status, page)
+}
+
+async fn projects_view(
+    s: &AppState,
+    who: &Identity,
+    page: Pagination,
+    q: ProjectQuery,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let status = q
         .status
         .as_deref()
@@ -182,7 +279,8 @@ async fn projects_page(
     };
     let projects = store::list_projects(&s.db, &filter, page.limit, page.offset).await?;
     Ok(render(&ProjectsPage {
-        layout: layout(&s, &who, "projects", "Projects", &flash),
+        layout: layout(s, who, "projects", "Projects", &flash),
+        draft,
         projects,
         q: q.q.unwrap_or_default(),
         status: q.status.unwrap_or_default(),
@@ -191,7 +289,7 @@ async fn projects_page(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct ProjectForm {
     name: String,
     #[serde(default)]
@@ -207,6 +305,7 @@ async fn projects_create(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, ProjectForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let (actor, now) = (who.actor(), s.clock.now_str());
     let input = NewProject {
         name: f.name,
@@ -216,17 +315,18 @@ async fn projects_create(
         tags: Some(tags_of(&f.tags)),
     };
     let r = actions::create_project(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(
-        r,
-        |p| ("/projects".into(), format!("Project '{}' created.", p.name)),
-        "/projects",
-    )
+    match r {
+        Ok(p) => see_other("/projects", &format!("Project '{}' created.", p.name)),
+        Err(e) => projects_again(&s, &who, ApiError::from(e), draft).await,
+    }
 }
 
 #[derive(Template)]
 #[template(path = "tracking/project.html")]
 struct ProjectPage {
     layout: Layout,
+    /// What was typed into the edit form, shown again after an error.
+    draft: Draft,
     project: Project,
     milestones: Vec<Milestone>,
     features: Vec<Feature>,
@@ -239,6 +339,30 @@ async fn project_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    project_view(&s, &who, id, flash, Draft::default()).await
+}
+
+/// The edit form again after an error, as it was typed.
+async fn project_again(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    e: ApiError,
+    draft: Draft,
+) -> Response {
+    form_again(
+        e.status,
+        project_view(s, who, id, error_flash(&e), draft).await,
+    )
+}
+
+async fn project_view(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    flash: Flash,
+    draft: Draft,
 ) -> Result<Response, PageError> {
     let project = store::get_project(&s.db, id)
         .await?
@@ -275,7 +399,8 @@ async fn project_page(
     .await?;
     let title = format!("Project: {}", project.name);
     Ok(render(&ProjectPage {
-        layout: layout(&s, &who, "projects", &title, &flash),
+        layout: layout(s, who, "projects", &title, &flash),
+        draft,
         project,
         milestones,
         features,
@@ -289,6 +414,7 @@ async fn project_update(
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, ProjectForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let (actor, now) = (who.actor(), s.clock.now_str());
     let patch = ProjectPatch {
         name: Some(f.name),
@@ -298,13 +424,13 @@ async fn project_update(
         tags: Some(tags_of(&f.tags)),
         archived: None,
     };
-    let back = format!("/projects/{id}");
     let r = actions::update_project(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(
-        r,
+    finish_or_again(
+        r.map_err(ApiError::from),
         |p| (format!("/projects/{}", p.id), "Project saved.".into()),
-        &back,
+        |e| project_again(&s, &who, id, e, draft),
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -364,6 +490,8 @@ struct MilestoneQuery {
 #[template(path = "tracking/milestones.html")]
 struct MilestonesPage {
     layout: Layout,
+    /// What was typed into the create form, shown again after an error.
+    draft: Draft,
     milestones: Vec<Milestone>,
     names: Names,
     project_id: Option<i64>,
@@ -374,10 +502,39 @@ struct MilestonesPage {
 async fn milestones_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<WithFlash<MilestoneQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
+    milestones_view(&s, &who, page, q, flash, Draft::default()).await
+}
+
+/// The create form again after an error: the list unfiltered, the form as it was typed.
+async fn milestones_again(s: &AppState, who: &Identity, e: ApiError, draft: Draft) -> Response {
+    let flash = Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    };
+    let page = milestones_view(
+        s,
+        who,
+        Pagination::default(),
+        MilestoneQuery::default(),
+        flash,
+        draft,
+    )
+    .await;
+    form_again(e.status, page)
+}
+
+async fn milestones_view(
+    s: &AppState,
+    who: &Identity,
+    page: Pagination,
+    q: MilestoneQuery,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let project_id = opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?;
     let status = q
         .status
@@ -393,16 +550,17 @@ async fn milestones_page(
     )
     .await?;
     Ok(render(&MilestonesPage {
-        layout: layout(&s, &who, "milestones", "Milestones", &flash),
+        layout: layout(s, who, "milestones", "Milestones", &flash),
+        draft,
         milestones,
-        names: Names::load(&s).await?,
+        names: Names::load(s).await?,
         project_id,
         status: q.status.unwrap_or_default(),
         statuses: MilestoneStatus::ALL,
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct MilestoneForm {
     #[serde(default)]
     project_id: String,
@@ -418,6 +576,7 @@ async fn milestones_create(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, MilestoneForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let project_id = match opt_id("project_id", &f.project_id) {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -426,7 +585,7 @@ async fn milestones_create(
                 &ApiError::invalid("project_id", "choose a project"),
             )
         }
-        Err(e) => return back_with_error("/milestones", &e),
+        Err(e) => return milestones_again(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let input = NewMilestone {
@@ -437,22 +596,18 @@ async fn milestones_create(
         status: Some(f.status),
     };
     let r = actions::create_milestone(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(
-        r,
-        |m| {
-            (
-                "/milestones".into(),
-                format!("Milestone '{}' created.", m.name),
-            )
-        },
-        "/milestones",
-    )
+    match r {
+        Ok(m) => see_other("/milestones", &format!("Milestone '{}' created.", m.name)),
+        Err(e) => milestones_again(&s, &who, ApiError::from(e), draft).await,
+    }
 }
 
 #[derive(Template)]
 #[template(path = "tracking/milestone.html")]
 struct MilestonePage {
     layout: Layout,
+    /// What was typed into the edit form, shown again after an error.
+    draft: Draft,
     m: Milestone,
     project: String,
     features: Vec<Feature>,
@@ -465,6 +620,30 @@ async fn milestone_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    milestone_view(&s, &who, id, flash, Draft::default()).await
+}
+
+/// The edit form again after an error, as it was typed.
+async fn milestone_again(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    e: ApiError,
+    draft: Draft,
+) -> Response {
+    form_again(
+        e.status,
+        milestone_view(s, who, id, error_flash(&e), draft).await,
+    )
+}
+
+async fn milestone_view(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    flash: Flash,
+    draft: Draft,
 ) -> Result<Response, PageError> {
     let m = store::get_milestone(&s.db, id)
         .await?
@@ -489,10 +668,11 @@ async fn milestone_page(
         0,
     )
     .await?;
-    let project = Names::load(&s).await?.of(&m.project_id);
+    let project = Names::load(s).await?.of(&m.project_id);
     let title = format!("Milestone: {}", m.name);
     Ok(render(&MilestonePage {
-        layout: layout(&s, &who, "milestones", &title, &flash),
+        layout: layout(s, who, "milestones", &title, &flash),
+        draft,
         m,
         project,
         features,
@@ -506,6 +686,7 @@ async fn milestone_update(
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, MilestoneForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let (actor, now) = (who.actor(), s.clock.now_str());
     let patch = MilestonePatch {
         name: Some(f.name),
@@ -513,13 +694,13 @@ async fn milestone_update(
         target_date: Some(opt_text(&f.target_date)),
         status: Some(f.status),
     };
-    let back = format!("/milestones/{id}");
     let r = actions::update_milestone(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(
-        r,
+    finish_or_again(
+        r.map_err(ApiError::from),
         |m| (format!("/milestones/{}", m.id), "Milestone saved.".into()),
-        &back,
+        |e| milestone_again(&s, &who, id, e, draft),
     )
+    .await
 }
 
 // ---- features ----
@@ -540,6 +721,8 @@ struct FeatureQuery {
 #[template(path = "tracking/features.html")]
 struct FeaturesPage {
     layout: Layout,
+    /// What was typed into the create form, shown again after an error.
+    draft: Draft,
     features: Vec<Feature>,
     names: Names,
     milestones: Vec<Milestone>,
@@ -552,10 +735,39 @@ struct FeaturesPage {
 async fn features_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<WithFlash<FeatureQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
+    features_view(&s, &who, page, q, flash, Draft::default()).await
+}
+
+/// The create form again after an error: the list unfiltered, the form as it was typed.
+async fn features_again(s: &AppState, who: &Identity, e: ApiError, draft: Draft) -> Response {
+    let flash = Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    };
+    let page = features_view(
+        s,
+        who,
+        Pagination::default(),
+        FeatureQuery::default(),
+        flash,
+        draft,
+    )
+    .await;
+    form_again(e.status, page)
+}
+
+async fn features_view(
+    s: &AppState,
+    who: &Identity,
+    page: Pagination,
+    q: FeatureQuery,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let filter = FeatureFilter {
         project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
         milestone_id: opt_id("milestone_id", q.milestone_id.as_deref().unwrap_or(""))?,
@@ -570,9 +782,10 @@ async fn features_page(
     let features = store::list_features(&s.db, &filter, page.limit, page.offset).await?;
     let milestones = store::list_milestones(&s.db, &MilestoneFilter::default(), 1000, 0).await?;
     Ok(render(&FeaturesPage {
-        layout: layout(&s, &who, "features", "Features", &flash),
+        layout: layout(s, who, "features", "Features", &flash),
+        draft,
         features,
-        names: Names::load(&s).await?,
+        names: Names::load(s).await?,
         milestones,
         project_id: filter.project_id,
         status: q.status.unwrap_or_default(),
@@ -581,7 +794,7 @@ async fn features_page(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct FeatureForm {
     #[serde(default)]
     project_id: String,
@@ -600,6 +813,7 @@ async fn features_create(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, FeatureForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let parsed = (|| -> Result<NewFeature, ApiError> {
         Ok(NewFeature {
             project_id: opt_id("project_id", &f.project_id)?
@@ -613,21 +827,22 @@ async fn features_create(
     })();
     let input = match parsed {
         Ok(i) => i,
-        Err(e) => return back_with_error("/features", &e),
+        Err(e) => return features_again(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_feature(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(
-        r,
-        |f| ("/features".into(), format!("Feature '{}' created.", f.name)),
-        "/features",
-    )
+    match r {
+        Ok(f) => see_other("/features", &format!("Feature '{}' created.", f.name)),
+        Err(e) => features_again(&s, &who, ApiError::from(e), draft).await,
+    }
 }
 
 #[derive(Template)]
 #[template(path = "tracking/feature.html")]
 struct FeaturePage {
     layout: Layout,
+    /// What was typed into the edit form, shown again after an error.
+    draft: Draft,
     d: FeatureDetail,
     project: String,
     milestones: Vec<Milestone>,
@@ -640,10 +855,34 @@ async fn feature_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
+    feature_view(&s, &who, id, flash, Draft::default()).await
+}
+
+/// The edit form again after an error, as it was typed.
+async fn feature_again(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    e: ApiError,
+    draft: Draft,
+) -> Response {
+    form_again(
+        e.status,
+        feature_view(s, who, id, error_flash(&e), draft).await,
+    )
+}
+
+async fn feature_view(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let d = actions::feature_detail(&s.db, id)
         .await
         .map_err(ApiError::from)?;
-    let project = Names::load(&s).await?.of(&d.feature.project_id);
+    let project = Names::load(s).await?.of(&d.feature.project_id);
     let milestones = store::list_milestones(
         &s.db,
         &MilestoneFilter {
@@ -655,9 +894,10 @@ async fn feature_page(
     )
     .await?;
     let title = format!("Feature: {}", d.feature.name);
-    let assign = AssignBox::load(&s, ItemKind::Feature, id).await?;
+    let assign = AssignBox::load(s, ItemKind::Feature, id).await?;
     Ok(render(&FeaturePage {
-        layout: layout(&s, &who, "features", &title, &flash),
+        layout: layout(s, who, "features", &title, &flash),
+        draft,
         d,
         project,
         milestones,
@@ -670,7 +910,7 @@ async fn feature_update(
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, FeatureForm>,
 ) -> Response {
-    let back = format!("/features/{id}");
+    let draft = Draft::of(&f);
     let parsed = (|| -> Result<FeaturePatch, ApiError> {
         Ok(FeaturePatch {
             name: Some(f.name.clone()),
@@ -684,15 +924,16 @@ async fn feature_update(
     })();
     let patch = match parsed {
         Ok(p) => p,
-        Err(e) => return back_with_error(&back, &e),
+        Err(e) => return feature_again(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_feature(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(
-        r,
+    finish_or_again(
+        r.map_err(ApiError::from),
         |f| (format!("/features/{}", f.id), "Feature saved.".into()),
-        &back,
+        |e| feature_again(&s, &who, id, e, draft),
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -754,6 +995,8 @@ struct BugQuery {
 #[template(path = "tracking/bugs.html")]
 struct BugsPage {
     layout: Layout,
+    /// What was typed into the create form, shown again after an error.
+    draft: Draft,
     bugs: Vec<Bug>,
     names: Names,
     milestones: Vec<Milestone>,
@@ -768,10 +1011,39 @@ struct BugsPage {
 async fn bugs_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<WithFlash<BugQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
+    bugs_view(&s, &who, page, q, flash, Draft::default()).await
+}
+
+/// The create form again after an error: the list unfiltered, the form as it was typed.
+async fn bugs_again(s: &AppState, who: &Identity, e: ApiError, draft: Draft) -> Response {
+    let flash = Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    };
+    let page = bugs_view(
+        s,
+        who,
+        Pagination::default(),
+        BugQuery::default(),
+        flash,
+        draft,
+    )
+    .await;
+    form_again(e.status, page)
+}
+
+async fn bugs_view(
+    s: &AppState,
+    who: &Identity,
+    page: Pagination,
+    q: BugQuery,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let filter = BugFilter {
         project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
         milestone_id: None,
@@ -792,9 +1064,10 @@ async fn bugs_page(
     let bugs = store::list_bugs(&s.db, &filter, page.limit, page.offset).await?;
     let milestones = store::list_milestones(&s.db, &MilestoneFilter::default(), 1000, 0).await?;
     Ok(render(&BugsPage {
-        layout: layout(&s, &who, "bugs", "Bugs", &flash),
+        layout: layout(s, who, "bugs", "Bugs", &flash),
+        draft,
         bugs,
-        names: Names::load(&s).await?,
+        names: Names::load(s).await?,
         milestones,
         project_id: filter.project_id,
         status: q.status.unwrap_or_default(),
@@ -805,7 +1078,7 @@ async fn bugs_page(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct BugForm {
     #[serde(default)]
     project_id: String,
@@ -823,6 +1096,7 @@ async fn bugs_create(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, BugForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let parsed = (|| -> Result<NewBug, ApiError> {
         Ok(NewBug {
             project_id: opt_id("project_id", &f.project_id)?
@@ -836,21 +1110,22 @@ async fn bugs_create(
     })();
     let input = match parsed {
         Ok(i) => i,
-        Err(e) => return back_with_error("/bugs", &e),
+        Err(e) => return bugs_again(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_bug(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(
-        r,
-        |b| ("/bugs".into(), format!("Bug '{}' filed.", b.title)),
-        "/bugs",
-    )
+    match r {
+        Ok(b) => see_other("/bugs", &format!("Bug '{}' filed.", b.title)),
+        Err(e) => bugs_again(&s, &who, ApiError::from(e), draft).await,
+    }
 }
 
 #[derive(Template)]
 #[template(path = "tracking/bug.html")]
 struct BugPage {
     layout: Layout,
+    /// What was typed into the edit form, shown again after an error.
+    draft: Draft,
     b: Bug,
     project: String,
     milestones: Vec<Milestone>,
@@ -893,10 +1168,25 @@ async fn bug_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
+    bug_view(&s, &who, id, flash, Draft::default()).await
+}
+
+/// The edit form again after an error, as it was typed.
+async fn bug_again(s: &AppState, who: &Identity, id: i64, e: ApiError, draft: Draft) -> Response {
+    form_again(e.status, bug_view(s, who, id, error_flash(&e), draft).await)
+}
+
+async fn bug_view(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let b = store::get_bug(&s.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("bug"))?;
-    let project = Names::load(&s).await?.of(&b.project_id);
+    let project = Names::load(s).await?.of(&b.project_id);
     let milestones = store::list_milestones(
         &s.db,
         &MilestoneFilter {
@@ -923,9 +1213,10 @@ async fn bug_page(
     .into_iter()
     .map(BugHistoryRow::from)
     .collect();
-    let assign = AssignBox::load(&s, ItemKind::Bug, id).await?;
+    let assign = AssignBox::load(s, ItemKind::Bug, id).await?;
     Ok(render(&BugPage {
-        layout: layout(&s, &who, "bugs", &title, &flash),
+        layout: layout(s, who, "bugs", &title, &flash),
+        draft,
         b,
         project,
         milestones,
@@ -941,7 +1232,7 @@ async fn bug_update(
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, BugForm>,
 ) -> Response {
-    let back = format!("/bugs/{id}");
+    let draft = Draft::of(&f);
     let patch = match opt_id("milestone_id", &f.milestone_id) {
         Ok(m) => BugPatch {
             title: Some(f.title),
@@ -952,15 +1243,16 @@ async fn bug_update(
             assignee: Some(opt_text(&f.assignee)),
             comment: None,
         },
-        Err(e) => return back_with_error(&back, &e),
+        Err(e) => return bug_again(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_bug(&s.db, &ctx_of(&actor, &now), id, patch).await;
-    finish(
-        r,
+    finish_or_again(
+        r.map_err(ApiError::from),
         |b| (format!("/bugs/{}", b.id), "Bug saved.".into()),
-        &back,
+        |e| bug_again(&s, &who, id, e, draft),
     )
+    .await
 }
 
 async fn bug_status(
@@ -1004,6 +1296,8 @@ struct DevopsQuery {
 #[template(path = "tracking/devops.html")]
 struct DevopsPage {
     layout: Layout,
+    /// What was typed into the create form, shown again after an error.
+    draft: Draft,
     tasks: Vec<DevopsTask>,
     names: Names,
     project_id: Option<i64>,
@@ -1016,10 +1310,39 @@ struct DevopsPage {
 async fn devops_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<WithFlash<DevopsQuery>>,
 ) -> Result<Response, PageError> {
     let (q, flash) = q.split();
+    devops_view(&s, &who, page, q, flash, Draft::default()).await
+}
+
+/// The create form again after an error: the list unfiltered, the form as it was typed.
+async fn devops_again(s: &AppState, who: &Identity, e: ApiError, draft: Draft) -> Response {
+    let flash = Flash {
+        notice: None,
+        error: Some(e.message.clone()),
+    };
+    let page = devops_view(
+        s,
+        who,
+        Pagination::default(),
+        DevopsQuery::default(),
+        flash,
+        draft,
+    )
+    .await;
+    form_again(e.status, page)
+}
+
+async fn devops_view(
+    s: &AppState,
+    who: &Identity,
+    page: Pagination,
+    q: DevopsQuery,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let filter = DevopsFilter {
         project_id: opt_id("project_id", q.project_id.as_deref().unwrap_or(""))?,
         status: q
@@ -1037,9 +1360,10 @@ async fn devops_page(
     };
     let tasks = store::list_devops_tasks(&s.db, &filter, page.limit, page.offset).await?;
     Ok(render(&DevopsPage {
-        layout: layout(&s, &who, "devops", "DevOps tasks", &flash),
+        layout: layout(s, who, "devops", "DevOps tasks", &flash),
+        draft,
         tasks,
-        names: Names::load(&s).await?,
+        names: Names::load(s).await?,
         project_id: filter.project_id,
         status: q.status.unwrap_or_default(),
         category: q.category.unwrap_or_default(),
@@ -1048,7 +1372,7 @@ async fn devops_page(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct DevopsForm {
     #[serde(default)]
     project_id: String,
@@ -1068,6 +1392,7 @@ async fn devops_create(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, DevopsForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let parsed = (|| -> Result<NewDevopsTask, ApiError> {
         Ok(NewDevopsTask {
             title: f.title.clone(),
@@ -1080,21 +1405,22 @@ async fn devops_create(
     })();
     let input = match parsed {
         Ok(i) => i,
-        Err(e) => return back_with_error("/devops", &e),
+        Err(e) => return devops_again(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_devops_task(&s.db, &ctx_of(&actor, &now), input).await;
-    finish(
-        r,
-        |t| ("/devops".into(), format!("Task '{}' created.", t.title)),
-        "/devops",
-    )
+    match r {
+        Ok(t) => see_other("/devops", &format!("Task '{}' created.", t.title)),
+        Err(e) => devops_again(&s, &who, ApiError::from(e), draft).await,
+    }
 }
 
 #[derive(Template)]
 #[template(path = "tracking/devops_task.html")]
 struct DevopsTaskPage {
     layout: Layout,
+    /// What was typed into the edit form, shown again after an error.
+    draft: Draft,
     t: DevopsTask,
     names: Names,
     statuses: &'static [DevopsStatus],
@@ -1107,14 +1433,39 @@ async fn devops_task_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
+    devops_task_view(&s, &who, id, flash, Draft::default()).await
+}
+
+/// The edit form again after an error, as it was typed.
+async fn devops_task_again(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    e: ApiError,
+    draft: Draft,
+) -> Response {
+    form_again(
+        e.status,
+        devops_task_view(s, who, id, error_flash(&e), draft).await,
+    )
+}
+
+async fn devops_task_view(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    flash: Flash,
+    draft: Draft,
+) -> Result<Response, PageError> {
     let t = store::get_devops_task(&s.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("devops task"))?;
     let title = format!("DevOps task: {}", t.title);
     Ok(render(&DevopsTaskPage {
-        layout: layout(&s, &who, "devops", &title, &flash),
+        layout: layout(s, who, "devops", &title, &flash),
+        draft,
         t,
-        names: Names::load(&s).await?,
+        names: Names::load(s).await?,
         statuses: DevopsStatus::ALL,
         categories: DevopsCategory::ALL,
     }))
@@ -1125,6 +1476,7 @@ async fn devops_update(
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, DevopsForm>,
 ) -> Response {
+    let draft = Draft::of(&f);
     let back = format!("/devops/{id}");
     let parsed = (|| -> Result<DevopsPatch, ApiError> {
         Ok(DevopsPatch {
@@ -1139,10 +1491,15 @@ async fn devops_update(
     })();
     let patch = match parsed {
         Ok(p) => p,
-        Err(e) => return back_with_error(&back, &e),
+        Err(e) => return devops_task_again(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_devops_task(&s.db, &ctx_of(&actor, &now), id, patch).await;
     let to = back.clone();
-    finish(r, move |_| (to, "Task saved.".into()), &back)
+    finish_or_again(
+        r.map_err(ApiError::from),
+        move |_| (to, "Task saved.".into()),
+        |e| devops_task_again(&s, &who, id, e, draft),
+    )
+    .await
 }

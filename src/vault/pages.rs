@@ -12,8 +12,9 @@ use crate::app::AppState;
 use crate::auth::extract::{Admin, PageAuthed, PageForm, Read, Write};
 use crate::auth::Identity;
 use crate::http::error::ApiError;
-use crate::http::extract::{ClientAddr, Pagination, Path, Query};
-use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
+use crate::http::extract::{ClientAddr, Pagination};
+use crate::web::{back_with_error, render, see_other, Flash, ForPage, Layout, PageError};
+use crate::web::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -106,7 +107,7 @@ struct ListPage {
 async fn list_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<Read>,
-    page: Pagination,
+    ForPage(page): ForPage<Pagination>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, PageError> {
     if let Some(r) = sealed_page(&s, &who) {

@@ -13,7 +13,9 @@ use axum::routing::get;
 use axum::Router;
 
 pub fn routes() -> Router<AppState> {
-    let mut r = Router::new().route("/static/{*path}", get(static_file));
+    let mut r = Router::new()
+        .route("/static/{*path}", get(static_file))
+        .route("/favicon.ico", get(favicon));
     for panel in PANELS.iter().filter(|p| !p.available) {
         r = r.route(panel.href, get(unavailable));
     }
@@ -177,6 +179,8 @@ pub struct Layout {
     pub default_password: bool,
     pub notice: Option<String>,
     pub error: Option<String>,
+    /// When the page was rendered: relative times ([`At`]) count from here.
+    pub now: time::OffsetDateTime,
 }
 
 impl Layout {
@@ -208,7 +212,18 @@ impl Layout {
             default_password: state.config.uses_default_password(),
             notice: None,
             error: None,
+            now: state.clock.now(),
         }
+    }
+
+    /// A stored time as shown on this page: see [`At`].
+    pub fn at(&self, t: &str) -> At {
+        at(self.now, t)
+    }
+
+    /// [`Layout::at`] for an optional time; `None` shows nothing.
+    pub fn at_opt(&self, t: &Option<String>) -> At {
+        at(self.now, t.as_deref().unwrap_or(""))
     }
 
     pub fn with_flash(mut self, flash: &Flash) -> Self {
@@ -267,6 +282,82 @@ pub fn back_with_error(path: &str, e: &ApiError) -> Response {
     let sep = if path.contains('?') { '&' } else { '?' };
     let q = serde_urlencoded::to_string([("error", e.message.as_str())]).unwrap_or_default();
     Redirect::to(&format!("{path}{sep}{q}")).into_response()
+}
+
+/// What was typed into a form, kept so that a form answered with an error shows it again
+/// (instead of a redirect that empties it). Keys are the form's field names; empty when the
+/// page shows a fresh form.
+#[derive(Debug, Clone, Default)]
+pub struct Draft(Vec<(String, String)>);
+
+impl Draft {
+    /// The fields of a submitted form, as text.
+    pub fn of(form: &impl serde::Serialize) -> Draft {
+        let fields = match serde_json::to_value(form) {
+            Ok(serde_json::Value::Object(m)) => m
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let text = match v {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Null => return None,
+                        other => other.to_string(),
+                    };
+                    Some((k, text))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Draft(fields)
+    }
+
+    /// True for a fresh form: templates then show their defaults.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The typed value of `field` ("" when none).
+    pub fn get(&self, field: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == field)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// The typed value, or `default` on a fresh form (a field the person emptied stays empty).
+    pub fn or(&self, field: &str, default: impl std::fmt::Display) -> String {
+        if self.is_empty() {
+            default.to_string()
+        } else {
+            self.get(field).to_string()
+        }
+    }
+
+    /// For `<option selected>`: `value` was chosen for `field`, or (on a fresh form) `current`
+    /// says it is the value shown now.
+    pub fn chosen(&self, field: &str, value: impl std::fmt::Display, current: bool) -> bool {
+        if self.is_empty() {
+            current
+        } else {
+            self.is(field, value)
+        }
+    }
+
+    /// For `<option selected>`: was `value` chosen for `field`?
+    pub fn is(&self, field: &str, value: impl std::fmt::Display) -> bool {
+        !self.is_empty() && self.get(field) == value.to_string()
+    }
+}
+
+/// A form page shown again after an error: the page (rendered with its [`Draft`] and the
+/// error as its flash) answered with the error's status, so nothing mistakes it for success.
+pub fn form_again(status: StatusCode, page: Result<Response, PageError>) -> Response {
+    match page {
+        Ok(mut r) => {
+            *r.status_mut() = status;
+            r
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Renders a template, or a plain error page if rendering fails.
@@ -365,6 +456,127 @@ async fn static_file(
     }
 }
 
+/// Browsers ask for `/favicon.ico` whatever the page links; answer with the same icon.
+async fn favicon() -> Response {
+    match Assets::get("favicon.svg") {
+        Some(file) => (
+            [
+                (header::CONTENT_TYPE, "image/svg+xml"),
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            file.data.into_owned(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+/// Path parameters for dashboard pages: [`crate::http::extract::Path`], but a malformed one
+/// (`/projects/abc`) answers a browser with the HTML error page, not the API's JSON body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+/// Query parameters for dashboard pages: [`crate::http::extract::Query`], with the error
+/// answered like [`Path`]'s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+/// A page extractor's rejection: the error page when the request accepts HTML, else the JSON
+/// error body every API client knows.
+#[derive(Debug)]
+pub struct PageRejection {
+    error: ApiError,
+    html: bool,
+}
+
+impl IntoResponse for PageRejection {
+    fn into_response(self) -> Response {
+        if self.html {
+            PageError::Error(self.error).into_response()
+        } else {
+            self.error.into_response()
+        }
+    }
+}
+
+/// Does the request say it takes HTML (what every browser's navigation sends)?
+fn accepts_html(parts: &axum::http::request::Parts) -> bool {
+    parts
+        .headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
+}
+
+impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match crate::http::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(crate::http::extract::Path(v)) => Ok(Path(v)),
+            Err(error) => Err(PageRejection {
+                error,
+                html: accepts_html(parts),
+            }),
+        }
+    }
+}
+
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match crate::http::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(crate::http::extract::Query(v)) => Ok(Query(v)),
+            Err(error) => Err(PageRejection {
+                error,
+                html: accepts_html(parts),
+            }),
+        }
+    }
+}
+
+/// Any house extractor answering like [`Path`] when it fails: e.g. `ForPage<Pagination>`, so a
+/// page's `?limit=abc` shows a browser the error page.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForPage<E>(pub E);
+
+impl<E, S> axum::extract::FromRequestParts<S> for ForPage<E>
+where
+    E: axum::extract::FromRequestParts<S, Rejection = ApiError>,
+    S: Send + Sync,
+{
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match E::from_request_parts(parts, state).await {
+            Ok(v) => Ok(ForPage(v)),
+            Err(error) => Err(PageRejection {
+                error,
+                html: accepts_html(parts),
+            }),
+        }
+    }
+}
+
 /// `p` if it is a path on this site that is safe to redirect to: starts with one `/` (not
 /// `//host` or `/\host`), printable ASCII only (no spaces or control characters, which would
 /// break the `Location` header), and not absurdly long. Anything else is refused.
@@ -377,28 +589,141 @@ pub fn local_path(p: &str) -> Option<&str> {
     ok.then_some(p)
 }
 
-/// A stored time for display: `2026-11-26 11:13` (UTC).
-pub fn when(t: &str) -> String {
-    t.chars().take(16).collect::<String>().replace('T', " ")
+/// A stored time as the dashboard shows it everywhere: relative text ("3 min ago", "in 2 h")
+/// in a `<time>` element whose `datetime` is the exact instant and whose tooltip is the
+/// absolute UTC time. Askama writes it unescaped ([`askama::filters::HtmlSafe`]): the markup
+/// is ours and every piece of text in it is escaped by `Display`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At {
+    /// The parsed instant, formatted: `2026-11-26T11:13:05Z`; `None` when the text was not a
+    /// time (then `text` is shown as it was, escaped).
+    iso: Option<String>,
+    /// `2026-11-26 11:13:05 UTC`.
+    absolute: String,
+    /// "3 min ago", "in 2 h", "just now"; or the unparseable input.
+    text: String,
 }
 
-/// "3m", "2h 5m", "4d": how long ago `t` was.
-pub fn age(now: time::OffsetDateTime, t: &str) -> String {
-    let Some(then) = crate::clock::parse(t) else {
-        return String::new();
-    };
-    let s = (now - then).whole_seconds().max(0);
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        3600..=86_399 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d", s / 86_400),
+impl At {
+    /// The relative text alone ("5 min ago"), for places that cannot hold markup.
+    pub fn relative(&self) -> &str {
+        &self.text
     }
 }
 
-/// [`when`] for an optional time; empty when there is none.
-pub fn when_opt(t: &Option<String>) -> String {
-    t.as_deref().map(when).unwrap_or_default()
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.iso {
+            Some(iso) => write!(
+                f,
+                r#"<time datetime="{}" title="{}">{}</time>"#,
+                Escaped(iso),
+                Escaped(&self.absolute),
+                Escaped(&self.text)
+            ),
+            None => write!(f, "{}", Escaped(&self.text)),
+        }
+    }
+}
+
+impl askama::filters::HtmlSafe for At {}
+
+/// Text with `& < > " '` escaped for HTML text and attribute values.
+struct Escaped<'a>(&'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '&' => f.write_str("&amp;")?,
+                '<' => f.write_str("&lt;")?,
+                '>' => f.write_str("&gt;")?,
+                '"' => f.write_str("&quot;")?,
+                '\'' => f.write_str("&#39;")?,
+                c => std::fmt::Write::write_char(f, c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`At`] for the stored time `t` as seen at `now`.
+pub fn at(now: time::OffsetDateTime, t: &str) -> At {
+    let Some(then) = crate::clock::parse(t) else {
+        return At {
+            iso: None,
+            absolute: String::new(),
+            text: t.to_string(),
+        };
+    };
+    let then = then.to_offset(time::UtcOffset::UTC);
+    let (date, clock) = (
+        format!(
+            "{:04}-{:02}-{:02}",
+            then.year(),
+            u8::from(then.month()),
+            then.day()
+        ),
+        format!(
+            "{:02}:{:02}:{:02}",
+            then.hour(),
+            then.minute(),
+            then.second()
+        ),
+    );
+    At {
+        iso: Some(format!("{date}T{clock}Z")),
+        absolute: format!("{date} {clock} UTC"),
+        text: relative((then - now).whole_seconds()),
+    }
+}
+
+/// "just now", "45 s ago", "3 min ago", "2 h ago", "4 d ago"; "in …" for the future.
+fn relative(delta_s: i64) -> String {
+    let s = delta_s.unsigned_abs();
+    let amount = match s {
+        0..=4 => return "just now".to_string(),
+        5..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        3600..=86_399 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
+    };
+    if delta_s < 0 {
+        format!("{amount} ago")
+    } else {
+        format!("in {amount}")
+    }
+}
+
+/// A status as people read it: `in_progress` → "In progress", `wont_fix` → "Won't fix".
+pub fn label(status: impl std::fmt::Display) -> String {
+    let raw = status.to_string();
+    if raw == "wont_fix" {
+        return "Won't fix".to_string();
+    }
+    let spaced = raw.replace('_', " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// US dollars for display: cents for amounts of a cent or more ("$12.35", "$0.50"), and two
+/// significant digits below a cent ("$0.005", "$0.0012"), so a small budget never shows as
+/// "$0.01" or "$0.00".
+pub fn money(usd: impl std::borrow::Borrow<f64>) -> String {
+    let usd = *usd.borrow();
+    let sign = if usd < 0.0 { "-" } else { "" };
+    let a = usd.abs();
+    if a == 0.0 || a >= 0.01 || !a.is_finite() {
+        return format!("{sign}${a:.2}");
+    }
+    // Decimals for two significant digits, e.g. 0.005 → 4 → "0.0050" → "0.005".
+    let decimals = (1 - a.log10().floor() as i32).clamp(2, 12) as usize;
+    let text = format!("{a:.decimals$}");
+    let text = text.trim_end_matches('0');
+    format!("{sign}${text}")
 }
 
 /// For `<option selected>` in templates: does the optional id `a` equal `b`? Takes values or
@@ -419,5 +744,92 @@ impl IdValue for i64 {
 impl<T: IdValue + ?Sized> IdValue for &T {
     fn value(&self) -> i64 {
         (**self).value()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> time::OffsetDateTime {
+        crate::clock::parse("2026-11-26T11:13:05.000000Z").unwrap()
+    }
+
+    #[test]
+    fn relative_times_both_ways() {
+        for (delta, text) in [
+            (0, "just now"),
+            (-4, "just now"),
+            (-45, "45 s ago"),
+            (-180, "3 min ago"),
+            (-7300, "2 h ago"),
+            (-4 * 86_400, "4 d ago"),
+            (7200, "in 2 h"),
+            (90, "in 1 min"),
+        ] {
+            assert_eq!(relative(delta), text, "{delta}");
+        }
+    }
+
+    #[test]
+    fn a_time_carries_its_utc_instant_and_escapes_anything_else() {
+        let t = at(now(), "2026-11-26T11:10:05.000000Z");
+        assert_eq!(
+            t.to_string(),
+            r#"<time datetime="2026-11-26T11:10:05Z" title="2026-11-26 11:10:05 UTC">3 min ago</time>"#
+        );
+        assert_eq!(t.relative(), "3 min ago");
+        assert_eq!(
+            at(now(), r#""><script>x</script>"#).to_string(),
+            "&quot;&gt;&lt;script&gt;x&lt;/script&gt;"
+        );
+        assert_eq!(at(now(), "").to_string(), "");
+    }
+
+    #[test]
+    fn status_labels_read_as_words() {
+        assert_eq!(label("in_progress"), "In progress");
+        assert_eq!(label("wont_fix"), "Won't fix");
+        assert_eq!(label("half_open"), "Half open");
+        assert_eq!(label(""), "");
+    }
+
+    #[test]
+    fn money_keeps_digits_below_a_cent() {
+        for (usd, text) in [
+            (0.005, "$0.005"),
+            (0.00123, "$0.0012"),
+            (0.01, "$0.01"),
+            (0.5, "$0.50"),
+            (12.346, "$12.35"),
+            (0.0, "$0.00"),
+            (-0.005, "-$0.005"),
+        ] {
+            assert_eq!(money(usd), text, "{usd}");
+        }
+    }
+
+    #[test]
+    fn a_draft_gives_back_what_was_typed() {
+        #[derive(serde::Serialize)]
+        struct F {
+            name: String,
+            #[serde(rename = "type")]
+            kind: String,
+            n: i64,
+            gone: Option<String>,
+        }
+        let d = Draft::of(&F {
+            name: "x".into(),
+            kind: "shell".into(),
+            n: 3,
+            gone: None,
+        });
+        assert_eq!(d.get("name"), "x");
+        assert!(d.is("type", "shell") && !d.is("type", "git"));
+        assert_eq!(d.get("n"), "3");
+        assert_eq!(d.or("gone", "default"), "");
+        assert_eq!(Draft::default().or("gone", "default"), "default");
+        assert!(!Draft::default().is("type", ""));
     }
 }

@@ -27,7 +27,7 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 // ---- chromedriver process ----
 
 /// A running chromedriver; killed when dropped (also when the test panics).
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
     log: PathBuf,
@@ -35,7 +35,7 @@ struct Driver {
 
 impl Driver {
     /// Starts chromedriver on a free port and waits until `/status` says it is ready.
-    async fn start(dir: &Path) -> Driver {
+    pub(crate) async fn start(dir: &Path) -> Driver {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -97,7 +97,7 @@ impl Drop for Driver {
 
 // ---- a WebDriver session: the few commands the test needs ----
 
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     /// `http://127.0.0.1:PORT/session/ID`
     session: String,
@@ -108,18 +108,34 @@ struct Browser {
 
 impl Browser {
     /// Opens headless Chromium with a fresh profile in `profile`.
-    async fn open(driver: &Driver, profile: &Path) -> Browser {
+    pub(crate) async fn open(driver: &Driver, profile: &Path) -> Browser {
+        Browser::open_with(driver, profile, None).await
+    }
+
+    /// [`Browser::open`], emulating a phone's screen (`width` × `height` CSS pixels, touch,
+    /// the mobile viewport) when `phone` is given.
+    pub(crate) async fn open_with(
+        driver: &Driver,
+        profile: &Path,
+        phone: Option<(u32, u32)>,
+    ) -> Browser {
+        let mut options = json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        });
+        if let Some((width, height)) = phone {
+            options["mobileEmulation"] = json!({"deviceMetrics": {
+                "width": width, "height": height, "pixelRatio": 2.0, "touch": true, "mobile": true,
+            }});
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            },
+            "goog:chromeOptions": options,
         }}});
         let http = reqwest::Client::new();
         let value = call(
@@ -140,7 +156,7 @@ impl Browser {
         }
     }
 
-    async fn cmd(
+    pub(crate) async fn cmd(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -149,13 +165,13 @@ impl Browser {
         call(&self.http, method, &format!("{}{path}", self.session), body).await
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
             .await
             .unwrap_or_else(|e| panic!("navigate to {url}: {e}"));
     }
 
-    async fn current_url(&self) -> String {
+    pub(crate) async fn current_url(&self) -> String {
         let v = self
             .cmd(reqwest::Method::GET, "/url", None)
             .await
@@ -164,7 +180,7 @@ impl Browser {
     }
 
     /// The element matching a CSS selector, or the WebDriver error (e.g. "no such element").
-    async fn find(&self, css: &str) -> Result<String, String> {
+    pub(crate) async fn find(&self, css: &str) -> Result<String, String> {
         let v = self
             .cmd(
                 reqwest::Method::POST,
@@ -179,14 +195,14 @@ impl Browser {
     }
 
     /// Waits until `css` matches, then returns the element.
-    async fn element(&self, css: &str) -> String {
+    pub(crate) async fn element(&self, css: &str) -> String {
         self.wait(&format!("element {css}"), || async move {
             self.find(css).await.ok()
         })
         .await
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let el = self.element(css).await;
         self.cmd(
             reqwest::Method::POST,
@@ -197,7 +213,7 @@ impl Browser {
         .unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let el = self.element(css).await;
         self.cmd(
             reqwest::Method::POST,
@@ -209,7 +225,7 @@ impl Browser {
     }
 
     /// The rendered text of the element matching `css`, if there is one right now.
-    async fn text(&self, css: &str) -> Option<String> {
+    pub(crate) async fn text(&self, css: &str) -> Option<String> {
         let el = self.find(css).await.ok()?;
         let v = self
             .cmd(reqwest::Method::GET, &format!("/element/{el}/text"), None)
@@ -219,7 +235,7 @@ impl Browser {
     }
 
     /// Waits until the element matching `css` shows text that contains `want`.
-    async fn wait_text(&self, css: &str, want: &str) -> String {
+    pub(crate) async fn wait_text(&self, css: &str, want: &str) -> String {
         self.wait(&format!("{css} to contain {want:?}"), || async move {
             self.text(css).await.filter(|t| t.contains(want))
         })
@@ -227,7 +243,7 @@ impl Browser {
     }
 
     /// Waits until the browser is on a URL that starts with `prefix`; returns the URL.
-    async fn wait_url(&self, prefix: &str) -> String {
+    pub(crate) async fn wait_url(&self, prefix: &str) -> String {
         self.wait(&format!("a URL starting with {prefix}"), || async move {
             Some(self.current_url().await).filter(|u| u.starts_with(prefix))
         })
@@ -246,7 +262,7 @@ impl Browser {
     }
 
     /// Resizes the window (a taller one shows a whole long page in a screenshot).
-    async fn resize(&self, width: u32, height: u32) {
+    pub(crate) async fn resize(&self, width: u32, height: u32) {
         self.cmd(
             reqwest::Method::POST,
             "/window/rect",
@@ -256,14 +272,46 @@ impl Browser {
         .unwrap_or_else(|e| panic!("resize: {e}"));
     }
 
+    /// Runs `script` (a function body; `return` gives the value) in the page.
+    pub(crate) async fn eval(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("script {script:?}: {e}"))
+    }
+
+    /// Presses and releases one key (a WebDriver key code such as `"\u{E004}"`, Tab) in
+    /// whatever has the focus.
+    pub(crate) async fn press(&self, key: &str) {
+        let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key},
+        ]}]});
+        self.cmd(reqwest::Method::POST, "/actions", Some(actions))
+            .await
+            .unwrap_or_else(|e| panic!("press {key:?}: {e}"));
+    }
+
+    /// Emulates `prefers-color-scheme` (`"light"` or `"dark"`) through the DevTools protocol.
+    pub(crate) async fn color_scheme(&self, scheme: &str) {
+        let params = json!({"cmd": "Emulation.setEmulatedMedia", "params": {
+            "features": [{"name": "prefers-color-scheme", "value": scheme}],
+        }});
+        self.cmd(reqwest::Method::POST, "/goog/cdp/execute", Some(params))
+            .await
+            .unwrap_or_else(|e| panic!("emulate {scheme}: {e}"));
+    }
+
     /// Saves a PNG of the viewport to `target/screenshots/NAME.png`.
-    async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         let path = self.try_screenshot(name).await.expect("screenshot");
         eprintln!("screenshot: {}", path.display());
         path
     }
 
-    async fn try_screenshot(&self, name: &str) -> Result<PathBuf, String> {
+    pub(crate) async fn try_screenshot(&self, name: &str) -> Result<PathBuf, String> {
         use base64::Engine as _;
         let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await?;
         let png = base64::engine::general_purpose::STANDARD
@@ -279,7 +327,7 @@ impl Browser {
 
     /// Polls `probe` until it yields a value; on timeout fails with the URL, the page text and
     /// a screenshot (`target/screenshots/failure.png`).
-    async fn wait<T, F, Fut>(&self, what: &str, mut probe: F) -> T
+    pub(crate) async fn wait<T, F, Fut>(&self, what: &str, mut probe: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Option<T>>,
@@ -306,7 +354,7 @@ impl Browser {
     }
 
     /// Ends the session (Chromium exits).
-    async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         self.closed = true;
         let url = self.session.clone();
         call(&self.http, reqwest::Method::DELETE, &url, None)
@@ -370,7 +418,7 @@ async fn call(
 
 /// True when the browser is installed; otherwise fails with the install line (or skips when
 /// the person opted out, see `support::prerequisite`).
-fn browser_available() -> bool {
+pub(crate) fn browser_available() -> bool {
     let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
         .into_iter()
         .filter(|p| !Path::new(p).exists())
@@ -433,7 +481,7 @@ async fn browser_login_project_feature_status() {
         .await;
     let row = b.wait_text("#features-table tbody tr", feature).await;
     assert!(
-        row.contains(project) && row.contains("draft"),
+        row.contains(project) && row.contains("Draft"),
         "features row: {row}"
     );
     b.screenshot("features").await;
@@ -447,14 +495,14 @@ async fn browser_login_project_feature_status() {
         .and_then(|s| s.split(['?', '#']).next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("feature id in {page}"));
-    assert_eq!(b.wait_text("#feature-status", "draft").await, "draft");
+    assert_eq!(b.wait_text("#feature-status", "Draft").await, "Draft");
     b.click("#feature-next-status option[value='spec']").await;
     b.type_into("#feature-status-form input[name=comment]", "spec written")
         .await;
     b.click("#feature-status-submit").await;
     b.wait_text(".flash.ok", &format!("Feature '{feature}' is now spec."))
         .await;
-    assert_eq!(b.wait_text("#feature-status", "spec").await, "spec");
+    assert_eq!(b.wait_text("#feature-status", "Spec").await, "Spec");
     let history = b.wait_text("main table", "spec written").await;
     assert!(
         history.contains(ADMIN),

@@ -292,6 +292,7 @@ const POLICY: &[(&str, &str, Policy)] = &[
     ("POST", "/projects/{id}/archive", Write),
     ("POST", "/projects/{id}/unarchive", Write),
     ("GET", "/static/{*path}", Public),
+    ("GET", "/favicon.ico", Public),
     ("GET", "/tasks", Read),
     ("POST", "/tasks", Write),
     ("GET", "/tasks/commands", Read),

@@ -10,8 +10,8 @@ use crate::agents::permission_store as pstore;
 use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::http::error::ApiError;
-use crate::http::extract::{Path, Query};
 use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
+use crate::web::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
@@ -51,7 +51,7 @@ const TREE_NODES: usize = 300;
 struct TreeNode {
     p: Prompt,
     depth: usize,
-    age: String,
+    age: crate::web::At,
     /// The first line of the response, if any.
     answer: String,
     /// Children not shown because the tree is deeper than [`TREE_DEPTH`].
@@ -91,7 +91,7 @@ async fn delegation_tree(s: &AppState, roots: Vec<Prompt>) -> Result<Vec<TreeNod
             stack.push((k, depth + 1));
         }
         out.push(TreeNode {
-            age: crate::web::age(now, &p.created_at),
+            age: crate::web::at(now, &p.created_at),
             answer: first_line(p.response.as_deref()),
             depth,
             hidden_children,
@@ -203,11 +203,11 @@ struct PromptPage {
     layout: Layout,
     p: Prompt,
     metadata: String,
-    age: String,
+    age: crate::web::At,
     parent: Option<Prompt>,
     children: Vec<TreeNode>,
     /// (what happened, when, by what)
-    timeline: Vec<(&'static str, String, String)>,
+    timeline: Vec<(&'static str, crate::web::At, String)>,
     here: String,
 }
 
@@ -225,10 +225,11 @@ async fn prompt_page(
         None => None,
     };
     let children = delegation_tree(&s, prompts::children(&s.db, id, 200).await?).await?;
-    let w = |t: &Option<String>| t.as_deref().map(crate::web::when).unwrap_or_default();
+    let now = s.clock.now();
+    let w = |t: &Option<String>| crate::web::at(now, t.as_deref().unwrap_or(""));
     let mut timeline = vec![(
         "queued",
-        crate::web::when(&p.created_at),
+        crate::web::at(now, &p.created_at),
         format!("by {}", p.created_by),
     )];
     for (what, at, by) in [
@@ -249,7 +250,7 @@ async fn prompt_page(
             _ if p.metadata.is_null() => String::new(),
             _ => serde_json::to_string_pretty(&p.metadata).unwrap_or_default(),
         },
-        age: crate::web::age(s.clock.now(), &p.created_at),
+        age: crate::web::at(now, &p.created_at),
         parent,
         children,
         timeline,

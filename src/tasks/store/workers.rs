@@ -120,6 +120,15 @@ pub async fn list_workers<'c, E: Executor<'c, Database = Any>>(
     .await
 }
 
+/// Every worker's id and name, for showing workers by name (a task names its worker by id).
+pub async fn worker_names<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, name FROM workers ORDER BY id")
+        .fetch_all(ex)
+        .await
+}
+
 /// Records a sign of life (or a goodbye); false when no such worker.
 pub async fn record_heartbeat<'c, E: Executor<'c, Database = Any>>(
     ex: E,
