@@ -699,7 +699,7 @@ async fn browser_interactions_and_assigner_panels() {
 }
 
 /// Logs in through the form and waits for the overview.
-async fn log_in(b: &Browser, server: &TestServer) {
+pub(crate) async fn log_in(b: &Browser, server: &TestServer) {
     b.goto(&format!("{}/login", server.url)).await;
     b.type_into("#username", ADMIN).await;
     b.type_into("#password", ADMIN_PASSWORD).await;

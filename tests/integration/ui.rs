@@ -5,8 +5,8 @@
 //! panel with the navigation behind a button, dark mode, the skip link, the task form's fields
 //! per type and distinct task badges. Screenshots land in `target/screenshots/ui-*.png`.
 
-use crate::browser::{browser_available, Browser, Driver};
-use crate::support::{Session, TestServer, ADMIN, ADMIN_PASSWORD};
+use crate::browser::{browser_available, log_in, Browser, Driver};
+use crate::support::{Session, TestServer};
 use serde_json::{json, Value};
 
 async fn created(s: &Session, path: &str, body: Value) -> i64 {
@@ -690,14 +690,6 @@ async fn admin_token(server: &TestServer) -> Session {
 
 // ---- in the browser ----
 
-/// Logs in through the form.
-async fn log_in(b: &Browser, server: &TestServer) {
-    b.goto(&format!("{}/login", server.url)).await;
-    b.type_into("#username", ADMIN).await;
-    b.type_into("#password", ADMIN_PASSWORD).await;
-    b.click("#login-submit").await;
-    b.wait_url(&format!("{}/projects", server.url)).await;
-}
 
 /// A server with something on every panel.
 async fn seeded() -> (TestServer, i64) {
