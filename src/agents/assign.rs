@@ -244,6 +244,7 @@ pub async fn prompt_completed(state: &AppState, id: i64) -> Result<(), anyhow::E
     let ctx = crate::tracking::actions::Ctx {
         actor: "assigner",
         now: &now,
+        events: &state.events,
     };
     let comment = format!(
         "assigner prompt #{id} completed in session {}",

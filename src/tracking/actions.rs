@@ -39,6 +39,15 @@ type Result<T> = std::result::Result<T, TrackingError>;
 pub struct Ctx<'a> {
     pub actor: &'a str,
     pub now: &'a str,
+    /// Where a committed change is announced (live pages).
+    pub events: &'a crate::events::Events,
+}
+
+impl Ctx<'_> {
+    /// Announces a committed change of `entity` `id` (topic `work`).
+    fn changed(&self, entity: &'static str, id: i64) {
+        self.events.emit(crate::events::Topic::Work, entity, id);
+    }
 }
 
 async fn log(
@@ -111,6 +120,7 @@ pub async fn create_project(db: &Db, ctx: &Ctx<'_>, mut input: NewProject) -> Re
     )
     .await?;
     tx.commit().await?;
+    ctx.changed("project", p.id);
     Ok(p)
 }
 
@@ -157,6 +167,7 @@ pub async fn update_project(
         .await?
         .ok_or(TrackingError::NotFound("project"))?;
     tx.commit().await?;
+    ctx.changed("project", p.id);
     Ok(p)
 }
 
@@ -181,6 +192,7 @@ pub async fn archive_project(db: &Db, ctx: &Ctx<'_>, id: i64) -> Result<Project>
         .await?;
     }
     tx.commit().await?;
+    ctx.changed("project", p.id);
     Ok(p)
 }
 
@@ -205,6 +217,7 @@ pub async fn create_milestone(
     )
     .await?;
     tx.commit().await?;
+    ctx.changed("milestone", m.id);
     Ok(m)
 }
 
@@ -238,6 +251,7 @@ pub async fn update_milestone(
         .await?
         .ok_or(TrackingError::NotFound("milestone"))?;
     tx.commit().await?;
+    ctx.changed("milestone", m.id);
     Ok(m)
 }
 
@@ -274,6 +288,7 @@ pub async fn create_feature(db: &Db, ctx: &Ctx<'_>, mut input: NewFeature) -> Re
     )
     .await?;
     tx.commit().await?;
+    ctx.changed("feature", f.id);
     Ok(f)
 }
 
@@ -340,6 +355,7 @@ pub async fn update_feature(
         .await?
         .ok_or(TrackingError::NotFound("feature"))?;
     tx.commit().await?;
+    ctx.changed("feature", f.id);
     Ok(f)
 }
 
@@ -363,6 +379,7 @@ pub async fn create_bug(db: &Db, ctx: &Ctx<'_>, mut input: NewBug) -> Result<Bug
     )
     .await?;
     tx.commit().await?;
+    ctx.changed("bug", b.id);
     Ok(b)
 }
 
@@ -421,6 +438,7 @@ pub async fn update_bug(db: &Db, ctx: &Ctx<'_>, id: i64, mut patch: BugPatch) ->
         .await?
         .ok_or(TrackingError::NotFound("bug"))?;
     tx.commit().await?;
+    ctx.changed("bug", b.id);
     Ok(b)
 }
 
@@ -447,6 +465,7 @@ pub async fn create_devops_task(
     )
     .await?;
     tx.commit().await?;
+    ctx.changed("devops_task", t.id);
     Ok(t)
 }
 
@@ -492,6 +511,7 @@ pub async fn update_devops_task(
         .await?
         .ok_or(TrackingError::NotFound("devops task"))?;
     tx.commit().await?;
+    ctx.changed("devops_task", t.id);
     Ok(t)
 }
 

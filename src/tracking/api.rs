@@ -62,8 +62,12 @@ impl From<TrackingError> for ApiError {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 type Created<T> = Result<(StatusCode, Json<T>), ApiError>;
 
-fn ctx<'a>(actor: &'a str, now: &'a str) -> Ctx<'a> {
-    Ctx { actor, now }
+fn ctx<'a>(s: &'a AppState, actor: &'a str, now: &'a str) -> Ctx<'a> {
+    Ctx {
+        actor,
+        now,
+        events: &s.events,
+    }
 }
 
 // ---- projects ----
@@ -85,7 +89,7 @@ async fn create_project(
     Json(input): Json<NewProject>,
 ) -> Created<Project> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
-    let p = actions::create_project(&s.db, &ctx(&actor, &now), input).await?;
+    let p = actions::create_project(&s.db, &ctx(&s, &actor, &now), input).await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -108,7 +112,7 @@ async fn update_project(
 ) -> ApiResult<Project> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
     Ok(Json(
-        actions::update_project(&s.db, &ctx(&actor, &now), id, patch).await?,
+        actions::update_project(&s.db, &ctx(&s, &actor, &now), id, patch).await?,
     ))
 }
 
@@ -119,7 +123,7 @@ async fn archive_project(
 ) -> ApiResult<Project> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
     Ok(Json(
-        actions::archive_project(&s.db, &ctx(&actor, &now), id).await?,
+        actions::archive_project(&s.db, &ctx(&s, &actor, &now), id).await?,
     ))
 }
 
@@ -142,7 +146,7 @@ async fn create_milestone(
     Json(input): Json<NewMilestone>,
 ) -> Created<Milestone> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
-    let m = actions::create_milestone(&s.db, &ctx(&actor, &now), input).await?;
+    let m = actions::create_milestone(&s.db, &ctx(&s, &actor, &now), input).await?;
     Ok((StatusCode::CREATED, Json(m)))
 }
 
@@ -165,7 +169,7 @@ async fn update_milestone(
 ) -> ApiResult<Milestone> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
     Ok(Json(
-        actions::update_milestone(&s.db, &ctx(&actor, &now), id, patch).await?,
+        actions::update_milestone(&s.db, &ctx(&s, &actor, &now), id, patch).await?,
     ))
 }
 
@@ -192,7 +196,7 @@ async fn create_feature(
     Json(input): Json<NewFeature>,
 ) -> Created<Feature> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
-    let f = actions::create_feature(&s.db, &ctx(&actor, &now), input).await?;
+    let f = actions::create_feature(&s.db, &ctx(&s, &actor, &now), input).await?;
     Ok((StatusCode::CREATED, Json(f)))
 }
 
@@ -212,7 +216,7 @@ async fn update_feature(
 ) -> ApiResult<Feature> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
     Ok(Json(
-        actions::update_feature(&s.db, &ctx(&actor, &now), id, patch).await?,
+        actions::update_feature(&s.db, &ctx(&s, &actor, &now), id, patch).await?,
     ))
 }
 
@@ -235,7 +239,7 @@ async fn create_bug(
     Json(input): Json<NewBug>,
 ) -> Created<Bug> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
-    let b = actions::create_bug(&s.db, &ctx(&actor, &now), input).await?;
+    let b = actions::create_bug(&s.db, &ctx(&s, &actor, &now), input).await?;
     Ok((StatusCode::CREATED, Json(b)))
 }
 
@@ -258,7 +262,7 @@ async fn update_bug(
 ) -> ApiResult<Bug> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
     Ok(Json(
-        actions::update_bug(&s.db, &ctx(&actor, &now), id, patch).await?,
+        actions::update_bug(&s.db, &ctx(&s, &actor, &now), id, patch).await?,
     ))
 }
 
@@ -281,7 +285,7 @@ async fn create_devops(
     Json(input): Json<NewDevopsTask>,
 ) -> Created<DevopsTask> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
-    let t = actions::create_devops_task(&s.db, &ctx(&actor, &now), input).await?;
+    let t = actions::create_devops_task(&s.db, &ctx(&s, &actor, &now), input).await?;
     Ok((StatusCode::CREATED, Json(t)))
 }
 
@@ -304,7 +308,7 @@ async fn update_devops(
 ) -> ApiResult<DevopsTask> {
     let (actor, now) = (who.identity().actor(), s.clock.now_str());
     Ok(Json(
-        actions::update_devops_task(&s.db, &ctx(&actor, &now), id, patch).await?,
+        actions::update_devops_task(&s.db, &ctx(&s, &actor, &now), id, patch).await?,
     ))
 }
 

@@ -116,8 +116,12 @@ fn error_flash(e: &ApiError) -> Flash {
     }
 }
 
-fn ctx_of<'a>(actor: &'a str, now: &'a str) -> Ctx<'a> {
-    Ctx { actor, now }
+fn ctx_of<'a>(s: &'a AppState, actor: &'a str, now: &'a str) -> Ctx<'a> {
+    Ctx {
+        actor,
+        now,
+        events: &s.events,
+    }
 }
 
 fn layout(s: &AppState, who: &Identity, key: &'static str, title: &str, flash: &Flash) -> Layout {
@@ -314,7 +318,7 @@ async fn projects_create(
         status: Some(f.status),
         tags: Some(tags_of(&f.tags)),
     };
-    let r = actions::create_project(&s.db, &ctx_of(&actor, &now), input).await;
+    let r = actions::create_project(&s.db, &ctx_of(&s, &actor, &now), input).await;
     match r {
         Ok(p) => see_other("/projects", &format!("Project '{}' created.", p.name)),
         Err(e) => projects_again(&s, &who, ApiError::from(e), draft).await,
@@ -424,7 +428,7 @@ async fn project_update(
         tags: Some(tags_of(&f.tags)),
         archived: None,
     };
-    let r = actions::update_project(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    let r = actions::update_project(&s.db, &ctx_of(&s, &actor, &now), id, patch).await;
     finish_or_again(
         r.map_err(ApiError::from),
         |p| (format!("/projects/{}", p.id), "Project saved.".into()),
@@ -442,7 +446,7 @@ async fn project_archive(
     PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
 ) -> Response {
     let (actor, now) = (who.actor(), s.clock.now_str());
-    let r = actions::archive_project(&s.db, &ctx_of(&actor, &now), id).await;
+    let r = actions::archive_project(&s.db, &ctx_of(&s, &actor, &now), id).await;
     finish(
         r,
         |p| {
@@ -468,7 +472,7 @@ async fn project_unarchive(
         archived: Some(false),
         ..Default::default()
     };
-    let r = actions::update_project(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    let r = actions::update_project(&s.db, &ctx_of(&s, &actor, &now), id, patch).await;
     finish(
         r,
         |p| (format!("/projects/{}", p.id), "Project restored.".into()),
@@ -595,7 +599,7 @@ async fn milestones_create(
         target_date: opt_text(&f.target_date),
         status: Some(f.status),
     };
-    let r = actions::create_milestone(&s.db, &ctx_of(&actor, &now), input).await;
+    let r = actions::create_milestone(&s.db, &ctx_of(&s, &actor, &now), input).await;
     match r {
         Ok(m) => see_other("/milestones", &format!("Milestone '{}' created.", m.name)),
         Err(e) => milestones_again(&s, &who, ApiError::from(e), draft).await,
@@ -694,7 +698,7 @@ async fn milestone_update(
         target_date: Some(opt_text(&f.target_date)),
         status: Some(f.status),
     };
-    let r = actions::update_milestone(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    let r = actions::update_milestone(&s.db, &ctx_of(&s, &actor, &now), id, patch).await;
     finish_or_again(
         r.map_err(ApiError::from),
         |m| (format!("/milestones/{}", m.id), "Milestone saved.".into()),
@@ -830,7 +834,7 @@ async fn features_create(
         Err(e) => return features_again(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
-    let r = actions::create_feature(&s.db, &ctx_of(&actor, &now), input).await;
+    let r = actions::create_feature(&s.db, &ctx_of(&s, &actor, &now), input).await;
     match r {
         Ok(f) => see_other("/features", &format!("Feature '{}' created.", f.name)),
         Err(e) => features_again(&s, &who, ApiError::from(e), draft).await,
@@ -927,7 +931,7 @@ async fn feature_update(
         Err(e) => return feature_again(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
-    let r = actions::update_feature(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    let r = actions::update_feature(&s.db, &ctx_of(&s, &actor, &now), id, patch).await;
     finish_or_again(
         r.map_err(ApiError::from),
         |f| (format!("/features/{}", f.id), "Feature saved.".into()),
@@ -968,7 +972,7 @@ async fn feature_status(
         ..Default::default()
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
-    let r = actions::update_feature(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    let r = actions::update_feature(&s.db, &ctx_of(&s, &actor, &now), id, patch).await;
     let to = back.clone();
     finish(
         r,
@@ -1113,7 +1117,7 @@ async fn bugs_create(
         Err(e) => return bugs_again(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
-    let r = actions::create_bug(&s.db, &ctx_of(&actor, &now), input).await;
+    let r = actions::create_bug(&s.db, &ctx_of(&s, &actor, &now), input).await;
     match r {
         Ok(b) => see_other("/bugs", &format!("Bug '{}' filed.", b.title)),
         Err(e) => bugs_again(&s, &who, ApiError::from(e), draft).await,
@@ -1246,7 +1250,7 @@ async fn bug_update(
         Err(e) => return bug_again(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
-    let r = actions::update_bug(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    let r = actions::update_bug(&s.db, &ctx_of(&s, &actor, &now), id, patch).await;
     finish_or_again(
         r.map_err(ApiError::from),
         |b| (format!("/bugs/{}", b.id), "Bug saved.".into()),
@@ -1271,7 +1275,7 @@ async fn bug_status(
         ..Default::default()
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
-    let r = actions::update_bug(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    let r = actions::update_bug(&s.db, &ctx_of(&s, &actor, &now), id, patch).await;
     let to = back.clone();
     finish(
         r,
@@ -1408,7 +1412,7 @@ async fn devops_create(
         Err(e) => return devops_again(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
-    let r = actions::create_devops_task(&s.db, &ctx_of(&actor, &now), input).await;
+    let r = actions::create_devops_task(&s.db, &ctx_of(&s, &actor, &now), input).await;
     match r {
         Ok(t) => see_other("/devops", &format!("Task '{}' created.", t.title)),
         Err(e) => devops_again(&s, &who, ApiError::from(e), draft).await,
@@ -1494,7 +1498,7 @@ async fn devops_update(
         Err(e) => return devops_task_again(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
-    let r = actions::update_devops_task(&s.db, &ctx_of(&actor, &now), id, patch).await;
+    let r = actions::update_devops_task(&s.db, &ctx_of(&s, &actor, &now), id, patch).await;
     let to = back.clone();
     finish_or_again(
         r.map_err(ApiError::from),

@@ -130,6 +130,17 @@ async fn events_carry_committed_changes_of_the_topics_asked_for() {
     let (first, _) = all.next().await.expect("an event");
     let (second, _) = all.next().await.expect("another event");
     assert_eq!((first.as_str(), second.as_str()), ("errors", "tasks"));
+    // Tracked work too.
+    let r = admin
+        .post_json("/api/projects", &json!({"name": "live-proj"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (name, data) = all.next().await.expect("a work event");
+    assert_eq!(
+        (name.as_str(), data["action"].as_str()),
+        ("work", Some("project"))
+    );
+    assert_eq!(data["id"], r.json["id"].as_i64().unwrap().to_string());
 
     // An unknown topic is named; no credentials is 401.
     let r = reader.get("/api/events?topics=tasks,bogus").await;

@@ -690,7 +690,6 @@ async fn admin_token(server: &TestServer) -> Session {
 
 // ---- in the browser ----
 
-
 /// A server with something on every panel.
 async fn seeded() -> (TestServer, i64) {
     let server = TestServer::start_with(|c| {
