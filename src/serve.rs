@@ -156,11 +156,11 @@ impl Server {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C: what stops `serve`, `worker` and `agent` gracefully.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    #[cfg(unix)]
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -169,10 +169,9 @@ async fn shutdown_signal() {
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
     }
+    tracing::info!("shutdown signal received");
 }

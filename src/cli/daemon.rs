@@ -185,25 +185,8 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-/// SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received");
-}
+/// SIGTERM or Ctrl-C (one implementation for `serve`, `worker` and `agent`).
+pub use crate::serve::shutdown_signal;
 
 #[cfg(test)]
 mod tests {

@@ -40,7 +40,6 @@ pub async fn tick_at(db: &Db, now: OffsetDateTime) -> Result<Report, sqlx::Error
     let mut report = Report::default();
     loop {
         let mut tx = crate::db::begin_write(db).await?;
-        store::take_write_lock(&mut tx).await?;
         let rows = store::raw_rows_before(&mut tx, &raw_cutoff, BATCH).await?;
         let Some(max_id) = rows.iter().map(|r| r.id).max() else {
             break;

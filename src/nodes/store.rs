@@ -53,16 +53,6 @@ impl NodeRow {
     }
 }
 
-/// A transaction's first statement when it reads before it writes: a write that changes
-/// nothing, so (on SQLite) the transaction holds the database write lock from here on and never
-/// fails to upgrade a read snapshot ("database is locked") at its first real write.
-pub async fn take_write_lock(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE nodes SET id = id WHERE id = -1")
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 const NODE_COLS: &str =
     "id, name, hostname, os, version, interval_s, is_local, token_id, metrics, \
      created_by, created_at, registered_at, last_heartbeat_at";

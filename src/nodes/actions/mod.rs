@@ -133,7 +133,6 @@ pub async fn register(
     let (_, now) = now_pair(state);
     let actor = who.actor();
     let mut tx = crate::db::begin_write(&state.db).await?;
-    store::take_write_lock(&mut tx).await?;
     let (row, created) = match store::node_by_name(&mut *tx, &input.name).await? {
         Some(n) if n.is_local != 0 => {
             return Err(NodeError::Conflict(format!(
@@ -198,7 +197,6 @@ pub async fn register_local(state: &AppState, input: &RegisterNode) -> Result<No
     input.clone().validate()?;
     let (_, now) = now_pair(state);
     let mut tx = crate::db::begin_write(&state.db).await?;
-    store::take_write_lock(&mut tx).await?;
     let row = match store::node_by_name(&mut *tx, &input.name).await? {
         Some(n) if n.is_local != 0 => {
             store::record_registration(&mut tx, n.id, input, None, &now).await?
@@ -316,7 +314,6 @@ pub async fn add_node_with_token(
 pub async fn delete_node(state: &AppState, who: &Identity, id: i64) -> Result<()> {
     let (_, now) = now_pair(state);
     let mut tx = crate::db::begin_write(&state.db).await?;
-    store::take_write_lock(&mut tx).await?;
     let row = store::get_node(&mut *tx, id)
         .await?
         .ok_or(NodeError::NotFound("node"))?;
