@@ -229,7 +229,7 @@ impl Loops {
             l.panics += 1;
             l.consecutive = l.consecutive.saturating_add(1);
             l.last_panic = Some(message.chars().take(500).collect());
-            Duration::from_secs(1u64 << (l.consecutive - 1).min(6)).min(MAX_BACKOFF)
+            crate::backoff::delay(Duration::from_secs(1), MAX_BACKOFF, l.consecutive - 1, 1.0)
         })
     }
 

@@ -22,6 +22,7 @@ pub mod agents;
 pub mod app;
 pub mod auth;
 pub mod background;
+pub mod backoff;
 pub mod cli;
 pub mod client;
 pub mod clock;

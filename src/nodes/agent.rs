@@ -11,7 +11,7 @@ use super::handlers::CommandHandlers;
 use super::sampler::{self, Sampler};
 use super::transport::{InProcess, Transport, TransportError};
 use super::*;
-use rand::Rng;
+use crate::backoff::Backoff;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -137,7 +137,7 @@ impl<T: Transport> Agent<T> {
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
             interval_s: Some(self.interval_s()),
         };
-        let mut backoff = Backoff::new(self.opts.max_backoff);
+        let mut backoff = Backoff::new(BACKOFF_BASE, self.opts.max_backoff);
         loop {
             match self.transport.register(&req).await {
                 Ok(n) => {
@@ -158,7 +158,7 @@ impl<T: Transport> Agent<T> {
 
     /// Returns only when the node is gone.
     async fn heartbeats(&self, node: i64) {
-        let mut backoff = Backoff::new(self.opts.max_backoff);
+        let mut backoff = Backoff::new(BACKOFF_BASE, self.opts.max_backoff);
         loop {
             let mut m = self
                 .sampler
@@ -184,7 +184,7 @@ impl<T: Transport> Agent<T> {
 
     /// Returns only when the node is gone.
     async fn commands(&self, node: i64) {
-        let mut backoff = Backoff::new(self.opts.max_backoff);
+        let mut backoff = Backoff::new(BACKOFF_BASE, self.opts.max_backoff);
         // Dropped with this loop: running handlers stop with the agent.
         let mut running = tokio::task::JoinSet::new();
         loop {
@@ -241,7 +241,7 @@ async fn execute<T: Transport>(
         },
     };
     tracing::debug!(command = %c.command, id = c.id, ok = answer.error.is_none(), ms = started.elapsed().as_millis() as u64, "command ran");
-    let mut backoff = Backoff::new(max_backoff);
+    let mut backoff = Backoff::new(BACKOFF_BASE, max_backoff);
     for attempt in 1..=ANSWER_ATTEMPTS {
         match transport.answer(node, c.id, &answer).await {
             Ok(()) => return,
@@ -254,40 +254,6 @@ async fn execute<T: Transport>(
             }
         }
     }
-}
-
-/// Exponential backoff with jitter: `BACKOFF_BASE * 2^n`, capped, times a factor in [0.5, 1).
-#[derive(Debug)]
-pub struct Backoff {
-    failures: u32,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(max: Duration) -> Backoff {
-        Backoff {
-            failures: 0,
-            max: max.max(BACKOFF_BASE),
-        }
-    }
-
-    pub fn reset(&mut self) {
-        self.failures = 0;
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let jitter = rand::thread_rng().gen_range(0.0..1.0);
-        let d = delay(self.failures, jitter, self.max);
-        self.failures = self.failures.saturating_add(1);
-        d
-    }
-}
-
-/// The delay after `failures` earlier failures, `jitter` in [0, 1).
-pub fn delay(failures: u32, jitter: f64, max: Duration) -> Duration {
-    let raw = BACKOFF_BASE.as_secs_f64() * 2f64.powi(failures.min(30) as i32);
-    let capped = raw.min(max.as_secs_f64());
-    Duration::from_secs_f64(capped * (0.5 + 0.5 * jitter.clamp(0.0, 0.999_999)))
 }
 
 /// One log line when the control plane stops answering, one when it is back; nothing per
@@ -311,26 +277,5 @@ impl Outage {
             let n = self.failures.swap(0, Ordering::Relaxed);
             tracing::info!(failed_attempts = n, "control plane reachable again");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap() {
-        let max = Duration::from_secs(60);
-        assert_eq!(delay(0, 0.0, max), Duration::from_millis(500));
-        assert!(delay(0, 0.999, max) < Duration::from_secs(1));
-        assert_eq!(delay(3, 0.0, max), Duration::from_secs(4));
-        assert_eq!(delay(20, 0.0, max), Duration::from_secs(30));
-        assert!(delay(20, 0.999, max) <= max);
-        let mut b = Backoff::new(Duration::from_secs(2));
-        for _ in 0..10 {
-            assert!(b.next_delay() <= Duration::from_secs(2));
-        }
-        b.reset();
-        assert!(b.next_delay() < Duration::from_secs(1));
     }
 }

@@ -142,9 +142,13 @@ pub const MAX_RESULT_BYTES: usize = 256 * 1024;
 /// together (a flapping dependency) do not all come back in the same instant. `jitter` is a
 /// number in [0, 1), passed in so tests can pin it.
 pub fn retry_delay(attempt: i64, jitter: f64) -> Duration {
-    let exp = attempt.clamp(1, 30) - 1;
-    let raw = (BACKOFF_BASE_S * 2f64.powi(exp as i32)).min(BACKOFF_MAX_S);
-    Duration::from_secs_f64(raw * (0.5 + 0.5 * jitter.clamp(0.0, 0.999_999)))
+    let failures = u32::try_from(attempt.clamp(1, 40) - 1).unwrap_or(0);
+    crate::backoff::delay(
+        Duration::from_secs_f64(BACKOFF_BASE_S),
+        Duration::from_secs_f64(BACKOFF_MAX_S),
+        failures,
+        jitter.clamp(0.0, 0.999_999),
+    )
 }
 
 pub use crate::validate::{invalid, Invalid};

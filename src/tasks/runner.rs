@@ -233,7 +233,7 @@ impl Worker {
         // Each entry is a slot: its first task and the ones leased with each completion.
         let mut running: JoinSet<Vec<Ran>> = JoinSet::new();
         let mut summary = RunSummary::default();
-        let mut backoff = Duration::from_millis(500);
+        let mut backoff = crate::backoff::Backoff::new(Duration::from_millis(500), MAX_BACKOFF);
         loop {
             while let Some(r) = running.try_join_next() {
                 tally(&mut summary, r);
@@ -270,7 +270,7 @@ impl Worker {
                 Ok(claim) => {
                     let claimed = claim.into_tasks();
                     if !claimed.is_empty() {
-                        backoff = Duration::from_millis(500);
+                        backoff.reset();
                     }
                     // The server leases at most `max_tasks`, so there is a permit for each.
                     for (claimed, permit) in claimed.into_iter().zip(permits) {
@@ -313,12 +313,12 @@ impl Worker {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "claim failed");
+                    let wait = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "claim failed");
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {},
+                        _ = tokio::time::sleep(wait) => {},
                         _ = &mut shutdown => break,
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -380,7 +380,7 @@ async fn register_until<S: Future<Output = ()>>(
     w: &RegisterWorker,
     shutdown: &mut std::pin::Pin<&mut S>,
 ) -> anyhow::Result<Option<super::Worker>> {
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = crate::backoff::Backoff::new(Duration::from_millis(500), MAX_BACKOFF);
     loop {
         match client.register_worker(w).await {
             Ok(worker) => return Ok(Some(worker)),
@@ -393,12 +393,12 @@ async fn register_until<S: Future<Output = ()>>(
                 anyhow::bail!("the server refused to register this worker: {e}")
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot register yet");
+                let wait = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot register yet");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {},
+                    _ = tokio::time::sleep(wait) => {},
                     _ = shutdown.as_mut() => return Ok(None),
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

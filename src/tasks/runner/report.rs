@@ -81,7 +81,8 @@ where
     Fut: Future<Output = Result<T, ClientError>>,
 {
     let deadline = Instant::now() + Duration::from_secs(u64::try_from(lease_s).unwrap_or(60));
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff =
+        crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         match send().await {
             Ok(v) => return Some(v),
@@ -89,10 +90,10 @@ where
                 tracing::warn!(report = what, error = %e, "report refused");
                 return None;
             }
-            Err(e) if Instant::now() + backoff < deadline => {
+            Err(e) if Instant::now() < deadline => {
+                let wait = backoff.next_delay().min(deadline - Instant::now());
                 tracing::warn!(report = what, error = %e, "report failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(wait).await;
             }
             Err(e) => {
                 tracing::warn!(report = what, error = %e, "report failed; giving up (the lease will run out)");
