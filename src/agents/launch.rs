@@ -66,6 +66,9 @@ pub struct StartSession {
     /// Create a git worktree and branch for this session.
     #[serde(default)]
     pub worktree: bool,
+    /// The new worktree's branch (default `feature/<slug>-MMDD`); needs `worktree`.
+    #[serde(default)]
+    pub branch: Option<String>,
     /// The agent program to run instead of `claude` / `codex` / `architect` / `$SHELL`
     /// (a wrapper script, a pinned install). Its arguments are still architect's.
     pub program: Option<String>,
@@ -115,6 +118,22 @@ pub fn branch_name(session: &str, now: time::OffsetDateTime) -> String {
         u8::from(now.month()),
         now.day()
     )
+}
+
+/// A branch name `git worktree add -b` takes as a new branch, and never as an option: 1-100
+/// of letters, digits, `.`, `_`, `-`, `/`; no leading `-` or `/`, no `..`, `//`, `@{`, no
+/// part starting with `.` or ending with `.lock`, no trailing `/` or `.`.
+fn check_branch(b: &str) -> bool {
+    !b.is_empty()
+        && b.len() <= 100
+        && b.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'/'))
+        && !b.starts_with(['-', '/'])
+        && !b.ends_with(['/', '.'])
+        && !b.contains("..")
+        && !b.contains("//")
+        && b.split('/')
+            .all(|part| !part.starts_with('.') && !part.ends_with(".lock"))
 }
 
 /// Quotes a path for the `sh -c` that Claude Code runs a hook command with.
@@ -183,6 +202,18 @@ pub async fn start(
     }
     if req.worktree && req.cwd.is_none() {
         return Err(invalid("cwd", "a worktree needs cwd (a git checkout)").into());
+    }
+    if let Some(b) = &req.branch {
+        if !req.worktree {
+            return Err(invalid("branch", "a branch is for a new worktree: set worktree").into());
+        }
+        if !check_branch(b) {
+            return Err(invalid(
+                "branch",
+                format!("'{b}' is not a usable branch name (letters, digits, '.', '_', '-', '/')"),
+            )
+            .into());
+        }
     }
     if req
         .args
@@ -281,7 +312,11 @@ pub async fn start(
         name: name.clone(),
         agent: req.agent,
         cwd: req.cwd.clone(),
-        worktree_branch: req.worktree.then(|| branch_name(name.as_str(), now)),
+        worktree_branch: req.worktree.then(|| {
+            req.branch
+                .clone()
+                .unwrap_or_else(|| branch_name(name.as_str(), now))
+        }),
         program: req.program.clone(),
         args: req.args.clone(),
         env: req.env.clone(),
@@ -445,6 +480,19 @@ mod tests {
     fn branches_are_named_as_spec_md_says() {
         let t = time::macros::datetime!(2026-03-07 10:00 UTC);
         assert_eq!(branch_name("Dev_Worker1", t), "feature/dev-worker1-0307");
+    }
+
+    #[test]
+    fn branch_names_never_read_as_options_or_bad_refs() {
+        for ok in ["feature/login", "fix-1", "a/b.c_d"] {
+            assert!(check_branch(ok), "{ok}");
+        }
+        for bad in [
+            "", "-b", "--force", "/x", "x/", "a..b", "a//b", ".hidden", "a/.b", "x.lock", "a b",
+            "a@{1}", "x.",
+        ] {
+            assert!(!check_branch(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -100,6 +100,7 @@ pub async fn run(cfg: &ClientConfig, cmd: SessionCmd) -> anyhow::Result<()> {
                 groups,
                 manager,
                 worktree,
+                branch: None,
                 program,
                 args,
                 env: Default::default(),
