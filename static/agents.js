@@ -4,7 +4,8 @@
   const live = document.getElementById("tmux-live");
   if (!pre || !window.EventSource) return;
   const es = new EventSource(pre.dataset.stream);
-  es.addEventListener("pane", (e) => { pre.textContent = e.data; });
+  es.addEventListener("pane", (e) => { pre.textContent = e.data; live.textContent = "(live)"; });
+  es.addEventListener("unreachable", (e) => { live.textContent = "(node not answering: " + e.data + ")"; });
   es.addEventListener("gone", () => { live.textContent = "(session ended)"; es.close(); });
   es.onerror = () => { live.textContent = "(reconnecting…)"; };
   es.onopen = () => { live.textContent = "(live)"; };

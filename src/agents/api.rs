@@ -109,11 +109,29 @@ struct NodeFilter {
 }
 
 /// Sessions of every connected node (or of the node asked for), each tagged with its node;
-/// nodes that could not be listed appear in `errors`.
+/// nodes that could not be listed appear in `errors`; sessions the registry knows that no
+/// node listed just now appear in `known`.
 #[derive(Serialize, Deserialize, Debug)]
 pub struct SessionList {
     pub sessions: Vec<LiveSession>,
     pub errors: Vec<NodeFailure>,
+    #[serde(default)]
+    pub known: Vec<KnownSession>,
+}
+
+/// A session of the registry (`agent_sessions`, not marked gone) that no node listed just
+/// now: its last recorded state, and why it is not live.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct KnownSession {
+    pub node: String,
+    pub name: String,
+    pub agent: Option<String>,
+    pub role: Option<String>,
+    /// The state last recorded (by a refresh or a hook), not read now.
+    pub state: String,
+    pub last_seen_at: Option<String>,
+    /// Why it is not among the live sessions.
+    pub why: String,
 }
 
 async fn list_sessions(
@@ -121,28 +139,67 @@ async fn list_sessions(
     _: Authed<Read>,
     Query(f): Query<NodeFilter>,
 ) -> ApiResult<SessionList> {
-    let nodes = match f.node.as_deref() {
-        Some(n) => vec![node(Some(n))?],
-        None => every_node(&s).await?,
-    };
-    let (sessions, errors) = sessions::observe_all(&s, &nodes, false).await;
-    Ok(Json(SessionList { sessions, errors }))
+    match f.node.as_deref() {
+        Some(n) => {
+            let nodes = vec![node(Some(n))?];
+            let (sessions, errors) = sessions::observe_all(&s, &nodes, false).await;
+            Ok(Json(SessionList {
+                sessions,
+                errors,
+                known: Vec::new(),
+            }))
+        }
+        None => Ok(Json(every_session(&s).await?.0)),
+    }
 }
 
-/// This server's node and every other node whose agent is connected (online or stale).
-async fn every_node(s: &AppState) -> Result<Vec<NodeRef>, ApiError> {
-    let mut nodes = vec![NodeRef::Local];
-    for n in crate::nodes::actions::list_nodes(s, 1000, 0).await? {
-        if !n.local
-            && matches!(
-                n.status,
-                crate::nodes::NodeStatus::Online | crate::nodes::NodeStatus::Stale
-            )
+/// The sessions of every node: this one and every connected node asked at once (each within
+/// `route::NODE_DEADLINE`), the other nodes named in `errors` with why they were not asked,
+/// and the registry's sessions none of them listed. Also returns the nodes a session can be
+/// started on (`route::Fleet::choices`).
+pub(crate) async fn every_session(
+    s: &AppState,
+) -> Result<(SessionList, Vec<(String, String)>), ApiError> {
+    let fleet = route::fleet(s).await?;
+    let (sessions, mut errors) = sessions::observe_all(s, &fleet.reachable, false).await;
+    errors.extend(fleet.unreachable.iter().map(|(node, error)| NodeFailure {
+        node: node.clone(),
+        error: error.clone(),
+    }));
+    let mut known = Vec::new();
+    for row in store::sessions(&s.db).await? {
+        if row.gone_at.is_some()
+            || sessions
+                .iter()
+                .any(|l| l.node == row.node && l.tmux.name == row.name)
         {
-            nodes.push(NodeRef::Remote(n.name));
+            continue;
         }
+        let why = match errors.iter().find(|e| e.node == row.node) {
+            Some(e) => e.error.clone(),
+            None if fleet.reachable.iter().any(|n| n.name() == row.node) => {
+                "not running: its node does not list it".to_string()
+            }
+            None => format!("there is no node '{}' now", row.node),
+        };
+        known.push(KnownSession {
+            node: row.node,
+            name: row.name,
+            agent: row.agent,
+            role: row.role,
+            state: row.state,
+            last_seen_at: row.last_seen_at,
+            why,
+        });
     }
-    Ok(nodes)
+    Ok((
+        SessionList {
+            sessions,
+            errors,
+            known,
+        },
+        fleet.choices,
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -167,7 +224,11 @@ async fn refresh_sessions(
     if nodes == [NodeRef::Local] {
         super::interactions::scan(&s, &sessions).await?;
     }
-    Ok(Json(SessionList { sessions, errors }))
+    Ok(Json(SessionList {
+        sessions,
+        errors,
+        known: Vec::new(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -443,12 +504,23 @@ async fn kill(
 ) -> ApiResult<Sent> {
     let n = node(r.node.as_deref())?;
     let session = session_name(&r.session, "session")?;
-    route::run(&s, &n, TmuxOp::Kill(session.clone())).await?;
-    store::revoke_hook_token(&s.db, n.name(), session.as_str(), &s.clock.now_str()).await?;
-    s.token_cache.invalidate();
+    kill_session(&s, &n, &session).await?;
     Ok(Json(Sent {
         success: true,
         node: n.name().to_string(),
         session: session.to_string(),
     }))
+}
+
+/// Kills `session` on `node` and revokes the session's own token (the API's and the panel's
+/// kill alike).
+pub(crate) async fn kill_session(
+    s: &AppState,
+    node: &NodeRef,
+    session: &SessionName,
+) -> Result<(), AgentsError> {
+    route::run(s, node, TmuxOp::Kill(session.clone())).await?;
+    store::revoke_hook_token(&s.db, node.name(), session.as_str(), &s.clock.now_str()).await?;
+    s.token_cache.invalidate();
+    Ok(())
 }

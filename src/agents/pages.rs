@@ -1,27 +1,39 @@
-//! Dashboard pages of this domain: the tmux panel (sessions with state badges, send box,
-//! create / kill, a live pane view over server-sent events). The Assigner panel is
+//! Dashboard pages of this domain: the tmux panel (the sessions of every node with state
+//! badges, the sessions the registry knows that no node lists, nodes that did not answer, a
+//! send box, kill, and the start form), and a live pane view over server-sent events, for a
+//! session on any node (`/tmux/view/NAME?node=NODE`; no `node` is this machine). Everything
+//! reaches a node through `route` (the node command channel for remote nodes); the start form
+//! is `launch::start`, the code path of `POST /api/agents/sessions`. The Assigner panel is
 //! `assigner/pages.rs`, the Interactions panel `interactions_pages.rs`; both are routed here.
 
-use super::route::{self, NodeRef, TmuxOp};
-use super::sessions::{self, LiveSession, NodeFailure};
-use super::tmux::{CaptureMode, NewSession, SessionName};
-use super::AgentsError;
+use super::api::{every_session, KnownSession};
+use super::launch::{self, LaunchAgent, StartSession};
+use super::route::{self, NodeRef, TmuxAnswer, TmuxOp};
+use super::sessions::{LiveSession, NodeFailure};
+use super::tmux::{CaptureMode, SessionName, TmuxError};
+use super::{AgentsError, SessionRole};
 use crate::app::AppState;
-use crate::auth::extract::{Exec, PageAuthed, PageForm, PaneRead, Read, Write};
+use crate::auth::extract::{PageAuthed, PageForm, PaneRead, Read, Write};
+use crate::auth::Identity;
 use crate::http::error::ApiError;
 use crate::http::extract::{Path, Query};
 use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError};
 use askama::Template;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use std::time::Duration;
 
-/// How often the live pane view re-reads the pane (it sends only changes).
+/// How often the live pane view re-reads a pane on this machine (it sends only changes).
 pub const PANE_STREAM_EVERY: Duration = Duration::from_millis(500);
+/// How often it re-reads a pane on another node: each read is a node command (a row in
+/// `node_commands` and a round trip to the node's agent), so half as often.
+pub const REMOTE_PANE_STREAM_EVERY: Duration = Duration::from_secs(1);
+/// Lines of a pane the pane view shows.
+const PANE_LINES: u32 = 200;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -35,12 +47,60 @@ pub fn routes() -> Router<AppState> {
         .merge(super::interactions_pages::routes())
 }
 
+/// What the start form holds: as typed, so a refused start shows it again.
+#[derive(Deserialize, Default, Debug, Clone)]
+struct CreateForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    agent: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    cwd: String,
+    /// The checkbox: present when ticked.
+    #[serde(default)]
+    worktree: Option<String>,
+    #[serde(default)]
+    branch: String,
+}
+
+/// The start form's refusal: the message and the field it names.
+struct FormError {
+    message: String,
+    field: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "agents/tmux.html")]
 struct TmuxPage {
     layout: Layout,
     sessions: Vec<LiveSession>,
     errors: Vec<NodeFailure>,
+    known: Vec<KnownSession>,
+    /// Nodes a session can be started on: `(name, status)`, `local` first.
+    nodes: Vec<(String, String)>,
+    agents: Vec<&'static str>,
+    roles: Vec<&'static str>,
+    form: CreateForm,
+    form_error: Option<FormError>,
+}
+
+impl TmuxPage {
+    /// The link to a session's pane page.
+    fn pane_href(&self, node: &str, name: &str) -> String {
+        pane_href(&node_ref(node), name)
+    }
+}
+
+fn node_ref(node: &str) -> NodeRef {
+    NodeRef::parse(Some(node)).unwrap_or_else(|_| NodeRef::Remote(node.to_string()))
+}
+
+fn pane_href(node: &NodeRef, name: &str) -> String {
+    format!("/tmux/view/{name}{}", node.query())
 }
 
 async fn tmux_page(
@@ -48,11 +108,48 @@ async fn tmux_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let (sessions, errors) = sessions::observe_all(&s, &[NodeRef::Local], false).await;
+    let layout = Layout::new(&s, &who, "tmux", "tmux").with_flash(&flash);
+    panel(&s, &who, layout, CreateForm::default(), None).await
+}
+
+/// The panel, with the start form holding `form` (and `form_error` when a start was refused).
+async fn panel(
+    s: &AppState,
+    who: &Identity,
+    layout: Layout,
+    form: CreateForm,
+    form_error: Option<FormError>,
+) -> Result<Response, PageError> {
+    let (list, nodes) = every_session(s).await?;
+    let agents = [
+        LaunchAgent::Claude,
+        LaunchAgent::Codex,
+        LaunchAgent::Chat,
+        LaunchAgent::Shell,
+    ]
+    .into_iter()
+    // A shell runs code of the caller's choosing: offered to those who may (launch checks).
+    .filter(|a| *a != LaunchAgent::Shell || who.can(crate::auth::Capability::Exec))
+    .map(|a| a.as_str())
+    .collect();
+    let roles = [
+        SessionRole::Worker,
+        SessionRole::Manager,
+        SessionRole::HighLevel,
+    ]
+    .into_iter()
+    .map(|r| r.as_str())
+    .collect();
     Ok(render(&TmuxPage {
-        layout: Layout::new(&s, &who, "tmux", "tmux").with_flash(&flash),
-        sessions,
-        errors,
+        layout,
+        sessions: list.sessions,
+        errors: list.errors,
+        known: list.known,
+        nodes,
+        agents,
+        roles,
+        form,
+        form_error,
     }))
 }
 
@@ -61,6 +158,10 @@ async fn tmux_page(
 struct PanePage {
     layout: Layout,
     name: String,
+    /// The node's name (`local` for this machine).
+    node: String,
+    /// `?node=…` for a remote node, else empty.
+    node_query: String,
     screen: String,
 }
 
@@ -68,70 +169,171 @@ fn page_name(raw: &str) -> Result<SessionName, PageError> {
     SessionName::parse(raw).map_err(|e| PageError::from(ApiError::invalid("session", e.message)))
 }
 
+/// `?node=NAME` of the pane URLs (absent: this machine), and the page's flash.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeQuery {
+    node: Option<String>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+fn page_node(raw: Option<&str>) -> Result<NodeRef, PageError> {
+    NodeRef::parse(raw).map_err(|e| PageError::from(ApiError::invalid(e.field, e.message)))
+}
+
+/// The pane's last [`PANE_LINES`] lines, wherever the session runs.
+async fn capture(s: &AppState, node: &NodeRef, name: &SessionName) -> Result<String, AgentsError> {
+    match route::run(
+        s,
+        node,
+        TmuxOp::Capture {
+            session: name.clone(),
+            lines: PANE_LINES,
+            mode: CaptureMode::Plain,
+        },
+    )
+    .await?
+    {
+        TmuxAnswer::Text(t) => Ok(t),
+        _ => Ok(String::new()),
+    }
+}
+
 async fn pane_page(
     State(s): State<AppState>,
     PageAuthed(who, ..): PageAuthed<PaneRead>,
     Path(name): Path<String>,
+    Query(q): Query<NodeQuery>,
 ) -> Result<Response, PageError> {
     let n = page_name(&name)?;
-    let screen = s
-        .agents
-        .tmux()
-        .capture(&n, 200, CaptureMode::Plain)
+    let node = page_node(q.node.as_deref())?;
+    let screen = capture(&s, &node, &n)
         .await
-        .map_err(|e| PageError::from(ApiError::from(AgentsError::from(e))))?;
+        .map_err(|e| PageError::from(ApiError::from(e)))?;
+    let title = match &node {
+        NodeRef::Local => format!("tmux · {n}"),
+        NodeRef::Remote(r) => format!("tmux · {n} on {r}"),
+    };
     Ok(render(&PanePage {
-        layout: Layout::new(&s, &who, "tmux", &format!("tmux · {n}")),
+        layout: Layout::new(&s, &who, "tmux", &title).with_flash(&Flash {
+            notice: q.notice,
+            error: q.error,
+        }),
         name: n.to_string(),
+        node: node.name().to_string(),
+        node_query: node.query(),
         screen,
     }))
 }
 
-/// Server-sent events: `pane` with the captured text whenever it changes; `gone` when the
+/// Server-sent events: `pane` with the captured text whenever it changes; `unreachable` with
+/// the reason while the session's node does not answer (reads go on); `gone` when the
 /// session ends (then the stream closes).
 async fn pane_stream(
     State(s): State<AppState>,
     PageAuthed(..): PageAuthed<PaneRead>,
     Path(name): Path<String>,
+    Query(q): Query<NodeQuery>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>, PageError>
 {
     let n = page_name(&name)?;
-    let tmux = s.agents.tmux().clone();
-    let stream = futures_util::stream::unfold(
-        (tmux, n, String::new(), false),
-        |(tmux, n, last, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                match tmux.capture(&n, 200, CaptureMode::Plain).await {
-                    Ok(screen) if screen != last => {
-                        let ev = Event::default().event("pane").data(screen.clone());
-                        return Some((Ok(ev), (tmux, n, screen, false)));
-                    }
-                    Ok(_) => tokio::time::sleep(PANE_STREAM_EVERY).await,
-                    Err(_) => {
-                        let ev = Event::default().event("gone").data("session ended");
-                        return Some((Ok(ev), (tmux, n, last, true)));
-                    }
+    let node = page_node(q.node.as_deref())?;
+    // Read once before streaming: an unknown node or session is an error page, not a stream.
+    let first = capture(&s, &node, &n)
+        .await
+        .map_err(|e| PageError::from(ApiError::from(e)))?;
+    let every = match node {
+        NodeRef::Local => PANE_STREAM_EVERY,
+        NodeRef::Remote(_) => REMOTE_PANE_STREAM_EVERY,
+    };
+    struct Watch {
+        s: AppState,
+        node: NodeRef,
+        name: SessionName,
+        last: String,
+        /// The last read failed for a reason other than the session ending.
+        failing: bool,
+        done: bool,
+        /// The first read, not sent yet.
+        first: Option<String>,
+    }
+    let start = Watch {
+        s,
+        node,
+        name: n,
+        last: String::new(),
+        failing: false,
+        done: false,
+        first: Some(first),
+    };
+    let stream = futures_util::stream::unfold(start, move |mut w| async move {
+        if w.done {
+            return None;
+        }
+        if let Some(screen) = w.first.take() {
+            let ev = Event::default().event("pane").data(screen.clone());
+            w.last = screen;
+            return Some((Ok(ev), w));
+        }
+        loop {
+            tokio::time::sleep(every).await;
+            match capture(&w.s, &w.node, &w.name).await {
+                Ok(screen) if screen != w.last || w.failing => {
+                    w.failing = false;
+                    let ev = Event::default().event("pane").data(screen.clone());
+                    w.last = screen;
+                    return Some((Ok(ev), w));
                 }
+                Ok(_) => {}
+                Err(AgentsError::Tmux(TmuxError::NoSuchSession(_))) => {
+                    w.done = true;
+                    let ev = Event::default().event("gone").data("session ended");
+                    return Some((Ok(ev), w));
+                }
+                Err(e) if !w.failing => {
+                    w.failing = true;
+                    let ev = Event::default().event("unreachable").data(e.to_string());
+                    return Some((Ok(ev), w));
+                }
+                Err(_) => {}
             }
-        },
-    );
+        }
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Where a form on the panel or a pane page sends the browser back to.
+fn back_to(node: &NodeRef, session: &str, from: Option<&str>) -> String {
+    match from {
+        Some("pane") if SessionName::parse(session).is_ok() => pane_href(node, session),
+        _ => "/tmux".to_string(),
+    }
 }
 
 #[derive(Deserialize)]
 struct SendForm {
     session: String,
     text: String,
+    #[serde(default)]
+    node: Option<String>,
+    /// `pane` when posted from a pane page (the answer goes back there).
+    #[serde(default)]
+    from: Option<String>,
 }
 
 async fn send(
     State(s): State<AppState>,
     PageForm(who, f, ..): PageForm<Write, SendForm>,
 ) -> Response {
+    let node = NodeRef::parse(f.node.as_deref());
+    let back = back_to(
+        node.as_ref().unwrap_or(&NodeRef::Local),
+        &f.session,
+        f.from.as_deref(),
+    );
     let r = async {
+        let node = node.map_err(AgentsError::from)?;
         let n = SessionName::parse(&f.session).map_err(AgentsError::from)?;
         if f.text.is_empty() {
             return Err(AgentsError::Invalid(crate::validate::invalid(
@@ -140,10 +342,10 @@ async fn send(
             ))
             .into());
         }
-        super::api::ensure_may_type(&s, &who, &NodeRef::Local, &n).await?;
+        super::api::ensure_may_type(&s, &who, &node, &n).await?;
         route::run(
             &s,
-            &NodeRef::Local,
+            &node,
             TmuxOp::SendText {
                 session: n,
                 text: f.text.clone(),
@@ -156,48 +358,80 @@ async fn send(
     }
     .await;
     match r {
-        Ok(_) => see_other("/tmux", &format!("Sent to {}.", f.session)),
-        Err(e) => back_with_error("/tmux", &e),
+        Ok(_) => see_other(&back, &format!("Sent to {}.", f.session)),
+        Err(e) => back_with_error(&back, &e),
     }
 }
 
-#[derive(Deserialize)]
-struct CreateForm {
-    name: String,
-    /// Program and arguments separated by spaces (no shell); empty: the default shell.
-    #[serde(default)]
-    command: String,
+impl CreateForm {
+    /// The form as a start request, or the field it gets wrong.
+    fn request(&self) -> Result<StartSession, AgentsError> {
+        let text = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        let agent = self.agent.trim().parse::<LaunchAgent>().map_err(|_| {
+            crate::validate::invalid("agent", "choose an agent: claude, codex, chat or shell")
+        })?;
+        let role = match text(&self.role) {
+            None => None,
+            Some(r) => Some(r.parse::<SessionRole>().map_err(|_| {
+                crate::validate::invalid("role", "role must be worker, manager or high_level")
+            })?),
+        };
+        let branch = text(&self.branch);
+        Ok(StartSession {
+            name: self.name.trim().to_string(),
+            agent,
+            cwd: text(&self.cwd),
+            node: text(&self.node),
+            role,
+            groups: Vec::new(),
+            manager: None,
+            // A branch typed in asks for a worktree, ticked or not.
+            worktree: self.worktree.is_some() || branch.is_some(),
+            branch,
+            program: None,
+            args: Vec::new(),
+            env: Default::default(),
+            no_gateway: false,
+        })
+    }
 }
 
+/// Starts an agent session on the chosen node through `launch::start` (what `POST
+/// /api/agents/sessions` and `architect session start` do): a shell needs Exec there. A
+/// refused start shows the panel again with the form as typed and the reason.
 async fn create(
     State(s): State<AppState>,
-    PageForm(_, f, ..): PageForm<Exec, CreateForm>,
+    PageForm(who, f, ..): PageForm<Write, CreateForm>,
 ) -> Response {
-    let r = async {
-        let n = SessionName::parse(&f.name)?;
-        route::run(
-            &s,
-            &NodeRef::Local,
-            TmuxOp::Create(NewSession {
-                name: Some(n),
-                command: f.command.split_whitespace().map(str::to_string).collect(),
-                width: 200,
-                height: 50,
-                ..Default::default()
-            }),
-        )
-        .await
-    }
-    .await;
-    match r {
-        Ok(_) => see_other("/tmux", &format!("Created {}.", f.name)),
-        Err(e) => back_with_error("/tmux", &ApiError::from(e)),
+    let started = match f.request() {
+        Ok(req) => launch::start(&s, &who, req).await,
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(st) => see_other(
+            "/tmux",
+            &format!("Started {} ({}) on {}.", st.session, st.agent, st.node),
+        ),
+        Err(e) => {
+            let e = ApiError::from(e);
+            let layout = Layout::new(&s, &who, "tmux", "tmux");
+            let form_error = FormError {
+                message: e.message.clone(),
+                field: e.field.clone(),
+            };
+            match panel(&s, &who, layout, f, Some(form_error)).await {
+                Ok(page) => (e.status, page).into_response(),
+                Err(p) => p.into_response(),
+            }
+        }
     }
 }
 
 #[derive(Deserialize)]
 struct KillForm {
     session: String,
+    #[serde(default)]
+    node: Option<String>,
 }
 
 async fn kill(
@@ -205,12 +439,17 @@ async fn kill(
     PageForm(_, f, ..): PageForm<Write, KillForm>,
 ) -> Response {
     let r = async {
+        let node = NodeRef::parse(f.node.as_deref())?;
         let n = SessionName::parse(&f.session)?;
-        route::run(&s, &NodeRef::Local, TmuxOp::Kill(n)).await
+        super::api::kill_session(&s, &node, &n).await?;
+        Ok::<_, AgentsError>(node)
     }
     .await;
     match r {
-        Ok(_) => see_other("/tmux", &format!("Killed {}.", f.session)),
+        Ok(node) => see_other(
+            "/tmux",
+            &format!("Killed {} on {}.", f.session, node.name()),
+        ),
         Err(e) => back_with_error("/tmux", &ApiError::from(e)),
     }
 }

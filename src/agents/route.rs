@@ -4,12 +4,19 @@
 //! A remote operation travels as the `tmux` task payload ([`TmuxOp::task_payload`]) over the
 //! node command channel (`nodes::actions::run_command`, command `tmux`); the node's agent runs it
 //! with this same driver (`agents::tmux_task`). A node name that is this server's own node runs
-//! locally.
+//! locally. A remote "no such session" / "already exists" comes back as the same
+//! [`TmuxError`] a local one is, so callers answer 404 / 409 wherever the session lives.
+//!
+//! [`fleet`] names every node an operation over "all sessions" should ask, and [`on_each`]
+//! asks them at once, each within a deadline, so one silent node never holds up the others.
 
-use super::tmux::{CaptureMode, NewSession, SessionInfo, SessionName, Tmux};
+use super::tmux::{CaptureMode, NewSession, SessionInfo, SessionName, Tmux, TmuxError};
 use super::AgentsError;
 use crate::app::AppState;
+use crate::nodes::actions::NodeError;
+use crate::nodes::NodeStatus;
 use serde_json::{json, Value};
+use std::future::Future;
 use std::time::Duration;
 
 /// The name of this machine in every `node` field.
@@ -48,6 +55,15 @@ impl NodeRef {
             NodeRef::Remote(n) => n,
         }
     }
+
+    /// The `?node=` suffix of a dashboard URL about a session on this node (empty for
+    /// this machine, so local links stay what they always were).
+    pub fn query(&self) -> String {
+        match self {
+            NodeRef::Local => String::new(),
+            NodeRef::Remote(n) => format!("?node={n}"),
+        }
+    }
 }
 
 /// One tmux operation, wherever it runs.
@@ -71,6 +87,20 @@ pub enum TmuxOp {
         mode: CaptureMode,
     },
     Kill(SessionName),
+}
+
+impl TmuxOp {
+    /// The session the operation is about, if one.
+    fn session(&self) -> Option<&str> {
+        match self {
+            TmuxOp::List => None,
+            TmuxOp::Create(s) => s.name.as_ref().map(SessionName::as_str),
+            TmuxOp::SendText { session, .. }
+            | TmuxOp::SendKeys { session, .. }
+            | TmuxOp::Capture { session, .. }
+            | TmuxOp::Kill(session) => Some(session.as_str()),
+        }
+    }
 }
 
 /// What an operation returned.
@@ -140,7 +170,8 @@ async fn run_remote(state: &AppState, name: &str, op: TmuxOp) -> Result<TmuxAnsw
         op.task_payload(),
         REMOTE_TIMEOUT_S,
     )
-    .await?;
+    .await
+    .map_err(|e| same_as_local(&op, e))?;
     let bad = |what: &str| {
         AgentsError::Tmux(super::tmux::TmuxError::Invalid(format!(
             "node '{name}' answered without {what}"
@@ -164,6 +195,97 @@ async fn run_remote(state: &AppState, name: &str, op: TmuxOp) -> Result<TmuxAnsw
         ),
         TmuxOp::SendText { .. } | TmuxOp::SendKeys { .. } | TmuxOp::Kill(_) => TmuxAnswer::Done,
     })
+}
+
+/// The node's agent ran the same driver, so its "not found" / "already exists" message is
+/// exactly what [`TmuxError`] prints for this op's session: turn it back into that error.
+fn same_as_local(op: &TmuxOp, e: NodeError) -> AgentsError {
+    if let (NodeError::CommandFailed(msg), Some(session)) = (&e, op.session()) {
+        let missing = TmuxError::NoSuchSession(session.to_string());
+        if *msg == missing.to_string() {
+            return missing.into();
+        }
+        let exists = TmuxError::Exists(session.to_string());
+        if matches!(op, TmuxOp::Create(_)) && *msg == exists.to_string() {
+            return exists.into();
+        }
+    }
+    e.into()
+}
+
+/// How long a listing of every node waits for any one node. A node's agent answers a tmux
+/// command within milliseconds when it is connected; one that has not answered after this
+/// is shown as not answering rather than holding up the page (its command then expires).
+pub const NODE_DEADLINE: Duration = Duration::from_secs(4);
+
+/// Which nodes "every node" means right now.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    /// This machine, then every other node whose agent is connected (online or stale).
+    pub reachable: Vec<NodeRef>,
+    /// Every other node, with why it is not asked (`(name, reason)`).
+    pub unreachable: Vec<(String, String)>,
+    /// Every node's name a session could be started on (`local` first), with its status.
+    pub choices: Vec<(String, String)>,
+}
+
+/// The nodes of [`Fleet`]: read from the nodes domain, statuses as of now.
+pub async fn fleet(state: &AppState) -> Result<Fleet, AgentsError> {
+    let mut f = Fleet {
+        reachable: vec![NodeRef::Local],
+        unreachable: Vec::new(),
+        choices: vec![(LOCAL_NODE.to_string(), "this server".to_string())],
+    };
+    for n in crate::nodes::actions::list_nodes(state, 1000, 0).await? {
+        if n.local {
+            continue;
+        }
+        f.choices.push((n.name.clone(), n.status.to_string()));
+        match n.status {
+            NodeStatus::Online | NodeStatus::Stale => f.reachable.push(NodeRef::Remote(n.name)),
+            NodeStatus::Offline => f.unreachable.push((
+                n.name,
+                format!(
+                    "offline: its agent is not connected (last heartbeat {} s ago)",
+                    n.heartbeat_age_s.unwrap_or_default()
+                ),
+            )),
+            NodeStatus::Waiting => f.unreachable.push((
+                n.name,
+                "waiting: its agent has not connected yet".to_string(),
+            )),
+        }
+    }
+    Ok(f)
+}
+
+/// Runs `f` for every node of `nodes` at once, each within `deadline`; answers in the order
+/// of `nodes`. A node that does not finish in time gets [`NodeError::TimedOut`] naming it.
+pub async fn on_each<T, F, Fut>(
+    nodes: &[NodeRef],
+    deadline: Duration,
+    f: F,
+) -> Vec<(NodeRef, Result<T, AgentsError>)>
+where
+    F: Fn(NodeRef) -> Fut,
+    Fut: Future<Output = Result<T, AgentsError>>,
+{
+    let asks = nodes.iter().map(|n| {
+        let ask = f(n.clone());
+        async move {
+            let r = match tokio::time::timeout(deadline, ask).await {
+                Ok(r) => r,
+                Err(_) => Err(NodeError::TimedOut(format!(
+                    "node '{}' did not answer within {} s",
+                    n.name(),
+                    deadline.as_secs()
+                ))
+                .into()),
+            };
+            (n.clone(), r)
+        }
+    });
+    futures_util::future::join_all(asks).await
 }
 
 async fn run_local(tmux: &Tmux, op: TmuxOp) -> Result<TmuxAnswer, AgentsError> {

@@ -215,7 +215,8 @@ async fn is_shell(
     Ok(c.agent == AgentKind::Shell)
 }
 
-/// The nodes whose sessions `GET /api/tmux/sessions` shows: this one, plus `extra`.
+/// The sessions of `nodes`, asked all at once, each node within [`route::NODE_DEADLINE`];
+/// a node that failed or did not answer in time is in the failures, with why.
 pub async fn observe_all(
     state: &AppState,
     nodes: &[NodeRef],
@@ -223,8 +224,12 @@ pub async fn observe_all(
 ) -> (Vec<LiveSession>, Vec<NodeFailure>) {
     let mut sessions = Vec::new();
     let mut failures = Vec::new();
-    for node in nodes {
-        match observe_node(state, node, persist).await {
+    let answers = route::on_each(nodes, route::NODE_DEADLINE, |node| async move {
+        observe_node(state, &node, persist).await
+    })
+    .await;
+    for (node, answer) in answers {
+        match answer {
             Ok(s) => sessions.extend(s),
             Err(e) => {
                 if matches!(e, AgentsError::Db(_)) {

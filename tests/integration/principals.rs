@@ -301,7 +301,7 @@ const POLICY: &[(&str, &str, Policy)] = &[
     ("POST", "/tasks/{id}/cancel", Write),
     ("POST", "/tasks/{id}/retry", Write),
     ("GET", "/tmux", Read),
-    ("POST", "/tmux/create", Exec),
+    ("POST", "/tmux/create", Write),
     ("POST", "/tmux/kill", Write),
     ("POST", "/tmux/send", Write),
     ("GET", "/tmux/view/{name}", PaneRead),
