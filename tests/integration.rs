@@ -45,6 +45,8 @@ mod system;
 mod task_exec;
 #[path = "integration/tasks.rs"]
 mod tasks;
+#[path = "integration/tmux_nodes.rs"]
+mod tmux_nodes;
 #[path = "integration/tracking.rs"]
 mod tracking;
 #[path = "integration/trust.rs"]

@@ -18,7 +18,7 @@ async fn server() -> TestServer {
     TestServer::start_with(|c| c.nodes.local_node = false).await
 }
 
-fn metrics(cpu: f64) -> Value {
+pub(crate) fn metrics(cpu: f64) -> Value {
     json!({
         "cpu_percent": cpu,
         "cpu_count": 4,
@@ -33,7 +33,7 @@ fn metrics(cpu: f64) -> Value {
     })
 }
 
-async fn register(agent: &Session, name: &str, interval: i64) -> (u16, Value) {
+pub(crate) async fn register(agent: &Session, name: &str, interval: i64) -> (u16, Value) {
     let r = agent
         .post_json(
             "/api/nodes",
@@ -811,7 +811,7 @@ async fn the_nodes_panel_adds_shows_and_removes_nodes() {
 // ---------------------------------------------------------------------------------------------
 
 /// A running `architect agent`, logging to a file; killed when dropped.
-struct AgentProc {
+pub(crate) struct AgentProc {
     child: tokio::process::Child,
     log: std::path::PathBuf,
 }
@@ -822,7 +822,13 @@ impl AgentProc {
     }
 
     /// [`AgentProc::start`] with extra `architect agent` arguments.
-    fn start_with(url: &str, token: &str, name: &str, dir: &Path, extra: &[&str]) -> AgentProc {
+    pub(crate) fn start_with(
+        url: &str,
+        token: &str,
+        name: &str,
+        dir: &Path,
+        extra: &[&str],
+    ) -> AgentProc {
         let log = dir.join(format!("agent-{name}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = tokio::process::Command::new(BIN);
@@ -857,7 +863,7 @@ impl AgentProc {
         self.child.id().unwrap()
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -871,7 +877,7 @@ fn gone(pid: u32) -> bool {
             .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
 }
 
-async fn agent_token(s: &Session, name: &str) -> String {
+pub(crate) async fn agent_token(s: &Session, name: &str) -> String {
     let r = s
         .post_json("/api/tokens", &json!({"name": name, "scope": "agent"}))
         .await;
@@ -880,7 +886,7 @@ async fn agent_token(s: &Session, name: &str) -> String {
 }
 
 /// Waits for node `name` to be online with metrics; returns it.
-async fn online(admin: &Session, name: &str) -> Value {
+pub(crate) async fn online(admin: &Session, name: &str) -> Value {
     until(&format!("node {name} online with metrics"), || async {
         let list = admin.get("/api/nodes").await.json;
         list.as_array()?
