@@ -9,4 +9,7 @@
   es.addEventListener("gone", () => { live.textContent = "(session ended)"; es.close(); });
   es.onerror = () => { live.textContent = "(reconnecting…)"; };
   es.onopen = () => { live.textContent = "(live)"; };
+  // A page left for another (or kept in the back-forward cache) gives its stream up at once:
+  // browsers allow six connections per host, and a held stream would hold one of them.
+  window.addEventListener("pagehide", () => es.close());
 })();
