@@ -163,6 +163,8 @@ struct PanePage {
     /// `?node=…` for a remote node, else empty.
     node_query: String,
     screen: String,
+    /// `(tmux key, label)` buttons.
+    keys: &'static [(&'static str, &'static str)],
 }
 
 fn page_name(raw: &str) -> Result<SessionName, PageError> {
@@ -224,6 +226,7 @@ async fn pane_page(
         node: node.name().to_string(),
         node_query: node.query(),
         screen,
+        keys: PAGE_KEYS,
     }))
 }
 
@@ -311,10 +314,25 @@ fn back_to(node: &NodeRef, session: &str, from: Option<&str>) -> String {
     }
 }
 
+/// The keys a pane page offers as buttons (tmux key names): what agents' prompts and menus
+/// ask for.
+const PAGE_KEYS: &[(&str, &str)] = &[
+    ("Enter", "Enter"),
+    ("Escape", "Esc"),
+    ("C-c", "Ctrl-C"),
+    ("Up", "↑"),
+    ("Down", "↓"),
+    ("Tab", "Tab"),
+];
+
 #[derive(Deserialize)]
 struct SendForm {
     session: String,
+    #[serde(default)]
     text: String,
+    /// One of [`PAGE_KEYS`], pressed instead of typing text.
+    #[serde(default)]
+    key: Option<String>,
     #[serde(default)]
     node: Option<String>,
     /// `pane` when posted from a pane page (the answer goes back there).
@@ -335,30 +353,35 @@ async fn send(
     let r = async {
         let node = node.map_err(AgentsError::from)?;
         let n = SessionName::parse(&f.session).map_err(AgentsError::from)?;
-        if f.text.is_empty() {
-            return Err(AgentsError::Invalid(crate::validate::invalid(
-                "text",
-                "text must not be empty",
-            ))
-            .into());
-        }
-        super::api::ensure_may_type(&s, &who, &node, &n).await?;
-        route::run(
-            &s,
-            &node,
-            TmuxOp::SendText {
-                session: n,
+        let op = match f.key.as_deref() {
+            Some(k) => {
+                let Some((key, _)) = PAGE_KEYS.iter().find(|(name, _)| *name == k) else {
+                    return Err(ApiError::invalid("key", "not a key this page offers"));
+                };
+                TmuxOp::SendKeys {
+                    session: n.clone(),
+                    keys: vec![key.to_string()],
+                }
+            }
+            None if f.text.is_empty() => {
+                return Err(ApiError::invalid("text", "text must not be empty"));
+            }
+            None => TmuxOp::SendText {
+                session: n.clone(),
                 text: f.text.clone(),
                 enter: true,
                 enter_delay: Duration::ZERO,
             },
-        )
-        .await
-        .map_err(ApiError::from)
+        };
+        super::api::ensure_may_type(&s, &who, &node, &n).await?;
+        route::run(&s, &node, op).await.map_err(ApiError::from)
     }
     .await;
     match r {
-        Ok(_) => see_other(&back, &format!("Sent to {}.", f.session)),
+        Ok(_) => match &f.key {
+            Some(k) => see_other(&back, &format!("Pressed {k} in {}.", f.session)),
+            None => see_other(&back, &format!("Sent to {}.", f.session)),
+        },
         Err(e) => back_with_error(&back, &e),
     }
 }
