@@ -522,5 +522,7 @@ pub(crate) async fn kill_session(
     route::run(s, node, TmuxOp::Kill(session.clone())).await?;
     store::revoke_hook_token(&s.db, node.name(), session.as_str(), &s.clock.now_str()).await?;
     s.token_cache.invalidate();
+    s.events
+        .emit(crate::events::Topic::Sessions, "killed", session.as_str());
     Ok(())
 }

@@ -358,6 +358,9 @@ pub async fn start(
         &state.clock.now_str(),
     )
     .await?;
+    state
+        .events
+        .emit(crate::events::Topic::Sessions, "started", name.as_str());
     Ok(StartedSession {
         node: node.name().to_string(),
         session: name.to_string(),
