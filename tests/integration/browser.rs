@@ -251,7 +251,7 @@ impl Browser {
     }
 
     /// Runs `js` (a function body; `return` gives the value) in the page.
-    async fn script(&self, js: &str) -> Value {
+    pub(crate) async fn script(&self, js: &str) -> Value {
         self.cmd(
             reqwest::Method::POST,
             "/execute/sync",

@@ -11,9 +11,9 @@
 //!   a refused start shows the form again as typed.
 
 use crate::agents::PrivateTmux;
-use crate::browser::{browser_available, Browser, Driver};
+use crate::browser::{browser_available, log_in, Browser, Driver};
 use crate::nodes::{agent_token, metrics, online, register, AgentProc};
-use crate::support::{until, Session, TestServer, ADMIN, ADMIN_PASSWORD, DEADLINE};
+use crate::support::{until, Session, TestServer, DEADLINE};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -269,6 +269,42 @@ async fn a_remote_nodes_sessions_are_listed_with_their_node_and_their_panes_open
             .then_some(())
     })
     .await;
+
+    // The pane page's keys go there too: Up, Enter runs the last command again.
+    for key in ["Up", "Enter"] {
+        let r = admin
+            .post_form(
+                "/tmux/send",
+                &[
+                    ("node", "it-remote"),
+                    ("session", bash),
+                    ("key", key),
+                    ("from", "pane"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let to = r.headers["location"].to_str().unwrap();
+        assert!(to.contains("notice=Pressed"), "{to}");
+    }
+    until("the command to run again", || async {
+        (node_tmux
+            .run(&["capture-pane", "-p", "-t", "=bash-1:"])
+            .lines()
+            .filter(|l| l.trim() == "typed-42")
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+    let r = admin
+        .post_form(
+            "/tmux/send",
+            &[("node", "it-remote"), ("session", bash), ("key", "F13;rm")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.headers["location"].to_str().unwrap().contains("error="));
 
     // Kill from the panel kills it on the node, not here.
     let r = admin
@@ -573,11 +609,7 @@ async fn browser_lists_a_remote_nodes_session_and_opens_its_pane() {
 
     let driver = Driver::start(tmp.path()).await;
     let b = Browser::open(&driver, &tmp.path().join("profile")).await;
-    b.goto(&format!("{}/login", t.url)).await;
-    b.type_into("#username", ADMIN).await;
-    b.type_into("#password", ADMIN_PASSWORD).await;
-    b.click("#login-submit").await;
-    b.wait_url(&format!("{}/projects", t.url)).await;
+    log_in(&b, &t).await;
 
     b.resize(1400, 1300).await;
     b.goto(&format!("{}/tmux", t.url)).await;
@@ -603,21 +635,10 @@ async fn browser_lists_a_remote_nodes_session_and_opens_its_pane() {
     b.click("#start-form button[type=submit]").await;
     b.wait_text("#start-error", "already exists").await;
     let kept = b
-        .wait("the form as typed", || async {
-            let v = b
-                .cmd(
-                    reqwest::Method::POST,
-                    "/execute/sync",
-                    Some(
-                        json!({"script": "const f = document.getElementById('start-form'); \
-                        return [f.name.value, f.agent.value, f.role.value, f.cwd.value].join('|');",
-                        "args": []}),
-                    ),
-                )
-                .await
-                .ok()?;
-            v.as_str().map(str::to_string)
-        })
+        .script(
+            "const f = document.getElementById('start-form'); \
+             return [f.name.value, f.agent.value, f.role.value, f.cwd.value].join('|');",
+        )
         .await;
     assert_eq!(kept, "near-1|shell|worker|/tmp");
     b.screenshot("tmux-nodes-start-refused").await;
@@ -673,6 +694,16 @@ async fn browser_lists_a_remote_nodes_session_and_opens_its_pane() {
     b.wait_text(".flash.ok", "Killed far-1 on it-browser").await;
     assert!(!lists(&node_tmux, "far-1"));
     b.screenshot("tmux-nodes-after-kill").await;
+
+    // A session started elsewhere on the node appears on the open panel by itself.
+    let r = admin
+        .post_json(
+            "/api/agents/sessions",
+            &json!({"name": "later-1", "agent": "shell", "node": "it-browser", "cwd": "/tmp"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    b.wait_text("#sessions-table", "later-1").await;
 
     b.quit().await;
     drop(driver);
