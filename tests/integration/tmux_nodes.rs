@@ -133,7 +133,12 @@ async fn a_remote_nodes_sessions_are_listed_with_their_node_and_their_panes_open
     session_printing(&server_tmux, "near-1", "marker-from-here");
 
     // The list: both machines' sessions, each with its node.
+    let started = std::time::Instant::now();
     let list = admin.get("/api/tmux/sessions").await;
+    eprintln!(
+        "GET /api/tmux/sessions, one remote node: {:?}",
+        started.elapsed()
+    );
     assert_eq!(list.status, 200, "{}", list.body);
     assert!(
         has_session(&list.json, "it-remote", "far-1"),
@@ -162,7 +167,9 @@ async fn a_remote_nodes_sessions_are_listed_with_their_node_and_their_panes_open
     );
 
     // The panel lists it, linked to its node-qualified pane page; local links stay as they were.
+    let started = std::time::Instant::now();
     let page = admin.get("/tmux").await;
+    eprintln!("GET /tmux, one remote node: {:?}", started.elapsed());
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
         page.body
