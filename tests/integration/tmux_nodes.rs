@@ -112,7 +112,7 @@ fn has_session(list: &Value, node: &str, name: &str) -> bool {
 /// A node that is online by its heartbeat but whose agent never polls for commands.
 async fn silent_node(t: &TestServer, name: &str) {
     let agent = t.token("agent").await;
-    let (status, node) = register(&agent, name, 5).await;
+    let (status, node) = register(&agent, name, 60).await;
     assert_eq!(status, 201, "{node}");
     let id = node["id"].as_i64().unwrap();
     let hb = agent
@@ -711,6 +711,30 @@ async fn browser_lists_a_remote_nodes_session_and_opens_its_pane() {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     b.wait_text("#sessions-table", "later-1").await;
+
+    // On a phone: neither the panel nor a remote pane page scrolls sideways.
+    b.resize(390, 844).await;
+    for (path, ready, shot) in [
+        ("/tmux".to_string(), "#sessions-table", "tmux-nodes-390"),
+        (
+            "/tmux/view/later-1?node=it-browser".to_string(),
+            "#tmux-pane",
+            "tmux-nodes-pane-390",
+        ),
+    ] {
+        b.goto(&format!("{}{path}", t.url)).await;
+        b.element(ready).await;
+        let (scroll, inner) = (
+            b.script("return document.documentElement.scrollWidth")
+                .await,
+            b.script("return window.innerWidth").await,
+        );
+        b.screenshot(shot).await;
+        assert!(
+            scroll.as_i64() <= inner.as_i64(),
+            "{path} scrolls sideways at 390 px: {scroll} > {inner}"
+        );
+    }
 
     b.quit().await;
     drop(driver);
