@@ -38,6 +38,9 @@ pub enum SessionCmd {
         /// Give the session its own git worktree and branch (feature/<slug>-MMDD).
         #[arg(long)]
         worktree: bool,
+        /// The new worktree's branch instead of feature/<slug>-MMDD (implies --worktree).
+        #[arg(long)]
+        branch: Option<String>,
         /// Keep the agent's own provider configuration. Without it, the agent's model requests
         /// go through architect's LLM gateway, so failover, budgets and the cost ledger apply:
         /// Claude Code gets ANTHROPIC_BASE_URL = the dashboard and ANTHROPIC_AUTH_TOKEN = a
@@ -80,6 +83,7 @@ pub async fn run(cfg: &ClientConfig, cmd: SessionCmd) -> anyhow::Result<()> {
             groups,
             manager,
             worktree,
+            branch,
             no_gateway,
             check_secs,
             program,
@@ -99,8 +103,8 @@ pub async fn run(cfg: &ClientConfig, cmd: SessionCmd) -> anyhow::Result<()> {
                 role,
                 groups,
                 manager,
-                worktree,
-                branch: None,
+                worktree: worktree || branch.is_some(),
+                branch,
                 program,
                 args,
                 env: Default::default(),

@@ -518,6 +518,40 @@ async fn the_start_form_starts_on_the_chosen_node_and_keeps_what_was_typed() {
         list.body
     );
 
+    // `architect session start --branch` is the same start (and implies --worktree).
+    let out = tokio::process::Command::new(crate::agents::BIN)
+        .args([
+            "session",
+            "start",
+            "cli-1",
+            "--agent",
+            "shell",
+            "--node",
+            "it-form",
+            "--cwd",
+            &cwd,
+            "--branch",
+            "fix/from-the-cli",
+            "--check-secs",
+            "0",
+            "--url",
+            &t.url,
+            "--json",
+        ])
+        .env_remove("ARCHITECT_URL")
+        .env("ARCHITECT_TOKEN", t.token("admin").await.token.unwrap())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(started["branch"], "fix/from-the-cli", "{started}");
+    assert!(tmp.path().join("it-form-data/worktrees/cli-1").is_dir());
+
     // Refusals show the form again with what was typed and why.
     let kept = |r: &crate::support::Resp, name: &str| {
         for want in [
