@@ -144,6 +144,14 @@
       if (!es) { connect(); badgesSoon(); if (pageTopics.length) pageSoon(); }
     }
   });
+  // A page left for another may be kept frozen in the back-forward cache with its stream
+  // open (its timers stopped): close the stream as the page goes, open it when it comes back.
+  window.addEventListener("pagehide", function () {
+    if (es) { es.close(); es = null; }
+  });
+  window.addEventListener("pageshow", function (e) {
+    if (e.persisted && !es) { connect(); badgesSoon(); if (pageTopics.length) pageSoon(); }
+  });
   refreshBadges();
   connect();
 })();

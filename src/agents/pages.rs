@@ -232,10 +232,13 @@ async fn pane_page(
 
 /// Server-sent events: `pane` with the captured text whenever it changes; `unreachable` with
 /// the reason while the session's node does not answer (reads go on); `gone` when the
-/// session ends (then the stream closes).
+/// session ends (then the stream closes). It also ends when the server shuts down and when
+/// the viewer's session or token stops being valid (checked every `events::api::RECHECK`):
+/// a screen is not shown to someone who signed out.
 async fn pane_stream(
     State(s): State<AppState>,
     PageAuthed(..): PageAuthed<PaneRead>,
+    headers: axum::http::HeaderMap,
     Path(name): Path<String>,
     Query(q): Query<NodeQuery>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>, PageError>
@@ -260,8 +263,12 @@ async fn pane_stream(
         done: bool,
         /// The first read, not sent yet.
         first: Option<String>,
+        headers: axum::http::HeaderMap,
+        checked: tokio::time::Instant,
     }
     let start = Watch {
+        headers,
+        checked: tokio::time::Instant::now(),
         s,
         node,
         name: n,
@@ -280,7 +287,16 @@ async fn pane_stream(
             return Some((Ok(ev), w));
         }
         loop {
-            tokio::time::sleep(every).await;
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = w.s.events.closed() => return None,
+            }
+            if w.checked.elapsed() >= crate::events::api::RECHECK {
+                if !crate::auth::extract::still_signed_in(&w.s, &w.headers).await {
+                    return None;
+                }
+                w.checked = tokio::time::Instant::now();
+            }
             match capture(&w.s, &w.node, &w.name).await {
                 Ok(screen) if screen != w.last || w.failing => {
                     w.failing = false;

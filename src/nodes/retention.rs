@@ -15,6 +15,9 @@ use time::{Duration, OffsetDateTime};
 pub const RAW_KEEP: Duration = Duration::hours(24);
 /// Roll-ups are kept this long (the 7-day chart).
 pub const ROLLUP_KEEP: Duration = Duration::days(7);
+/// Finished node commands are kept this long (remote tmux reads add one per call: an open
+/// remote pane view adds one a second).
+pub const COMMAND_KEEP: Duration = Duration::hours(24);
 /// Width of a roll-up bucket, seconds.
 pub const ROLLUP_S: i64 = 300;
 /// Raw rows rolled up per transaction, so one tick never holds the write lock for long.
@@ -26,6 +29,8 @@ pub struct Report {
     pub rolled_up: u64,
     /// Roll-ups deleted for age.
     pub pruned: u64,
+    /// Finished commands deleted for age.
+    pub commands_pruned: u64,
 }
 
 pub async fn tick(state: &AppState) -> Result<Report, sqlx::Error> {
@@ -55,6 +60,8 @@ pub async fn tick_at(db: &Db, now: OffsetDateTime) -> Result<Report, sqlx::Error
     }
     let mut conn = db.acquire().await?;
     report.pruned = store::prune_rollups(&mut conn, &rollup_cutoff).await?;
+    let command_cutoff = crate::clock::format(now - COMMAND_KEEP);
+    report.commands_pruned = store::prune_finished_commands(&mut conn, &command_cutoff).await?;
     Ok(report)
 }
 

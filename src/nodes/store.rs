@@ -327,6 +327,21 @@ pub async fn delete_raw_rows(
 }
 
 /// Deletes rolled-up rows older than `before`.
+/// Deletes commands that finished (succeeded, failed, timed out) before `before`.
+pub async fn prune_finished_commands(
+    conn: &mut AnyConnection,
+    before: &str,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "DELETE FROM node_commands WHERE status IN ('succeeded', 'failed', 'timed_out') \
+           AND COALESCE(finished_at, expires_at) < $1",
+    )
+    .bind(before)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected())
+}
+
 pub async fn prune_rollups(conn: &mut AnyConnection, before: &str) -> Result<u64, sqlx::Error> {
     let r = sqlx::query("DELETE FROM node_metrics WHERE resolution > 0 AND at < $1")
         .bind(before)

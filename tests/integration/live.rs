@@ -320,3 +320,38 @@ async fn seconds_left(s: &crate::support::Session) -> i64 {
         .as_i64()
         .unwrap()
 }
+
+/// The live pane view stops showing a screen to someone who signed out: the stream ends
+/// within one re-check of the session.
+#[tokio::test]
+async fn a_pane_stream_ends_when_its_viewer_signs_out() {
+    let tmux = crate::agents::PrivateTmux::new();
+    tmux.idle_sessions(&["watched"]);
+    let t = crate::agents::server(&tmux).await;
+    let browser = t.login(ADMIN, ADMIN_PASSWORD).await;
+    let mut stream = browser
+        .request(reqwest::Method::GET, "/tmux/view/watched/stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+        .await
+        .expect("the first screen")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: pane"));
+    // Sign out from another request of the same browser.
+    let r = browser.post_form("/logout", &[]).await;
+    assert!(r.status < 400, "{}", r.body);
+    let deadline =
+        tokio::time::Instant::now() + architect::events::api::RECHECK + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.chunk()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) | Ok(Err(_)) => break,
+            Err(_) => panic!("the pane stream still runs after the sign-out"),
+        }
+    }
+    t.stop().await;
+}

@@ -1488,3 +1488,20 @@ async fn concurrent_registrations_heartbeats_and_removals_never_fail_the_server(
     assert_eq!(list.as_array().unwrap().len(), 12, "{list}");
     t.stop().await;
 }
+
+/// Finished commands go after a day (remote tmux reads add one per call); queued ones stay.
+#[tokio::test]
+async fn retention_prunes_finished_commands_after_a_day() {
+    let t = TestServer::start().await;
+    let node = until("the local node", || async { t.state().nodes.local_node() }).await;
+    actions::run_command(t.state(), "test", node, "ping", json!({}), 10)
+        .await
+        .expect("ping runs");
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM node_commands").await, 1);
+    assert_eq!(retention::tick(t.state()).await.unwrap().commands_pruned, 0);
+    t.clock.advance(25 * 3600);
+    let r = retention::tick(t.state()).await.unwrap();
+    assert_eq!(r.commands_pruned, 1, "{r:?}");
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM node_commands").await, 0);
+    t.stop().await;
+}
