@@ -132,7 +132,8 @@ async fn tasks_view(
         priority: num("priority", &q.priority)?,
         project_id: num("project_id", &q.project_id)?,
     };
-    let tasks = store::list_tasks(&s.db, &filter, page.limit, page.offset).await?;
+    let mut tasks = store::list_tasks(&s.db, &filter, page.limit, page.offset).await?;
+    super::waiting::annotate(&s, &mut tasks).await?;
     let flash = Flash {
         notice: q.notice.clone(),
         error: q.error.clone(),

@@ -250,6 +250,14 @@ async fn a_pending_task_says_why_nothing_claims_it() {
     );
     let page = t.admin().await.get(&format!("/tasks/{id}")).await;
     assert!(!page.body.contains("waiting-reason"));
+    // So does the Tasks list, under the pending task's badge.
+    let list = t.admin().await.get("/tasks").await;
+    assert!(
+        list.body
+            .contains("class=\"muted task-waiting\">all 1 matching worker is busy"),
+        "{}",
+        list.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
