@@ -133,7 +133,7 @@ async fn tasks_view(
         project_id: num("project_id", &q.project_id)?,
     };
     let mut tasks = store::list_tasks(&s.db, &filter, page.limit, page.offset).await?;
-    super::waiting::annotate(&s, &mut tasks).await?;
+    super::waiting::annotate(s, &mut tasks).await?;
     let flash = Flash {
         notice: q.notice.clone(),
         error: q.error.clone(),
