@@ -27,6 +27,64 @@ pub async fn record(
     .await
 }
 
+/// An activity row to write with a change (see [`execute_logged`], [`fetch_logged`]).
+pub struct Entry<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub entity_type: &'a str,
+    pub entity_id: Option<i64>,
+    pub details: serde_json::Value,
+    pub now: &'a str,
+}
+
+async fn record_entry(conn: &mut AnyConnection, e: &Entry<'_>) -> Result<i64, sqlx::Error> {
+    record(
+        conn,
+        e.actor,
+        e.action,
+        e.entity_type,
+        e.entity_id,
+        &e.details,
+        e.now,
+    )
+    .await
+}
+
+/// Runs one statement and, when it changed a row, its activity row, in one write transaction.
+/// Returns the rows changed.
+pub async fn execute_logged<'q>(
+    db: &crate::db::Db,
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    entry: Entry<'_>,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = crate::db::begin_write(db).await?;
+    let n = q.execute(&mut *tx).await?.rows_affected();
+    if n > 0 {
+        record_entry(&mut tx, &entry).await?;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Runs one statement that returns a row (`INSERT/UPDATE ... RETURNING`) and, when it did,
+/// the activity row `entry` makes of it, in one write transaction.
+pub async fn fetch_logged<'q, T>(
+    db: &crate::db::Db,
+    q: sqlx::query::QueryAs<'q, Any, T, sqlx::any::AnyArguments<'q>>,
+    entry: impl FnOnce(&T) -> Entry<'q>,
+) -> Result<Option<T>, sqlx::Error>
+where
+    T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+{
+    let mut tx = crate::db::begin_write(db).await?;
+    let row = q.fetch_optional(&mut *tx).await?;
+    if let Some(r) = &row {
+        record_entry(&mut tx, &entry(r)).await?;
+    }
+    tx.commit().await?;
+    Ok(row)
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     id: i64,

@@ -120,12 +120,13 @@ async fn create_pattern(
 
 async fn update_pattern(
     State(s): State<AppState>,
-    _: Authed<Write>,
+    who: Authed<Write>,
     Path(id): Path<i64>,
     Json(p): Json<PatternInput>,
 ) -> Result<Json<PermissionPattern>, ApiError> {
     let f = actions::check_pattern(p)?;
-    pstore::update_pattern(&s.db, id, &f, &s.clock.now_str())
+    let actor = who.identity().actor();
+    pstore::update_pattern(&s.db, &actor, id, &f, &s.clock.now_str())
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("pattern"))
@@ -138,10 +139,11 @@ pub struct Deleted {
 
 async fn delete_pattern(
     State(s): State<AppState>,
-    _: Authed<Write>,
+    who: Authed<Write>,
     Path(id): Path<i64>,
 ) -> Result<Json<Deleted>, ApiError> {
-    if !pstore::delete_pattern(&s.db, id).await? {
+    let actor = who.identity().actor();
+    if !pstore::delete_pattern(&s.db, &actor, id, &s.clock.now_str()).await? {
         return Err(ApiError::not_found("pattern"));
     }
     Ok(Json(Deleted { deleted: true }))

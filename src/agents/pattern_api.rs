@@ -117,12 +117,13 @@ async fn create_pane_pattern(
 
 async fn update_pane_pattern(
     State(s): State<AppState>,
-    _: Authed<Write>,
+    who: Authed<Write>,
     Path(id): Path<i64>,
     Json(p): Json<PatternInput>,
 ) -> ApiResult<PanePattern> {
     let (mut p, position) = check_pattern(p).map_err(AgentsError::from)?;
-    if !store::update_pane_pattern(&s.db, id, &p, position, &s.clock.now_str())
+    let actor = who.identity().actor();
+    if !store::update_pane_pattern(&s.db, &actor, id, &p, position, &s.clock.now_str())
         .await
         .map_err(unique)?
     {
@@ -140,13 +141,14 @@ pub struct Deleted {
 
 async fn delete_pane_pattern(
     State(s): State<AppState>,
-    _: Authed<Write>,
+    who: Authed<Write>,
     Path(id): Path<i64>,
 ) -> ApiResult<Deleted> {
     if store::pane_pattern(&s.db, id).await?.is_none() {
         return Err(ApiError::not_found("pane pattern"));
     }
-    store::delete_pane_pattern(&s.db, id).await?;
+    let actor = who.identity().actor();
+    store::delete_pane_pattern(&s.db, &actor, id, &s.clock.now_str()).await?;
     s.agents.patterns_changed();
     Ok(Json(Deleted { deleted: true }))
 }

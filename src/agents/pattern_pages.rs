@@ -100,12 +100,12 @@ async fn create_pattern(
 async fn update_pattern(
     State(s): State<AppState>,
     Path(id): Path<i64>,
-    PageForm(_, f, ..): PageForm<Write, PatternForm>,
+    PageForm(who, f, ..): PageForm<Write, PatternForm>,
 ) -> Response {
     let editing = format!("/interactions?edit={id}");
     let r = async {
         let fields = actions::check_pattern(f.input()?)?;
-        pstore::update_pattern(&s.db, id, &fields, &s.clock.now_str())
+        pstore::update_pattern(&s.db, &who.actor(), id, &fields, &s.clock.now_str())
             .await?
             .ok_or_else(|| AgentsError::NotFound("pattern".into()))
     }
@@ -123,7 +123,7 @@ async fn update_pattern(
 struct Empty {}
 
 /// Enables or disables a stored pattern through the same check as an edit.
-async fn set_enabled(s: &AppState, id: i64, on: bool) -> Response {
+async fn set_enabled(s: &AppState, actor: &str, id: i64, on: bool) -> Response {
     let r = async {
         let p = pstore::pattern(&s.db, id)
             .await?
@@ -131,7 +131,7 @@ async fn set_enabled(s: &AppState, id: i64, on: bool) -> Response {
         let mut input = PatternInput::from(&p);
         input.enabled = Some(on);
         let fields = actions::check_pattern(input)?;
-        pstore::update_pattern(&s.db, id, &fields, &s.clock.now_str())
+        pstore::update_pattern(&s.db, actor, id, &fields, &s.clock.now_str())
             .await?
             .ok_or_else(|| AgentsError::NotFound("pattern".into()))
     }
@@ -152,25 +152,25 @@ async fn set_enabled(s: &AppState, id: i64, on: bool) -> Response {
 async fn enable(
     State(s): State<AppState>,
     Path(id): Path<i64>,
-    PageForm(..): PageForm<Write, Empty>,
+    PageForm(who, ..): PageForm<Write, Empty>,
 ) -> Response {
-    set_enabled(&s, id, true).await
+    set_enabled(&s, &who.actor(), id, true).await
 }
 
 async fn disable(
     State(s): State<AppState>,
     Path(id): Path<i64>,
-    PageForm(..): PageForm<Write, Empty>,
+    PageForm(who, ..): PageForm<Write, Empty>,
 ) -> Response {
-    set_enabled(&s, id, false).await
+    set_enabled(&s, &who.actor(), id, false).await
 }
 
 async fn delete_pattern(
     State(s): State<AppState>,
     Path(id): Path<i64>,
-    PageForm(..): PageForm<Write, Empty>,
+    PageForm(who, ..): PageForm<Write, Empty>,
 ) -> Response {
-    match pstore::delete_pattern(&s.db, id).await {
+    match pstore::delete_pattern(&s.db, &who.actor(), id, &s.clock.now_str()).await {
         Ok(true) => see_other("/interactions", &format!("Pattern #{id} deleted.")),
         Ok(false) => back("/interactions", AgentsError::NotFound("pattern".into())),
         Err(e) => back("/interactions", AgentsError::from(e)),

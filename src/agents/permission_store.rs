@@ -43,57 +43,90 @@ pub async fn insert_pattern(
     by: &str,
     now: &str,
 ) -> Result<PermissionPattern, sqlx::Error> {
-    sqlx::query_as(&format!(
+    let sql = format!(
         "INSERT INTO permission_patterns (name, tool_regex, subject_regex, session_scope, \
             role_scope, decision, enabled, override_guard, created_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {PATTERN_COLS}"
-    ))
-    .bind(&f.name)
-    .bind(&f.tool_regex)
-    .bind(&f.subject_regex)
-    .bind(&f.session_scope)
-    .bind(&f.role_scope)
-    .bind(&f.decision)
-    .bind(i64::from(f.enabled))
-    .bind(i64::from(f.override_guard))
-    .bind(by)
-    .bind(now)
-    .fetch_one(db)
-    .await
+    );
+    let q = sqlx::query_as(&sql)
+        .bind(&f.name)
+        .bind(&f.tool_regex)
+        .bind(&f.subject_regex)
+        .bind(&f.session_scope)
+        .bind(&f.role_scope)
+        .bind(&f.decision)
+        .bind(i64::from(f.enabled))
+        .bind(i64::from(f.override_guard))
+        .bind(by)
+        .bind(now);
+    crate::activity::store::fetch_logged(db, q, |p: &PermissionPattern| {
+        pattern_entry(by, "create", p, now)
+    })
+    .await?
+    .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// The activity row of a permission pattern change: what it approves or denies.
+fn pattern_entry<'a>(
+    actor: &'a str,
+    action: &'a str,
+    p: &PermissionPattern,
+    now: &'a str,
+) -> crate::activity::store::Entry<'a> {
+    crate::activity::store::Entry {
+        actor,
+        action,
+        entity_type: "permission_pattern",
+        entity_id: Some(p.id),
+        details: serde_json::json!({
+            "name": p.name, "tool_regex": p.tool_regex, "subject_regex": p.subject_regex,
+            "decision": p.decision, "enabled": p.enabled, "override_guard": p.override_guard,
+        }),
+        now,
+    }
 }
 
 pub async fn update_pattern(
     db: &Db,
+    actor: &str,
     id: i64,
     f: &PatternFields,
     now: &str,
 ) -> Result<Option<PermissionPattern>, sqlx::Error> {
-    sqlx::query_as(&format!(
+    let sql = format!(
         "UPDATE permission_patterns SET name = $2, tool_regex = $3, subject_regex = $4, \
             session_scope = $5, role_scope = $6, decision = $7, enabled = $8, \
             override_guard = $9, updated_at = $10 \
          WHERE id = $1 RETURNING {PATTERN_COLS}"
-    ))
-    .bind(id)
-    .bind(&f.name)
-    .bind(&f.tool_regex)
-    .bind(&f.subject_regex)
-    .bind(&f.session_scope)
-    .bind(&f.role_scope)
-    .bind(&f.decision)
-    .bind(i64::from(f.enabled))
-    .bind(i64::from(f.override_guard))
-    .bind(now)
-    .fetch_optional(db)
+    );
+    let q = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(&f.name)
+        .bind(&f.tool_regex)
+        .bind(&f.subject_regex)
+        .bind(&f.session_scope)
+        .bind(&f.role_scope)
+        .bind(&f.decision)
+        .bind(i64::from(f.enabled))
+        .bind(i64::from(f.override_guard))
+        .bind(now);
+    crate::activity::store::fetch_logged(db, q, |p: &PermissionPattern| {
+        pattern_entry(actor, "update", p, now)
+    })
     .await
 }
 
-pub async fn delete_pattern(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("DELETE FROM permission_patterns WHERE id = $1")
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() > 0)
+pub async fn delete_pattern(db: &Db, actor: &str, id: i64, now: &str) -> Result<bool, sqlx::Error> {
+    let q = sqlx::query("DELETE FROM permission_patterns WHERE id = $1").bind(id);
+    let entry = crate::activity::store::Entry {
+        actor,
+        action: "delete",
+        entity_type: "permission_pattern",
+        entity_id: Some(id),
+        details: serde_json::json!({}),
+        now,
+    };
+    Ok(crate::activity::store::execute_logged(db, q, entry).await? > 0)
 }
 
 /// Writes one audit row (on the pool, or inside a caller's transaction).

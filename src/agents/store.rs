@@ -445,7 +445,7 @@ pub async fn insert_pane_pattern(
     by: &str,
     now: &str,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+    let q = sqlx::query_as::<_, (i64,)>(
         "INSERT INTO pane_patterns (name, agent, signal, source, tail_lines, regex, enabled, \
             note, position, created_by, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
@@ -460,19 +460,44 @@ pub async fn insert_pane_pattern(
     .bind(&p.note)
     .bind(position)
     .bind(by)
-    .bind(now)
-    .fetch_one(db)
-    .await
+    .bind(now);
+    let row = crate::activity::store::fetch_logged(db, q, |r: &(i64,)| {
+        pane_pattern_entry(by, "create", r.0, p, now)
+    })
+    .await?;
+    row.map(|r| r.0).ok_or(sqlx::Error::RowNotFound)
+}
+
+/// The activity row of a pane pattern change.
+fn pane_pattern_entry<'a>(
+    actor: &'a str,
+    action: &'a str,
+    id: i64,
+    p: &PanePattern,
+    now: &'a str,
+) -> crate::activity::store::Entry<'a> {
+    crate::activity::store::Entry {
+        actor,
+        action,
+        entity_type: "pane_pattern",
+        entity_id: Some(id),
+        details: serde_json::json!({
+            "name": p.name, "agent": p.agent.as_str(), "signal": p.signal.as_str(),
+            "regex": p.regex, "enabled": p.enabled,
+        }),
+        now,
+    }
 }
 
 pub async fn update_pane_pattern(
     db: &Db,
+    actor: &str,
     id: i64,
     p: &PanePattern,
     position: i64,
     now: &str,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
+    let q = sqlx::query(
         "UPDATE pane_patterns SET name = $2, agent = $3, signal = $4, source = $5, \
             tail_lines = $6, regex = $7, enabled = $8, note = $9, position = $10, updated_at = $11 \
          WHERE id = $1",
@@ -487,18 +512,27 @@ pub async fn update_pane_pattern(
     .bind(i64::from(p.enabled))
     .bind(&p.note)
     .bind(position)
-    .bind(now)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() > 0)
+    .bind(now);
+    let entry = pane_pattern_entry(actor, "update", id, p, now);
+    Ok(crate::activity::store::execute_logged(db, q, entry).await? > 0)
 }
 
-pub async fn delete_pane_pattern(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("DELETE FROM pane_patterns WHERE id = $1")
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() > 0)
+pub async fn delete_pane_pattern(
+    db: &Db,
+    actor: &str,
+    id: i64,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let q = sqlx::query("DELETE FROM pane_patterns WHERE id = $1").bind(id);
+    let entry = crate::activity::store::Entry {
+        actor,
+        action: "delete",
+        entity_type: "pane_pattern",
+        entity_id: Some(id),
+        details: serde_json::json!({}),
+        now,
+    };
+    Ok(crate::activity::store::execute_logged(db, q, entry).await? > 0)
 }
 
 /// Revokes the hook token of a session that ended (its agent token has nothing left to report).

@@ -499,3 +499,107 @@ async fn prompt_changes_are_in_the_activity_log() {
     );
     t.stop().await;
 }
+
+/// Permission patterns (what gets approved on its own), pane patterns and routing rules:
+/// every change is in the activity log, with who made it and what the rule says.
+#[tokio::test]
+async fn agent_rule_changes_are_in_the_activity_log() {
+    let t = TestServer::start_with(|c| c.agents.assigner = false).await;
+    let admin = t.token("admin").await;
+    let r = admin
+        .post_json(
+            "/api/claude/patterns",
+            &json!({"name": "cargo", "tool_regex": "Bash", "subject_regex": "^cargo test", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let pat = r.json["id"].as_i64().unwrap();
+    let r = admin
+        .put_json(
+            &format!("/api/claude/patterns/{pat}"),
+            &json!({"name": "cargo", "tool_regex": "Bash", "subject_regex": "^cargo (test|check)", "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        admin
+            .delete(&format!("/api/claude/patterns/{pat}"))
+            .await
+            .status,
+        200
+    );
+    let r = admin
+        .post_json(
+            "/api/agents/pane-patterns",
+            &json!({"name": "mine", "agent": "other", "signal": "idle", "source": "tail", "tail_lines": 2, "regex": "ready>$"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let pane = r.json["id"].as_i64().unwrap();
+    assert_eq!(
+        admin
+            .delete(&format!("/api/agents/pane-patterns/{pane}"))
+            .await
+            .status,
+        200
+    );
+    let r = admin
+        .post_json(
+            "/api/assigner/routing-rules",
+            &json!({"name": "bugs", "content_regex": "\\bbug\\b", "target_group": "debug"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let rule = r.json["id"].as_i64().unwrap();
+    assert_eq!(
+        admin
+            .delete(&format!("/api/assigner/routing-rules/{rule}"))
+            .await
+            .status,
+        200
+    );
+
+    let log = admin.get("/api/activity?limit=50").await;
+    let rows: Vec<(String, String, Option<i64>)> = log
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            ["permission_pattern", "pane_pattern", "routing_rule"]
+                .contains(&a["entity_type"].as_str().unwrap_or(""))
+        })
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["entity_type"].as_str().unwrap().to_string(),
+                a["entity_id"].as_i64(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, Option<i64>)> = [
+        ("delete", "routing_rule", rule),
+        ("create", "routing_rule", rule),
+        ("delete", "pane_pattern", pane),
+        ("create", "pane_pattern", pane),
+        ("delete", "permission_pattern", pat),
+        ("update", "permission_pattern", pat),
+        ("create", "permission_pattern", pat),
+    ]
+    .iter()
+    .map(|(a, e, i)| (a.to_string(), e.to_string(), Some(*i)))
+    .collect();
+    assert_eq!(rows, want, "{}", log.body);
+    let update = log
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "update")
+        .unwrap();
+    assert_eq!(
+        update["details"]["subject_regex"], "^cargo (test|check)",
+        "{update}"
+    );
+    t.stop().await;
+}

@@ -66,10 +66,11 @@ async fn create_rule(
 
 async fn delete_rule(
     State(s): State<AppState>,
-    _: Authed<crate::auth::extract::Write>,
+    who: Authed<crate::auth::extract::Write>,
     Path(id): Path<i64>,
 ) -> Result<Json<Count>, ApiError> {
-    if !super::routing::delete(&s.db, id).await? {
+    let actor = who.identity().actor();
+    if !super::routing::delete(&s.db, &actor, id, &s.clock.now_str()).await? {
         return Err(ApiError::not_found("routing rule"));
     }
     Ok(Json(Count { count: 1 }))

@@ -88,29 +88,48 @@ pub async fn rules(db: &Db) -> Result<Vec<RoutingRule>, sqlx::Error> {
 }
 
 pub async fn insert(db: &Db, r: &NewRule, by: &str, now: &str) -> Result<RoutingRule, sqlx::Error> {
-    sqlx::query_as(&format!(
+    let sql = format!(
         "INSERT INTO routing_rules (name, content_regex, task_type, target_role, target_group, \
             position, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          RETURNING {COLS}"
-    ))
-    .bind(r.name.trim())
-    .bind(&r.content_regex)
-    .bind(&r.task_type)
-    .bind(&r.target_role)
-    .bind(&r.target_group)
-    .bind(r.position.unwrap_or(0))
-    .bind(by)
-    .bind(now)
-    .fetch_one(db)
-    .await
+    );
+    let q = sqlx::query_as(&sql)
+        .bind(r.name.trim())
+        .bind(&r.content_regex)
+        .bind(&r.task_type)
+        .bind(&r.target_role)
+        .bind(&r.target_group)
+        .bind(r.position.unwrap_or(0))
+        .bind(by)
+        .bind(now);
+    crate::activity::store::fetch_logged(db, q, |rule: &RoutingRule| {
+        crate::activity::store::Entry {
+            actor: by,
+            action: "create",
+            entity_type: "routing_rule",
+            entity_id: Some(rule.id),
+            details: serde_json::json!({
+                "name": rule.name, "content_regex": rule.content_regex, "task_type": rule.task_type,
+                "target_role": rule.target_role, "target_group": rule.target_group,
+            }),
+            now,
+        }
+    })
+    .await?
+    .ok_or(sqlx::Error::RowNotFound)
 }
 
-pub async fn delete(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("DELETE FROM routing_rules WHERE id = $1")
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected() > 0)
+pub async fn delete(db: &Db, actor: &str, id: i64, now: &str) -> Result<bool, sqlx::Error> {
+    let q = sqlx::query("DELETE FROM routing_rules WHERE id = $1").bind(id);
+    let entry = crate::activity::store::Entry {
+        actor,
+        action: "delete",
+        entity_type: "routing_rule",
+        entity_id: Some(id),
+        details: serde_json::json!({}),
+        now,
+    };
+    Ok(crate::activity::store::execute_logged(db, q, entry).await? > 0)
 }
 
 /// The first rule that applies to a prompt.

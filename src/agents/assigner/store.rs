@@ -242,31 +242,24 @@ pub async fn counts(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
 }
 
 /// Runs one change of a prompt and, when it changed a row, its activity-log row, in one
-/// transaction. `id` is the prompt (none for a change of many).
+/// transaction.
 async fn change<'q>(
     db: &Db,
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     log: Log<'_>,
 ) -> Result<u64, sqlx::Error> {
-    let mut tx = crate::db::begin_write(db).await?;
-    let n = q.execute(&mut *tx).await?.rows_affected();
-    if n > 0 {
-        crate::activity::store::record(
-            &mut tx,
-            log.actor,
-            log.action,
-            "prompt",
-            log.id,
-            &log.details,
-            log.now,
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(n)
+    let entry = crate::activity::store::Entry {
+        actor: log.actor,
+        action: log.action,
+        entity_type: "prompt",
+        entity_id: log.id,
+        details: log.details,
+        now: log.now,
+    };
+    crate::activity::store::execute_logged(db, q, entry).await
 }
 
-/// The activity row of a change: who, what, which prompt, details.
+/// The activity row of a change: who, what, which prompt (none for many), details.
 struct Log<'a> {
     actor: &'a str,
     action: &'a str,
