@@ -448,7 +448,7 @@ fn check_env_name(k: &str) -> Result<(), ApiError> {
 
 async fn create(
     State(s): State<AppState>,
-    _: Authed<Exec>,
+    who: Authed<Exec>,
     Json(r): Json<CreateRequest>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let n = node(r.node.as_deref())?;
@@ -480,6 +480,19 @@ async fn create(
         TmuxAnswer::Created(name) => name,
         _ => String::new(),
     };
+    // The session exists in tmux now; the log says who made it (not the command: it may
+    // carry secrets).
+    let mut conn = s.db.acquire().await?;
+    crate::activity::store::record(
+        &mut conn,
+        &who.identity().actor(),
+        "create",
+        "tmux_session",
+        None,
+        &serde_json::json!({"node": n.name(), "session": created}),
+        &s.clock.now_str(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(Created {
@@ -499,12 +512,12 @@ struct KillRequest {
 
 async fn kill(
     State(s): State<AppState>,
-    _: Authed<Write>,
+    who: Authed<Write>,
     Json(r): Json<KillRequest>,
 ) -> ApiResult<Sent> {
     let n = node(r.node.as_deref())?;
     let session = session_name(&r.session, "session")?;
-    kill_session(&s, &n, &session).await?;
+    kill_session(&s, &who.identity().actor(), &n, &session).await?;
     Ok(Json(Sent {
         success: true,
         node: n.name().to_string(),
@@ -516,11 +529,25 @@ async fn kill(
 /// kill alike).
 pub(crate) async fn kill_session(
     s: &AppState,
+    actor: &str,
     node: &NodeRef,
     session: &SessionName,
 ) -> Result<(), AgentsError> {
     route::run(s, node, TmuxOp::Kill(session.clone())).await?;
-    store::revoke_hook_token(&s.db, node.name(), session.as_str(), &s.clock.now_str()).await?;
+    let now = s.clock.now_str();
+    store::revoke_hook_token(&s.db, node.name(), session.as_str(), &now).await?;
+    // The kill itself happened in tmux; the log says who did it.
+    let mut conn = s.db.acquire().await?;
+    crate::activity::store::record(
+        &mut conn,
+        actor,
+        "kill",
+        "agent_session",
+        None,
+        &serde_json::json!({"node": node.name(), "session": session.as_str()}),
+        &now,
+    )
+    .await?;
     s.token_cache.invalidate();
     s.events
         .emit(crate::events::Topic::Sessions, "killed", session.as_str());

@@ -303,6 +303,7 @@ pub async fn start(
         name.as_str(),
         &facts(req.cwd.clone(), None),
         &crate::clock::format(now),
+        None,
     )
     .await?;
     if let Some(t) = &token {
@@ -356,6 +357,7 @@ pub async fn start(
         name.as_str(),
         &facts(launched.cwd.clone(), launched.branch.clone()),
         &state.clock.now_str(),
+        Some((&who.actor(), "start")),
     )
     .await?;
     state

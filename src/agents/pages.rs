@@ -475,12 +475,12 @@ struct KillForm {
 
 async fn kill(
     State(s): State<AppState>,
-    PageForm(_, f, ..): PageForm<Write, KillForm>,
+    PageForm(who, f, ..): PageForm<Write, KillForm>,
 ) -> Response {
     let r = async {
         let node = NodeRef::parse(f.node.as_deref())?;
         let n = SessionName::parse(&f.session)?;
-        super::api::kill_session(&s, &node, &n).await?;
+        super::api::kill_session(&s, &who.actor(), &node, &n).await?;
         Ok::<_, AgentsError>(node)
     }
     .await;

@@ -71,15 +71,18 @@ pub struct SessionFacts {
 }
 
 /// Records (or updates) the facts of a session, keeping its state.
+/// Registers (or refreshes) a launched session. With `log` (actor, action) the change commits
+/// its activity row too.
 pub async fn register_session(
     db: &Db,
     node: &str,
     name: &str,
     f: &SessionFacts,
     now: &str,
+    log: Option<(&str, &str)>,
 ) -> Result<SessionRow, sqlx::Error> {
     let groups = serde_json::to_string(&f.groups).unwrap_or_else(|_| "[]".into());
-    sqlx::query_as(&format!(
+    let sql = format!(
         "INSERT INTO agent_sessions (node, name, agent, launched, role, groups, manager, cwd, \
             branch, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
@@ -88,19 +91,34 @@ pub async fn register_session(
             manager = COALESCE($7, manager), cwd = COALESCE($8, cwd), \
             branch = COALESCE($9, branch), gone_at = NULL, updated_at = $10 \
          RETURNING {SESSION_COLS}"
-    ))
-    .bind(node)
-    .bind(name)
-    .bind(&f.agent)
-    .bind(i64::from(f.launched))
-    .bind(&f.role)
-    .bind(groups)
-    .bind(&f.manager)
-    .bind(&f.cwd)
-    .bind(&f.branch)
-    .bind(now)
-    .fetch_one(db)
-    .await
+    );
+    let q = sqlx::query_as(&sql)
+        .bind(node)
+        .bind(name)
+        .bind(&f.agent)
+        .bind(i64::from(f.launched))
+        .bind(&f.role)
+        .bind(groups)
+        .bind(&f.manager)
+        .bind(&f.cwd)
+        .bind(&f.branch)
+        .bind(now);
+    let Some((actor, action)) = log else {
+        return q.fetch_one(db).await;
+    };
+    crate::activity::store::fetch_logged(db, q, |row: &SessionRow| crate::activity::store::Entry {
+        actor,
+        action,
+        entity_type: "agent_session",
+        entity_id: Some(row.id),
+        details: serde_json::json!({
+            "node": row.node, "session": row.name, "agent": row.agent, "role": row.role,
+            "cwd": row.cwd, "branch": row.branch,
+        }),
+        now,
+    })
+    .await?
+    .ok_or(sqlx::Error::RowNotFound)
 }
 
 /// Remembers the agent token `session start` made for a session's hooks.

@@ -603,3 +603,68 @@ async fn agent_rule_changes_are_in_the_activity_log() {
     );
     t.stop().await;
 }
+
+/// Starting, creating and killing sessions is in the activity log with who did it (the
+/// command line is not: it may carry secrets).
+#[tokio::test]
+async fn session_starts_and_kills_are_in_the_activity_log() {
+    let tmux = PrivateTmux::new();
+    let t = server(&tmux).await;
+    let admin = t.token("admin").await;
+    let cwd = std::env::temp_dir().display().to_string();
+    let r = admin
+        .post_json(
+            "/api/agents/sessions",
+            &json!({"name": "logged-1", "agent": "shell", "cwd": cwd}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = admin
+        .post_json(
+            "/api/tmux/create",
+            &json!({"name": "logged-2", "command": ["sleep", "300"], "env": {"API_KEY": "s3cret"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    for name in ["logged-1", "logged-2"] {
+        let r = admin
+            .post_json("/api/tmux/kill", &json!({"session": name}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let log = admin.get("/api/activity?limit=20").await;
+    let rows: Vec<(String, String, String)> = log
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["entity_type"]
+                .as_str()
+                .is_some_and(|e| e.ends_with("_session"))
+        })
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["entity_type"].as_str().unwrap().to_string(),
+                a["details"]["session"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, String)> = [
+        ("kill", "agent_session", "logged-2"),
+        ("kill", "agent_session", "logged-1"),
+        ("create", "tmux_session", "logged-2"),
+        ("start", "agent_session", "logged-1"),
+    ]
+    .iter()
+    .map(|(a, e, n)| (a.to_string(), e.to_string(), n.to_string()))
+    .collect();
+    assert_eq!(rows, want, "{}", log.body);
+    assert!(
+        !log.body.contains("s3cret") && !log.body.contains("sleep"),
+        "{}",
+        log.body
+    );
+    t.stop().await;
+}

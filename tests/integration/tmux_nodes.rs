@@ -353,6 +353,7 @@ async fn a_node_that_does_not_answer_is_named_and_does_not_hold_up_the_others() 
             ..Default::default()
         },
         &t.clock.now_str(),
+        None,
     )
     .await
     .unwrap();
@@ -644,6 +645,7 @@ async fn browser_lists_a_remote_nodes_session_and_opens_its_pane() {
             ..Default::default()
         },
         &t.clock.now_str(),
+        None,
     )
     .await
     .unwrap();
