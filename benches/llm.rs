@@ -58,26 +58,8 @@ async fn mock_upstream(port: u16) -> anyhow::Result<String> {
 }
 
 async fn token(url: &str, password: &str) -> anyhow::Result<String> {
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
-    let login: Value = http
-        .post(format!("{url}/login"))
-        .json(&json!({"username": "architect", "password": password}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let csrf = login["csrf_token"].as_str().unwrap_or_default().to_string();
-    let t: Value = http
-        .post(format!("{url}/api/tokens"))
-        .header("X-CSRF-Token", &csrf)
-        .json(&json!({"name": "bench caller", "scope": "agent"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(t["token"].as_str().unwrap_or_default().to_string())
+    architect::client::login_and_create_token(url, "architect", password, "bench caller", "agent")
+        .await
 }
 
 struct Run {

@@ -21,7 +21,6 @@ use architect::tasks::{
     ClaimRequest, CompleteBatch, CompleteRequest, CompletedTask, NewTask, RegisterWorker,
 };
 use clap::Parser;
-use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,30 +32,11 @@ struct Serve {
 }
 
 async fn tokens(url: &str, password: &str) -> anyhow::Result<(String, String)> {
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
-    let login: Value = http
-        .post(format!("{url}/login"))
-        .json(&json!({"username": "architect", "password": password}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let csrf = login["csrf_token"].as_str().unwrap_or_default().to_string();
-    let mut out = Vec::new();
-    for scope in ["admin", "worker"] {
-        let t: Value = http
-            .post(format!("{url}/api/tokens"))
-            .header("X-CSRF-Token", &csrf)
-            .json(&json!({"name": format!("bench {scope}"), "scope": scope}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        out.push(t["token"].as_str().unwrap_or_default().to_string());
-    }
-    Ok((out[0].clone(), out[1].clone()))
+    let login = architect::client::Login::new(url, "architect", password).await?;
+    let admin = login.create_token("bench admin", "admin", None).await?;
+    let worker = login.create_token("bench worker", "worker", None).await?;
+    login.logout().await;
+    Ok((admin.token, worker.token))
 }
 
 async fn enqueue_many(admin: &Client, n: usize) -> anyhow::Result<()> {

@@ -19,7 +19,6 @@ use architect::app::AppState;
 use architect::vault::crypto::{self, Binding};
 use architect::vault::{actions, reads, rotation, store, Actor, NewSecret, SecretValue};
 use clap::Parser;
-use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,26 +159,7 @@ async fn decrypt_overhead(state: &AppState, ids: &[i64], n: usize) -> anyhow::Re
 }
 
 async fn admin_token(url: &str) -> anyhow::Result<String> {
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
-    let login: Value = http
-        .post(format!("{url}/login"))
-        .json(&json!({"username": "architect", "password": PASSWORD}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let csrf = login["csrf_token"].as_str().unwrap_or_default().to_string();
-    let t: Value = http
-        .post(format!("{url}/api/tokens"))
-        .header("X-CSRF-Token", &csrf)
-        .json(&json!({"name": "bench", "scope": "admin"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(t["token"].as_str().unwrap_or_default().to_string())
+    architect::client::login_and_create_token(url, "architect", PASSWORD, "bench", "admin").await
 }
 
 async fn http_overhead(url: &str, ids: &[i64], n: usize) -> anyhow::Result<()> {

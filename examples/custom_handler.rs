@@ -73,29 +73,15 @@ pub async fn demo() -> anyhow::Result<Value> {
     let url = format!("http://{}", server.addr);
 
     // Log in once and make two tokens: one to queue work, one (worker scope) for the worker.
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
-    let login: Value = http
-        .post(format!("{url}/login"))
-        .json(&json!({"username": "architect", "password": password}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let csrf = login["csrf_token"].as_str().unwrap_or_default().to_string();
+    let login = architect::client::Login::new(&url, "architect", password).await?;
     let mut tokens = Vec::new();
     for scope in ["admin", "worker"] {
-        let t: Value = http
-            .post(format!("{url}/api/tokens"))
-            .header("X-CSRF-Token", &csrf)
-            .json(&json!({"name": format!("example {scope}"), "scope": scope}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
+        let t = login
+            .create_token(&format!("example {scope}"), scope, None)
             .await?;
-        tokens.push(t["token"].as_str().unwrap_or_default().to_string());
+        tokens.push(t.token);
     }
+    login.logout().await;
     let queue = Client::new(&url, Some(&tokens[0]));
     let task = queue
         .create_task(&NewTask {

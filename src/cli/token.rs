@@ -2,7 +2,7 @@
 //! ARCHITECT_PASSWORD) and creates an API token, printing it once. This is how a fresh
 //! install gets its first CLI token without the dashboard.
 
-use crate::auth::{CreatedToken, Scope};
+use crate::auth::Scope;
 use crate::config::ClientConfig;
 use clap::Subcommand;
 
@@ -35,46 +35,11 @@ pub async fn run(cfg: &ClientConfig, cmd: TokenCmd) -> anyhow::Result<()> {
         Ok(p) if !p.is_empty() => p,
         _ => rpassword::prompt_password(format!("Password for {user}: "))?,
     };
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
-    let base = cfg.url.trim_end_matches('/');
-    let login = http
-        .post(format!("{base}/login"))
-        .json(&serde_json::json!({"username": user, "password": password}))
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!(crate::client::unreachable(base, &e)))?;
-    let status = login.status();
-    let body: serde_json::Value = login.json().await.unwrap_or_default();
-    if !status.is_success() {
-        anyhow::bail!(
-            "login failed: {}",
-            body["error"].as_str().unwrap_or("unknown error")
-        );
-    }
-    let csrf = body["csrf_token"].as_str().unwrap_or_default().to_string();
-    let resp = http
-        .post(format!("{base}/api/tokens"))
-        .header("X-CSRF-Token", &csrf)
-        .json(
-            &serde_json::json!({"name": name, "scope": scope, "expires_in_days": expires_in_days}),
-        )
-        .send()
+    let login = crate::client::Login::new(&cfg.url, &user, &password).await?;
+    let created = login
+        .create_token(&name, scope.as_str(), expires_in_days)
         .await?;
-    let status = resp.status();
-    if !status.is_success() {
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        anyhow::bail!(
-            "creating the token failed: {}",
-            body["error"].as_str().unwrap_or("unknown error")
-        );
-    }
-    let created: CreatedToken = resp.json().await?;
-    // End the login session now rather than leaving it to time out.
-    let _ = http
-        .post(format!("{base}/logout"))
-        .header("X-CSRF-Token", &csrf)
-        .send()
-        .await;
+    login.logout().await;
     if cfg.json {
         println!("{}", serde_json::to_string_pretty(&created)?);
     } else {

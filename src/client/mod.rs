@@ -8,7 +8,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+pub use login::{login_and_create_token, Login};
+
 mod agents;
+mod login;
 mod nodes;
 mod secrets;
 mod tasks;
