@@ -53,7 +53,6 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
     handles.extend(crate::nodes::loops(&state, &shutdown));
     handles.extend(crate::llm::loops(&state, &shutdown));
     handles.extend(crate::agents::loops(&state, &shutdown));
-    handles.extend(crate::events::loops(&state, &shutdown));
     handles.extend([
         tokio::spawn(run_every(
             state.loops.clone(),

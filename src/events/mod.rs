@@ -112,54 +112,6 @@ impl Events {
     }
 }
 
-/// States that change with time alone (a node going stale, then offline, when its heartbeats
-/// stop) are looked at this often, and announced when they changed.
-pub const DERIVED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Announces changes no write makes: nodes whose state moved because time passed. Returns the
-/// counts it compared, for the next call.
-pub async fn derived_tick(
-    state: &crate::app::AppState,
-    last: Option<Vec<(crate::nodes::NodeStatus, u64)>>,
-) -> Option<Vec<(crate::nodes::NodeStatus, u64)>> {
-    match crate::nodes::actions::status_counts(state).await {
-        Ok(now) => {
-            if last.as_ref().is_some_and(|l| *l != now) {
-                state.events.emit_many(Topic::Nodes, "status");
-            }
-            Some(now)
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, "live events: reading node states failed");
-            last
-        }
-    }
-}
-
-/// This module's loop, started by `background::spawn_all`.
-pub fn loops(
-    state: &crate::app::AppState,
-    shutdown: &tokio::sync::watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let st = state.clone();
-    let last = std::sync::Arc::new(tokio::sync::Mutex::new(None));
-    vec![tokio::spawn(crate::background::run_every(
-        state.loops.clone(),
-        "live_derived_states",
-        DERIVED_EVERY,
-        shutdown.clone(),
-        move || {
-            let state = st.clone();
-            let last = last.clone();
-            async move {
-                let mut l = last.lock().await;
-                let prev = l.take();
-                *l = derived_tick(&state, prev).await;
-            }
-        },
-    ))]
-}
-
 /// The topics a watcher asked for: a comma-separated list (`errors,tasks`); empty or absent
 /// means all. An unknown topic is an error naming the valid ones.
 pub fn parse_topics(list: Option<&str>) -> Result<Vec<Topic>, String> {

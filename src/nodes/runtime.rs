@@ -94,6 +94,32 @@ pub const RETENTION_EVERY: Duration = Duration::from_secs(300);
 /// `/metrics` node gauges are recomputed this often.
 pub const GAUGES_EVERY: Duration = Duration::from_secs(5);
 
+/// Node states change with time alone (stale, then offline, when heartbeats stop): they are
+/// looked at this often and announced to live pages when they changed.
+pub const STATES_EVERY: Duration = Duration::from_secs(5);
+
+/// Announces (topic `nodes`, action `status`) that node states moved since `last`; returns the
+/// counts to compare with next time.
+pub async fn announce_states(
+    state: &AppState,
+    last: Option<Vec<(super::NodeStatus, u64)>>,
+) -> Option<Vec<(super::NodeStatus, u64)>> {
+    match actions::status_counts(state).await {
+        Ok(now) => {
+            if last.as_ref().is_some_and(|l| *l != now) {
+                state
+                    .events
+                    .emit_many(crate::events::Topic::Nodes, "status");
+            }
+            Some(now)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "reading node states for live pages failed");
+            last
+        }
+    }
+}
+
 /// This domain's background loops, started by `background::spawn_all`: command expiry, metric
 /// retention, the `/metrics` gauges and (unless `--local-node false`) this host's own agent.
 pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
@@ -130,6 +156,25 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
                         ),
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "node metric retention failed"),
+                    }
+                }
+            },
+        )),
+        tokio::spawn(run_every(
+            state.loops.clone(),
+            "node_states_announced",
+            STATES_EVERY,
+            shutdown.clone(),
+            {
+                let state = state.clone();
+                let last = std::sync::Arc::new(tokio::sync::Mutex::new(None));
+                move || {
+                    let state = state.clone();
+                    let last = last.clone();
+                    async move {
+                        let mut l = last.lock().await;
+                        let prev = l.take();
+                        *l = announce_states(&state, prev).await;
                     }
                 }
             },

@@ -66,3 +66,95 @@ fn domain_files_keep_their_roles() {
         }
     }
 }
+
+/// Every `crate::<module>` a top-level module of src/ names outside its tests: module -> the
+/// modules it uses.
+fn dependencies() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut tops = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(&src).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let name = name.trim_end_matches(".rs").to_string();
+        if name != "lib" && name != "main" {
+            tops.insert(name);
+        }
+    }
+    let used = regex::Regex::new(r"crate::(\w+)").unwrap();
+    let mut g: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for f in rust_files(&src) {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().to_string();
+        let top = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        let text = std::fs::read_to_string(&f).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for m in used.captures_iter(code) {
+            let to = m[1].to_string();
+            if to != top && tops.contains(&to) {
+                g.entry(top.clone()).or_default().insert(to);
+            }
+        }
+    }
+    g
+}
+
+/// The dependency rules of ARCHITECTURE.md, as a ratchet: `http/` knows no domain, the leaf
+/// helpers know none either, and no two domains use each other. The arrows that break a rule
+/// today are listed (issue 14 removes them); a new one fails here, and a removed one must be
+/// struck from the list, so the list only shrinks.
+#[test]
+fn modules_depend_only_as_the_architecture_says() {
+    const DOMAINS: &[&str] = &[
+        "auth", "tracking", "activity", "vault", "tasks", "errors", "nodes", "llm", "agents",
+        "overview", "events",
+    ];
+    const LEAVES: &[&str] = &["db", "clock", "validate", "text_enum", "backoff"];
+    const KNOWN: &[(&str, &str)] = &[
+        ("http", "web"),
+        ("activity", "auth"),
+        ("agents", "errors"),
+        ("agents", "nodes"),
+        ("agents", "tasks"),
+        ("agents", "tracking"),
+        ("errors", "tracking"),
+    ];
+    let g = dependencies();
+    let uses = |a: &str, b: &str| g.get(a).is_some_and(|s| s.contains(b));
+    let mut broken = std::collections::BTreeSet::new();
+    for to in g.get("http").into_iter().flatten() {
+        broken.insert(("http".to_string(), to.clone()));
+    }
+    for leaf in LEAVES {
+        for to in g.get(*leaf).into_iter().flatten() {
+            if DOMAINS.contains(&to.as_str()) {
+                broken.insert((leaf.to_string(), to.clone()));
+            }
+        }
+    }
+    for (i, a) in DOMAINS.iter().enumerate() {
+        for b in &DOMAINS[i + 1..] {
+            if uses(a, b) && uses(b, a) {
+                let (x, y) = if a < b { (a, b) } else { (b, a) };
+                broken.insert((x.to_string(), y.to_string()));
+            }
+        }
+    }
+    let known: std::collections::BTreeSet<(String, String)> = KNOWN
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let new: Vec<_> = broken.difference(&known).collect();
+    let gone: Vec<_> = known.difference(&broken).collect();
+    assert!(
+        new.is_empty(),
+        "new dependencies against ARCHITECTURE.md (http/ uses no domain; leaves use none; no two domains use each other): {new:?}"
+    );
+    assert!(
+        gone.is_empty(),
+        "these listed arrows are gone: strike them from KNOWN: {gone:?}"
+    );
+}
