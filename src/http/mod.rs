@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 pub mod observe;
+pub mod page;
 
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +16,7 @@ pub async fn not_found(uri: Uri) -> Response {
     if wants_json(&uri) {
         e.into_response()
     } else {
-        crate::web::PageError::Error(e).into_response()
+        page::PageError::Error(e).into_response()
     }
 }
 
