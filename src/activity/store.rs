@@ -37,6 +37,20 @@ pub struct Entry<'a> {
     pub now: &'a str,
 }
 
+impl<'a> Entry<'a> {
+    /// The row of a deletion of `entity_type` `id`.
+    pub fn deleted(actor: &'a str, entity_type: &'a str, id: i64, now: &'a str) -> Entry<'a> {
+        Entry {
+            actor,
+            action: "delete",
+            entity_type,
+            entity_id: Some(id),
+            details: serde_json::json!({}),
+            now,
+        }
+    }
+}
+
 async fn record_entry(conn: &mut AnyConnection, e: &Entry<'_>) -> Result<i64, sqlx::Error> {
     record(
         conn,

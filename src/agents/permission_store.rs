@@ -118,14 +118,7 @@ pub async fn update_pattern(
 
 pub async fn delete_pattern(db: &Db, actor: &str, id: i64, now: &str) -> Result<bool, sqlx::Error> {
     let q = sqlx::query("DELETE FROM permission_patterns WHERE id = $1").bind(id);
-    let entry = crate::activity::store::Entry {
-        actor,
-        action: "delete",
-        entity_type: "permission_pattern",
-        entity_id: Some(id),
-        details: serde_json::json!({}),
-        now,
-    };
+    let entry = crate::activity::store::Entry::deleted(actor, "permission_pattern", id, now);
     Ok(crate::activity::store::execute_logged(db, q, entry).await? > 0)
 }
 

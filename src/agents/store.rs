@@ -542,14 +542,7 @@ pub async fn delete_pane_pattern(
     now: &str,
 ) -> Result<bool, sqlx::Error> {
     let q = sqlx::query("DELETE FROM pane_patterns WHERE id = $1").bind(id);
-    let entry = crate::activity::store::Entry {
-        actor,
-        action: "delete",
-        entity_type: "pane_pattern",
-        entity_id: Some(id),
-        details: serde_json::json!({}),
-        now,
-    };
+    let entry = crate::activity::store::Entry::deleted(actor, "pane_pattern", id, now);
     Ok(crate::activity::store::execute_logged(db, q, entry).await? > 0)
 }
 

@@ -121,14 +121,7 @@ pub async fn insert(db: &Db, r: &NewRule, by: &str, now: &str) -> Result<Routing
 
 pub async fn delete(db: &Db, actor: &str, id: i64, now: &str) -> Result<bool, sqlx::Error> {
     let q = sqlx::query("DELETE FROM routing_rules WHERE id = $1").bind(id);
-    let entry = crate::activity::store::Entry {
-        actor,
-        action: "delete",
-        entity_type: "routing_rule",
-        entity_id: Some(id),
-        details: serde_json::json!({}),
-        now,
-    };
+    let entry = crate::activity::store::Entry::deleted(actor, "routing_rule", id, now);
     Ok(crate::activity::store::execute_logged(db, q, entry).await? > 0)
 }
 
