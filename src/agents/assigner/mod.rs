@@ -8,7 +8,7 @@
 //! `cancelled`. Failed and cancelled prompts can be retried (up to `max_retries`) or
 //! reassigned. Priority 0–10, higher first, then oldest.
 //!
-//! Files: `store.rs` SQL; `dispatch.rs` the dispatcher loop's tick; `api.rs` HTTP;
+//! Files: `store/` SQL (`moves.rs` every change of a prompt); `dispatch.rs` the dispatcher loop's tick; `api.rs` HTTP;
 //! `pages.rs` the dashboard panel.
 
 pub mod api;
@@ -34,7 +34,7 @@ crate::text_enum! {
 
 impl PromptStatus {
     /// Every move a prompt may make; the store's SQL is checked against this table (a test
-    /// reads every status change in `store.rs`). Assigned or in progress → pending is a failure
+    /// reads every status change in `store/moves.rs`). Assigned or in progress → pending is a failure
     /// with retries left (the session went away, the text was not accepted) or a restart that
     /// finds the text was never typed; assigned → completed is a turn that finished before a
     /// reading saw it busy. Pending → pending is a reassignment (a new target).
@@ -203,7 +203,7 @@ mod tests {
     /// a new UPDATE that strays from it fails here.
     #[test]
     fn the_store_moves_prompts_only_as_the_table_allows() {
-        let sql = include_str!("store.rs");
+        let sql = include_str!("store/moves.rs");
         let set = regex::Regex::new(r"(?s)UPDATE assigner_prompts SET status = '(\w+)'(.*?)\x22")
             .unwrap();
         let from = regex::Regex::new(r"(?:WHERE|AND) status (?:= '(\w+)'|IN \(([^)]*)\))").unwrap();
@@ -226,7 +226,7 @@ mod tests {
             for s in sources {
                 assert!(
                     s.next().contains(&to),
-                    "store.rs moves a prompt {s} -> {to}, which PromptStatus::next does not allow"
+                    "store/moves.rs moves a prompt {s} -> {to}, which PromptStatus::next does not allow"
                 );
                 checked += 1;
             }
