@@ -1,4 +1,5 @@
-//! The dashboard shell: the page layout every panel shares, the error page, embedded static
+//! The dashboard shell: the page layout every panel shares (display helpers in `display.rs`,
+//! the page extractors in `extract.rs`), embedded static
 //! assets, the home page and the honest "not available yet" panels.
 
 use crate::app::AppState;
@@ -11,6 +12,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+
+mod display;
+mod extract;
+pub use display::*;
+pub use extract::*;
 
 pub fn routes() -> Router<AppState> {
     let mut r = Router::new()
@@ -429,112 +435,6 @@ async fn favicon() -> Response {
     }
 }
 
-/// Path parameters for dashboard pages: [`crate::http::extract::Path`], but a malformed one
-/// (`/projects/abc`) answers a browser with the HTML error page, not the API's JSON body.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Path<T>(pub T);
-
-/// Query parameters for dashboard pages: [`crate::http::extract::Query`], with the error
-/// answered like [`Path`]'s.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Query<T>(pub T);
-
-/// A page extractor's rejection: the error page when the request accepts HTML, else the JSON
-/// error body every API client knows.
-#[derive(Debug)]
-pub struct PageRejection {
-    error: ApiError,
-    html: bool,
-}
-
-impl IntoResponse for PageRejection {
-    fn into_response(self) -> Response {
-        if self.html {
-            PageError::Error(self.error).into_response()
-        } else {
-            self.error.into_response()
-        }
-    }
-}
-
-/// Does the request say it takes HTML (what every browser's navigation sends)?
-fn accepts_html(parts: &axum::http::request::Parts) -> bool {
-    parts
-        .headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/html"))
-}
-
-impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
-where
-    T: serde::de::DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = PageRejection;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        match crate::http::extract::Path::<T>::from_request_parts(parts, state).await {
-            Ok(crate::http::extract::Path(v)) => Ok(Path(v)),
-            Err(error) => Err(PageRejection {
-                error,
-                html: accepts_html(parts),
-            }),
-        }
-    }
-}
-
-impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = PageRejection;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        match crate::http::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(crate::http::extract::Query(v)) => Ok(Query(v)),
-            Err(error) => Err(PageRejection {
-                error,
-                html: accepts_html(parts),
-            }),
-        }
-    }
-}
-
-/// Any house extractor answering like [`Path`] when it fails: e.g. `ForPage<Pagination>`, so a
-/// page's `?limit=abc` shows a browser the error page.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ForPage<E>(pub E);
-
-impl<E, S> axum::extract::FromRequestParts<S> for ForPage<E>
-where
-    E: axum::extract::FromRequestParts<S, Rejection = ApiError>,
-    S: Send + Sync,
-{
-    type Rejection = PageRejection;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        match E::from_request_parts(parts, state).await {
-            Ok(v) => Ok(ForPage(v)),
-            Err(error) => Err(PageRejection {
-                error,
-                html: accepts_html(parts),
-            }),
-        }
-    }
-}
-
 /// `p` if it is a path on this site that is safe to redirect to: starts with one `/` (not
 /// `//host` or `/\host`), printable ASCII only (no spaces or control characters, which would
 /// break the `Location` header), and not absurdly long. Anything else is refused.
@@ -545,164 +445,6 @@ pub fn local_path(p: &str) -> Option<&str> {
         && p.len() <= 2048
         && p.chars().all(|c| c.is_ascii_graphic());
     ok.then_some(p)
-}
-
-/// A stored time as the dashboard shows it everywhere: relative text ("3 min ago", "in 2 h")
-/// in a `<time>` element whose `datetime` is the exact instant and whose tooltip is the
-/// absolute UTC time. Askama writes it unescaped ([`askama::filters::HtmlSafe`]): the markup
-/// is ours and every piece of text in it is escaped by `Display`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct At {
-    /// The parsed instant, formatted: `2026-11-26T11:13:05Z`; `None` when the text was not a
-    /// time (then `text` is shown as it was, escaped).
-    iso: Option<String>,
-    /// `2026-11-26 11:13:05 UTC`.
-    absolute: String,
-    /// "3 min ago", "in 2 h", "just now"; or the unparseable input.
-    text: String,
-}
-
-impl At {
-    /// The relative text alone ("5 min ago"), for places that cannot hold markup.
-    pub fn relative(&self) -> &str {
-        &self.text
-    }
-}
-
-impl std::fmt::Display for At {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.iso {
-            Some(iso) => write!(
-                f,
-                r#"<time datetime="{}" title="{}">{}</time>"#,
-                Escaped(iso),
-                Escaped(&self.absolute),
-                Escaped(&self.text)
-            ),
-            None => write!(f, "{}", Escaped(&self.text)),
-        }
-    }
-}
-
-impl askama::filters::HtmlSafe for At {}
-
-/// Text with `& < > " '` escaped for HTML text and attribute values.
-struct Escaped<'a>(&'a str);
-
-impl std::fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for c in self.0.chars() {
-            match c {
-                '&' => f.write_str("&amp;")?,
-                '<' => f.write_str("&lt;")?,
-                '>' => f.write_str("&gt;")?,
-                '"' => f.write_str("&quot;")?,
-                '\'' => f.write_str("&#39;")?,
-                c => std::fmt::Write::write_char(f, c)?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// [`At`] for the stored time `t` as seen at `now`.
-pub fn at(now: time::OffsetDateTime, t: &str) -> At {
-    let Some(then) = crate::clock::parse(t) else {
-        return At {
-            iso: None,
-            absolute: String::new(),
-            text: t.to_string(),
-        };
-    };
-    let then = then.to_offset(time::UtcOffset::UTC);
-    let (date, clock) = (
-        format!(
-            "{:04}-{:02}-{:02}",
-            then.year(),
-            u8::from(then.month()),
-            then.day()
-        ),
-        format!(
-            "{:02}:{:02}:{:02}",
-            then.hour(),
-            then.minute(),
-            then.second()
-        ),
-    );
-    At {
-        iso: Some(format!("{date}T{clock}Z")),
-        absolute: format!("{date} {clock} UTC"),
-        text: relative((then - now).whole_seconds()),
-    }
-}
-
-/// "just now", "45 s ago", "3 min ago", "2 h ago", "4 d ago"; "in …" for the future.
-fn relative(delta_s: i64) -> String {
-    let s = delta_s.unsigned_abs();
-    let amount = match s {
-        0..=4 => return "just now".to_string(),
-        5..=59 => format!("{s} s"),
-        60..=3599 => format!("{} min", s / 60),
-        3600..=86_399 => format!("{} h", s / 3600),
-        _ => format!("{} d", s / 86_400),
-    };
-    if delta_s < 0 {
-        format!("{amount} ago")
-    } else {
-        format!("in {amount}")
-    }
-}
-
-/// A status as people read it: `in_progress` → "In progress", `wont_fix` → "Won't fix".
-pub fn label(status: impl std::fmt::Display) -> String {
-    let raw = status.to_string();
-    if raw == "wont_fix" {
-        return "Won't fix".to_string();
-    }
-    let spaced = raw.replace('_', " ");
-    let mut chars = spaced.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-/// US dollars for display: cents for amounts of a cent or more ("$12.35", "$0.50"), and two
-/// significant digits below a cent ("$0.005", "$0.0012"), so a small budget never shows as
-/// "$0.01" or "$0.00".
-pub fn money(usd: impl std::borrow::Borrow<f64>) -> String {
-    let usd = *usd.borrow();
-    let sign = if usd < 0.0 { "-" } else { "" };
-    let a = usd.abs();
-    if a == 0.0 || a >= 0.01 || !a.is_finite() {
-        return format!("{sign}${a:.2}");
-    }
-    // Decimals for two significant digits, e.g. 0.005 → 4 → "0.0050" → "0.005".
-    let decimals = (1 - a.log10().floor() as i32).clamp(2, 12) as usize;
-    let text = format!("{a:.decimals$}");
-    let text = text.trim_end_matches('0');
-    format!("{sign}${text}")
-}
-
-/// For `<option selected>` in templates: does the optional id `a` equal `b`? Takes values or
-/// references, whichever the template has.
-pub fn selected(a: impl std::borrow::Borrow<Option<i64>>, b: impl IdValue) -> bool {
-    *a.borrow() == Some(b.value())
-}
-
-/// An `i64` behind any number of references (template loop variables are `&&i64`).
-pub trait IdValue {
-    fn value(&self) -> i64;
-}
-impl IdValue for i64 {
-    fn value(&self) -> i64 {
-        *self
-    }
-}
-impl<T: IdValue + ?Sized> IdValue for &T {
-    fn value(&self) -> i64 {
-        (**self).value()
-    }
 }
 
 #[cfg(test)]
