@@ -23,6 +23,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 
 mod bug_pages;
 mod devops_pages;
@@ -37,23 +38,112 @@ use project_pages::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/projects", get(projects_page).post(projects_create))
-        .route("/projects/{id}", get(project_page).post(project_update))
+        .route(
+            "/projects",
+            get(list_page::<ProjectPanel>).post(projects_create),
+        )
+        .route(
+            "/projects/{id}",
+            get(item_page::<ProjectPanel>).post(project_update),
+        )
         .route("/projects/{id}/archive", post(project_archive))
         .route("/projects/{id}/unarchive", post(project_unarchive))
-        .route("/milestones", get(milestones_page).post(milestones_create))
+        .route(
+            "/milestones",
+            get(list_page::<MilestonePanel>).post(milestones_create),
+        )
         .route(
             "/milestones/{id}",
-            get(milestone_page).post(milestone_update),
+            get(item_page::<MilestonePanel>).post(milestone_update),
         )
-        .route("/features", get(features_page).post(features_create))
-        .route("/features/{id}", get(feature_page).post(feature_update))
+        .route(
+            "/features",
+            get(list_page::<FeaturePanel>).post(features_create),
+        )
+        .route(
+            "/features/{id}",
+            get(item_page::<FeaturePanel>).post(feature_update),
+        )
         .route("/features/{id}/status", post(feature_status))
-        .route("/bugs", get(bugs_page).post(bugs_create))
-        .route("/bugs/{id}", get(bug_page).post(bug_update))
+        .route("/bugs", get(list_page::<BugPanel>).post(bugs_create))
+        .route("/bugs/{id}", get(item_page::<BugPanel>).post(bug_update))
         .route("/bugs/{id}/status", post(bug_status))
-        .route("/devops", get(devops_page).post(devops_create))
-        .route("/devops/{id}", get(devops_task_page).post(devops_update))
+        .route("/devops", get(list_page::<DevopsPanel>).post(devops_create))
+        .route(
+            "/devops/{id}",
+            get(item_page::<DevopsPanel>).post(devops_update),
+        )
+}
+
+// ---- the shape every panel shares: a filtered list with a create form, an item page with an
+// edit form; after a form error the page is shown again with what was typed ----
+
+/// One tracking panel (projects, milestones, features, bugs, devops): how its list and item
+/// pages render. The GET handlers and the "show the form again" answers are written once below.
+pub(super) trait Panel {
+    /// The list's filters, from the query string.
+    type Filter: serde::de::DeserializeOwned + Default + Send;
+    fn list(
+        s: &AppState,
+        who: &Identity,
+        page: Pagination,
+        q: Self::Filter,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send;
+    fn item(
+        s: &AppState,
+        who: &Identity,
+        id: i64,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send;
+}
+
+/// `GET /<panel>`: the list, filtered by the query string.
+async fn list_page<P: Panel>(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    ForPage(page): ForPage<Pagination>,
+    Query(q): Query<WithFlash<P::Filter>>,
+) -> Result<Response, PageError> {
+    let (q, flash) = q.split();
+    P::list(&s, &who, page, q, flash, Draft::default()).await
+}
+
+/// `GET /<panel>/{id}`: one item with its edit form.
+async fn item_page<P: Panel>(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Path(id): Path<i64>,
+    Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    P::item(&s, &who, id, flash, Draft::default()).await
+}
+
+/// The create form again after an error: the list unfiltered, the form as it was typed.
+async fn list_again<P: Panel>(s: &AppState, who: &Identity, e: ApiError, draft: Draft) -> Response {
+    let page = P::list(
+        s,
+        who,
+        Pagination::default(),
+        P::Filter::default(),
+        error_flash(&e),
+        draft,
+    )
+    .await;
+    form_again(e.status, page)
+}
+
+/// The edit form again after an error, as it was typed.
+async fn item_again<P: Panel>(
+    s: &AppState,
+    who: &Identity,
+    id: i64,
+    e: ApiError,
+    draft: Draft,
+) -> Response {
+    form_again(e.status, P::item(s, who, id, error_flash(&e), draft).await)
 }
 
 // ---- form helpers: HTML forms send every field as text, empty meaning "none" ----

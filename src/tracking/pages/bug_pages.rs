@@ -39,39 +39,6 @@ pub(super) struct BugsPage {
     severities: &'static [BugSeverity],
 }
 
-pub(super) async fn bugs_page(
-    State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
-    ForPage(page): ForPage<Pagination>,
-    Query(q): Query<WithFlash<BugQuery>>,
-) -> Result<Response, PageError> {
-    let (q, flash) = q.split();
-    bugs_view(&s, &who, page, q, flash, Draft::default()).await
-}
-
-/// The create form again after an error: the list unfiltered, the form as it was typed.
-pub(super) async fn bugs_again(
-    s: &AppState,
-    who: &Identity,
-    e: ApiError,
-    draft: Draft,
-) -> Response {
-    let flash = Flash {
-        notice: None,
-        error: Some(e.message.clone()),
-    };
-    let page = bugs_view(
-        s,
-        who,
-        Pagination::default(),
-        BugQuery::default(),
-        flash,
-        draft,
-    )
-    .await;
-    form_again(e.status, page)
-}
-
 pub(super) async fn bugs_view(
     s: &AppState,
     who: &Identity,
@@ -146,14 +113,16 @@ pub(super) async fn bugs_create(
     })();
     let input = match parsed {
         Ok(i) => i,
-        Err(e) => return bugs_again(&s, &who, e, draft).await,
+        Err(e) => return list_again::<BugPanel>(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_bug(&s.db, &ctx_of(&s, &actor, &now), input).await;
-    match r {
-        Ok(b) => see_other("/bugs", &format!("Bug '{}' filed.", b.title)),
-        Err(e) => bugs_again(&s, &who, ApiError::from(e), draft).await,
-    }
+    finish_or_again(
+        r.map_err(ApiError::from),
+        |b| ("/bugs".into(), format!("Bug '{}' filed.", b.title)),
+        |e| list_again::<BugPanel>(&s, &who, e, draft),
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -197,26 +166,6 @@ impl From<crate::activity::ActivityEntry> for BugHistoryRow {
 
 /// History lines shown on a bug's page.
 pub(super) const BUG_HISTORY: i64 = 100;
-
-pub(super) async fn bug_page(
-    State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
-    Path(id): Path<i64>,
-    Query(flash): Query<Flash>,
-) -> Result<Response, PageError> {
-    bug_view(&s, &who, id, flash, Draft::default()).await
-}
-
-/// The edit form again after an error, as it was typed.
-pub(super) async fn bug_again(
-    s: &AppState,
-    who: &Identity,
-    id: i64,
-    e: ApiError,
-    draft: Draft,
-) -> Response {
-    form_again(e.status, bug_view(s, who, id, error_flash(&e), draft).await)
-}
 
 pub(super) async fn bug_view(
     s: &AppState,
@@ -285,14 +234,14 @@ pub(super) async fn bug_update(
             assignee: Some(opt_text(&f.assignee)),
             comment: None,
         },
-        Err(e) => return bug_again(&s, &who, id, e, draft).await,
+        Err(e) => return item_again::<BugPanel>(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_bug(&s.db, &ctx_of(&s, &actor, &now), id, patch).await;
     finish_or_again(
         r.map_err(ApiError::from),
         |b| (format!("/bugs/{}", b.id), "Bug saved.".into()),
-        |e| bug_again(&s, &who, id, e, draft),
+        |e| item_again::<BugPanel>(&s, &who, id, e, draft),
     )
     .await
 }
@@ -320,4 +269,29 @@ pub(super) async fn bug_status(
         move |b| (to, format!("Bug #{} is now {}.", b.id, b.status)),
         &back,
     )
+}
+
+pub(super) struct BugPanel;
+
+impl Panel for BugPanel {
+    type Filter = BugQuery;
+    fn list(
+        s: &AppState,
+        who: &Identity,
+        page: Pagination,
+        q: BugQuery,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send {
+        bugs_view(s, who, page, q, flash, draft)
+    }
+    fn item(
+        s: &AppState,
+        who: &Identity,
+        id: i64,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send {
+        bug_view(s, who, id, flash, draft)
+    }
 }

@@ -29,39 +29,6 @@ pub(super) struct DevopsPage {
     categories: &'static [DevopsCategory],
 }
 
-pub(super) async fn devops_page(
-    State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
-    ForPage(page): ForPage<Pagination>,
-    Query(q): Query<WithFlash<DevopsQuery>>,
-) -> Result<Response, PageError> {
-    let (q, flash) = q.split();
-    devops_view(&s, &who, page, q, flash, Draft::default()).await
-}
-
-/// The create form again after an error: the list unfiltered, the form as it was typed.
-pub(super) async fn devops_again(
-    s: &AppState,
-    who: &Identity,
-    e: ApiError,
-    draft: Draft,
-) -> Response {
-    let flash = Flash {
-        notice: None,
-        error: Some(e.message.clone()),
-    };
-    let page = devops_view(
-        s,
-        who,
-        Pagination::default(),
-        DevopsQuery::default(),
-        flash,
-        draft,
-    )
-    .await;
-    form_again(e.status, page)
-}
-
 pub(super) async fn devops_view(
     s: &AppState,
     who: &Identity,
@@ -132,14 +99,16 @@ pub(super) async fn devops_create(
     })();
     let input = match parsed {
         Ok(i) => i,
-        Err(e) => return devops_again(&s, &who, e, draft).await,
+        Err(e) => return list_again::<DevopsPanel>(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_devops_task(&s.db, &ctx_of(&s, &actor, &now), input).await;
-    match r {
-        Ok(t) => see_other("/devops", &format!("Task '{}' created.", t.title)),
-        Err(e) => devops_again(&s, &who, ApiError::from(e), draft).await,
-    }
+    finish_or_again(
+        r.map_err(ApiError::from),
+        |t| ("/devops".into(), format!("Task '{}' created.", t.title)),
+        |e| list_again::<DevopsPanel>(&s, &who, e, draft),
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -152,29 +121,6 @@ pub(super) struct DevopsTaskPage {
     names: Names,
     statuses: &'static [DevopsStatus],
     categories: &'static [DevopsCategory],
-}
-
-pub(super) async fn devops_task_page(
-    State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
-    Path(id): Path<i64>,
-    Query(flash): Query<Flash>,
-) -> Result<Response, PageError> {
-    devops_task_view(&s, &who, id, flash, Draft::default()).await
-}
-
-/// The edit form again after an error, as it was typed.
-pub(super) async fn devops_task_again(
-    s: &AppState,
-    who: &Identity,
-    id: i64,
-    e: ApiError,
-    draft: Draft,
-) -> Response {
-    form_again(
-        e.status,
-        devops_task_view(s, who, id, error_flash(&e), draft).await,
-    )
 }
 
 pub(super) async fn devops_task_view(
@@ -218,7 +164,7 @@ pub(super) async fn devops_update(
     })();
     let patch = match parsed {
         Ok(p) => p,
-        Err(e) => return devops_task_again(&s, &who, id, e, draft).await,
+        Err(e) => return item_again::<DevopsPanel>(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_devops_task(&s.db, &ctx_of(&s, &actor, &now), id, patch).await;
@@ -226,7 +172,32 @@ pub(super) async fn devops_update(
     finish_or_again(
         r.map_err(ApiError::from),
         move |_| (to, "Task saved.".into()),
-        |e| devops_task_again(&s, &who, id, e, draft),
+        |e| item_again::<DevopsPanel>(&s, &who, id, e, draft),
     )
     .await
+}
+
+pub(super) struct DevopsPanel;
+
+impl Panel for DevopsPanel {
+    type Filter = DevopsQuery;
+    fn list(
+        s: &AppState,
+        who: &Identity,
+        page: Pagination,
+        q: DevopsQuery,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send {
+        devops_view(s, who, page, q, flash, draft)
+    }
+    fn item(
+        s: &AppState,
+        who: &Identity,
+        id: i64,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send {
+        devops_task_view(s, who, id, flash, draft)
+    }
 }

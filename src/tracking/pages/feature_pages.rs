@@ -37,39 +37,6 @@ pub(super) struct FeaturesPage {
     statuses: &'static [FeatureStatus],
 }
 
-pub(super) async fn features_page(
-    State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
-    ForPage(page): ForPage<Pagination>,
-    Query(q): Query<WithFlash<FeatureQuery>>,
-) -> Result<Response, PageError> {
-    let (q, flash) = q.split();
-    features_view(&s, &who, page, q, flash, Draft::default()).await
-}
-
-/// The create form again after an error: the list unfiltered, the form as it was typed.
-pub(super) async fn features_again(
-    s: &AppState,
-    who: &Identity,
-    e: ApiError,
-    draft: Draft,
-) -> Response {
-    let flash = Flash {
-        notice: None,
-        error: Some(e.message.clone()),
-    };
-    let page = features_view(
-        s,
-        who,
-        Pagination::default(),
-        FeatureQuery::default(),
-        flash,
-        draft,
-    )
-    .await;
-    form_again(e.status, page)
-}
-
 pub(super) async fn features_view(
     s: &AppState,
     who: &Identity,
@@ -137,14 +104,16 @@ pub(super) async fn features_create(
     })();
     let input = match parsed {
         Ok(i) => i,
-        Err(e) => return features_again(&s, &who, e, draft).await,
+        Err(e) => return list_again::<FeaturePanel>(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::create_feature(&s.db, &ctx_of(&s, &actor, &now), input).await;
-    match r {
-        Ok(f) => see_other("/features", &format!("Feature '{}' created.", f.name)),
-        Err(e) => features_again(&s, &who, ApiError::from(e), draft).await,
-    }
+    finish_or_again(
+        r.map_err(ApiError::from),
+        |f| ("/features".into(), format!("Feature '{}' created.", f.name)),
+        |e| list_again::<FeaturePanel>(&s, &who, e, draft),
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -157,29 +126,6 @@ pub(super) struct FeaturePage {
     project: String,
     milestones: Vec<Milestone>,
     assign: AssignBox,
-}
-
-pub(super) async fn feature_page(
-    State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
-    Path(id): Path<i64>,
-    Query(flash): Query<Flash>,
-) -> Result<Response, PageError> {
-    feature_view(&s, &who, id, flash, Draft::default()).await
-}
-
-/// The edit form again after an error, as it was typed.
-pub(super) async fn feature_again(
-    s: &AppState,
-    who: &Identity,
-    id: i64,
-    e: ApiError,
-    draft: Draft,
-) -> Response {
-    form_again(
-        e.status,
-        feature_view(s, who, id, error_flash(&e), draft).await,
-    )
 }
 
 pub(super) async fn feature_view(
@@ -234,14 +180,39 @@ pub(super) async fn feature_update(
     })();
     let patch = match parsed {
         Ok(p) => p,
-        Err(e) => return feature_again(&s, &who, id, e, draft).await,
+        Err(e) => return item_again::<FeaturePanel>(&s, &who, id, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let r = actions::update_feature(&s.db, &ctx_of(&s, &actor, &now), id, patch).await;
     finish_or_again(
         r.map_err(ApiError::from),
         |f| (format!("/features/{}", f.id), "Feature saved.".into()),
-        |e| feature_again(&s, &who, id, e, draft),
+        |e| item_again::<FeaturePanel>(&s, &who, id, e, draft),
     )
     .await
+}
+
+pub(super) struct FeaturePanel;
+
+impl Panel for FeaturePanel {
+    type Filter = FeatureQuery;
+    fn list(
+        s: &AppState,
+        who: &Identity,
+        page: Pagination,
+        q: FeatureQuery,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send {
+        features_view(s, who, page, q, flash, draft)
+    }
+    fn item(
+        s: &AppState,
+        who: &Identity,
+        id: i64,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send {
+        feature_view(s, who, id, flash, draft)
+    }
 }

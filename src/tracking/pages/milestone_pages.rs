@@ -25,39 +25,6 @@ pub(super) struct MilestonesPage {
     statuses: &'static [MilestoneStatus],
 }
 
-pub(super) async fn milestones_page(
-    State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
-    ForPage(page): ForPage<Pagination>,
-    Query(q): Query<WithFlash<MilestoneQuery>>,
-) -> Result<Response, PageError> {
-    let (q, flash) = q.split();
-    milestones_view(&s, &who, page, q, flash, Draft::default()).await
-}
-
-/// The create form again after an error: the list unfiltered, the form as it was typed.
-pub(super) async fn milestones_again(
-    s: &AppState,
-    who: &Identity,
-    e: ApiError,
-    draft: Draft,
-) -> Response {
-    let flash = Flash {
-        notice: None,
-        error: Some(e.message.clone()),
-    };
-    let page = milestones_view(
-        s,
-        who,
-        Pagination::default(),
-        MilestoneQuery::default(),
-        flash,
-        draft,
-    )
-    .await;
-    form_again(e.status, page)
-}
-
 pub(super) async fn milestones_view(
     s: &AppState,
     who: &Identity,
@@ -116,7 +83,7 @@ pub(super) async fn milestones_create(
                 &ApiError::invalid("project_id", "choose a project"),
             )
         }
-        Err(e) => return milestones_again(&s, &who, e, draft).await,
+        Err(e) => return list_again::<MilestonePanel>(&s, &who, e, draft).await,
     };
     let (actor, now) = (who.actor(), s.clock.now_str());
     let input = NewMilestone {
@@ -127,10 +94,17 @@ pub(super) async fn milestones_create(
         status: Some(f.status),
     };
     let r = actions::create_milestone(&s.db, &ctx_of(&s, &actor, &now), input).await;
-    match r {
-        Ok(m) => see_other("/milestones", &format!("Milestone '{}' created.", m.name)),
-        Err(e) => milestones_again(&s, &who, ApiError::from(e), draft).await,
-    }
+    finish_or_again(
+        r.map_err(ApiError::from),
+        |m| {
+            (
+                "/milestones".into(),
+                format!("Milestone '{}' created.", m.name),
+            )
+        },
+        |e| list_again::<MilestonePanel>(&s, &who, e, draft),
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -144,29 +118,6 @@ pub(super) struct MilestonePage {
     features: Vec<Feature>,
     bugs: Vec<Bug>,
     statuses: &'static [MilestoneStatus],
-}
-
-pub(super) async fn milestone_page(
-    State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
-    Path(id): Path<i64>,
-    Query(flash): Query<Flash>,
-) -> Result<Response, PageError> {
-    milestone_view(&s, &who, id, flash, Draft::default()).await
-}
-
-/// The edit form again after an error, as it was typed.
-pub(super) async fn milestone_again(
-    s: &AppState,
-    who: &Identity,
-    id: i64,
-    e: ApiError,
-    draft: Draft,
-) -> Response {
-    form_again(
-        e.status,
-        milestone_view(s, who, id, error_flash(&e), draft).await,
-    )
 }
 
 pub(super) async fn milestone_view(
@@ -229,7 +180,32 @@ pub(super) async fn milestone_update(
     finish_or_again(
         r.map_err(ApiError::from),
         |m| (format!("/milestones/{}", m.id), "Milestone saved.".into()),
-        |e| milestone_again(&s, &who, id, e, draft),
+        |e| item_again::<MilestonePanel>(&s, &who, id, e, draft),
     )
     .await
+}
+
+pub(super) struct MilestonePanel;
+
+impl Panel for MilestonePanel {
+    type Filter = MilestoneQuery;
+    fn list(
+        s: &AppState,
+        who: &Identity,
+        page: Pagination,
+        q: MilestoneQuery,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send {
+        milestones_view(s, who, page, q, flash, draft)
+    }
+    fn item(
+        s: &AppState,
+        who: &Identity,
+        id: i64,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send {
+        milestone_view(s, who, id, flash, draft)
+    }
 }

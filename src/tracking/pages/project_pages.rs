@@ -29,39 +29,6 @@ pub(super) struct ProjectsPage {
     statuses: &'static [ProjectStatus],
 }
 
-pub(super) async fn projects_page(
-    State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
-    ForPage(page): ForPage<Pagination>,
-    Query(q): Query<WithFlash<ProjectQuery>>,
-) -> Result<Response, PageError> {
-    let (q, flash) = q.split();
-    projects_view(&s, &who, page, q, flash, Draft::default()).await
-}
-
-/// The create form again after an error: the list unfiltered, the form as it was typed.
-pub(super) async fn projects_again(
-    s: &AppState,
-    who: &Identity,
-    e: ApiError,
-    draft: Draft,
-) -> Response {
-    let flash = Flash {
-        notice: None,
-        error: Some(e.message.clone()),
-    };
-    let page = projects_view(
-        s,
-        who,
-        Pagination::default(),
-        ProjectQuery::default(),
-        flash,
-        draft,
-    )
-    .await;
-    form_again(e.status, page)
-}
-
 pub(super) async fn projects_view(
     s: &AppState,
     who: &Identity,
@@ -120,10 +87,12 @@ pub(super) async fn projects_create(
         tags: Some(tags_of(&f.tags)),
     };
     let r = actions::create_project(&s.db, &ctx_of(&s, &actor, &now), input).await;
-    match r {
-        Ok(p) => see_other("/projects", &format!("Project '{}' created.", p.name)),
-        Err(e) => projects_again(&s, &who, ApiError::from(e), draft).await,
-    }
+    finish_or_again(
+        r.map_err(ApiError::from),
+        |p| ("/projects".into(), format!("Project '{}' created.", p.name)),
+        |e| list_again::<ProjectPanel>(&s, &who, e, draft),
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -137,29 +106,6 @@ pub(super) struct ProjectPage {
     features: Vec<Feature>,
     bugs: Vec<Bug>,
     statuses: &'static [ProjectStatus],
-}
-
-pub(super) async fn project_page(
-    State(s): State<AppState>,
-    PageAuthed(who, ..): PageAuthed<Read>,
-    Path(id): Path<i64>,
-    Query(flash): Query<Flash>,
-) -> Result<Response, PageError> {
-    project_view(&s, &who, id, flash, Draft::default()).await
-}
-
-/// The edit form again after an error, as it was typed.
-pub(super) async fn project_again(
-    s: &AppState,
-    who: &Identity,
-    id: i64,
-    e: ApiError,
-    draft: Draft,
-) -> Response {
-    form_again(
-        e.status,
-        project_view(s, who, id, error_flash(&e), draft).await,
-    )
 }
 
 pub(super) async fn project_view(
@@ -233,7 +179,7 @@ pub(super) async fn project_update(
     finish_or_again(
         r.map_err(ApiError::from),
         |p| (format!("/projects/{}", p.id), "Project saved.".into()),
-        |e| project_again(&s, &who, id, e, draft),
+        |e| item_again::<ProjectPanel>(&s, &who, id, e, draft),
     )
     .await
 }
@@ -279,4 +225,29 @@ pub(super) async fn project_unarchive(
         |p| (format!("/projects/{}", p.id), "Project restored.".into()),
         &format!("/projects/{id}"),
     )
+}
+
+pub(super) struct ProjectPanel;
+
+impl Panel for ProjectPanel {
+    type Filter = ProjectQuery;
+    fn list(
+        s: &AppState,
+        who: &Identity,
+        page: Pagination,
+        q: ProjectQuery,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send {
+        projects_view(s, who, page, q, flash, draft)
+    }
+    fn item(
+        s: &AppState,
+        who: &Identity,
+        id: i64,
+        flash: Flash,
+        draft: Draft,
+    ) -> impl Future<Output = Result<Response, PageError>> + Send {
+        project_view(s, who, id, flash, draft)
+    }
 }
