@@ -349,7 +349,7 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
     );
     let path_re = regex::Regex::new(r#"\.route\(\s*"([^"]+)"\s*,"#).expect("regex");
     let method_re =
-        regex::Regex::new(r"(?:^|[\s.:])(get|post|put|patch|delete)\(\s*[A-Za-z_:]+\s*\)")
+        regex::Regex::new(r"(?:^|[\s.:])(get|post|put|patch|delete)\(\s*[A-Za-z_:<>]+\s*\)")
             .expect("regex");
     let mut out = BTreeSet::new();
     for f in files {

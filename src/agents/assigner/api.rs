@@ -76,18 +76,36 @@ async fn delete_rule(
     Ok(Json(Count { count: 1 }))
 }
 
-/// A session token changes only the prompts it queued (its `created_by` is the token's
-/// actor name, which names the token and its session).
-fn may_change(who: &SessionOr<Write>, p: &Prompt) -> Result<(), ApiError> {
-    match who {
-        SessionOr::Session(id, b) if p.created_by != id.actor() => {
-            Err(ApiError::forbidden(format!(
-                "prompt {} was not queued by agent session '{}': its token may change only the \
-                 prompts it queued",
-                p.id, b.name
-            )))
+/// The prompt named by the path, which the caller may change: any prompt for a person or
+/// token with `Write`; for an agent session's own token, only the prompts it queued (their
+/// `created_by` is the token's actor name, which names the token and its session). The check
+/// is this extractor's, so a route that takes it cannot forget it: 401/403 before the handler,
+/// 404 for an unknown prompt.
+struct ChangeablePrompt {
+    who: SessionOr<Write>,
+    prompt: Prompt,
+}
+
+impl axum::extract::FromRequestParts<AppState> for ChangeablePrompt {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        s: &AppState,
+    ) -> Result<Self, ApiError> {
+        let who = SessionOr::<Write>::from_request_parts(parts, s).await?;
+        let Path(id) = Path::<i64>::from_request_parts(parts, s).await?;
+        let prompt = get_prompt(s, id).await?;
+        if let SessionOr::Session(i, b) = &who {
+            if prompt.created_by != i.actor() {
+                return Err(ApiError::forbidden(format!(
+                    "prompt {} was not queued by agent session '{}': its token may change only \
+                     the prompts it queued",
+                    prompt.id, b.name
+                )));
+            }
         }
-        _ => Ok(()),
+        Ok(ChangeablePrompt { who, prompt })
     }
 }
 
@@ -376,11 +394,9 @@ fn transition(p: &Prompt, to: PromptStatus) -> ApiError {
 
 async fn cancel(
     State(s): State<AppState>,
-    who: SessionOr<Write>,
-    Path(id): Path<i64>,
+    ChangeablePrompt { who, prompt: p }: ChangeablePrompt,
 ) -> Result<Json<Prompt>, ApiError> {
-    let p = get_prompt(&s, id).await?;
-    may_change(&who, &p)?;
+    let id = p.id;
     let actor = who.identity().actor();
     if !store::cancel(&s.db, &actor, id, &s.clock.now_str()).await? {
         return Err(transition(&p, PromptStatus::Cancelled));
@@ -392,11 +408,9 @@ async fn cancel(
 
 async fn retry(
     State(s): State<AppState>,
-    who: SessionOr<Write>,
-    Path(id): Path<i64>,
+    ChangeablePrompt { who, prompt: p }: ChangeablePrompt,
 ) -> Result<Json<Prompt>, ApiError> {
-    let p = get_prompt(&s, id).await?;
-    may_change(&who, &p)?;
+    let id = p.id;
     let actor = who.identity().actor();
     if !store::retry(&s.db, &actor, id, &s.clock.now_str()).await? {
         if p.retries >= p.max_retries
@@ -437,12 +451,10 @@ struct ReassignRequest {
 
 async fn reassign(
     State(s): State<AppState>,
-    who: SessionOr<Write>,
-    Path(id): Path<i64>,
+    ChangeablePrompt { who, prompt }: ChangeablePrompt,
     Json(r): Json<ReassignRequest>,
 ) -> Result<Json<Prompt>, ApiError> {
-    may_change(&who, &get_prompt(&s, id).await?)?;
-    reassign_prompt(&s, who.identity(), id, r.to.as_deref())
+    reassign_prompt(&s, who.identity(), prompt.id, r.to.as_deref())
         .await
         .map(Json)
 }
