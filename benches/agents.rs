@@ -20,7 +20,7 @@ struct Serve {
 struct KillTmux(String);
 impl Drop for KillTmux {
     fn drop(&mut self) {
-        architect::agents::tmux::Tmux::new(Some(&self.0)).kill_server_blocking();
+        architect::tmux::Tmux::new(Some(&self.0)).kill_server_blocking();
     }
 }
 

@@ -30,7 +30,7 @@ struct Cleanup {
 }
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        architect::agents::tmux::Tmux::new(Some(&self.socket)).kill_server_blocking();
+        architect::tmux::Tmux::new(Some(&self.socket)).kill_server_blocking();
         let _ = self.mock.kill();
         let _ = self.mock.wait();
     }

@@ -37,6 +37,7 @@ pub mod overview;
 pub mod serve;
 pub mod system;
 pub mod tasks;
+pub mod tmux;
 pub mod tracking;
 pub mod validate;
 pub mod vault;

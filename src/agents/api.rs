@@ -10,13 +10,13 @@
 use super::classify::{self, AgentKind};
 use super::route::{self, NodeRef, TmuxAnswer, TmuxOp};
 use super::sessions::{self, LiveSession, NodeFailure};
-use super::tmux::{CaptureMode, NewSession, SessionName, TmuxError};
 use super::{store, AgentsError};
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Exec, PaneRead, Read, SessionOr, Write};
 use crate::auth::{Capability, Identity};
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Query};
+use crate::tmux::{CaptureMode, NewSession, SessionName, TmuxError};
 use crate::validate::Invalid;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -366,7 +366,7 @@ async fn capture(
     let session = session_name(&r.session, "session")?;
     who.confine(n.name(), session.as_str())?;
     let lines = r.lines.unwrap_or(100);
-    if lines == 0 || lines > super::tmux::MAX_CAPTURE_LINES {
+    if lines == 0 || lines > crate::tmux::MAX_CAPTURE_LINES {
         return Err(ApiError::invalid("lines", "lines must be 1-5000"));
     }
     let mode = if r.escapes.unwrap_or(false) {

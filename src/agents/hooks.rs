@@ -6,9 +6,9 @@
 
 use super::classify::PaneState;
 use super::route::NodeRef;
-use super::tmux::SessionName;
 use super::{store, AgentsError};
 use crate::app::AppState;
+use crate::tmux::SessionName;
 use crate::validate::invalid;
 use serde::{Deserialize, Serialize};
 

@@ -27,9 +27,9 @@ use super::permission_store::{self as pstore, Interaction, NewInteraction};
 use super::permissions::{self, Outcome, Request, Verdict};
 use super::route::LOCAL_NODE;
 use super::sessions::LiveSession;
-use super::tmux::{CaptureMode, SessionName, TmuxError};
 use super::{store, AgentsError};
 use crate::app::AppState;
+use crate::tmux::{CaptureMode, SessionName, TmuxError};
 
 /// How long after a key the unchanged screen is taken for the answered prompt still drawn
 /// (Claude Code redraws ~0.1 s after a key; a loaded machine is slower). After it, a prompt

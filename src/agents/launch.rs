@@ -12,10 +12,10 @@
 use super::route::NodeRef;
 use super::spawn::{self, LaunchPlan, Launched, NodeSide};
 use super::store::{self, SessionFacts};
-use super::tmux::SessionName;
 use super::{AgentsError, SessionRole};
 use crate::app::AppState;
 use crate::auth::{Capability, Identity};
+use crate::tmux::SessionName;
 use crate::validate::invalid;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -34,8 +34,6 @@ pub mod sessions;
 pub mod sessions_api;
 pub mod spawn;
 pub mod store;
-pub mod tmux;
-pub mod tmux_task;
 
 pub use config::AgentsConfig;
 pub use loops::loops;
@@ -78,7 +76,7 @@ pub enum AgentsError {
     #[error(transparent)]
     Node(#[from] crate::nodes::actions::NodeError),
     #[error(transparent)]
-    Tmux(#[from] tmux::TmuxError),
+    Tmux(#[from] crate::tmux::TmuxError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -97,7 +95,7 @@ pub struct AgentsRuntime {
 
 struct Inner {
     /// The local tmux server (`--tmux-socket`).
-    tmux: tmux::Tmux,
+    tmux: crate::tmux::Tmux,
     /// The compiled classifier (user rows + built-ins); `None` until loaded and after a
     /// pattern change.
     classifier: RwLock<Option<Arc<Classifier>>>,
@@ -113,7 +111,7 @@ impl AgentsRuntime {
     pub fn new(config: &ServeConfig) -> Self {
         AgentsRuntime {
             inner: Arc::new(Inner {
-                tmux: tmux::Tmux::new(config.agents.tmux_socket.as_deref()),
+                tmux: crate::tmux::Tmux::new(config.agents.tmux_socket.as_deref()),
                 classifier: RwLock::new(None),
                 classifier_enable: config.agents.classifier_enable.clone(),
                 wake: tokio::sync::Notify::new(),
@@ -122,7 +120,7 @@ impl AgentsRuntime {
         }
     }
 
-    pub fn tmux(&self) -> &tmux::Tmux {
+    pub fn tmux(&self) -> &crate::tmux::Tmux {
         &self.inner.tmux
     }
 

@@ -7,9 +7,9 @@ use super::classify::AgentKind;
 use super::interactions;
 use super::permission_store::{self as pstore, Interaction, PatternFields};
 use super::permissions::{self, Decision, Outcome, PermissionPattern, Request, Verdict};
-use super::tmux::SessionName;
 use super::{store, AgentsError, SessionRole};
 use crate::app::AppState;
+use crate::tmux::SessionName;
 use crate::validate::invalid;
 use serde::{Deserialize, Serialize};
 

@@ -10,11 +10,11 @@
 //! [`fleet`] names every node an operation over "all sessions" should ask, and [`on_each`]
 //! asks them at once, each within a deadline, so one silent node never holds up the others.
 
-use super::tmux::{CaptureMode, NewSession, SessionInfo, SessionName, Tmux, TmuxError};
 use super::AgentsError;
 use crate::app::AppState;
 use crate::nodes::actions::NodeError;
 use crate::nodes::NodeStatus;
+use crate::tmux::{CaptureMode, NewSession, SessionInfo, SessionName, Tmux, TmuxError};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::time::Duration;
@@ -173,7 +173,7 @@ async fn run_remote(state: &AppState, name: &str, op: TmuxOp) -> Result<TmuxAnsw
     .await
     .map_err(|e| same_as_local(&op, e))?;
     let bad = |what: &str| {
-        AgentsError::Tmux(super::tmux::TmuxError::Invalid(format!(
+        AgentsError::Tmux(crate::tmux::TmuxError::Invalid(format!(
             "node '{name}' answered without {what}"
         )))
     };

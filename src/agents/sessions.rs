@@ -8,9 +8,9 @@
 
 use super::classify::{AgentKind, Classification, InputLine, PaneState, PaneView};
 use super::route::{self, NodeRef, TmuxAnswer, TmuxOp};
-use super::tmux::{CaptureMode, SessionInfo, SessionName};
 use super::{store, AgentsError};
 use crate::app::AppState;
+use crate::tmux::{CaptureMode, SessionInfo, SessionName};
 use serde::{Deserialize, Serialize};
 
 /// Lines captured to classify a pane: the agents' footers and panels fit well within this.
@@ -139,7 +139,7 @@ async fn observe(
         let (c, screen) = match classify_session(state, node, &info, hint).await {
             Ok(v) => v,
             // The session ended between list and capture.
-            Err(AgentsError::Tmux(super::tmux::TmuxError::NoSuchSession(_))) => continue,
+            Err(AgentsError::Tmux(crate::tmux::TmuxError::NoSuchSession(_))) => continue,
             Err(e) => return Err(e),
         };
         let signal = pane_signal(&c);

@@ -100,7 +100,7 @@ async fn hook(
         .map_err(|e: String| ApiError::bad_request(e))?;
     let node = NodeRef::parse(report.node.as_deref())
         .map_err(|e| ApiError::invalid(e.field, e.message))?;
-    let name = super::tmux::SessionName::parse(&report.session)
+    let name = crate::tmux::SessionName::parse(&report.session)
         .map_err(|e| ApiError::invalid("session", e.message))?;
     who.confine(node.name(), name.as_str())?;
     Ok(Json(hooks::report(&s, event, report).await?))

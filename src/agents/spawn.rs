@@ -9,8 +9,8 @@
 //! directory and dashboard URL.
 
 use super::launch::{claude_settings, LaunchAgent};
-use super::tmux::{NewSession, SessionName, Tmux};
 use super::AgentsError;
+use crate::tmux::{NewSession, SessionName, Tmux};
 use crate::validate::invalid;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -135,7 +135,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<u8> {
     crate::nodes::validate_node_name(&name)
         .map_err(|e| anyhow::anyhow!("--node-id: {}", e.message))?;
     if let Some(s) = args.tmux_socket.as_deref().filter(|s| !s.is_empty()) {
-        crate::agents::tmux::SessionName::parse(s).map_err(|_| {
+        crate::tmux::SessionName::parse(s).map_err(|_| {
             anyhow::anyhow!("--tmux-socket: 1 to 64 characters of letters, digits, '_' and '-'")
         })?;
     }

@@ -61,7 +61,7 @@ impl CommandHandlers {
         let socket = opts.tmux_socket.clone();
         h.register("tmux", move |args| tmux(args, socket.clone()));
         let side = crate::agents::spawn::NodeSide {
-            tmux: crate::agents::tmux::Tmux::new(opts.tmux_socket.as_deref()),
+            tmux: crate::tmux::Tmux::new(opts.tmux_socket.as_deref()),
             data_dir: opts.data_dir.clone(),
             architect: None,
             dashboard_url: opts.dashboard_url.clone(),
@@ -117,7 +117,7 @@ pub async fn tmux_list(args: Value, default_socket: Option<String>) -> Result<Va
     let socket = match args.get("socket") {
         None | Some(Value::Null) => Value::Null,
         Some(Value::String(s)) => {
-            crate::agents::tmux::SessionName::parse(s).map_err(|_| {
+            crate::tmux::SessionName::parse(s).map_err(|_| {
                 "socket must be 1 to 64 characters of letters, digits, '_' and '-'".to_string()
             })?;
             Value::String(s.clone())
@@ -131,7 +131,7 @@ pub async fn tmux_list(args: Value, default_socket: Option<String>) -> Result<Va
 /// the `tmux` task type (`agents::tmux_task`); the control plane routes remote tmux calls here.
 /// A payload without `socket` uses the agent's `--tmux-socket`.
 pub async fn tmux(args: Value, default_socket: Option<String>) -> Result<Value, String> {
-    crate::agents::tmux_task::run_on(&args, default_socket.as_deref())
+    crate::tmux::task::run_on(&args, default_socket.as_deref())
         .await
         .map_err(|e| e.message)
 }

@@ -219,7 +219,7 @@ async fn run_builtin(t: BuiltinType, ctx: TaskContext) -> HandlerResult {
         BuiltinType::Test | BuiltinType::Build | BuiltinType::Deploy => {
             project_command(t, ctx).await
         }
-        BuiltinType::Tmux => match crate::agents::tmux_task::run(ctx.payload()).await {
+        BuiltinType::Tmux => match crate::tmux::task::run(ctx.payload()).await {
             Ok(v) => Ok(v.into()),
             Err(e) if e.retryable => Err(TaskFailure::retry(e.message)),
             Err(e) => Err(TaskFailure::permanent(e.message)),

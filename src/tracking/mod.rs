@@ -1,7 +1,10 @@
 //! Project tracking: projects, milestones, features, bugs and devops tasks.
 //!
-//! The rules live here: status enums with their allowed transitions written beside them,
-//! field limits, and the validation every input passes before any SQL runs.
+//! One folder per entity (`projects/`, `milestones/`, `features/`, `bugs/`, `devops/`), each
+//! with its model, status enum (allowed transitions written beside it) and validation in
+//! `mod.rs`, its SQL in `store.rs` and its operations in `actions.rs`. This file holds the
+//! shared field limits and cleaners every input passes before any SQL runs; [`store`] and
+//! [`actions`] gather the entities' functions and hold what they share.
 
 pub mod actions;
 pub mod api;

@@ -41,7 +41,7 @@ impl PrivateTmux {
 
 impl Drop for PrivateTmux {
     fn drop(&mut self) {
-        architect::agents::tmux::Tmux::new(Some(&self.socket)).kill_server_blocking();
+        architect::tmux::Tmux::new(Some(&self.socket)).kill_server_blocking();
     }
 }
 

@@ -468,8 +468,7 @@ pub async fn reassign_prompt(
     to: Option<&str>,
 ) -> Result<Prompt, ApiError> {
     if let Some(to) = to {
-        crate::agents::tmux::SessionName::parse(to)
-            .map_err(|e| ApiError::invalid("to", e.message))?;
+        crate::tmux::SessionName::parse(to).map_err(|e| ApiError::invalid("to", e.message))?;
     }
     let p = get_prompt(s, id).await?;
     if let Some(to) = to {

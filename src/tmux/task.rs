@@ -6,7 +6,7 @@
 //! "escapes", "env": [[NAME, VALUE]], "width", "height", "socket" (a `tmux -L` name; default
 //! server when absent)}`.
 
-use super::tmux::{CaptureMode, NewSession, SessionName, Tmux, TmuxError};
+use super::{CaptureMode, NewSession, SessionName, Tmux, TmuxError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The typed tmux driver: every tmux operation architect performs, as a function over the tmux
+//! The typed tmux driver (a leaf: the agents domain and the node agent both build on it): every tmux operation architect performs, as a function over the tmux
 //! CLI run with an argument vector (never a shell), on the default server or a named socket
 //! (`tmux -L <socket>`, which is how tests get a private server).
 //!
@@ -8,6 +8,8 @@
 //! `load-buffer -` on stdin and `paste-buffer -p` (bracketed paste), so it is never typed line
 //! by line and never interpreted as key names; every call has a deadline
 //! ([`COMMAND_DEADLINE`]) and a child that outlives it is killed.
+
+pub mod task;
 
 use serde::{Deserialize, Serialize};
 use std::process::Stdio;
@@ -401,7 +403,11 @@ impl Tmux {
             .await?;
         for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
             if pid > 1 {
-                crate::tasks::process::signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+                // A group already gone is not an error.
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
             }
         }
         Ok(())
