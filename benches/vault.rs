@@ -17,7 +17,9 @@
 
 use architect::app::AppState;
 use architect::vault::crypto::{self, Binding};
+use architect::vault::VaultState;
 use architect::vault::{actions, reads, rotation, store, Actor, NewSecret, SecretValue};
+use axum::extract::FromRef;
 use clap::Parser;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -82,7 +84,11 @@ async fn fill(state: &AppState, n: usize, prefix: &str) -> anyhow::Result<Vec<i6
             category: None,
             description: None,
         };
-        ids.push(actions::create_secret(state, &by, input).await?.id);
+        ids.push(
+            actions::create_secret(&VaultState::from_ref(state), &by, input)
+                .await?
+                .id,
+        );
     }
     Ok(ids)
 }
@@ -142,7 +148,9 @@ async fn decrypt_overhead(state: &AppState, ids: &[i64], n: usize) -> anyhow::Re
         meta.push(t.elapsed());
         let id = ids[rng.next(ids.len())];
         let t = Instant::now();
-        std::hint::black_box(reads::view_secret(state, &by, id, None).await?);
+        std::hint::black_box(
+            reads::view_secret(&VaultState::from_ref(state), &by, id, None).await?,
+        );
         view.push(t.elapsed());
     }
     println!("\n| whole operation | p50 | p99 |\n|---|---|---|");
@@ -234,7 +242,9 @@ async fn rotation_under_reads(state: &AppState, n_secrets: usize) -> anyhow::Res
             while !done.load(Ordering::SeqCst) {
                 let k = rng.next(ids.len());
                 let t = Instant::now();
-                let ok = match reads::view_secret(&state, &by, ids[k], None).await {
+                let ok = match reads::view_secret(&VaultState::from_ref(&state), &by, ids[k], None)
+                    .await
+                {
                     Ok(v) => v.value.expose().starts_with(&format!("sk-bench-{k:06}-")),
                     Err(_) => false,
                 };
@@ -256,7 +266,7 @@ async fn rotation_under_reads(state: &AppState, n_secrets: usize) -> anyhow::Res
         now: &now,
     };
     let start = Instant::now();
-    let report = rotation::rotate(state, &by).await?;
+    let report = rotation::rotate(&VaultState::from_ref(state), &by).await?;
     let end = Instant::now();
     // A little more reading after the rotation, under the new key only.
     let after = total.load(Ordering::SeqCst) + 200;

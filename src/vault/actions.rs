@@ -13,9 +13,9 @@
 
 use super::crypto::{self, Binding, CryptoError, Keyring, MasterKey};
 use super::store::{self, AuditRecord, StoredSecret};
+use super::VaultState;
 use super::*;
 use crate::activity;
-use crate::app::AppState;
 use crate::db::{is_unique_violation, Db};
 use serde_json::json;
 use sqlx::AnyConnection;
@@ -175,7 +175,7 @@ pub(super) fn open_value(
 }
 
 pub async fn create_secret(
-    state: &AppState,
+    state: &VaultState,
     by: &Actor<'_>,
     mut input: NewSecret,
 ) -> Result<SecretInfo> {
@@ -229,7 +229,7 @@ pub async fn create_secret(
 
 /// Changes metadata and/or the value; a value becomes a new version (earlier ones are kept).
 pub async fn update_secret(
-    state: &AppState,
+    state: &VaultState,
     by: &Actor<'_>,
     id: i64,
     mut patch: SecretPatch,
@@ -297,7 +297,7 @@ pub async fn update_secret(
 
 /// Soft delete: hidden from lists, values unreadable, name kept; an admin can undelete or
 /// purge. Deleting a deleted secret changes nothing.
-pub async fn delete_secret(state: &AppState, by: &Actor<'_>, id: i64) -> Result<SecretInfo> {
+pub async fn delete_secret(state: &VaultState, by: &Actor<'_>, id: i64) -> Result<SecretInfo> {
     let mut tx = crate::db::begin_write(&state.db).await?;
     let mut info = require(store::lock_secret(&mut tx, id, by.now).await?, true)?;
     if !info.deleted {
@@ -312,7 +312,7 @@ pub async fn delete_secret(state: &AppState, by: &Actor<'_>, id: i64) -> Result<
 }
 
 /// Brings a soft-deleted secret back with all its versions.
-pub async fn undelete_secret(state: &AppState, by: &Actor<'_>, id: i64) -> Result<SecretInfo> {
+pub async fn undelete_secret(state: &VaultState, by: &Actor<'_>, id: i64) -> Result<SecretInfo> {
     let mut tx = crate::db::begin_write(&state.db).await?;
     let mut info = require(store::lock_secret(&mut tx, id, by.now).await?, true)?;
     if !info.deleted {
@@ -332,7 +332,7 @@ pub async fn undelete_secret(state: &AppState, by: &Actor<'_>, id: i64) -> Resul
 
 /// Destroys every version of a deleted secret for good; the name becomes free and the audit
 /// trail stays. Only a deleted secret can be purged, so one step never loses data.
-pub async fn purge_secret(state: &AppState, by: &Actor<'_>, id: i64) -> Result<SecretInfo> {
+pub async fn purge_secret(state: &VaultState, by: &Actor<'_>, id: i64) -> Result<SecretInfo> {
     let mut tx = crate::db::begin_write(&state.db).await?;
     let info = require(store::lock_secret(&mut tx, id, by.now).await?, true)?;
     if !info.deleted {
@@ -365,7 +365,7 @@ pub async fn purge_secret(state: &AppState, by: &Actor<'_>, id: i64) -> Result<S
 
 /// Makes an earlier version's value current again, as a new version (history only grows).
 pub async fn restore_version(
-    state: &AppState,
+    state: &VaultState,
     by: &Actor<'_>,
     id: i64,
     version: i64,
@@ -427,7 +427,7 @@ pub async fn restore_version(
 }
 
 /// What `GET /api/vault/status` shows. Works while sealed (it says why).
-pub async fn status(state: &AppState) -> Result<VaultStatus> {
+pub async fn status(state: &VaultState) -> Result<VaultStatus> {
     let (secrets, versions) = store::counts(&state.db).await?;
     let reason = state.vault.sealed_reason();
     Ok(VaultStatus {

@@ -8,11 +8,13 @@
 //! given within the step-up window (`POST /api/vault/step-up`).
 
 use super::actions::{self, Caller};
+use super::VaultState;
 use super::*;
 use crate::app::AppState;
 use crate::auth::extract::{Admin, Authed, Read, Requirement, Write};
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientAddr, Json, Pagination, Path, Query};
+use axum::extract::FromRef;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -134,7 +136,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<SecretInfo>), ApiError> {
     ensure_open(&s)?;
     let c = caller(&s, &who, addr);
-    let info = actions::create_secret(&s, &c.actor(), input).await?;
+    let info = actions::create_secret(&VaultState::from_ref(&s), &c.actor(), input).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -148,7 +150,7 @@ async fn view(
     require_step_up(&s, &who)?;
     let c = caller(&s, &who, addr);
     Ok(revealed(
-        reads::view_secret(&s, &c.actor(), id, None).await?,
+        reads::view_secret(&VaultState::from_ref(&s), &c.actor(), id, None).await?,
     ))
 }
 
@@ -162,7 +164,7 @@ async fn view_version(
     require_step_up(&s, &who)?;
     let c = caller(&s, &who, addr);
     Ok(revealed(
-        reads::view_secret(&s, &c.actor(), id, Some(version)).await?,
+        reads::view_secret(&VaultState::from_ref(&s), &c.actor(), id, Some(version)).await?,
     ))
 }
 
@@ -176,7 +178,7 @@ async fn update(
     ensure_open(&s)?;
     let c = caller(&s, &who, addr);
     Ok(Json(
-        actions::update_secret(&s, &c.actor(), id, patch).await?,
+        actions::update_secret(&VaultState::from_ref(&s), &c.actor(), id, patch).await?,
     ))
 }
 
@@ -188,7 +190,9 @@ async fn delete_secret(
 ) -> ApiResult<SecretInfo> {
     ensure_open(&s)?;
     let c = caller(&s, &who, addr);
-    Ok(Json(actions::delete_secret(&s, &c.actor(), id).await?))
+    Ok(Json(
+        actions::delete_secret(&VaultState::from_ref(&s), &c.actor(), id).await?,
+    ))
 }
 
 async fn undelete(
@@ -199,7 +203,9 @@ async fn undelete(
 ) -> ApiResult<SecretInfo> {
     ensure_open(&s)?;
     let c = caller(&s, &who, addr);
-    Ok(Json(actions::undelete_secret(&s, &c.actor(), id).await?))
+    Ok(Json(
+        actions::undelete_secret(&VaultState::from_ref(&s), &c.actor(), id).await?,
+    ))
 }
 
 async fn purge(
@@ -210,7 +216,9 @@ async fn purge(
 ) -> ApiResult<SecretInfo> {
     ensure_open(&s)?;
     let c = caller(&s, &who, addr);
-    Ok(Json(actions::purge_secret(&s, &c.actor(), id).await?))
+    Ok(Json(
+        actions::purge_secret(&VaultState::from_ref(&s), &c.actor(), id).await?,
+    ))
 }
 
 async fn versions(
@@ -234,7 +242,7 @@ async fn restore_version(
     ensure_open(&s)?;
     let c = caller(&s, &who, addr);
     Ok(Json(
-        actions::restore_version(&s, &c.actor(), id, version).await?,
+        actions::restore_version(&VaultState::from_ref(&s), &c.actor(), id, version).await?,
     ))
 }
 
@@ -262,7 +270,7 @@ pub const SEALED_MESSAGE: &str =
 /// key ids and the sealed reason (which names both) are for admins only: they tell an
 /// intruder what to steal.
 async fn status(State(s): State<AppState>, who: Authed<Read>) -> ApiResult<VaultStatus> {
-    let mut st = actions::status(&s).await?;
+    let mut st = actions::status(&VaultState::from_ref(&s)).await?;
     if !who.identity().can(crate::auth::Capability::Admin) {
         st.key_file = None;
         st.active_key_id = None;
@@ -305,5 +313,7 @@ async fn rotate_key(
 ) -> ApiResult<RotationReport> {
     ensure_open(&s)?;
     let c = caller(&s, &who, addr);
-    Ok(Json(rotation::rotate(&s, &c.actor()).await?))
+    Ok(Json(
+        rotation::rotate(&VaultState::from_ref(&s), &c.actor()).await?,
+    ))
 }

@@ -31,6 +31,27 @@ pub use reads::resolve_reference;
 
 use crate::auth::{AuthVia, Identity};
 use serde::{Deserialize, Serialize};
+
+/// What the vault's operations ([`actions`], [`reads`], [`rotation`]) reach: the database, the
+/// keys and the clock, and nothing else of the server. Taken from the server's state by
+/// `FromRef` (`VaultState::from_ref(&state)`, or `State<VaultState>` in a handler). Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct VaultState {
+    pub db: crate::db::Db,
+    pub vault: Vault,
+    pub clock: crate::clock::Clock,
+}
+
+impl axum::extract::FromRef<crate::app::AppState> for VaultState {
+    fn from_ref(s: &crate::app::AppState) -> Self {
+        VaultState {
+            db: s.db.clone(),
+            vault: s.vault.clone(),
+            clock: s.clock.clone(),
+        }
+    }
+}
 use zeroize::Zeroizing;
 
 crate::text_enum! {

@@ -7,6 +7,7 @@
 //! step-up window, and counts as a view (access count, audit record) like the API.
 
 use super::actions::{self, Caller};
+use super::VaultState;
 use super::*;
 use crate::app::AppState;
 use crate::auth::extract::{Admin, PageAuthed, PageForm, Read, Write};
@@ -16,6 +17,7 @@ use crate::http::extract::{ClientAddr, Pagination};
 use crate::web::{back_with_error, render, see_other, Flash, ForPage, Layout, PageError};
 use crate::web::{Path, Query};
 use askama::Template;
+use axum::extract::FromRef;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
@@ -127,7 +129,9 @@ async fn list_page(
         include_deleted: Some(include_deleted),
     };
     let secrets = store::list_secrets(&s.db, &filter, page.limit, page.offset).await?;
-    let status = actions::status(&s).await.map_err(api_error)?;
+    let status = actions::status(&VaultState::from_ref(&s))
+        .await
+        .map_err(api_error)?;
     let flash = Flash {
         notice: q.notice,
         error: q.error,
@@ -164,7 +168,7 @@ async fn create(
         category: Some(f.category),
         description: Some(f.description),
     };
-    match actions::create_secret(&s, &c.actor(), input).await {
+    match actions::create_secret(&VaultState::from_ref(&s), &c.actor(), input).await {
         Ok(info) => see_other(
             &format!("/vault/{}", info.id),
             &format!("Secret '{}' stored encrypted.", info.name),
@@ -310,7 +314,7 @@ async fn reveal(
         }
     }
     let c = caller(&s, &who, addr);
-    let view = match reads::view_secret(&s, &c.actor(), id, version).await {
+    let view = match reads::view_secret(&VaultState::from_ref(&s), &c.actor(), id, version).await {
         Ok(v) => v,
         Err(e @ VaultError::Integrity { .. }) => return Err(api_error(e).into()),
         Err(e) => return Ok(back_with_error(&back, &api_error(e))),
@@ -352,7 +356,7 @@ async fn update(
         description: Some(f.description),
     };
     let back = format!("/vault/{id}");
-    match actions::update_secret(&s, &c.actor(), id, patch).await {
+    match actions::update_secret(&VaultState::from_ref(&s), &c.actor(), id, patch).await {
         Ok(info) => see_other(
             &back,
             &format!(
@@ -374,7 +378,7 @@ async fn delete(
     PageForm(who, ..): PageForm<Admin, Empty>,
 ) -> Response {
     let c = caller(&s, &who, addr);
-    match actions::delete_secret(&s, &c.actor(), id).await {
+    match actions::delete_secret(&VaultState::from_ref(&s), &c.actor(), id).await {
         Ok(info) => see_other(
             "/vault",
             &format!(
@@ -394,7 +398,7 @@ async fn undelete(
 ) -> Response {
     let c = caller(&s, &who, addr);
     let back = format!("/vault/{id}");
-    match actions::undelete_secret(&s, &c.actor(), id).await {
+    match actions::undelete_secret(&VaultState::from_ref(&s), &c.actor(), id).await {
         Ok(info) => see_other(&back, &format!("Secret '{}' restored.", info.name)),
         Err(e) => back_with_error(&back, &api_error(e)),
     }
@@ -407,7 +411,7 @@ async fn purge(
     PageForm(who, ..): PageForm<Admin, Empty>,
 ) -> Response {
     let c = caller(&s, &who, addr);
-    match actions::purge_secret(&s, &c.actor(), id).await {
+    match actions::purge_secret(&VaultState::from_ref(&s), &c.actor(), id).await {
         Ok(info) => see_other(
             "/vault",
             &format!("Secret '{}' purged: every version is destroyed.", info.name),
@@ -424,7 +428,7 @@ async fn restore(
 ) -> Response {
     let c = caller(&s, &who, addr);
     let back = format!("/vault/{id}");
-    match actions::restore_version(&s, &c.actor(), id, version).await {
+    match actions::restore_version(&VaultState::from_ref(&s), &c.actor(), id, version).await {
         Ok(info) => see_other(
             &back,
             &format!(
@@ -442,7 +446,7 @@ async fn rotate_key(
     PageForm(who, ..): PageForm<Admin, Empty>,
 ) -> Response {
     let c = caller(&s, &who, addr);
-    match rotation::rotate(&s, &c.actor()).await {
+    match rotation::rotate(&VaultState::from_ref(&s), &c.actor()).await {
         Ok(r) => see_other(
             "/vault",
             &format!(

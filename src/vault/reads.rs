@@ -7,8 +7,8 @@
 use super::actions::{audit, open_value, require, Actor};
 use super::crypto::Binding;
 use super::store;
+use super::VaultState;
 use super::*;
-use crate::app::AppState;
 use serde_json::json;
 
 type Result<T> = std::result::Result<T, VaultError>;
@@ -16,7 +16,7 @@ type Result<T> = std::result::Result<T, VaultError>;
 /// Reads a value: counts the access, writes the audit record, commits, and only then returns
 /// the value. `version` None means the current version.
 pub async fn view_secret(
-    state: &AppState,
+    state: &VaultState,
     by: &Actor<'_>,
     id: i64,
     version: Option<i64>,
@@ -25,7 +25,7 @@ pub async fn view_secret(
 }
 
 async fn read_value(
-    state: &AppState,
+    state: &VaultState,
     by: &Actor<'_>,
     id: i64,
     version: Option<i64>,
@@ -70,7 +70,7 @@ async fn read_value(
 /// A read that failed its integrity check is worth an audit record of its own (the read's
 /// transaction was rolled back). Best effort: the caller answers with the error either way.
 async fn record_failed_read(
-    state: &AppState,
+    state: &VaultState,
     by: &Actor<'_>,
     info: &SecretInfo,
     version: i64,
@@ -98,7 +98,7 @@ async fn record_failed_read(
 
 /// Reads the current value of the live secret `name` for another part of architect, under
 /// an audit record (action `resolve`) like any view.
-pub async fn resolve_name(state: &AppState, by: &Actor<'_>, name: &str) -> Result<SecretValue> {
+pub async fn resolve_name(state: &VaultState, by: &Actor<'_>, name: &str) -> Result<SecretValue> {
     let name = clean_name(name)?;
     let s = store::find_live_by_name(&state.db, &name)
         .await?
@@ -116,7 +116,7 @@ pub async fn resolve_name(state: &AppState, by: &Actor<'_>, name: &str) -> Resul
 /// let key = architect::vault::resolve_reference(&state, "vault:ANTHROPIC_API_KEY").await?;
 /// request.bearer_auth(key.expose());
 /// ```
-pub async fn resolve_reference(state: &AppState, reference: &str) -> Result<SecretValue> {
+pub async fn resolve_reference(state: &VaultState, reference: &str) -> Result<SecretValue> {
     let name = reference_name(reference).ok_or_else(|| {
         VaultError::Invalid(invalid(
             "reference",

@@ -38,9 +38,9 @@
 use super::crypto::{self, Binding, MasterKey};
 use super::keys::{self, KeySource};
 use super::store::{self, AuditRecord};
+use super::VaultState;
 use super::{Actor, AuditAction, RotationReport, VaultError};
 use crate::activity;
-use crate::app::AppState;
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -49,7 +49,7 @@ use std::time::Instant;
 type Result<T> = std::result::Result<T, VaultError>;
 
 /// Runs the whole rotation (steps 1–5). One rotation at a time; a second caller gets 409.
-pub async fn rotate(state: &AppState, by: &Actor<'_>) -> Result<RotationReport> {
+pub async fn rotate(state: &VaultState, by: &Actor<'_>) -> Result<RotationReport> {
     let started = Instant::now();
     let _guard = state
         .vault
@@ -78,7 +78,7 @@ pub async fn rotate(state: &AppState, by: &Actor<'_>) -> Result<RotationReport> 
 }
 
 /// The managed key file, or 409 when the key comes from the environment.
-pub fn key_file(state: &AppState) -> Result<std::path::PathBuf> {
+pub fn key_file(state: &VaultState) -> Result<std::path::PathBuf> {
     match state.vault.source() {
         KeySource::File(p) => Ok(p.clone()),
         KeySource::Env => Err(VaultError::Conflict(
@@ -90,7 +90,7 @@ pub fn key_file(state: &AppState) -> Result<std::path::PathBuf> {
 /// Steps 1 and 2: writes the staged key file and widens the keyring to {old, new}. A staged
 /// key left by an earlier rotation is settled first (promoted if the database already uses
 /// it), so a staged key the database depends on is never deleted.
-pub async fn stage(state: &AppState, path: &Path) -> Result<Arc<MasterKey>> {
+pub async fn stage(state: &VaultState, path: &Path) -> Result<Arc<MasterKey>> {
     let current = state.vault.keyring()?;
     let active = store::active_key_id(&state.db).await?;
     let stored = store::key_ids_in_use(&state.db).await?;
@@ -104,7 +104,7 @@ pub async fn stage(state: &AppState, path: &Path) -> Result<Arc<MasterKey>> {
 /// Step 3: re-wraps every data key not under `new`, in one transaction with its audit and
 /// activity records. Returns how many rows moved and the key ids they moved from.
 pub async fn rewrap_all(
-    state: &AppState,
+    state: &VaultState,
     new: &MasterKey,
     by: &Actor<'_>,
 ) -> Result<(u64, Vec<String>)> {
@@ -182,7 +182,7 @@ pub async fn rewrap_all(
 /// Steps 4 and 5: the staged file becomes the key file; the keyring narrows to the new key.
 /// If the rename fails the keyring keeps both keys (reads keep working) and the next start
 /// (or the next rotation) finishes the rename.
-pub fn promote(state: &AppState, path: &Path, new_id: &str) -> Result<()> {
+pub fn promote(state: &VaultState, path: &Path, new_id: &str) -> Result<()> {
     keys::promote_staged(path).map_err(|e| {
         VaultError::KeyFile(format!(
             "every data key is re-wrapped under the new key {new_id}, but {e}; the server keeps both keys and finishes this at its next start"
@@ -194,7 +194,7 @@ pub fn promote(state: &AppState, path: &Path, new_id: &str) -> Result<()> {
 }
 
 /// Undoes steps 1 and 2 after a failed re-wrap: drops the staged file and the new key.
-fn abandon(state: &AppState, path: &Path, new_id: &str) {
+fn abandon(state: &VaultState, path: &Path, new_id: &str) {
     keys::discard_staged(path);
     if let Ok(ring) = state.vault.keyring() {
         state.vault.replace(ring.without(new_id));

@@ -5,6 +5,8 @@ use super::{code, create, value_of, Node};
 use crate::support::{Session, TestServer};
 use architect::vault::rotation;
 use architect::vault::Actor;
+use architect::vault::VaultState;
+use axum::extract::FromRef;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -157,8 +159,10 @@ async fn a_crash_between_rotation_steps_leaves_every_secret_readable() {
     let old = active_key_id(&s).await;
 
     // Crash after step 1-2 (new key staged, database untouched).
-    let path = rotation::key_file(t.state()).unwrap();
-    let staged = rotation::stage(t.state(), &path).await.unwrap();
+    let path = rotation::key_file(&VaultState::from_ref(t.state())).unwrap();
+    let staged = rotation::stage(&VaultState::from_ref(t.state()), &path)
+        .await
+        .unwrap();
     assert!(staged_path.is_file());
     assert_all_readable(&s, &expected).await;
     let t = t.restart().await; // the process stops here; start-up sorts it out
@@ -171,12 +175,18 @@ async fn a_crash_between_rotation_steps_leaves_every_secret_readable() {
 
     // Crash after step 3 (re-wrap committed) but before the staged file is renamed.
     let state = t.state();
-    let path = rotation::key_file(state).unwrap();
-    let new = rotation::stage(state, &path).await.unwrap();
-    let now = state.clock.now_str();
-    let (n, from) = rotation::rewrap_all(state, &new, &actor(&now))
+    let path = rotation::key_file(&VaultState::from_ref(state)).unwrap();
+    let new = rotation::stage(&VaultState::from_ref(state), &path)
         .await
         .unwrap();
+    let now = state.clock.now_str();
+    let (n, from) = rotation::rewrap_all(
+        &architect::vault::VaultState::from_ref(state),
+        &new,
+        &actor(&now),
+    )
+    .await
+    .unwrap();
     assert_eq!((n as usize, from), (expected.len(), vec![old.clone()]));
     assert_eq!(
         key_ids(&state.db).await,
@@ -267,9 +277,13 @@ async fn reads_keep_working_while_the_master_key_rotates() {
             category: None,
             description: None,
         };
-        let info = architect::vault::actions::create_secret(state, &actor(&now), input)
-            .await
-            .unwrap();
+        let info = architect::vault::actions::create_secret(
+            &VaultState::from_ref(state),
+            &actor(&now),
+            input,
+        )
+        .await
+        .unwrap();
         ids.push(info.id);
     }
     let ids = Arc::new(ids);

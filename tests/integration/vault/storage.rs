@@ -6,6 +6,7 @@
 use super::{code, create, value_of, Node};
 use crate::support::{Session, TestServer};
 use architect::db::Db;
+use axum::extract::FromRef;
 use serde_json::json;
 
 const CIPHER_COLUMNS: [&str; 4] = ["ciphertext", "nonce", "wrapped_key", "key_nonce"];
@@ -197,12 +198,19 @@ async fn other_domains_resolve_vault_references_by_name() {
     let s = t.token("admin").await;
     let id = create(&s, "ANTHROPIC_API_KEY", "sk-ant-test").await;
     let state = t.state();
-    let v = architect::vault::resolve_reference(state, "vault:ANTHROPIC_API_KEY")
-        .await
-        .expect("resolves");
+    let v = architect::vault::resolve_reference(
+        &architect::vault::VaultState::from_ref(state),
+        "vault:ANTHROPIC_API_KEY",
+    )
+    .await
+    .expect("resolves");
     assert_eq!(v.expose(), "sk-ant-test");
     assert!(!format!("{v:?}").contains("sk-ant"));
-    let v = architect::vault::resolve_reference(state, " vault:anthropic_api_key ").await;
+    let v = architect::vault::resolve_reference(
+        &architect::vault::VaultState::from_ref(state),
+        " vault:anthropic_api_key ",
+    )
+    .await;
     assert_eq!(
         v.expect("names are case-insensitive").expose(),
         "sk-ant-test"
@@ -212,20 +220,36 @@ async fn other_domains_resolve_vault_references_by_name() {
     assert_eq!(audit.json[0]["actor"], "system");
     use architect::vault::VaultError;
     assert!(matches!(
-        architect::vault::resolve_reference(state, "vault:MISSING").await,
+        architect::vault::resolve_reference(
+            &architect::vault::VaultState::from_ref(state),
+            "vault:MISSING"
+        )
+        .await,
         Err(VaultError::NotFound(_))
     ));
     assert!(matches!(
-        architect::vault::resolve_reference(state, "sk-literal").await,
+        architect::vault::resolve_reference(
+            &architect::vault::VaultState::from_ref(state),
+            "sk-literal"
+        )
+        .await,
         Err(VaultError::Invalid(_))
     ));
     assert!(matches!(
-        architect::vault::resolve_reference(state, "vault:bad name").await,
+        architect::vault::resolve_reference(
+            &architect::vault::VaultState::from_ref(state),
+            "vault:bad name"
+        )
+        .await,
         Err(VaultError::Invalid(_))
     ));
     assert_eq!(s.delete(&format!("/api/secrets/{id}")).await.status, 200);
     assert!(matches!(
-        architect::vault::resolve_reference(state, "vault:ANTHROPIC_API_KEY").await,
+        architect::vault::resolve_reference(
+            &architect::vault::VaultState::from_ref(state),
+            "vault:ANTHROPIC_API_KEY"
+        )
+        .await,
         Err(VaultError::NotFound(_))
     ));
 }
@@ -337,9 +361,12 @@ async fn assert_sealed(n: &Node, why: &str) {
     let page = s.get("/vault").await;
     assert_eq!(page.status, 503);
     assert!(page.body.contains("The vault is sealed"), "{}", page.body);
-    assert!(architect::vault::resolve_reference(n.state(), "vault:KEPT")
-        .await
-        .is_err());
+    assert!(architect::vault::resolve_reference(
+        &architect::vault::VaultState::from_ref(n.state()),
+        "vault:KEPT"
+    )
+    .await
+    .is_err());
 }
 
 /// The sealed reason names the key file (and key ids): an admin sees it, a viewer, a member
