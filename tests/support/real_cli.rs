@@ -189,6 +189,22 @@ impl RealCli {
         Some(cli)
     }
 
+    /// Claude Code: approves `key` instead of `sk-test` as its API key (for a run whose key is
+    /// an architect token, e.g. `claude -p` straight at the gateway).
+    pub fn approve_api_key(&self, key: &str) {
+        assert_eq!(
+            self.kind,
+            CliKind::Claude,
+            "only Claude Code asks about API keys"
+        );
+        claude_state(&self.home, &self.work_s(), key);
+    }
+
+    /// The mock's base URL.
+    pub fn mock_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.mock.port)
+    }
+
     /// `work` as text (a session's `cwd`).
     pub fn work_s(&self) -> String {
         self.work.display().to_string()
@@ -257,17 +273,7 @@ impl RealCli {
         match self.kind {
             CliKind::Claude => {
                 std::fs::create_dir_all(home.join(".claude")).unwrap();
-                std::fs::write(
-                    home.join(".claude.json"),
-                    json!({"hasCompletedOnboarding": true, "lastOnboardingVersion": "2.1.332",
-                           "lastReleaseNotesSeen": "2.1.332", "hasSeenAutoDefaultNotice": true,
-                           "hasSeenAutoDefaultNudge": true, "theme": "dark", "autoUpdates": false,
-                           "customApiKeyResponses": {"approved": ["sk-test"], "rejected": []},
-                           "projects": {work_s: {"hasTrustDialogAccepted": true,
-                               "hasCompletedProjectOnboarding": true, "allowedTools": []}}})
-                    .to_string(),
-                )
-                .unwrap();
+                claude_state(home, &work_s, "sk-test");
                 std::fs::write(
                     home.join(".claude/settings.json"),
                     json!({"permissions": {"defaultMode": "default"},
@@ -316,6 +322,27 @@ impl RealCli {
             }
         }
     }
+}
+
+/// Claude Code's `~/.claude.json`: onboarding done, `work` trusted, the API key `key` approved
+/// (Claude keeps the last 20 characters of an approved key).
+fn claude_state(home: &Path, work: &str, key: &str) {
+    let tail: String = {
+        let key = key.trim();
+        let skip = key.chars().count().saturating_sub(20);
+        key.chars().skip(skip).collect()
+    };
+    std::fs::write(
+        home.join(".claude.json"),
+        json!({"hasCompletedOnboarding": true, "lastOnboardingVersion": "2.1.332",
+               "lastReleaseNotesSeen": "2.1.332", "hasSeenAutoDefaultNotice": true,
+               "hasSeenAutoDefaultNudge": true, "theme": "dark", "autoUpdates": false,
+               "customApiKeyResponses": {"approved": [tail], "rejected": []},
+               "projects": {work: {"hasTrustDialogAccepted": true,
+                   "hasCompletedProjectOnboarding": true, "allowedTools": []}}})
+        .to_string(),
+    )
+    .unwrap();
 }
 
 /// The pinned CLI `name` in `.agent-clis/`, python3 and the mock; when something is missing: a
