@@ -1732,12 +1732,17 @@ async fn real_gemini_cli_is_classified_idle_busy_and_waiting_for_permission() {
             .await
         }
     };
-    // Typed text, then a separate Enter after a pause (README pitfall: an Enter sent at once
-    // was once dropped).
-    let prompt = |text: &'static str| async move {
-        tmux.run(&["send-keys", "-t", "gemini", "-l", text]);
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        tmux.run(&["send-keys", "-t", "gemini", "Enter"]);
+    // Typed text, then a separate Enter once Gemini shows the text, after a pause (README
+    // pitfall: an Enter sent at once was once dropped; on a loaded machine Gemini can read the
+    // text and the Enter in one go, as a paste whose Enter is a newline).
+    let prompt = |text: &'static str| {
+        let state = &state;
+        async move {
+            tmux.run(&["send-keys", "-t", "gemini", "-l", text]);
+            state("idle", Some("has_text")).await;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            tmux.run(&["send-keys", "-t", "gemini", "Enter"]);
+        }
     };
     state("idle", Some("empty")).await;
     tmux.run(&["send-keys", "-t", "gemini", "-l", "half a thought"]);
