@@ -3,7 +3,7 @@
 //!
 //! A remote operation travels as the `tmux` task payload ([`TmuxOp::task_payload`]) over the
 //! node command channel (`nodes::actions::run_command`, command `tmux`); the node's agent runs it
-//! with this same driver (`agents::tmux_task`). A node name that is this server's own node runs
+//! with this same driver (`tmux::task`). A node name that is this server's own node runs
 //! locally. A remote "no such session" / "already exists" comes back as the same
 //! [`TmuxError`] a local one is, so callers answer 404 / 409 wherever the session lives.
 //!
@@ -113,7 +113,7 @@ pub enum TmuxAnswer {
 }
 
 impl TmuxOp {
-    /// The operation as a `tmux` task payload (see `agents::tmux_task`).
+    /// The operation as a `tmux` task payload (see `tmux::task`).
     pub fn task_payload(&self) -> Value {
         match self {
             TmuxOp::List => json!({"op": "list"}),

@@ -5,7 +5,7 @@
 //! act on that daemon. The work itself is `nodes::agent`, the same code `serve` runs in-process
 //! for its own host.
 
-use super::daemon::{shutdown_signal, Daemon, SecretFlag};
+use super::daemon::{shutdown_signal, DaemonArgs, DaemonRole};
 use crate::client::Client;
 use crate::nodes::agent::{Agent, AgentOptions};
 use crate::nodes::sampler;
@@ -14,16 +14,30 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// `architect agent`'s place in [`DaemonArgs`].
+#[derive(Debug, Clone)]
+pub struct AgentRole;
+
+impl DaemonRole for AgentRole {
+    const WHAT: &'static str = "agent";
+    const DASHBOARD_HELP: &'static str = "Base URL of the architect server (the dashboard)";
+    const TOKEN_HELP: &'static str = "API token with the `agent` scope (Nodes → Add node creates one). Prefer the env var: a flag shows in the process list. The node is bound to the token that registers it";
+    const NO_TOKEN: &'static str = "no API token: set ARCHITECT_TOKEN or pass --token (a token with the 'agent' scope: Nodes → Add node, or Users & tokens)";
+    const STATUS_HELP: &'static str =
+        "Say whether the background agent (--pid-file) runs; exit code 3 when it does not";
+    const STOP_HELP: &'static str = "Stop the background agent (--pid-file)";
+    const PID_FILE_HELP: &'static str = "Pid file of the background agent";
+    const PID_FILE_ENV: &'static str = "ARCHITECT_AGENT_PID_FILE";
+    const PID_FILE: &'static str = "./data/agent.pid";
+    const LOG_FILE_HELP: &'static str = "Log file of the background agent";
+    const LOG_FILE_ENV: &'static str = "ARCHITECT_AGENT_LOG_FILE";
+    const LOG_FILE: &'static str = "./data/agent.log";
+}
+
 #[derive(Args, Debug)]
 pub struct AgentArgs {
-    /// Base URL of the architect server (the dashboard).
-    #[arg(long, env = "ARCHITECT_URL", default_value = "http://127.0.0.1:8080")]
-    pub dashboard: String,
-
-    /// API token with the `agent` scope (Nodes → Add node creates one). Prefer the env var: a
-    /// flag shows in the process list. The node is bound to the token that registers it.
-    #[arg(long, env = "ARCHITECT_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub common: DaemonArgs<AgentRole>,
 
     /// This node's id on the dashboard: letters, digits, '.', '_', '-'. Default: the host name.
     #[arg(long, env = "ARCHITECT_NODE_ID")]
@@ -49,38 +63,6 @@ pub struct AgentArgs {
     /// (<data-dir>/worktrees/<session>) and Claude Code settings (<data-dir>/agents/<session>).
     #[arg(long, env = "ARCHITECT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-
-    /// Run in the background, logging to --log-file; the pid goes to --pid-file.
-    #[arg(long, conflicts_with_all = ["status", "stop"])]
-    pub daemon: bool,
-
-    /// Say whether the background agent (--pid-file) runs; exit code 3 when it does not.
-    #[arg(long, conflicts_with = "stop")]
-    pub status: bool,
-
-    /// Stop the background agent (--pid-file).
-    #[arg(long)]
-    pub stop: bool,
-
-    /// Pid file of the background agent.
-    #[arg(
-        long,
-        env = "ARCHITECT_AGENT_PID_FILE",
-        default_value = "./data/agent.pid"
-    )]
-    pub pid_file: PathBuf,
-
-    /// Log file of the background agent.
-    #[arg(
-        long,
-        env = "ARCHITECT_AGENT_LOG_FILE",
-        default_value = "./data/agent.log"
-    )]
-    pub log_file: PathBuf,
-
-    /// Set on the background process itself: it removes the pid file when it exits.
-    #[arg(long, hide = true)]
-    pub owns_pid_file: bool,
 }
 
 /// `5s`, `2m`, `1h`, `1500ms` or plain seconds; 1 s to 1 h.
@@ -107,26 +89,11 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<u8> {
-    let daemon = Daemon {
-        what: "agent",
-        pid_file: &args.pid_file,
-        log_file: &args.log_file,
-    };
-    if args.status {
-        return daemon.status();
+    let common = &args.common;
+    if let Some(code) = common.status_or_stop(Duration::from_secs(10)).await {
+        return code;
     }
-    if args.stop {
-        return daemon.stop(Duration::from_secs(10)).await;
-    }
-    let token = args
-        .token
-        .clone()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "no API token: set ARCHITECT_TOKEN or pass --token (a token with the 'agent' scope: Nodes → Add node, or Users & tokens)"
-            )
-        })?;
+    let token = common.token()?;
     let name = match &args.node_id {
         Some(n) => n.trim().to_string(),
         None => sampler::node_name_from(&sampler::hostname()),
@@ -139,25 +106,20 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<u8> {
             anyhow::anyhow!("--tmux-socket: 1 to 64 characters of letters, digits, '_' and '-'")
         })?;
     }
-    if args.daemon {
-        return daemon.start(&[SecretFlag {
-            flag: "--token",
-            env: "ARCHITECT_TOKEN",
-        }]);
+    if common.daemon {
+        return common.start_background();
     }
     let mut opts = AgentOptions::new(&name, args.interval);
     opts.max_backoff = args.max_backoff;
     opts.tmux_socket = args.tmux_socket.clone().filter(|s| !s.is_empty());
     opts.data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
-    opts.dashboard_url = Some(args.dashboard.trim_end_matches('/').to_string());
-    tracing::info!(node = %name, dashboard = %args.dashboard, interval_s = args.interval.as_secs_f64(), "architect agent starting");
-    let client = Client::new(&args.dashboard, Some(&token));
+    opts.dashboard_url = Some(common.dashboard.trim_end_matches('/').to_string());
+    tracing::info!(node = %name, dashboard = %common.dashboard, interval_s = args.interval.as_secs_f64(), "architect agent starting");
+    let client = Client::new(&common.dashboard, Some(&token));
     opts.control_plane = Some(client.clone());
     let agent = Agent::new(Http(client), opts);
     agent.run_until(shutdown_signal()).await;
-    if args.owns_pid_file {
-        daemon.remove_own_pid_file();
-    }
+    common.finished();
     tracing::info!("architect agent stopped");
     Ok(0)
 }

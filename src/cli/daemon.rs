@@ -3,14 +3,117 @@
 //! `--status` and `--stop` act on that pid file; the background process removes the file when it
 //! exits. Secrets given as flags (`--token`) are passed to the background process in its
 //! environment instead, so they do not show in its command line.
+//!
+//! [`DaemonArgs`] are the flags both roles share (dashboard, token, and the background-mode
+//! flags), flattened into `WorkerArgs` and `AgentArgs`; what differs by role (help wording, the
+//! pid and log files' env vars and defaults) comes from the role's [`DaemonRole`].
 
 use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+/// What differs between the roles that share [`DaemonArgs`].
+pub trait DaemonRole: Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// The role as messages name it: "worker", "agent".
+    const WHAT: &'static str;
+    const DASHBOARD_HELP: &'static str;
+    const TOKEN_HELP: &'static str;
+    /// The error when no token was given.
+    const NO_TOKEN: &'static str;
+    const STATUS_HELP: &'static str;
+    const STOP_HELP: &'static str;
+    const PID_FILE_HELP: &'static str;
+    const PID_FILE_ENV: &'static str;
+    const PID_FILE: &'static str;
+    const LOG_FILE_HELP: &'static str;
+    const LOG_FILE_ENV: &'static str;
+    const LOG_FILE: &'static str;
+}
+
+/// The flags of a role that talks to the dashboard with a token and can run in the background.
+///
+/// `display_order` keeps `--help` as it was before these flags were shared: the connection
+/// flags first (`--log-format`, a global flag, sorts between them by name), the background
+/// flags after the role's own.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DaemonArgs<R: DaemonRole> {
+    #[arg(long, env = "ARCHITECT_URL", default_value = "http://127.0.0.1:8080", help = R::DASHBOARD_HELP, display_order = 0)]
+    pub dashboard: String,
+
+    #[arg(long, env = "ARCHITECT_TOKEN", hide_env_values = true, help = R::TOKEN_HELP, display_order = 1)]
+    pub token: Option<String>,
+
+    /// Run in the background, logging to --log-file; the pid goes to --pid-file.
+    #[arg(long, conflicts_with_all = ["status", "stop"], display_order = 100)]
+    pub daemon: bool,
+
+    #[arg(long, conflicts_with = "stop", help = R::STATUS_HELP, display_order = 101)]
+    pub status: bool,
+
+    #[arg(long, help = R::STOP_HELP, display_order = 102)]
+    pub stop: bool,
+
+    #[arg(long, env = R::PID_FILE_ENV, default_value = R::PID_FILE, help = R::PID_FILE_HELP, display_order = 103)]
+    pub pid_file: PathBuf,
+
+    #[arg(long, env = R::LOG_FILE_ENV, default_value = R::LOG_FILE, help = R::LOG_FILE_HELP, display_order = 104)]
+    pub log_file: PathBuf,
+
+    /// Set on the background process itself: it removes the pid file when it exits.
+    #[arg(long, hide = true)]
+    pub owns_pid_file: bool,
+
+    #[arg(skip)]
+    role: std::marker::PhantomData<R>,
+}
+
+impl<R: DaemonRole> DaemonArgs<R> {
+    pub fn daemon(&self) -> Daemon<'_> {
+        Daemon {
+            what: R::WHAT,
+            pid_file: &self.pid_file,
+            log_file: &self.log_file,
+        }
+    }
+
+    /// `--status` or `--stop` (SIGKILL after `patience`), when one was asked for: its exit code.
+    pub async fn status_or_stop(&self, patience: Duration) -> Option<anyhow::Result<u8>> {
+        if self.status {
+            Some(self.daemon().status())
+        } else if self.stop {
+            Some(self.daemon().stop(patience).await)
+        } else {
+            None
+        }
+    }
+
+    /// The token from `--token` or `ARCHITECT_TOKEN`; an empty one is none.
+    pub fn token(&self) -> anyhow::Result<String> {
+        self.token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| anyhow::anyhow!(R::NO_TOKEN))
+    }
+
+    /// `--daemon`: starts the background process, the token moved from argv to its environment.
+    pub fn start_background(&self) -> anyhow::Result<u8> {
+        self.daemon().start(&[SecretFlag {
+            flag: "--token",
+            env: "ARCHITECT_TOKEN",
+        }])
+    }
+
+    /// Called as the foreground run ends: the background process removes its pid file.
+    pub fn finished(&self) {
+        if self.owns_pid_file {
+            self.daemon().remove_own_pid_file();
+        }
+    }
+}
 
 /// Exit code of `--status` when the daemon is not running (LSB's "program is not running").
 pub const NOT_RUNNING: u8 = 3;
@@ -218,5 +321,69 @@ mod tests {
                 ("ARCHITECT_TOKEN", "other".to_string())
             ]
         );
+    }
+
+    /// The flags of `agent --help` and `worker --help` in the order shown, with their env var
+    /// and default: the same as before the shared flags moved into [`DaemonArgs`].
+    #[test]
+    fn shared_flags_keep_each_roles_help() {
+        use clap::CommandFactory;
+        let help = |role: &str| {
+            let mut cli = crate::cli::Cli::command().term_width(1000);
+            cli.build();
+            let mut sub = cli.find_subcommand_mut(role).expect("role").clone();
+            sub.render_help().to_string()
+        };
+        let flags = |help: &str| -> Vec<String> {
+            help.lines()
+                .filter_map(|l| l.trim_start().strip_prefix("--"))
+                .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+                .collect()
+        };
+        let agent = help("agent");
+        assert_eq!(
+            flags(&agent),
+            [
+                "dashboard",
+                "log-format",
+                "token",
+                "node-id",
+                "interval",
+                "max-backoff",
+                "tmux-socket",
+                "data-dir",
+                "daemon",
+                "status",
+                "stop",
+                "pid-file",
+                "log-file",
+            ]
+        );
+        for line in [
+            "Base URL of the architect server (the dashboard) [env: ARCHITECT_URL=] [default: http://127.0.0.1:8080]",
+            "The node is bound to the token that registers it [env: ARCHITECT_TOKEN]",
+            "Stop the background agent (--pid-file)\n",
+            "Pid file of the background agent [env: ARCHITECT_AGENT_PID_FILE=] [default: ./data/agent.pid]",
+            "Log file of the background agent [env: ARCHITECT_AGENT_LOG_FILE=] [default: ./data/agent.log]",
+        ] {
+            assert!(agent.contains(line), "{line} in {agent}");
+        }
+        let worker = help("worker");
+        let shown = flags(&worker);
+        assert_eq!(shown[..3], ["dashboard", "log-format", "token"]);
+        assert_eq!(
+            shown[shown.len() - 5..],
+            ["daemon", "status", "stop", "pid-file", "log-file"]
+        );
+        for line in [
+            "Base URL of the architect server [env: ARCHITECT_URL=] [default: http://127.0.0.1:8080]",
+            "(create one under Users & tokens). Prefer the env var [env: ARCHITECT_TOKEN]",
+            "Stop the background worker (--pid-file) gracefully",
+            "Pid file of the background worker [env: ARCHITECT_WORKER_PID_FILE=] [default: ./data/worker.pid]",
+            "Log file of the background worker [env: ARCHITECT_WORKER_LOG_FILE=] [default: ./data/worker.log]",
+        ] {
+            assert!(worker.contains(line), "{line} in {worker}");
+        }
+        assert!(!worker.contains("owns-pid-file") && !agent.contains("owns-pid-file"));
     }
 }

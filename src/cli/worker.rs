@@ -2,23 +2,38 @@
 //! with `--daemon` in the background (pid file + log file); `--status` and `--stop` act on
 //! that daemon. The work itself is `tasks::runner`.
 
-use super::daemon::{shutdown_signal, Daemon, SecretFlag};
+use super::daemon::{shutdown_signal, DaemonArgs, DaemonRole};
 use crate::tasks::handlers::HandlerSettings;
 use crate::tasks::process::ExecGuard;
 use crate::tasks::runner::{Worker, WorkerOptions};
 use clap::Args;
-use std::path::PathBuf;
 use std::time::Duration;
+
+/// `architect worker`'s place in [`DaemonArgs`].
+#[derive(Debug, Clone)]
+pub struct WorkerRole;
+
+impl DaemonRole for WorkerRole {
+    const WHAT: &'static str = "worker";
+    const DASHBOARD_HELP: &'static str = "Base URL of the architect server";
+    const TOKEN_HELP: &'static str =
+        "API token with the `worker` scope (create one under Users & tokens). Prefer the env var";
+    const NO_TOKEN: &'static str = "no API token: set ARCHITECT_TOKEN or pass --token (a token with the 'worker' scope, from Users & tokens)";
+    const STATUS_HELP: &'static str =
+        "Say whether the background worker (--pid-file) runs; exit code 3 when it does not";
+    const STOP_HELP: &'static str = "Stop the background worker (--pid-file) gracefully";
+    const PID_FILE_HELP: &'static str = "Pid file of the background worker";
+    const PID_FILE_ENV: &'static str = "ARCHITECT_WORKER_PID_FILE";
+    const PID_FILE: &'static str = "./data/worker.pid";
+    const LOG_FILE_HELP: &'static str = "Log file of the background worker";
+    const LOG_FILE_ENV: &'static str = "ARCHITECT_WORKER_LOG_FILE";
+    const LOG_FILE: &'static str = "./data/worker.log";
+}
 
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
-    /// Base URL of the architect server.
-    #[arg(long, env = "ARCHITECT_URL", default_value = "http://127.0.0.1:8080")]
-    pub dashboard: String,
-
-    /// API token with the `worker` scope (create one under Users & tokens). Prefer the env var.
-    #[arg(long, env = "ARCHITECT_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub common: DaemonArgs<WorkerRole>,
 
     /// Task types to claim, comma-separated. Default: every built-in type when --allow-exec
     /// is given (without it the worker runs none and refuses to start).
@@ -69,82 +84,29 @@ pub struct WorkerArgs {
     /// Output bytes kept per task (the tail).
     #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1024..=262_144))]
     pub max_output_bytes: u64,
-
-    /// Run in the background, logging to --log-file; the pid goes to --pid-file.
-    #[arg(long, conflicts_with_all = ["status", "stop"])]
-    pub daemon: bool,
-
-    /// Say whether the background worker (--pid-file) runs; exit code 3 when it does not.
-    #[arg(long, conflicts_with = "stop")]
-    pub status: bool,
-
-    /// Stop the background worker (--pid-file) gracefully.
-    #[arg(long)]
-    pub stop: bool,
-
-    /// Pid file of the background worker.
-    #[arg(
-        long,
-        env = "ARCHITECT_WORKER_PID_FILE",
-        default_value = "./data/worker.pid"
-    )]
-    pub pid_file: PathBuf,
-
-    /// Log file of the background worker.
-    #[arg(
-        long,
-        env = "ARCHITECT_WORKER_LOG_FILE",
-        default_value = "./data/worker.log"
-    )]
-    pub log_file: PathBuf,
-
-    /// Set on the background process itself: it removes the pid file when it exits.
-    #[arg(long, hide = true)]
-    pub owns_pid_file: bool,
 }
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<u8> {
-    let daemon = Daemon {
-        what: "worker",
-        pid_file: &args.pid_file,
-        log_file: &args.log_file,
-    };
-    if args.status {
-        return daemon.status();
+    let common = &args.common;
+    let patience = Duration::from_secs(args.shutdown_grace + 10);
+    if let Some(code) = common.status_or_stop(patience).await {
+        return code;
     }
-    if args.stop {
-        return daemon
-            .stop(Duration::from_secs(args.shutdown_grace + 10))
-            .await;
-    }
-    let token = args
-        .token
-        .clone()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "no API token: set ARCHITECT_TOKEN or pass --token (a token with the 'worker' scope, from Users & tokens)"
-            )
-        })?;
+    let token = common.token()?;
     let worker = build(&args, &token);
     // Contradictory options fail now, in the foreground, not later in a log file.
     worker.claim_types().map_err(anyhow::Error::msg)?;
-    if args.daemon {
-        return daemon.start(&[SecretFlag {
-            flag: "--token",
-            env: "ARCHITECT_TOKEN",
-        }]);
+    if common.daemon {
+        return common.start_background();
     }
     let summary = worker.run_until(shutdown_signal()).await;
-    if args.owns_pid_file {
-        daemon.remove_own_pid_file();
-    }
+    common.finished();
     summary?;
     Ok(0)
 }
 
 fn build(args: &WorkerArgs, token: &str) -> Worker {
-    let mut o = WorkerOptions::new(&args.dashboard, token);
+    let mut o = WorkerOptions::new(&args.common.dashboard, token);
     if let Some(n) = &args.name {
         o.name = n.clone();
     }

@@ -20,11 +20,47 @@
 //! * All writers of a domain can share the batch's `gate` (a plain async mutex), so writes made
 //!   outside the group commit are ordered with the batches instead of fighting over SQLite's
 //!   lock in its busy handler.
+//! * A panic in a job (a bug) costs that job, never the writer: the batch is rolled back, its
+//!   jobs run again one by one, the one that panics is answered with an error, and the panic is
+//!   logged as an error with the writer's name and counted in /metrics like a background loop's
+//!   ([`catch_panic`]). The writer keeps serving.
+//!
+//! The other batched writers, and why they are not jobs of this one:
+//! * `errors::ingest` folds its batch per error group into a few multi-row upserts: it writes
+//!   the batch, not its events one after another, so a failing event cannot be re-run alone
+//!   (the batch fails as a whole), and it keeps state between batches (what each group has
+//!   sampled), refuses work past a bounded queue (503 rather than memory) and drains its queue
+//!   on shutdown. What it shares with this writer is the protocol (take what is waiting, one
+//!   transaction, answer after the commit) and [`catch_panic`].
+//! * The LLM cost ledger (`llm::ledger`) is write-behind: nobody waits for its commit, so it is
+//!   a buffer flushed by a background loop (under `background::guarded`), not a writer.
 
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt as _;
 use sqlx::{AnyConnection, Connection};
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Runs one batch write of the writer `writer`, catching a panic. A panic is logged as an
+/// error with the writer's name and counted as `background_loop_panics_total{loop=<writer>}`,
+/// the same as a background loop's panicking tick; `Err` carries its message, for the caller
+/// to answer the batch's waiters with an error and go on.
+pub async fn catch_panic<F: Future>(writer: &'static str, write: F) -> Result<F::Output, String> {
+    match std::panic::AssertUnwindSafe(write).catch_unwind().await {
+        Ok(v) => Ok(v),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string());
+            metrics::counter!("background_loop_panics_total", "loop" => writer).increment(1);
+            tracing::error!(writer, panic = %message, "a batch write panicked; its callers get an error and the writer goes on");
+            Err(message)
+        }
+    }
+}
 
 /// Most jobs in one transaction; more waiting jobs go into the next batch.
 pub const MAX_BATCH: usize = 256;
@@ -72,18 +108,36 @@ impl<T: Send + 'static> Job for Typed<T> {
 }
 
 /// The group-commit writer of one database. Cheap to clone; started on first use.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct GroupCommit {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
+    /// For logs and metrics.
+    name: &'static str,
     queue: OnceLock<mpsc::UnboundedSender<Box<dyn Job>>>,
     gate: Arc<Mutex<()>>,
 }
 
+impl Default for GroupCommit {
+    fn default() -> Self {
+        GroupCommit::new("group_commit")
+    }
+}
+
 impl GroupCommit {
+    /// A writer called `name` in logs and metrics.
+    pub fn new(name: &'static str) -> GroupCommit {
+        GroupCommit {
+            inner: Arc::new(Inner {
+                name,
+                queue: OnceLock::new(),
+                gate: Arc::default(),
+            }),
+        }
+    }
+
     /// The lock every batch holds while it writes. Writers that do not go through
     /// [`run`](Self::run) take it too, so this process has one writer at a time.
     pub async fn gate(&self) -> tokio::sync::MutexGuard<'_, ()> {
@@ -107,7 +161,12 @@ impl GroupCommit {
         });
         let queue = self.inner.queue.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(writer(db.clone(), self.inner.gate.clone(), rx));
+            tokio::spawn(writer(
+                self.inner.name,
+                db.clone(),
+                self.inner.gate.clone(),
+                rx,
+            ));
             tx
         });
         queue.send(job).map_err(|_| sqlx::Error::PoolClosed)?;
@@ -116,6 +175,7 @@ impl GroupCommit {
 }
 
 async fn writer(
+    name: &'static str,
     db: super::Db,
     gate: Arc<Mutex<()>>,
     mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>,
@@ -151,18 +211,30 @@ async fn writer(
         }
         let Some(conn) = own.as_mut() else { continue };
         let mut broken = false;
-        match run_batch(conn, &mut batch).await {
-            Ok(()) => {
+        match catch_panic(name, run_batch(conn, &mut batch)).await {
+            Ok(Ok(())) => {
                 for job in batch.drain(..) {
                     job.answer(Ok(()));
                 }
             }
-            Err(e) => {
+            failed => {
                 if batch.len() > 1 {
-                    tracing::debug!(error = %e, jobs = batch.len(), "group commit failed; running its jobs one by one");
+                    let error = match &failed {
+                        Err(panic) => format!("a job panicked: {panic}"),
+                        Ok(Err(e)) => e.to_string(),
+                        Ok(Ok(())) => String::new(),
+                    };
+                    tracing::debug!(writer = name, %error, jobs = batch.len(), "group commit failed; running its jobs one by one");
                 }
                 for mut job in batch.drain(..) {
-                    let outcome = run_batch(conn, std::slice::from_mut(&mut job)).await;
+                    let outcome =
+                        catch_panic(name, run_batch(conn, std::slice::from_mut(&mut job)))
+                            .await
+                            .unwrap_or_else(|panic| {
+                                Err(sqlx::Error::Protocol(format!(
+                                    "group commit: the job panicked: {panic}"
+                                )))
+                            });
                     broken |= outcome.as_ref().is_err_and(is_connection_error);
                     job.answer(outcome);
                 }
@@ -177,7 +249,8 @@ async fn writer(
     }
 }
 
-/// Errors that say the connection itself is unusable (not a constraint or a bad statement).
+/// Errors that say the connection itself is unusable (not a constraint or a bad statement), or
+/// that a job panicked on it (its transaction was dropped mid-way).
 fn is_connection_error(e: &sqlx::Error) -> bool {
     matches!(
         e,
@@ -282,5 +355,36 @@ mod tests {
         assert!(first.await.expect("join").is_ok());
         // The second job of the batch sees the first one's uncommitted insert.
         assert_eq!(second.await.expect("join").expect("count"), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_gets_an_error_and_the_writer_goes_on() {
+        let (_dir, db) = db().await;
+        let gc = GroupCommit::new("test_writer");
+        // One batch: a good job, a panicking one, another good one. Each `run` queues its job
+        // on its first poll; the held gate keeps the writer from starting before all three.
+        let gate = gc.gate().await;
+        let mut a = Box::pin(gc.run(&db, insert("a")));
+        let mut boom = Box::pin(
+            gc.run(&db, |_conn| -> BoxFuture<'_, Result<i64, sqlx::Error>> {
+                Box::pin(async { panic!("a bug in a job") })
+            }),
+        );
+        let mut b = Box::pin(gc.run(&db, insert("b")));
+        assert!(futures_util::poll!(a.as_mut()).is_pending());
+        assert!(futures_util::poll!(boom.as_mut()).is_pending());
+        assert!(futures_util::poll!(b.as_mut()).is_pending());
+        drop(gate);
+        assert!(a.await.is_ok());
+        let err = boom.await.expect_err("the panicking job fails");
+        assert!(err.to_string().contains("a bug in a job"), "{err}");
+        assert!(b.await.is_ok());
+        // The writer still serves.
+        assert!(gc.run(&db, insert("c")).await.is_ok());
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&db)
+            .await
+            .expect("count");
+        assert_eq!(n, 3);
     }
 }

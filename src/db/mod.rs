@@ -189,6 +189,23 @@ pub fn like_pattern(q: &str) -> String {
     out
 }
 
+/// `$from, $from+1, …`: `n` numbered placeholders, for an `IN (…)` list or a VALUES row; the
+/// one way stores build a list whose length is known only at run time (bind the values in the
+/// same order). Not `sqlx::QueryBuilder`: over the `Any` driver its `push_bind` writes `?`
+/// (sqlx's default placeholder; only the PostgreSQL arguments write `$N`), and our SQL is
+/// written with `$N` for both backends (decision 0001). The test below notices if that changes.
+pub fn placeholders(from: usize, n: usize) -> String {
+    let mut out = String::with_capacity(n * 4);
+    for i in from..from + n {
+        if i > from {
+            out.push_str(", ");
+        }
+        out.push('$');
+        out.push_str(&i.to_string());
+    }
+    out
+}
+
 /// Cheap liveness probe for /health.
 pub async fn ping(db: &Db) -> bool {
     sqlx::query_scalar::<_, i64>("SELECT 1")
@@ -200,6 +217,32 @@ pub async fn ping(db: &Db) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn placeholder_lists_are_numbered_and_bind_in_order() {
+        assert_eq!(placeholders(1, 3), "$1, $2, $3");
+        assert_eq!(placeholders(7, 1), "$7");
+        assert_eq!(placeholders(2, 0), "");
+        // QueryBuilder over Any writes `?`, not `$N`: why stores use `placeholders`.
+        let mut qb = sqlx::QueryBuilder::<Any>::new("SELECT ");
+        qb.push_bind(1_i64);
+        assert_eq!(qb.sql(), "SELECT ?");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open_sqlite(dir.path()).await.expect("open");
+        let sql = format!(
+            "SELECT CAST($1 AS TEXT) || '|' || (SELECT group_concat(value, ',') FROM (SELECT $2 AS value UNION ALL SELECT $3 UNION ALL SELECT $4)) WHERE $2 IN ({})",
+            placeholders(2, 3)
+        );
+        let got: String = sqlx::query_scalar(&sql)
+            .bind("head")
+            .bind("a")
+            .bind("b")
+            .bind("c")
+            .fetch_one(&db)
+            .await
+            .expect("query");
+        assert_eq!(got, "head|a,b,c");
+    }
 
     /// Two transactions that each read, then write: with a deferred `BEGIN` the second fails
     /// with "database is locked" once the first commits; `begin_write` makes it wait instead.

@@ -15,6 +15,11 @@
 //! group, how many samples it wrote and when, and prunes a group back to its sample size after
 //! [`PRUNE_EVERY`] new ones. It holds one pooled connection for its whole life, so SQLite's page
 //! cache for these tables stays warm.
+//!
+//! Why this is not a job of `db::group_commit` (the task queue's writer) is written there; it
+//! shares that writer's protocol and its panic rule: a batch whose write panics is answered
+//! with [`IngestError::WriteFailed`], the panic is logged and counted under the writer's name
+//! ([`WRITER`]), and the writer goes on with the next batch.
 
 use super::{hour_of, store, ErrorEvent, SAMPLES_PER_BATCH};
 use crate::db::Db;
@@ -42,6 +47,9 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 /// A batch touching more groups than this is announced as one event for all of them.
 const MAX_GROUP_EVENTS: usize = 64;
 
+/// This writer's name in logs and metrics.
+pub const WRITER: &str = "error_ingest_writer";
+
 /// What the writer remembers about one group.
 #[derive(Default)]
 struct Tracked {
@@ -61,6 +69,9 @@ struct Writer {
     conn: Option<PoolConnection<Any>>,
     groups: HashMap<i64, Tracked>,
     keep: i64,
+    /// Tests: a batch holding an event of this fingerprint panics.
+    #[cfg(test)]
+    panic_on: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -118,25 +129,24 @@ impl Ingest {
         shutdown: watch::Receiver<bool>,
     ) -> Option<JoinHandle<()>> {
         let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take()?;
-        let keep = self.samples_per_group;
-        Some(tokio::spawn(run_writer(db, events, rx, shutdown, keep)))
+        let w = Writer {
+            db,
+            events,
+            conn: None,
+            groups: HashMap::new(),
+            keep: self.samples_per_group,
+            #[cfg(test)]
+            panic_on: None,
+        };
+        Some(tokio::spawn(run_writer(w, rx, shutdown)))
     }
 }
 
 async fn run_writer(
-    db: Db,
-    events: crate::events::Events,
+    mut w: Writer,
     mut rx: mpsc::Receiver<Submission>,
     mut shutdown: watch::Receiver<bool>,
-    keep: i64,
 ) {
-    let mut w = Writer {
-        db,
-        events,
-        conn: None,
-        groups: HashMap::new(),
-        keep,
-    };
     let mut batch: Vec<Submission> = Vec::with_capacity(MAX_BATCH);
     loop {
         let first = tokio::select! {
@@ -183,7 +193,13 @@ impl Writer {
             return;
         }
         let events: Vec<&ErrorEvent> = batch.iter().map(|s| &s.event).collect();
-        let result = self.write_batch(&events).await;
+        let result = crate::db::group_commit::catch_panic(WRITER, self.write_batch(&events))
+            .await
+            .unwrap_or_else(|panic| {
+                Err(sqlx::Error::Protocol(format!(
+                    "the batch panicked: {panic}"
+                )))
+            });
         metrics::histogram!("errors_batch_events").record(batch.len() as f64);
         match result {
             Ok(ids) => {
@@ -242,6 +258,12 @@ impl Writer {
 
     /// Writes a batch in one transaction; returns each event's group id, in order.
     async fn write_batch(&mut self, events: &[&ErrorEvent]) -> Result<Vec<i64>, sqlx::Error> {
+        #[cfg(test)]
+        if let Some(fp) = &self.panic_on {
+            if events.iter().any(|e| &e.fingerprint == fp) {
+                panic!("injected: a batch with {fp}");
+            }
+        }
         let mut order: Vec<&str> = Vec::new();
         let mut folds: HashMap<&str, Fold<'_>> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
@@ -372,5 +394,66 @@ impl Writer {
             .collect::<Result<Vec<i64>, sqlx::Error>>()?;
         tx.commit().await?;
         Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(message: &str) -> ErrorEvent {
+        super::super::NewErrorReport {
+            node_id: "web-1".into(),
+            error_type: "KeyError".into(),
+            message: message.into(),
+            source: "api".into(),
+            ..Default::default()
+        }
+        .into_event("2026-11-26T13:00:00.000000Z")
+        .expect("event")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_batch_is_answered_with_an_error_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::db::open_sqlite(dir.path()).await.expect("open");
+        crate::db::migrate(&db).await.expect("migrate");
+        let bad = event("boom");
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let ingest = Ingest {
+            tx,
+            rx: Mutex::new(None),
+            samples_per_group: 10,
+        };
+        let w = Writer {
+            db: db.clone(),
+            events: crate::events::Events::new(),
+            conn: None,
+            groups: HashMap::new(),
+            keep: 10,
+            panic_on: Some(bad.fingerprint.clone()),
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let writer = tokio::spawn(run_writer(w, rx, shutdown));
+        assert_eq!(ingest.submit(bad).await, Err(IngestError::WriteFailed));
+        let id = ingest
+            .submit(event("fine"))
+            .await
+            .expect("the writer still serves");
+        let n: i64 = sqlx::query_scalar("SELECT occurrences FROM errors WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db)
+            .await
+            .expect("group");
+        assert_eq!(n, 1);
+        let groups: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM errors")
+            .fetch_one(&db)
+            .await
+            .expect("count");
+        assert_eq!(groups, 1, "the panicking batch left nothing behind");
+        stop.send(true).expect("stop");
+        writer
+            .await
+            .expect("the writer ended on shutdown, not by a panic");
     }
 }

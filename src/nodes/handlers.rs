@@ -1,6 +1,6 @@
 //! The agent's command registry: command name → async handler `fn(args) -> Result<Value,
 //! String>` (an `Err` is reported as the command's `error`). The built-ins are `ping`,
-//! `collect-metrics`, `tmux-list`, `tmux` (any tmux operation, see `agents::tmux_task`) and
+//! `collect-metrics`, `tmux-list`, `tmux` (any tmux operation, see `tmux::task`) and
 //! `session-start` (an agent session, see `agents::spawn`). Another domain adds its commands
 //! by registering them in
 //! [`CommandHandlers::builtin`] (the one list, used by `architect agent` and by `serve`'s own
@@ -128,7 +128,7 @@ pub async fn tmux_list(args: Value, default_socket: Option<String>) -> Result<Va
 }
 
 /// `tmux {op, session?, text?, keys?, ...}`: one tmux operation on this node, the payload of
-/// the `tmux` task type (`agents::tmux_task`); the control plane routes remote tmux calls here.
+/// the `tmux` task type (`tmux::task`); the control plane routes remote tmux calls here.
 /// A payload without `socket` uses the agent's `--tmux-socket`.
 pub async fn tmux(args: Value, default_socket: Option<String>) -> Result<Value, String> {
     crate::tmux::task::run_on(&args, default_socket.as_deref())

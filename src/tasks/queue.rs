@@ -15,7 +15,6 @@ use tokio::sync::{MutexGuard, Notify};
 #[derive(Clone, Default)]
 pub struct TaskRuntime(Arc<Inner>);
 
-#[derive(Default)]
 struct Inner {
     /// Notified whenever a task becomes claimable (created, re-queued, released, expired).
     claimable: Notify,
@@ -33,6 +32,18 @@ struct Inner {
     /// its identity (`(name, node)` is unique, re-registering keeps both) and worker rows are
     /// never deleted, so this saves a SELECT per claim without any expiry.
     worker_nodes: std::sync::Mutex<HashMap<i64, String>>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            claimable: Notify::default(),
+            writer: GroupCommit::new("task_queue_writer"),
+            supervisor: Supervisor::default(),
+            local_url: OnceLock::new(),
+            worker_nodes: std::sync::Mutex::default(),
+        }
+    }
 }
 
 /// Bound on `worker_nodes`; past it the map starts over (workers re-fill it on their claim).

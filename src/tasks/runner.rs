@@ -25,8 +25,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
+mod claim;
+mod drain;
 mod job;
 mod report;
+use claim::*;
+use drain::*;
 use job::*;
 use report::*;
 
@@ -181,28 +185,39 @@ impl Worker {
         Ok(types)
     }
 
-    /// Runs until `shutdown` completes, then stops gracefully.
+    /// What this worker registers as, claiming `types`.
+    fn registration(&self, types: &[String]) -> RegisterWorker {
+        let o = &self.options;
+        RegisterWorker {
+            name: o.name.clone(),
+            node: o.node.clone(),
+            types: types.to_vec(),
+            tags: o.tags.clone(),
+            capabilities: self.capabilities(),
+            concurrency: i64::try_from(o.concurrency).unwrap_or(1),
+            pid: Some(i64::from(std::process::id())),
+            version: Some(crate::VERSION.to_string()),
+        }
+    }
+
+    /// Runs until `shutdown` completes, then stops gracefully: register, then claim for the
+    /// free slots ([`claim::free_slots`]), act on the answer ([`claim::step`]), and at the end
+    /// [`drain::drain`] the running slots.
     pub async fn run_until<S: Future<Output = ()> + Send>(
         self,
         shutdown: S,
     ) -> anyhow::Result<RunSummary> {
         let types = self.claim_types().map_err(anyhow::Error::msg)?;
-        let capabilities = self.capabilities();
+        let register = self.registration(&types);
         let o = Arc::new(self.options);
-        let registry = Arc::new(self.registry);
-        let settings = Arc::new(o.settings.clone());
-        let client = Client::new(&o.dashboard, Some(&o.token));
-        tokio::pin!(shutdown);
-        let register = RegisterWorker {
-            name: o.name.clone(),
-            node: o.node.clone(),
+        let plan = ClaimPlan {
             types: types.clone(),
             tags: o.tags.clone(),
-            capabilities,
-            concurrency: i64::try_from(o.concurrency).unwrap_or(1),
-            pid: Some(i64::from(std::process::id())),
-            version: Some(crate::VERSION.to_string()),
+            lease_s: o.lease_s,
+            wait_s: o.wait_s,
         };
+        let client = Client::new(&o.dashboard, Some(&o.token));
+        tokio::pin!(shutdown);
         let Some(mut worker) = register_until(&client, &register, &mut shutdown).await? else {
             return Ok(RunSummary::default());
         };
@@ -211,109 +226,59 @@ impl Worker {
         let (stop_tx, stop_rx) = watch::channel(false);
         // Turns true when shutdown begins: slots stop leasing their next task.
         let (draining_tx, draining_rx) = watch::channel(false);
-        let next_claim = ClaimRequest {
-            worker_id: worker.id,
-            types: Some(types.clone()),
-            tags: Some(o.tags.clone()),
-            wait_s: None,
-            lease_s: Some(o.lease_s),
-            max_tasks: None,
-        };
         let (reports, report_rx) = mpsc::unbounded_channel();
         // The worker's id as of now (a re-registration may change it).
         let worker_id = Arc::new(std::sync::atomic::AtomicI64::new(worker.id));
         let reporter = tokio::spawn(report_completions(
             client.clone(),
-            next_claim.clone(),
+            plan.next_claim(worker.id),
             worker_id.clone(),
             o.lease_s,
             report_rx,
         ));
+        let job = Job {
+            client: client.clone(),
+            registry: Arc::new(self.registry),
+            settings: Arc::new(o.settings.clone()),
+            lease_s: o.lease_s,
+            stop: stop_rx,
+            draining: draining_rx,
+            reports,
+        };
         let slots = Arc::new(Semaphore::new(o.concurrency.max(1)));
         // Each entry is a slot: its first task and the ones leased with each completion.
         let mut running: JoinSet<Vec<Ran>> = JoinSet::new();
         let mut summary = RunSummary::default();
         let mut backoff = crate::backoff::Backoff::new(Duration::from_millis(500), MAX_BACKOFF);
         loop {
-            while let Some(r) = running.try_join_next() {
-                tally(&mut summary, r);
-            }
+            reap(&mut running, &mut summary);
             let first = tokio::select! {
                 p = slots.clone().acquire_owned() => p?,
                 _ = &mut shutdown => break,
             };
-            // Claim for every free slot in one request (a round trip per batch instead of per
-            // task); unused permits go back when `permits` is dropped.
-            let mut permits = vec![first];
-            while permits.len() < MAX_CLAIM_BATCH as usize {
-                match slots.clone().try_acquire_owned() {
-                    Ok(p) => permits.push(p),
-                    Err(_) => break,
-                }
-            }
-            let req = ClaimRequest {
-                worker_id: worker.id,
-                types: Some(types.clone()),
-                tags: Some(o.tags.clone()),
-                wait_s: Some(o.wait_s),
-                lease_s: Some(o.lease_s),
-                // Left out for a single slot, so the request stays the plain claim.
-                max_tasks: (permits.len() > 1).then_some(permits.len() as i64),
-            };
+            let permits = free_slots(&slots, first);
+            let req = plan.claim(worker.id, permits.len());
             // Dropping an in-flight claim at shutdown is safe: if the server leased a task in
             // that instant, the lease runs out and the task is handed out again.
             let answer = tokio::select! {
                 a = client.claim_task(&req) => a,
                 _ = &mut shutdown => break,
             };
-            match answer {
-                Ok(claim) => {
-                    let claimed = claim.into_tasks();
-                    if !claimed.is_empty() {
-                        backoff.reset();
-                    }
-                    // The server leases at most `max_tasks`, so there is a permit for each.
+            match step(answer, &mut backoff) {
+                // The server leases at most `max_tasks`, so there is a permit for each.
+                Step::Run(claimed) => {
                     for (claimed, permit) in claimed.into_iter().zip(permits) {
-                        tracing::info!(task_id = claimed.task.id, task_type = %claimed.task.task_type, attempt = claimed.task.attempts, "claimed");
-                        let job = Job {
-                            client: client.clone(),
-                            registry: registry.clone(),
-                            settings: settings.clone(),
-                            lease_s: o.lease_s,
-                            stop: stop_rx.clone(),
-                            draining: draining_rx.clone(),
-                            reports: reports.clone(),
-                        };
-                        running.spawn(async move {
-                            // The slot keeps going while each completion leases a next task.
-                            let mut ran = Vec::new();
-                            let mut task = Some(claimed);
-                            while let Some(t) = task.take() {
-                                let (r, next) = job.run(t).await;
-                                ran.push(r);
-                                task = next;
-                            }
-                            drop(permit);
-                            ran
-                        });
+                        running.spawn(run_slot(job.clone(), claimed, permit));
                     }
                 }
-                Err(ClientError::Api {
-                    status: 422,
-                    field: Some(f),
-                    ..
-                }) if f == "worker_id" => {
-                    // The server no longer knows us (e.g. a fresh database): register again.
-                    match register_until(&client, &register, &mut shutdown).await? {
-                        Some(w) => {
-                            worker_id.store(w.id, Ordering::SeqCst);
-                            worker = w;
-                        }
-                        None => break,
+                Step::Register => match register_until(&client, &register, &mut shutdown).await? {
+                    Some(w) => {
+                        worker_id.store(w.id, Ordering::SeqCst);
+                        worker = w;
                     }
-                }
-                Err(e) => {
-                    let wait = backoff.next_delay();
+                    None => break,
+                },
+                Step::Retry(e, wait) => {
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "claim failed");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {},
@@ -322,31 +287,14 @@ impl Worker {
                 }
             }
         }
-        let _ = draining_tx.send(true);
-        // Count only tasks still running, not finished ones the loop has not reaped yet.
-        while let Some(r) = running.try_join_next() {
-            tally(&mut summary, r);
-        }
-        tracing::info!(
-            running = running.len(),
-            grace_s = o.shutdown_grace.as_secs(),
-            "stopping: no new claims; letting running tasks finish"
-        );
-        let finish = async {
-            while let Some(r) = running.join_next().await {
-                tally(&mut summary, r);
-            }
-        };
-        if tokio::time::timeout(o.shutdown_grace, finish)
-            .await
-            .is_err()
-        {
-            tracing::warn!("grace period over: stopping running tasks and releasing them");
-            let _ = stop_tx.send(true);
-            while let Some(r) = running.join_next().await {
-                tally(&mut summary, r);
-            }
-        }
+        drain(
+            &mut running,
+            &mut summary,
+            o.shutdown_grace,
+            &draining_tx,
+            &stop_tx,
+        )
+        .await;
         beat.abort();
         // Every slot has its answer by now; nothing is left in the reporter.
         reporter.abort();
@@ -356,21 +304,6 @@ impl Worker {
         summary.worker_id = worker.id;
         tracing::info!(?summary, "worker stopped");
         Ok(summary)
-    }
-}
-
-fn tally(s: &mut RunSummary, r: Result<Vec<Ran>, tokio::task::JoinError>) {
-    let Ok(ran) = r else {
-        s.lost += 1;
-        return;
-    };
-    for r in ran {
-        match r {
-            Ran::Completed => s.completed += 1,
-            Ran::Failed => s.failed += 1,
-            Ran::Released => s.released += 1,
-            Ran::Lost => s.lost += 1,
-        }
     }
 }
 
@@ -421,5 +354,34 @@ async fn fired(mut rx: watch::Receiver<bool>) {
         if rx.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_registers_its_claim_types_slots_and_exec_capability() {
+        let mut o = WorkerOptions::new("http://127.0.0.1:1", "t");
+        o.concurrency = 4;
+        o.tags = vec!["gpu".into()];
+        let w = Worker::new(o.clone());
+        let types = w
+            .claim_types()
+            .expect_err("no --allow-exec: nothing to run");
+        assert!(types.contains("--allow-exec"), "{types}");
+        o.settings.allow_exec = true;
+        o.types = Some(vec!["shell".into()]);
+        let w = Worker::new(o);
+        let types = w.claim_types().expect("types");
+        let r = w.registration(&types);
+        assert_eq!(r.types, ["shell"]);
+        assert_eq!(
+            (r.concurrency, r.tags.as_slice()),
+            (4, &["gpu".to_string()][..])
+        );
+        assert_eq!(r.capabilities, [WorkerCapability::Exec]);
+        assert_eq!(r.pid, Some(i64::from(std::process::id())));
     }
 }

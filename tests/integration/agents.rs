@@ -7,43 +7,7 @@ use crate::support::{Session, TestServer};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-/// A private tmux server (`tmux -L arch-test-<random>`), killed when dropped.
-pub struct PrivateTmux {
-    pub socket: String,
-}
-
-impl PrivateTmux {
-    pub fn new() -> PrivateTmux {
-        PrivateTmux {
-            socket: format!("arch-test-{:x}", rand::random::<u64>()),
-        }
-    }
-
-    /// Runs a tmux command on this server (for test set-up and checks).
-    pub fn run(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Starts idle sessions (`sleep`) with these names: live targets a prompt may name
-    /// (docs/decisions/0006 refuses prompts for sessions that are not there).
-    pub fn idle_sessions(&self, names: &[&str]) {
-        for name in names {
-            self.run(&["new-session", "-d", "-s", name, "sleep 3600"]);
-        }
-    }
-}
-
-impl Drop for PrivateTmux {
-    fn drop(&mut self) {
-        architect::tmux::Tmux::new(Some(&self.socket)).kill_server_blocking();
-    }
-}
+pub use crate::support::{write_exec, MockLlm, PrivateTmux, RealCli};
 
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agents")
@@ -1474,32 +1438,9 @@ async fn permission_prompts_are_recorded_and_decided_by_patterns() {
 // the real Claude Code 2.1.332 and Codex 0.169.0 CLIs against mock_llm.py
 // ---------------------------------------------------------------------------------------------
 
-/// The pinned CLI `name` (installed by .ci/run into .agent-clis/), python3 and the mock; when
-/// something is missing: a failure under CI, a printed skip otherwise.
-pub fn real_cli(name: &str) -> Option<PathBuf> {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(".agent-clis/node_modules/.bin")
-        .join(name);
-    let python = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok();
-    let ok = crate::support::prerequisite(
-        bin.exists(),
-        &format!("the real {name} CLI ({})", bin.display()),
-        "npm install --prefix .agent-clis @anthropic-ai/claude-code@2.1.332 \
-         @openai/codex@0.169.0 @google/gemini-cli@0.61.0",
-    ) && crate::support::prerequisite(
-        python,
-        "python3 (mock_llm.py needs it)",
-        "apt-get install python3",
-    );
-    ok.then_some(bin)
-}
-
 /// A server on the private tmux server `tmux` whose LLM gateway has one provider, Claude,
 /// answered by `mock` (the real agent CLIs' tests point their sessions at it).
-pub async fn gateway_server(tmux: &PrivateTmux, mock: &Mock) -> TestServer {
+pub async fn gateway_server(tmux: &PrivateTmux, mock: &MockLlm) -> TestServer {
     let socket = tmux.socket.clone();
     let mock_url = format!("http://127.0.0.1:{}", mock.port);
     TestServer::start_with(move |c| {
@@ -1516,75 +1457,6 @@ pub async fn gateway_server(tmux: &PrivateTmux, mock: &Mock) -> TestServer {
     .await
 }
 
-/// mock_llm.py on a free port, killed on drop.
-pub struct Mock {
-    child: std::process::Child,
-    pub port: u16,
-}
-
-impl Mock {
-    pub async fn start(dir: &std::path::Path, workdir: &std::path::Path) -> Mock {
-        Mock::start_with(dir, workdir, &[]).await
-    }
-
-    /// With extra environment (`MOCK_BASH_CMD`, ...).
-    pub async fn start_with(
-        dir: &std::path::Path,
-        workdir: &std::path::Path,
-        env: &[(&str, &str)],
-    ) -> Mock {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("python3")
-            .arg(fixtures().join("../mock_llm.py"))
-            .arg(port.to_string())
-            .arg(dir.join("requests.jsonl"))
-            .env("MOCK_WORKDIR", workdir)
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        until("the mock LLM to listen", || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-        Mock { child, port }
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn write_exec(path: &std::path::Path, body: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, body).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// Sends SIGTERM to the process group whose leader's pid the file holds, when dropped.
-struct KillGroup(PathBuf);
-
-impl Drop for KillGroup {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.0) {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", "--", &format!("-{}", pid.trim())])
-                .status();
-        }
-    }
-}
-
 pub async fn real_server(tmux: &PrivateTmux) -> TestServer {
     let socket = tmux.socket.clone();
     TestServer::start_with(move |c| {
@@ -1597,45 +1469,12 @@ pub async fn real_server(tmux: &PrivateTmux) -> TestServer {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn real_claude_code_prompts_complete_by_hook_and_permissions_follow_patterns() {
-    let Some(claude) = real_cli("claude") else {
+    let Some(cli) = RealCli::start("claude").await else {
         return;
     };
-    let tmux = PrivateTmux::new();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(home.join(".claude")).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
-    let work_s = work.display().to_string();
-    let mock = Mock::start(dir.path(), &work).await;
-    std::fs::write(
-        home.join(".claude.json"),
-        json!({"hasCompletedOnboarding": true, "lastOnboardingVersion": "2.1.332",
-               "lastReleaseNotesSeen": "2.1.332", "hasSeenAutoDefaultNotice": true,
-               "hasSeenAutoDefaultNudge": true, "theme": "dark", "autoUpdates": false,
-               "customApiKeyResponses": {"approved": ["sk-test"], "rejected": []},
-               "projects": {work_s.clone(): {"hasTrustDialogAccepted": true,
-                   "hasCompletedProjectOnboarding": true, "allowedTools": []}}})
-        .to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        home.join(".claude/settings.json"),
-        json!({"permissions": {"defaultMode": "default"}, "env": {"DISABLE_AUTOUPDATER": "1"}})
-            .to_string(),
-    )
-    .unwrap();
-    let launcher = dir.path().join("run-claude.sh");
-    write_exec(
-        &launcher,
-        &format!(
-            "#!/bin/bash\nexport HOME='{}'\nexport ANTHROPIC_BASE_URL=http://127.0.0.1:{}\nexport ANTHROPIC_API_KEY=sk-test\nexport DISABLE_TELEMETRY=1\nexport CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\nexport DISABLE_AUTOUPDATER=1\nexport DISABLE_ERROR_REPORTING=1\nexport CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL=1\nexport TERM=xterm-256color\nexec '{}' \"$@\"\n",
-            home.display(),
-            mock.port,
-            claude.display()
-        ),
-    );
-    let t = real_server(&tmux).await;
+    let (tmux, work, work_s) = (&cli.tmux, &cli.work, cli.work_s());
+    let launcher = cli.direct_launcher();
+    let t = real_server(tmux).await;
     let w = t.token("admin").await;
     let r = w
         .post_json(
@@ -1707,69 +1546,33 @@ async fn real_claude_code_prompts_complete_by_hook_and_permissions_follow_patter
     t.stop().await;
 }
 
-/// A fresh Claude Code HOME that goes straight to the input prompt in `work` (README recipe).
-pub fn claude_home(home: &std::path::Path, work: &str) {
-    std::fs::create_dir_all(home.join(".claude")).unwrap();
-    std::fs::write(
-        home.join(".claude.json"),
-        json!({"hasCompletedOnboarding": true, "lastOnboardingVersion": "2.1.332",
-               "lastReleaseNotesSeen": "2.1.332", "hasSeenAutoDefaultNotice": true,
-               "hasSeenAutoDefaultNudge": true, "theme": "dark", "autoUpdates": false,
-               "projects": {work: {"hasTrustDialogAccepted": true,
-                   "hasCompletedProjectOnboarding": true, "allowedTools": []}}})
-        .to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        home.join(".claude/settings.json"),
-        json!({"permissions": {"defaultMode": "default"}, "env": {"DISABLE_AUTOUPDATER": "1"}})
-            .to_string(),
-    )
-    .unwrap();
-}
-
-/// The environment Claude Code needs offline, besides what `session start` gives it.
-pub fn claude_env(home: &std::path::Path) -> Value {
-    json!({"HOME": home.display().to_string(), "DISABLE_TELEMETRY": "1",
-           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
-           "DISABLE_ERROR_REPORTING": "1", "TERM": "xterm-256color",
-           "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1"})
-}
-
 /// `session start --agent claude` with no provider settings at all: Claude Code talks to
 /// architect's gateway (ANTHROPIC_BASE_URL, the session's token), whose only provider is
 /// mock_llm.py; the mock sees the gateway's key, never the session's token, and the ledger
 /// holds the turn under the session's token.
 #[tokio::test(flavor = "multi_thread")]
 async fn real_claude_code_started_by_session_start_goes_through_the_gateway() {
-    let Some(claude) = real_cli("claude") else {
+    let Some(cli) = RealCli::start("claude").await else {
         return;
     };
-    let tmux = PrivateTmux::new();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    let work_s = work.display().to_string();
-    claude_home(&home, &work_s);
-    let mock = Mock::start(dir.path(), &work).await;
-    let t = gateway_server(&tmux, &mock).await;
+    let (tmux, work_s) = (&cli.tmux, cli.work_s());
+    let t = gateway_server(tmux, &cli.mock).await;
     let w = t.token("admin").await;
     let r = w
         .post_json(
             "/api/agents/sessions",
             &json!({"name": "gw", "agent": "claude", "cwd": work_s,
-                    "program": claude.display().to_string(), "env": claude_env(&home)}),
+                    "program": cli.bin.display().to_string(), "env": cli.session_env()}),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json["gateway"], true, "{}", r.body);
     // The token is in the session's environment, never on its command line.
-    let token = session_env(&tmux, "gw", "ANTHROPIC_AUTH_TOKEN");
+    let token = session_env(tmux, "gw", "ANTHROPIC_AUTH_TOKEN");
     assert!(!token.is_empty());
     assert!(!r.body.contains(&token));
-    assert_eq!(session_env(&tmux, "gw", "ANTHROPIC_BASE_URL"), t.url);
-    assert_eq!(session_env(&tmux, "gw", "ARCHITECT_TOKEN"), token);
+    assert_eq!(session_env(tmux, "gw", "ANTHROPIC_BASE_URL"), t.url);
+    assert_eq!(session_env(tmux, "gw", "ARCHITECT_TOKEN"), token);
     until("Claude Code's idle prompt", || async {
         let c = capture(&w, "gw").await;
         (c["classification"]["state"] == "idle" && c["classification"]["input"] == "empty")
@@ -1785,7 +1588,7 @@ async fn real_claude_code_started_by_session_start_goes_through_the_gateway() {
             .contains("Hello from the mock LLM"),
         "{p}"
     );
-    let log = std::fs::read_to_string(dir.path().join("requests.jsonl")).unwrap();
+    let log = cli.mock.requests();
     let first: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     assert!(
         first["path"].as_str().unwrap().starts_with("/v1/messages"),
@@ -1825,35 +1628,12 @@ async fn real_claude_code_started_by_session_start_goes_through_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn real_codex_prompts_complete_and_approvals_use_codex_keys() {
-    let Some(codex) = real_cli("codex") else {
+    let Some(cli) = RealCli::start("codex").await else {
         return;
     };
-    let tmux = PrivateTmux::new();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(home.join(".codex")).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
-    let work_s = work.display().to_string();
-    let mock = Mock::start(dir.path(), &work).await;
-    std::fs::write(
-        home.join(".codex/config.toml"),
-        format!(
-            "model = \"gpt-5-codex\"\nmodel_provider = \"mock\"\napproval_policy = \"on-request\"\nsandbox_mode = \"workspace-write\"\ncheck_for_update_on_startup = false\n\n[model_providers.mock]\nname = \"Mock\"\nbase_url = \"http://127.0.0.1:{}/v1\"\nenv_key = \"OPENAI_API_KEY\"\nwire_api = \"responses\"\nrequest_max_retries = 0\nstream_max_retries = 0\n\n[projects.\"{work_s}\"]\ntrust_level = \"trusted\"\n\n[notice]\nhide_full_access_warning = true\n\n[analytics]\nenabled = false\n",
-            mock.port
-        ),
-    )
-    .unwrap();
-    let launcher = dir.path().join("run-codex.sh");
-    write_exec(
-        &launcher,
-        &format!(
-            "#!/bin/bash\nexport HOME='{h}'\nexport CODEX_HOME='{h}/.codex'\nexport OPENAI_API_KEY=sk-test\nexport TERM=xterm-256color\nexec '{}' \"$@\"\n",
-            codex.display(),
-            h = home.display()
-        ),
-    );
-    let t = real_server(&tmux).await;
+    let (tmux, work, work_s) = (&cli.tmux, &cli.work, cli.work_s());
+    let launcher = cli.direct_launcher();
+    let t = real_server(tmux).await;
     let w = t.token("admin").await;
     let r = w
         .post_json(
@@ -1922,45 +1702,12 @@ async fn real_codex_prompts_complete_and_approvals_use_codex_keys() {
 /// waiting_for_permission → idle, from the screen alone.
 #[tokio::test(flavor = "multi_thread")]
 async fn real_gemini_cli_is_classified_idle_busy_and_waiting_for_permission() {
-    let Some(gemini) = real_cli("gemini") else {
+    let Some(cli) = RealCli::start("gemini").await else {
         return;
     };
-    let tmux = PrivateTmux::new();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(home.join(".gemini")).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
-    let mock = Mock::start(dir.path(), &work).await;
-    std::fs::write(
-        home.join(".gemini/settings.json"),
-        json!({"general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
-               "privacy": {"usageStatisticsEnabled": false}, "telemetry": {"enabled": false},
-               "security": {"auth": {"selectedType": "gemini-api-key"},
-                            "folderTrust": {"enabled": false}},
-               "model": {"name": "gemini-2.5-flash"}})
-        .to_string(),
-    )
-    .unwrap();
-    // CI=true (or GITHUB_ACTIONS=true) makes Gemini CLI headless: it would exit at once.
-    // Gemini survives the SIGHUP of kill-session / kill-server (it and the node child it
-    // re-launches itself as): the launcher notes its pid, the pane's process group, for the
-    // guard below.
-    let pidfile = dir.path().join("gemini.pid");
-    let launcher = dir.path().join("run-gemini.sh");
-    write_exec(
-        &launcher,
-        &format!(
-            "#!/bin/bash\nunset CI GITHUB_ACTIONS\necho $$ > '{}'\nexport HOME='{}'\nexport GEMINI_API_KEY=sk-test\nexport GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:{}\nexport TERM=xterm-256color\ncd '{}'\nexec '{}' \"$@\"\n",
-            pidfile.display(),
-            home.display(),
-            mock.port,
-            work.display(),
-            gemini.display()
-        ),
-    );
-    let _gemini_group = KillGroup(pidfile);
-    let t = real_server(&tmux).await;
+    let (tmux, work) = (&cli.tmux, &cli.work);
+    let launcher = cli.direct_launcher();
+    let t = real_server(tmux).await;
     let w = t.token("admin").await;
     let r = w
         .post_json(
@@ -1984,12 +1731,14 @@ async fn real_gemini_cli_is_classified_idle_busy_and_waiting_for_permission() {
             .await
         }
     };
-    // Typed text, then a separate Enter after a pause (README pitfall: an Enter sent at once
-    // was once dropped).
+    // Typed text, then a separate Enter once Gemini shows the text, after a pause (README
+    // pitfall: an Enter sent at once was once dropped; on a loaded machine Gemini can read the
+    // text and the Enter in one go, as a paste whose Enter is a newline).
     let prompt = |text: &'static str| {
-        let tmux = &tmux;
+        let state = &state;
         async move {
             tmux.run(&["send-keys", "-t", "gemini", "-l", text]);
+            state("idle", Some("has_text")).await;
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             tmux.run(&["send-keys", "-t", "gemini", "Enter"]);
         }
@@ -2023,7 +1772,7 @@ async fn real_gemini_cli_is_classified_idle_busy_and_waiting_for_permission() {
     tmux.run(&["send-keys", "-t", "gemini", "1"]);
     let c = state("idle", Some("empty")).await;
     assert!(work.join("x.txt").exists(), "{c}");
-    let log = std::fs::read_to_string(dir.path().join("requests.jsonl")).unwrap();
+    let log = cli.mock.requests();
     assert!(log.contains(":streamGenerateContent?alt=sse"), "{log}");
     t.stop().await;
 }
@@ -2034,39 +1783,22 @@ async fn real_gemini_cli_is_classified_idle_busy_and_waiting_for_permission() {
 /// events.
 #[tokio::test(flavor = "multi_thread")]
 async fn real_codex_started_by_session_start_goes_through_the_gateway() {
-    let Some(codex) = real_cli("codex") else {
+    let Some(cli) = RealCli::start("codex").await else {
         return;
     };
-    let tmux = PrivateTmux::new();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(home.join(".codex")).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
-    let work_s = work.display().to_string();
-    let mock = Mock::start(dir.path(), &work).await;
-    std::fs::write(
-        home.join(".codex/config.toml"),
-        format!(
-            "model = \"gpt-5-codex\"\napproval_policy = \"on-request\"\nsandbox_mode = \"workspace-write\"\ncheck_for_update_on_startup = false\n\n[projects.\"{work_s}\"]\ntrust_level = \"trusted\"\n\n[notice]\nhide_full_access_warning = true\n\n[analytics]\nenabled = false\n"
-        ),
-    )
-    .unwrap();
-    let t = gateway_server(&tmux, &mock).await;
+    let (tmux, work_s) = (&cli.tmux, cli.work_s());
+    let t = gateway_server(tmux, &cli.mock).await;
     let w = t.token("admin").await;
     let r = w
         .post_json(
             "/api/agents/sessions",
             &json!({"name": "cx", "agent": "codex", "cwd": work_s,
-                    "program": codex.display().to_string(),
-                    "env": {"HOME": home.display().to_string(),
-                            "CODEX_HOME": home.join(".codex").display().to_string(),
-                            "TERM": "xterm-256color"}}),
+                    "program": cli.bin.display().to_string(), "env": cli.session_env()}),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json["gateway"], true, "{}", r.body);
-    let token = session_env(&tmux, "cx", "ARCHITECT_TOKEN");
+    let token = session_env(tmux, "cx", "ARCHITECT_TOKEN");
     assert!(!token.is_empty() && !r.body.contains(&token));
     until("Codex's idle prompt", || async {
         let c = capture(&w, "cx").await;
@@ -2085,7 +1817,7 @@ async fn real_codex_started_by_session_start_goes_through_the_gateway() {
             .contains("Hello from the mock LLM"),
         "{p}"
     );
-    let log = std::fs::read_to_string(dir.path().join("requests.jsonl")).unwrap();
+    let log = cli.mock.requests();
     assert!(
         log.lines().all(|l| {
             let v: Value = serde_json::from_str(l).unwrap();

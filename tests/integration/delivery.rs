@@ -4,10 +4,10 @@
 //! `cargo bench --bench soak`).
 
 use crate::agents::{
-    ask_permission, capture, delivered, fake_env, login, prompt, real_cli, real_server,
-    send_prompt, server, start_fake, wait_interaction, wait_prompt, with, Mock, PrivateTmux,
+    ask_permission, capture, delivered, fake_env, login, prompt, real_server, send_prompt, server,
+    start_fake, wait_interaction, wait_prompt, with, PrivateTmux,
 };
-use crate::support::{until, Session};
+use crate::support::{until, RealCli, Session};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -221,63 +221,17 @@ pub fn prompts_received(log: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// The real Claude Code in `sessions` panes on one server, each in its own HOME and cwd,
-/// against one mock; returns the mock's request log.
-pub struct RealClaude {
-    /// Killed when dropped.
-    _mock: Mock,
-    pub log: std::path::PathBuf,
-}
-
-pub async fn start_real_claude(
-    w: &Session,
-    claude: &std::path::Path,
-    dir: &std::path::Path,
-    names: &[&str],
-) -> RealClaude {
-    let work0 = dir.join("work");
-    std::fs::create_dir_all(&work0).unwrap();
-    let mock = Mock::start(dir, &work0).await;
+/// The real Claude Code in `sessions` panes on `cli`'s server, each in its own HOME and cwd,
+/// against its one mock.
+pub async fn start_real_claude(w: &Session, cli: &RealCli, names: &[&str]) {
     for name in names {
-        let home = dir.join(format!("home-{name}"));
-        let wd = dir.join(format!("work-{name}"));
-        std::fs::create_dir_all(home.join(".claude")).unwrap();
-        std::fs::create_dir_all(&wd).unwrap();
-        let wd_s = wd.display().to_string();
-        std::fs::write(
-            home.join(".claude.json"),
-            json!({"hasCompletedOnboarding": true, "lastOnboardingVersion": "2.1.332",
-                   "lastReleaseNotesSeen": "2.1.332", "hasSeenAutoDefaultNotice": true,
-                   "hasSeenAutoDefaultNudge": true, "theme": "dark", "autoUpdates": false,
-                   "customApiKeyResponses": {"approved": ["sk-test"], "rejected": []},
-                   "projects": {wd_s.clone(): {"hasTrustDialogAccepted": true,
-                       "hasCompletedProjectOnboarding": true, "allowedTools": []}}})
-            .to_string(),
-        )
-        .unwrap();
-        std::fs::write(
-            home.join(".claude/settings.json"),
-            json!({"permissions": {"defaultMode": "default"}, "env": {"DISABLE_AUTOUPDATER": "1"}})
-                .to_string(),
-        )
-        .unwrap();
-        let launcher = dir.join(format!("run-{name}.sh"));
-        let body = format!(
-            "#!/bin/bash\nexport HOME='{}'\nexport ANTHROPIC_BASE_URL=http://127.0.0.1:{}\nexport ANTHROPIC_API_KEY=sk-test\nexport DISABLE_TELEMETRY=1\nexport CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\nexport DISABLE_AUTOUPDATER=1\nexport DISABLE_ERROR_REPORTING=1\nexport CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL=1\nexport TERM=xterm-256color\nexec '{}' \"$@\"\n",
-            home.display(),
-            mock.port,
-            claude.display()
-        );
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::write(&launcher, body).unwrap();
-            std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let (launcher, wd) = cli.another_seat(name);
         let r = w
             .post_json(
                 "/api/agents/sessions",
-                &json!({"name": name, "agent": "claude", "cwd": wd_s, "no_gateway": true,
-                        "role": "worker", "program": launcher.display().to_string()}),
+                &json!({"name": name, "agent": "claude", "cwd": wd.display().to_string(),
+                        "no_gateway": true, "role": "worker",
+                        "program": launcher.display().to_string()}),
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
@@ -288,10 +242,6 @@ pub async fn start_real_claude(
         })
         .await;
     }
-    RealClaude {
-        _mock: mock,
-        log: dir.join("requests.jsonl"),
-    }
 }
 
 /// A short soak: two real Claude Code sessions, prompts queued so that each is typed right
@@ -300,15 +250,13 @@ pub async fn start_real_claude(
 /// each dialog is one interaction.
 #[tokio::test(flavor = "multi_thread")]
 async fn real_claude_code_soak_every_prompt_submitted_once() {
-    let Some(claude) = real_cli("claude") else {
+    let Some(cli) = RealCli::start("claude").await else {
         return;
     };
-    let tmux = PrivateTmux::new();
-    let dir = tempfile::tempdir().unwrap();
-    let t = real_server(&tmux).await;
+    let t = real_server(&cli.tmux).await;
     let w = t.token("admin").await;
     let names = ["soak1", "soak2"];
-    let real = start_real_claude(&w, &claude, dir.path(), &names).await;
+    start_real_claude(&w, &cli, &names).await;
     let n = 12;
     let mut ids = Vec::new();
     for i in 0..n {
@@ -361,7 +309,7 @@ async fn real_claude_code_soak_every_prompt_submitted_once() {
     .await;
     // Exactly once each, as the model saw them.
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for text in prompts_received(&real.log) {
+    for text in prompts_received(&cli.mock.log) {
         *seen.entry(text).or_default() += 1;
     }
     for (_, content) in &ids {
@@ -401,6 +349,5 @@ async fn real_claude_code_soak_every_prompt_submitted_once() {
         "interactions besides the {} dialogs: {all:?}",
         n / 4
     );
-    drop(real);
     t.stop().await;
 }

@@ -396,20 +396,17 @@ async fn a_key_goes_only_to_the_prompt_that_is_on_screen_now() {
 /// interaction.
 #[tokio::test(flavor = "multi_thread")]
 async fn real_claude_code_with_its_side_panel_never_runs_a_guarded_command() {
-    use crate::agents::{
-        claude_env, claude_home, gateway_server, real_cli, send_prompt, wait_prompt, Mock,
-    };
+    use crate::agents::{gateway_server, send_prompt, wait_prompt};
+    use crate::support::RealCli;
     use architect::agents::classify::{permission_request, AgentKind};
-    let Some(claude) = real_cli("claude") else {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let outside = elsewhere.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let guarded = format!("rm -rf \"{}\"", outside.display());
+    let Some(cli) = RealCli::start_with("claude", &[("MOCK_BASH_CMD", &guarded)]).await else {
         return;
     };
-    let tmux = PrivateTmux::new();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let work = dir.path().join("work");
-    let outside = dir.path().join("outside");
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::create_dir_all(&outside).unwrap();
+    let (tmux, work) = (&cli.tmux, &cli.work);
     for args in [
         vec!["init", "-q"],
         vec![
@@ -426,22 +423,19 @@ async fn real_claude_code_with_its_side_panel_never_runs_a_guarded_command() {
     ] {
         let ok = std::process::Command::new("git")
             .args(&args)
-            .current_dir(&work)
+            .current_dir(work)
             .status()
             .unwrap();
         assert!(ok.success(), "git {args:?}");
     }
-    let work_s = work.display().to_string();
-    claude_home(&home, &work_s);
-    let guarded = format!("rm -rf \"{}\"", outside.display());
-    let mock = Mock::start_with(dir.path(), &work, &[("MOCK_BASH_CMD", &guarded)]).await;
-    let t = gateway_server(&tmux, &mock).await;
+    let work_s = cli.work_s();
+    let t = gateway_server(tmux, &cli.mock).await;
     let w = t.token("admin").await;
     let r = w
         .post_json(
             "/api/agents/sessions",
             &json!({"name": "cc", "agent": "claude", "cwd": work_s,
-                    "program": claude.display().to_string(), "env": claude_env(&home)}),
+                    "program": cli.bin.display().to_string(), "env": cli.session_env()}),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);

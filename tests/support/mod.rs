@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+mod real_cli;
+pub use real_cli::*;
+
 use architect::clock::Clock;
 use architect::config::ServeConfig;
 use architect::serve::Server;

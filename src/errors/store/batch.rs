@@ -19,9 +19,20 @@ const HOUR_ROWS: usize = 24;
 const OCCURRENCE_ROWS: usize = 12;
 const PRUNE_IDS: usize = 16;
 
-fn values(rows: usize, per_row: usize, row: impl Fn(&dyn Fn(usize) -> String) -> String) -> String {
+/// `rows` VALUES rows of `per_row` parameters each, `($1, …), ($per_row+1, …), …`.
+fn value_rows(rows: usize, per_row: usize) -> String {
+    values(rows, per_row, |p| format!("({})", p(1, per_row)))
+}
+
+/// `rows` VALUES rows from a row template; `p(col, n)` is that row's parameters `col..col+n`
+/// (1-based), numbered on from the rows before it.
+fn values(
+    rows: usize,
+    per_row: usize,
+    row: impl Fn(&dyn Fn(usize, usize) -> String) -> String,
+) -> String {
     (0..rows)
-        .map(|r| row(&|col| format!("${}", r * per_row + col)))
+        .map(|r| row(&|col, n| crate::db::placeholders(r * per_row + col, n)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -46,22 +57,9 @@ pub async fn record_batch_groups(
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let mut out = Vec::with_capacity(deltas.len());
     for chunk in deltas.chunks(GROUP_ROWS) {
+        // updated_at repeats last_seen ($9 of the row).
         let rows = values(chunk.len(), 11, |p| {
-            format!(
-                "({}, {}, {}, {}, {}, {}, 'open', 0, {}, {}, {}, {}, {}, {})",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7),
-                p(8),
-                p(9),
-                p(10),
-                p(11),
-                p(9)
-            )
+            format!("({}, 'open', 0, {}, {})", p(1, 6), p(7, 5), p(9, 1))
         });
         let sql = format!(
             "INSERT INTO errors (fingerprint, error_type, source, title, message, level, status, regressed,
@@ -115,9 +113,7 @@ pub async fn add_node_counts(
     rows: &[NodeDelta<'_>],
 ) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(NODE_ROWS) {
-        let v = values(chunk.len(), 5, |p| {
-            format!("({}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5))
-        });
+        let v = value_rows(chunk.len(), 5);
         let sql = format!(
             "INSERT INTO error_nodes (error_id, node_id, occurrences, first_seen, last_seen) VALUES {v}
              ON CONFLICT (error_id, node_id) DO UPDATE SET
@@ -144,9 +140,7 @@ pub async fn add_hour_counts(
     rows: &[(i64, &str, i64)],
 ) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(HOUR_ROWS) {
-        let v = values(chunk.len(), 3, |p| {
-            format!("({}, {}, {})", p(1), p(2), p(3))
-        });
+        let v = value_rows(chunk.len(), 3);
         let sql = format!(
             "INSERT INTO error_hours (error_id, hour, occurrences) VALUES {v}
              ON CONFLICT (error_id, hour) DO UPDATE SET occurrences = error_hours.occurrences + excluded.occurrences"
@@ -166,18 +160,7 @@ pub async fn insert_occurrences(
     rows: &[(i64, &ErrorEvent)],
 ) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(OCCURRENCE_ROWS) {
-        let v = values(chunk.len(), 7, |p| {
-            format!(
-                "({}, {}, {}, {}, {}, {}, {})",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7)
-            )
-        });
+        let v = value_rows(chunk.len(), 7);
         let sql = format!(
             "INSERT INTO error_occurrences (error_id, node_id, message, level, stack_trace, context, received_at)
              VALUES {v}"
@@ -206,12 +189,11 @@ pub async fn prune_samples_of(
 ) -> Result<u64, sqlx::Error> {
     let mut removed = 0;
     for chunk in ids.chunks(PRUNE_IDS) {
-        let marks: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
         let sql = format!(
             "DELETE FROM error_occurrences WHERE error_id IN ({}) AND id <= (
                  SELECT o.id FROM error_occurrences o WHERE o.error_id = error_occurrences.error_id
                  ORDER BY o.id DESC LIMIT 1 OFFSET $1)",
-            marks.join(", ")
+            crate::db::placeholders(2, chunk.len())
         );
         let mut q = sqlx::query(&sql).bind(keep);
         for id in chunk {
@@ -314,4 +296,22 @@ pub async fn delete_occurrences_past(
     .execute(conn)
     .await?;
     Ok(r.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_rows_number_their_parameters_on() {
+        assert_eq!(value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        let group = values(2, 11, |p| {
+            format!("({}, 'open', 0, {}, {})", p(1, 6), p(7, 5), p(9, 1))
+        });
+        assert_eq!(
+            group,
+            "($1, $2, $3, $4, $5, $6, 'open', 0, $7, $8, $9, $10, $11, $9), \
+             ($12, $13, $14, $15, $16, $17, 'open', 0, $18, $19, $20, $21, $22, $20)"
+        );
+    }
 }

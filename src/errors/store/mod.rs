@@ -77,11 +77,10 @@ async fn attach_nodes(
     if groups.is_empty() {
         return Ok(());
     }
-    let marks: Vec<String> = (1..=groups.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT error_id, node_id, occurrences, first_seen, last_seen FROM error_nodes
          WHERE error_id IN ({}) ORDER BY occurrences DESC, node_id",
-        marks.join(", ")
+        crate::db::placeholders(1, groups.len())
     );
     let mut q = sqlx::query_as::<_, (i64, String, i64, String, String)>(&sql);
     for g in groups.iter() {
@@ -194,11 +193,10 @@ pub async fn hours_since(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (2..=ids.len() + 1).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT error_id, hour, occurrences FROM error_hours
          WHERE hour >= $1 AND error_id IN ({}) ORDER BY hour",
-        marks.join(", ")
+        crate::db::placeholders(2, ids.len())
     );
     let mut q = sqlx::query_as::<_, (i64, String, i64)>(&sql).bind(since_hour);
     for id in ids {

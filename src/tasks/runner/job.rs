@@ -3,7 +3,8 @@
 
 use super::*;
 
-/// One claimed task, run to its report.
+/// What a slot needs to run its claimed tasks to their reports (a clone per slot).
+#[derive(Clone)]
 pub(super) struct Job {
     pub(super) client: Client,
     pub(super) registry: Arc<Registry>,

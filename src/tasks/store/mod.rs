@@ -222,25 +222,21 @@ pub async fn claim_next(
     c: &ClaimSpec<'_>,
 ) -> Result<Vec<(Task, String)>, sqlx::Error> {
     // Placeholders $1..$6 are fixed; types and tags follow, one placeholder per value.
-    let mut n = 6;
-    let mut list = |len: usize| {
-        let ps: Vec<String> = (0..len)
-            .map(|_| {
-                n += 1;
-                format!("${n}")
-            })
-            .collect();
-        ps.join(", ")
-    };
     let types_sql = if c.types.is_empty() {
         "1 = 1".to_string()
     } else {
-        format!("t.task_type IN ({})", list(c.types.len()))
+        format!(
+            "t.task_type IN ({})",
+            crate::db::placeholders(7, c.types.len())
+        )
     };
     let tags_sql = if c.tags.is_empty() {
         "1 = 1".to_string()
     } else {
-        format!("tt.tag NOT IN ({})", list(c.tags.len()))
+        format!(
+            "tt.tag NOT IN ({})",
+            crate::db::placeholders(7 + c.types.len(), c.tags.len())
+        )
     };
     let sql = format!(
         "UPDATE task_queue SET status = 'running', worker_id = $1,

@@ -8,11 +8,10 @@
 
 use super::mock::Act;
 use super::{new_token, rig, rig_with, Rig};
-use crate::support::Session;
+use crate::support::{RealCli, Session};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// True when `what` is available; otherwise fails with the install line (or skips when the
 /// person opted out, see `support::prerequisite`).
@@ -140,92 +139,12 @@ async fn the_openai_python_sdk_works_against_the_gateway_when_claude_serves() {
     assert!(out.contains("refused: 429 budget_exceeded"), "{out}");
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "mock_llm.py did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// `python3 tests/fixtures/mock_llm.py PORT LOG`, killed on drop.
-pub struct MockLlm {
-    child: std::process::Child,
-    pub url: String,
-    pub log: PathBuf,
-}
-
-impl MockLlm {
-    pub async fn start(dir: &Path) -> MockLlm {
-        let port = free_port();
-        let log = dir.join("mock-requests.jsonl");
-        let work = dir.join("agent-work");
-        std::fs::create_dir_all(&work).unwrap();
-        let child = Command::new("python3")
-            .arg(repo().join("tests/fixtures/mock_llm.py"))
-            .arg(port.to_string())
-            .arg(&log)
-            .env("MOCK_WORKDIR", &work)
-            .spawn()
-            .expect("python3 starts");
-        wait_port(port).await;
-        MockLlm {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    pub fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
-
-impl Drop for MockLlm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn claude_code_runs_through_the_gateway() {
-    let claude = repo().join(".agent-clis/node_modules/.bin/claude");
-    let py = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let ready = crate::support::prerequisite(py, "python3", "apt-get install python3")
-        && crate::support::prerequisite(
-            claude.exists(),
-            "the real Claude Code CLI (.agent-clis)",
-            "npm install --prefix .agent-clis @anthropic-ai/claude-code@2.1.332",
-        );
-    if !ready {
+    let Some(cli) = RealCli::start("claude").await else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let upstream = MockLlm::start(tmp.path()).await;
-    let url = upstream.url.clone();
+    };
+    let url = cli.mock_url();
     let rig: Rig = rig_with("claude", |c| {
         c.anthropic_base_url = url;
         c.request_timeout_secs = 30;
@@ -233,45 +152,19 @@ async fn claude_code_runs_through_the_gateway() {
     })
     .await;
     let (token, token_id) = new_token(&rig.server, "agent", "claude code session").await;
-    // A private HOME as in ../shared/agents/README.md: no onboarding, no dialogs.
-    let home = tmp.path().join("home");
-    let work = tmp.path().join("work");
-    std::fs::create_dir_all(home.join(".claude")).unwrap();
-    std::fs::create_dir_all(&work).unwrap();
-    let tail: String = token
-        .chars()
-        .rev()
-        .take(20)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let state = serde_json::json!({
-        "hasCompletedOnboarding": true, "lastOnboardingVersion": "2.1.332", "lastReleaseNotesSeen": "2.1.332",
-        "hasSeenAutoDefaultNotice": true, "hasSeenAutoDefaultNudge": true, "theme": "dark", "autoUpdates": false,
-        "customApiKeyResponses": {"approved": [tail], "rejected": []},
-        "projects": {work.to_str().unwrap(): {"hasTrustDialogAccepted": true, "hasCompletedProjectOnboarding": true, "allowedTools": []}}
-    });
-    std::fs::write(home.join(".claude.json"), state.to_string()).unwrap();
-    std::fs::write(
-        home.join(".claude/settings.json"),
-        r#"{"permissions": {"defaultMode": "default"}, "env": {"DISABLE_AUTOUPDATER": "1"}}"#,
-    )
-    .unwrap();
-    let mut cmd = tokio::process::Command::new(&claude);
+    // The caller's key is an architect token: Claude Code must not ask about it.
+    cli.approve_api_key(&token);
+    let mut cmd = tokio::process::Command::new(&cli.bin);
     cmd.args(["-p", "hello"])
-        .current_dir(&work)
+        .current_dir(&cli.work)
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("ANTHROPIC_BASE_URL", &rig.server.url)
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    // HOME and what Claude Code needs offline, as a session gets them.
+    for (k, v) in cli.session_env().as_object().unwrap() {
+        cmd.env(k, v.as_str().unwrap());
+    }
+    cmd.env("ANTHROPIC_BASE_URL", &rig.server.url)
         .env("ANTHROPIC_API_KEY", &token)
-        .env("DISABLE_TELEMETRY", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("DISABLE_ERROR_REPORTING", "1")
-        .env("CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL", "1")
-        .env("TERM", "xterm-256color")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
@@ -289,7 +182,12 @@ async fn claude_code_runs_through_the_gateway() {
         "stdout: {stdout}\nstderr: {stderr}"
     );
     // The upstream saw the provider key, never the caller's token.
-    let reqs = upstream.requests();
+    let reqs: Vec<Value> = cli
+        .mock
+        .requests()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     assert!(!reqs.is_empty());
     let logged = serde_json::to_string(&reqs).unwrap();
     assert!(
