@@ -156,11 +156,7 @@ pub async fn guarded<Fut: std::future::Future>(
             Some(v)
         }
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".to_string());
+            let message = crate::db::group_commit::panic_message(panic.as_ref());
             let wait = loops.panicked(name, &message);
             metrics::counter!("background_loop_panics_total", "loop" => name).increment(1);
             tracing::error!(loop_name = name, panic = %message, retry_in_s = wait.as_secs(), "a background loop's tick panicked; the loop goes on after a backoff");

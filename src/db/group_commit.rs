@@ -50,16 +50,21 @@ pub async fn catch_panic<F: Future>(writer: &'static str, write: F) -> Result<F:
     match std::panic::AssertUnwindSafe(write).catch_unwind().await {
         Ok(v) => Ok(v),
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".to_string());
+            let message = panic_message(panic.as_ref());
             metrics::counter!("background_loop_panics_total", "loop" => writer).increment(1);
             tracing::error!(writer, panic = %message, "a batch write panicked; its callers get an error and the writer goes on");
             Err(message)
         }
     }
+}
+
+/// The message a panic carried (`panic!("...")` or a formatted one), for its log line.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 /// Most jobs in one transaction; more waiting jobs go into the next batch.
