@@ -112,7 +112,8 @@ pub enum ServedBody {
         /// The provider's body, when it speaks the client's format (relayed untouched).
         raw: Option<Bytes>,
     },
-    Stream(UpstreamStream),
+    /// Boxed: a stream's decoding state is much larger than a complete answer.
+    Stream(Box<UpstreamStream>),
 }
 
 /// A non-streamed answer (the `messages_create` result).
@@ -225,7 +226,7 @@ pub struct UnifiedLlmClient {
 enum Attempt {
     Served(ServedBody, Duration),
     /// A stream handed out after its first content event; it carries its permit.
-    Streaming(UpstreamStream, Duration),
+    Streaming(Box<UpstreamStream>, Duration),
     Failed(FailedAttempt),
     Client(CallError),
 }
@@ -689,7 +690,7 @@ impl UnifiedLlmClient {
         }
         ahead.extend(up.buffered.drain(..));
         up.buffered = ahead;
-        Attempt::Streaming(up, started.elapsed())
+        Attempt::Streaming(Box::new(up), started.elapsed())
     }
 }
 

@@ -667,6 +667,43 @@ async fn slow_streams_arrive_whole_and_silent_ones_time_out() {
     assert_eq!(anthropic_stream_text(&r.body), "Hello from openai");
 }
 
+#[tokio::test]
+async fn provider_streams_with_a_bom_and_cr_or_crlf_line_ends_arrive_whole() {
+    // Lone CR line ends, passed through to an Anthropic client and translated for an OpenAI one.
+    let rig = rig("claude").await;
+    rig.claude.push(&[Act::LineEnds("\r"), Act::LineEnds("\r")]);
+    let r = rig.messages(&claude_body(true), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        anthropic_stream_text(&r.body),
+        "Hello from claude",
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("message_stop"), "{}", r.body);
+    let r = rig.chat(&openai_body(true), &[]).await;
+    assert_eq!(
+        openai_stream_text(&r.body),
+        "Hello from claude",
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("[DONE]"), "{}", r.body);
+    // CRLF split across chunks, OpenAI's format translated for an Anthropic client.
+    let rig = crate::llm::rig("openai").await;
+    rig.openai.push(&[Act::LineEnds("\r\n")]);
+    let r = rig.messages(&claude_body(true), &[]).await;
+    assert_eq!(
+        anthropic_stream_text(&r.body),
+        "Hello from openai",
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("message_stop"), "{}", r.body);
+    let s = rig.admin_get("/api/llm-metrics/summary").await;
+    assert_eq!(s["failed_requests"], 0);
+}
+
 // ---- translation ----
 
 #[tokio::test]
