@@ -154,13 +154,14 @@ fn pct(r: Option<f64>) -> String {
 }
 
 /// A latency estimate (see `ProviderCounters::quantile_ms`): approximate, and the overflow
-/// bucket's floor reads as "at least".
+/// bucket's floor reads as "at least". Non-breaking spaces keep it on one line in its narrow
+/// column.
 fn ms(v: Option<u64>) -> String {
     match v {
         Some(v) if v >= crate::llm::metrics::LATENCY_FLOOR_OF_OVERFLOW_MS => {
-            format!("≥ {} s", v / 1000)
+            format!("≥\u{a0}{}\u{a0}s", v / 1000)
         }
-        Some(v) => format!("≈ {v} ms"),
+        Some(v) => format!("≈\u{a0}{v}\u{a0}ms"),
         None => "—".to_owned(),
     }
 }
