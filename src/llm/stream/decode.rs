@@ -8,6 +8,14 @@ use crate::llm::{StopReason, Usage};
 use serde_json::Value;
 use std::collections::HashMap;
 
+/// A usage report the provider made in full.
+fn reported(u: Usage) -> Part {
+    Part::Usage {
+        input: Some(u.input_tokens),
+        output: Some(u.output_tokens),
+    }
+}
+
 fn parse(data: &str) -> Result<Value, StreamFault> {
     serde_json::from_str(data)
         .map_err(|e| StreamFault(format!("malformed JSON in the provider's stream: {e}")))
@@ -85,6 +93,19 @@ impl Decoder {
         }
     }
 
+    /// A tool call that arrives whole (Gemini, Ollama): numbered by us, with an id of ours.
+    fn whole_tool_call(&mut self, name: Option<&str>, args: String, out: &mut Vec<Part>) {
+        let slot = self.next_tool;
+        self.next_tool += 1;
+        self.saw_tool = true;
+        out.push(Part::ToolStart {
+            slot,
+            id: format!("toolu_{}", uuid::Uuid::new_v4().simple()),
+            name: name.unwrap_or("").to_owned(),
+        });
+        out.push(Part::ToolArgs { slot, json: args });
+    }
+
     fn anthropic(&mut self, ev: &SseEvent, out: &mut Vec<Part>) -> Result<(), StreamFault> {
         if ev.data.is_empty() {
             return Ok(());
@@ -99,10 +120,7 @@ impl Decoder {
                     model: m["model"].as_str().map(str::to_owned),
                 });
                 if let Some(u) = Usage::from_anthropic(&m["usage"]) {
-                    out.push(Part::Usage {
-                        input: Some(u.input_tokens),
-                        output: Some(u.output_tokens),
-                    });
+                    out.push(reported(u));
                 }
             }
             "content_block_start" => {
@@ -220,10 +238,7 @@ impl Decoder {
             }
         }
         if let Some(u) = Usage::from_openai(&v["usage"]) {
-            out.push(Part::Usage {
-                input: Some(u.input_tokens),
-                output: Some(u.output_tokens),
-            });
+            out.push(reported(u));
         }
         Ok(())
     }
@@ -248,18 +263,7 @@ impl Decoder {
             if let Some(t) = p["text"].as_str() {
                 out.push(Part::Text(t.to_owned()));
             } else if let Some(f) = p.get("functionCall") {
-                let slot = self.next_tool;
-                self.next_tool += 1;
-                self.saw_tool = true;
-                out.push(Part::ToolStart {
-                    slot,
-                    id: format!("toolu_{}", uuid::Uuid::new_v4().simple()),
-                    name: f["name"].as_str().unwrap_or("").to_owned(),
-                });
-                out.push(Part::ToolArgs {
-                    slot,
-                    json: f["args"].to_string(),
-                });
+                self.whole_tool_call(f["name"].as_str(), f["args"].to_string(), out);
             }
         }
         if let Some(r) = v
@@ -274,10 +278,7 @@ impl Decoder {
             }));
         }
         if let Some(u) = Usage::from_gemini(&v["usageMetadata"]) {
-            out.push(Part::Usage {
-                input: Some(u.input_tokens),
-                output: Some(u.output_tokens),
-            });
+            out.push(reported(u));
         }
         Ok(())
     }
@@ -300,22 +301,8 @@ impl Decoder {
             .into_iter()
             .flatten()
         {
-            let slot = self.next_tool;
-            self.next_tool += 1;
-            self.saw_tool = true;
-            out.push(Part::ToolStart {
-                slot,
-                id: format!("toolu_{}", uuid::Uuid::new_v4().simple()),
-                name: c
-                    .pointer("/function/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned(),
-            });
-            out.push(Part::ToolArgs {
-                slot,
-                json: c["function"]["arguments"].to_string(),
-            });
+            let name = c.pointer("/function/name").and_then(Value::as_str);
+            self.whole_tool_call(name, c["function"]["arguments"].to_string(), out);
         }
         if v["done"].as_bool() == Some(true) {
             let r = v["done_reason"].as_str().unwrap_or("stop");
@@ -325,10 +312,7 @@ impl Decoder {
                 StopReason::from_ollama(r)
             }));
             if let Some(u) = Usage::from_ollama(&v) {
-                out.push(Part::Usage {
-                    input: Some(u.input_tokens),
-                    output: Some(u.output_tokens),
-                });
+                out.push(reported(u));
             }
             out.push(Part::Done);
         }

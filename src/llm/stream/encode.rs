@@ -74,12 +74,7 @@ impl AnthropicEncoder {
         match part {
             Part::Start { .. } | Part::Opaque => {}
             Part::Usage { input, output } => {
-                if let Some(i) = input.filter(|i| *i > 0) {
-                    self.usage.input_tokens = i;
-                }
-                if let Some(o) = output.filter(|o| *o > 0) {
-                    self.usage.output_tokens = o;
-                }
+                self.usage.absorb(*input, *output);
                 return out;
             }
             Part::Text(t) => {
@@ -186,14 +181,7 @@ impl OpenAiEncoder {
         let mut out = String::new();
         match part {
             Part::Start { .. } | Part::Opaque => {}
-            Part::Usage { input, output } => {
-                if let Some(i) = input.filter(|i| *i > 0) {
-                    self.usage.input_tokens = i;
-                }
-                if let Some(o) = output.filter(|o| *o > 0) {
-                    self.usage.output_tokens = o;
-                }
-            }
+            Part::Usage { input, output } => self.usage.absorb(*input, *output),
             Part::Text(t) => {
                 self.ensure_started(&mut out);
                 out.push_str(&self.chunk(json!({"content": t}), None));
