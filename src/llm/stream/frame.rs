@@ -21,6 +21,9 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// A line buffer up to this size is reused for the next line; a larger one is freed.
+const LINE_CAPACITY_KEPT: usize = 64 * 1024;
+
 /// The UTF-8 encoding of U+FEFF.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -57,7 +60,7 @@ impl Framer {
     pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         let mut out = Vec::new();
         let mut rest = bytes;
-        if self.after_cr {
+        if self.after_cr && !rest.is_empty() {
             self.after_cr = false;
             if let Some(tail) = rest.strip_prefix(b"\n") {
                 rest = tail;
@@ -134,9 +137,12 @@ impl Framer {
                 _ => {}
             }
         }
-        // Keep the allocation for the next line (a large event's line buffer is reused).
-        line.clear();
-        self.line = line;
+        // Keep the allocation for the next line, unless a large event left it large (it would
+        // be held for the rest of the stream).
+        if line.capacity() <= LINE_CAPACITY_KEPT {
+            line.clear();
+            self.line = line;
+        }
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
@@ -197,6 +203,18 @@ mod tests {
             frame(
                 Framer::sse(),
                 [b"data: a\r".to_vec(), b"\ndata: b\r\n\r\n".to_vec()]
+            ),
+            vec![ev(None, "a\nb")]
+        );
+        // An empty chunk between the CR and the LF changes nothing.
+        assert_eq!(
+            frame(
+                Framer::sse(),
+                [
+                    b"data: a\r".to_vec(),
+                    Vec::new(),
+                    b"\ndata: b\r\n\r\n".to_vec()
+                ]
             ),
             vec![ev(None, "a\nb")]
         );
