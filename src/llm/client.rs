@@ -21,31 +21,31 @@
 //! before any content) still fails over. After that, [`UpstreamStream`] hands out events and a
 //! fault ends the stream (the gateway writes the format's error event).
 
-use super::breaker::{Breaker, BreakerStatus, Permit, Skip};
+//!
+//! The walk over the chain is here; one provider's attempt is in [`attempt`], the stream type
+//! in [`upstream`].
+
+mod attempt;
+pub mod upstream;
+
+pub use upstream::UpstreamStream;
+
+use super::breaker::{Breaker, BreakerStatus, Skip};
 use super::completion::Completion;
 use super::metrics::{Metrics, ProviderCounters};
-use super::providers::{build_request, error_message, Inbound, KeyRef, Provider, Registry};
-use super::stream::{Decoder, Framer, Part, SseEvent, StreamFault};
+use super::providers::{Inbound, KeyRef, Provider, Registry};
 use super::{ProviderId, Usage};
 use crate::clock::Clock;
 use crate::vault::SecretValue;
+use attempt::Attempt;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
-use reqwest::StatusCode;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// A vault-held key is read again after this long (a rotated key is picked up without restart).
 const VAULT_KEY_TTL: Duration = Duration::from_secs(300);
-
-/// Longest `Retry-After` honoured (a provider asking for more is skipped for this long).
-const MAX_RETRY_AFTER_SECS: i64 = 3600;
-
-/// `Retry-After` assumed for a 429 that gives none.
-const DEFAULT_RETRY_AFTER_SECS: i64 = 30;
 
 /// One provider that was tried and failed (or skipped), with why.
 #[derive(Debug, Clone, Serialize)]
@@ -112,7 +112,8 @@ pub enum ServedBody {
         /// The provider's body, when it speaks the client's format (relayed untouched).
         raw: Option<Bytes>,
     },
-    Stream(UpstreamStream),
+    /// Boxed: a stream's decoding state is much larger than a complete answer.
+    Stream(Box<UpstreamStream>),
 }
 
 /// A non-streamed answer (the `messages_create` result).
@@ -120,89 +121,6 @@ pub struct Answer {
     pub provider: ProviderId,
     pub completion: Completion,
     pub failed: Vec<FailedAttempt>,
-}
-
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
-/// A provider's stream after its first content event.
-pub struct UpstreamStream {
-    pub provider: ProviderId,
-    /// The breaker's verdict waits for the stream's end: a provider that breaks every stream
-    /// after its first event must still open its circuit.
-    permit: Option<Permit>,
-    /// The provider's response headers (a gateway upstream names who served: `x-architect-provider`).
-    pub response_headers: reqwest::header::HeaderMap,
-    decoder: Decoder,
-    framer: Framer,
-    body: ByteStream,
-    idle: Duration,
-    /// Frames read before the stream was handed out.
-    buffered: VecDeque<(SseEvent, Vec<Part>)>,
-    ended: bool,
-}
-
-impl UpstreamStream {
-    async fn pull(&mut self) -> Result<Option<(Option<SseEvent>, Vec<Part>)>, StreamFault> {
-        loop {
-            if let Some((ev, parts)) = self.buffered.pop_front() {
-                return Ok(Some((Some(ev), parts)));
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            match tokio::time::timeout(self.idle, self.body.next()).await {
-                Err(_) => {
-                    return Err(StreamFault(format!(
-                        "the provider sent nothing for {} s",
-                        self.idle.as_secs()
-                    )))
-                }
-                Ok(Some(Err(e))) => {
-                    return Err(StreamFault(format!("the provider's stream broke: {e}")))
-                }
-                Ok(Some(Ok(bytes))) => {
-                    for ev in self.framer.push(&bytes) {
-                        let parts = self.decoder.decode(&ev)?;
-                        self.buffered.push_back((ev, parts));
-                    }
-                }
-                Ok(None) => {
-                    self.ended = true;
-                    for ev in self.framer.finish() {
-                        let parts = self.decoder.decode(&ev)?;
-                        self.buffered.push_back((ev, parts));
-                    }
-                    let tail = self.decoder.end();
-                    if !tail.is_empty() {
-                        return Ok(Some((None, tail)));
-                    }
-                }
-            }
-        }
-    }
-
-    /// The next frame (None for a synthesized tail) and its parts; `Ok(None)` at the end of the
-    /// body. A body that ends without the format's end marker is the caller's to judge
-    /// (no `Part::Done` was seen: truncated).
-    pub async fn next(&mut self) -> Result<Option<(Option<SseEvent>, Vec<Part>)>, StreamFault> {
-        self.pull().await
-    }
-
-    /// The stream ended properly: a success for the provider's breaker.
-    pub fn finished(&mut self) {
-        if let Some(p) = self.permit.take() {
-            p.success();
-        }
-    }
-
-    /// The stream broke after it was handed out: a failure for the provider's breaker.
-    pub fn fault(&mut self, reason: &str) {
-        if let Some(p) = self.permit.take() {
-            p.failure(reason);
-        }
-        metrics::counter!("llm_stream_faults_total", "provider" => self.provider.as_str())
-            .increment(1);
-    }
 }
 
 struct Inner {
@@ -219,52 +137,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct UnifiedLlmClient {
     inner: Arc<Inner>,
-}
-
-/// What a single attempt came to.
-enum Attempt {
-    Served(ServedBody, Duration),
-    /// A stream handed out after its first content event; it carries its permit.
-    Streaming(UpstreamStream, Duration),
-    Failed(FailedAttempt),
-    Client(CallError),
-}
-
-fn retry_after(headers: &reqwest::header::HeaderMap, now: time::OffsetDateTime) -> time::Duration {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
-    let secs = match v {
-        Some(v) => v.parse::<i64>().ok().or_else(|| {
-            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822)
-                .ok()
-                .map(|t| (t - now).whole_seconds())
-        }),
-        None => None,
-    };
-    time::Duration::seconds(
-        secs.unwrap_or(DEFAULT_RETRY_AFTER_SECS)
-            .clamp(1, MAX_RETRY_AFTER_SECS),
-    )
-}
-
-/// Statuses that are the caller's own mistake: relayed, no failover.
-fn is_client_error(s: StatusCode) -> bool {
-    matches!(s.as_u16(), 400 | 404 | 413 | 422)
-}
-
-fn has_content(parts: &[Part]) -> bool {
-    parts.iter().any(|p| {
-        matches!(
-            p,
-            Part::Text(_)
-                | Part::ToolStart { .. }
-                | Part::ToolArgs { .. }
-                | Part::Opaque
-                | Part::Done
-        )
-    })
 }
 
 impl UnifiedLlmClient {
@@ -540,167 +412,6 @@ impl UnifiedLlmClient {
             retry_after,
         })
     }
-
-    async fn attempt(
-        &self,
-        p: &Provider,
-        key: Option<&str>,
-        inbound: &Inbound,
-        model: &str,
-    ) -> Attempt {
-        let reg = &self.inner.registry;
-        let fail = |kind, reason: String| {
-            Attempt::Failed(FailedAttempt {
-                provider: p.id,
-                kind,
-                reason,
-                called: true,
-            })
-        };
-        let started = Instant::now();
-        let req = build_request(&self.inner.http, p, key, inbound, model);
-        let resp = match tokio::time::timeout(reg.request_timeout, req.send()).await {
-            Err(_) => {
-                return fail(
-                    "timeout",
-                    format!("no response within {} s", reg.request_timeout.as_secs()),
-                )
-            }
-            Ok(Err(e)) if e.is_timeout() => return fail("timeout", "timed out".into()),
-            Ok(Err(e)) if e.is_connect() => return fail("connect", "connection failed".into()),
-            Ok(Err(e)) => return fail("connect", format!("request failed: {}", without_url(&e))),
-            Ok(Ok(r)) => r,
-        };
-        let status = resp.status();
-        if !status.is_success() {
-            let headers = resp.headers().clone();
-            let body = tokio::time::timeout(Duration::from_secs(10), resp.bytes())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            if is_client_error(status) {
-                return Attempt::Client(CallError::Client {
-                    provider: p.id,
-                    status: status.as_u16(),
-                    message: error_message(&body),
-                    raw: body,
-                    failed: Vec::new(),
-                });
-            }
-            let msg = error_message(&body);
-            return match status.as_u16() {
-                429 => {
-                    let wait = retry_after(&headers, self.inner.clock.now());
-                    self.inner.breakers[&p.id].rate_limited(self.inner.clock.now() + wait);
-                    fail(
-                        "status_429",
-                        format!(
-                            "429 rate limited (retry after {} s): {msg}",
-                            wait.whole_seconds()
-                        ),
-                    )
-                }
-                401 | 403 => fail(
-                    "status_auth",
-                    format!("{} (check the provider's API key)", status.as_u16()),
-                ),
-                s if s >= 500 => fail("status_5xx", format!("{s}: {msg}")),
-                s => fail("status_other", format!("{s}: {msg}")),
-            };
-        }
-        if !inbound.stream {
-            let bytes = match tokio::time::timeout(reg.request_timeout, resp.bytes()).await {
-                Err(_) => {
-                    return fail("timeout", "the response body did not arrive in time".into())
-                }
-                Ok(Err(e)) => {
-                    return fail(
-                        "bad_response",
-                        format!("the response body broke off: {}", without_url(&e)),
-                    )
-                }
-                Ok(Ok(b)) => b,
-            };
-            let v: serde_json::Value = match serde_json::from_slice(&bytes) {
-                Ok(v) => v,
-                Err(e) => return fail("bad_response", format!("malformed JSON: {e}")),
-            };
-            use super::stream::Dialect as D;
-            let parsed = match p.dialect() {
-                D::Anthropic => Completion::from_anthropic(&v),
-                D::OpenAi => Completion::from_openai(&v),
-                D::Gemini => Completion::from_gemini(&v, model),
-                D::Ollama => Completion::from_ollama(&v),
-                D::AnythingLlm => Completion::from_anythingllm(&v, model),
-            };
-            return match parsed {
-                Ok(completion) => {
-                    let raw = inbound.passthrough(p.id).then_some(bytes);
-                    Attempt::Served(ServedBody::Complete { completion, raw }, started.elapsed())
-                }
-                Err(e) => fail("bad_response", e.to_string()),
-            };
-        }
-        let response_headers = resp.headers().clone();
-        let decoder = Decoder::new(p.dialect());
-        let framer = decoder.framer();
-        let mut up = UpstreamStream {
-            provider: p.id,
-            permit: None,
-            response_headers,
-            decoder,
-            framer,
-            body: Box::pin(resp.bytes_stream()),
-            idle: reg.stream_idle_timeout,
-            buffered: VecDeque::new(),
-            ended: false,
-        };
-        // Read ahead to the first content event: until then nothing went to the client and a
-        // failure can still move on to the next provider.
-        let mut ahead = VecDeque::new();
-        loop {
-            match up.pull().await {
-                Err(f) => return fail("stream_broken", f.0),
-                Ok(None) => {
-                    return fail(
-                        "stream_broken",
-                        "the stream ended before any content".into(),
-                    )
-                }
-                Ok(Some((ev, parts))) => {
-                    let content = has_content(&parts);
-                    if let Some(ev) = ev {
-                        ahead.push_back((ev, parts));
-                    } else {
-                        ahead.push_back((
-                            SseEvent {
-                                event: None,
-                                data: String::new(),
-                            },
-                            parts,
-                        ));
-                    }
-                    if content {
-                        break;
-                    }
-                }
-            }
-        }
-        ahead.extend(up.buffered.drain(..));
-        up.buffered = ahead;
-        Attempt::Streaming(up, started.elapsed())
-    }
-}
-
-/// reqwest errors name the URL, which for Gemini could carry a key in older setups; keep the
-/// kind only.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), "<provider>");
-    }
-    s
 }
 
 /// Usage when the provider reported none: input from the request's text, output from the

@@ -44,6 +44,15 @@ fn tool_input(args: &Value) -> Value {
 }
 
 impl Completion {
+    /// The provider's id when it already has the client format's prefix, else a new one.
+    fn id_or_new(&self, prefix: &str) -> String {
+        if self.id.starts_with(prefix) {
+            self.id.clone()
+        } else {
+            new_id(prefix)
+        }
+    }
+
     pub fn text(&self) -> String {
         self.content
             .iter()
@@ -218,11 +227,7 @@ impl Completion {
                 }
             })
             .collect();
-        let id = if self.id.starts_with("msg_") {
-            self.id.clone()
-        } else {
-            new_id("msg_")
-        };
+        let id = self.id_or_new("msg_");
         json!({
             "id": id,
             "type": "message",
@@ -253,11 +258,7 @@ impl Completion {
         if !calls.is_empty() {
             message["tool_calls"] = Value::Array(calls);
         }
-        let id = if self.id.starts_with("chatcmpl-") {
-            self.id.clone()
-        } else {
-            new_id("chatcmpl-")
-        };
+        let id = self.id_or_new("chatcmpl-");
         json!({
             "id": id,
             "object": "chat.completion",

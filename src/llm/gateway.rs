@@ -420,7 +420,7 @@ async fn serve(
                 tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
             let failed = served.failed.clone();
             let model = served.model.clone();
-            tokio::spawn(pump(ctx, inbound, up, model, failed, tx, in_flight));
+            tokio::spawn(pump(ctx, inbound, *up, model, failed, tx, in_flight));
             let mut resp = Response::new(Body::from_stream(
                 tokio_stream::wrappers::ReceiverStream::new(rx),
             ));

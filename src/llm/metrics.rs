@@ -27,23 +27,35 @@ pub struct ProviderCounters {
 }
 
 impl ProviderCounters {
-    /// The latency under which `q` (0..1) of the successful attempts fell (bucket upper bound).
+    /// An estimate of the latency under which `q` (0..1) of the successful attempts fell: the
+    /// bucket holding that rank, interpolated linearly inside it (as Prometheus'
+    /// `histogram_quantile` does), so it is off by at most that bucket's width. A rank in the
+    /// overflow bucket reads as the last bound, [`LATENCY_FLOOR_OF_OVERFLOW_MS`] (at least
+    /// that long).
     pub fn quantile_ms(&self, q: f64) -> Option<u64> {
         let total: u64 = self.latency_buckets.iter().sum();
         if total == 0 {
             return None;
         }
-        let want = (q * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, n) in self.latency_buckets.iter().enumerate() {
-            seen += n;
-            if seen >= want {
-                return Some(LATENCY_BUCKETS_MS.get(i).copied().unwrap_or(u64::MAX));
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut below = 0u64;
+        for (i, &n) in self.latency_buckets.iter().enumerate() {
+            if n > 0 && (below + n) as f64 >= rank {
+                let Some(&upper) = LATENCY_BUCKETS_MS.get(i) else {
+                    return Some(LATENCY_FLOOR_OF_OVERFLOW_MS);
+                };
+                let lower = if i == 0 { 0 } else { LATENCY_BUCKETS_MS[i - 1] };
+                let within = ((rank - below as f64) / n as f64).clamp(0.0, 1.0);
+                return Some(lower + ((upper - lower) as f64 * within).round() as u64);
             }
+            below += n;
         }
         None
     }
 }
+
+/// What a quantile in the overflow bucket (slower than every bound) reads as.
+pub const LATENCY_FLOOR_OF_OVERFLOW_MS: u64 = LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.len() - 1];
 
 /// Shared counters; one short critical section per update.
 #[derive(Debug, Default)]
@@ -113,14 +125,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantiles_come_from_buckets() {
+    fn quantiles_are_interpolated_inside_their_bucket() {
         let m = Metrics::default();
         for ms in [3, 3, 3, 3, 3, 3, 3, 3, 3, 400] {
             m.success(ProviderId::Ollama, Duration::from_millis(ms));
         }
         let c = &m.snapshot()[&ProviderId::Ollama];
-        assert_eq!(c.quantile_ms(0.5), Some(5));
-        assert_eq!(c.quantile_ms(0.99), Some(500));
         assert_eq!(c.successes, 10);
+        // Rank 5 of the 9 in (1, 5] ms: 1 + 4 * 5/9; the bucket's bound would say 5.
+        assert_eq!(c.quantile_ms(0.5), Some(3));
+        // Rank 9.9 is 0.9 of the way through the one sample in (250, 500] ms.
+        assert_eq!(c.quantile_ms(0.99), Some(475));
+        assert_eq!(
+            c.quantile_ms(0.0),
+            Some(1),
+            "the lowest estimate is the first bucket's"
+        );
+        assert_eq!(c.quantile_ms(1.0), Some(500));
+        assert_eq!(
+            ProviderCounters::default().quantile_ms(0.5),
+            None,
+            "no sample, no estimate"
+        );
+
+        let m = Metrics::default();
+        for ms in [0, 7, 7, 30, 80, 120, 120, 900, 3_000, 70_000] {
+            m.success(ProviderId::Claude, Duration::from_millis(ms));
+        }
+        let c = &m.snapshot()[&ProviderId::Claude];
+        assert_eq!(c.quantile_ms(0.05), Some(1));
+        // Rank 2.5 is 0.75 through (5, 10] ms, which holds the 2nd and 3rd samples.
+        assert_eq!(c.quantile_ms(0.25), Some(9));
+        // Rank 6 is halfway through (100, 250] ms, which holds the 6th and 7th.
+        assert_eq!(c.quantile_ms(0.6), Some(175));
+        assert_eq!(
+            c.quantile_ms(0.99),
+            Some(LATENCY_FLOOR_OF_OVERFLOW_MS),
+            "a rank among the slowest-than-every-bound reads as the last bound"
+        );
     }
 }

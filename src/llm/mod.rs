@@ -174,6 +174,17 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Takes a stream's usage report ([`stream::Part::Usage`]): later reports replace earlier
+    /// non-zero fields, and a zero or missing field keeps what was reported before.
+    pub fn absorb(&mut self, input: Option<u64>, output: Option<u64>) {
+        if let Some(i) = input.filter(|i| *i > 0) {
+            self.input_tokens = i;
+        }
+        if let Some(o) = output.filter(|o| *o > 0) {
+            self.output_tokens = o;
+        }
+    }
+
     /// Anthropic counts cached input separately; all of it is input here.
     pub fn from_anthropic(v: &serde_json::Value) -> Option<Usage> {
         let input = v["input_tokens"].as_u64()?;

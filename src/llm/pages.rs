@@ -153,10 +153,15 @@ fn pct(r: Option<f64>) -> String {
     r.map_or_else(|| "—".to_owned(), |r| format!("{:.1}%", r * 100.0))
 }
 
+/// A latency estimate (see `ProviderCounters::quantile_ms`): approximate, and the overflow
+/// bucket's floor reads as "at least". Non-breaking spaces keep it on one line in its narrow
+/// column.
 fn ms(v: Option<u64>) -> String {
     match v {
-        Some(u64::MAX) => "> 60 s".to_owned(),
-        Some(v) => format!("≤ {v} ms"),
+        Some(v) if v >= crate::llm::metrics::LATENCY_FLOOR_OF_OVERFLOW_MS => {
+            format!("≥\u{a0}{}\u{a0}s", v / 1000)
+        }
+        Some(v) => format!("≈\u{a0}{v}\u{a0}ms"),
         None => "—".to_owned(),
     }
 }

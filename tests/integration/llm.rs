@@ -667,6 +667,43 @@ async fn slow_streams_arrive_whole_and_silent_ones_time_out() {
     assert_eq!(anthropic_stream_text(&r.body), "Hello from openai");
 }
 
+#[tokio::test]
+async fn provider_streams_with_a_bom_and_cr_or_crlf_line_ends_arrive_whole() {
+    // Lone CR line ends, passed through to an Anthropic client and translated for an OpenAI one.
+    let rig = rig("claude").await;
+    rig.claude.push(&[Act::LineEnds("\r"), Act::LineEnds("\r")]);
+    let r = rig.messages(&claude_body(true), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        anthropic_stream_text(&r.body),
+        "Hello from claude",
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("message_stop"), "{}", r.body);
+    let r = rig.chat(&openai_body(true), &[]).await;
+    assert_eq!(
+        openai_stream_text(&r.body),
+        "Hello from claude",
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("[DONE]"), "{}", r.body);
+    // CRLF split across chunks, OpenAI's format translated for an Anthropic client.
+    let rig = crate::llm::rig("openai").await;
+    rig.openai.push(&[Act::LineEnds("\r\n")]);
+    let r = rig.messages(&claude_body(true), &[]).await;
+    assert_eq!(
+        anthropic_stream_text(&r.body),
+        "Hello from openai",
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("message_stop"), "{}", r.body);
+    let s = rig.admin_get("/api/llm-metrics/summary").await;
+    assert_eq!(s["failed_requests"], 0);
+}
+
 // ---- translation ----
 
 #[tokio::test]
@@ -1174,6 +1211,10 @@ async fn the_llm_metrics_page_shows_the_gateway_and_resets_circuits() {
         "trend charts are inline SVG"
     );
     assert!(r.body.contains("status_5xx"), "failover history is listed");
+    // Ollama answered: its latency quantiles are shown as estimates, not as bucket bounds.
+    assert!(r.body.contains("≈\u{a0}"), "{}", r.body);
+    assert!(!r.body.contains("≤"), "{}", r.body);
+    assert!(r.body.contains("estimates from a latency histogram"));
     // The reset button is a plain form with the CSRF token.
     let r = admin.post_form("/llm-metrics/reset-circuits", &[]).await;
     assert_eq!(r.status, 303);
@@ -1187,6 +1228,40 @@ async fn the_llm_metrics_page_shows_the_gateway_and_resets_circuits() {
         )
         .await;
     assert_eq!(r.status, 403);
+}
+
+/// The metrics page in a real browser after a few answers: latency estimates in the providers
+/// table (screenshot `target/screenshots/llm-metrics.png`).
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_llm_metrics_page_shows_latency_estimates() {
+    use crate::browser::{browser_available, log_in, Browser, Driver};
+    if !browser_available() {
+        return;
+    }
+    let rig = rig("claude,ollama").await;
+    for _ in 0..3 {
+        assert_eq!(rig.messages(&claude_body(false), &[]).await.status, 200);
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let driver = Driver::start(tmp.path()).await;
+    let b = Browser::open(&driver, &tmp.path().join("profile")).await;
+    log_in(&b, &rig.server).await;
+    b.resize(1400, 1600).await;
+    b.goto(&format!("{}/llm-metrics", rig.server.url)).await;
+    let text = b.wait_text("body", "≈").await;
+    assert!(
+        text.contains("estimates from a latency histogram"),
+        "{text}"
+    );
+    // The providers table (with the p50 and p99 columns) in view.
+    b.script(
+        "const th = [...document.querySelectorAll('th')].find(t => t.textContent === 'p50'); \
+         if (th) th.closest('table').scrollIntoView();",
+    )
+    .await;
+    b.screenshot("llm-metrics").await;
+    b.quit().await;
+    drop(driver);
 }
 
 /// Request bodies held by `/v1/*` requests are capped together (`LLM_MAX_IN_FLIGHT_BYTES`):

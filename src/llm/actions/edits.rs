@@ -72,24 +72,7 @@ pub async fn set_price(state: &AppState, by: &str, input: PriceInput) -> Result<
 }
 
 pub async fn delete_price(state: &AppState, by: &str, id: i64) -> Result<(), LlmError> {
-    let now = state.clock.now_str();
-    let mut tx = crate::db::begin_write(&state.db).await?;
-    if !store::delete_price(&mut *tx, id).await? {
-        return Err(LlmError::NotFound("price"));
-    }
-    crate::activity::store::record(
-        &mut tx,
-        by,
-        "delete",
-        "llm_price",
-        Some(id),
-        &serde_json::json!({}),
-        &now,
-    )
-    .await?;
-    tx.commit().await?;
-    state.llm.book.reload(state).await?;
-    Ok(())
+    delete_book_row(state, by, BookRow::Price, id).await
 }
 
 /// A new budget as the API takes it.
@@ -192,16 +175,45 @@ pub async fn create_budget(
 }
 
 pub async fn delete_budget(state: &AppState, by: &str, id: i64) -> Result<(), LlmError> {
+    delete_book_row(state, by, BookRow::Budget, id).await
+}
+
+/// The rows the price book is loaded from.
+#[derive(Debug, Clone, Copy)]
+enum BookRow {
+    Price,
+    Budget,
+}
+
+/// Deletes a price or a budget with its activity row, then reloads the book.
+async fn delete_book_row(
+    state: &AppState,
+    by: &str,
+    row: BookRow,
+    id: i64,
+) -> Result<(), LlmError> {
     let now = state.clock.now_str();
     let mut tx = crate::db::begin_write(&state.db).await?;
-    if !store::delete_budget(&mut *tx, id).await? {
-        return Err(LlmError::NotFound("budget"));
+    let (deleted, entity, what) = match row {
+        BookRow::Price => (
+            store::delete_price(&mut *tx, id).await?,
+            "llm_price",
+            "price",
+        ),
+        BookRow::Budget => (
+            store::delete_budget(&mut *tx, id).await?,
+            "llm_budget",
+            "budget",
+        ),
+    };
+    if !deleted {
+        return Err(LlmError::NotFound(what));
     }
     crate::activity::store::record(
         &mut tx,
         by,
         "delete",
-        "llm_budget",
+        entity,
         Some(id),
         &serde_json::json!({}),
         &now,

@@ -85,6 +85,9 @@ pub struct ProviderReport {
     pub successes: u64,
     pub failures: u64,
     pub success_rate: Option<f64>,
+    /// Latency quantiles, estimated from the in-memory histogram (interpolated inside the
+    /// bucket holding the rank: off by at most that bucket's width; 60000 means at least a
+    /// minute). See [`crate::llm::metrics::ProviderCounters::quantile_ms`].
     pub latency_p50_ms: Option<u64>,
     pub latency_p95_ms: Option<u64>,
     pub latency_p99_ms: Option<u64>,

@@ -43,6 +43,9 @@ pub enum Act {
     MalformedFirst,
     /// Stream with this many ms between events.
     Slow(u64),
+    /// Stream: a byte order mark first, every LF replaced by this line end, sent in 3-byte
+    /// chunks (line ends and the BOM split across chunks).
+    LineEnds(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -126,7 +129,7 @@ fn json_response(status: u16, v: Value) -> Response {
         .unwrap()
 }
 
-fn stream_response(kind: Kind, frames: Vec<String>, delay_ms: u64) -> Response {
+fn stream_response(kind: Kind, frames: Vec<Vec<u8>>, delay_ms: u64) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::convert::Infallible>>(16);
     tokio::spawn(async move {
         for f in frames {
@@ -394,6 +397,7 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
         | Act::Truncate
         | Act::MalformedMid
         | Act::Slow(_)
+        | Act::LineEnds(_)
         | Act::MalformedFirst
             if !stream =>
         {
@@ -417,7 +421,15 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
                 Act::MalformedFirst => f = vec![garbage],
                 _ => {}
             }
-            stream_response(s.kind, f, delay)
+            let chunks: Vec<Vec<u8>> = match act {
+                Act::LineEnds(end) => format!("\u{feff}{}", f.concat().replace('\n', end))
+                    .as_bytes()
+                    .chunks(3)
+                    .map(<[u8]>::to_vec)
+                    .collect(),
+                _ => f.into_iter().map(String::into_bytes).collect(),
+            };
+            stream_response(s.kind, chunks, delay)
         }
     }
 }
