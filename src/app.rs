@@ -47,6 +47,24 @@ pub struct AppState {
     pub events: crate::events::Events,
 }
 
+impl axum::extract::FromRef<AppState> for crate::vault::VaultState {
+    fn from_ref(s: &AppState) -> Self {
+        s.vault_state()
+    }
+}
+
+impl AppState {
+    /// What the vault's operations reach (for callers outside a handler; handlers may take
+    /// `State<VaultState>`).
+    pub fn vault_state(&self) -> crate::vault::VaultState {
+        crate::vault::VaultState {
+            db: self.db.clone(),
+            vault: self.vault.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
 impl axum::extract::FromRef<AppState> for crate::http::extract::TrustedProxies {
     fn from_ref(state: &AppState) -> Self {
         crate::http::extract::TrustedProxies(Arc::new(state.config.trusted_proxies.clone()))

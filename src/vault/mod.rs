@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 /// What the vault's operations ([`actions`], [`reads`], [`rotation`]) reach: the database, the
 /// keys and the clock, and nothing else of the server. Taken from the server's state by
-/// `FromRef` (`VaultState::from_ref(&state)`, or `State<VaultState>` in a handler). Cheap to
+/// `FromRef` (implemented in app.rs) (`VaultState::from_ref(&state)`, or `State<VaultState>` in a handler). Cheap to
 /// clone.
 #[derive(Clone)]
 pub struct VaultState {
@@ -43,15 +43,6 @@ pub struct VaultState {
     pub clock: crate::clock::Clock,
 }
 
-impl axum::extract::FromRef<crate::app::AppState> for VaultState {
-    fn from_ref(s: &crate::app::AppState) -> Self {
-        VaultState {
-            db: s.db.clone(),
-            vault: s.vault.clone(),
-            clock: s.clock.clone(),
-        }
-    }
-}
 use zeroize::Zeroizing;
 
 crate::text_enum! {

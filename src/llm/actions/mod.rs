@@ -359,7 +359,7 @@ pub struct BudgetStatus {
 pub async fn refresh_vault_keys(state: &AppState) {
     for (provider, name) in state.llm.client.vault_keys_due() {
         match crate::vault::resolve_reference(
-            &axum::extract::FromRef::from_ref(state),
+            &state.vault_state(),
             &format!("{}{name}", crate::vault::REFERENCE_PREFIX),
         )
         .await
