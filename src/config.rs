@@ -25,6 +25,13 @@ pub struct ServeConfig {
     #[arg(long, env = "ARCHITECT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Database: `sqlite://PATH` or `postgres://USER@HOST/DATABASE` (the database must exist;
+    /// create it with `LC_COLLATE 'C'` so text sorts as on SQLite). Default: the SQLite file
+    /// <data-dir>/architect.db. Prefer the env var, and PGPASSWORD or ~/.pgpass to a password
+    /// in the URL: a flag shows in the process list. Shown with its password redacted.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<crate::db::DatabaseUrl>,
+
     /// Key for hashing session and API-token secrets (HMAC-SHA256). When unset, a random key
     /// is created once in <data-dir>/secret.key (mode 0600). Changing it signs everyone out and
     /// invalidates every API token.
@@ -125,6 +132,13 @@ impl ServeConfig {
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("architect.db")
+    }
+
+    /// The database to open: `--database-url`, else the data dir's SQLite file.
+    pub fn database(&self) -> crate::db::DatabaseUrl {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| crate::db::DatabaseUrl::sqlite_in(&self.data_dir))
     }
 }
 

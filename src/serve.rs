@@ -67,11 +67,15 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> {
     // Install the metrics recorder before the first request is counted.
     crate::http::observe::metrics_handle();
-    let db = crate::db::open_sqlite(&config.data_dir).await?;
+    let database = config.database();
+    let db = crate::db::open(&database).await?;
     let applied = crate::db::migrate(&db).await?;
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }
+    // The key files live in the data dir whatever the backend (SQLite's open made it).
+    crate::db::create_private_dir(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let key = secret_key(&config)?;
     crate::vault::keys::check_key_file_private(&config).map_err(|m| anyhow::anyhow!(m))?;
     let vault = crate::vault::keys::load(&config, &db, &clock.now_str()).await;
@@ -122,7 +126,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
             })
             .await
     });
-    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "architect listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), %database, "architect listening on http://{addr}");
     Ok(Server {
         addr,
         state,

@@ -24,6 +24,12 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const CSRF_FIELD: &str = "csrf_token";
 /// A token's last-used time is written at most this often (seconds): tokens drive hot paths.
 const TOKEN_TOUCH_EVERY: i64 = 60;
+/// A session's activity (`last_seen_at`, and the expiry it slides) is written at most this
+/// often (seconds), and at most every tenth of the session timeout: a browser's reads then
+/// cost no write. The price: a session ends between `timeout - interval` and `timeout`
+/// after its last request, instead of exactly `timeout` (at most 60 s early with the default
+/// hour). "Stay logged in" (`POST /api/session/extend`) always writes.
+const SESSION_TOUCH_EVERY: i64 = 60;
 
 /// Marker types naming a capability at the type level.
 pub trait Requirement: Send + Sync + 'static {
@@ -108,9 +114,21 @@ pub async fn still_signed_in(state: &AppState, headers: &axum::http::HeaderMap) 
     found.unwrap_or(true)
 }
 
+/// Whether a session last written at `last_seen` needs writing at `now` (see
+/// [`SESSION_TOUCH_EVERY`]): an unreadable time counts as stale.
+fn session_touch_due(
+    last_seen: &str,
+    now: time::OffsetDateTime,
+    timeout: Duration,
+    explicit: bool,
+) -> bool {
+    let every = Duration::seconds(SESSION_TOUCH_EVERY).min(timeout / 10);
+    explicit || crate::clock::parse(last_seen).is_none_or(|t| now - t >= every)
+}
+
 /// Finds who is calling (bearer token first, then session cookie), once per request.
-/// Touches the session (sliding inactivity timeout) except for passive reads
-/// ([`is_passive`]).
+/// Slides the session's inactivity timeout, writing it at most once a minute
+/// ([`SESSION_TOUCH_EVERY`]), except for passive reads ([`is_passive`]).
 pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Identity>, ApiError> {
     if let Some(Resolved(id)) = parts.extensions.get::<Resolved>() {
         return Ok(id.clone());
@@ -163,11 +181,14 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Ident
         let hash = super::secret_hash(&state.secret_key, cookie);
         match store::find_session(&state.db, &hash, &now_s).await? {
             Some(row) => {
-                let passive = is_passive(parts);
-                let expires_at = if passive {
+                let explicit = parts.uri.path() == "/api/session/extend";
+                let timeout = state.session_timeout();
+                let expires_at = if is_passive(parts)
+                    || !session_touch_due(&row.last_seen_at, now, timeout, explicit)
+                {
                     row.expires_at.clone()
                 } else {
-                    let e = crate::clock::format(now + state.session_timeout());
+                    let e = crate::clock::format(now + timeout);
                     store::touch_session(&state.db, row.session_id, &now_s, &e).await?;
                     e
                 };
@@ -401,5 +422,27 @@ impl FromRequestParts<AppState> for MaybeAuthed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         Ok(MaybeAuthed(resolve(parts, state).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_written_once_a_minute_or_a_tenth_of_its_timeout() {
+        let at = |s: &str| crate::clock::parse(s).expect("time");
+        let last = "2026-12-06T12:00:00.000000Z";
+        let hour = Duration::seconds(3600);
+        let due =
+            |now: &str, timeout, explicit| session_touch_due(last, at(now), timeout, explicit);
+        assert!(!due("2026-12-06T12:00:59.000000Z", hour, false));
+        assert!(due("2026-12-06T12:01:00.000000Z", hour, false));
+        assert!(due("2026-12-06T12:00:01.000000Z", hour, true));
+        // A 5-minute timeout: every 30 s.
+        let five = Duration::seconds(300);
+        assert!(!due("2026-12-06T12:00:29.000000Z", five, false));
+        assert!(due("2026-12-06T12:00:30.000000Z", five, false));
+        assert!(session_touch_due("garbled", at(last), hour, false));
     }
 }

@@ -47,11 +47,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the dashboard, the JSON API and the background loops.
     Serve(ServeConfig),
-    /// Apply database migrations to the data dir and exit (serve also does this at start).
+    /// Apply database migrations and exit (serve also does this at start).
     Migrate {
         /// Directory holding architect.db.
         #[arg(long, env = "ARCHITECT_DATA_DIR", default_value = "./data")]
         data_dir: std::path::PathBuf,
+        /// The database, as for `serve` (default: <data-dir>/architect.db).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<crate::db::DatabaseUrl>,
     },
     /// Projects: list, show, add, set, archive, unarchive.
     #[command(subcommand_required = true)]
@@ -172,14 +175,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let server = crate::serve::start(config, crate::clock::Clock::System).await?;
             server.run_until_signal().await
         }
-        Command::Migrate { data_dir } => {
-            let db = crate::db::open_sqlite(&data_dir).await?;
+        Command::Migrate {
+            data_dir,
+            database_url,
+        } => {
+            let url = database_url.unwrap_or_else(|| crate::db::DatabaseUrl::sqlite_in(&data_dir));
+            let db = crate::db::open(&url).await?;
             let n = crate::db::migrate(&db).await?;
             db.close().await;
-            println!(
-                "{n} migration(s) applied to {}",
-                data_dir.join("architect.db").display()
-            );
+            println!("{n} migration(s) applied to {url}");
             Ok(())
         }
         Command::Projects { client, cmd } => tracking::projects(&client, cmd).await,

@@ -265,7 +265,7 @@ fn is_connection_error(e: &sqlx::Error) -> bool {
 
 /// One transaction over `jobs`; rolled back (by drop) on the first error.
 async fn run_batch(conn: &mut AnyConnection, jobs: &mut [Box<dyn Job>]) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin_with(crate::db::BEGIN_WRITE).await?;
+    let mut tx = crate::db::begin_write_on(conn).await?;
     for job in jobs.iter_mut() {
         job.run(&mut tx).await?;
     }

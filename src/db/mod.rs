@@ -1,38 +1,53 @@
 //! The database: one pool, embedded migrations, and the few helpers every `store.rs` shares.
 //!
 //! Domains run portable SQL through sqlx's `Any` driver (see
-//! docs/decisions/0001-portable-storage.md): `$1` placeholders, integer ids, text times, JSON
-//! as text, `RETURNING`. Only the DDL differs per backend, one migrations folder per backend
-//! with the same file names. SQLite is the embedded default.
+//! docs/decisions/0001-portable-storage.md and 0007-storage-backends.md): `$1` placeholders,
+//! integer ids, text times, JSON as text, `RETURNING`. Only the DDL differs per backend, one
+//! migrations folder per backend with the same file names (`migrations/sqlite`,
+//! `migrations/postgres`). SQLite is the embedded default; the backend is chosen by URL
+//! ([`DatabaseUrl`], `--database-url`).
 
+mod backend;
 pub mod group_commit;
 
+pub use backend::{Backend, DatabaseUrl, UnsupportedUrl};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
 use std::path::Path;
 use std::time::Duration;
 
 pub type Db = AnyPool;
 pub type Tx<'a> = sqlx::Transaction<'a, Any>;
 
-/// How every write transaction starts. SQLite's plain `BEGIN` is deferred: a transaction that
-/// reads first and writes later fails at once with "database is locked" (no busy wait) when
-/// another connection committed in between. `BEGIN IMMEDIATE` takes the write lock up front,
-/// waiting in the busy handler like any writer. (PostgreSQL: plain `BEGIN`.)
+/// SQLite's write-transaction start (see [`Backend::begin_write`]). Code that holds a pool
+/// calls [`begin_write`], code that holds a connection [`begin_write_on`]; both pick the
+/// backend's form. Kept for the callers that still name it (listed in
+/// docs/postgres-portability.md).
 pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// A write transaction on `db` (see [`BEGIN_WRITE`]). Every domain's `actions` use this, not
-/// `db.begin()`.
+/// A write transaction on `db` (see [`Backend::begin_write`]). Every domain's `actions` use
+/// this, not `db.begin()`.
 pub async fn begin_write(db: &Db) -> Result<Tx<'static>, sqlx::Error> {
-    db.begin_with(BEGIN_WRITE).await
+    db.begin_with(Backend::of_pool(db).begin_write()).await
+}
+
+/// A write transaction on one connection held outside the pool (a long-lived writer).
+pub async fn begin_write_on(conn: &mut AnyConnection) -> Result<Tx<'_>, sqlx::Error> {
+    let begin = Backend::of_connection(conn).begin_write();
+    conn.begin_with(begin).await
 }
 pub type Row = AnyRow;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How long a connection waits on a locked SQLite database before giving up (ms).
 const BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// Connections per pool. SQLite: readers in parallel beside the one writer (WAL). PostgreSQL:
+/// per replica; the server's `max_connections` (100 by default) bounds replicas × this.
+const POOL_SIZE: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -41,27 +56,57 @@ pub enum DbError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot open database: {0}")]
-    Open(#[source] sqlx::Error),
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedUrl),
+    /// The message is the driver's, with the URL's password scrubbed out.
+    #[error("cannot open database {url}: {message}")]
+    Open { url: String, message: String },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// Opens (creating if needed) `<data_dir>/architect.db` with WAL, foreign keys and a busy
-/// timeout on every connection. Does not migrate; call [`migrate`].
+/// Opens the database `url` names, without migrating (call [`migrate`]): SQLite (the file
+/// and its directory created owner-only if missing; WAL, foreign keys, busy timeout on every
+/// connection) or PostgreSQL (the database must exist; the server creates nothing else).
+pub async fn open(url: &DatabaseUrl) -> Result<Db, DbError> {
+    sqlx::any::install_default_drivers();
+    match url.backend()? {
+        Backend::Sqlite => open_sqlite_url(url).await,
+        Backend::Postgres => open_postgres(url).await,
+    }
+}
+
+/// Opens (creating if needed) `<data_dir>/architect.db`: [`open`] of the default URL.
 pub async fn open_sqlite(data_dir: &Path) -> Result<Db, DbError> {
+    open(&DatabaseUrl::sqlite_in(data_dir)).await
+}
+
+fn open_error(url: &DatabaseUrl, e: &sqlx::Error) -> DbError {
+    DbError::Open {
+        url: url.redacted(),
+        message: url.scrub(&e.to_string()),
+    }
+}
+
+async fn open_sqlite_url(url: &DatabaseUrl) -> Result<Db, DbError> {
+    let path = url.sqlite_path().ok_or_else(|| DbError::Open {
+        url: url.redacted(),
+        message: "no file named (sqlite://PATH)".into(),
+    })?;
+    let data_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let dir_err = |source| DbError::DataDir {
         path: data_dir.display().to_string(),
         source,
     };
     create_private_dir(data_dir).map_err(dir_err)?;
-    let path = data_dir.join("architect.db");
     create_private_file(&path).map_err(dir_err)?;
     let abs = std::path::absolute(&path).unwrap_or(path);
-    let url = format!("sqlite://{}?mode=rwc", abs.display());
-    sqlx::any::install_default_drivers();
+    let driver_url = format!("sqlite://{}?mode=rwc", abs.display());
     let pool = AnyPoolOptions::new()
-        .max_connections(8)
+        .max_connections(POOL_SIZE)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         // sqlx pings every idle connection before handing it out (a round trip to the
@@ -70,19 +115,32 @@ pub async fn open_sqlite(data_dir: &Path) -> Result<Db, DbError> {
         // the check buys nothing here; a genuinely broken connection still errors on use.
         .test_before_acquire(false)
         .after_connect(|conn, _meta| Box::pin(async move { set_up_connection(conn).await }))
-        .connect(&url)
+        .connect(&driver_url)
         .await
-        .map_err(DbError::Open)?;
+        .map_err(|e| open_error(url, &e))?;
     // WAL is a property of the file; setting it once per open is enough and idempotent.
     pool.execute("PRAGMA journal_mode = WAL;")
         .await
-        .map_err(DbError::Open)?;
+        .map_err(|e| open_error(url, &e))?;
     Ok(pool)
+}
+
+/// A PostgreSQL pool. Connections are checked before use (`test_before_acquire`, the
+/// default): a server or a network can drop them, unlike an embedded SQLite file.
+async fn open_postgres(url: &DatabaseUrl) -> Result<Db, DbError> {
+    AnyPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| Box::pin(async move { set_up_connection(conn).await }))
+        .connect(url.expose())
+        .await
+        .map_err(|e| open_error(url, &e))
 }
 
 /// Creates the data directory (and missing parents) owner-only (0700 on Unix): it holds the
 /// database and the key files. An existing directory keeps its mode.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -130,15 +188,19 @@ fn warn_if_others_can_read(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_others_can_read(_path: &Path) {}
 
-/// What every connection runs once opened (the pool's and [`connect_one`]'s).
+/// What every connection runs once opened (the pool's and [`connect_one`]'s). SQLite: foreign
+/// keys (off by default there), the busy wait, and `synchronous = NORMAL` (durable under WAL
+/// but for the last commits at a power cut). PostgreSQL needs none of it.
 async fn set_up_connection(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-    conn.execute(
-        format!(
-            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL;"
+    if Backend::of_connection(conn) == Backend::Sqlite {
+        conn.execute(
+            format!(
+                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL;"
+            )
+            .as_str(),
         )
-        .as_str(),
-    )
-    .await?;
+        .await?;
+    }
     Ok(())
 }
 
@@ -150,10 +212,15 @@ pub async fn connect_one(db: &Db) -> Result<AnyConnection, sqlx::Error> {
     Ok(conn)
 }
 
-/// Applies every embedded migration not yet applied. Returns how many were applied.
+/// Applies every embedded migration of the pool's backend not yet applied. Returns how many
+/// were applied.
 pub async fn migrate(db: &Db) -> Result<usize, DbError> {
+    let migrator = match Backend::of_pool(db) {
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
+    };
     let before = applied_count(db).await;
-    SQLITE_MIGRATIONS.run(db).await?;
+    migrator.run(db).await?;
     Ok(applied_count(db).await.saturating_sub(before))
 }
 

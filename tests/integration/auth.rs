@@ -793,3 +793,51 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
         "a forged X-Forwarded-For must not dodge the address limit"
     );
 }
+
+/// A signed-in browser's requests write the session's activity (`last_seen_at`, `expires_at`)
+/// at most once a minute, not on every request (issue 15: reads need not write); the
+/// inactivity timeout still slides with activity, and "Stay logged in" always extends.
+#[tokio::test(flavor = "multi_thread")]
+async fn session_activity_is_written_at_most_once_a_minute_and_still_slides() {
+    let t = TestServer::start_with(|c| c.session_timeout = 600).await;
+    let s = t.admin().await;
+    let stored = || async {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT last_seen_at, expires_at FROM sessions ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_one(&t.state().db)
+        .await
+        .unwrap()
+    };
+    let (seen0, expires0) = stored().await;
+
+    // Within the minute: answered, nothing written.
+    t.clock.advance(30);
+    assert_eq!(s.get("/api/projects").await.status, 200);
+    assert_eq!(stored().await, (seen0.clone(), expires0.clone()));
+
+    // A minute on: written, and the expiry moved with it.
+    t.clock.advance(31);
+    assert_eq!(s.get("/api/projects").await.status, 200);
+    let (seen1, expires1) = stored().await;
+    assert!(seen1 > seen0 && expires1 > expires0, "{seen1} {expires1}");
+
+    // 651 s after the login (past the first expiry, 600 s), still signed in: it slid.
+    t.clock.advance(590);
+    assert_eq!(s.get("/api/projects").await.status, 200);
+    let (_, expires2) = stored().await;
+    assert!(expires2 > expires1);
+
+    // The explicit extend writes even within the minute.
+    t.clock.advance(10);
+    let ext = s.post_json("/api/session/extend", &json!({})).await;
+    assert_eq!(ext.status, 200, "{}", ext.body);
+    let left = ext.json["seconds_left"].as_i64().unwrap();
+    assert!((599..=600).contains(&left), "{left}");
+    let (_, expires3) = stored().await;
+    assert!(expires3 > expires2, "{expires3} {expires2}");
+
+    // And inactivity past the timeout still ends it.
+    t.clock.advance(601);
+    assert_eq!(s.get("/api/projects").await.status, 401);
+}

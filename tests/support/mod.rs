@@ -74,6 +74,7 @@ pub fn config(data_dir: &Path) -> ServeConfig {
         host: Some([127, 0, 0, 1].into()),
         port: 0,
         data_dir: data_dir.to_path_buf(),
+        database_url: None,
         secret_key: None,
         session_timeout: 3600,
         session_cookie_secure: false,
