@@ -34,6 +34,7 @@ pub mod http;
 pub mod llm;
 pub mod nodes;
 pub mod overview;
+pub mod planning;
 pub mod serve;
 pub mod system;
 pub mod tasks;
