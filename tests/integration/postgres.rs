@@ -3,78 +3,15 @@
 //! completion trigger works there; `serve --database-url postgres://…` starts and serves the
 //! tracking API; a database URL's password never shows in an error.
 //!
-//! Each test starts a private cluster (`scripts/pg-cluster`: initdb into a temp dir, a unix
-//! socket there, no TCP port) and stops it when done. Without PostgreSQL's server binaries
-//! the tests fail with the line that installs them.
+//! They run on whichever backend the suite runs on, in databases of their own on the run's
+//! private cluster (`support::PgCluster::shared`: `scripts/pg-cluster`, started once, a unix
+//! socket in a temp dir, no TCP port). Without PostgreSQL's server binaries the tests fail
+//! with the line that installs them.
 
-use crate::support::{self, TestServer};
+use crate::support::{PgCluster, TestServer};
 use architect::db::{self, Backend, DatabaseUrl};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
-
-/// A private PostgreSQL cluster in a temp dir, stopped on drop (also when the test panics).
-struct PgCluster {
-    dir: tempfile::TempDir,
-    /// The admin database's URL (`…/postgres?host=<dir>`).
-    url: String,
-}
-
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster");
-
-impl PgCluster {
-    /// `None` only when PostgreSQL is missing and the person opted out of such tests (see
-    /// `support::prerequisite`); otherwise a missing PostgreSQL fails the test.
-    fn start() -> Option<PgCluster> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = Command::new(SCRIPT)
-            .arg("start")
-            .arg(dir.path())
-            .output()
-            .expect("run scripts/pg-cluster");
-        let missing = out.status.code() == Some(3);
-        if !support::prerequisite(
-            !missing,
-            "PostgreSQL (server binaries: initdb, pg_ctl)",
-            "apt-get install -y postgresql",
-        ) {
-            return None;
-        }
-        assert!(
-            out.status.success(),
-            "scripts/pg-cluster start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        Some(PgCluster { dir, url })
-    }
-
-    /// Creates an empty database `name` (a fixed identifier from the test) and returns its URL.
-    async fn database(&self, name: &str) -> DatabaseUrl {
-        use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(&self.url)
-            .await
-            .expect("connect to the cluster");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create database");
-        admin.close().await.expect("close");
-        self.url
-            .replace("/postgres?", &format!("/{name}?"))
-            .parse()
-            .expect("infallible")
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        let _ = Command::new(SCRIPT)
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
-    }
-}
 
 /// Column name → (type class, not null), per table.
 type Schema = BTreeMap<String, BTreeMap<String, (String, bool)>>;
@@ -192,12 +129,14 @@ fn migration_files(backend: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_migrations_apply_cleanly_and_match_the_sqlite_schema() {
-    let Some(pg) = PgCluster::start() else { return };
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
     // One file per SQLite file, under the same name.
     let files = migration_files("postgres");
     assert_eq!(files, migration_files("sqlite"));
 
-    let url = pg.database("fresh").await;
+    let url = pg.create_database("fresh").await;
     let pg_db = db::open(&url).await.expect("open postgres");
     assert_eq!(Backend::of_pool(&pg_db), Backend::Postgres);
     assert_eq!(db::migrate(&pg_db).await.expect("migrate"), files.len());
@@ -242,8 +181,12 @@ async fn postgres_migrations_apply_cleanly_and_match_the_sqlite_schema() {
 /// the UPDATE; other status changes write none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_completion_trigger_writes_the_attempt_row() {
-    let Some(pg) = PgCluster::start() else { return };
-    let pg_db = db::open(&pg.database("trigger").await).await.unwrap();
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let pg_db = db::open(&pg.create_database("trigger").await)
+        .await
+        .unwrap();
     db::migrate(&pg_db).await.unwrap();
     let now = "2026-12-06T12:00:00.000000Z";
     let mut tx = db::begin_write(&pg_db).await.unwrap();
@@ -289,8 +232,10 @@ async fn postgres_completion_trigger_writes_the_attempt_row() {
 /// `$N IS NULL` filters).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_tracking_api_on_postgres() {
-    let Some(pg) = PgCluster::start() else { return };
-    let url = pg.database("served").await;
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let url = pg.create_database("served").await;
     let server = TestServer::start_with(|c| c.database_url = Some(url)).await;
     assert_eq!(Backend::of_pool(&server.state().db), Backend::Postgres);
     let health = server.anon().get("/health").await;
@@ -337,7 +282,9 @@ async fn serve_runs_the_tracking_api_on_postgres() {
 /// it): the driver's message is scrubbed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_url_password_never_shows_in_errors() {
-    let Some(pg) = PgCluster::start() else { return };
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
     let url: DatabaseUrl = pg
         .url
         .replace("architect@", "architect:hunter2-secret@")
