@@ -1,6 +1,7 @@
 //! PostgreSQL foundations (issue 15): the migrations in migrations/postgres/ apply to a fresh
 //! database and give the same tables, columns, indexes and triggers as migrations/sqlite/; the
-//! completion trigger works there; `serve --database-url postgres://…` starts and serves the
+//! completion trigger works there; concurrent task claims skip each other's locked rows;
+//! `serve --database-url postgres://…` starts and serves the
 //! tracking API; a database URL's password never shows in an error.
 //!
 //! They run on whichever backend the suite runs on, in databases of their own on the run's
@@ -300,4 +301,72 @@ async fn a_database_url_password_never_shows_in_errors() {
     assert!(e.contains("no_such_database"), "{e}");
     let shown = format!("{url} {url:?}");
     assert!(!shown.contains("hunter2-secret"), "{shown}");
+}
+
+/// Two claimers at once on PostgreSQL (two connections, as two replicas would be): while the
+/// first holds its claim uncommitted, the second takes the *next* task at once instead of
+/// waiting on the first one's row lock and then finding it taken (`FOR UPDATE SKIP LOCKED`,
+/// `db::Backend::claim`); and a `LIMIT 1` claim takes exactly one task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_on_postgres_take_different_tasks_without_waiting() {
+    use architect::tasks::store::{claim_next, ClaimSpec};
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let pg_db = db::open(&pg.create_database("claims").await).await.unwrap();
+    db::migrate(&pg_db).await.unwrap();
+    let now = "2026-12-06T12:00:00.000000Z";
+    let worker: i64 = sqlx::query_scalar(
+        "INSERT INTO workers (name, node, concurrency, registered_by, registered_at, last_heartbeat_at)
+         VALUES ('w', 'n', 2, 'test', $1, $1) RETURNING id",
+    )
+    .bind(now)
+    .fetch_one(&pg_db)
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        sqlx::query(
+            "INSERT INTO task_queue (task_type, status, max_retries, timeout_s, run_after, created_by, created_at, updated_at)
+             VALUES ('noop', 'pending', 3, 60, $1, 'test', $1, $1)",
+        )
+        .bind(now)
+        .execute(&pg_db)
+        .await
+        .unwrap();
+    }
+    let spec = |token: &'static str| ClaimSpec {
+        worker_id: worker,
+        node: "n",
+        types: &[],
+        tags: &[],
+        lease_token: token,
+        lease_expires_at: "2026-12-06T13:00:00.000000Z",
+        now,
+        limit: 1,
+    };
+    let mut a = db::connect_one(&pg_db).await.unwrap();
+    let mut b = db::connect_one(&pg_db).await.unwrap();
+    let mut tx_a = db::begin_write_on(&mut a).await.unwrap();
+    let first = claim_next(&mut tx_a, &spec("a")).await.unwrap();
+    let mut tx_b = db::begin_write_on(&mut b).await.unwrap();
+    // Without SKIP LOCKED this waits for tx_a's commit (which comes after it): bounded here.
+    let second = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        claim_next(&mut tx_b, &spec("b")),
+    )
+    .await
+    .expect("the second claim does not wait on the first one's lock")
+    .unwrap();
+    tx_b.commit().await.unwrap();
+    tx_a.commit().await.unwrap();
+    let ids = |c: &[(architect::tasks::Task, String)]| c.iter().map(|t| t.0.id).collect::<Vec<_>>();
+    assert_eq!(ids(&first), [1], "LIMIT 1 takes one task, the oldest");
+    assert_eq!(ids(&second), [2], "the next one, not the locked one");
+    let running: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM task_queue WHERE status = 'running'")
+            .fetch_one(&pg_db)
+            .await
+            .unwrap();
+    assert_eq!(running, 2);
+    pg_db.close().await;
 }
