@@ -86,10 +86,10 @@ pub async fn register_session(
         "INSERT INTO agent_sessions (node, name, agent, launched, role, groups, manager, cwd, \
             branch, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
-         ON CONFLICT (node, name) DO UPDATE SET agent = COALESCE($3, agent), \
-            launched = $4, role = COALESCE($5, role), groups = $6, \
-            manager = COALESCE($7, manager), cwd = COALESCE($8, cwd), \
-            branch = COALESCE($9, branch), gone_at = NULL, updated_at = $10 \
+         ON CONFLICT (node, name) DO UPDATE SET agent = COALESCE($3, agent_sessions.agent), \
+            launched = $4, role = COALESCE($5, agent_sessions.role), groups = $6, \
+            manager = COALESCE($7, agent_sessions.manager), cwd = COALESCE($8, agent_sessions.cwd), \
+            branch = COALESCE($9, agent_sessions.branch), gone_at = NULL, updated_at = $10 \
          RETURNING {SESSION_COLS}"
     );
     let q = sqlx::query_as(&sql)
@@ -251,7 +251,8 @@ pub async fn saw_session(
         "INSERT INTO agent_sessions (node, name, agent, cwd, last_seen_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $5, $5) \
          ON CONFLICT (node, name) DO UPDATE SET \
-            agent = CASE WHEN launched = 1 THEN agent ELSE COALESCE($3, agent) END, \
+            agent = CASE WHEN agent_sessions.launched = 1 THEN agent_sessions.agent \
+                ELSE COALESCE($3, agent_sessions.agent) END, \
             cwd = $4, last_seen_at = $5, gone_at = NULL \
          RETURNING {SESSION_COLS}"
     ))

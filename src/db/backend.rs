@@ -32,6 +32,28 @@ impl Backend {
         }
     }
 
+    /// A claim's statement: `UPDATE table SET … WHERE id IN (<pick>) AND <re-check> RETURNING …`,
+    /// where `pick` is a `SELECT id FROM table alias … ORDER BY … LIMIT n` of the rows to take.
+    /// Returns what goes before `UPDATE` and what goes inside `IN (…)`.
+    ///
+    /// SQLite: the pick as it is (one writer at a time: claims never overlap). PostgreSQL: the
+    /// pick locks its rows and skips rows another transaction holds (`FOR UPDATE OF alias SKIP
+    /// LOCKED`), so concurrent claimers (other connections, other replicas) take different rows
+    /// instead of the loser re-checking after the winner's commit, updating nothing and
+    /// answering "nothing pending" while rows are; and it runs once, in a `MATERIALIZED` CTE: as
+    /// a plain `IN (…)` subquery the planner may rescan it per updated row, and each rescan
+    /// skips the rows this very statement already updated and returns the next ones, so a
+    /// `LIMIT 1` claim took several rows.
+    pub fn claim(self, pick: &str, alias: &str) -> (String, String) {
+        match self {
+            Backend::Sqlite => (String::new(), pick.to_string()),
+            Backend::Postgres => (
+                format!("WITH picked AS MATERIALIZED ({pick} FOR UPDATE OF {alias} SKIP LOCKED) "),
+                "SELECT id FROM picked".to_string(),
+            ),
+        }
+    }
+
     /// The backend a pool's connections talk to.
     pub fn of_pool(db: &super::Db) -> Backend {
         Backend::of_scheme(db.connect_options().database_url.scheme()).unwrap_or(Backend::Sqlite)
@@ -178,6 +200,18 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"));
         assert_eq!(Backend::Sqlite.begin_write(), "BEGIN IMMEDIATE");
         assert_eq!(Backend::Postgres.begin_write(), "BEGIN");
+        let pick = "SELECT t.id FROM q t ORDER BY t.id LIMIT $1";
+        assert_eq!(
+            Backend::Sqlite.claim(pick, "t"),
+            (String::new(), pick.to_string())
+        );
+        assert_eq!(
+            Backend::Postgres.claim(pick, "t"),
+            (
+                format!("WITH picked AS MATERIALIZED ({pick} FOR UPDATE OF t SKIP LOCKED) "),
+                "SELECT id FROM picked".to_string()
+            )
+        );
     }
 
     #[test]

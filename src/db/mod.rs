@@ -20,12 +20,6 @@ use std::time::Duration;
 pub type Db = AnyPool;
 pub type Tx<'a> = sqlx::Transaction<'a, Any>;
 
-/// SQLite's write-transaction start (see [`Backend::begin_write`]). Code that holds a pool
-/// calls [`begin_write`], code that holds a connection [`begin_write_on`]; both pick the
-/// backend's form. Kept for the callers that still name it (listed in
-/// docs/postgres-portability.md).
-pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
-
 /// A write transaction on `db` (see [`Backend::begin_write`]). Every domain's `actions` use
 /// this, not `db.begin()`.
 pub async fn begin_write(db: &Db) -> Result<Tx<'static>, sqlx::Error> {
@@ -271,6 +265,16 @@ pub fn placeholders(from: usize, n: usize) -> String {
         out.push_str(&i.to_string());
     }
     out
+}
+
+/// The size of the pool's PostgreSQL database on the server's disk, in bytes (every table,
+/// index and TOAST of it); `None` when the server does not answer.
+pub async fn postgres_database_bytes(db: &Db) -> Option<u64> {
+    sqlx::query_scalar::<_, i64>("SELECT pg_database_size(current_database())")
+        .fetch_one(db)
+        .await
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
 }
 
 /// Cheap liveness probe for /health.

@@ -185,7 +185,8 @@ async fn accept(
     rate_limit(s, addr, limit_key.unwrap_or(&event.source))?;
     s.errors
         .disk
-        .check(&s.config.data_dir, Instant::now())
+        .check(&s.db, &s.config.data_dir, Instant::now())
+        .await
         .map_err(|why| {
             let mut e = ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,

@@ -4,9 +4,12 @@
 //! the disk the rest of architect (and the host) needs; retention makes room again and the
 //! guard lets reports in once it has.
 //!
-//! Measured at most once per [`CHECK_EVERY`] (one `statvfs` and two `stat`s), so a flood of
-//! reports costs no more than one measurement a second; the answer in between is the last one.
+//! Measured at most once per [`CHECK_EVERY`] (one `statvfs` and two `stat`s; on PostgreSQL the
+//! database's size is asked of the server, and the free-space floor still watches the data
+//! dir's disk, which is not the database's), so a flood of reports costs no more than one
+//! measurement a second; the answer in between is the last one.
 
+use crate::db::{Backend, Db};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -33,32 +36,41 @@ impl DiskGuard {
     }
 
     /// Ok while reports may be stored; else why not (for the 507's message).
-    pub fn check(&self, data_dir: &Path, now: Instant) -> Result<(), String> {
+    pub async fn check(&self, db: &Db, data_dir: &Path, now: Instant) -> Result<(), String> {
         if self.min_free == 0 && self.max_db == 0 {
             return Ok(());
         }
-        // Plain data behind the lock: a poisoned lock is still consistent.
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, answer)) = &*last {
-            if now.saturating_duration_since(*at) < CHECK_EVERY {
-                return answer.clone();
+        {
+            // Plain data behind the lock: a poisoned lock is still consistent.
+            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, answer)) = &*last {
+                if now.saturating_duration_since(*at) < CHECK_EVERY {
+                    return answer.clone();
+                }
             }
         }
-        let answer = self.measure(data_dir);
+        // Measured without the lock (a PostgreSQL measurement is a query): reports arriving
+        // meanwhile may measure too, each at most once a second.
+        let answer = self.measure(db, data_dir).await;
         if let Err(why) = &answer {
             tracing::warn!(%why, "error reports refused by the disk guard");
         }
-        *last = Some((now, answer.clone()));
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, answer.clone()));
         answer
     }
 
-    fn measure(&self, data_dir: &Path) -> Result<(), String> {
+    async fn measure(&self, db: &Db, data_dir: &Path) -> Result<(), String> {
         if self.max_db > 0 {
-            let size: u64 = ["architect.db", "architect.db-wal"]
-                .iter()
-                .filter_map(|f| std::fs::metadata(data_dir.join(f)).ok())
-                .map(|m| m.len())
-                .sum();
+            let size = match Backend::of_pool(db) {
+                Backend::Sqlite => ["architect.db", "architect.db-wal"]
+                    .iter()
+                    .filter_map(|f| std::fs::metadata(data_dir.join(f)).ok())
+                    .map(|m| m.len())
+                    .sum(),
+                // The database's files live on the database server, not in the data dir: it
+                // says how large they are. Unknown (a failed query) passes, as below.
+                Backend::Postgres => crate::db::postgres_database_bytes(db).await.unwrap_or(0),
+            };
             if size > self.max_db {
                 return Err(format!(
                     "the database holds {size} bytes, more than ARCHITECT_ERRORS_MAX_DB_BYTES ({}); error reports are refused until retention makes room",
@@ -98,21 +110,36 @@ fn free_bytes(_dir: &Path) -> Option<u64> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_guard_measures_and_remembers_for_a_second() {
+    #[tokio::test]
+    async fn the_guard_measures_and_remembers_for_a_second() {
+        // A SQLite pool elsewhere (the guard reads the sizes of the data dir's files).
+        let db_dir = tempfile::tempdir().unwrap();
+        let db = crate::db::open_sqlite(db_dir.path()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("architect.db"), vec![0u8; 4096]).unwrap();
         let t0 = Instant::now();
-        assert!(DiskGuard::new(0, 0).check(dir.path(), t0).is_ok());
+        assert!(DiskGuard::new(0, 0)
+            .check(&db, dir.path(), t0)
+            .await
+            .is_ok());
         let g = DiskGuard::new(0, 1024);
-        assert!(g.check(dir.path(), t0).unwrap_err().contains("4096 bytes"));
+        assert!(g
+            .check(&db, dir.path(), t0)
+            .await
+            .unwrap_err()
+            .contains("4096 bytes"));
         // Room made: still refused within the second, let in after it.
         std::fs::write(dir.path().join("architect.db"), b"x").unwrap();
         assert!(g
-            .check(dir.path(), t0 + Duration::from_millis(500))
+            .check(&db, dir.path(), t0 + Duration::from_millis(500))
+            .await
             .is_err());
-        assert!(g.check(dir.path(), t0 + CHECK_EVERY).is_ok());
+        assert!(g.check(&db, dir.path(), t0 + CHECK_EVERY).await.is_ok());
         let g = DiskGuard::new(u64::MAX, 0);
-        assert!(g.check(dir.path(), t0).unwrap_err().contains("free"));
+        assert!(g
+            .check(&db, dir.path(), t0)
+            .await
+            .unwrap_err()
+            .contains("free"));
     }
 }

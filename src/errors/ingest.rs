@@ -25,7 +25,7 @@ use super::{hour_of, store, ErrorEvent, SAMPLES_PER_BATCH};
 use crate::db::Db;
 use crate::events::Topic;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, Connection};
+use sqlx::Any;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -336,7 +336,7 @@ impl Writer {
         folds: &HashMap<&str, Fold<'_>>,
         deltas: &[store::GroupDelta<'_>],
     ) -> Result<Vec<i64>, sqlx::Error> {
-        let mut tx = conn.begin_with(crate::db::BEGIN_WRITE).await?;
+        let mut tx = crate::db::begin_write_on(conn).await?;
         let ids: HashMap<String, i64> = store::record_batch_groups(&mut tx, deltas)
             .await?
             .into_iter()

@@ -178,7 +178,7 @@ pub async fn delete_budget<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
 
 /// Spend of a caller token since `since` (nano-dollars).
 pub async fn spent_by_token(db: &Db, token_id: i64, since: &str) -> Result<Nanos, sqlx::Error> {
-    sqlx::query_scalar("SELECT COALESCE(SUM(cost_nanos), 0) FROM llm_ledger WHERE caller_token_id = $1 AND at >= $2")
+    sqlx::query_scalar("SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM llm_ledger WHERE caller_token_id = $1 AND at >= $2")
         .bind(token_id)
         .bind(since)
         .fetch_one(db)
@@ -188,7 +188,7 @@ pub async fn spent_by_token(db: &Db, token_id: i64, since: &str) -> Result<Nanos
 /// Spend of a project since `since` (nano-dollars).
 pub async fn spent_by_project(db: &Db, project: &str, since: &str) -> Result<Nanos, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT COALESCE(SUM(cost_nanos), 0) FROM llm_ledger WHERE project = $1 AND at >= $2",
+        "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM llm_ledger WHERE project = $1 AND at >= $2",
     )
     .bind(project)
     .bind(since)
@@ -213,9 +213,11 @@ pub struct Totals {
 const TOTALS: &str = "COUNT(*) AS requests,
     COALESCE(SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END), 0) AS succeeded,
     COALESCE(SUM(CASE WHEN outcome IN ('failed', 'cut') THEN 1 ELSE 0 END), 0) AS failed,
-    COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens,
-    COALESCE(SUM(cost_nanos), 0) AS cost_nanos, COALESCE(SUM(estimated), 0) AS estimated,
-    COALESCE(SUM(failovers), 0) AS failovers";
+    CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens,
+    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens,
+    CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos,
+    CAST(COALESCE(SUM(estimated), 0) AS BIGINT) AS estimated,
+    CAST(COALESCE(SUM(failovers), 0) AS BIGINT) AS failovers";
 
 pub async fn totals_since(db: &Db, since: &str) -> Result<Totals, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {TOTALS} FROM llm_ledger WHERE at >= $1"))

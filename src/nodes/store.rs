@@ -467,11 +467,13 @@ pub async fn claim_commands(
     now: &str,
     limit: i64,
 ) -> Result<Vec<NodeCommand>, sqlx::Error> {
+    let pick = "SELECT c.id FROM node_commands c
+                WHERE c.node_id = $2 AND c.status = 'pending' AND c.expires_at > $1
+                ORDER BY c.id LIMIT $3";
+    let (with, ids) = crate::db::Backend::of_connection(conn).claim(pick, "c");
     let mut rows: Vec<CommandRow> = sqlx::query_as(&format!(
-        "UPDATE node_commands SET status = 'delivered', delivered_at = $1
-         WHERE id IN (SELECT id FROM node_commands
-                      WHERE node_id = $2 AND status = 'pending' AND expires_at > $1
-                      ORDER BY id LIMIT $3)
+        "{with}UPDATE node_commands SET status = 'delivered', delivered_at = $1
+         WHERE id IN ({ids})
            AND status = 'pending'
          RETURNING {COMMAND_COLS}"
     ))

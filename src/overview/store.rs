@@ -53,10 +53,12 @@ pub async fn error_counts(db: &Db, since: &str) -> Result<ErrorCounts, sqlx::Err
 
 /// Error occurrences counted per hour bucket from `from_hour` on (the `error_hours` table).
 pub async fn occurrences_since(db: &Db, from_hour: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COALESCE(SUM(occurrences), 0) FROM error_hours WHERE hour >= $1")
-        .bind(from_hour)
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(occurrences), 0) AS BIGINT) FROM error_hours WHERE hour >= $1",
+    )
+    .bind(from_hour)
+    .fetch_one(db)
+    .await
 }
 
 /// Error occurrences in the hours `[from_hour, to_hour)`.
@@ -66,7 +68,7 @@ pub async fn occurrences_between(
     to_hour: &str,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT COALESCE(SUM(occurrences), 0) FROM error_hours WHERE hour >= $1 AND hour < $2",
+        "SELECT CAST(COALESCE(SUM(occurrences), 0) AS BIGINT) FROM error_hours WHERE hour >= $1 AND hour < $2",
     )
     .bind(from_hour)
     .bind(to_hour)

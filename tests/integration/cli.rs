@@ -539,17 +539,17 @@ impl ServeProcess {
     async fn start(data_dir: &Path, log: std::path::PathBuf) -> ServeProcess {
         let port = free_port().to_string();
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = command(
-            &["serve", "--host", "127.0.0.1", "--port", &port],
-            &[
-                ("ARCHITECT_DATA_DIR", data_dir.to_str().expect("utf-8 path")),
-                ("ARCHITECT_PASSWORD", ADMIN_PASSWORD),
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log_file))
-        .spawn()
-        .expect("architect serve starts");
+        let database = crate::support::database_env_for(data_dir);
+        let mut env = vec![
+            ("ARCHITECT_DATA_DIR", data_dir.to_str().expect("utf-8 path")),
+            ("ARCHITECT_PASSWORD", ADMIN_PASSWORD),
+        ];
+        env.extend(database.iter().map(|(k, v)| (*k, v.as_str())));
+        let child = command(&["serve", "--host", "127.0.0.1", "--port", &port], &env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("architect serve starts");
         let mut p = ServeProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -627,7 +627,11 @@ async fn serve_stops_cleanly_on_sigterm_and_keeps_its_data() {
         "{}",
         first.log()
     );
-    assert!(data.join("architect.db").is_file());
+    // SQLite's file in the data dir; on PostgreSQL the server writes no database file.
+    assert_eq!(
+        data.join("architect.db").is_file(),
+        crate::support::backend() == crate::support::TestBackend::Sqlite
+    );
 
     let r = run_env(
         &[

@@ -1022,6 +1022,7 @@ async fn spawn_serve(data: &Path, port: u16) -> tokio::process::Child {
         .env("ARCHITECT_PASSWORD", ADMIN_PASSWORD)
         .env("ARCHITECT_ERRORS_RATE_PER_SOURCE", "0")
         .env("RUST_LOG", "warn")
+        .envs(crate::support::database_env_for(data))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);

@@ -1,80 +1,18 @@
 //! PostgreSQL foundations (issue 15): the migrations in migrations/postgres/ apply to a fresh
 //! database and give the same tables, columns, indexes and triggers as migrations/sqlite/; the
-//! completion trigger works there; `serve --database-url postgres://…` starts and serves the
+//! completion trigger works there; concurrent task claims skip each other's locked rows;
+//! `serve --database-url postgres://…` starts and serves the
 //! tracking API; a database URL's password never shows in an error.
 //!
-//! Each test starts a private cluster (`scripts/pg-cluster`: initdb into a temp dir, a unix
-//! socket there, no TCP port) and stops it when done. Without PostgreSQL's server binaries
-//! the tests fail with the line that installs them.
+//! They run on whichever backend the suite runs on, in databases of their own on the run's
+//! private cluster (`support::PgCluster::shared`: `scripts/pg-cluster`, started once, a unix
+//! socket in a temp dir, no TCP port). Without PostgreSQL's server binaries the tests fail
+//! with the line that installs them.
 
-use crate::support::{self, TestServer};
+use crate::support::{PgCluster, TestServer};
 use architect::db::{self, Backend, DatabaseUrl};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
-
-/// A private PostgreSQL cluster in a temp dir, stopped on drop (also when the test panics).
-struct PgCluster {
-    dir: tempfile::TempDir,
-    /// The admin database's URL (`…/postgres?host=<dir>`).
-    url: String,
-}
-
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster");
-
-impl PgCluster {
-    /// `None` only when PostgreSQL is missing and the person opted out of such tests (see
-    /// `support::prerequisite`); otherwise a missing PostgreSQL fails the test.
-    fn start() -> Option<PgCluster> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = Command::new(SCRIPT)
-            .arg("start")
-            .arg(dir.path())
-            .output()
-            .expect("run scripts/pg-cluster");
-        let missing = out.status.code() == Some(3);
-        if !support::prerequisite(
-            !missing,
-            "PostgreSQL (server binaries: initdb, pg_ctl)",
-            "apt-get install -y postgresql",
-        ) {
-            return None;
-        }
-        assert!(
-            out.status.success(),
-            "scripts/pg-cluster start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        Some(PgCluster { dir, url })
-    }
-
-    /// Creates an empty database `name` (a fixed identifier from the test) and returns its URL.
-    async fn database(&self, name: &str) -> DatabaseUrl {
-        use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(&self.url)
-            .await
-            .expect("connect to the cluster");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create database");
-        admin.close().await.expect("close");
-        self.url
-            .replace("/postgres?", &format!("/{name}?"))
-            .parse()
-            .expect("infallible")
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        let _ = Command::new(SCRIPT)
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
-    }
-}
 
 /// Column name → (type class, not null), per table.
 type Schema = BTreeMap<String, BTreeMap<String, (String, bool)>>;
@@ -192,12 +130,14 @@ fn migration_files(backend: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_migrations_apply_cleanly_and_match_the_sqlite_schema() {
-    let Some(pg) = PgCluster::start() else { return };
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
     // One file per SQLite file, under the same name.
     let files = migration_files("postgres");
     assert_eq!(files, migration_files("sqlite"));
 
-    let url = pg.database("fresh").await;
+    let url = pg.create_database("fresh").await;
     let pg_db = db::open(&url).await.expect("open postgres");
     assert_eq!(Backend::of_pool(&pg_db), Backend::Postgres);
     assert_eq!(db::migrate(&pg_db).await.expect("migrate"), files.len());
@@ -242,8 +182,12 @@ async fn postgres_migrations_apply_cleanly_and_match_the_sqlite_schema() {
 /// the UPDATE; other status changes write none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_completion_trigger_writes_the_attempt_row() {
-    let Some(pg) = PgCluster::start() else { return };
-    let pg_db = db::open(&pg.database("trigger").await).await.unwrap();
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let pg_db = db::open(&pg.create_database("trigger").await)
+        .await
+        .unwrap();
     db::migrate(&pg_db).await.unwrap();
     let now = "2026-12-06T12:00:00.000000Z";
     let mut tx = db::begin_write(&pg_db).await.unwrap();
@@ -289,8 +233,10 @@ async fn postgres_completion_trigger_writes_the_attempt_row() {
 /// `$N IS NULL` filters).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_tracking_api_on_postgres() {
-    let Some(pg) = PgCluster::start() else { return };
-    let url = pg.database("served").await;
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let url = pg.create_database("served").await;
     let server = TestServer::start_with(|c| c.database_url = Some(url)).await;
     assert_eq!(Backend::of_pool(&server.state().db), Backend::Postgres);
     let health = server.anon().get("/health").await;
@@ -337,7 +283,9 @@ async fn serve_runs_the_tracking_api_on_postgres() {
 /// it): the driver's message is scrubbed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_url_password_never_shows_in_errors() {
-    let Some(pg) = PgCluster::start() else { return };
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
     let url: DatabaseUrl = pg
         .url
         .replace("architect@", "architect:hunter2-secret@")
@@ -353,4 +301,72 @@ async fn a_database_url_password_never_shows_in_errors() {
     assert!(e.contains("no_such_database"), "{e}");
     let shown = format!("{url} {url:?}");
     assert!(!shown.contains("hunter2-secret"), "{shown}");
+}
+
+/// Two claimers at once on PostgreSQL (two connections, as two replicas would be): while the
+/// first holds its claim uncommitted, the second takes the *next* task at once instead of
+/// waiting on the first one's row lock and then finding it taken (`FOR UPDATE SKIP LOCKED`,
+/// `db::Backend::claim`); and a `LIMIT 1` claim takes exactly one task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_on_postgres_take_different_tasks_without_waiting() {
+    use architect::tasks::store::{claim_next, ClaimSpec};
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let pg_db = db::open(&pg.create_database("claims").await).await.unwrap();
+    db::migrate(&pg_db).await.unwrap();
+    let now = "2026-12-06T12:00:00.000000Z";
+    let worker: i64 = sqlx::query_scalar(
+        "INSERT INTO workers (name, node, concurrency, registered_by, registered_at, last_heartbeat_at)
+         VALUES ('w', 'n', 2, 'test', $1, $1) RETURNING id",
+    )
+    .bind(now)
+    .fetch_one(&pg_db)
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        sqlx::query(
+            "INSERT INTO task_queue (task_type, status, max_retries, timeout_s, run_after, created_by, created_at, updated_at)
+             VALUES ('noop', 'pending', 3, 60, $1, 'test', $1, $1)",
+        )
+        .bind(now)
+        .execute(&pg_db)
+        .await
+        .unwrap();
+    }
+    let spec = |token: &'static str| ClaimSpec {
+        worker_id: worker,
+        node: "n",
+        types: &[],
+        tags: &[],
+        lease_token: token,
+        lease_expires_at: "2026-12-06T13:00:00.000000Z",
+        now,
+        limit: 1,
+    };
+    let mut a = db::connect_one(&pg_db).await.unwrap();
+    let mut b = db::connect_one(&pg_db).await.unwrap();
+    let mut tx_a = db::begin_write_on(&mut a).await.unwrap();
+    let first = claim_next(&mut tx_a, &spec("a")).await.unwrap();
+    let mut tx_b = db::begin_write_on(&mut b).await.unwrap();
+    // Without SKIP LOCKED this waits for tx_a's commit (which comes after it): bounded here.
+    let second = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        claim_next(&mut tx_b, &spec("b")),
+    )
+    .await
+    .expect("the second claim does not wait on the first one's lock")
+    .unwrap();
+    tx_b.commit().await.unwrap();
+    tx_a.commit().await.unwrap();
+    let ids = |c: &[(architect::tasks::Task, String)]| c.iter().map(|t| t.0.id).collect::<Vec<_>>();
+    assert_eq!(ids(&first), [1], "LIMIT 1 takes one task, the oldest");
+    assert_eq!(ids(&second), [2], "the next one, not the locked one");
+    let running: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM task_queue WHERE status = 'running'")
+            .fetch_one(&pg_db)
+            .await
+            .unwrap();
+    assert_eq!(running, 2);
+    pg_db.close().await;
 }

@@ -128,6 +128,9 @@ async fn data_and_sessions_survive_a_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_database_is_configured_for_safety() {
+    if !crate::support::sqlite_only("SQLite's pragmas (WAL, foreign keys, busy timeout)") {
+        return;
+    }
     let t = TestServer::start().await;
     let db = &t.state().db;
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")

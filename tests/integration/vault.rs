@@ -167,6 +167,8 @@ impl ServeProcess {
             ("ARCHITECT_PASSWORD", ADMIN_PASSWORD),
         ];
         all.extend_from_slice(env);
+        let database = crate::support::database_env_for(data_dir);
+        all.extend(database.iter().map(|(k, v)| (*k, v.as_str())));
         let child = command(&["serve", "--host", "127.0.0.1", "--port", &port], &all)
             .stdin(std::process::Stdio::null())
             .stdout(std::fs::File::create(&log).expect("log file"))

@@ -1,10 +1,13 @@
 //! Test harness: `TestServer::start()` runs the real server (same router, same middleware) on
 //! 127.0.0.1 with a random port and a fresh data dir, and hands out logged-in HTTP sessions
-//! and API tokens. Time is a manual clock the test can advance.
+//! and API tokens. Time is a manual clock the test can advance. The database is SQLite, or
+//! PostgreSQL with `ARCHITECT_TEST_BACKEND=postgres` (`backend.rs`).
 
 #![allow(dead_code)]
 
+mod backend;
 mod real_cli;
+pub use backend::*;
 pub use real_cli::*;
 
 use architect::clock::Clock;
@@ -68,13 +71,13 @@ pub struct TestServer {
 }
 
 /// A config built field by field, so the test process's environment (PORT, HOST, ...) never
-/// leaks in.
+/// leaks in. The database is the data dir's on the run's backend ([`database_url_for`]).
 pub fn config(data_dir: &Path) -> ServeConfig {
     ServeConfig {
         host: Some([127, 0, 0, 1].into()),
         port: 0,
         data_dir: data_dir.to_path_buf(),
-        database_url: None,
+        database_url: database_url_for(data_dir),
         secret_key: None,
         session_timeout: 3600,
         session_cookie_secure: false,
@@ -204,6 +207,7 @@ impl TestServer {
         if let Some(s) = self.server.take() {
             s.shutdown().await.expect("clean shutdown");
         }
+        drop_database_of(&self.data_dir).await;
     }
 }
 

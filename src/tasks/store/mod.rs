@@ -211,7 +211,8 @@ pub struct ClaimSpec<'a> {
 /// Atomically leases up to `limit` of the highest-priority, oldest eligible pending tasks,
 /// best first. One statement: the subquery picks, the outer `status = 'pending'` re-checks, so
 /// a row cannot be handed out twice (SQLite runs writers one at a time; on PostgreSQL the
-/// subquery gets `FOR UPDATE SKIP LOCKED` when that backend lands).
+/// pick takes `FOR UPDATE SKIP LOCKED`, [`crate::db::Backend::claim`], so concurrent claimers
+/// lease different rows instead of racing for the same ones).
 ///
 /// The re-check is written `status || '' = 'pending'` on purpose: as a plain `status = ...`
 /// SQLite's planner answers `id IN (...) AND status = 'pending'` by scanning every pending row
@@ -238,19 +239,22 @@ pub async fn claim_next(
             crate::db::placeholders(7 + c.types.len(), c.tags.len())
         )
     };
-    let sql = format!(
-        "UPDATE task_queue SET status = 'running', worker_id = $1,
-             lease_token = $2 || '-' || CAST(id AS TEXT),
-             lease_expires_at = $3, attempts = attempts + 1, started_at = $4, finished_at = NULL,
-             updated_at = $4
-         WHERE id IN (
-             SELECT t.id FROM task_queue t
+    let pick = format!(
+        "SELECT t.id FROM task_queue t
              WHERE t.status = 'pending' AND t.run_after <= $4
                AND (t.node IS NULL OR t.node = $5)
                AND {types_sql}
                AND (t.tags = '[]' OR NOT EXISTS (
                    SELECT 1 FROM task_tags tt WHERE tt.task_id = t.id AND {tags_sql}))
-             ORDER BY t.priority DESC, t.id LIMIT $6)
+             ORDER BY t.priority DESC, t.id LIMIT $6"
+    );
+    let (with, ids) = crate::db::Backend::of_connection(conn).claim(&pick, "t");
+    let sql = format!(
+        "{with}UPDATE task_queue SET status = 'running', worker_id = $1,
+             lease_token = $2 || '-' || CAST(id AS TEXT),
+             lease_expires_at = $3, attempts = attempts + 1, started_at = $4, finished_at = NULL,
+             updated_at = $4
+         WHERE id IN ({ids})
            AND status || '' = 'pending'
          RETURNING {TASK_COLS}"
     );
