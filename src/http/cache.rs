@@ -43,7 +43,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Bound on the bytes kept (answers plus keys): 32 MiB holds ~800 lists of 100 projects.
@@ -92,7 +92,7 @@ pub struct CacheStats {
 
 /// The cache; one per server (`AppState.list_cache`).
 pub struct ListCache {
-    enabled: bool,
+    enabled: AtomicBool,
     entries: RwLock<Entries>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -186,7 +186,7 @@ impl ListCache {
     /// answers with an `ETag`).
     pub fn new(enabled: bool) -> Self {
         ListCache {
-            enabled,
+            enabled: AtomicBool::new(enabled),
             entries: RwLock::new(Entries::default()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -194,7 +194,18 @@ impl ListCache {
     }
 
     pub fn enabled(&self) -> bool {
-        self.enabled
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Turns keeping answers on or off (the read-path bench compares both in one run); turning
+    /// it off also drops what was kept.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+        if !on {
+            let mut e = self.write();
+            e.map.clear();
+            e.bytes = 0;
+        }
     }
 
     // The map holds plain data; a panic elsewhere while holding the lock cannot leave it
@@ -241,7 +252,8 @@ impl ListCache {
         };
         // Taken before the database is read: a change committed after this point moves it.
         let before = version();
-        if self.enabled {
+        let enabled = self.enabled();
+        if enabled {
             let hit = self
                 .read()
                 .map
@@ -257,7 +269,7 @@ impl ListCache {
         let value = read().await.map_err(Into::into)?;
         let body = Bytes::from(serde_json::to_vec(&value).map_err(ApiError::internal)?);
         let etag = etag_of(&body);
-        if self.enabled && body.len() <= MAX_ENTRY_BYTES {
+        if enabled && body.len() <= MAX_ENTRY_BYTES {
             self.keep(key, before, &version, body.clone(), etag.clone());
         }
         Ok(respond(req, body, etag))
