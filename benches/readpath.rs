@@ -12,7 +12,8 @@
 //! 2. **HTTP** — `wrk` (c16, 2 threads) against `GET /health` and `GET /api/projects` (bearer
 //!    token, and a session cookie), alternating, `READPATH_ROUNDS` rounds (default 3) of
 //!    `READPATH_SECONDS` (default 10) each: req/s and p99, and the ratio to `/health` of the
-//!    same round.
+//!    same round. Each round measures the list with the list cache off (every request reads
+//!    the database, as before the cache and as on PostgreSQL) and on (`http::cache`).
 //!
 //! Needs `wrk` (Debian: `apt-get install -y wrk`); without it the bench fails saying so.
 
@@ -315,22 +316,32 @@ async fn main() -> anyhow::Result<()> {
     let bearer = format!("Authorization: Bearer {token}");
     let cookie_h = format!("Cookie: {cookie}");
     println!("  wrk -t2 -c16 -d{seconds}s --latency, {rounds} rounds:");
+    let cache = server.state.list_cache.clone();
     for round in 1..=rounds {
         let health = wrk(&format!("{url}/health"), &bearer, seconds)?;
-        let list = wrk(&format!("{url}/api/projects"), &bearer, seconds)?;
-        let list_cookie = wrk(&format!("{url}/api/projects"), &cookie_h, seconds)?;
-        println!(
-            "    round {round}: /health {:.0} req/s (p99 {:.2} ms) | /api/projects token {:.0} req/s (p99 {:.2} ms) = {:.1} % | cookie {:.0} req/s (p99 {:.2} ms) = {:.1} %",
-            health.rps,
-            health.p99_ms,
-            list.rps,
-            list.p99_ms,
-            100.0 * list.rps / health.rps,
-            list_cookie.rps,
-            list_cookie.p99_ms,
-            100.0 * list_cookie.rps / health.rps,
-        );
+        for on in [false, true] {
+            cache.set_enabled(on);
+            let list = wrk(&format!("{url}/api/projects"), &bearer, seconds)?;
+            let list_cookie = wrk(&format!("{url}/api/projects"), &cookie_h, seconds)?;
+            println!(
+                "    round {round}: /health {:.0} req/s (p99 {:.2} ms) | list cache {} | /api/projects token {:.0} req/s (p99 {:.2} ms) = {:.1} % | cookie {:.0} req/s (p99 {:.2} ms) = {:.1} %",
+                health.rps,
+                health.p99_ms,
+                if on { "on " } else { "off" },
+                list.rps,
+                list.p99_ms,
+                100.0 * list.rps / health.rps,
+                list_cookie.rps,
+                list_cookie.p99_ms,
+                100.0 * list_cookie.rps / health.rps,
+            );
+        }
     }
+    let s = cache.stats();
+    println!(
+        "  list cache: {} hits, {} misses, {} entries",
+        s.hits, s.misses, s.entries
+    );
     typed.close().await;
     server.shutdown().await?;
     Ok(())

@@ -45,6 +45,8 @@ pub struct AppState {
     pub loops: crate::background::Loops,
     /// Live events for open dashboard pages and other watchers (see `events`).
     pub events: crate::events::Events,
+    /// Encoded answers of GET list routes, emptied by the change events (see `http::cache`).
+    pub list_cache: Arc<crate::http::cache::ListCache>,
 }
 
 impl axum::extract::FromRef<AppState> for crate::vault::VaultState {

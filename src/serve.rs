@@ -84,6 +84,10 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
     let nodes = crate::nodes::NodesRuntime::new(&config, &clock);
     let llm = crate::llm::LlmRuntime::new(&config, clock.clone())?;
     let agents = crate::agents::AgentsRuntime::new(&config);
+    // Off on PostgreSQL until change events cross replicas (see `http::cache`).
+    let list_cache = crate::http::cache::ListCache::new(
+        crate::db::Backend::of_pool(&db) == crate::db::Backend::Sqlite,
+    );
     let state = AppState {
         db,
         config: Arc::new(config),
@@ -98,6 +102,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         llm,
         agents,
         events: crate::events::Events::new(),
+        list_cache: Arc::new(list_cache),
         loops: Default::default(),
     };
     crate::auth::actions::ensure_env_admin(&state)

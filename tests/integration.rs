@@ -41,6 +41,8 @@ mod pages;
 mod postgres;
 #[path = "integration/principals.rs"]
 mod principals;
+#[path = "integration/read_cache.rs"]
+mod read_cache;
 #[path = "integration/system.rs"]
 mod system;
 #[path = "integration/task_exec.rs"]

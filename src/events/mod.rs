@@ -8,10 +8,17 @@
 //!
 //! The bus is an in-process broadcast channel. A watcher that falls behind by more than
 //! [`CAPACITY`] events gets one `resync` event instead of the ones it missed, and refetches.
+//!
+//! Each topic also has a version ([`Events::version`]), bumped by every emit of that topic
+//! *before* the event is sent: a reader that took the version before it read the database
+//! and finds it unchanged afterwards knows no committed change of that topic was announced
+//! in between. The list cache (`http::cache`) keys its entries on it.
 
 pub mod api;
 
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
 /// Events buffered per watcher before a slow one is told to resync.
@@ -51,6 +58,8 @@ pub struct Events {
     /// Turns true when the server shuts down: open streams end, so a graceful shutdown is
     /// not held up by browsers that keep their pages open.
     closing: watch::Sender<bool>,
+    /// One counter per topic (in `Topic::ALL` order), bumped by every emit of it.
+    versions: Arc<[AtomicU64]>,
 }
 
 impl Default for Events {
@@ -65,6 +74,7 @@ impl Events {
         Events {
             tx,
             closing: watch::Sender::new(false),
+            versions: Topic::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -86,7 +96,17 @@ impl Events {
         });
     }
 
+    /// How many changes of `topic` were announced so far (see the module's doc). Moves
+    /// only forward; equal before and after a read means no change of `topic` was announced
+    /// while it ran.
+    pub fn version(&self, topic: Topic) -> u64 {
+        self.versions[topic_index(topic)].load(Ordering::SeqCst)
+    }
+
     fn send(&self, event: Event) {
+        // Bumped before anyone hears of the change, and only after it committed (`emit`'s
+        // contract): a cached answer read before the commit is never served after the bump.
+        self.versions[topic_index(event.topic)].fetch_add(1, Ordering::SeqCst);
         // An error only means nobody is watching.
         let _ = self.tx.send(event);
     }
@@ -110,6 +130,11 @@ impl Events {
     pub fn watchers(&self) -> usize {
         self.tx.receiver_count()
     }
+}
+
+fn topic_index(topic: Topic) -> usize {
+    // `Topic::ALL` lists every variant, so the position is always found.
+    Topic::ALL.iter().position(|t| *t == topic).unwrap_or(0)
 }
 
 /// The topics a watcher asked for: a comma-separated list (`errors,tasks`); empty or absent
@@ -158,5 +183,19 @@ mod tests {
         let b = rx.recv().await.unwrap();
         assert_eq!((b.topic, b.id), (Topic::Nodes, None));
         assert_eq!(bus.watchers(), 1);
+    }
+
+    #[test]
+    fn each_emit_moves_its_topics_version_only() {
+        let bus = Events::new();
+        let (work, errors) = (bus.version(Topic::Work), bus.version(Topic::Errors));
+        bus.emit(Topic::Work, "project", 1); // nobody watching: still counted
+        bus.emit_many(Topic::Work, "updated");
+        assert_eq!(bus.version(Topic::Work), work + 2);
+        assert_eq!(bus.version(Topic::Errors), errors);
+        // Clones share the counters (handlers hold clones of the state).
+        let clone = bus.clone();
+        clone.emit(Topic::Errors, "created", 3);
+        assert_eq!(bus.version(Topic::Errors), errors + 1);
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP plumbing that knows no domain: the error type, house extractors, observability
 //! (request ids, tracing, metrics, /health) and the fallbacks.
 
+pub mod cache;
 pub mod error;
 pub mod extract;
 pub mod observe;

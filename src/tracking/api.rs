@@ -1,14 +1,23 @@
 //! JSON routes for projects, milestones, features, bugs, devops tasks and `/api/stats`.
+//!
+//! The five lists answer through the list cache (`http::cache`): every tracking change emits
+//! on the `work` topic after it commits (`actions::Ctx::changed`; the errors domain's bug
+//! from an error group emits there too), and the lists read nothing but tracking tables, so
+//! the `work` topic's version is their source.
 
 use super::actions::{self, Ctx, TrackingError};
 use super::store;
 use super::*;
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Read, Write};
+use crate::auth::{Capability, Identity};
+use crate::events::Topic;
+use crate::http::cache::ListRequest;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Pagination, Path, Query};
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
@@ -60,6 +69,28 @@ impl From<TrackingError> for ApiError {
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
+/// A list answered through the list cache (JSON, with an `ETag`).
+type ListResult = Result<Response, ApiError>;
+
+/// The caller's rights as the list cache keys them: the capabilities it holds. Every tracking
+/// list shows the same rows to every reader today, so this only splits entries by kind of
+/// principal; it is there so that a list which one day shows less to some principals cannot
+/// hand one principal's answer to another.
+fn rights(who: &Identity) -> u64 {
+    use Capability::*;
+    [
+        Read, Write, Admin, AgentOps, WorkerOps, Ingest, PaneRead, Exec, Llm,
+    ]
+    .iter()
+    .enumerate()
+    .filter(|(_, c)| who.can(**c))
+    .fold(0, |bits, (i, _)| bits | 1 << i)
+}
+
+/// The version of what the tracking lists show (see the module's doc).
+fn work_version(s: &AppState) -> impl Fn() -> u64 + '_ {
+    || s.events.version(Topic::Work)
+}
 type Created<T> = Result<(StatusCode, Json<T>), ApiError>;
 
 fn ctx<'a>(s: &'a AppState, actor: &'a str, now: &'a str) -> Ctx<'a> {
@@ -74,13 +105,16 @@ fn ctx<'a>(s: &'a AppState, actor: &'a str, now: &'a str) -> Ctx<'a> {
 
 async fn list_projects(
     State(s): State<AppState>,
-    _: Authed<Read>,
+    who: Authed<Read>,
+    list: ListRequest,
     page: Pagination,
     Query(f): Query<ProjectFilter>,
-) -> ApiResult<Vec<Project>> {
-    Ok(Json(
-        store::list_projects(&s.db, &f, page.limit, page.offset).await?,
-    ))
+) -> ListResult {
+    s.list_cache
+        .answer(&list, rights(who.identity()), work_version(&s), || {
+            store::list_projects(&s.db, &f, page.limit, page.offset)
+        })
+        .await
 }
 
 async fn create_project(
@@ -131,13 +165,16 @@ async fn archive_project(
 
 async fn list_milestones(
     State(s): State<AppState>,
-    _: Authed<Read>,
+    who: Authed<Read>,
+    list: ListRequest,
     page: Pagination,
     Query(f): Query<MilestoneFilter>,
-) -> ApiResult<Vec<Milestone>> {
-    Ok(Json(
-        store::list_milestones(&s.db, &f, page.limit, page.offset).await?,
-    ))
+) -> ListResult {
+    s.list_cache
+        .answer(&list, rights(who.identity()), work_version(&s), || {
+            store::list_milestones(&s.db, &f, page.limit, page.offset)
+        })
+        .await
 }
 
 async fn create_milestone(
@@ -177,13 +214,16 @@ async fn update_milestone(
 
 async fn list_features(
     State(s): State<AppState>,
-    _: Authed<Read>,
+    who: Authed<Read>,
+    list: ListRequest,
     page: Pagination,
     Query(f): Query<FeatureFilter>,
-) -> ApiResult<Vec<Feature>> {
-    Ok(Json(
-        store::list_features(&s.db, &f, page.limit, page.offset).await?,
-    ))
+) -> ListResult {
+    s.list_cache
+        .answer(&list, rights(who.identity()), work_version(&s), || {
+            store::list_features(&s.db, &f, page.limit, page.offset)
+        })
+        .await
 }
 
 async fn workflow(_: Authed<Read>) -> Json<Workflow> {
@@ -224,13 +264,16 @@ async fn update_feature(
 
 async fn list_bugs(
     State(s): State<AppState>,
-    _: Authed<Read>,
+    who: Authed<Read>,
+    list: ListRequest,
     page: Pagination,
     Query(f): Query<BugFilter>,
-) -> ApiResult<Vec<Bug>> {
-    Ok(Json(
-        store::list_bugs(&s.db, &f, page.limit, page.offset).await?,
-    ))
+) -> ListResult {
+    s.list_cache
+        .answer(&list, rights(who.identity()), work_version(&s), || {
+            store::list_bugs(&s.db, &f, page.limit, page.offset)
+        })
+        .await
 }
 
 async fn create_bug(
@@ -270,13 +313,16 @@ async fn update_bug(
 
 async fn list_devops(
     State(s): State<AppState>,
-    _: Authed<Read>,
+    who: Authed<Read>,
+    list: ListRequest,
     page: Pagination,
     Query(f): Query<DevopsFilter>,
-) -> ApiResult<Vec<DevopsTask>> {
-    Ok(Json(
-        store::list_devops_tasks(&s.db, &f, page.limit, page.offset).await?,
-    ))
+) -> ListResult {
+    s.list_cache
+        .answer(&list, rights(who.identity()), work_version(&s), || {
+            store::list_devops_tasks(&s.db, &f, page.limit, page.offset)
+        })
+        .await
 }
 
 async fn create_devops(

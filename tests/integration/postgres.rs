@@ -370,3 +370,47 @@ async fn concurrent_claims_on_postgres_take_different_tasks_without_waiting() {
     assert_eq!(running, 2);
     pg_db.close().await;
 }
+
+/// The list cache is off on PostgreSQL (several replicas may share the database, and a
+/// change committed by another replica emits nothing here until events cross replicas): two
+/// servers on one database, a change through one is in the other's very next list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_change_through_another_replica_is_in_the_next_list() {
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let url = pg.create_database("replicas").await;
+    let a = TestServer::start_with(|c| c.database_url = Some(url.clone())).await;
+    let b = TestServer::start_with(|c| c.database_url = Some(url)).await;
+    assert!(!b.state().list_cache.enabled());
+    let writer = a.token("admin").await;
+    let reader = b.token("read").await;
+    async fn list(s: &crate::support::Session) -> usize {
+        let r = s.get("/api/projects").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json.as_array().unwrap().len()
+    }
+    for n in 1..=2 {
+        let r = writer
+            .post_json("/api/projects", &json!({"name": format!("p{n}")}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        // Read twice: a cache would answer the second from what the first read.
+        assert_eq!(list(&reader).await, n);
+        assert_eq!(list(&reader).await, n);
+    }
+    // Answers still carry a validator, and it still answers 304.
+    let r = reader.get("/api/projects").await;
+    let etag = r.headers["etag"].to_str().unwrap().to_string();
+    let again = reader
+        .send(
+            reader
+                .request(reqwest::Method::GET, "/api/projects")
+                .header("If-None-Match", &etag),
+        )
+        .await;
+    assert_eq!(again.status, 304);
+    assert_eq!(b.state().list_cache.stats().entries, 0);
+    a.stop().await;
+    b.stop().await;
+}
