@@ -236,6 +236,12 @@ pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
 }
 
+/// A list's `q` search as a `LIKE` pattern ([`like_pattern`] of the trimmed text), or `None`
+/// when there is nothing to search for.
+pub fn search_pattern(q: Option<&str>) -> Option<String> {
+    q.map(str::trim).filter(|s| !s.is_empty()).map(like_pattern)
+}
+
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern and wraps it in `%...%`.
 pub fn like_pattern(q: &str) -> String {
     let mut out = String::with_capacity(q.len() + 2);

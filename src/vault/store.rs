@@ -5,7 +5,7 @@
 
 use super::crypto::Envelope;
 use super::*;
-use crate::db::like_pattern;
+use crate::db::search_pattern;
 use sqlx::{Any, AnyConnection, Executor};
 
 #[derive(sqlx::FromRow)]
@@ -188,10 +188,7 @@ pub async fn list_secrets<'c, E: Executor<'c, Database = Any>>(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<SecretInfo>, sqlx::Error> {
-    let q =
-        f.q.as_deref()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| like_pattern(s.trim()));
+    let q = search_pattern(f.q.as_deref());
     let rows: Vec<SecretRow> = sqlx::query_as(&format!(
         "SELECT {SECRET_COLS} FROM secrets
          WHERE purged_at IS NULL

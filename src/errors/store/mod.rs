@@ -3,7 +3,7 @@
 //! these tables. The ingest writer's statements are in `batch.rs`.
 
 use super::*;
-use crate::db::like_pattern;
+use crate::db::search_pattern;
 use sqlx::{Any, AnyConnection, Executor};
 
 mod batch;
@@ -105,11 +105,7 @@ pub async fn list_groups(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<ErrorGroup>, sqlx::Error> {
-    let q =
-        f.q.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(like_pattern);
+    let q = search_pattern(f.q.as_deref());
     // Only fixed fragments are spliced in; every value is a parameter.
     let order = match f.sort.unwrap_or(GroupSort::LastSeen) {
         GroupSort::LastSeen => "e.last_seen DESC, e.id DESC",

@@ -1,6 +1,6 @@
 //! SQL for bugs. Nothing else touches these tables.
 
-use crate::db::like_pattern;
+use crate::db::search_pattern;
 use crate::tracking::store::{parse_or, touch, Table};
 use crate::tracking::*;
 use sqlx::{Any, AnyConnection, Executor};
@@ -87,10 +87,7 @@ pub async fn list_bugs<'c, E: Executor<'c, Database = Any>>(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Bug>, sqlx::Error> {
-    let q =
-        f.q.as_deref()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| like_pattern(s.trim()));
+    let q = search_pattern(f.q.as_deref());
     let rows: Vec<BugRow> = sqlx::query_as(&format!(
         "SELECT {BUG_COLS} FROM bugs
          WHERE ($1 IS NULL OR project_id = $1) AND ($2 IS NULL OR milestone_id = $2)

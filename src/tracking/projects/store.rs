@@ -1,6 +1,6 @@
 //! SQL for projects. Nothing else touches these tables.
 
-use crate::db::like_pattern;
+use crate::db::search_pattern;
 use crate::tracking::store::{parse_or, touch, Table};
 use crate::tracking::*;
 use sqlx::{Any, AnyConnection, Executor};
@@ -87,10 +87,7 @@ pub async fn list_projects<'c, E: Executor<'c, Database = Any>>(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Project>, sqlx::Error> {
-    let q =
-        f.q.as_deref()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| like_pattern(s.trim()));
+    let q = search_pattern(f.q.as_deref());
     let rows: Vec<ProjectRow> = sqlx::query_as(&format!(
         "SELECT {PROJECT_COLS} FROM projects
          WHERE ($1 = 1 OR archived_at IS NULL)
