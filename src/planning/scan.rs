@@ -132,7 +132,7 @@ struct Tracked {
 pub fn scan(root: &Path, cache: &mut Cache) -> Result<Scan, ScanError> {
     let tracked = tracked_files(root)?;
     let mut out = Scan::default();
-    let mut used = HashMap::new();
+    let mut used = std::collections::HashSet::new();
     for t in tracked {
         if VENDORED
             .iter()
@@ -141,27 +141,22 @@ pub fn scan(root: &Path, cache: &mut Cache) -> Result<Scan, ScanError> {
             continue;
         }
         out.files += 1;
-        let md = planning_markdown(&t.path);
-        let found = match cache.blobs.get(&t.blob) {
-            Some(f) => f.clone(),
-            None => {
-                out.files_read += 1;
-                let f = read_items(&root.join(&t.path), md);
-                cache.blobs.insert(t.blob.clone(), f.clone());
-                f
-            }
-        };
-        used.insert(t.blob.clone(), ());
+        // Read only blobs not seen before; the cached result is used in place, not copied.
+        let found = cache.blobs.entry(t.blob.clone()).or_insert_with(|| {
+            out.files_read += 1;
+            read_items(&root.join(&t.path), planning_markdown(&t.path))
+        });
         match found {
             Ok(found) => out.items.extend(with_fingerprints(&t.path, found)),
             Err(reason) => out.skipped.push(Skipped {
                 path: t.path.clone(),
-                reason,
+                reason: reason.clone(),
             }),
         }
+        used.insert(t.blob);
     }
     // Blobs no longer in the tree are forgotten, so the cache stays the size of the repository.
-    cache.blobs.retain(|b, _| used.contains_key(b));
+    cache.blobs.retain(|b, _| used.contains(b));
     Ok(out)
 }
 
@@ -459,10 +454,10 @@ fn normalise(s: &str) -> String {
         .to_lowercase()
 }
 
-fn with_fingerprints(path: &str, found: Vec<Found>) -> Vec<Item> {
+fn with_fingerprints(path: &str, found: &[Found]) -> Vec<Item> {
     let mut seen: HashMap<(ItemKind, String), u32> = HashMap::new();
     found
-        .into_iter()
+        .iter()
         .map(|f| {
             let norm = normalise(&f.text);
             let rank = seen.entry((f.kind, norm.clone())).or_insert(0);
@@ -476,8 +471,8 @@ fn with_fingerprints(path: &str, found: Vec<Found>) -> Vec<Item> {
                 kind: f.kind,
                 path: path.to_string(),
                 line: f.line,
-                text: f.text,
-                heading: f.heading,
+                text: f.text.clone(),
+                heading: f.heading.clone(),
                 fingerprint: hex::encode(&h.finalize()[..16]),
             }
         })
@@ -602,7 +597,7 @@ mod tests {
     fn item(path: &str, line: u32, text: &str) -> Item {
         with_fingerprints(
             path,
-            vec![Found {
+            &[Found {
                 kind: ItemKind::Todo,
                 line,
                 text: text.into(),
@@ -643,7 +638,7 @@ mod tests {
     fn identical_notes_in_one_file_get_their_own_fingerprints() {
         let items = with_fingerprints(
             "x.rs",
-            vec![
+            &[
                 Found {
                     kind: ItemKind::Todo,
                     line: 1,
