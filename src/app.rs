@@ -47,6 +47,8 @@ pub struct AppState {
     pub events: crate::events::Events,
     /// Encoded answers of GET list routes, emptied by the change events (see `http::cache`).
     pub list_cache: Arc<crate::http::cache::ListCache>,
+    /// Planning's scanner caches (see `planning`).
+    pub planning: crate::planning::PlanningRuntime,
 }
 
 impl axum::extract::FromRef<AppState> for crate::vault::VaultState {
@@ -106,6 +108,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::events::api::routes())
         .merge(crate::overview::api::routes())
         .merge(crate::overview::pages::routes())
+        .merge(crate::planning::api::routes())
+        .merge(crate::planning::pages::routes())
         .merge(crate::web::routes())
         .merge(crate::system::routes())
         .fallback(http::not_found)

@@ -103,6 +103,12 @@ pub struct ServeConfig {
     #[arg(long, env = "ARCHITECT_WORKER_ALLOW_SHELL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub worker_allow_shell: bool,
 
+    /// The milestone worker inside serve: scan every active project with a source path this
+    /// often (minutes) and refresh its plan. 0 (the default) leaves it off; `architect
+    /// milestones` runs the same scans from outside.
+    #[arg(long, env = "ARCHITECT_MILESTONE_SCAN_MINUTES", default_value_t = 0)]
+    pub milestone_scan_minutes: u64,
+
     #[command(flatten)]
     pub errors: crate::errors::ErrorsConfig,
 

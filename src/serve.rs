@@ -104,6 +104,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         events: crate::events::Events::new(),
         list_cache: Arc::new(list_cache),
         loops: Default::default(),
+        planning: Default::default(),
     };
     crate::auth::actions::ensure_env_admin(&state)
         .await

@@ -37,6 +37,8 @@ mod llm;
 mod nodes;
 #[path = "integration/pages.rs"]
 mod pages;
+#[path = "integration/planning.rs"]
+mod planning;
 #[path = "integration/postgres.rs"]
 mod postgres;
 #[path = "integration/principals.rs"]

@@ -7,6 +7,7 @@ mod chat;
 mod daemon;
 pub mod exec_guard;
 mod hook;
+mod milestones;
 mod names;
 mod output;
 mod secrets;
@@ -125,6 +126,10 @@ pub enum Command {
     /// Node agent: register this machine, send its metrics, run commands from the control
     /// plane; --daemon, --status, --stop manage a background agent.
     Agent(agent::AgentArgs),
+    /// The milestone worker: scan active projects for work (TODO/FIXME comments, TODO/PLAN/
+    /// ROADMAP checkboxes, open bugs, error groups) and refresh their milestone plans;
+    /// --scan (once), --project NAME, --daemon, --status, --stop.
+    Milestones(milestones::MilestonesArgs),
     /// Chat with a model through architect's LLM gateway (interactive, -p, or --worker).
     Chat(chat::ChatArgs),
     /// Agent sessions in tmux: `session start NAME --agent claude|codex|chat|shell`.
@@ -198,6 +203,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(args) => match worker::run(args).await? {
             0 => Ok(()),
             // `--status` of a stopped worker: a distinct exit code for scripts.
+            code => std::process::exit(i32::from(code)),
+        },
+        Command::Milestones(args) => match milestones::run(args).await? {
+            0 => Ok(()),
             code => std::process::exit(i32::from(code)),
         },
         Command::Agent(args) => match agent::run(args).await? {

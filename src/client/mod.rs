@@ -127,6 +127,17 @@ impl Client {
         }
     }
 
+    /// The same client with another per-request timeout (for calls that do long work, such
+    /// as a scan of a large repository).
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("architect-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        self
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base
     }

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod pages;
+pub mod queue;
 pub mod store;
 
 use crate::app::AppState;
@@ -340,6 +341,8 @@ pub async fn badges(
         b.insert(panel, store::attention_count(db, kind).await?);
     }
     b.insert("errors", store::error_counts(db, &day_ago).await?.attention);
+    // The Autopilot panel's count is its review queue's length.
+    b.insert("autopilot", queue::count(state).await?);
     let mut down = 0i64;
     for (s, n) in crate::nodes::actions::status_counts(state)
         .await

@@ -139,6 +139,16 @@ pub async fn attention(db: &Db, kind: Kind, limit: i64) -> Result<Vec<AttentionR
             "SELECT id, title, source AS detail, review_at AS since
              FROM errors WHERE status = 'open' AND review_at IS NOT NULL ORDER BY review_at DESC LIMIT $1"
         }
+        Kind::PlanApproval => {
+            "SELECT m.id, m.title, p.name || ' · ' || m.description AS detail, m.created_at AS since
+             FROM plan_milestones m JOIN projects p ON p.id = m.project_id
+             WHERE m.status = 'pending_approval' ORDER BY m.priority DESC, m.id DESC LIMIT $1"
+        }
+        Kind::Suggestion => {
+            "SELECT s.id, s.title, p.name || ' · ' || s.reason AS detail, s.created_at AS since
+             FROM suggestions s JOIN projects p ON p.id = s.project_id
+             WHERE s.status = 'pending' ORDER BY s.score DESC, s.id DESC LIMIT $1"
+        }
     };
     sqlx::query_as(sql).bind(limit).fetch_all(db).await
 }
@@ -157,6 +167,10 @@ pub async fn attention_count(db: &Db, kind: Kind) -> Result<i64, sqlx::Error> {
         Kind::ErrorReview => {
             "SELECT COUNT(*) FROM errors WHERE status = 'open' AND review_at IS NOT NULL"
         }
+        Kind::PlanApproval => {
+            "SELECT COUNT(*) FROM plan_milestones WHERE status = 'pending_approval'"
+        }
+        Kind::Suggestion => "SELECT COUNT(*) FROM suggestions WHERE status = 'pending'",
     };
     sqlx::query_scalar(sql).fetch_one(db).await
 }
@@ -171,4 +185,8 @@ pub enum Kind {
     FeatureReview,
     BugReview,
     ErrorReview,
+    /// A proposed milestone waiting for approval (planning).
+    PlanApproval,
+    /// A task suggestion waiting to be confirmed or skipped (planning).
+    Suggestion,
 }

@@ -49,7 +49,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Announces a committed change of `entity` `id` (topic `work`).
-    pub(super) fn changed(&self, entity: &'static str, id: i64) {
+    pub fn changed(&self, entity: &'static str, id: i64) {
         self.events.emit(crate::events::Topic::Work, entity, id);
     }
 }

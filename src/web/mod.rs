@@ -121,7 +121,7 @@ pub const PANELS: &[Panel] = &[
         label: "Autopilot",
         href: "/autopilot",
         group: "Agents",
-        available: false,
+        available: true,
     },
     Panel {
         key: "tasks",
@@ -136,6 +136,13 @@ pub const PANELS: &[Panel] = &[
         href: "/workers",
         group: "Fleet",
         available: true,
+    },
+    Panel {
+        key: "testing",
+        label: "Testing",
+        href: "/testing",
+        group: "Fleet",
+        available: false,
     },
     Panel {
         key: "llm",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 const DOMAINS: &[&str] = &[
     "auth", "tracking", "activity", "tasks", "vault", "errors", "nodes", "llm", "agents",
-    "overview", "events",
+    "overview", "events", "planning",
 ];
 
 fn rust_files(p: &Path) -> Vec<PathBuf> {
@@ -110,7 +110,7 @@ fn dependencies() -> std::collections::BTreeMap<String, std::collections::BTreeS
 fn modules_depend_only_as_the_architecture_says() {
     const DOMAINS: &[&str] = &[
         "auth", "tracking", "activity", "vault", "tasks", "errors", "nodes", "llm", "agents",
-        "overview", "events",
+        "overview", "events", "planning",
     ];
     const LEAVES: &[&str] = &["db", "clock", "validate", "text_enum", "backoff", "tmux"];
     const KNOWN: &[(&str, &str)] = &[

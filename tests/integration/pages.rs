@@ -25,10 +25,11 @@ const BUILT_PANELS: &[(&str, &str)] = &[
     ("/llm-metrics", "LLM metrics"),
     ("/tmux", "tmux"),
     ("/assigner", "Assigner"),
+    ("/autopilot", "Autopilot"),
 ];
 
 /// The panels later work fills, with their sidebar label.
-const UNBUILT_PANELS: &[(&str, &str)] = &[("/autopilot", "Autopilot")];
+const UNBUILT_PANELS: &[(&str, &str)] = &[("/testing", "Testing")];
 
 fn header(r: &Resp, name: &str) -> String {
     r.headers

@@ -93,6 +93,7 @@ pub fn config(data_dir: &Path) -> ServeConfig {
         allow_readable_master_key: false,
         worker_bin: None,
         worker_allow_shell: false,
+        milestone_scan_minutes: 0,
         errors: Default::default(),
         nodes: Default::default(),
         llm: Default::default(),

@@ -5,17 +5,31 @@ use crate::tracking::actions::*;
 use crate::tracking::store;
 use crate::tracking::*;
 use serde_json::json;
+use sqlx::AnyConnection;
 
-pub async fn create_bug(db: &Db, ctx: &Ctx<'_>, mut input: NewBug) -> Result<Bug> {
-    input.validate()?;
+pub async fn create_bug(db: &Db, ctx: &Ctx<'_>, input: NewBug) -> Result<Bug> {
     let mut tx = crate::db::begin_write(db).await?;
-    require_active_project(&mut tx, input.project_id, "project_id").await?;
+    let b = create_bug_in(&mut tx, ctx, input).await?;
+    tx.commit().await?;
+    ctx.changed("bug", b.id);
+    Ok(b)
+}
+
+/// [`create_bug`] inside the caller's transaction (with its activity row); the caller commits
+/// and then announces it (`Ctx::changed`).
+pub async fn create_bug_in(
+    conn: &mut AnyConnection,
+    ctx: &Ctx<'_>,
+    mut input: NewBug,
+) -> Result<Bug> {
+    input.validate()?;
+    require_active_project(&mut *conn, input.project_id, "project_id").await?;
     if let Some(m) = input.milestone_id {
-        require_milestone_in(&mut tx, m, input.project_id).await?;
+        require_milestone_in(&mut *conn, m, input.project_id).await?;
     }
-    let b = store::insert_bug(&mut tx, &input, ctx.now).await?;
+    let b = store::insert_bug(&mut *conn, &input, ctx.now).await?;
     log(
-        &mut tx,
+        conn,
         ctx,
         "create",
         "bug",
@@ -23,8 +37,6 @@ pub async fn create_bug(db: &Db, ctx: &Ctx<'_>, mut input: NewBug) -> Result<Bug
         json!({"title": b.title, "severity": b.severity}),
     )
     .await?;
-    tx.commit().await?;
-    ctx.changed("bug", b.id);
     Ok(b)
 }
 

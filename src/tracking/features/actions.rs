@@ -5,6 +5,7 @@ use crate::tracking::actions::*;
 use crate::tracking::store;
 use crate::tracking::*;
 use serde_json::json;
+use sqlx::AnyConnection;
 
 pub async fn feature_detail(db: &Db, id: i64) -> Result<FeatureDetail> {
     let feature = store::get_feature(db, id)
@@ -18,17 +19,31 @@ pub async fn feature_detail(db: &Db, id: i64) -> Result<FeatureDetail> {
     })
 }
 
-pub async fn create_feature(db: &Db, ctx: &Ctx<'_>, mut input: NewFeature) -> Result<Feature> {
-    input.validate()?;
+pub async fn create_feature(db: &Db, ctx: &Ctx<'_>, input: NewFeature) -> Result<Feature> {
     let mut tx = crate::db::begin_write(db).await?;
-    require_active_project(&mut tx, input.project_id, "project_id").await?;
+    let f = create_feature_in(&mut tx, ctx, input).await?;
+    tx.commit().await?;
+    ctx.changed("feature", f.id);
+    Ok(f)
+}
+
+/// [`create_feature`] inside the caller's transaction (with its history and activity rows);
+/// the caller commits and then announces it (`Ctx::changed`).
+pub async fn create_feature_in(
+    conn: &mut AnyConnection,
+    ctx: &Ctx<'_>,
+    mut input: NewFeature,
+) -> Result<Feature> {
+    input.validate()?;
+    require_active_project(&mut *conn, input.project_id, "project_id").await?;
     if let Some(m) = input.milestone_id {
-        require_milestone_in(&mut tx, m, input.project_id).await?;
+        require_milestone_in(&mut *conn, m, input.project_id).await?;
     }
-    let f = store::insert_feature(&mut tx, &input, ctx.now).await?;
-    store::record_feature_status(&mut tx, f.id, None, f.status, None, ctx.actor, ctx.now).await?;
+    let f = store::insert_feature(&mut *conn, &input, ctx.now).await?;
+    store::record_feature_status(&mut *conn, f.id, None, f.status, None, ctx.actor, ctx.now)
+        .await?;
     log(
-        &mut tx,
+        conn,
         ctx,
         "create",
         "feature",
@@ -36,8 +51,6 @@ pub async fn create_feature(db: &Db, ctx: &Ctx<'_>, mut input: NewFeature) -> Re
         json!({"name": f.name, "project_id": f.project_id}),
     )
     .await?;
-    tx.commit().await?;
-    ctx.changed("feature", f.id);
     Ok(f)
 }
 

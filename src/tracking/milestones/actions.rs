@@ -5,18 +5,28 @@ use crate::tracking::actions::*;
 use crate::tracking::store;
 use crate::tracking::*;
 use serde_json::json;
+use sqlx::AnyConnection;
 
-pub async fn create_milestone(
-    db: &Db,
+pub async fn create_milestone(db: &Db, ctx: &Ctx<'_>, input: NewMilestone) -> Result<Milestone> {
+    let mut tx = crate::db::begin_write(db).await?;
+    let m = create_milestone_in(&mut tx, ctx, input).await?;
+    tx.commit().await?;
+    ctx.changed("milestone", m.id);
+    Ok(m)
+}
+
+/// [`create_milestone`] inside the caller's transaction (with its activity row); the caller
+/// commits and then announces it (`Ctx::changed`).
+pub async fn create_milestone_in(
+    conn: &mut AnyConnection,
     ctx: &Ctx<'_>,
     mut input: NewMilestone,
 ) -> Result<Milestone> {
     input.validate()?;
-    let mut tx = crate::db::begin_write(db).await?;
-    require_active_project(&mut tx, input.project_id, "project_id").await?;
-    let m = store::insert_milestone(&mut tx, &input, ctx.now).await?;
+    require_active_project(&mut *conn, input.project_id, "project_id").await?;
+    let m = store::insert_milestone(&mut *conn, &input, ctx.now).await?;
     log(
-        &mut tx,
+        conn,
         ctx,
         "create",
         "milestone",
@@ -24,8 +34,6 @@ pub async fn create_milestone(
         json!({"name": m.name, "project_id": m.project_id}),
     )
     .await?;
-    tx.commit().await?;
-    ctx.changed("milestone", m.id);
     Ok(m)
 }
 
