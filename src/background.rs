@@ -54,6 +54,7 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
     handles.extend(crate::llm::loops(&state, &shutdown));
     handles.extend(crate::agents::loops(&state, &shutdown));
     handles.extend(crate::planning::loops(&state, &shutdown));
+    handles.extend(crate::autopilot::runner::loops(&state, &shutdown));
     handles.extend([
         tokio::spawn(run_every(
             state.loops.clone(),

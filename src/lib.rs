@@ -21,6 +21,7 @@ pub mod activity;
 pub mod agents;
 pub mod app;
 pub mod auth;
+pub mod autopilot;
 pub mod background;
 pub mod backoff;
 pub mod cli;

@@ -11,6 +11,8 @@ mod agents;
 mod assign;
 #[path = "integration/auth.rs"]
 mod auth;
+#[path = "integration/autopilot.rs"]
+mod autopilot;
 #[path = "integration/browser.rs"]
 mod browser;
 #[path = "integration/cli.rs"]

@@ -16,7 +16,6 @@
 
 pub mod actions;
 pub mod api;
-pub mod pages;
 pub mod plan;
 pub mod scan;
 pub mod store;

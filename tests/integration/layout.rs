@@ -5,8 +5,19 @@
 use std::path::{Path, PathBuf};
 
 const DOMAINS: &[&str] = &[
-    "auth", "tracking", "activity", "tasks", "vault", "errors", "nodes", "llm", "agents",
-    "overview", "events", "planning",
+    "auth",
+    "tracking",
+    "activity",
+    "tasks",
+    "vault",
+    "errors",
+    "nodes",
+    "llm",
+    "agents",
+    "overview",
+    "events",
+    "planning",
+    "autopilot",
 ];
 
 fn rust_files(p: &Path) -> Vec<PathBuf> {
@@ -109,8 +120,19 @@ fn dependencies() -> std::collections::BTreeMap<String, std::collections::BTreeS
 #[test]
 fn modules_depend_only_as_the_architecture_says() {
     const DOMAINS: &[&str] = &[
-        "auth", "tracking", "activity", "vault", "tasks", "errors", "nodes", "llm", "agents",
-        "overview", "events", "planning",
+        "auth",
+        "tracking",
+        "activity",
+        "vault",
+        "tasks",
+        "errors",
+        "nodes",
+        "llm",
+        "agents",
+        "overview",
+        "events",
+        "planning",
+        "autopilot",
     ];
     const LEAVES: &[&str] = &["db", "clock", "validate", "text_enum", "backoff", "tmux"];
     const KNOWN: &[(&str, &str)] = &[

@@ -54,6 +54,13 @@ fn repo(dir: &Path) {
         b"# Roadmap\n\n## v2\n\n- [ ] sharding\n- [x] shipped already\n\n### API\n\n- [ ] webhooks\n",
     );
     write(dir, "vendor/lib.rs", b"// TODO: not ours\n");
+    // A tracked symlink that leaves the repository is never followed.
+    let outside = dir.parent().unwrap().join(format!(
+        "outside-{}.rs",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&outside, "// TODO: outside the repository\n").unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("escape.rs")).unwrap();
     write(dir, "logo.bin", b"\x00\x01\x02TODO: in a binary\n");
     write(dir, "latin1.rs", b"// TODO: caf\xe9\n");
     let mut big = b"// TODO: in a huge file\n".to_vec();
@@ -153,6 +160,10 @@ async fn scan_plan_files_approve_and_rescan_a_real_repository() {
         );
     }
     assert!(!r.body.contains("not ours"), "vendored code is not read");
+    assert!(
+        !r.body.contains("outside the repository"),
+        "a symlink out of the repository is not followed"
+    );
 
     // The plan files.
     let files: Vec<String> = r.json["files"]

@@ -1,12 +1,13 @@
-//! The Autopilot panel's planning pages: the review queue (everything waiting on a person),
+//! The Autopilot panel: its runs (each with its timeline), and the planning pages: the review queue (everything waiting on a person),
 //! proposed milestones with approve/reject, task suggestions with confirm/skip and a scan
 //! button per project; and one proposed milestone with its phases, tasks and items
 //! (`path:line`). Forms work without JavaScript; the buttons carry access keys (`a` approve,
 //! `r` reject on a milestone's page).
 
-use super::*;
+use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::http::error::ApiError;
+use crate::planning::*;
 use crate::web::{back_with_error, render, see_other, Flash, Layout, PageError, Path, Query};
 use askama::Template;
 use axum::extract::State;
@@ -24,6 +25,8 @@ pub fn routes() -> Router<AppState> {
         .route("/autopilot/milestones/{id}/reject", post(reject_form))
         .route("/autopilot/suggestions/{id}/confirm", post(confirm_form))
         .route("/autopilot/suggestions/{id}/skip", post(skip_form))
+        .route("/autopilot/runs/{id}", get(run_page))
+        .route("/autopilot/runs/{id}/{how}", post(run_form))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -40,6 +43,12 @@ struct ProjectRow {
     source_path: Option<String>,
     last_scan: Option<ScanRun>,
     pending: usize,
+    autopilot: Option<super::ProjectAutopilot>,
+}
+
+struct RunRow {
+    r: super::Run,
+    project: String,
 }
 
 struct PlanRow {
@@ -55,7 +64,7 @@ struct SuggestionRow {
 }
 
 #[derive(Template)]
-#[template(path = "planning/autopilot.html")]
+#[template(path = "autopilot/autopilot.html")]
 struct AutopilotPage {
     layout: Layout,
     queue: crate::overview::queue::ReviewQueue,
@@ -63,6 +72,8 @@ struct AutopilotPage {
     plans: Vec<PlanRow>,
     suggestions: Vec<SuggestionRow>,
     targets: &'static [Target],
+    runs: Vec<RunRow>,
+    paused_globally: bool,
 }
 
 fn map_err(e: impl Into<PlanningError>) -> PageError {
@@ -95,11 +106,26 @@ async fn overview_page(
     let suggestions = store::list_suggestions(&s.db, &store::SuggestionFilter::default(), 200, 0)
         .await
         .map_err(map_err)?;
+    let settings = super::store::settings(&s.db).await.map_err(run_err)?;
+    let runs = super::store::list_runs(&s.db, &super::store::RunFilter::default(), 20, 0)
+        .await
+        .map_err(run_err)?;
+    let paused_globally = super::store::globally_paused(&s.db)
+        .await
+        .map_err(run_err)?;
     let flash = Flash {
         notice: q.notice,
         error: q.error,
     };
     Ok(render(&AutopilotPage {
+        runs: runs
+            .into_iter()
+            .map(|r| RunRow {
+                project: names.get(&r.project_id).cloned().unwrap_or_default(),
+                r,
+            })
+            .collect(),
+        paused_globally,
         layout: Layout::new(&s, &who, "autopilot", "Autopilot").with_flash(&flash),
         queue,
         projects: projects
@@ -110,6 +136,7 @@ async fn overview_page(
                 source_path: p.source_path.clone(),
                 last_scan: scans.iter().find(|x| x.project_id == p.id).cloned(),
                 pending: plans.iter().filter(|m| m.project_id == p.id).count(),
+                autopilot: settings.iter().find(|x| x.project_id == p.id).cloned(),
             })
             .collect(),
         plans: plans
@@ -133,7 +160,7 @@ async fn overview_page(
 }
 
 #[derive(Template)]
-#[template(path = "planning/milestone.html")]
+#[template(path = "autopilot/milestone.html")]
 struct MilestonePage {
     layout: Layout,
     d: PlanMilestoneDetail,
@@ -312,5 +339,53 @@ async fn skip_form(
             &format!("Suggestion #{id} skipped."),
         ),
         Err(e) => back_with_error("/autopilot#suggestions", &ApiError::from(e)),
+    }
+}
+
+fn run_err(e: impl Into<super::AutopilotError>) -> PageError {
+    PageError::Error(ApiError::from(e.into()))
+}
+
+#[derive(Template)]
+#[template(path = "autopilot/run.html")]
+struct RunPage {
+    layout: Layout,
+    d: super::RunDetail,
+}
+
+async fn run_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Path(id): Path<i64>,
+    Query(q): Query<FlashQuery>,
+) -> Result<Response, PageError> {
+    let d = super::actions::detail(&s, id).await.map_err(run_err)?;
+    let flash = Flash {
+        notice: q.notice,
+        error: q.error,
+    };
+    let title = format!("Run #{id} · {}", d.project_name);
+    Ok(render(&RunPage {
+        layout: Layout::new(&s, &who, "autopilot", &title).with_flash(&flash),
+        d,
+    }))
+}
+
+async fn run_form(
+    State(s): State<AppState>,
+    Path((id, how)): Path<(i64, String)>,
+    PageForm(who, _f, ..): PageForm<Write, FlashQuery>,
+) -> Response {
+    use super::actions::Move;
+    let to = format!("/autopilot/runs/{id}");
+    let how = match how.as_str() {
+        "resume" => Move::Resume,
+        "pause" => Move::Pause,
+        "cancel" => Move::Cancel,
+        _ => return back_with_error(&to, &ApiError::invalid("action", "resume, pause or cancel")),
+    };
+    match super::actions::move_run(&s, &who.actor(), id, how, None).await {
+        Ok(r) => see_other(&to, &format!("Run #{id} is {}.", r.state)),
+        Err(e) => back_with_error(&to, &ApiError::from(e)),
     }
 }
