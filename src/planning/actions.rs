@@ -277,52 +277,28 @@ async fn run_scan(
     let files_read = found.files_read;
     let skipped = found.skipped;
     let changes = scan::reconcile(&known, found.items);
-    let as_found = |it: &'_ scan::Item| -> (Source, i64) {
+    fn as_found(it: &scan::Item) -> store::Found<'_> {
         let kind = Source::from(it.kind);
-        (kind, kind.marker_weight())
-    };
+        store::Found {
+            kind,
+            path: Some(&it.path),
+            line: Some(it.line as i64),
+            text: &it.text,
+            heading: it.heading.as_deref(),
+            fingerprint: &it.fingerprint,
+            source_id: None,
+            weight: kind.marker_weight(),
+        }
+    }
     for (id, it) in &changes.same {
         store::seen_again(&mut tx, *id, Some(it.line as i64), &now).await?;
     }
     for (id, it) in &changes.edited {
-        let (kind, weight) = as_found(it);
-        store::update_item(
-            &mut tx,
-            *id,
-            project_id,
-            &store::Found {
-                kind,
-                path: Some(&it.path),
-                line: Some(it.line as i64),
-                text: &it.text,
-                heading: it.heading.as_deref(),
-                fingerprint: &it.fingerprint,
-                source_id: None,
-                weight,
-            },
-            &now,
-        )
-        .await?;
+        store::update_item(&mut tx, *id, project_id, &as_found(it), &now).await?;
     }
     let mut added_ids = Vec::new();
     for it in &changes.added {
-        let (kind, weight) = as_found(it);
-        let id = store::upsert_item(
-            &mut tx,
-            project_id,
-            &store::Found {
-                kind,
-                path: Some(&it.path),
-                line: Some(it.line as i64),
-                text: &it.text,
-                heading: it.heading.as_deref(),
-                fingerprint: &it.fingerprint,
-                source_id: None,
-                weight,
-            },
-            &now,
-        )
-        .await?;
+        let id = store::upsert_item(&mut tx, project_id, &as_found(it), &now).await?;
         added_ids.push((id, it.path.clone(), it.line));
     }
     // Bugs and errors: the open ones are items; the ones no longer open are done.
