@@ -96,9 +96,19 @@ struct ErrorBody {
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 
+/// A client of one server, or of several replicas of one (`serve` on one PostgreSQL): a call
+/// that cannot connect to the current replica is sent to the next one in turn, and the one
+/// that answered is kept for the following calls (shared by every clone). Only a connection
+/// failure moves it (the request never reached a server, so sending it again cannot do
+/// anything twice); an HTTP error, a timeout or a connection cut mid-answer is returned as it
+/// is.
 #[derive(Clone)]
 pub struct Client {
     base: String,
+    /// Every replica's base URL, in the order given; `base` is one of them.
+    replicas: std::sync::Arc<[String]>,
+    /// The index in `replicas` of the one calls go to.
+    current: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     token: Option<String>,
     http: reqwest::Client,
 }
@@ -114,21 +124,76 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    /// A client of `base_url`: one URL, or several replicas' URLs separated by commas (see
+    /// [`Client`]).
     pub fn new(base_url: &str, token: Option<&str>) -> Client {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("architect-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
+        let mut replicas: Vec<String> = base_url
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if replicas.is_empty() {
+            replicas.push(base_url.trim().trim_end_matches('/').to_string());
+        }
         Client {
-            base: base_url.trim_end_matches('/').to_string(),
+            base: replicas[0].clone(),
+            replicas: replicas.into(),
+            current: Default::default(),
             token: token.map(str::to_string),
             http,
         }
     }
 
+    /// The first replica's URL (the one given first).
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The replica calls go to now.
+    pub fn current_url(&self) -> &str {
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.replicas[i % self.replicas.len()]
+    }
+
+    /// Sends the request `build` makes for a base URL to the current replica and, while the
+    /// connection cannot be made, to the next ones in turn (each once); a replica that answers
+    /// becomes the current one, and the switch is logged. Returns the base URL it went to.
+    async fn send_to_replica(
+        &self,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> std::result::Result<(reqwest::Response, &str), (reqwest::Error, &str)> {
+        use std::sync::atomic::Ordering;
+        let n = self.replicas.len();
+        let first = self.current.load(Ordering::Relaxed) % n;
+        let mut i = first;
+        loop {
+            let base = &self.replicas[i];
+            match build(base).send().await {
+                Ok(resp) => {
+                    if i != first {
+                        let was = &self.replicas[first];
+                        if self
+                            .current
+                            .compare_exchange(first, i, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok()
+                        {
+                            tracing::warn!(from = %was, to = %base, "the server could not be reached; switched to the next one");
+                        }
+                    }
+                    return Ok((resp, base));
+                }
+                Err(e) if e.is_connect() && (i + 1) % n != first => {
+                    tracing::debug!(server = %base, error = %e, "cannot connect; trying the next server");
+                    i = (i + 1) % n;
+                }
+                Err(e) => return Err((e, base)),
+            }
+        }
     }
 
     async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -138,26 +203,34 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<T> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url).query(query);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|source| ClientError::Transport {
-            url: url.clone(),
-            base: self.base.clone(),
+        let sent = self
+            .send_to_replica(|base| {
+                let mut req = self
+                    .http
+                    .request(method.clone(), format!("{base}{path}"))
+                    .query(query);
+                if let Some(t) = &self.token {
+                    req = req.bearer_auth(t);
+                }
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                req
+            })
+            .await;
+        let (resp, base) = sent.map_err(|(source, base)| ClientError::Transport {
+            url: format!("{base}{path}"),
+            base: base.to_string(),
             source,
         })?;
+        let url = format!("{base}{path}");
         let status = resp.status();
         let bytes = resp
             .bytes()
             .await
             .map_err(|source| ClientError::Transport {
                 url: url.clone(),
-                base: self.base.clone(),
+                base: base.to_string(),
                 source,
             })?;
         if !status.is_success() {
