@@ -481,11 +481,44 @@ async fn two_dispatchers_racing_for_one_prompt_claim_it_once() {
         }
         assert_eq!(won, 1, "round {round}: one claim wins");
     }
+    // Two different prompts for one session, claimed at once by the two: the session takes
+    // one (the claim's re-check cannot see the other's uncommitted claim; the index can).
+    for round in 0..20 {
+        let mut ids = Vec::new();
+        for k in 0..2 {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO assigner_prompts (content, status, node, timeout_minutes, \
+                 max_retries, created_by, created_at, updated_at) \
+                 VALUES ($1, 'pending', 'local', 30, 3, 'test', $2, $2) RETURNING id",
+            )
+            .bind(format!("same session {round} {k}"))
+            .bind(now)
+            .fetch_one(&one)
+            .await
+            .expect("queue a prompt");
+            ids.push(id);
+        }
+        let session = format!("shared-{round}");
+        let claims = ids.iter().enumerate().map(|(k, &id)| {
+            let db = if k == 0 { one.clone() } else { two.clone() };
+            let session = session.clone();
+            tokio::spawn(async move {
+                architect::agents::assigner::store::claim(&db, id, "local", &session, "t", now)
+                    .await
+                    .expect("claim")
+            })
+        });
+        let mut won = 0;
+        for c in claims {
+            won += usize::from(c.await.expect("join"));
+        }
+        assert_eq!(won, 1, "round {round}: the session takes one prompt");
+    }
     let assigns: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM activity_log WHERE actor = 'assigner' AND action = 'assign'",
     )
     .fetch_one(&one)
     .await
     .expect("activity");
-    assert_eq!(assigns, 20, "one activity row per claim that won");
+    assert_eq!(assigns, 40, "one activity row per claim that won");
 }
