@@ -385,3 +385,68 @@ fn push(q: &mut Vec<(&'static str, String)>, k: &'static str, v: Option<String>)
         q.push((k, v));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server whose every `GET /api/stats` answers `status` with a JSON body.
+    async fn answering(status: u16) -> String {
+        let app = axum::Router::new().route(
+            "/api/stats",
+            axum::routing::get(move || async move {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    r#"{"error": "no such thing", "code": "not_found"}"#,
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// A URL nothing listens on (a port that was free a moment ago).
+    fn nobody() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    }
+
+    async fn stats(c: &Client) -> Result<serde_json::Value> {
+        c.get("/api/stats", &[]).await
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_cannot_be_reached_is_skipped_and_the_next_one_kept() {
+        let (dead, live) = (nobody(), answering(200).await);
+        let c = Client::new(&format!("{dead}, {live}/"), None);
+        assert_eq!(c.current_url(), dead);
+        stats(&c).await.expect("the second replica answers");
+        assert_eq!(c.current_url(), live, "kept for the next calls");
+        // Every clone shares where calls go.
+        assert_eq!(c.clone().current_url(), live);
+        stats(&c).await.expect("still answers");
+    }
+
+    #[tokio::test]
+    async fn an_http_error_does_not_move_the_client() {
+        let (refusing, live) = (answering(404).await, answering(200).await);
+        let c = Client::new(&format!("{refusing},{live}"), None);
+        let e = stats(&c).await.unwrap_err();
+        assert_eq!(e.status(), Some(404), "{e}");
+        assert_eq!(c.current_url(), refusing);
+    }
+
+    #[tokio::test]
+    async fn when_no_replica_answers_the_error_names_the_last_one_tried() {
+        let (a, b) = (nobody(), nobody());
+        let c = Client::new(&format!("{a},{b}"), None);
+        match stats(&c).await.unwrap_err() {
+            ClientError::Transport { base, .. } => assert_eq!(base, b),
+            e => panic!("{e}"),
+        }
+        assert_eq!(c.current_url(), a, "nothing answered: no switch");
+    }
+}
