@@ -125,8 +125,12 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
 
 /// Logs every change of this replica's leadership and writes its activity row (actor
 /// `system`, entity `replica`): who led when is a question after an incident. A row that cannot
-/// be written (leadership is lost when the database is unreachable) is a warning.
+/// be written (leadership is lost when the database is unreachable) is a warning. Nothing on
+/// SQLite, where the one process always leads.
 async fn leadership_log(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    if !state.leadership.is_elected() {
+        return;
+    }
     let mut leading = state.leadership.watch();
     let mut was = false;
     loop {

@@ -50,21 +50,24 @@ pub struct Leadership {
     /// Kept so the channel never closes (a closed watch would end every waiter at once).
     _tx: Arc<watch::Sender<bool>>,
     replica: Arc<str>,
+    /// False for a process that always leads (nothing is elected, nothing changes).
+    elected: bool,
 }
 
 impl Leadership {
     /// A replica that leads from start to end (SQLite; a single process owns the file).
     pub fn always() -> Leadership {
         let (tx, rx) = watch::channel(true);
-        Leadership::of(tx, rx)
+        Leadership::of(tx, rx, false)
     }
 
-    fn of(tx: watch::Sender<bool>, rx: watch::Receiver<bool>) -> Leadership {
+    fn of(tx: watch::Sender<bool>, rx: watch::Receiver<bool>, elected: bool) -> Leadership {
         let id = uuid::Uuid::new_v4().simple().to_string();
         Leadership {
             rx,
             _tx: Arc::new(tx),
             replica: Arc::from(&id[..12]),
+            elected,
         }
     }
 
@@ -84,6 +87,11 @@ impl Leadership {
         self.rx.clone()
     }
 
+    /// Whether leadership is elected (PostgreSQL) and so may change; false on SQLite.
+    pub fn is_elected(&self) -> bool {
+        self.elected
+    }
+
     /// This replica's id: random per start, shown by /health and in the logs.
     pub fn replica(&self) -> &str {
         &self.replica
@@ -101,7 +109,7 @@ pub fn elect(
         return (Leadership::always(), None);
     }
     let (tx, rx) = watch::channel(false);
-    let leadership = Leadership::of(tx, rx);
+    let leadership = Leadership::of(tx, rx, true);
     let sender = leadership._tx.clone();
     let replica = leadership.replica.clone();
     let task = tokio::spawn(campaign(db.clone(), sender, replica, shutdown));
