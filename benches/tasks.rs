@@ -331,8 +331,14 @@ fn pct(v: &[u128], p: f64) -> f64 {
 }
 
 /// `reporters` concurrent clients post `n` error events in all, reporter k to
-/// `urls[k % len]`; each event is one request, of one of 20 error types. Returns events/s.
-async fn ingest(urls: &[&str], token: &str, reporters: usize, n: usize) -> anyhow::Result<f64> {
+/// `urls[k % len]`; each event is one request, of one of 20 error types. Returns events/s
+/// and how many answers were 503s (sent again).
+async fn ingest(
+    urls: &[&str],
+    token: &str,
+    reporters: usize,
+    n: usize,
+) -> anyhow::Result<(f64, u64)> {
     let http = reqwest::Client::new();
     let per = n.div_ceil(reporters);
     let start = Instant::now();
@@ -344,27 +350,46 @@ async fn ingest(urls: &[&str], token: &str, reporters: usize, n: usize) -> anyho
             token.to_string(),
         );
         jobs.push(tokio::spawn(async move {
+            let mut refused = 0u64;
             for i in 0..per {
-                let r = http
-                    .post(format!("{url}/api/errors"))
-                    .bearer_auth(&token)
-                    .json(&serde_json::json!({
-                        "node_id": format!("bench-{k}"),
-                        "error_type": format!("BenchError{}", i % 20),
-                        "message": format!("request {i} failed"),
-                        "source": "bench",
-                    }))
-                    .send()
-                    .await?;
-                anyhow::ensure!(r.status() == 201, "ingest answered {}", r.status());
+                loop {
+                    let r = http
+                        .post(format!("{url}/api/errors"))
+                        .bearer_auth(&token)
+                        .json(&serde_json::json!({
+                            "node_id": format!("bench-{k}"),
+                            "error_type": format!("BenchError{}", i % 20),
+                            "message": format!("request {i} failed"),
+                            "source": "bench",
+                        }))
+                        .send()
+                        .await?;
+                    let status = r.status();
+                    if status == 201 {
+                        break;
+                    }
+                    // A 503 (queue full, a write that failed) asks the reporter to come back,
+                    // as an SDK does; counted, and the event is sent again.
+                    let body = r.text().await.unwrap_or_default();
+                    anyhow::ensure!(status == 503, "ingest answered {status}: {body}");
+                    refused += 1;
+                    if refused <= 3 {
+                        eprintln!("ingest answered 503 (sent again): {body}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
             }
-            anyhow::Ok(())
+            anyhow::Ok(refused)
         }));
     }
+    let mut refused = 0;
     for j in jobs {
-        j.await??;
+        refused += j.await??;
     }
-    Ok((per * reporters) as f64 / start.elapsed().as_secs_f64())
+    Ok((
+        (per * reporters) as f64 / start.elapsed().as_secs_f64(),
+        refused,
+    ))
 }
 
 /// A private PostgreSQL cluster for the replica comparison; stopped when dropped.
@@ -476,9 +501,9 @@ async fn replicas(n: usize) -> anyhow::Result<()> {
         let cpu0 = cpu_seconds();
         let (done, secs) = drain(&url_refs, &worker_token, 8, Mode::Chain).await?;
         let cpu_us = (cpu_seconds() - cpu0) * 1e6 / done.max(1) as f64;
-        let per_s = ingest(&url_refs, &admin_token, 16, events).await?;
+        let (per_s, refused) = ingest(&url_refs, &admin_token, 16, events).await?;
         println!(
-            "  {label}: {:.0} tasks/s ({done} in {secs:.2} s, {cpu_us:.0} µs CPU/task), {per_s:.0} error events/s",
+            "  {label}: {:.0} tasks/s ({done} in {secs:.2} s, {cpu_us:.0} µs CPU/task), {per_s:.0} error events/s ({refused} answers 503, sent again)",
             done as f64 / secs
         );
         for s in servers {
