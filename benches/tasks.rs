@@ -14,6 +14,13 @@
 //!    from just before the enqueue request to the worker holding the claimed task (p50, p99).
 //!
 //! `TASKS_BENCH_N` sets the queue length for the throughput runs (default 20000).
+//!
+//! `TASKS_BENCH_REPLICAS=1` runs the replica comparison instead (issue 15): tasks/s (8 workers,
+//! claim then complete + next) and error events/s (16 concurrent reporters) on SQLite, on
+//! PostgreSQL with one `serve`, and on PostgreSQL with two `serve` replicas sharing the
+//! database (the workers and reporters split between them), side by side in one run. The
+//! servers run in this process (the real server code, one runtime), PostgreSQL in a private
+//! cluster (`scripts/pg-cluster`, durability on: `fsync`, `synchronous_commit`).
 
 use architect::client::Client;
 use architect::tasks::runner::{Worker, WorkerOptions};
@@ -99,8 +106,14 @@ impl Mode {
     }
 }
 
-/// W workers drain the queue in `mode`. Returns (tasks, seconds).
-async fn drain(url: &str, token: &str, workers: usize, mode: Mode) -> anyhow::Result<(u64, f64)> {
+/// W workers drain the queue in `mode`, worker k talking to `urls[k % len]`. Returns (tasks,
+/// seconds).
+async fn drain(
+    urls: &[&str],
+    token: &str,
+    workers: usize,
+    mode: Mode,
+) -> anyhow::Result<(u64, f64)> {
     let batch: i64 = if matches!(mode, Mode::ClaimTen | Mode::BatchTen) {
         10
     } else {
@@ -109,7 +122,7 @@ async fn drain(url: &str, token: &str, workers: usize, mode: Mode) -> anyhow::Re
     let chain = mode == Mode::Chain;
     let mut ids = Vec::new();
     for n in 0..workers {
-        let c = Client::new(url, Some(token));
+        let c = Client::new(urls[n % urls.len()], Some(token));
         ids.push((
             register(&c, &format!("bench-{workers}-{}-{n}", mode.label())).await?,
             c,
@@ -317,12 +330,198 @@ fn pct(v: &[u128], p: f64) -> f64 {
     v.get(i).copied().unwrap_or(0) as f64 / 1000.0
 }
 
+/// `reporters` concurrent clients post `n` error events in all, reporter k to
+/// `urls[k % len]`; each event is one request, of one of 20 error types. Returns events/s
+/// and how many answers were 503s (sent again).
+async fn ingest(
+    urls: &[&str],
+    token: &str,
+    reporters: usize,
+    n: usize,
+) -> anyhow::Result<(f64, u64)> {
+    let http = reqwest::Client::new();
+    let per = n.div_ceil(reporters);
+    let start = Instant::now();
+    let mut jobs = Vec::new();
+    for k in 0..reporters {
+        let (http, url, token) = (
+            http.clone(),
+            urls[k % urls.len()].to_string(),
+            token.to_string(),
+        );
+        jobs.push(tokio::spawn(async move {
+            let mut refused = 0u64;
+            for i in 0..per {
+                loop {
+                    let r = http
+                        .post(format!("{url}/api/errors"))
+                        .bearer_auth(&token)
+                        .json(&serde_json::json!({
+                            "node_id": format!("bench-{k}"),
+                            "error_type": format!("BenchError{}", i % 20),
+                            "message": format!("request {i} failed"),
+                            "source": "bench",
+                        }))
+                        .send()
+                        .await?;
+                    let status = r.status();
+                    if status == 201 {
+                        break;
+                    }
+                    // A 503 (queue full, a write that failed) asks the reporter to come back,
+                    // as an SDK does; counted, and the event is sent again.
+                    let body = r.text().await.unwrap_or_default();
+                    anyhow::ensure!(status == 503, "ingest answered {status}: {body}");
+                    refused += 1;
+                    if refused <= 3 {
+                        eprintln!("ingest answered 503 (sent again): {body}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            anyhow::Ok(refused)
+        }));
+    }
+    let mut refused = 0;
+    for j in jobs {
+        refused += j.await??;
+    }
+    Ok((
+        (per * reporters) as f64 / start.elapsed().as_secs_f64(),
+        refused,
+    ))
+}
+
+/// A private PostgreSQL cluster for the replica comparison; stopped when dropped.
+struct PgCluster {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl PgCluster {
+    fn start() -> anyhow::Result<PgCluster> {
+        let dir = tempfile::tempdir()?;
+        let out =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
+                .arg("start")
+                .arg(dir.path())
+                .env(
+                    "PG_CLUSTER_OPTS",
+                    "-c fsync=on -c synchronous_commit=on -c max_connections=200",
+                )
+                .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "scripts/pg-cluster start failed (apt-get install -y postgresql): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Ok(PgCluster { dir, url })
+    }
+
+    async fn create(&self, name: &str) -> anyhow::Result<String> {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&self.url).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        Ok(self.url.replace("/postgres?", &format!("/{name}?")))
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
+                .arg("stop")
+                .arg(self.dir.path())
+                .output();
+    }
+}
+
+/// SQLite, PostgreSQL with one `serve`, PostgreSQL with two: tasks/s and error events/s each.
+async fn replicas(n: usize) -> anyhow::Result<()> {
+    let events = n;
+    let cluster = PgCluster::start()?;
+    println!(
+        "replica comparison: {} CPUs, {n} no-op tasks (8 workers, claim then complete + next), {events} error events (16 reporters)",
+        std::thread::available_parallelism()
+            .map(|p| p.get())
+            .unwrap_or(1)
+    );
+    let password = "bench-password-123";
+    let setups: [(&str, Option<&str>, usize); 3] = [
+        ("SQLite, 1 server", None, 1),
+        ("PostgreSQL, 1 replica", Some("bench_one"), 1),
+        ("PostgreSQL, 2 replicas", Some("bench_two"), 2),
+    ];
+    for (label, database, count) in setups {
+        let database = match database {
+            Some(name) => Some(cluster.create(name).await?),
+            None => None,
+        };
+        let dirs: Vec<tempfile::TempDir> = (0..count)
+            .map(|_| tempfile::tempdir())
+            .collect::<Result<_, _>>()?;
+        let mut servers = Vec::new();
+        for d in &dirs {
+            let data_dir = d.path().display().to_string();
+            let mut config = Serve::try_parse_from([
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--data-dir",
+                &data_dir,
+                "--admin-password",
+                password,
+                "--errors-rate-per-source",
+                "0",
+                "--errors-rate-per-address",
+                "0",
+                "--local-node",
+                "false",
+            ])?
+            .config;
+            config.database_url = database.as_deref().map(|u| u.parse()).transpose()?;
+            // Replicas share the key that signs tokens.
+            config.secret_key = Some("bench-replica-secret-key-0123456789".into());
+            servers.push(architect::serve::start(config, architect::clock::Clock::System).await?);
+        }
+        let urls: Vec<String> = servers
+            .iter()
+            .map(|s| format!("http://{}", s.addr))
+            .collect();
+        let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let (admin_token, worker_token) = tokens(&urls[0], password).await?;
+        let admin = Client::new(&urls[0], Some(&admin_token));
+        enqueue_many(&admin, n).await?;
+        let cpu0 = cpu_seconds();
+        let (done, secs) = drain(&url_refs, &worker_token, 8, Mode::Chain).await?;
+        let cpu_us = (cpu_seconds() - cpu0) * 1e6 / done.max(1) as f64;
+        let (per_s, refused) = ingest(&url_refs, &admin_token, 16, events).await?;
+        println!(
+            "  {label}: {:.0} tasks/s ({done} in {secs:.2} s, {cpu_us:.0} µs CPU/task), {per_s:.0} error events/s ({refused} answers 503, sent again)",
+            done as f64 / secs
+        );
+        for s in servers {
+            s.shutdown().await?;
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n: usize = std::env::var("TASKS_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
+    if std::env::var("TASKS_BENCH_REPLICAS").is_ok_and(|v| v == "1") {
+        return replicas(n).await;
+    }
     let dir = tempfile::tempdir()?;
     let password = "bench-password-123";
     let data_dir = dir.path().display().to_string();
@@ -367,7 +566,7 @@ async fn main() -> anyhow::Result<()> {
         let enq = t0.elapsed().as_secs_f64();
         let cpu0 = cpu_seconds();
         let (done, secs) = match mode {
-            Some(mode) => drain(&url, &worker_token, workers, mode).await?,
+            Some(mode) => drain(&[&url], &worker_token, workers, mode).await?,
             None => drain_runtime(&url, &worker_token, workers, concurrency, n).await?,
         };
         let cpu_us = (cpu_seconds() - cpu0) * 1e6 / done.max(1) as f64;

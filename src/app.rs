@@ -43,6 +43,9 @@ pub struct AppState {
     pub agents: crate::agents::AgentsRuntime,
     /// Health of the background loops (see `background::run_every`), for /health.
     pub loops: crate::background::Loops,
+    /// Whether this replica leads, and its id (see `db::leader`): the leader-only loops run
+    /// while it does.
+    pub leadership: crate::db::leader::Leadership,
     /// Live events for open dashboard pages and other watchers (see `events`).
     pub events: crate::events::Events,
     /// Encoded answers of GET list routes, emptied by the change events (see `http::cache`).

@@ -1,5 +1,13 @@
 //! The one list of background loops `serve` runs. Each is a named unit with an interval and a
 //! `tick()` that tests call directly; all stop on the shared shutdown signal.
+//!
+//! Each loop is one of two kinds, said where it is spawned (ARCHITECTURE.md has the table):
+//! - per replica ([`run_every`]): it serves this process (its write-behind buffers, its local
+//!   worker processes, its own gauges and watchers) and runs on every `serve`;
+//! - leader-only ([`run_every_on_leader`], [`leader_only`]): it decides for the whole database
+//!   (reapers, retention, purges, the assigner's dispatcher) and runs only on the replica that
+//!   leads (`db::leader`): it starts when this replica becomes leader and stops when it stops
+//!   leading. On SQLite the one process always leads.
 
 use crate::app::AppState;
 use std::time::Duration;
@@ -48,7 +56,10 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
     let purge = state.clone();
     let reaper = state.clone();
     let supervised = state.clone();
-    let mut handles = Vec::new();
+    let mut handles = vec![tokio::spawn(leadership_log(
+        state.clone(),
+        shutdown.clone(),
+    ))];
     handles.extend(crate::errors::loops(&state, &shutdown));
     handles.extend(crate::nodes::loops(&state, &shutdown));
     handles.extend(crate::llm::loops(&state, &shutdown));
@@ -56,7 +67,7 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
     handles.extend(crate::planning::loops(&state, &shutdown));
     handles.extend(crate::autopilot::runner::loops(&state, &shutdown));
     handles.extend([
-        tokio::spawn(run_every(
+        tokio::spawn(run_every_on_leader(
             state.loops.clone(),
             "session_purge",
             SESSION_PURGE_EVERY,
@@ -72,7 +83,7 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
                 }
             },
         )),
-        tokio::spawn(run_every(
+        tokio::spawn(run_every_on_leader(
             state.loops.clone(),
             "lease_reaper",
             LEASE_REAP_EVERY,
@@ -114,7 +125,104 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
     handles
 }
 
-/// Runs `tick` every `every` until `shutdown` turns true. Domains' loops use it too.
+/// Logs every change of this replica's leadership and writes its activity row (actor
+/// `system`, entity `replica`): who led when is a question after an incident. A row that cannot
+/// be written (leadership is lost when the database is unreachable) is a warning. Nothing on
+/// SQLite, where the one process always leads.
+async fn leadership_log(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    if !state.leadership.is_elected() {
+        return;
+    }
+    let mut leading = state.leadership.watch();
+    let mut was = false;
+    loop {
+        let now = *leading.borrow_and_update();
+        if now != was {
+            was = now;
+            let replica = state.leadership.replica();
+            tracing::info!(replica, leader = now, "leadership changed");
+            let action = if now { "lead" } else { "stop_leading" };
+            let details = serde_json::json!({ "replica": replica });
+            let at = state.clock.now_str();
+            let written = async {
+                let mut conn = state.db.acquire().await?;
+                crate::activity::store::record(
+                    &mut conn, "system", action, "replica", None, &details, &at,
+                )
+                .await
+            };
+            if let Err(e) = written.await {
+                tracing::warn!(replica, leader = now, error = %e, "the leadership change's activity row was not written");
+            }
+        }
+        tokio::select! {
+            _ = leading.changed() => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+    }
+}
+
+/// [`run_every`] for a leader-only loop: it ticks only while this replica leads
+/// ([`leader_only`]).
+pub async fn run_every_on_leader<F, Fut>(
+    loops: Loops,
+    name: &'static str,
+    every: Duration,
+    shutdown: watch::Receiver<bool>,
+    tick: F,
+) where
+    F: FnMut() -> Fut + Clone,
+    Fut: std::future::Future<Output = ()>,
+{
+    let inner = loops.clone();
+    leader_only(loops, name, shutdown, move |stop| {
+        run_every(inner.clone(), name, every, stop, tick.clone())
+    })
+    .await
+}
+
+/// The one gate of the leader-only loops. Waits until this replica leads, then runs
+/// `body(stop)`, a loop that must end when `stop` turns true; `stop` turns true when this
+/// replica stops leading or `shutdown` does. After a loss it waits to lead again. A tick in
+/// flight when leadership goes is finished, not cut (its writes are conditional: see
+/// `db::leader`); no new one starts. /health shows the loop `standby` while it waits.
+pub async fn leader_only<F, Fut>(
+    loops: Loops,
+    name: &'static str,
+    mut shutdown: watch::Receiver<bool>,
+    mut body: F,
+) where
+    F: FnMut(watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut leading = loops.leadership.watch();
+    loop {
+        loops.standby(name);
+        tokio::select! {
+            _ = leading.wait_for(|l| *l) => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let run = body(stop_rx);
+        tokio::pin!(run);
+        let ended = tokio::select! {
+            _ = &mut run => true,
+            _ = leading.wait_for(|l| !*l) => false,
+            _ = shutdown.wait_for(|s| *s) => false,
+        };
+        if !ended {
+            let _ = stop.send(true);
+            run.await;
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+    tracing::debug!(loop_name = name, "leader-only loop stopped");
+}
+
+/// Runs `tick` every `every` until `shutdown` turns true, on every replica. Domains' loops use
+/// it too; a loop that decides for the whole database uses [`run_every_on_leader`].
 pub async fn run_every<F, Fut>(
     loops: Loops,
     name: &'static str,
@@ -176,14 +284,24 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What `serve` knows about its loops, for /health: each loop's ticks and panics. Cheap to
 /// clone; one per server.
-#[derive(Clone, Default)]
-pub struct Loops(
-    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, LoopState>>>,
-);
+#[derive(Clone)]
+pub struct Loops {
+    states: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, LoopState>>>,
+    /// Whether this replica leads: what [`leader_only`] waits on.
+    leadership: crate::db::leader::Leadership,
+}
+
+impl Default for Loops {
+    /// Loops of a process that always leads (SQLite, unit tests).
+    fn default() -> Loops {
+        Loops::new(crate::db::leader::Leadership::always())
+    }
+}
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LoopState {
-    /// `up`, or `restarting` while it waits out the backoff after a panic.
+    /// `up`; `restarting` while it waits out the backoff after a panic; `standby` for a
+    /// leader-only loop while this replica does not lead.
     pub status: &'static str,
     pub ticks: u64,
     pub panics: u64,
@@ -195,12 +313,26 @@ pub struct LoopState {
 }
 
 impl Loops {
+    pub fn new(leadership: crate::db::leader::Leadership) -> Loops {
+        Loops {
+            states: Default::default(),
+            leadership,
+        }
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&mut std::collections::BTreeMap<&'static str, LoopState>) -> T,
     ) -> T {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.states.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut m)
+    }
+
+    /// A leader-only loop waits for leadership.
+    fn standby(&self, name: &'static str) {
+        self.with(|m| {
+            m.entry(name).or_default().status = "standby";
+        });
     }
 
     pub fn started(&self, name: &'static str) {
@@ -271,6 +403,52 @@ mod tests {
         let s = loops.snapshot()["flaky"].clone();
         assert_eq!(s.status, "up", "{s:?}");
         assert!(calls.load(Ordering::SeqCst) >= 3, "the loop went on");
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_only_loop_ticks_only_while_this_replica_leads() {
+        let leadership = crate::db::leader::Leadership::always();
+        leadership.set(false);
+        let loops = Loops::new(leadership.clone());
+        let (stop, rx) = watch::channel(false);
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let task = tokio::spawn(run_every_on_leader(
+            loops.clone(),
+            "reaper",
+            Duration::from_millis(100),
+            rx,
+            move || {
+                let c = c.clone();
+                async move {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+            },
+        ));
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "no tick while not leading");
+        assert_eq!(loops.snapshot()["reaper"].status, "standby");
+        leadership.set(true);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let led = calls.load(Ordering::SeqCst);
+        assert!((3..=5).contains(&led), "ticks while leading: {led}");
+        assert_eq!(loops.snapshot()["reaper"].status, "up");
+        leadership.set(false);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            led,
+            "no tick after leadership is lost"
+        );
+        assert_eq!(loops.snapshot()["reaper"].status, "standby");
+        leadership.set(true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            calls.load(Ordering::SeqCst) > led,
+            "ticks again on leading again"
+        );
         stop.send(true).unwrap();
         task.await.unwrap();
     }

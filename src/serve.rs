@@ -88,6 +88,9 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
     let list_cache = crate::http::cache::ListCache::new(
         crate::db::Backend::of_pool(&db) == crate::db::Backend::Sqlite,
     );
+    // Stops the loops, the election and the server at once (see `Server::shutdown`).
+    let (stop, stop_rx) = watch::channel(false);
+    let (leadership, election) = crate::db::leader::elect(&db, stop_rx.clone());
     let state = AppState {
         db,
         config: Arc::new(config),
@@ -103,7 +106,8 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         agents,
         events: crate::events::Events::new(),
         list_cache: Arc::new(list_cache),
-        loops: Default::default(),
+        loops: crate::background::Loops::new(leadership.clone()),
+        leadership,
         planning: Default::default(),
     };
     crate::auth::actions::ensure_env_admin(&state)
@@ -121,8 +125,9 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
     let addr = listener.local_addr()?;
     state.tasks.set_local_addr(addr);
     crate::tasks::supervisor::restore(&state).await;
-    let (stop, stop_rx) = watch::channel(false);
-    let loops = crate::background::spawn_all(state.clone(), stop_rx.clone());
+    let mut loops = crate::background::spawn_all(state.clone(), stop_rx.clone());
+    // Last in the list: the lock is given back after the leader-only loops stopped.
+    loops.extend(election);
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let mut http_stop = stop_rx;
     let http = tokio::spawn(async move {
@@ -132,7 +137,7 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
             })
             .await
     });
-    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), %database, "architect listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), %database, replica = state.leadership.replica(), "architect listening on http://{addr}");
     Ok(Server {
         addr,
         state,

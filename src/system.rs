@@ -24,8 +24,14 @@ struct Health {
     database: &'static str,
     version: &'static str,
     uptime_seconds: u64,
-    /// Background loops by name: `up`, or `restarting` after a panicking tick (with the count
-    /// of panics and the last one's message).
+    /// Whether this replica leads (runs the leader-only loops; `db::leader`). Always true on
+    /// SQLite.
+    leader: bool,
+    /// This replica's id (random per start; the leadership log and activity rows name it).
+    replica: String,
+    /// Background loops by name: `up`, `restarting` after a panicking tick (with the count
+    /// of panics and the last one's message), or `standby` (a leader-only loop on a replica
+    /// that does not lead).
     loops: std::collections::BTreeMap<&'static str, crate::background::LoopState>,
     /// Loops waiting out a backoff after a panic; the server still answers ("degraded").
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -39,7 +45,7 @@ async fn health(State(state): State<AppState>) -> Response {
     let loops = state.loops.snapshot();
     let loops_down: Vec<&'static str> = loops
         .iter()
-        .filter(|(_, l)| l.status != "up")
+        .filter(|(_, l)| l.status == "restarting")
         .map(|(n, _)| *n)
         .collect();
     let body = Health {
@@ -53,6 +59,8 @@ async fn health(State(state): State<AppState>) -> Response {
         database: if ok { "ok" } else { "unreachable" },
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started.elapsed().as_secs(),
+        leader: state.leadership.is_leader(),
+        replica: state.leadership.replica().to_string(),
     };
     let status = if ok {
         StatusCode::OK

@@ -21,6 +21,8 @@ mod cli;
 mod delivery;
 #[path = "integration/errors.rs"]
 mod errors;
+#[path = "integration/failover.rs"]
+mod failover;
 #[path = "integration/first_hour.rs"]
 mod first_hour;
 #[path = "integration/guard.rs"]

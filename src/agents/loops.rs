@@ -41,49 +41,60 @@ pub async fn watch_tick(state: &AppState) -> Result<Vec<i64>, AgentsError> {
 /// The dispatcher and permission watch loop's name (logs, /health).
 const LOOP_NAME: &str = "assigner_dispatch";
 
+/// The dispatcher and the permission watch, leader-only (`background::leader_only`): they
+/// decide for the whole queue, and two replicas typing into panes would race. A claim is a
+/// conditional UPDATE made before any key (`assigner::store::claim`), so a prompt is typed
+/// once even in the moment two replicas both believe they lead.
 pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     if !state.config.agents.assigner {
         return Vec::new();
     }
     let state = state.clone();
-    let mut shutdown = shutdown.clone();
+    vec![tokio::spawn(crate::background::leader_only(
+        state.loops.clone(),
+        LOOP_NAME,
+        shutdown.clone(),
+        move |stop| dispatch_loop(state.clone(), stop),
+    ))]
+}
+
+/// The loop itself: runs until `shutdown` (or the loss of leadership) turns it true.
+async fn dispatch_loop(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let every = Duration::from_millis(state.config.agents.dispatch_interval_ms.max(10));
     use crate::background::guarded;
-    vec![tokio::spawn(async move {
-        let mut last_watch: Option<tokio::time::Instant> = None;
-        let mut woken = true;
-        state.loops.started(LOOP_NAME);
-        loop {
-            let tick = guarded(
-                &state.loops,
-                LOOP_NAME,
-                dispatch::tick(&state),
-                &mut shutdown,
-            );
-            match tick.await.unwrap_or(Ok(dispatch::TickReport::default())) {
-                Ok(r) if r != dispatch::TickReport::default() => {
-                    tracing::info!(report = ?r, "assigner dispatch")
+    let mut last_watch: Option<tokio::time::Instant> = None;
+    let mut woken = true;
+    state.loops.started(LOOP_NAME);
+    loop {
+        let tick = guarded(
+            &state.loops,
+            LOOP_NAME,
+            dispatch::tick(&state),
+            &mut shutdown,
+        );
+        match tick.await.unwrap_or(Ok(dispatch::TickReport::default())) {
+            Ok(r) if r != dispatch::TickReport::default() => {
+                tracing::info!(report = ?r, "assigner dispatch")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "assigner dispatch failed"),
+        }
+        if woken || last_watch.is_none_or(|t| t.elapsed() >= WATCH_EVERY) {
+            let tick = guarded(&state.loops, LOOP_NAME, watch_tick(&state), &mut shutdown);
+            match tick.await.unwrap_or(Ok(Vec::new())) {
+                Ok(d) if !d.is_empty() => {
+                    tracing::info!(decided = ?d, "permission prompts decided by patterns")
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "assigner dispatch failed"),
+                Err(e) => tracing::warn!(error = %e, "permission watch failed"),
             }
-            if woken || last_watch.is_none_or(|t| t.elapsed() >= WATCH_EVERY) {
-                let tick = guarded(&state.loops, LOOP_NAME, watch_tick(&state), &mut shutdown);
-                match tick.await.unwrap_or(Ok(Vec::new())) {
-                    Ok(d) if !d.is_empty() => {
-                        tracing::info!(decided = ?d, "permission prompts decided by patterns")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "permission watch failed"),
-                }
-                last_watch = Some(tokio::time::Instant::now());
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => woken = false,
-                _ = state.agents.dispatcher_woken() => woken = true,
-                _ = shutdown.changed() => break,
-            }
+            last_watch = Some(tokio::time::Instant::now());
         }
-        tracing::debug!(loop_name = LOOP_NAME, "background loop stopped");
-    })]
+        tokio::select! {
+            _ = tokio::time::sleep(every) => woken = false,
+            _ = state.agents.dispatcher_woken() => woken = true,
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+    }
+    tracing::debug!(loop_name = LOOP_NAME, "background loop stopped");
 }

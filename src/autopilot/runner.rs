@@ -1,4 +1,4 @@
-//! The runner: a background loop that advances every working run by one phase step per tick.
+//! The runner: a leader-only background loop that advances every working run by one phase step per tick.
 //! Each side effect is a step recorded under (run, step key) in the same transaction that moves
 //! the run on, and a step already recorded is not made again, so a run resumed after a restart
 //! picks up where it was.
@@ -22,7 +22,7 @@ pub const ACTOR: &str = "autopilot";
 
 pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let st = state.clone();
-    vec![tokio::spawn(crate::background::run_every(
+    vec![tokio::spawn(crate::background::run_every_on_leader(
         state.loops.clone(),
         LOOP_NAME,
         EVERY,

@@ -20,7 +20,7 @@ pub struct AgentRole;
 
 impl DaemonRole for AgentRole {
     const WHAT: &'static str = "agent";
-    const DASHBOARD_HELP: &'static str = "Base URL of the architect server (the dashboard)";
+    const DASHBOARD_HELP: &'static str = "Base URL of the architect server (the dashboard); several replicas: repeat the flag or separate the URLs with commas, each tried in turn when one cannot be reached";
     const TOKEN_HELP: &'static str = "API token with the `agent` scope (Nodes → Add node creates one). Prefer the env var: a flag shows in the process list. The node is bound to the token that registers it";
     const NO_TOKEN: &'static str = "no API token: set ARCHITECT_TOKEN or pass --token (a token with the 'agent' scope: Nodes → Add node, or Users & tokens)";
     const STATUS_HELP: &'static str =
@@ -113,9 +113,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<u8> {
     opts.max_backoff = args.max_backoff;
     opts.tmux_socket = args.tmux_socket.clone().filter(|s| !s.is_empty());
     opts.data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
-    opts.dashboard_url = Some(common.dashboard.trim_end_matches('/').to_string());
-    tracing::info!(node = %name, dashboard = %common.dashboard, interval_s = args.interval.as_secs_f64(), "architect agent starting");
-    let client = Client::new(&common.dashboard, Some(&token));
+    opts.dashboard_url = Some(common.first_server());
+    let servers = common.servers();
+    tracing::info!(node = %name, dashboard = %servers, interval_s = args.interval.as_secs_f64(), "architect agent starting");
+    let client = Client::new(&servers, Some(&token));
     opts.control_plane = Some(client.clone());
     let agent = Agent::new(Http(client), opts);
     agent.run_until(shutdown_signal()).await;

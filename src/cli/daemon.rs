@@ -41,8 +41,11 @@ pub trait DaemonRole: Clone + std::fmt::Debug + Send + Sync + 'static {
 /// flags after the role's own.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DaemonArgs<R: DaemonRole> {
-    #[arg(long, env = "ARCHITECT_URL", default_value = "http://127.0.0.1:8080", help = R::DASHBOARD_HELP, display_order = 0)]
-    pub dashboard: String,
+    // Several replicas of one server (`serve` on one PostgreSQL): the flag repeated or the
+    // URLs separated by commas; a call that cannot connect goes to the next one
+    // (`client::Client`).
+    #[arg(long, env = "ARCHITECT_URL", default_value = "http://127.0.0.1:8080", value_delimiter = ',', help = R::DASHBOARD_HELP, display_order = 0)]
+    pub dashboard: Vec<String>,
 
     #[arg(long, env = "ARCHITECT_TOKEN", hide_env_values = true, help = R::TOKEN_HELP, display_order = 1)]
     pub token: Option<String>,
@@ -89,6 +92,26 @@ impl<R: DaemonRole> DaemonArgs<R> {
         } else {
             None
         }
+    }
+
+    /// Every server URL given, comma-separated, as `client::Client::new` takes them.
+    pub fn servers(&self) -> String {
+        self.dashboard
+            .iter()
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The first server URL given (what a started agent session is told to call back).
+    pub fn first_server(&self) -> String {
+        self.servers()
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string()
     }
 
     /// The token from `--token` or `ARCHITECT_TOKEN`; an empty one is none.
@@ -360,7 +383,7 @@ mod tests {
             ]
         );
         for line in [
-            "Base URL of the architect server (the dashboard) [env: ARCHITECT_URL=] [default: http://127.0.0.1:8080]",
+            "Base URL of the architect server (the dashboard); several replicas: repeat the flag or separate the URLs with commas, each tried in turn when one cannot be reached [env: ARCHITECT_URL=] [default: http://127.0.0.1:8080]",
             "The node is bound to the token that registers it [env: ARCHITECT_TOKEN]",
             "Stop the background agent (--pid-file)\n",
             "Pid file of the background agent [env: ARCHITECT_AGENT_PID_FILE=] [default: ./data/agent.pid]",
@@ -376,7 +399,7 @@ mod tests {
             ["daemon", "status", "stop", "pid-file", "log-file"]
         );
         for line in [
-            "Base URL of the architect server [env: ARCHITECT_URL=] [default: http://127.0.0.1:8080]",
+            "Base URL of the architect server; several replicas: repeat the flag or separate the URLs with commas, each tried in turn when one cannot be reached [env: ARCHITECT_URL=] [default: http://127.0.0.1:8080]",
             "(create one under Users & tokens). Prefer the env var [env: ARCHITECT_TOKEN]",
             "Stop the background worker (--pid-file) gracefully",
             "Pid file of the background worker [env: ARCHITECT_WORKER_PID_FILE=] [default: ./data/worker.pid]",

@@ -67,7 +67,7 @@ pub async fn run(args: MilestonesArgs) -> anyhow::Result<u8> {
         let code = common.daemon().status()?;
         // The projects' scans, when the server can be asked.
         if let Ok(token) = common.token() {
-            let client = Client::new(&common.dashboard, Some(&token));
+            let client = Client::new(&common.servers(), Some(&token));
             match client
                 .get::<PlanningStatus>("/api/planning/status", &[])
                 .await
@@ -83,7 +83,7 @@ pub async fn run(args: MilestonesArgs) -> anyhow::Result<u8> {
     }
     let token = common.token()?;
     let client =
-        Client::new(&common.dashboard, Some(&token)).with_timeout(Duration::from_secs(600));
+        Client::new(&common.servers(), Some(&token)).with_timeout(Duration::from_secs(600));
     // Bad input fails now, in the foreground, not later in a log file.
     let first = projects(&client, args.project.as_deref()).await?;
     if common.daemon {

@@ -15,7 +15,7 @@ pub struct WorkerRole;
 
 impl DaemonRole for WorkerRole {
     const WHAT: &'static str = "worker";
-    const DASHBOARD_HELP: &'static str = "Base URL of the architect server";
+    const DASHBOARD_HELP: &'static str = "Base URL of the architect server; several replicas: repeat the flag or separate the URLs with commas, each tried in turn when one cannot be reached";
     const TOKEN_HELP: &'static str =
         "API token with the `worker` scope (create one under Users & tokens). Prefer the env var";
     const NO_TOKEN: &'static str = "no API token: set ARCHITECT_TOKEN or pass --token (a token with the 'worker' scope, from Users & tokens)";
@@ -106,7 +106,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<u8> {
 }
 
 fn build(args: &WorkerArgs, token: &str) -> Worker {
-    let mut o = WorkerOptions::new(&args.common.dashboard, token);
+    let mut o = WorkerOptions::new(&args.common.servers(), token);
     if let Some(n) = &args.name {
         o.name = n.clone();
     }

@@ -96,9 +96,19 @@ struct ErrorBody {
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 
+/// A client of one server, or of several replicas of one (`serve` on one PostgreSQL): a call
+/// that cannot connect to the current replica is sent to the next one in turn, and the one
+/// that answered is kept for the following calls (shared by every clone). Only a connection
+/// failure moves it (the request never reached a server, so sending it again cannot do
+/// anything twice); an HTTP error, a timeout or a connection cut mid-answer is returned as it
+/// is.
 #[derive(Clone)]
 pub struct Client {
     base: String,
+    /// Every replica's base URL, in the order given; `base` is one of them.
+    replicas: std::sync::Arc<[String]>,
+    /// The index in `replicas` of the one calls go to.
+    current: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     token: Option<String>,
     http: reqwest::Client,
 }
@@ -114,14 +124,26 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    /// A client of `base_url`: one URL, or several replicas' URLs separated by commas (see
+    /// [`Client`]).
     pub fn new(base_url: &str, token: Option<&str>) -> Client {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("architect-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
+        let mut replicas: Vec<String> = base_url
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if replicas.is_empty() {
+            replicas.push(base_url.trim().trim_end_matches('/').to_string());
+        }
         Client {
-            base: base_url.trim_end_matches('/').to_string(),
+            base: replicas[0].clone(),
+            replicas: replicas.into(),
+            current: Default::default(),
             token: token.map(str::to_string),
             http,
         }
@@ -138,8 +160,51 @@ impl Client {
         self
     }
 
+    /// The first replica's URL (the one given first).
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The replica calls go to now.
+    pub fn current_url(&self) -> &str {
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.replicas[i % self.replicas.len()]
+    }
+
+    /// Sends the request `build` makes for a base URL to the current replica and, while the
+    /// connection cannot be made, to the next ones in turn (each once); a replica that answers
+    /// becomes the current one, and the switch is logged. Returns the base URL it went to.
+    async fn send_to_replica(
+        &self,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> std::result::Result<(reqwest::Response, &str), (reqwest::Error, &str)> {
+        use std::sync::atomic::Ordering;
+        let n = self.replicas.len();
+        let first = self.current.load(Ordering::Relaxed) % n;
+        let mut i = first;
+        loop {
+            let base = &self.replicas[i];
+            match build(base).send().await {
+                Ok(resp) => {
+                    if i != first {
+                        let was = &self.replicas[first];
+                        if self
+                            .current
+                            .compare_exchange(first, i, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok()
+                        {
+                            tracing::warn!(from = %was, to = %base, "the server could not be reached; switched to the next one");
+                        }
+                    }
+                    return Ok((resp, base));
+                }
+                Err(e) if e.is_connect() && (i + 1) % n != first => {
+                    tracing::debug!(server = %base, error = %e, "cannot connect; trying the next server");
+                    i = (i + 1) % n;
+                }
+                Err(e) => return Err((e, base)),
+            }
+        }
     }
 
     async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -149,26 +214,34 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<T> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url).query(query);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|source| ClientError::Transport {
-            url: url.clone(),
-            base: self.base.clone(),
+        let sent = self
+            .send_to_replica(|base| {
+                let mut req = self
+                    .http
+                    .request(method.clone(), format!("{base}{path}"))
+                    .query(query);
+                if let Some(t) = &self.token {
+                    req = req.bearer_auth(t);
+                }
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                req
+            })
+            .await;
+        let (resp, base) = sent.map_err(|(source, base)| ClientError::Transport {
+            url: format!("{base}{path}"),
+            base: base.to_string(),
             source,
         })?;
+        let url = format!("{base}{path}");
         let status = resp.status();
         let bytes = resp
             .bytes()
             .await
             .map_err(|source| ClientError::Transport {
                 url: url.clone(),
-                base: self.base.clone(),
+                base: base.to_string(),
                 source,
             })?;
         if !status.is_success() {
@@ -321,5 +394,70 @@ impl Client {
 fn push(q: &mut Vec<(&'static str, String)>, k: &'static str, v: Option<String>) {
     if let Some(v) = v.filter(|v| !v.is_empty()) {
         q.push((k, v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server whose every `GET /api/stats` answers `status` with a JSON body.
+    async fn answering(status: u16) -> String {
+        let app = axum::Router::new().route(
+            "/api/stats",
+            axum::routing::get(move || async move {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    r#"{"error": "no such thing", "code": "not_found"}"#,
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// A URL nothing listens on (a port that was free a moment ago).
+    fn nobody() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    }
+
+    async fn stats(c: &Client) -> Result<serde_json::Value> {
+        c.get("/api/stats", &[]).await
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_cannot_be_reached_is_skipped_and_the_next_one_kept() {
+        let (dead, live) = (nobody(), answering(200).await);
+        let c = Client::new(&format!("{dead}, {live}/"), None);
+        assert_eq!(c.current_url(), dead);
+        stats(&c).await.expect("the second replica answers");
+        assert_eq!(c.current_url(), live, "kept for the next calls");
+        // Every clone shares where calls go.
+        assert_eq!(c.clone().current_url(), live);
+        stats(&c).await.expect("still answers");
+    }
+
+    #[tokio::test]
+    async fn an_http_error_does_not_move_the_client() {
+        let (refusing, live) = (answering(404).await, answering(200).await);
+        let c = Client::new(&format!("{refusing},{live}"), None);
+        let e = stats(&c).await.unwrap_err();
+        assert_eq!(e.status(), Some(404), "{e}");
+        assert_eq!(c.current_url(), refusing);
+    }
+
+    #[tokio::test]
+    async fn when_no_replica_answers_the_error_names_the_last_one_tried() {
+        let (a, b) = (nobody(), nobody());
+        let c = Client::new(&format!("{a},{b}"), None);
+        match stats(&c).await.unwrap_err() {
+            ClientError::Transport { base, .. } => assert_eq!(base, b),
+            e => panic!("{e}"),
+        }
+        assert_eq!(c.current_url(), a, "nothing answered: no switch");
     }
 }

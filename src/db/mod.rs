@@ -9,6 +9,7 @@
 
 mod backend;
 pub mod group_commit;
+pub mod leader;
 
 pub use backend::{Backend, DatabaseUrl, UnsupportedUrl};
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -446,7 +446,7 @@ pub async fn retention_tick(state: &AppState) -> Result<u64, sqlx::Error> {
 }
 
 /// This domain's background loops, started by `background::spawn_all`: the ingest writer
-/// and retention.
+/// (per replica: it commits what this replica acknowledges) and retention (leader-only).
 pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let mut handles = Vec::new();
     if let Some(writer) =
@@ -458,7 +458,7 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
         handles.push(writer);
     }
     let st = state.clone();
-    handles.push(tokio::spawn(crate::background::run_every(
+    handles.push(tokio::spawn(crate::background::run_every_on_leader(
         state.loops.clone(),
         "error_retention",
         RETENTION_EVERY,

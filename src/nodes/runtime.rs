@@ -120,13 +120,14 @@ pub async fn announce_states(
     }
 }
 
-/// This domain's background loops, started by `background::spawn_all`: command expiry, metric
-/// retention, the `/metrics` gauges and (unless `--local-node false`) this host's own agent.
+/// This domain's background loops, started by `background::spawn_all`: command expiry and
+/// metric retention (leader-only), the state announcements to this replica's watchers, the
+/// `/metrics` gauges and (unless `--local-node false`) this host's own agent (per replica).
 pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    use crate::background::run_every;
+    use crate::background::{run_every, run_every_on_leader};
     let (a, b, c) = (state.clone(), state.clone(), state.clone());
     let mut handles = vec![
-        tokio::spawn(run_every(
+        tokio::spawn(run_every_on_leader(
             state.loops.clone(),
             "node_command_expiry",
             COMMAND_EXPIRY_EVERY,
@@ -140,7 +141,7 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
                 }
             },
         )),
-        tokio::spawn(run_every(
+        tokio::spawn(run_every_on_leader(
             state.loops.clone(),
             "node_metric_retention",
             RETENTION_EVERY,

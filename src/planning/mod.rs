@@ -331,7 +331,7 @@ impl PlanningRuntime {
     }
 }
 
-/// The milestone worker inside `serve`: every project with a source path is scanned this often
+/// The milestone worker inside `serve` (on the leading replica): every project with a source path is scanned this often
 /// when `ARCHITECT_MILESTONE_SCAN_MINUTES` is set (0 or unset: off; `architect milestones`
 /// runs the same scans from outside).
 pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
@@ -340,7 +340,7 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
         return Vec::new();
     }
     let st = state.clone();
-    vec![tokio::spawn(crate::background::run_every(
+    vec![tokio::spawn(crate::background::run_every_on_leader(
         state.loops.clone(),
         "milestone_worker",
         Duration::from_secs(minutes * 60),

@@ -52,6 +52,9 @@ fn log<'a>(
 }
 
 /// Claims a pending prompt for `session`, unless the session already holds an active one.
+/// False when another claim won: the prompt is no longer pending (two dispatchers raced for
+/// it), or the session took another prompt meanwhile (the NOT EXISTS re-check on SQLite, the
+/// unique index `assigner_prompts_one_active_per_session` where claims run concurrently).
 pub async fn claim(
     db: &Db,
     id: i64,
@@ -74,7 +77,7 @@ pub async fn claim(
     .bind(session)
     .bind(token)
     .bind(now);
-    Ok(change(
+    let changed = change(
         db,
         q,
         log(
@@ -85,8 +88,12 @@ pub async fn claim(
             now,
         ),
     )
-    .await?
-        > 0)
+    .await;
+    match changed {
+        Ok(n) => Ok(n > 0),
+        Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The text was typed and the first Enter pressed.
