@@ -28,7 +28,7 @@
 
 use super::store::{SessionRow, TokenAuthRow};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,8 @@ pub type SessionCache = CredentialCache<SessionRow>;
 pub struct CredentialCache<R> {
     changes: Changes,
     entries: Mutex<HashMap<String, Entry<R>>>,
+    /// Off: every lookup reads the database (the read-path bench compares both in one run).
+    enabled: AtomicBool,
 }
 
 impl<R: Credential> Default for CredentialCache<R> {
@@ -125,6 +127,15 @@ impl<R: Credential> CredentialCache<R> {
         CredentialCache {
             changes,
             entries: Mutex::default(),
+            enabled: AtomicBool::new(true),
+        }
+    }
+
+    /// Turns the cache on or off (on by default); off also forgets what it held.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::SeqCst);
+        if !on {
+            self.entries().clear();
         }
     }
 
@@ -143,6 +154,9 @@ impl<R: Credential> CredentialCache<R> {
     /// The cached row for `hash`, if no credential changed since it was read, it is younger
     /// than [`TTL`], and it has not expired by `now` (RFC 3339 text, compared as the SQL does).
     pub fn get(&self, hash: &str, now: &str) -> Option<R> {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return None;
+        }
         let version = self.changes.version();
         let c = self.entries();
         let e = c.get(hash)?;
@@ -154,6 +168,9 @@ impl<R: Credential> CredentialCache<R> {
 
     /// Stores a row read from the database, unless a credential changed since `generation`.
     pub fn put(&self, hash: &str, row: R, generation: u64) {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return;
+        }
         let mut c = self.entries();
         // Read under the lock: an announcement after this line is after the insert too, and
         // the entry's version then no longer matches.
