@@ -13,7 +13,9 @@
 //!    token, and a session cookie), alternating, `READPATH_ROUNDS` rounds (default 3) of
 //!    `READPATH_SECONDS` (default 10) each: req/s and p99, and the ratio to `/health` of the
 //!    same round. Each round measures the list with the list cache off (every request reads
-//!    the database, as before the cache and as on PostgreSQL) and on (`http::cache`).
+//!    the database, as before the cache) and on (`http::cache`); with the cache on, the cookie
+//!    request is measured with the session cache (`auth::token_cache::SessionCache`) off (the
+//!    session row read per request, as before it) and on.
 //!
 //! Needs `wrk` (Debian: `apt-get install -y wrk`); without it the bench fails saying so.
 
@@ -317,11 +319,23 @@ async fn main() -> anyhow::Result<()> {
     let cookie_h = format!("Cookie: {cookie}");
     println!("  wrk -t2 -c16 -d{seconds}s --latency, {rounds} rounds:");
     let cache = server.state.list_cache.clone();
+    let sessions = server.state.session_cache.clone();
     for round in 1..=rounds {
         let health = wrk(&format!("{url}/health"), &bearer, seconds)?;
         for on in [false, true] {
             cache.set_enabled(on);
             let list = wrk(&format!("{url}/api/projects"), &bearer, seconds)?;
+            if on {
+                sessions.set_enabled(false);
+                let uncached = wrk(&format!("{url}/api/projects"), &cookie_h, seconds)?;
+                sessions.set_enabled(true);
+                println!(
+                    "    round {round}: list cache on, session cache off: /api/projects cookie {:.0} req/s (p99 {:.2} ms) = {:.1} %",
+                    uncached.rps,
+                    uncached.p99_ms,
+                    100.0 * uncached.rps / health.rps,
+                );
+            }
             let list_cookie = wrk(&format!("{url}/api/projects"), &cookie_h, seconds)?;
             println!(
                 "    round {round}: /health {:.0} req/s (p99 {:.2} ms) | list cache {} | /api/projects token {:.0} req/s (p99 {:.2} ms) = {:.1} % | cookie {:.0} req/s (p99 {:.2} ms) = {:.1} %",

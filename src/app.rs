@@ -26,9 +26,11 @@ pub struct AppState {
     pub secret_key: Arc<Vec<u8>>,
     /// When the server started, for /health's uptime.
     pub started: Instant,
-    /// Recently resolved bearer tokens (see `auth::token_cache`); emptied on every change to
-    /// tokens or users made through this server.
+    /// Recently resolved bearer tokens (see `auth::token_cache`); dropped on every change to
+    /// tokens, sessions or users, made through this server or another replica.
     pub token_cache: Arc<crate::auth::token_cache::TokenCache>,
+    /// Recently resolved session cookies, under the same rule as `token_cache`.
+    pub session_cache: Arc<crate::auth::token_cache::SessionCache>,
     /// The vault's master key(s), or why the vault is sealed (see `vault::keys`).
     pub vault: crate::vault::Vault,
     /// Task-queue runtime: long-poll wake-ups, the queue's write gate, supervised workers.

@@ -3,6 +3,7 @@
 //! accepting, lets in-flight requests finish, stops the loops and closes the database.
 
 use crate::app::{router, AppState};
+use crate::auth::token_cache::{SessionCache, TokenCache};
 use crate::clock::Clock;
 use crate::config::ServeConfig;
 use anyhow::Context;
@@ -84,10 +85,8 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
     let nodes = crate::nodes::NodesRuntime::new(&config, &clock);
     let llm = crate::llm::LlmRuntime::new(&config, clock.clone())?;
     let agents = crate::agents::AgentsRuntime::new(&config);
-    // Off on PostgreSQL until change events cross replicas (see `http::cache`).
-    let list_cache = crate::http::cache::ListCache::new(
-        crate::db::Backend::of_pool(&db) == crate::db::Backend::Sqlite,
-    );
+    let list_cache = crate::http::cache::ListCache::new(true);
+    let events = crate::events::Events::new();
     // Stops the loops, the election and the server at once (see `Server::shutdown`).
     let (stop, stop_rx) = watch::channel(false);
     let (leadership, election) = crate::db::leader::elect(&db, stop_rx.clone());
@@ -97,19 +96,24 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
         clock,
         secret_key: Arc::new(key),
         started: Instant::now(),
-        token_cache: Arc::default(),
+        token_cache: Arc::new(TokenCache::new(events.credential_changes())),
+        session_cache: Arc::new(SessionCache::new(events.credential_changes())),
         vault,
         tasks: crate::tasks::TaskRuntime::new(),
         errors,
         nodes,
         llm,
         agents,
-        events: crate::events::Events::new(),
+        events,
         list_cache: Arc::new(list_cache),
         loops: crate::background::Loops::new(leadership.clone()),
         leadership,
         planning: Default::default(),
     };
+    // On PostgreSQL events cross replicas; long-polls wake on the others' changes.
+    crate::events::replicas::start(&state.events, &state.db).await;
+    state.tasks.follow(&state.events);
+    state.nodes.follow(&state.events);
     crate::auth::actions::ensure_env_admin(&state)
         .await
         .map_err(|e| anyhow::anyhow!("setting up the admin account: {e}"))?;

@@ -49,6 +49,8 @@ mod postgres;
 mod principals;
 #[path = "integration/read_cache.rs"]
 mod read_cache;
+#[path = "integration/replicas.rs"]
+mod replicas;
 #[path = "integration/system.rs"]
 mod system;
 #[path = "integration/task_exec.rs"]

@@ -128,6 +128,8 @@ pub async fn login(
 pub async fn logout(state: &AppState, who: &Identity) -> Result<()> {
     if let AuthVia::Session { session_id, .. } = &who.via {
         store::delete_session(&state.db, *session_id).await?;
+        // Every replica's session cache forgets it now (see token_cache).
+        state.session_cache.invalidate();
     }
     Ok(())
 }
@@ -359,6 +361,8 @@ pub async fn change_own_password(
     )
     .await?;
     tx.commit().await?;
+    // The user's other sessions ended: cached copies too, on every replica.
+    state.session_cache.invalidate();
     Ok(())
 }
 
@@ -400,6 +404,8 @@ pub async fn confirm_password(
     let mut conn = state.db.acquire().await?;
     let now_s = crate::clock::format(now);
     store::mark_session_authenticated(&mut *conn, session_id, &now_s).await?;
+    // Cached copies of the session hold the old `authenticated_at`, on every replica.
+    state.session_cache.invalidate();
     Ok(now_s)
 }
 

@@ -179,7 +179,20 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Ident
         }
     } else if let Some(cookie) = cookie_value(&parts.headers, SESSION_COOKIE) {
         let hash = super::secret_hash(&state.secret_key, cookie);
-        match store::find_session(&state.db, &hash, &now_s).await? {
+        // The read path of every dashboard request: a cached session skips the SELECT. See
+        // token_cache for how logouts, password and user changes stay effective everywhere.
+        let found = match state.session_cache.get(&hash, &now_s) {
+            Some(row) => Some(row),
+            None => {
+                let generation = state.session_cache.generation();
+                let row = store::find_session(&state.db, &hash, &now_s).await?;
+                if let Some(row) = &row {
+                    state.session_cache.put(&hash, row.clone(), generation);
+                }
+                row
+            }
+        };
+        match found {
             Some(row) => {
                 let explicit = parts.uri.path() == "/api/session/extend";
                 let timeout = state.session_timeout();
@@ -190,6 +203,11 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Ident
                 } else {
                     let e = crate::clock::format(now + timeout);
                     store::touch_session(&state.db, row.session_id, &now_s, &e).await?;
+                    // Hits now count from this write, as the next read of the row would.
+                    state.session_cache.update(&hash, |r| {
+                        r.last_seen_at = now_s.clone();
+                        r.expires_at = e.clone();
+                    });
                     e
                 };
                 Some(Identity {

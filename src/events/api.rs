@@ -2,8 +2,8 @@
 //!
 //! `?topics=errors,tasks` narrows the stream (all topics without it). Each event is sent as
 //! `event: <topic>` with `{"topic", "action", "id"}` as its data; the stream opens with a
-//! `ready` event listing its topics, sends `resync` when the watcher fell behind (refetch
-//! everything), and ends when the server shuts down or the caller's session or token stops
+//! `ready` event listing its topics, sends `resync` when the watcher fell behind or events
+//! of other replicas may have been missed (refetch everything; see `events::replicas`), and ends when the server shuts down or the caller's session or token stops
 //! being valid (checked every [`RECHECK`]). Reading the stream does not extend a session: an
 //! open tab still times out (see `auth::extract::is_passive`).
 
@@ -54,6 +54,8 @@ struct Watch {
     headers: HeaderMap,
     topics: Vec<Topic>,
     rx: tokio::sync::broadcast::Receiver<super::Event>,
+    /// Moves when events may have been missed (`Events::resyncs`).
+    resyncs: tokio::sync::watch::Receiver<u64>,
     recheck: tokio::time::Interval,
     /// The `ready` event, sent first.
     first: Option<SseEvent>,
@@ -71,6 +73,7 @@ fn async_stream(
     let w = Watch {
         first: Some(SseEvent::default().event("ready").data(ready.to_string())),
         recheck: tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK),
+        resyncs: state.events.resyncs(),
         state,
         headers,
         topics,
@@ -93,6 +96,9 @@ fn async_stream(
                         w.done = true;
                         return Some((Ok(SseEvent::default().event("signed_out").data("{}")), w));
                     }
+                }
+                Ok(()) = w.resyncs.changed() => {
+                    return Some((Ok(SseEvent::default().event("resync").data("{}")), w));
                 }
                 got = w.rx.recv() => match got {
                     Ok(ev) if w.topics.contains(&ev.topic) => {

@@ -21,10 +21,12 @@
 //! * **The route's extractors run first**: authentication, capability, pagination and filter
 //!   checks reject a request before the cache is asked, so an unauthenticated or malformed
 //!   request never reaches an entry.
-//! * **Replicas**: a change committed by *another* `serve` process emits nothing here. Until
-//!   events cross replicas (`LISTEN/NOTIFY`, issue 15 item 2) the cache is off when the
-//!   database is PostgreSQL (the only backend several replicas can share); answers still carry
-//!   an `ETag`. Why off rather than a short TTL: docs/decisions/0007 (addendum).
+//! * **Replicas**: on PostgreSQL several `serve` processes may share the database; a change
+//!   committed by another one reaches this one's versions through `LISTEN/NOTIFY`
+//!   (`events::replicas`), the moment its notification is heard, and while this process may be
+//!   missing notifications (before its first `LISTEN`, after a lost connection) its versions
+//!   move on every read, so nothing is served or kept. No TTL: why, docs/decisions/0007
+//!   (addendum).
 //!
 //! Bounded: at most [`MAX_BYTES`] of answers and keys and [`MAX_ENTRIES`] entries; an answer
 //! over [`MAX_ENTRY_BYTES`] is not kept. When full, entries are dropped (any, stale or not)

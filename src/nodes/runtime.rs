@@ -1,8 +1,11 @@
 //! The domain's in-process runtime (`AppState.nodes`: start time, long-poll wake-ups, the local
 //! node's id, the shutdown flag) and its background loops.
 //!
-//! Nothing here is a source of truth: the database is. A lost wake-up (e.g. a command queued on
-//! another replica) costs at most one re-check interval of the waiting long-poll.
+//! Nothing here is a source of truth: the database is. A command queued, or answered, through
+//! another replica wakes the long-polls here too: [`NodesRuntime::follow`] announces this
+//! process's wake-ups as events (the internal topic `node_commands`, which `events::replicas`
+//! carries to the others) and wakes on theirs. A wake-up lost anyway costs at most one
+//! re-check interval of the waiting long-poll.
 
 use super::{actions, agent, retention};
 use crate::app::AppState;
@@ -31,7 +34,13 @@ struct RuntimeInner {
     /// Set when `serve` begins shutting down: long-polls answer at once, so a graceful
     /// shutdown does not wait out every agent's 25 s poll.
     closing: AtomicBool,
+    /// Where this process's wake-ups are announced to other replicas ([`NodesRuntime::follow`]).
+    events: OnceLock<crate::events::Events>,
 }
+
+/// The actions of topic `node_commands`: a command was queued, or reached a final state.
+const QUEUED: &str = "queued";
+const FINISHED: &str = "finished";
 
 impl NodesRuntime {
     pub fn new(_config: &ServeConfig, clock: &Clock) -> Self {
@@ -41,6 +50,7 @@ impl NodesRuntime {
             finished: Notify::new(),
             local_node: OnceLock::new(),
             closing: AtomicBool::new(false),
+            events: OnceLock::new(),
         }))
     }
 
@@ -48,8 +58,10 @@ impl NodesRuntime {
         self.0.started
     }
 
+    /// Wakes the agents' long-polls here and in every other replica.
     pub fn wake_pollers(&self) {
         self.0.queued.notify_waiters();
+        self.announce(QUEUED);
     }
 
     /// Create (and `enable`) before checking the queue, so a command queued in between wakes.
@@ -57,8 +69,35 @@ impl NodesRuntime {
         self.0.queued.notified()
     }
 
+    /// Wakes the callers awaiting a command's result here and in every other replica.
     pub fn wake_result_waiters(&self) {
         self.0.finished.notify_waiters();
+        self.announce(FINISHED);
+    }
+
+    fn announce(&self, action: &'static str) {
+        if let Some(events) = self.0.events.get() {
+            events.emit_many(crate::events::Topic::NodeCommands, action);
+        }
+    }
+
+    /// Announces this process's wake-ups to other replicas and wakes on theirs (and on a
+    /// `resync`: both kinds of waiter re-check). Called once, by `serve`.
+    pub fn follow(&self, events: &crate::events::Events) {
+        let _ = self.0.events.set(events.clone());
+        let runtime = self.clone();
+        events.on_remote(Arc::new(move |e: &crate::events::Event| {
+            if e.topic != crate::events::Topic::NodeCommands {
+                return;
+            }
+            let action = e.action.as_ref();
+            if action == QUEUED || action == "resync" {
+                runtime.0.queued.notify_waiters();
+            }
+            if action == FINISHED || action == "resync" {
+                runtime.0.finished.notify_waiters();
+            }
+        }));
     }
 
     pub fn finished(&self) -> tokio::sync::futures::Notified<'_> {
@@ -76,8 +115,9 @@ impl NodesRuntime {
     /// Ends every long-poll now and every later one at once (server shutdown).
     pub fn close(&self) {
         self.0.closing.store(true, Ordering::SeqCst);
-        self.wake_pollers();
-        self.wake_result_waiters();
+        // This process's waiters only: the other replicas go on.
+        self.0.queued.notify_waiters();
+        self.0.finished.notify_waiters();
     }
 
     pub fn is_closing(&self) -> bool {

@@ -3,7 +3,8 @@
 //!
 //! Nothing here is a source of truth: the database is. A lost wake-up costs at most one
 //! long-poll interval (waiters also wake when a delayed task falls due), and the write gate
-//! only orders this process's writers.
+//! only orders this process's writers. A task made claimable through another replica wakes
+//! the claimers here too ([`TaskRuntime::follow`], over `events::replicas`).
 
 use super::supervisor::Supervisor;
 use crate::db::group_commit::GroupCommit;
@@ -18,6 +19,8 @@ pub struct TaskRuntime(Arc<Inner>);
 struct Inner {
     /// Notified whenever a task becomes claimable (created, re-queued, released, expired).
     claimable: Notify,
+    /// Claim checks begun ([`TaskRuntime::claimable`] calls): each has its wake-up armed.
+    checks: std::sync::atomic::AtomicU64,
     /// The queue's writes: the hot ones (enqueue, claim, heartbeat, complete) are group
     /// committed, the rest take its gate. SQLite allows one writer at a time and makes the
     /// others sleep in its busy handler (1 ms, 2 ms, 5 ms, ...); queuing them here instead keeps
@@ -38,6 +41,7 @@ impl Default for Inner {
     fn default() -> Self {
         Inner {
             claimable: Notify::default(),
+            checks: std::sync::atomic::AtomicU64::new(0),
             writer: GroupCommit::new("task_queue_writer"),
             supervisor: Supervisor::default(),
             local_url: OnceLock::new(),
@@ -59,10 +63,35 @@ impl TaskRuntime {
         self.0.claimable.notify_waiters();
     }
 
+    /// Wakes this process's claimers when another replica announces a task that may be
+    /// claimable now (`created`, back to `pending`), or that its events may have been missed
+    /// (`resync`). Called once, by `serve`.
+    pub fn follow(&self, events: &crate::events::Events) {
+        let runtime = self.clone();
+        events.on_remote(Arc::new(move |e: &crate::events::Event| {
+            if e.topic == crate::events::Topic::Tasks
+                && matches!(e.action.as_ref(), "created" | "pending" | "resync")
+            {
+                runtime.wake_claimers();
+            }
+        }));
+    }
+
     /// A future that completes on the next [`wake_claimers`](Self::wake_claimers). Create it
     /// (and `enable` it) before checking the queue, so a task enqueued in between still wakes.
     pub fn claimable(&self) -> tokio::sync::futures::Notified<'_> {
-        self.0.claimable.notified()
+        let woken = self.0.claimable.notified();
+        // Counted once the future exists: from then on a wake-up reaches it (`Notify`).
+        self.0
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        woken
+    }
+
+    /// How many claim checks began so far (each with its wake-up armed): a test waits for it
+    /// to move to know a long-poll is listening.
+    pub fn checks(&self) -> u64 {
+        self.0.checks.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// For writes that are not group committed: one writer at a time with the batches.

@@ -5,7 +5,9 @@
 //! `If-None-Match` gets a 304 until the list changes.
 //!
 //! Each check first shows the list was answered from the cache (the cache's hit counter
-//! moved), so a change that failed to empty it would show as a stale list.
+//! moved), so a change that failed to empty it would show as a stale list. They run on both
+//! backends; across two replicas on one PostgreSQL database:
+//! `postgres::on_postgres_a_change_through_another_replica_is_in_the_next_list`.
 
 use crate::cli::{client, token_of};
 use crate::support::{Session, TestServer};
@@ -50,14 +52,11 @@ async fn warm(t: &TestServer, s: &Session, path: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_change_through_every_write_path_is_in_the_next_list() {
-    if !crate::support::sqlite_only(
-        "checks cache hits; the list cache is off on PostgreSQL (decision 0007 addendum), \
-         where postgres::on_postgres_a_change_through_another_replica_is_in_the_next_list runs",
-    ) {
-        return;
-    }
     let t = TestServer::start().await;
-    assert!(t.state().list_cache.enabled(), "on by default on SQLite");
+    assert!(
+        t.state().list_cache.enabled(),
+        "on by default, on both backends"
+    );
     let admin = t.admin().await;
     let writer = t.token("admin").await;
     let reader = t.token("read").await;
@@ -160,12 +159,6 @@ async fn a_change_through_every_write_path_is_in_the_next_list() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn principals_with_other_rights_get_their_own_entries_and_the_unauthorised_none() {
-    if !crate::support::sqlite_only(
-        "checks cache hits; the list cache is off on PostgreSQL (decision 0007 addendum), \
-         where postgres::on_postgres_a_change_through_another_replica_is_in_the_next_list runs",
-    ) {
-        return;
-    }
     let t = TestServer::start().await;
     let admin = t.admin().await;
     let r = admin
@@ -232,12 +225,6 @@ async fn principals_with_other_rights_get_their_own_entries_and_the_unauthorised
 
 #[tokio::test(flavor = "multi_thread")]
 async fn filters_and_pagination_are_part_of_the_key() {
-    if !crate::support::sqlite_only(
-        "checks cache hits; the list cache is off on PostgreSQL (decision 0007 addendum), \
-         where postgres::on_postgres_a_change_through_another_replica_is_in_the_next_list runs",
-    ) {
-        return;
-    }
     let t = TestServer::start().await;
     let writer = t.token("admin").await;
     for (name, status) in [("alpha", "active"), ("beta", "paused"), ("gamma", "active")] {
