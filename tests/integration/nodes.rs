@@ -1494,6 +1494,12 @@ async fn concurrent_registrations_heartbeats_and_removals_never_fail_the_server(
 async fn retention_prunes_finished_commands_after_a_day() {
     let t = TestServer::start().await;
     let node = until("the local node", || async { t.state().nodes.local_node() }).await;
+    // Registered is not yet connected: a command needs the first heartbeat.
+    let admin = t.admin().await;
+    until("the local node is online", || async {
+        (admin.get(&format!("/api/nodes/{node}")).await.json["status"] == "online").then_some(())
+    })
+    .await;
     actions::run_command(t.state(), "test", node, "ping", json!({}), 10)
         .await
         .expect("ping runs");
