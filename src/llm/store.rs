@@ -1,23 +1,33 @@
 //! SQL of the LLM gateway: ledger batches, failover events, the price table, budgets and the
 //! aggregates behind `/api/llm-metrics/*` and the dashboard. Nothing else touches these tables.
+//!
+//! The aggregates answer from hourly roll-ups (`llm_ledger_hours`, `llm_failover_hours`,
+//! migration 0017), written by [`insert_batch`] in the transaction that inserts the rows, so a
+//! summary costs the same at five million ledger rows as at five thousand. A window that
+//! starts inside an hour ([`Window`]) takes that hour's rows after its start from the ledger
+//! itself (an `at` index range of at most one hour), so every answer equals the same sum over
+//! the ledger, to the row.
 
 use super::ledger::{FailoverEvent, LedgerRow};
 use super::*;
 use crate::db::Db;
 use serde::Serialize;
 
-/// Writes a batch of ledger rows and failover events in one transaction.
+/// Writes a batch of ledger rows and failover events, and adds them to the hourly roll-ups, in
+/// one transaction.
 pub async fn insert_batch(
     db: &Db,
     rows: &[LedgerRow],
     events: &[FailoverEvent],
 ) -> Result<(), sqlx::Error> {
     let mut tx = crate::db::begin_write(db).await?;
+    let mut row_ids = Vec::with_capacity(rows.len());
     for r in rows {
-        sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO llm_ledger (at, provider, model, requested_model, format, caller_token_id, caller, project,
                 input_tokens, output_tokens, cost_nanos, estimated, outcome, status, latency_ms, stream, failovers, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+             RETURNING id",
         )
         .bind(&r.at)
         .bind(r.provider.map(|p| p.as_str()))
@@ -37,13 +47,16 @@ pub async fn insert_batch(
         .bind(i64::from(r.stream))
         .bind(i64::from(r.failovers))
         .bind(r.error.as_deref())
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
+        row_ids.push(id);
     }
+    let mut event_ids = Vec::with_capacity(events.len());
     for e in events {
-        sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO llm_failover_events (at, from_provider, to_provider, kind, reason, caller_token_id, project)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING id",
         )
         .bind(&e.at)
         .bind(e.from.as_str())
@@ -52,11 +65,63 @@ pub async fn insert_batch(
         .bind(&e.reason)
         .bind(e.caller_token_id)
         .bind(e.project.as_deref())
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
+        event_ids.push(id);
+    }
+    for ids in row_ids.chunks(ROLLUP_CHUNK) {
+        let sql = format!(
+            "INSERT INTO llm_ledger_hours (hour, provider, model, caller, project, requests, succeeded,
+                 failed, input_tokens, output_tokens, cost_nanos, estimated, failovers)
+             SELECT {ROLLUP_KEYS}, {TOTALS} FROM llm_ledger WHERE id IN ({})
+             GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+             ON CONFLICT (hour, provider, model, caller, project) DO UPDATE SET
+                 requests = llm_ledger_hours.requests + excluded.requests,
+                 succeeded = llm_ledger_hours.succeeded + excluded.succeeded,
+                 failed = llm_ledger_hours.failed + excluded.failed,
+                 input_tokens = llm_ledger_hours.input_tokens + excluded.input_tokens,
+                 output_tokens = llm_ledger_hours.output_tokens + excluded.output_tokens,
+                 cost_nanos = llm_ledger_hours.cost_nanos + excluded.cost_nanos,
+                 estimated = llm_ledger_hours.estimated + excluded.estimated,
+                 failovers = llm_ledger_hours.failovers + excluded.failovers",
+            crate::db::placeholders(1, ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for ids in event_ids.chunks(ROLLUP_CHUNK) {
+        let sql = format!(
+            "INSERT INTO llm_failover_hours (hour, events)
+             SELECT substr(at, 1, 13), COUNT(*) FROM llm_failover_events WHERE id IN ({})
+             GROUP BY 1 ORDER BY 1
+             ON CONFLICT (hour) DO UPDATE SET events = llm_failover_hours.events + excluded.events",
+            crate::db::placeholders(1, ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await
 }
+
+/// Ledger rows (or failover events) added to the roll-ups per statement: well under both
+/// backends' limits on bound parameters.
+const ROLLUP_CHUNK: usize = 500;
+
+/// The roll-up's key columns, as SQL over a ledger row: the hour ('YYYY-MM-DDTHH', UTC), then
+/// the grouping keys of [`totals_by`]. Migration 0017 fills the roll-up with the same
+/// expressions. (`ORDER BY 1, …` in the upsert makes concurrent flushes, two replicas on one
+/// PostgreSQL, lock shared roll-up rows in one order: they wait, never deadlock.)
+const ROLLUP_KEYS: &str = "substr(at, 1, 13),
+    COALESCE(provider, '(none)'),
+    CASE WHEN model = '' THEN '(none)' ELSE model END,
+    caller || CASE WHEN caller_token_id IS NULL THEN '' ELSE ' (token ' || caller_token_id || ')' END,
+    COALESCE(project, '(none)')";
 
 // ---- prices ----
 
@@ -210,6 +275,7 @@ pub struct Totals {
     pub failovers: i64,
 }
 
+/// The measures of a set of ledger rows (one row each).
 const TOTALS: &str = "COUNT(*) AS requests,
     COALESCE(SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END), 0) AS succeeded,
     COALESCE(SUM(CASE WHEN outcome IN ('failed', 'cut') THEN 1 ELSE 0 END), 0) AS failed,
@@ -219,11 +285,86 @@ const TOTALS: &str = "COUNT(*) AS requests,
     CAST(COALESCE(SUM(estimated), 0) AS BIGINT) AS estimated,
     CAST(COALESCE(SUM(failovers), 0) AS BIGINT) AS failovers";
 
+/// The measures of a set of roll-up rows: [`TOTALS`] summed again.
+const ROLLED_TOTALS: &str = "CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests,
+    CAST(COALESCE(SUM(succeeded), 0) AS BIGINT) AS succeeded,
+    CAST(COALESCE(SUM(failed), 0) AS BIGINT) AS failed,
+    CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens,
+    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens,
+    CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) AS cost_nanos,
+    CAST(COALESCE(SUM(estimated), 0) AS BIGINT) AS estimated,
+    CAST(COALESCE(SUM(failovers), 0) AS BIGINT) AS failovers";
+
+/// The rows `at >= since` as a roll-up-shaped relation (`hour`, the keys, the measures): the
+/// whole hours from the roll-up, and, when `since` falls inside an hour, that hour's rows from
+/// `since` on from the ledger, rolled up on the fly. Binds `$1`–`$3` ([`Window::bind`]).
+const WINDOW: &str = "SELECT hour, provider, model, caller, project, requests, succeeded, failed,
+        input_tokens, output_tokens, cost_nanos, estimated, failovers
+    FROM llm_ledger_hours WHERE hour >= $1
+    UNION ALL
+    SELECT substr(at, 1, 13) AS hour,
+        COALESCE(provider, '(none)') AS provider,
+        CASE WHEN model = '' THEN '(none)' ELSE model END AS model,
+        caller || CASE WHEN caller_token_id IS NULL THEN '' ELSE ' (token ' || caller_token_id || ')' END AS caller,
+        COALESCE(project, '(none)') AS project,
+        1 AS requests,
+        CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END AS succeeded,
+        CASE WHEN outcome IN ('failed', 'cut') THEN 1 ELSE 0 END AS failed,
+        input_tokens, output_tokens, cost_nanos, estimated, failovers
+    FROM llm_ledger WHERE at >= $2 AND at < $3";
+
+/// `at >= since` (fixed-width UTC text, or a prefix of one, or empty for all time) cut into
+/// whole roll-up hours and the ledger range of the hour `since` falls inside.
+#[derive(Debug, Clone, PartialEq)]
+struct Window {
+    /// Roll-up hours `>= from_hour`.
+    from_hour: String,
+    /// Ledger rows in `[edge_from, edge_to)`; empty when `since` starts an hour.
+    edge_from: String,
+    edge_to: String,
+}
+
+impl Window {
+    fn since(since: &str) -> Window {
+        match since.get(..13) {
+            // Every `at` of an hour starts with its 13 characters: a `since` no longer than
+            // that is met by whole hours (`hour >= since` iff each of its rows is).
+            Some(hour) if since.len() > 13 => {
+                // `hour` + ';' sorts after every `at` of that hour (they go on with ':') and
+                // before the next hour: the roll-up takes the hours after it, the ledger the
+                // rest of this one.
+                let next = format!("{hour};");
+                Window {
+                    from_hour: next.clone(),
+                    edge_from: since.to_owned(),
+                    edge_to: next,
+                }
+            }
+            _ => Window {
+                from_hour: since.to_owned(),
+                edge_from: String::new(),
+                edge_to: String::new(),
+            },
+        }
+    }
+
+    fn bind<'q, O>(
+        &'q self,
+        q: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
+        q.bind(&self.from_hour)
+            .bind(&self.edge_from)
+            .bind(&self.edge_to)
+    }
+}
+
 pub async fn totals_since(db: &Db, since: &str) -> Result<Totals, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {TOTALS} FROM llm_ledger WHERE at >= $1"))
-        .bind(since)
-        .fetch_one(db)
-        .await
+    let w = Window::since(since);
+    w.bind(sqlx::query_as(&format!(
+        "SELECT {ROLLED_TOTALS} FROM ({WINDOW}) w"
+    )))
+    .fetch_one(db)
+    .await
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -251,22 +392,23 @@ pub enum GroupBy {
 }
 
 pub async fn totals_by(db: &Db, by: GroupBy, since: &str) -> Result<Vec<GroupTotals>, sqlx::Error> {
-    // The grouping expressions are fixed text chosen by the enum, never input.
+    // The grouping keys are the roll-up's columns (see `ROLLUP_KEYS`), fixed text chosen by
+    // the enum, never input.
     let key = match by {
-        GroupBy::Provider => "COALESCE(provider, '(none)')",
-        GroupBy::Model => "CASE WHEN model = '' THEN '(none)' ELSE model END",
-        GroupBy::Caller => "caller || CASE WHEN caller_token_id IS NULL THEN '' ELSE ' (token ' || caller_token_id || ')' END",
-        GroupBy::Project => "COALESCE(project, '(none)')",
-        GroupBy::Day => "substr(at, 1, 10)",
+        GroupBy::Provider => "provider",
+        GroupBy::Model => "model",
+        GroupBy::Caller => "caller",
+        GroupBy::Project => "project",
+        GroupBy::Day => "substr(hour, 1, 10)",
     };
     let order = match by {
         GroupBy::Day => "key",
         _ => "cost_nanos DESC, requests DESC, key",
     };
-    sqlx::query_as(&format!(
-        "SELECT {key} AS key, {TOTALS} FROM llm_ledger WHERE at >= $1 GROUP BY 1 ORDER BY {order} LIMIT 200"
-    ))
-    .bind(since)
+    let w = Window::since(since);
+    w.bind(sqlx::query_as(&format!(
+        "SELECT {key} AS key, {ROLLED_TOTALS} FROM ({WINDOW}) w GROUP BY 1 ORDER BY {order} LIMIT 200"
+    )))
     .fetch_all(db)
     .await
 }
@@ -294,8 +436,44 @@ pub async fn failover_history(db: &Db, limit: i64) -> Result<Vec<FailoverRow>, s
 }
 
 pub async fn failover_count_since(db: &Db, since: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM llm_failover_events WHERE at >= $1")
-        .bind(since)
-        .fetch_one(db)
-        .await
+    let w = Window::since(since);
+    w.bind(sqlx::query_as::<_, (i64,)>(
+        "SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) FROM (
+             SELECT events FROM llm_failover_hours WHERE hour >= $1
+             UNION ALL
+             SELECT 1 AS events FROM llm_failover_events WHERE at >= $2 AND at < $3) w",
+    ))
+    .fetch_one(db)
+    .await
+    .map(|(n,)| n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Window;
+
+    #[test]
+    fn a_window_is_whole_roll_up_hours_and_the_ledger_rest_of_its_first_hour() {
+        let all = Window::since("");
+        assert_eq!(
+            (
+                all.from_hour.as_str(),
+                all.edge_from.as_str(),
+                all.edge_to.as_str()
+            ),
+            ("", "", "")
+        );
+        let day = Window::since("2026-12-01");
+        assert_eq!(day.from_hour, "2026-12-01");
+        assert_eq!(day.edge_to, "", "a day starts an hour: no ledger rows");
+        let mid = Window::since("2026-12-01T10:15:00.000000Z");
+        assert_eq!(mid.from_hour, "2026-12-01T10;");
+        assert_eq!(mid.edge_from, "2026-12-01T10:15:00.000000Z");
+        assert_eq!(mid.edge_to, "2026-12-01T10;");
+        // The text order the cut relies on.
+        assert!("2026-12-01T10:59:59.999999Z" < mid.edge_to.as_str());
+        assert!("2026-12-01T10" < mid.from_hour.as_str());
+        assert!("2026-12-01T11" > mid.from_hour.as_str());
+        assert!("2026-12-01T11:00:00.000000Z" > mid.edge_to.as_str());
+    }
 }
