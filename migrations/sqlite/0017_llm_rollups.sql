@@ -1,4 +1,4 @@
--- Hourly roll-ups of the LLM ledger and of failover events (issue 15 item 5): the summaries
+-- Hourly and daily roll-ups of the LLM ledger, hourly ones of failover events (issue 15 item 5): the summaries
 -- (`/api/llm-metrics/summary`, `/costs`, `/providers`, the dashboard) sum these instead of
 -- every ledger row. The ledger flush writes both in the transaction that inserts the rows
 -- (src/llm/store.rs, `insert_batch`); this migration fills them from the rows already there.
@@ -27,6 +27,24 @@ CREATE TABLE llm_ledger_hours (
     PRIMARY KEY (hour, provider, model, caller, project)
 ) WITHOUT ROWID;
 
+-- The same per day ('YYYY-MM-DD'): an all-time summary sums a day's row instead of 24.
+CREATE TABLE llm_ledger_days (
+    day             TEXT    NOT NULL,
+    provider        TEXT    NOT NULL,
+    model           TEXT    NOT NULL,
+    caller          TEXT    NOT NULL,
+    project         TEXT    NOT NULL,
+    requests        INTEGER NOT NULL,
+    succeeded       INTEGER NOT NULL,
+    failed          INTEGER NOT NULL,
+    input_tokens    INTEGER NOT NULL,
+    output_tokens   INTEGER NOT NULL,
+    cost_nanos      INTEGER NOT NULL,
+    estimated       INTEGER NOT NULL,
+    failovers       INTEGER NOT NULL,
+    PRIMARY KEY (day, provider, model, caller, project)
+) WITHOUT ROWID;
+
 CREATE TABLE llm_failover_hours (
     hour            TEXT    NOT NULL PRIMARY KEY,     -- 'YYYY-MM-DDTHH' (UTC)
     events          INTEGER NOT NULL
@@ -48,3 +66,10 @@ GROUP BY 1, 2, 3, 4, 5;
 
 INSERT INTO llm_failover_hours (hour, events)
 SELECT substr(at, 1, 13), COUNT(*) FROM llm_failover_events GROUP BY 1;
+
+INSERT INTO llm_ledger_days (day, provider, model, caller, project, requests, succeeded,
+    failed, input_tokens, output_tokens, cost_nanos, estimated, failovers)
+SELECT substr(hour, 1, 10), provider, model, caller, project, SUM(requests), SUM(succeeded),
+    SUM(failed), SUM(input_tokens), SUM(output_tokens), SUM(cost_nanos), SUM(estimated), SUM(failovers)
+FROM llm_ledger_hours
+GROUP BY 1, 2, 3, 4, 5;

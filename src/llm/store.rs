@@ -1,12 +1,13 @@
 //! SQL of the LLM gateway: ledger batches, failover events, the price table, budgets and the
 //! aggregates behind `/api/llm-metrics/*` and the dashboard. Nothing else touches these tables.
 //!
-//! The aggregates answer from hourly roll-ups (`llm_ledger_hours`, `llm_failover_hours`,
-//! migration 0017), written by [`insert_batch`] in the transaction that inserts the rows, so a
-//! summary costs the same at five million ledger rows as at five thousand. A window that
-//! starts inside an hour ([`Window`]) takes that hour's rows after its start from the ledger
-//! itself (an `at` index range of at most one hour), so every answer equals the same sum over
-//! the ledger, to the row.
+//! The aggregates answer from daily and hourly roll-ups (`llm_ledger_days`,
+//! `llm_ledger_hours`, `llm_failover_hours`, migration 0017), written by [`insert_batch`] in the
+//! transaction that inserts the rows, so a summary's cost follows the days of history and the
+//! callers, not the ledger's rows. A window that starts inside a day takes the rest of that day
+//! from the hourly roll-up and, when it starts inside an hour, that hour's rows after its
+//! start from the ledger itself (an `at` index range of at most one hour) ([`Window`]), so
+//! every answer equals the same sum over the ledger, to the row.
 
 use super::ledger::{FailoverEvent, LedgerRow};
 use super::*;
@@ -70,27 +71,32 @@ pub async fn insert_batch(
         event_ids.push(id);
     }
     for ids in row_ids.chunks(ROLLUP_CHUNK) {
-        let sql = format!(
-            "INSERT INTO llm_ledger_hours (hour, provider, model, caller, project, requests, succeeded,
-                 failed, input_tokens, output_tokens, cost_nanos, estimated, failovers)
-             SELECT {ROLLUP_KEYS}, {TOTALS} FROM llm_ledger WHERE id IN ({})
-             GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-             ON CONFLICT (hour, provider, model, caller, project) DO UPDATE SET
-                 requests = llm_ledger_hours.requests + excluded.requests,
-                 succeeded = llm_ledger_hours.succeeded + excluded.succeeded,
-                 failed = llm_ledger_hours.failed + excluded.failed,
-                 input_tokens = llm_ledger_hours.input_tokens + excluded.input_tokens,
-                 output_tokens = llm_ledger_hours.output_tokens + excluded.output_tokens,
-                 cost_nanos = llm_ledger_hours.cost_nanos + excluded.cost_nanos,
-                 estimated = llm_ledger_hours.estimated + excluded.estimated,
-                 failovers = llm_ledger_hours.failovers + excluded.failovers",
-            crate::db::placeholders(1, ids.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in ids {
-            q = q.bind(*id);
+        for (table, period, first) in [
+            ("llm_ledger_hours", "hour", "substr(at, 1, 13)"),
+            ("llm_ledger_days", "day", "substr(at, 1, 10)"),
+        ] {
+            let sql = format!(
+                "INSERT INTO {table} ({period}, provider, model, caller, project, requests, succeeded,
+                     failed, input_tokens, output_tokens, cost_nanos, estimated, failovers)
+                 SELECT {first}, {ROLLUP_KEYS}, {TOTALS} FROM llm_ledger WHERE id IN ({})
+                 GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+                 ON CONFLICT ({period}, provider, model, caller, project) DO UPDATE SET
+                     requests = {table}.requests + excluded.requests,
+                     succeeded = {table}.succeeded + excluded.succeeded,
+                     failed = {table}.failed + excluded.failed,
+                     input_tokens = {table}.input_tokens + excluded.input_tokens,
+                     output_tokens = {table}.output_tokens + excluded.output_tokens,
+                     cost_nanos = {table}.cost_nanos + excluded.cost_nanos,
+                     estimated = {table}.estimated + excluded.estimated,
+                     failovers = {table}.failovers + excluded.failovers",
+                crate::db::placeholders(1, ids.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
         }
-        q.execute(&mut *tx).await?;
     }
     for ids in event_ids.chunks(ROLLUP_CHUNK) {
         let sql = format!(
@@ -113,12 +119,10 @@ pub async fn insert_batch(
 /// backends' limits on bound parameters.
 const ROLLUP_CHUNK: usize = 500;
 
-/// The roll-up's key columns, as SQL over a ledger row: the hour ('YYYY-MM-DDTHH', UTC), then
-/// the grouping keys of [`totals_by`]. Migration 0017 fills the roll-up with the same
-/// expressions. (`ORDER BY 1, …` in the upsert makes concurrent flushes, two replicas on one
+/// The roll-ups' key columns after the hour or day, as SQL over a ledger row: the grouping keys
+/// of [`totals_by`]. Migration 0017 fills the roll-ups with the same expressions. (`ORDER BY 1, …` in the upsert makes concurrent flushes, two replicas on one
 /// PostgreSQL, lock shared roll-up rows in one order: they wait, never deadlock.)
-const ROLLUP_KEYS: &str = "substr(at, 1, 13),
-    COALESCE(provider, '(none)'),
+const ROLLUP_KEYS: &str = "COALESCE(provider, '(none)'),
     CASE WHEN model = '' THEN '(none)' ELSE model END,
     caller || CASE WHEN caller_token_id IS NULL THEN '' ELSE ' (token ' || caller_token_id || ')' END,
     COALESCE(project, '(none)')";
@@ -295,14 +299,19 @@ const ROLLED_TOTALS: &str = "CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS reque
     CAST(COALESCE(SUM(estimated), 0) AS BIGINT) AS estimated,
     CAST(COALESCE(SUM(failovers), 0) AS BIGINT) AS failovers";
 
-/// The rows `at >= since` as a roll-up-shaped relation (`hour`, the keys, the measures): the
-/// whole hours from the roll-up, and, when `since` falls inside an hour, that hour's rows from
-/// `since` on from the ledger, rolled up on the fly. Binds `$1`–`$3` ([`Window::bind`]).
-const WINDOW: &str = "SELECT hour, provider, model, caller, project, requests, succeeded, failed,
+/// The rows `at >= since` as a roll-up-shaped relation (`day`, the keys, the measures): the
+/// whole days from the daily roll-up, the whole hours of the first day from the hourly one,
+/// and the rest of the first hour from the ledger, rolled up on the fly. Binds `$1`–`$5`
+/// ([`Window::bind`]).
+const WINDOW: &str = "SELECT day, provider, model, caller, project, requests, succeeded, failed,
         input_tokens, output_tokens, cost_nanos, estimated, failovers
-    FROM llm_ledger_hours WHERE hour >= $1
+    FROM llm_ledger_days WHERE day >= $1
     UNION ALL
-    SELECT substr(at, 1, 13) AS hour,
+    SELECT substr(hour, 1, 10) AS day, provider, model, caller, project, requests, succeeded, failed,
+        input_tokens, output_tokens, cost_nanos, estimated, failovers
+    FROM llm_ledger_hours WHERE hour >= $2 AND hour < $3
+    UNION ALL
+    SELECT substr(at, 1, 10) AS day,
         COALESCE(provider, '(none)') AS provider,
         CASE WHEN model = '' THEN '(none)' ELSE model END AS model,
         caller || CASE WHEN caller_token_id IS NULL THEN '' ELSE ' (token ' || caller_token_id || ')' END AS caller,
@@ -311,39 +320,51 @@ const WINDOW: &str = "SELECT hour, provider, model, caller, project, requests, s
         CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END AS succeeded,
         CASE WHEN outcome IN ('failed', 'cut') THEN 1 ELSE 0 END AS failed,
         input_tokens, output_tokens, cost_nanos, estimated, failovers
-    FROM llm_ledger WHERE at >= $2 AND at < $3";
+    FROM llm_ledger WHERE at >= $4 AND at < $5";
 
 /// `at >= since` (fixed-width UTC text, or a prefix of one, or empty for all time) cut into
-/// whole roll-up hours and the ledger range of the hour `since` falls inside.
+/// whole days, whole hours of the day `since` falls inside, and the ledger range of the hour it
+/// falls inside. `P~` is the bound "after everything that starts with `P`": `~` sorts after
+/// every character of a time ('0'–'9', '-', 'T', ':', '.', 'Z'), and a later day or hour
+/// differs from `P` inside `P`'s length.
 #[derive(Debug, Clone, PartialEq)]
 struct Window {
-    /// Roll-up hours `>= from_hour`.
-    from_hour: String,
-    /// Ledger rows in `[edge_from, edge_to)`; empty when `since` starts an hour.
+    /// Daily roll-up rows `day >= days_from`.
+    days_from: String,
+    /// Hourly roll-up rows in `[hours_from, hours_to)`.
+    hours_from: String,
+    hours_to: String,
+    /// Ledger rows in `[edge_from, edge_to)`.
     edge_from: String,
     edge_to: String,
 }
 
 impl Window {
     fn since(since: &str) -> Window {
-        match since.get(..13) {
-            // Every `at` of an hour starts with its 13 characters: a `since` no longer than
-            // that is met by whole hours (`hour >= since` iff each of its rows is).
-            Some(hour) if since.len() > 13 => {
-                // `hour` + ';' sorts after every `at` of that hour (they go on with ':') and
-                // before the next hour: the roll-up takes the hours after it, the ledger the
-                // rest of this one.
-                let next = format!("{hour};");
-                Window {
-                    from_hour: next.clone(),
-                    edge_from: since.to_owned(),
-                    edge_to: next,
-                }
-            }
+        let none = String::new;
+        // A day or hour whose text is `>= since` holds only rows `>= since` when `since` is no
+        // longer than its text (every `at` of it starts with it), and none when it is `<`.
+        match (since.get(..10), since.get(..13)) {
+            (Some(day), Some(hour)) if since.len() > 13 => Window {
+                days_from: format!("{day}~"),
+                hours_from: format!("{hour}~"),
+                hours_to: format!("{day}~"),
+                edge_from: since.to_owned(),
+                edge_to: format!("{hour}~"),
+            },
+            (Some(day), _) if since.len() > 10 => Window {
+                days_from: format!("{day}~"),
+                hours_from: since.to_owned(),
+                hours_to: format!("{day}~"),
+                edge_from: none(),
+                edge_to: none(),
+            },
             _ => Window {
-                from_hour: since.to_owned(),
-                edge_from: String::new(),
-                edge_to: String::new(),
+                days_from: since.to_owned(),
+                hours_from: none(),
+                hours_to: none(),
+                edge_from: none(),
+                edge_to: none(),
             },
         }
     }
@@ -352,7 +373,9 @@ impl Window {
         &'q self,
         q: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
     ) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
-        q.bind(&self.from_hour)
+        q.bind(&self.days_from)
+            .bind(&self.hours_from)
+            .bind(&self.hours_to)
             .bind(&self.edge_from)
             .bind(&self.edge_to)
     }
@@ -399,7 +422,7 @@ pub async fn totals_by(db: &Db, by: GroupBy, since: &str) -> Result<Vec<GroupTot
         GroupBy::Model => "model",
         GroupBy::Caller => "caller",
         GroupBy::Project => "project",
-        GroupBy::Day => "substr(hour, 1, 10)",
+        GroupBy::Day => "day",
     };
     let order = match by {
         GroupBy::Day => "key",
@@ -436,16 +459,27 @@ pub async fn failover_history(db: &Db, limit: i64) -> Result<Vec<FailoverRow>, s
 }
 
 pub async fn failover_count_since(db: &Db, since: &str) -> Result<i64, sqlx::Error> {
+    // Failover events are few next to ledger rows: the hourly roll-up alone, from the first
+    // whole hour (`hour >= $1`), and the ledger rest of the first hour.
     let w = Window::since(since);
-    w.bind(sqlx::query_as::<_, (i64,)>(
+    let (from_hour, edge_from, edge_to) = if !w.edge_to.is_empty() {
+        (w.edge_to.clone(), w.edge_from.clone(), w.edge_to.clone())
+    } else if !w.hours_to.is_empty() {
+        (w.hours_from.clone(), String::new(), String::new())
+    } else {
+        (w.days_from.clone(), String::new(), String::new())
+    };
+    sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) FROM (
              SELECT events FROM llm_failover_hours WHERE hour >= $1
              UNION ALL
              SELECT 1 AS events FROM llm_failover_events WHERE at >= $2 AND at < $3) w",
-    ))
+    )
+    .bind(from_hour)
+    .bind(edge_from)
+    .bind(edge_to)
     .fetch_one(db)
     .await
-    .map(|(n,)| n)
 }
 
 #[cfg(test)]
@@ -453,27 +487,41 @@ mod tests {
     use super::Window;
 
     #[test]
-    fn a_window_is_whole_roll_up_hours_and_the_ledger_rest_of_its_first_hour() {
+    fn a_window_is_whole_days_whole_hours_and_the_ledger_rest_of_its_first_hour() {
         let all = Window::since("");
+        assert_eq!(all.days_from, "");
         assert_eq!(
-            (
-                all.from_hour.as_str(),
-                all.edge_from.as_str(),
-                all.edge_to.as_str()
-            ),
-            ("", "", "")
+            (all.hours_to.as_str(), all.edge_to.as_str()),
+            ("", ""),
+            "no hours, no ledger rows"
         );
         let day = Window::since("2026-12-01");
-        assert_eq!(day.from_hour, "2026-12-01");
-        assert_eq!(day.edge_to, "", "a day starts an hour: no ledger rows");
+        assert_eq!(day.days_from, "2026-12-01");
+        assert_eq!((day.hours_to.as_str(), day.edge_to.as_str()), ("", ""));
+        let hour = Window::since("2026-12-01T10");
+        assert_eq!(hour.days_from, "2026-12-01~");
+        assert_eq!(
+            (hour.hours_from.as_str(), hour.hours_to.as_str()),
+            ("2026-12-01T10", "2026-12-01~")
+        );
+        assert_eq!(hour.edge_to, "");
         let mid = Window::since("2026-12-01T10:15:00.000000Z");
-        assert_eq!(mid.from_hour, "2026-12-01T10;");
-        assert_eq!(mid.edge_from, "2026-12-01T10:15:00.000000Z");
-        assert_eq!(mid.edge_to, "2026-12-01T10;");
-        // The text order the cut relies on.
+        assert_eq!(mid.days_from, "2026-12-01~");
+        assert_eq!(
+            (mid.hours_from.as_str(), mid.hours_to.as_str()),
+            ("2026-12-01T10~", "2026-12-01~")
+        );
+        assert_eq!(
+            (mid.edge_from.as_str(), mid.edge_to.as_str()),
+            ("2026-12-01T10:15:00.000000Z", "2026-12-01T10~")
+        );
+        // The text order the cuts rely on.
+        assert!("2026-12-01" < mid.days_from.as_str() && mid.days_from.as_str() < "2026-12-02");
+        assert!("2026-12-01T23" < mid.hours_to.as_str());
+        assert!(
+            "2026-12-01T10" < mid.hours_from.as_str() && mid.hours_from.as_str() < "2026-12-01T11"
+        );
         assert!("2026-12-01T10:59:59.999999Z" < mid.edge_to.as_str());
-        assert!("2026-12-01T10" < mid.from_hour.as_str());
-        assert!("2026-12-01T11" > mid.from_hour.as_str());
         assert!("2026-12-01T11:00:00.000000Z" > mid.edge_to.as_str());
     }
 }
