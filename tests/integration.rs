@@ -37,6 +37,8 @@ mod layout;
 mod live;
 #[path = "integration/llm.rs"]
 mod llm;
+#[path = "integration/llm_rollups.rs"]
+mod llm_rollups;
 #[path = "integration/nodes.rs"]
 mod nodes;
 #[path = "integration/pages.rs"]

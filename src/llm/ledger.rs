@@ -85,6 +85,10 @@ struct Pending {
 #[derive(Default)]
 pub struct Ledger {
     pending: Mutex<Pending>,
+    /// Held by a flush from taking the buffer until its write committed (or was put back), so
+    /// a reader that flushes before it sums (the summaries) also waits for a batch the ledger
+    /// loop took a moment earlier: it never sums without rows recorded before it asked.
+    flushing: tokio::sync::Mutex<()>,
     in_flight: Arc<AtomicUsize>,
     idle: Arc<Notify>,
 }
@@ -143,6 +147,7 @@ impl Ledger {
 
     /// Writes everything buffered in one transaction; returns the number of ledger rows.
     pub async fn flush(&self, db: &Db) -> Result<usize, sqlx::Error> {
+        let _flushing = self.flushing.lock().await;
         let batch = {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             std::mem::take(&mut *p)
