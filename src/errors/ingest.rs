@@ -304,6 +304,14 @@ impl Writer {
             f.samples.push(i);
         }
 
+        // Every writer (one per replica) takes the rows it locks in the same order, groups by
+        // fingerprint and each group's node and hour rows by key: two replicas writing the same
+        // groups at once then wait for each other instead of deadlocking.
+        order.sort_unstable();
+        for f in folds.values_mut() {
+            f.nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            f.hours.sort_unstable();
+        }
         let deltas: Vec<store::GroupDelta<'_>> = order
             .iter()
             .map(|fp| {
