@@ -401,18 +401,16 @@ fn push(q: &mut Vec<(&'static str, String)>, k: &'static str, v: Option<String>)
 mod tests {
     use super::*;
 
-    /// A server whose every `GET /api/stats` answers `status` with a JSON body.
+    /// A server that answers every request `status` with a JSON body. (A fallback, not a
+    /// route: tests/integration/principals.rs reads every `.route(` in src/ as the server's.)
     async fn answering(status: u16) -> String {
-        let app = axum::Router::new().route(
-            "/api/stats",
-            axum::routing::get(move || async move {
-                (
-                    axum::http::StatusCode::from_u16(status).unwrap(),
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    r#"{"error": "no such thing", "code": "not_found"}"#,
-                )
-            }),
-        );
+        let app = axum::Router::new().fallback(move || async move {
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"error": "no such thing", "code": "not_found"}"#,
+            )
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
