@@ -309,7 +309,7 @@ pub async fn gather(state: &AppState) -> Result<Overview, crate::http::error::Ap
 }
 
 /// `s` on one line, cut to `max` characters with an ellipsis.
-fn one_line(s: &str, max: usize) -> String {
+pub fn one_line(s: &str, max: usize) -> String {
     let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= max {
         flat
