@@ -377,29 +377,9 @@ pub async fn set_global_pause(state: &AppState, actor: &str, paused: bool) -> Ru
 
 /// Proposed milestones and suggestions of a project waiting on a person.
 pub async fn proposals(state: &AppState, project_id: i64) -> RunResult<i64> {
-    let milestones = crate::planning::store::list_plans(
-        &state.db,
-        &crate::planning::store::PlanFilter {
-            project_id: Some(project_id),
-            status: None,
-        },
-        10_000,
-        0,
-    )
-    .await?
-    .len();
-    let suggestions = crate::planning::store::list_suggestions(
-        &state.db,
-        &crate::planning::store::SuggestionFilter {
-            project_id: Some(project_id),
-            status: None,
-        },
-        10_000,
-        0,
-    )
-    .await?
-    .len();
-    Ok((milestones + suggestions) as i64)
+    let (milestones, suggestions) =
+        crate::planning::store::pending_counts(&state.db, Some(project_id)).await?;
+    Ok(milestones + suggestions)
 }
 
 pub async fn detail(state: &AppState, id: i64) -> RunResult<RunDetail> {

@@ -121,7 +121,7 @@ async fn status(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<Plannin
     let pending = store::list_plans(&s.db, &store::PlanFilter::default(), 10_000, 0)
         .await
         .map_err(PlanningError::from)?;
-    let (pm, ps) = store::pending_counts(&s.db)
+    let (pm, ps) = store::pending_counts(&s.db, None)
         .await
         .map_err(PlanningError::from)?;
     Ok(Json(PlanningStatus {

@@ -197,14 +197,18 @@ pub async fn history<'c, E: Executor<'c, Database = Any>>(
         .collect())
 }
 
-/// Counts for the review queue's badge and the status answer.
+/// How many proposed milestones and suggestions wait on a person, of one project or all.
 pub async fn pending_counts<'c, E: Executor<'c, Database = Any>>(
     ex: E,
+    project_id: Option<i64>,
 ) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM plan_milestones WHERE status = 'pending_approval'),
-                (SELECT COUNT(*) FROM suggestions WHERE status = 'pending')",
+        "SELECT (SELECT COUNT(*) FROM plan_milestones
+                  WHERE status = 'pending_approval' AND ($1 IS NULL OR project_id = $1)),
+                (SELECT COUNT(*) FROM suggestions
+                  WHERE status = 'pending' AND ($1 IS NULL OR project_id = $1))",
     )
+    .bind(project_id)
     .fetch_one(ex)
     .await
 }

@@ -158,17 +158,7 @@ pub async fn generate(state: &AppState, actor: &str, req: SuggestRequest) -> Res
             .events
             .emit(crate::events::Topic::Work, "suggestion", created[0].id);
     }
-    let pending = store::list_suggestions(
-        &state.db,
-        &store::SuggestionFilter {
-            project_id: req.project_id,
-            status: None,
-        },
-        crate::http::extract::MAX_LIMIT,
-        0,
-    )
-    .await?
-    .len() as i64;
+    let (_, pending) = store::pending_counts(&state.db, req.project_id).await?;
     Ok(Generated { created, pending })
 }
 
