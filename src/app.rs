@@ -115,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::overview::pages::routes())
         .merge(crate::planning::api::routes())
         .merge(crate::autopilot::api::routes())
+        .merge(crate::autopilot::gates::routes())
         .merge(crate::autopilot::pages::routes())
         .merge(crate::web::routes())
         .merge(crate::system::routes())

@@ -13,6 +13,8 @@ mod assign;
 mod auth;
 #[path = "integration/autopilot.rs"]
 mod autopilot;
+#[path = "integration/autopilot_agents.rs"]
+mod autopilot_agents;
 #[path = "integration/browser.rs"]
 mod browser;
 #[path = "integration/cli.rs"]

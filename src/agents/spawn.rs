@@ -167,21 +167,6 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
             return Err(invalid("cwd", format!("'{c}' is not a directory on this node")).into());
         }
     }
-    let mut cwd = plan.cwd.clone();
-    let mut branch = None;
-    if let Some(b) = &plan.worktree_branch {
-        let base = cwd
-            .clone()
-            .ok_or_else(|| invalid("cwd", "a worktree needs cwd (a git checkout)"))?;
-        let dir = side.data_dir.join("worktrees").join(name.as_str());
-        let dir = std::path::absolute(&dir).unwrap_or(dir);
-        let dir_s = dir.display().to_string();
-        git(&base, &["worktree", "add", "-b", b, &dir_s, "HEAD"]).await?;
-        cwd = Some(dir_s);
-        branch = Some(b.clone());
-    } else if let Some(c) = &cwd {
-        branch = git(c, &["rev-parse", "--abbrev-ref", "HEAD"]).await.ok();
-    }
 
     let architect: PathBuf = match &side.architect {
         Some(p) => p.clone(),
@@ -243,7 +228,27 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
     let (env, gateway) = environment(side, plan);
     std::fs::create_dir_all(&session_dir)
         .map_err(|e| AgentsError::Conflict(format!("cannot create {session_dir:?}: {e}")))?;
-    side.tmux
+    // The worktree last, once everything that may refuse the start has passed: a refused
+    // start leaves no worktree or branch behind.
+    let mut cwd = plan.cwd.clone();
+    let mut branch = None;
+    let mut made = None;
+    if let Some(b) = &plan.worktree_branch {
+        let base = cwd
+            .clone()
+            .ok_or_else(|| invalid("cwd", "a worktree needs cwd (a git checkout)"))?;
+        let dir = side.data_dir.join("worktrees").join(name.as_str());
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        let dir_s = dir.display().to_string();
+        git(&base, &["worktree", "add", "-b", b, &dir_s, "HEAD"]).await?;
+        made = Some((base, dir_s.clone(), b.clone()));
+        cwd = Some(dir_s);
+        branch = Some(b.clone());
+    } else if let Some(c) = &cwd {
+        branch = git(c, &["rev-parse", "--abbrev-ref", "HEAD"]).await.ok();
+    }
+    let created = side
+        .tmux
         .create(&NewSession {
             name: Some(name.clone()),
             cwd: cwd.clone(),
@@ -253,7 +258,14 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
             width: 160,
             height: 50,
         })
-        .await?;
+        .await;
+    if let Err(e) = created {
+        if let Some((base, dir, b)) = made {
+            let _ = git(&base, &["worktree", "remove", "--force", &dir]).await;
+            let _ = git(&base, &["branch", "-D", &b]).await;
+        }
+        return Err(e.into());
+    }
     if plan.agent == LaunchAgent::Claude {
         // Without it Claude shows a "tmux focus-events off" line (README).
         let _ = side.tmux.set_global_option("focus-events", "on").await;

@@ -214,6 +214,18 @@ pub async fn drop_claims(db: &Db, node: &str, name: &str, now: &str) -> Result<(
 }
 
 /// Takes (and clears) the hook token of a session that ended.
+/// The session's own token (its id), without taking it.
+pub async fn hook_token(db: &Db, node: &str, name: &str) -> Result<Option<i64>, sqlx::Error> {
+    let id: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT hook_token_id FROM agent_sessions WHERE node = $1 AND name = $2",
+    )
+    .bind(node)
+    .bind(name)
+    .fetch_optional(db)
+    .await?;
+    Ok(id.flatten())
+}
+
 pub async fn take_hook_token(db: &Db, node: &str, name: &str) -> Result<Option<i64>, sqlx::Error> {
     let mut tx = crate::db::begin_write(db).await?;
     // RETURNING gives the new (NULL) value, so read first, inside the write transaction.

@@ -14,6 +14,8 @@ pub struct Configure {
     pub mode: Option<Mode>,
     pub goal: Option<String>,
     pub constraints: Option<Constraints>,
+    /// The agent each work item's session runs (default: Claude Code through the gateway).
+    pub agent: Option<AgentSpec>,
     /// The project's own kill switch.
     pub paused: Option<bool>,
 }
@@ -51,10 +53,11 @@ fn announce(state: &AppState, run_id: i64) {
 /// cancels the active run; pausing pauses it.
 pub async fn configure(
     state: &AppState,
-    actor: &str,
+    who: &crate::auth::Identity,
     project_id: i64,
     req: Configure,
 ) -> RunResult<Configured> {
+    let actor = &who.actor();
     let project = crate::tracking::store::get_project(&state.db, project_id)
         .await?
         .ok_or(AutopilotError::NotFound("project"))?;
@@ -79,6 +82,7 @@ pub async fn configure(
         mode: Mode::Off,
         goal: String::new(),
         constraints: Constraints::default(),
+        agent: AgentSpec::default(),
         paused: false,
         updated_by: actor.to_string(),
         updated_at: now.clone(),
@@ -92,6 +96,11 @@ pub async fn configure(
     if let Some(c) = req.constraints {
         s.constraints = c;
     }
+    if let Some(a) = req.agent {
+        a.allowed_for(who)?;
+        s.agent = a;
+    }
+    s.agent.validate(s.constraints.budget_usd)?;
     if let Some(p) = req.paused {
         s.paused = p;
     }
@@ -142,7 +151,7 @@ pub async fn configure(
             touched = Some(r.id);
         }
         (None, m) if m != Mode::Off => {
-            let id = super::store::insert_run(&mut tx, &s, actor, &now).await?;
+            let id = super::store::insert_run(&mut tx, &s, actor, Some(who.user_id), &now).await?;
             // Under a kill switch a new run waits, paused.
             if s.paused || super::store::globally_paused(&mut *tx).await? {
                 super::store::transition(
@@ -390,7 +399,12 @@ pub async fn detail(state: &AppState, id: i64) -> RunResult<RunDetail> {
         .await?
         .map(|p| p.name)
         .unwrap_or_default();
+    let (cost_usd, llm_requests) = super::runner::spent(state, id).await?;
     Ok(RunDetail {
+        items: super::work::items(&state.db, id).await?,
+        gates: super::work::gates(&state.db, id).await?,
+        cost_usd,
+        llm_requests,
         transitions: super::store::transitions(&state.db, id).await?,
         steps: super::store::steps(&state.db, id).await?,
         proposals: proposals(state, run.project_id).await?,
@@ -411,7 +425,22 @@ pub struct Health {
     pub runs_by_state: std::collections::BTreeMap<String, i64>,
     /// Working runs not moved for [`STUCK_AFTER_MINUTES`].
     pub stuck_runs: Vec<i64>,
+    /// When a run last moved (any run).
+    pub last_move_at: Option<String>,
+    /// Each unfinished run's LLM budget: spent and left (null: no budget).
+    pub budgets: Vec<BudgetLeft>,
+    /// Change requests and deploy gates waiting on a person.
+    pub pending_gates: i64,
     pub projects: Vec<ProjectAutopilot>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BudgetLeft {
+    pub run_id: i64,
+    pub state: RunState,
+    pub spent_usd: f64,
+    pub budget_usd: Option<f64>,
+    pub left_usd: Option<f64>,
 }
 
 pub const STUCK_AFTER_MINUTES: i64 = 30;
@@ -424,7 +453,24 @@ pub async fn health(state: &AppState) -> RunResult<Health> {
         .remove(super::runner::LOOP_NAME)
         .unwrap_or_default();
     let before = crate::clock::format(now - time::Duration::minutes(STUCK_AFTER_MINUTES));
+    let mut budgets = Vec::new();
+    let recent =
+        super::store::list_runs(&state.db, &super::store::RunFilter::default(), 200, 0).await?;
+    let last_move_at = recent.iter().map(|r| r.updated_at.clone()).max();
+    for r in recent.into_iter().filter(|r| !r.state.is_final()) {
+        let (spent, _) = super::runner::spent(state, r.id).await?;
+        budgets.push(BudgetLeft {
+            run_id: r.id,
+            state: r.state,
+            spent_usd: spent,
+            budget_usd: r.constraints.budget_usd,
+            left_usd: r.constraints.budget_usd.map(|b| (b - spent).max(0.0)),
+        });
+    }
     Ok(Health {
+        last_move_at,
+        budgets,
+        pending_gates: super::work::pending_gates(&state.db, 10_000).await?.len() as i64,
         loop_alive: loop_state.status == "up" && loop_state.ticks > 0,
         loop_ticks: loop_state.ticks,
         loop_panics: loop_state.panics,

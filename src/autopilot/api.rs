@@ -33,9 +33,7 @@ async fn configure(
     Path(id): Path<i64>,
     Json(req): Json<Configure>,
 ) -> ApiResult<Configured> {
-    Ok(Json(
-        actions::configure(&s, &who.identity().actor(), id, req).await?,
-    ))
+    Ok(Json(actions::configure(&s, who.identity(), id, req).await?))
 }
 
 async fn runs(

@@ -16,10 +16,18 @@
 //!   mode stops `blocked` after planning and says so.
 
 pub mod actions;
+pub mod agent;
 pub mod api;
+pub mod deploy;
+pub mod gates;
+pub mod git;
 pub mod pages;
+pub mod phases;
 pub mod runner;
 pub mod store;
+pub mod work;
+
+pub use agent::AgentSpec;
 
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +107,9 @@ pub struct Constraints {
     /// Checks that must pass before a change is proposed (e.g. `tests`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub required_checks: Vec<String>,
+    /// How long the project's errors are watched after a deploy (default 10; 0: not at all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_minutes: Option<i64>,
 }
 
 impl Constraints {
@@ -114,6 +125,25 @@ impl Constraints {
         positive("max_parallel_agents", self.max_parallel_agents, 64)?;
         positive("max_wall_minutes", self.max_wall_minutes, 60 * 24 * 30)?;
         positive("max_iterations", self.max_iterations, 10_000)?;
+        if self
+            .monitor_minutes
+            .is_some_and(|m| !(0..=24 * 60).contains(&m))
+        {
+            return Err(invalid(
+                "constraints.monitor_minutes",
+                "monitor_minutes must be between 0 and 1440",
+            ));
+        }
+        if let Some(bad) = self
+            .required_checks
+            .iter()
+            .find(|c| !matches!(c.as_str(), "tests"))
+        {
+            return Err(invalid(
+                "constraints.required_checks",
+                format!("'{bad}' is not a check architect runs (known: tests)"),
+            ));
+        }
         if let Some(b) = self.budget_usd {
             if !b.is_finite() || b < 0.0 {
                 return Err(invalid(
@@ -144,6 +174,9 @@ pub struct ProjectAutopilot {
     pub mode: Mode,
     pub goal: String,
     pub constraints: Constraints,
+    /// The agent each work item's session runs.
+    #[serde(default)]
+    pub agent: AgentSpec,
     pub paused: bool,
     pub updated_by: String,
     pub updated_at: String,
@@ -156,10 +189,15 @@ pub struct Run {
     pub mode: Mode,
     pub goal: String,
     pub constraints: Constraints,
+    #[serde(default)]
+    pub agent: AgentSpec,
     pub state: RunState,
     pub reason: String,
     pub resume_to: Option<RunState>,
     pub started_by: String,
+    /// Whose rights the run acts with (the person who configured it).
+    #[serde(skip)]
+    pub user_id: Option<i64>,
     pub created_at: String,
     pub updated_at: String,
     pub finished_at: Option<String>,
@@ -191,6 +229,12 @@ pub struct RunDetail {
     pub steps: Vec<Step>,
     /// Proposed milestones and suggestions of the project waiting on a person.
     pub proposals: i64,
+    /// The work items: worktree, branch, session, prompts, test task, diff.
+    pub items: Vec<work::Item>,
+    pub gates: Vec<work::Gate>,
+    /// LLM cost of the run's sessions, from the gateway's ledger.
+    pub cost_usd: f64,
+    pub llm_requests: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +245,8 @@ pub enum AutopilotError {
     Invalid(crate::validate::Invalid),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -220,6 +266,7 @@ impl From<AutopilotError> for crate::http::error::ApiError {
                 ApiError::invalid(field, message)
             }
             AutopilotError::Conflict(m) => ApiError::conflict(m),
+            AutopilotError::Forbidden(m) => ApiError::forbidden(m),
             AutopilotError::Db(e) => ApiError::from(e),
         }
     }

@@ -27,6 +27,8 @@ pub fn routes() -> Router<AppState> {
         .route("/autopilot/suggestions/{id}/skip", post(skip_form))
         .route("/autopilot/runs/{id}", get(run_page))
         .route("/autopilot/runs/{id}/{how}", post(run_form))
+        .route("/autopilot/gates/{id}", get(gate_page))
+        .route("/autopilot/gates/{id}/{how}", post(gate_form))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -387,5 +389,54 @@ async fn run_form(
     match super::actions::move_run(&s, &who.actor(), id, how, None).await {
         Ok(r) => see_other(&to, &format!("Run #{id} is {}.", r.state)),
         Err(e) => back_with_error(&to, &ApiError::from(e)),
+    }
+}
+
+/// A gate's page is its row on its run's page.
+async fn gate_page(
+    State(s): State<AppState>,
+    _: PageAuthed<Read>,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let g = super::work::gate(&s.db, id)
+        .await
+        .map_err(run_err)?
+        .ok_or_else(|| run_err(super::AutopilotError::NotFound("gate")))?;
+    use axum::response::IntoResponse;
+    Ok(
+        axum::response::Redirect::to(&format!("/autopilot/runs/{}#gate-{id}", g.run_id))
+            .into_response(),
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct GateForm {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn gate_form(
+    State(s): State<AppState>,
+    Path((id, how)): Path<(i64, String)>,
+    PageForm(who, form, ..): PageForm<Write, GateForm>,
+) -> Response {
+    let back = match super::work::gate(&s.db, id).await {
+        Ok(Some(g)) => format!("/autopilot/runs/{}", g.run_id),
+        _ => "/autopilot".to_string(),
+    };
+    let approve = match how.as_str() {
+        "approve" => true,
+        "reject" if form.reason.trim().is_empty() => {
+            return back_with_error(
+                &back,
+                &ApiError::invalid("reason", "say why it is rejected"),
+            )
+        }
+        "reject" => false,
+        _ => return back_with_error(&back, &ApiError::invalid("action", "approve or reject")),
+    };
+    match super::gates::decide(&s, &who.actor(), id, approve, form.reason.trim()).await {
+        Ok(g) => see_other(&back, &format!("Gate #{id} {}.", g.state)),
+        Err(e) => back_with_error(&back, &ApiError::from(e)),
     }
 }

@@ -3,9 +3,12 @@
 //! the run on, and a step already recorded is not made again, so a run resumed after a restart
 //! picks up where it was.
 //!
-//! Built: `planning` — scan the project (`planning:scan`, issue 16's scanner and plan) and make
-//! ranked suggestions (`planning:suggest`); then `observe` is `done` with the proposals in the
-//! review queue, and every other mode is `blocked`: its implementing phase is not built yet.
+//! `planning` scans the project (`planning:scan`, the planning domain's scanner and plan) and
+//! makes ranked suggestions (`planning:suggest`); `observe` is then `done` with the proposals
+//! in the review queue. Every other mode turns the goal (or, without one, the approved
+//! features of the project's plans) into work items (`planning:items`) and goes on to
+//! [`super::phases`] (implementing, testing, change requests) and [`super::deploy`] (deploying,
+//! monitoring, investigating). Budgets are checked before every step ([`over_budget`]).
 
 use super::*;
 use crate::app::AppState;
@@ -56,12 +59,27 @@ pub async fn tick(state: &AppState) -> RunResult<usize> {
     Ok(moved)
 }
 
-/// Records a step's result and moves the run, in one transaction with the activity row.
-async fn finish_step(
+/// Records a step's result (and the item it moved) and moves the run, in one transaction with
+/// the activity row.
+pub async fn finish(
     state: &AppState,
     run: &Run,
     key: &str,
     result: serde_json::Value,
+    item: Option<&super::work::Item>,
+    to: Option<(RunState, &str)>,
+) -> RunResult<bool> {
+    finish_with_gate(state, run, key, result, item, None, to).await
+}
+
+/// [`finish`], opening a gate in the same transaction.
+pub async fn finish_with_gate(
+    state: &AppState,
+    run: &Run,
+    key: &str,
+    result: serde_json::Value,
+    item: Option<&super::work::Item>,
+    gate: Option<(Option<i64>, super::work::GateKind)>,
     to: Option<(RunState, &str)>,
 ) -> RunResult<bool> {
     let now = state.clock.now_str();
@@ -69,6 +87,16 @@ async fn finish_step(
     let Some(current) = super::store::lock_run(&mut tx, run.id).await? else {
         return Ok(false);
     };
+    // Cancelled or finished meanwhile: nothing more is recorded for it.
+    if current.state.is_final() {
+        return Ok(false);
+    }
+    if let Some(i) = item {
+        super::work::save_item(&mut tx, i, &now).await?;
+    }
+    if let Some((item_id, kind)) = gate {
+        super::work::open_gate(&mut tx, run.id, item_id, kind, &now).await?;
+    }
     // Paused or cancelled meanwhile: the step's result is kept, the run stays where it is.
     if super::store::step_done(&mut *tx, run.id, key)
         .await?
@@ -76,7 +104,7 @@ async fn finish_step(
     {
         super::store::record_step(&mut tx, run.id, key, &result, &now).await?;
     }
-    let mut moved = false;
+    let mut moved = item.is_some();
     if let Some((to, reason)) = to {
         if current.state == run.state {
             let resume_to = (to == RunState::Blocked).then_some(run.state);
@@ -110,11 +138,65 @@ async fn advance(state: &AppState, run: &Run) -> RunResult<bool> {
     {
         return Ok(false);
     }
+    if let Some(reason) = over_budget(state, run).await? {
+        let key = format!("budget:{}", state.clock.now_str());
+        return finish(
+            state,
+            run,
+            &key,
+            json!({"blocked": reason}),
+            None,
+            Some((RunState::Blocked, &reason)),
+        )
+        .await;
+    }
     match run.state {
         RunState::Planning => plan(state, run).await,
-        // Not built yet: a run never reaches these states today.
+        RunState::Implementing | RunState::Testing => super::phases::work(state, run).await,
+        RunState::Deploying => super::deploy::deploy(state, run).await,
+        RunState::Monitoring => super::deploy::monitor(state, run).await,
+        RunState::Investigating => super::deploy::investigate(state, run).await,
         _ => Ok(false),
     }
+}
+
+/// What the run has spent, from the gateway's ledger: the LLM cost and requests of the
+/// sessions it started (their own tokens).
+pub async fn spent(state: &AppState, run_id: i64) -> RunResult<(f64, i64)> {
+    let tokens: Vec<i64> = super::work::items(&state.db, run_id)
+        .await?
+        .iter()
+        .filter_map(|i| i.token_id)
+        .collect();
+    let (nanos, requests) = crate::llm::store::usage_of_tokens(&state.db, &tokens).await?;
+    Ok((nanos as f64 / 1e9, requests))
+}
+
+/// Why the run must stop now, if a budget is spent: LLM cost, wall time (iterations are counted
+/// where prompts are typed).
+pub async fn over_budget(state: &AppState, run: &Run) -> RunResult<Option<String>> {
+    let c = &run.constraints;
+    if let Some(budget) = c.budget_usd {
+        let (cost, _) = spent(state, run.id).await?;
+        if cost >= budget {
+            return Ok(Some(format!(
+                "the LLM budget is spent: ${cost:.4} of ${budget:.4} (raise budget_usd and resume)"
+            )));
+        }
+    }
+    if let Some(minutes) = c.max_wall_minutes {
+        let started = crate::clock::parse(&run.created_at);
+        if let Some(started) = started {
+            let ran = state.clock.now() - started;
+            if ran.whole_minutes() >= minutes {
+                return Ok(Some(format!(
+                    "the wall-time budget is spent: {} of {minutes} minutes (raise max_wall_minutes and resume)",
+                    ran.whole_minutes()
+                )));
+            }
+        }
+    }
+    Ok(None)
 }
 
 async fn plan(state: &AppState, run: &Run) -> RunResult<bool> {
@@ -123,11 +205,12 @@ async fn plan(state: &AppState, run: &Run) -> RunResult<bool> {
         .is_none()
     {
         return match crate::planning::actions::scan_project(state, ACTOR, run.project_id).await {
-            Ok(r) => finish_step(
+            Ok(r) => finish(
                 state,
                 run,
                 "planning:scan",
                 json!({"scan_id": r.scan.id, "items": r.scan.items, "proposed": r.pending.len()}),
+                None,
                 None,
             )
             .await,
@@ -135,11 +218,12 @@ async fn plan(state: &AppState, run: &Run) -> RunResult<bool> {
             Err(crate::planning::PlanningError::Conflict(_)) => Ok(false),
             Err(e) => {
                 let reason = format!("planning: the scan failed: {e}");
-                finish_step(
+                finish(
                     state,
                     run,
                     "planning:scan",
                     json!({"error": e.to_string()}),
+                    None,
                     Some((RunState::Blocked, &reason)),
                 )
                 .await
@@ -160,35 +244,145 @@ async fn plan(state: &AppState, run: &Run) -> RunResult<bool> {
         .await
         .map_err(|e| AutopilotError::Conflict(e.to_string()))?;
         let ids: Vec<i64> = made.created.iter().map(|s| s.id).collect();
-        return finish_step(
+        return finish(
             state,
             run,
             "planning:suggest",
             json!({"suggestions": ids}),
             None,
+            None,
         )
         .await;
     }
     let proposals = super::actions::proposals(state, run.project_id).await?;
-    let (to, reason) = match run.mode {
-        Mode::Observe => (
-            RunState::Done,
-            format!("observe: {proposals} proposals wait in the review queue; nothing else was changed"),
-        ),
-        _ => (
-            RunState::Blocked,
-            format!(
-                "planned ({proposals} proposals in the review queue); the implementing phase of {} is not built yet",
-                run.mode
-            ),
-        ),
+    if run.mode == Mode::Observe {
+        let reason = format!(
+            "observe: {proposals} proposals wait in the review queue; nothing else was changed"
+        );
+        return finish(
+            state,
+            run,
+            "planning:done",
+            json!({"proposals": proposals}),
+            None,
+            Some((RunState::Done, &reason)),
+        )
+        .await;
+    }
+    let work = work_items(state, run).await?;
+    if work.is_empty() {
+        let reason = format!(
+            "nothing to work on: give the run a goal, or approve a plan's milestones ({proposals} proposals wait in the review queue)"
+        );
+        return finish(
+            state,
+            run,
+            "planning:items",
+            json!({"items": 0}),
+            None,
+            Some((RunState::Blocked, &reason)),
+        )
+        .await;
+    }
+    // The items, the step and the move to implementing in one transaction.
+    let now = state.clock.now_str();
+    let mut tx = crate::db::begin_write(&state.db).await?;
+    let Some(current) = super::store::lock_run(&mut tx, run.id).await? else {
+        return Ok(false);
     };
-    finish_step(
-        state,
-        run,
-        "planning:done",
-        json!({"proposals": proposals}),
-        Some((to, &reason)),
+    if current.state != RunState::Planning
+        || super::store::step_done(&mut *tx, run.id, "planning:items")
+            .await?
+            .is_some()
+    {
+        return Ok(false);
+    }
+    for (n, (title, detail, source)) in work.iter().enumerate() {
+        super::work::insert_item(&mut tx, run.id, n as i64 + 1, title, detail, source, &now)
+            .await?;
+    }
+    let result = json!({"items": work.len()});
+    super::store::record_step(&mut tx, run.id, "planning:items", &result, &now).await?;
+    let reason = format!("{} work item(s) planned", work.len());
+    super::store::transition(
+        &mut tx,
+        run.id,
+        RunState::Planning,
+        RunState::Implementing,
+        None,
+        &reason,
+        ACTOR,
+        &now,
     )
-    .await
+    .await?;
+    crate::activity::store::record(
+        &mut tx,
+        ACTOR,
+        "planning:items",
+        "autopilot_run",
+        Some(run.id),
+        &json!({"run_id": run.id, "result": result}),
+        &now,
+    )
+    .await?;
+    tx.commit().await?;
+    state
+        .events
+        .emit(crate::events::Topic::Runs, "autopilot", run.id);
+    Ok(true)
+}
+
+/// Longest list of approved features one run takes on.
+const MAX_ITEMS: i64 = 20;
+
+/// (title, detail, source) of each work item: the goal when the run has one; otherwise the
+/// open features of the project's approved plans, highest priority first.
+async fn work_items(state: &AppState, run: &Run) -> RunResult<Vec<(String, String, String)>> {
+    let goal = run.goal.trim();
+    if !goal.is_empty() {
+        let title: String = crate::overview::one_line(goal, 120);
+        return Ok(vec![(title, goal.to_string(), "goal".into())]);
+    }
+    let plans = crate::planning::store::list_plans(
+        &state.db,
+        &crate::planning::store::PlanFilter {
+            project_id: Some(run.project_id),
+            status: Some(crate::planning::PlanStatus::Approved),
+        },
+        100,
+        0,
+    )
+    .await?;
+    let mut out = Vec::new();
+    for plan in plans {
+        let Some(mid) = plan.milestone_id else {
+            continue;
+        };
+        let features = crate::tracking::features::store::list_features(
+            &state.db,
+            &crate::tracking::features::FeatureFilter {
+                project_id: Some(run.project_id),
+                milestone_id: Some(mid),
+                ..Default::default()
+            },
+            MAX_ITEMS,
+            0,
+        )
+        .await?;
+        for f in features {
+            use crate::tracking::features::FeatureStatus as F;
+            if matches!(f.status, F::Draft | F::Spec | F::InProgress) {
+                out.push((
+                    f.name.clone(),
+                    f.description.clone(),
+                    format!("feature:{}", f.id),
+                ));
+            }
+        }
+        if out.len() as i64 >= MAX_ITEMS {
+            break;
+        }
+    }
+    out.truncate(MAX_ITEMS as usize);
+    Ok(out)
 }

@@ -14,6 +14,7 @@ struct SettingRow {
     mode: String,
     goal: String,
     constraints: String,
+    agent: String,
     paused: i64,
     updated_by: String,
     updated_at: String,
@@ -26,6 +27,7 @@ impl From<SettingRow> for ProjectAutopilot {
             mode: parse(&r.mode, Mode::Off),
             goal: r.goal,
             constraints: serde_json::from_str(&r.constraints).unwrap_or_default(),
+            agent: serde_json::from_str(&r.agent).unwrap_or_default(),
             paused: r.paused != 0,
             updated_by: r.updated_by,
             updated_at: r.updated_at,
@@ -38,7 +40,7 @@ pub async fn setting<'c, E: Executor<'c, Database = Any>>(
     project_id: i64,
 ) -> Result<Option<ProjectAutopilot>, sqlx::Error> {
     let row: Option<SettingRow> = sqlx::query_as(
-        "SELECT project_id, mode, goal, constraints, paused, updated_by, updated_at
+        "SELECT project_id, mode, goal, constraints, agent, paused, updated_by, updated_at
          FROM autopilot_projects WHERE project_id = $1",
     )
     .bind(project_id)
@@ -51,7 +53,7 @@ pub async fn settings<'c, E: Executor<'c, Database = Any>>(
     ex: E,
 ) -> Result<Vec<ProjectAutopilot>, sqlx::Error> {
     let rows: Vec<SettingRow> = sqlx::query_as(
-        "SELECT project_id, mode, goal, constraints, paused, updated_by, updated_at
+        "SELECT project_id, mode, goal, constraints, agent, paused, updated_by, updated_at
          FROM autopilot_projects ORDER BY project_id",
     )
     .fetch_all(ex)
@@ -64,10 +66,10 @@ pub async fn save_setting(
     s: &ProjectAutopilot,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO autopilot_projects (project_id, mode, goal, constraints, paused, updated_by, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO autopilot_projects (project_id, mode, goal, constraints, paused, updated_by, updated_at, agent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (project_id) DO UPDATE SET mode = excluded.mode, goal = excluded.goal,
-             constraints = excluded.constraints, paused = excluded.paused,
+             constraints = excluded.constraints, paused = excluded.paused, agent = excluded.agent,
              updated_by = excluded.updated_by, updated_at = excluded.updated_at",
     )
     .bind(s.project_id)
@@ -77,6 +79,7 @@ pub async fn save_setting(
     .bind(i64::from(s.paused))
     .bind(&s.updated_by)
     .bind(&s.updated_at)
+    .bind(serde_json::to_string(&s.agent).unwrap_or_else(|_| "{}".into()))
     .execute(conn)
     .await?;
     Ok(())
@@ -116,10 +119,12 @@ struct RunRow {
     mode: String,
     goal: String,
     constraints: String,
+    agent: String,
     state: String,
     reason: String,
     resume_to: Option<String>,
     started_by: String,
+    user_id: Option<i64>,
     created_at: String,
     updated_at: String,
     finished_at: Option<String>,
@@ -133,10 +138,12 @@ impl From<RunRow> for Run {
             mode: parse(&r.mode, Mode::Observe),
             goal: r.goal,
             constraints: serde_json::from_str(&r.constraints).unwrap_or_default(),
+            agent: serde_json::from_str(&r.agent).unwrap_or_default(),
             state: parse(&r.state, RunState::Failed),
             reason: r.reason,
             resume_to: r.resume_to.and_then(|s| s.parse().ok()),
             started_by: r.started_by,
+            user_id: r.user_id,
             created_at: r.created_at,
             updated_at: r.updated_at,
             finished_at: r.finished_at,
@@ -144,19 +151,20 @@ impl From<RunRow> for Run {
     }
 }
 
-const RUN_COLS: &str = "id, project_id, mode, goal, constraints, state, reason, resume_to, started_by, created_at, updated_at, finished_at";
+const RUN_COLS: &str = "id, project_id, mode, goal, constraints, agent, state, reason, resume_to, started_by, user_id, created_at, updated_at, finished_at";
 
 /// A new run in `planning`, with its first transition.
 pub async fn insert_run(
     conn: &mut AnyConnection,
     s: &ProjectAutopilot,
     actor: &str,
+    user_id: Option<i64>,
     now: &str,
 ) -> Result<i64, sqlx::Error> {
     let reason = "started";
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO autopilot_runs (project_id, mode, goal, constraints, state, reason, started_by, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, 'planning', $5, $6, $7, $7) RETURNING id",
+        "INSERT INTO autopilot_runs (project_id, mode, goal, constraints, state, reason, started_by, created_at, updated_at, agent, user_id)
+         VALUES ($1, $2, $3, $4, 'planning', $5, $6, $7, $7, $8, $9) RETURNING id",
     )
     .bind(s.project_id)
     .bind(s.mode.as_str())
@@ -165,6 +173,8 @@ pub async fn insert_run(
     .bind(reason)
     .bind(actor)
     .bind(now)
+    .bind(serde_json::to_string(&s.agent).unwrap_or_else(|_| "{}".into()))
+    .bind(user_id)
     .fetch_one(&mut *conn)
     .await?;
     record_transition(conn, id, None, RunState::Planning, reason, actor, now).await?;
@@ -345,6 +355,19 @@ pub async fn step_done<'c, E: Executor<'c, Database = Any>>(
     .fetch_optional(ex)
     .await?;
     Ok(v.map(|s| serde_json::from_str(&s).unwrap_or_default()))
+}
+
+/// When a step was done, if it was.
+pub async fn step_at<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    run_id: i64,
+    key: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT done_at FROM autopilot_steps WHERE run_id = $1 AND step_key = $2")
+        .bind(run_id)
+        .bind(key)
+        .fetch_optional(ex)
+        .await
 }
 
 pub async fn record_step(

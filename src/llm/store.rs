@@ -254,6 +254,27 @@ pub async fn spent_by_token(db: &Db, token_id: i64, since: &str) -> Result<Nanos
         .await
 }
 
+/// What these caller tokens spent in all (nano-dollars) and how many requests they made: an
+/// autopilot run's cost, over the tokens of the sessions it started.
+pub async fn usage_of_tokens(db: &Db, token_ids: &[i64]) -> Result<(Nanos, i64), sqlx::Error> {
+    if token_ids.is_empty() {
+        return Ok((0, 0));
+    }
+    // `$N` placeholders by hand: sqlx's QueryBuilder writes `?` for `Any`, which PostgreSQL
+    // does not take.
+    let list: Vec<String> = (1..=token_ids.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT), COUNT(*) FROM llm_ledger \
+         WHERE caller_token_id IN ({})",
+        list.join(", ")
+    );
+    let mut q = sqlx::query_as::<_, (Nanos, i64)>(&sql);
+    for id in token_ids {
+        q = q.bind(*id);
+    }
+    q.fetch_one(db).await
+}
+
 /// Spend of a project since `since` (nano-dollars).
 pub async fn spent_by_project(db: &Db, project: &str, since: &str) -> Result<Nanos, sqlx::Error> {
     sqlx::query_scalar(

@@ -10,6 +10,11 @@ use serde::Serialize;
 
 /// What the queue holds, in the order it shows them.
 pub const KINDS: &[(Kind, &str, &str)] = &[
+    (
+        Kind::AutopilotGate,
+        "autopilot_gate",
+        "Change requests and deploy gates",
+    ),
     (Kind::PlanApproval, "milestone", "Milestones to approve"),
     (Kind::Suggestion, "suggestion", "Task suggestions"),
     (Kind::Permission, "permission", "Permission prompts"),
@@ -83,6 +88,21 @@ fn entry(kind: &'static str, r: ov::AttentionRow) -> QueueEntry {
                 act(
                     "Reject",
                     format!("/api/autopilot/milestones/{id}/reject"),
+                    vec!["reason"],
+                ),
+            ],
+        ),
+        "autopilot_gate" => (
+            format!("/autopilot/gates/{id}"),
+            vec![
+                act(
+                    "Approve",
+                    format!("/api/autopilot/gates/{id}/approve"),
+                    vec![],
+                ),
+                act(
+                    "Reject",
+                    format!("/api/autopilot/gates/{id}/reject"),
                     vec!["reason"],
                 ),
             ],

@@ -149,6 +149,17 @@ pub async fn attention(db: &Db, kind: Kind, limit: i64) -> Result<Vec<AttentionR
              FROM suggestions s JOIN projects p ON p.id = s.project_id
              WHERE s.status = 'pending' ORDER BY s.score DESC, s.id DESC LIMIT $1"
         }
+        Kind::AutopilotGate => {
+            "SELECT g.id,
+                    CASE g.kind WHEN 'change_request' THEN 'Change request: ' || COALESCE(i.title, '')
+                         ELSE 'Deploy to production: run ' || g.run_id END AS title,
+                    p.name || ' · run ' || g.run_id || COALESCE(' · ' || i.branch, '') AS detail,
+                    g.created_at AS since
+             FROM autopilot_gates g JOIN autopilot_runs r ON r.id = g.run_id
+             JOIN projects p ON p.id = r.project_id
+             LEFT JOIN autopilot_items i ON i.id = g.item_id
+             WHERE g.state = 'pending' ORDER BY g.id LIMIT $1"
+        }
     };
     sqlx::query_as(sql).bind(limit).fetch_all(db).await
 }
@@ -171,6 +182,7 @@ pub async fn attention_count(db: &Db, kind: Kind) -> Result<i64, sqlx::Error> {
             "SELECT COUNT(*) FROM plan_milestones WHERE status = 'pending_approval'"
         }
         Kind::Suggestion => "SELECT COUNT(*) FROM suggestions WHERE status = 'pending'",
+        Kind::AutopilotGate => "SELECT COUNT(*) FROM autopilot_gates WHERE state = 'pending'",
     };
     sqlx::query_scalar(sql).fetch_one(db).await
 }
@@ -189,4 +201,6 @@ pub enum Kind {
     PlanApproval,
     /// A task suggestion waiting to be confirmed or skipped (planning).
     Suggestion,
+    /// An autopilot change request or production deploy waiting for a person.
+    AutopilotGate,
 }

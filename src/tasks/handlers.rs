@@ -443,13 +443,52 @@ async fn project_command(t: BuiltinType, ctx: TaskContext) -> HandlerResult {
             "project {pid} has no {t} command: set it on the Tasks panel (Project commands) or with PUT /api/projects/{pid}/commands"
         ))
     })?;
-    let dir = c.source_path.ok_or_else(|| {
+    let source = c.source_path.ok_or_else(|| {
         TaskFailure::permanent(format!(
             "project {pid} has no source_path to run its {t} command in"
         ))
     })?;
-    let s = spec(&ctx, "sh", vec!["-c".into(), command], Some(dir), p.env);
+    let dir = match &p.worktree {
+        Some(w) => same_repository(&source, w).await?,
+        None => source,
+    };
+    let mut env = p.env;
+    if let Some(target) = &p.target {
+        env.insert("DEPLOY_TARGET".into(), target.clone());
+    }
+    let s = spec(&ctx, "sh", vec!["-c".into(), command], Some(dir), env);
     run_process(&ctx, s, &format!("the {t} command")).await
+}
+
+/// `worktree` when it is a git worktree of the repository at `source` (one common git
+/// directory), else a permanent failure: a task may not run the project's command in code
+/// that is not the project's.
+async fn same_repository(source: &str, worktree: &str) -> Result<String, TaskFailure> {
+    async fn common_dir(dir: &str) -> Option<std::path::PathBuf> {
+        let out = tokio::process::Command::new("git")
+            .args([
+                "-C",
+                dir,
+                "rev-parse",
+                "--path-format=absolute",
+                "--git-common-dir",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        std::fs::canonicalize(p).ok()
+    }
+    match (common_dir(source).await, common_dir(worktree).await) {
+        (Some(a), Some(b)) if a == b => Ok(worktree.to_string()),
+        _ => Err(TaskFailure::permanent(format!(
+            "'{worktree}' is not a git worktree of the project's repository"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -131,12 +131,19 @@ pub struct GitPayload {
     pub env: BTreeMap<String, String>,
 }
 
-/// `test`, `build`, `deploy`: `{env?}`; the command and directory come from the project.
+/// `test`, `build`, `deploy`: `{env?, worktree?, target?}`; the command comes from the
+/// project. It runs in the project's source_path, or in `worktree`: a git worktree of that
+/// same repository (the worker checks, so a task cannot point the command at other code).
+/// `target` (deploy only, e.g. `staging`) reaches the command as `DEPLOY_TARGET`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectCommandPayload {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// Parses a payload into its struct; a shape error names `payload.<field>`.
@@ -257,6 +264,30 @@ pub fn validate(
         BuiltinType::Test | BuiltinType::Build | BuiltinType::Deploy => {
             let p: ProjectCommandPayload = parse(payload)?;
             env(&p.env)?;
+            if let Some(w) = &p.worktree {
+                text("payload.worktree", w, MAX_PATH, true)?;
+                if !w.starts_with('/') || w.chars().any(char::is_control) {
+                    return Err(invalid(
+                        "payload.worktree",
+                        "worktree must be one absolute path",
+                    ));
+                }
+            }
+            if let Some(t) = &p.target {
+                if builtin != BuiltinType::Deploy {
+                    return Err(invalid("payload.target", "target is for deploy tasks"));
+                }
+                let ok = !t.is_empty()
+                    && t.len() <= 32
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !ok {
+                    return Err(invalid(
+                        "payload.target",
+                        "target must be 1-32 letters, digits, '-' or '_' (e.g. staging)",
+                    ));
+                }
+            }
             if project_id.is_none() {
                 return Err(invalid(
                     "project_id",

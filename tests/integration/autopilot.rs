@@ -176,7 +176,8 @@ async fn another_mode_blocks_after_planning_and_resumes_without_repeating_a_step
     let r = s
         .post_json(
             &format!("/api/projects/{pid}/autopilot"),
-            &json!({"mode": "fix_forward", "goal": "fix it"}),
+            &json!({"mode": "fix_forward", "goal": "fix it",
+                    "agent": {"agent": "claude", "program": "/nonexistent/claude"}}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -186,9 +187,10 @@ async fn another_mode_blocks_after_planning_and_resumes_without_repeating_a_step
         blocked["reason"]
             .as_str()
             .unwrap()
-            .contains("not built yet"),
+            .contains("cannot start its agent"),
         "{blocked}"
     );
+    assert_eq!(blocked["items"][0]["title"], "fix it", "{blocked}");
     let scans_before =
         s.get("/api/planning/status").await.json["projects"][0]["last_scan"]["id"].clone();
     // Enabling again does not start a second run while one is active.
@@ -199,7 +201,8 @@ async fn another_mode_blocks_after_planning_and_resumes_without_repeating_a_step
         )
         .await;
     assert_eq!(r.json["run"]["id"], run, "{}", r.body);
-    // Resume: back to planning, whose steps are done, so it blocks again without a new scan.
+    // Resume: back to implementing; planning is not repeated (no new scan), the agent is
+    // tried again and blocks again.
     let r = s
         .post_json(
             &format!("/api/autopilot/runs/{run}/resume"),
@@ -209,20 +212,25 @@ async fn another_mode_blocks_after_planning_and_resumes_without_repeating_a_step
     assert_eq!(r.status, 200, "{}", r.body);
     let again = until("blocked a second time", || async {
         let r = s.get(&format!("/api/autopilot/runs/{run}")).await;
-        (r.json["state"] == "blocked" && r.json["transitions"].as_array().unwrap().len() == 4)
+        (r.json["state"] == "blocked" && r.json["transitions"].as_array().unwrap().len() == 5)
             .then_some(r.json)
     })
     .await;
     assert_eq!(
         steps(&again),
-        vec!["planning:scan", "planning:suggest", "planning:done"],
+        vec![
+            "planning:scan",
+            "planning:suggest",
+            "planning:items",
+            "item:1:session"
+        ],
         "no step twice: {again}"
     );
     assert_eq!(
         s.get("/api/planning/status").await.json["projects"][0]["last_scan"]["id"],
         scans_before
     );
-    assert_eq!(again["transitions"][2]["reason"], "try again");
+    assert_eq!(again["transitions"][3]["reason"], "try again");
     // Cancel from the run's page; then it is final.
     let page = s.get(&format!("/autopilot/runs/{run}")).await;
     assert!(

@@ -1,0 +1,362 @@
+//! Autopilot runs end to end with the real Claude Code (pinned, in tmux, through architect's
+//! gateway to tests/fixtures/mock_llm.py scripted to fix one file) and real `architect worker`
+//! processes: a small git repository whose test fails, the goal "make the tests pass".
+//! `fix_forward` plans, the agent edits the file in its own worktree (approved by the run's
+//! pattern), the test task passes, a change request appears, approving merges it, the run is
+//! `done` and its cost is the ledger's sum. `auto_prod` deploys to staging by itself and waits
+//! at the production gate until a person approves it.
+
+use crate::agents::{gateway_server, session_env};
+use crate::support::RealCli;
+use crate::support::Session;
+use crate::tasks::{token, WorkerProc};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs (apt-get install -y git)");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+const BROKEN: &str = "def add(a, b):\n    return a - b\n";
+const FIXED: &str = "def add(a, b):\n    return a + b\n";
+const TEST: &str = "python3 -c 'import calc; assert calc.add(2, 2) == 4, \"add is wrong\"'";
+
+/// A repository whose one test fails.
+fn failing_repo(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["config", "user.email", "a@example.com"]);
+    git(dir, &["config", "user.name", "A"]);
+    std::fs::write(dir.join("calc.py"), BROKEN).unwrap();
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "initial"]);
+}
+
+/// Claude Code's state file in `home`, trusting each of `dirs` (the worktrees the runs will
+/// make: `<data-dir>/worktrees/ap<run>-<item>`).
+fn trust(home: &Path, dirs: &[String]) {
+    let projects: serde_json::Map<String, Value> = dirs
+        .iter()
+        .map(|d| {
+            (
+                d.clone(),
+                json!({"hasTrustDialogAccepted": true, "hasCompletedProjectOnboarding": true,
+                       "allowedTools": []}),
+            )
+        })
+        .collect();
+    std::fs::write(
+        home.join(".claude.json"),
+        json!({"hasCompletedOnboarding": true, "lastOnboardingVersion": "2.1.332",
+               "lastReleaseNotesSeen": "2.1.332", "hasSeenAutoDefaultNotice": true,
+               "hasSeenAutoDefaultNudge": true, "theme": "dark", "autoUpdates": false,
+               "customApiKeyResponses": {"approved": ["sk-test"], "rejected": []},
+               "projects": projects})
+        .to_string(),
+    )
+    .unwrap();
+}
+
+async fn project(s: &Session, name: &str, dir: &Path, deploy: Option<&str>) -> i64 {
+    let r = s
+        .post_json(
+            "/api/projects",
+            &json!({"name": name, "source_path": dir.display().to_string()}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let pid = r.json["id"].as_i64().unwrap();
+    let r = s
+        .put_json(
+            &format!("/api/projects/{pid}/commands"),
+            &json!({"test_command": TEST, "deploy_command": deploy}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    pid
+}
+
+async fn run_where(s: &Session, id: i64, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let r = s.get(&format!("/api/autopilot/runs/{id}")).await;
+        if ok(&r.json) {
+            return r.json;
+        }
+        assert!(
+            start.elapsed() < crate::support::DEADLINE,
+            "timed out waiting for {what}; the run: {}",
+            r.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approving_merges_it() {
+    let script_dir = tempfile::tempdir().unwrap();
+    let script = script_dir.path().join("script.json");
+    std::fs::write(
+        &script,
+        json!({"when": "make the tests pass", "read": "calc.py",
+               "write": {"path": "calc.py", "content": FIXED},
+               "done": "Fixed add in calc.py: it adds now."})
+        .to_string(),
+    )
+    .unwrap();
+    let script_s = script.display().to_string();
+    let Some(cli) = RealCli::start_with("claude", &[("MOCK_SCRIPT", &script_s)]).await else {
+        return;
+    };
+    let t = gateway_server(&cli.tmux, &cli.mock).await;
+    let admin = t.token("admin").await;
+    let worker_token = token(&t.token("worker").await);
+    let _worker = WorkerProc::start(&t.url, &worker_token, &["--allow-exec"]);
+    let worktrees = t.data_dir.join("worktrees");
+    let worktrees = std::path::absolute(&worktrees).unwrap();
+    trust(
+        &cli.home,
+        &[
+            worktrees.join("ap1-1").display().to_string(),
+            worktrees.join("ap2-1").display().to_string(),
+        ],
+    );
+    let src = tempfile::tempdir().unwrap();
+    let repo = src.path().join("app");
+    failing_repo(&repo);
+    let pid = project(&admin, "app", &repo, None).await;
+    let agent = json!({"agent": "claude", "program": cli.bin.display().to_string(),
+                       "env": cli.session_env()});
+
+    // A member may not give the agent a program of their choosing (that runs code).
+    let member = t.user("mia", "member").await;
+    let r = member
+        .post_json(
+            &format!("/api/projects/{pid}/autopilot"),
+            &json!({"mode": "fix_forward", "goal": "make the tests pass", "agent": agent}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    let r = admin
+        .post_json(
+            &format!("/api/projects/{pid}/autopilot"),
+            &json!({"mode": "fix_forward", "goal": "make the tests pass", "agent": agent,
+                    "constraints": {"budget_usd": 5.0, "required_checks": ["tests"]}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let run = r.json["run"]["id"].as_i64().unwrap();
+    assert_eq!(run, 1, "the worktree trusted above is ap1-1");
+
+    // Planned, implemented, tested: blocked on its change request.
+    let blocked = run_where(&admin, run, "the change request", |r| {
+        r["state"] == "blocked" && r["items"][0]["state"] == "review"
+    })
+    .await;
+    let item = &blocked["items"][0];
+    assert_eq!(item["attempts"], 1, "{blocked}");
+    assert_eq!(item["branch"], "autopilot/run-1-1");
+    assert!(
+        item["summary"].as_str().unwrap().contains("Fixed add"),
+        "{item}"
+    );
+    assert!(
+        item["diff_stat"].as_str().unwrap().contains("calc.py"),
+        "{item}"
+    );
+    let wt = item["worktree"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(Path::new(wt).join("calc.py")).unwrap(),
+        FIXED
+    );
+    // The project's own checkout is untouched until a person approves.
+    assert_eq!(
+        std::fs::read_to_string(repo.join("calc.py")).unwrap(),
+        BROKEN
+    );
+    // The edit was approved by the run's pattern, in the hook, in that session only.
+    let i = admin.get("/api/claude/interactions?limit=100").await;
+    let write = i.json["items"]
+        .as_array()
+        .or(i.json.as_array())
+        .unwrap()
+        .iter()
+        .find(|x| x["tool"] == "Write")
+        .cloned()
+        .unwrap_or_else(|| panic!("a Write interaction: {}", i.body));
+    assert_eq!(write["status"], "approved", "{write}");
+    assert!(
+        write["decision_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("pattern:"),
+        "{write}"
+    );
+    // The test task ran in the worktree and passed.
+    let task = admin.get(&format!("/api/tasks/{}", item["task_id"])).await;
+    assert_eq!(task.json["status"], "completed", "{}", task.body);
+    assert_eq!(task.json["payload"]["worktree"], wt);
+    let gate = &blocked["gates"][0];
+    assert_eq!(
+        (gate["kind"].as_str(), gate["state"].as_str()),
+        (Some("change_request"), Some("pending"))
+    );
+    let gid = gate["id"].as_i64().unwrap();
+    let diff = admin
+        .get(&format!("/api/autopilot/items/{}/diff", item["id"]))
+        .await;
+    assert!(
+        diff.json["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+    return a + b"),
+        "{}",
+        diff.body
+    );
+    // The review queue shows it.
+    let q = admin.get("/api/autopilot/queue").await;
+    assert!(
+        q.body.contains("change_request") || q.body.contains("Change request"),
+        "{}",
+        q.body
+    );
+
+    // The agent's own token cannot approve its own gate.
+    let agent_token = session_env(&cli.tmux, "ap1-1", "ARCHITECT_TOKEN");
+    assert!(!agent_token.is_empty());
+    let as_agent = Session::new(&t.url, Some(agent_token));
+    let r = as_agent
+        .post_json(&format!("/api/autopilot/gates/{gid}/approve"), &json!({}))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // Cost: the ledger's sum over the run's session.
+    let with_cost = run_where(&admin, run, "the run's cost", |r| {
+        r["llm_requests"].as_i64().unwrap_or(0) >= 3
+    })
+    .await;
+    let summary = admin.get("/api/llm-metrics/summary").await;
+    assert_eq!(
+        with_cost["llm_requests"], summary.json["total_requests"],
+        "only the run's session used the gateway: {}",
+        summary.body
+    );
+    let ledger_cost = summary.json["total_cost"].as_f64().unwrap_or(-1.0);
+    assert!(
+        (with_cost["cost_usd"].as_f64().unwrap() - ledger_cost).abs() < 1e-9,
+        "run {} vs ledger {ledger_cost}",
+        with_cost["cost_usd"]
+    );
+
+    // Approving merges the branch into the project's checkout; the run is done.
+    let r = admin
+        .post_json(
+            &format!("/api/autopilot/gates/{gid}/approve"),
+            &json!({"reason": "looks right"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json["state"], "approved");
+    let r = admin
+        .post_json(&format!("/api/autopilot/gates/{gid}/approve"), &json!({}))
+        .await;
+    assert_eq!(r.status, 409, "approving twice: {}", r.body);
+    let done = run_where(&admin, run, "done", |r| r["state"] == "done").await;
+    assert_eq!(done["items"][0]["state"], "merged");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("calc.py")).unwrap(),
+        FIXED
+    );
+    assert!(git(&repo, &["log", "--oneline", "-1"]).contains("Merge autopilot/run-1-1"));
+    assert!(
+        !Path::new(wt).exists(),
+        "the merged item's worktree is removed"
+    );
+    let r = admin
+        .post_json(&format!("/api/autopilot/runs/{run}/resume"), &json!({}))
+        .await;
+    assert_eq!(r.status, 409, "resuming a done run: {}", r.body);
+
+    // auto_prod on another repository: staging by itself, production only after the gate.
+    let repo2 = src.path().join("svc");
+    failing_repo(&repo2);
+    let deploys = src.path().join("deploys.log");
+    let deploy = format!("echo \"$DEPLOY_TARGET\" >> {}", deploys.display());
+    let pid2 = project(&admin, "svc", &repo2, Some(&deploy)).await;
+    let r = admin
+        .post_json(
+            &format!("/api/projects/{pid2}/autopilot"),
+            &json!({"mode": "auto_prod", "goal": "make the tests pass", "agent": agent,
+                    "constraints": {"monitor_minutes": 0}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let run2 = r.json["run"]["id"].as_i64().unwrap();
+    assert_eq!(run2, 2);
+    let review = run_where(&admin, run2, "svc's change request", |r| {
+        r["state"] == "blocked" && r["items"][0]["state"] == "review"
+    })
+    .await;
+    let cr = review["gates"][0]["id"].as_i64().unwrap();
+    let r = admin
+        .post_json(&format!("/api/autopilot/gates/{cr}/approve"), &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let at_gate = run_where(&admin, run2, "the production gate", |r| {
+        r["state"] == "blocked"
+            && r["gates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["kind"] == "deploy_production")
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&deploys).unwrap(), "staging\n");
+    // Resuming by hand does not get past the gate.
+    let r = admin
+        .post_json(&format!("/api/autopilot/runs/{run2}/resume"), &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    run_where(&admin, run2, "blocked again at the gate", |r| {
+        r["state"] == "blocked"
+            && r["transitions"].as_array().unwrap().len()
+                > at_gate["transitions"].as_array().unwrap().len()
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&deploys).unwrap(), "staging\n");
+    let prod = at_gate["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "deploy_production")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let r = admin
+        .post_json(&format!("/api/autopilot/gates/{prod}/approve"), &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let done = run_where(&admin, run2, "deployed to production", |r| {
+        r["state"] == "done"
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&deploys).unwrap(),
+        "staging\nproduction\n",
+        "{done}"
+    );
+    t.stop().await;
+}
