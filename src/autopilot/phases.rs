@@ -399,7 +399,7 @@ async fn prompt(state: &AppState, run: &Run, who: &Identity, mut item: Item) -> 
     use crate::agents::assigner::PromptStatus as P;
     match p.status {
         P::Completed => {
-            item.summary = p.response.clone().unwrap_or_default();
+            item.summary = summary_of(&p);
             item.state = ItemState::Testing;
             item.task_id = None;
             let key = format!("item:{}:answered:{}", item.seq, item.attempts);
@@ -589,4 +589,43 @@ async fn propose(
         None,
     )
     .await
+}
+
+/// The agent's answer: the last assistant text of its transcript (Claude Code's JSONL, as its
+/// Stop hook reported it), else the end of the pane the turn left.
+fn summary_of(p: &crate::agents::assigner::Prompt) -> String {
+    if let Some(t) = p.transcript_path.as_deref().and_then(last_assistant_text) {
+        return t;
+    }
+    let pane = p.response.as_deref().unwrap_or("");
+    let lines: Vec<&str> = pane.lines().filter(|l| !l.trim().is_empty()).collect();
+    let from = lines.len().saturating_sub(12);
+    lines[from..].join("\n")
+}
+
+/// Only a `.jsonl` file of at most 20 MB, and only the `text` of its `assistant` lines: the
+/// path comes from the agent's own hook, so nothing else of a file it names is ever shown.
+fn last_assistant_text(path: &str) -> Option<String> {
+    if !path.ends_with(".jsonl") {
+        return None;
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > 20 * 1024 * 1024 {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().rev().find_map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        if v["type"] != "assistant" {
+            return None;
+        }
+        let parts: Vec<&str> = v["message"]["content"]
+            .as_array()?
+            .iter()
+            .filter(|c| c["type"] == "text")
+            .filter_map(|c| c["text"].as_str())
+            .collect();
+        let t = parts.join("\n");
+        (!t.trim().is_empty()).then(|| t.trim().chars().take(4_000).collect())
+    })
 }

@@ -386,6 +386,32 @@ async fn bad_autopilot_input_is_4xx_and_changes_nothing() {
         ),
         (pid, json!({"mode": "observe", "extra": 1}), 422),
         (9999, json!({"mode": "observe"}), 404),
+        (
+            pid,
+            json!({"mode": "fix_forward", "agent": {"agent": "shell"}}),
+            422,
+        ),
+        (
+            pid,
+            json!({"mode": "fix_forward", "agent": {"agent": "claude", "model": "x"}}),
+            422,
+        ),
+        (
+            pid,
+            json!({"mode": "fix_forward", "agent": {"no_gateway": true},
+                   "constraints": {"budget_usd": 1}}),
+            422,
+        ),
+        (
+            pid,
+            json!({"mode": "observe", "constraints": {"required_checks": ["lint"]}}),
+            422,
+        ),
+        (
+            pid,
+            json!({"mode": "observe", "constraints": {"monitor_minutes": -1}}),
+            422,
+        ),
     ];
     for (id, body, want) in cases {
         let r = s
@@ -411,6 +437,29 @@ async fn bad_autopilot_input_is_4xx_and_changes_nothing() {
         };
         assert_eq!(r.status, 404, "{path}: {}", r.body);
     }
+    // Gates: unknown ones, a rejection without a reason, a state filter it does not serve.
+    let r = s
+        .post_json("/api/autopilot/gates/5/approve", &json!({}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = s
+        .post_json("/api/autopilot/gates/5/reject", &json!({}))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json["field"], "reason", "{}", r.body);
+    assert_eq!(s.get("/api/autopilot/gates?state=all").await.status, 422);
+    assert_eq!(s.get("/api/autopilot/gates").await.json, json!([]));
+    assert_eq!(s.get("/api/autopilot/items/3/diff").await.status, 404);
+    // A member may run the autopilot but not give its agent a program of their choosing.
+    let member = t.user("mo", "member").await;
+    let r = member
+        .post_json(
+            &format!("/api/projects/{pid}/autopilot"),
+            &json!({"mode": "observe", "agent": {"agent": "claude", "env": {"X": "1"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(s.get("/api/autopilot/runs").await.json, json!([]));
     let viewer = t.user("vi", "viewer").await;
     assert_eq!(viewer.get("/api/autopilot/runs").await.status, 200);
     assert_eq!(

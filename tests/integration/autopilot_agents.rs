@@ -261,15 +261,37 @@ async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approvin
         with_cost["cost_usd"]
     );
 
-    // Approving merges the branch into the project's checkout; the run is done.
-    let r = admin
-        .post_json(
-            &format!("/api/autopilot/gates/{gid}/approve"),
-            &json!({"reason": "looks right"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json["state"], "approved");
+    // Approving on the run's page (headless Chromium) merges the branch into the project's
+    // checkout; the run is done.
+    if crate::browser::browser_available() {
+        let tmp = tempfile::tempdir().unwrap();
+        let driver = crate::browser::Driver::start(tmp.path()).await;
+        let b = crate::browser::Browser::open(&driver, &tmp.path().join("profile")).await;
+        crate::browser::log_in(&b, &t).await;
+        b.resize(1400, 1500).await;
+        b.goto(&format!("{}/autopilot/runs/{run}", t.url)).await;
+        b.wait_text(&format!("#gate-{gid}"), "change request").await;
+        b.screenshot("autopilot-run-change-request").await;
+        b.click(&format!("#gate-{gid} button.primary")).await;
+        b.wait_text(".flash", &format!("Gate #{gid} approved"))
+            .await;
+        b.screenshot("autopilot-run-merged").await;
+        b.quit().await;
+    } else {
+        let r = admin
+            .post_json(
+                &format!("/api/autopilot/gates/{gid}/approve"),
+                &json!({"reason": "looks right"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let decided = admin.get(&format!("/api/autopilot/runs/{run}")).await;
+    assert_eq!(
+        decided.json["gates"][0]["state"], "approved",
+        "{}",
+        decided.body
+    );
     let r = admin
         .post_json(&format!("/api/autopilot/gates/{gid}/approve"), &json!({}))
         .await;
@@ -358,5 +380,128 @@ async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approvin
         "staging\nproduction\n",
         "{done}"
     );
+    t.stop().await;
+}
+
+/// The test fails after the agent's first edit: its output goes back to the agent in a second
+/// prompt, which fixes it. `serve` is restarted while the agent works on the first prompt: the
+/// run goes on from where it was, and no prompt is typed twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_test_goes_back_to_the_agent_and_a_restart_mid_implementing_repeats_nothing() {
+    let script_dir = tempfile::tempdir().unwrap();
+    let script = script_dir.path().join("script.json");
+    std::fs::write(
+        &script,
+        json!({"when": "make the tests pass", "read": "calc.py", "delay": 4,
+               "first_write": {"path": "calc.py", "content": "def add(a, b):\n    return a + b + 1\n"},
+               "write": {"path": "calc.py", "content": FIXED},
+               "done": "Changed add in calc.py."})
+        .to_string(),
+    )
+    .unwrap();
+    let script_s = script.display().to_string();
+    let Some(cli) = RealCli::start_with("claude", &[("MOCK_SCRIPT", &script_s)]).await else {
+        return;
+    };
+    let t = gateway_server(&cli.tmux, &cli.mock).await;
+    let admin = t.token("admin").await;
+    let worker_token = token(&t.token("worker").await);
+    let _worker = WorkerProc::start(&t.url, &worker_token, &["--allow-exec"]);
+    let worktrees = std::path::absolute(t.data_dir.join("worktrees")).unwrap();
+    trust(&cli.home, &[worktrees.join("ap1-1").display().to_string()]);
+    let src = tempfile::tempdir().unwrap();
+    let repo = src.path().join("app");
+    failing_repo(&repo);
+    let pid = project(&admin, "app", &repo, None).await;
+    let r = admin
+        .post_json(
+            &format!("/api/projects/{pid}/autopilot"),
+            &json!({"mode": "fix_forward", "goal": "make the tests pass",
+                    "agent": {"agent": "claude", "program": cli.bin.display().to_string(),
+                              "env": cli.session_env()}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let run = r.json["run"]["id"].as_i64().unwrap();
+
+    // The first prompt is typed and the agent is at work (the mock holds its answer 4 s).
+    let working = run_where(&admin, run, "the first prompt", |r| {
+        r["items"][0]["prompt_id"].is_i64()
+    })
+    .await;
+    let first = working["items"][0]["prompt_id"].as_i64().unwrap();
+    crate::support::until("the first prompt typed", || async {
+        let p = admin.get(&format!("/api/assigner/prompts/{first}")).await;
+        (p.json["status"] == "in_progress").then_some(())
+    })
+    .await;
+    let port = t.url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let (socket, mock_url) = (cli.tmux.socket.clone(), cli.mock_url());
+    let t = t
+        .restart_with(move |c| {
+            c.port = port;
+            c.agents.tmux_socket = Some(socket);
+            c.worker_bin = Some(std::path::PathBuf::from(crate::tasks::BIN));
+            c.llm = architect::llm::LlmConfig {
+                chain: "claude".into(),
+                default_provider: "claude".into(),
+                anthropic_api_key: Some("sk-gateway-provider-key".into()),
+                anthropic_base_url: mock_url,
+                ..architect::llm::LlmConfig::default()
+            };
+        })
+        .await;
+    let admin = t.token("admin").await;
+
+    let review = run_where(&admin, run, "the change request after a retry", |r| {
+        r["items"][0]["state"] == "review"
+    })
+    .await;
+    let item = &review["items"][0];
+    assert_eq!(item["attempts"], 2, "{review}");
+    assert_eq!(
+        std::fs::read_to_string(Path::new(item["worktree"].as_str().unwrap()).join("calc.py"))
+            .unwrap(),
+        FIXED
+    );
+    // Two prompts for the item, each typed once; the second carries the failing output.
+    let prompts = admin.get("/api/assigner/prompts?limit=100").await;
+    let mine: Vec<&Value> = prompts.json["prompts"]
+        .as_array()
+        .or(prompts.json.as_array())
+        .unwrap()
+        .iter()
+        .filter(|p| p["source_kind"] == "autopilot_item")
+        .collect();
+    assert_eq!(mine.len(), 2, "{}", prompts.body);
+    for p in &mine {
+        assert_eq!(p["status"], "completed", "{p}");
+        assert_eq!(p["enter_presses"], 1, "typed once: {p}");
+    }
+    let retry = mine.iter().find(|p| p["id"] != first).unwrap();
+    assert!(
+        retry["content"].as_str().unwrap().contains("add is wrong"),
+        "the failing output went back to the agent: {retry}"
+    );
+    let steps: Vec<String> = review["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap().to_string())
+        .collect();
+    for key in [
+        "item:1:prompt:1",
+        "item:1:test:1",
+        "item:1:test-failed:1",
+        "item:1:prompt:2",
+        "item:1:test:2",
+        "item:1:proposed",
+    ] {
+        assert_eq!(
+            steps.iter().filter(|k| *k == key).count(),
+            1,
+            "{key} once: {steps:?}"
+        );
+    }
     t.stop().await;
 }
