@@ -322,7 +322,7 @@ async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approvin
         .post_json(
             &format!("/api/projects/{pid2}/autopilot"),
             &json!({"mode": "auto_prod", "goal": "make the tests pass", "agent": agent,
-                    "constraints": {"monitor_minutes": 0}}),
+                    "constraints": {"monitor_minutes": 5}}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -337,6 +337,13 @@ async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approvin
         .post_json(&format!("/api/autopilot/gates/{cr}/approve"), &json!({}))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    // Deployed to staging, then its errors are watched for 5 minutes (the test's clock).
+    run_where(&admin, run2, "watching staging", |r| {
+        r["state"] == "monitoring"
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&deploys).unwrap(), "staging\n");
+    t.clock.advance(6 * 60);
     let at_gate = run_where(&admin, run2, "the production gate", |r| {
         r["state"] == "blocked"
             && r["gates"]
@@ -371,14 +378,55 @@ async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approvin
         .post_json(&format!("/api/autopilot/gates/{prod}/approve"), &json!({}))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let done = run_where(&admin, run2, "deployed to production", |r| {
-        r["state"] == "done"
+    run_where(&admin, run2, "watching production", |r| {
+        r["state"] == "monitoring"
     })
     .await;
     assert_eq!(
         std::fs::read_to_string(&deploys).unwrap(),
-        "staging\nproduction\n",
-        "{done}"
+        "staging\nproduction\n"
+    );
+    // A new error group of the project after the deploy: investigated into a bug and a
+    // follow-up fix_forward run.
+    let r = admin
+        .post_json(
+            "/api/errors",
+            &json!({"node_id": "web1", "error_type": "ZeroDivisionError",
+                    "message": "division by zero in add", "source": "svc"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let group = r.json["group_id"].as_i64().unwrap();
+    let done = run_where(&admin, run2, "investigated", |r| r["state"] == "done").await;
+    let step = done["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "investigate")
+        .unwrap_or_else(|| panic!("an investigate step: {done}"))
+        .clone();
+    assert_eq!(step["result"]["group"], group, "{step}");
+    let bug = step["result"]["bug_id"].as_i64().unwrap();
+    let b = admin.get(&format!("/api/bugs/{bug}")).await;
+    assert_eq!(b.status, 200, "{}", b.body);
+    let next = step["result"]["follow_up_run"].as_i64().unwrap();
+    // Hold the follow-up run: this test ends here.
+    let r = admin
+        .post_json(
+            &format!("/api/projects/{pid2}/autopilot"),
+            &json!({"paused": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let follow = admin.get(&format!("/api/autopilot/runs/{next}")).await;
+    assert_eq!(follow.json["mode"], "fix_forward", "{}", follow.body);
+    assert!(
+        follow.json["goal"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("error group #{group}")),
+        "{}",
+        follow.body
     );
     t.stop().await;
 }
