@@ -20,7 +20,13 @@
 //! PostgreSQL with one `serve`, and on PostgreSQL with two `serve` replicas sharing the
 //! database (the workers and reporters split between them), side by side in one run. The
 //! servers run in this process (the real server code, one runtime), PostgreSQL in a private
-//! cluster (`scripts/pg-cluster`, durability on: `fsync`, `synchronous_commit`).
+//! cluster (`scripts/pg-cluster`, durability on: `fsync`, `synchronous_commit`). After each
+//! set-up's load, every replica's `GET /api/tasks/counts` is timed and checked against a direct
+//! `GROUP BY` over the queue.
+//!
+//! `TASKS_BENCH_COUNTS_AB=1` (with `TASKS_BENCH_REPLICAS=1`) runs each set-up twice, the
+//! second time on a database whose task-count triggers (migration 0021) were dropped: the
+//! triggers' cost on claims and completions, side by side in one run.
 
 use architect::client::Client;
 use architect::tasks::runner::{Worker, WorkerOptions};
@@ -440,6 +446,52 @@ impl Drop for PgCluster {
     }
 }
 
+/// The A/B's "without": the database as it was before migration 0021's triggers.
+async fn drop_count_triggers(db: &architect::db::Db) -> anyhow::Result<()> {
+    let on = match architect::db::Backend::of_pool(db) {
+        architect::db::Backend::Sqlite => "",
+        architect::db::Backend::Postgres => " ON task_queue",
+    };
+    for t in ["insert", "update", "delete"] {
+        sqlx::query(&format!("DROP TRIGGER task_status_counted_{t}{on}"))
+            .execute(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Every replica's `GET /api/tasks/counts` (timed) against the direct `GROUP BY`.
+async fn check_counts(db: &architect::db::Db, urls: &[String], token: &str) -> anyhow::Result<()> {
+    let direct: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM task_queue GROUP BY status")
+            .fetch_all(db)
+            .await?;
+    let http = reqwest::Client::new();
+    for url in urls {
+        let t = Instant::now();
+        let answer: serde_json::Value = http
+            .get(format!("{url}/api/tasks/counts"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let took = t.elapsed();
+        for (status, n) in &direct {
+            anyhow::ensure!(
+                answer[status].as_i64() == Some(*n),
+                "{url}: counts {answer} differ from the queue's {direct:?}"
+            );
+        }
+        println!(
+            "    GET /api/tasks/counts on {url}: {:.2} ms, equal to the GROUP BY ({direct:?})",
+            took.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
+
 /// SQLite, PostgreSQL with one `serve`, PostgreSQL with two: tasks/s and error events/s each.
 async fn replicas(n: usize) -> anyhow::Result<()> {
     let events = n;
@@ -451,14 +503,28 @@ async fn replicas(n: usize) -> anyhow::Result<()> {
             .unwrap_or(1)
     );
     let password = "bench-password-123";
-    let setups: [(&str, Option<&str>, usize); 3] = [
+    let ab = std::env::var("TASKS_BENCH_COUNTS_AB").is_ok_and(|v| v == "1");
+    let mut setups: Vec<(&str, Option<&str>, usize, bool)> = Vec::new();
+    for (label, database, count) in [
         ("SQLite, 1 server", None, 1),
         ("PostgreSQL, 1 replica", Some("bench_one"), 1),
         ("PostgreSQL, 2 replicas", Some("bench_two"), 2),
-    ];
-    for (label, database, count) in setups {
+    ] {
+        setups.push((label, database, count, true));
+        if ab {
+            setups.push((label, database, count, false));
+        }
+    }
+    for (label, database, count, counted) in setups {
         let database = match database {
-            Some(name) => Some(cluster.create(name).await?),
+            Some(name) => {
+                let name = if counted {
+                    name.to_string()
+                } else {
+                    format!("{name}_uncounted")
+                };
+                Some(cluster.create(&name).await?)
+            }
             None => None,
         };
         let dirs: Vec<tempfile::TempDir> = (0..count)
@@ -495,6 +561,10 @@ async fn replicas(n: usize) -> anyhow::Result<()> {
             .map(|s| format!("http://{}", s.addr))
             .collect();
         let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let db = servers[0].state.db.clone();
+        if !counted {
+            drop_count_triggers(&db).await?;
+        }
         let (admin_token, worker_token) = tokens(&urls[0], password).await?;
         let admin = Client::new(&urls[0], Some(&admin_token));
         enqueue_many(&admin, n).await?;
@@ -502,10 +572,18 @@ async fn replicas(n: usize) -> anyhow::Result<()> {
         let (done, secs) = drain(&url_refs, &worker_token, 8, Mode::Chain).await?;
         let cpu_us = (cpu_seconds() - cpu0) * 1e6 / done.max(1) as f64;
         let (per_s, refused) = ingest(&url_refs, &admin_token, 16, events).await?;
+        let label = if counted {
+            label.to_string()
+        } else {
+            format!("{label}, count triggers dropped")
+        };
         println!(
             "  {label}: {:.0} tasks/s ({done} in {secs:.2} s, {cpu_us:.0} µs CPU/task), {per_s:.0} error events/s ({refused} answers 503, sent again)",
             done as f64 / secs
         );
+        if counted {
+            check_counts(&db, &urls, &admin_token).await?;
+        }
         for s in servers {
             s.shutdown().await?;
         }

@@ -55,6 +55,8 @@ mod read_cache;
 mod replicas;
 #[path = "integration/system.rs"]
 mod system;
+#[path = "integration/task_counts.rs"]
+mod task_counts;
 #[path = "integration/task_exec.rs"]
 mod task_exec;
 #[path = "integration/tasks.rs"]

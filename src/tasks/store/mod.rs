@@ -7,7 +7,9 @@
 //! matches on `status = 'running' AND lease_token = $token AND lease_expires_at >= $now`, so an
 //! answer under an expired or replaced lease changes no row.
 
+mod counts;
 mod workers;
+pub use counts::*;
 pub use workers::*;
 
 use super::*;
@@ -173,22 +175,6 @@ pub async fn list_tasks<'c, E: Executor<'c, Database = Any>>(
     .fetch_all(ex)
     .await?;
     Ok(rows.into_iter().map(|r| r.into_task().0).collect())
-}
-
-pub async fn status_counts<'c, E: Executor<'c, Database = Any>>(
-    ex: E,
-) -> Result<StatusCounts, sqlx::Error> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM task_queue GROUP BY status")
-            .fetch_all(ex)
-            .await?;
-    let mut c = StatusCounts::default();
-    for (s, n) in rows {
-        if let Ok(s) = s.parse() {
-            c.add(s, n);
-        }
-    }
-    Ok(c)
 }
 
 /// Who may claim, and the lease they get.
