@@ -27,6 +27,10 @@
 //! `TASKS_BENCH_COUNTS_AB=1` (with `TASKS_BENCH_REPLICAS=1`) runs each set-up twice, the
 //! second time on a database whose task-count triggers (migration 0021) were dropped: the
 //! triggers' cost on claims and completions, side by side in one run.
+//!
+//! `TASKS_BENCH_PG_PROFILE=1` loads `pg_stat_statements` into the cluster and prints, after
+//! each PostgreSQL set-up's drain, the statements that took the server's time (calls, total and
+//! mean execution time, over the drain alone).
 
 use architect::client::Client;
 use architect::tasks::runner::{Worker, WorkerOptions};
@@ -411,10 +415,14 @@ impl PgCluster {
             std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
                 .arg("start")
                 .arg(dir.path())
-                .env(
-                    "PG_CLUSTER_OPTS",
-                    "-c fsync=on -c synchronous_commit=on -c max_connections=200",
-                )
+                .env("PG_CLUSTER_OPTS", {
+                    let mut opts =
+                        "-c fsync=on -c synchronous_commit=on -c max_connections=200".to_string();
+                    if profiling() {
+                        opts.push_str(" -c shared_preload_libraries=pg_stat_statements");
+                    }
+                    opts
+                })
                 .output()?;
         anyhow::ensure!(
             out.status.success(),
@@ -444,6 +452,55 @@ impl Drop for PgCluster {
                 .arg(self.dir.path())
                 .output();
     }
+}
+
+fn profiling() -> bool {
+    std::env::var("TASKS_BENCH_PG_PROFILE").is_ok_and(|v| v == "1")
+}
+
+/// `TASKS_BENCH_PG_PROFILE=1`: forgets the statement statistics (before a drain).
+async fn profile_reset(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await?;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&mut c)
+        .await?;
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(&mut c)
+        .await?;
+    c.close().await?;
+    Ok(())
+}
+
+/// `TASKS_BENCH_PG_PROFILE=1`: the statements that took the server's time since the reset.
+async fn profile_print(url: &str, wall_s: f64) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await?;
+    let rows: Vec<(i64, f64, f64, String)> = sqlx::query_as(
+        "SELECT calls, total_exec_time, mean_exec_time,
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
+         FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+         ORDER BY total_exec_time DESC LIMIT 12",
+    )
+    .fetch_all(&mut c)
+    .await?;
+    let total: f64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(total_exec_time), 0) FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&mut c)
+    .await?;
+    println!(
+        "    pg_stat_statements over the drain: {:.0} ms execution in all, {:.0} ms wall",
+        total,
+        wall_s * 1e3
+    );
+    for (calls, total, mean, query) in rows {
+        println!("      {calls:>7} calls {total:>8.0} ms (mean {mean:.3} ms)  {query}");
+    }
+    c.close().await?;
+    Ok(())
 }
 
 /// The A/B's "without": the database as it was before migration 0021's triggers.
@@ -568,9 +625,16 @@ async fn replicas(n: usize) -> anyhow::Result<()> {
         let (admin_token, worker_token) = tokens(&urls[0], password).await?;
         let admin = Client::new(&urls[0], Some(&admin_token));
         enqueue_many(&admin, n).await?;
+        let profiled = database.as_deref().filter(|_| profiling());
+        if let Some(url) = profiled {
+            profile_reset(url).await?;
+        }
         let cpu0 = cpu_seconds();
         let (done, secs) = drain(&url_refs, &worker_token, 8, Mode::Chain).await?;
         let cpu_us = (cpu_seconds() - cpu0) * 1e6 / done.max(1) as f64;
+        if let Some(url) = profiled {
+            profile_print(url, secs).await?;
+        }
         let (per_s, refused) = ingest(&url_refs, &admin_token, 16, events).await?;
         let label = if counted {
             label.to_string()
