@@ -24,9 +24,10 @@
 //! set-up's load, every replica's `GET /api/tasks/counts` is timed and checked against a direct
 //! `GROUP BY` over the queue.
 //!
-//! `TASKS_BENCH_COUNTS_AB=1` (with `TASKS_BENCH_REPLICAS=1`) runs each set-up twice, the
-//! second time on a database whose task-count triggers (migration 0021) were dropped: the
-//! triggers' cost on claims and completions, side by side in one run.
+//! `TASKS_BENCH_COUNTS_AB=R` (with `TASKS_BENCH_REPLICAS=1`) runs each set-up 2R times, half
+//! of them on a database whose task-count triggers (migration 0021) were dropped, the order
+//! alternating by round (R = 2: with, without, without, with): the triggers' cost on claims
+//! and completions, side by side in one run.
 //!
 //! `TASKS_BENCH_PG_PROFILE=1` loads `pg_stat_statements` into the cluster and prints, after
 //! each PostgreSQL set-up's drain, the statements that took the server's time (calls, total and
@@ -560,26 +561,39 @@ async fn replicas(n: usize) -> anyhow::Result<()> {
             .unwrap_or(1)
     );
     let password = "bench-password-123";
-    let ab = std::env::var("TASKS_BENCH_COUNTS_AB").is_ok_and(|v| v == "1");
-    let mut setups: Vec<(&str, Option<&str>, usize, bool)> = Vec::new();
+    // TASKS_BENCH_COUNTS_AB=R: R rounds of with / without the count triggers, the order
+    // alternating by round (R = 2 is A B B A), so neither side always runs first.
+    let rounds: usize = std::env::var("TASKS_BENCH_COUNTS_AB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut setups: Vec<(&str, Option<&str>, usize, bool, usize)> = Vec::new();
     for (label, database, count) in [
         ("SQLite, 1 server", None, 1),
         ("PostgreSQL, 1 replica", Some("bench_one"), 1),
         ("PostgreSQL, 2 replicas", Some("bench_two"), 2),
     ] {
-        setups.push((label, database, count, true));
-        if ab {
-            setups.push((label, database, count, false));
+        if rounds == 0 {
+            setups.push((label, database, count, true, 0));
+        }
+        for round in 0..rounds {
+            let order = if round % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            };
+            for counted in order {
+                setups.push((label, database, count, counted, round));
+            }
         }
     }
-    for (label, database, count, counted) in setups {
+    for (label, database, count, counted, round) in setups {
         let database = match database {
             Some(name) => {
-                let name = if counted {
-                    name.to_string()
-                } else {
-                    format!("{name}_uncounted")
-                };
+                let name = format!(
+                    "{name}_{}_{round}",
+                    if counted { "counted" } else { "uncounted" }
+                );
                 Some(cluster.create(&name).await?)
             }
             None => None,
