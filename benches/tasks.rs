@@ -31,7 +31,8 @@
 //!
 //! `TASKS_BENCH_PG_PROFILE=1` loads `pg_stat_statements` into the cluster and prints, after
 //! each PostgreSQL set-up's drain, the statements that took the server's time (calls, total and
-//! mean execution time, over the drain alone).
+//! mean execution time, over the drain alone). `TASKS_BENCH_PG_OPTS` adds server settings
+//! (e.g. `-c synchronous_commit=off`).
 
 use architect::client::Client;
 use architect::tasks::runner::{Worker, WorkerOptions};
@@ -421,6 +422,12 @@ impl PgCluster {
                         "-c fsync=on -c synchronous_commit=on -c max_connections=200".to_string();
                     if profiling() {
                         opts.push_str(" -c shared_preload_libraries=pg_stat_statements");
+                    }
+                    // More server settings, last so they win (e.g. `-c synchronous_commit=off`,
+                    // SQLite's durability under WAL + `synchronous = NORMAL`).
+                    if let Ok(more) = std::env::var("TASKS_BENCH_PG_OPTS") {
+                        opts.push(' ');
+                        opts.push_str(&more);
                     }
                     opts
                 })
