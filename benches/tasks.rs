@@ -31,7 +31,7 @@
 //!
 //! `TASKS_BENCH_PG_PROFILE=1` loads `pg_stat_statements` into the cluster and prints, after
 //! each PostgreSQL set-up's drain, the statements that took the server's time (calls, total and
-//! mean execution time, over the drain alone). `TASKS_BENCH_PG_OPTS` adds server settings
+//! mean execution time, buffers touched per call, over the drain alone). `TASKS_BENCH_PG_OPTS` adds server settings
 //! (e.g. `-c synchronous_commit=off`).
 
 use architect::client::Client;
@@ -484,8 +484,9 @@ async fn profile_reset(url: &str) -> anyhow::Result<()> {
 async fn profile_print(url: &str, wall_s: f64) -> anyhow::Result<()> {
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(url).await?;
-    let rows: Vec<(i64, f64, f64, String)> = sqlx::query_as(
+    let rows: Vec<(i64, f64, f64, f64, String)> = sqlx::query_as(
         "SELECT calls, total_exec_time, mean_exec_time,
+                (shared_blks_hit + shared_blks_read)::float8 / GREATEST(calls, 1),
                 left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
          FROM pg_stat_statements
          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -504,8 +505,10 @@ async fn profile_print(url: &str, wall_s: f64) -> anyhow::Result<()> {
         total,
         wall_s * 1e3
     );
-    for (calls, total, mean, query) in rows {
-        println!("      {calls:>7} calls {total:>8.0} ms (mean {mean:.3} ms)  {query}");
+    for (calls, total, mean, blocks, query) in rows {
+        println!(
+            "      {calls:>7} calls {total:>8.0} ms (mean {mean:.3} ms, {blocks:.0} buffers)  {query}"
+        );
     }
     c.close().await?;
     Ok(())
