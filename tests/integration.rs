@@ -15,6 +15,8 @@ mod auth;
 mod autopilot;
 #[path = "integration/browser.rs"]
 mod browser;
+#[path = "integration/claim_plan.rs"]
+mod claim_plan;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/delivery.rs"]
