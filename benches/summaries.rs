@@ -13,8 +13,9 @@
 //! 4. **after**: a real server on that database, each endpoint timed over HTTP with a read
 //!    token (the median of `SUMMARIES_REPS`, default 5, after one warm-up), all time and
 //!    `days=7` (a window that starts inside an hour: its first hour comes from the ledger);
-//! 5. the task counts (`GET /api/tasks/counts`) over `SUMMARIES_TASKS` (default 5,000,000)
-//!    finished tasks, and an error group's detail (`GET /api/errors/{id}?hours=720`) with a
+//! 5. the task counts over `SUMMARIES_TASKS` (default 5,000,000) finished tasks: without HTTP,
+//!    the direct `GROUP BY` next to the counters of migration 0021 (alone, and with 50,000
+//!    deltas not yet folded), then `GET /api/tasks/counts`; and an error group's detail (`GET /api/errors/{id}?hours=720`) with a
 //!    histogram table of 2,000 groups × 30 days of hours (the default retention).
 //!
 //! `SUMMARIES_BACKENDS=sqlite` (or `postgres`) runs one backend; `SUMMARIES_BEFORE=0` skips
@@ -185,6 +186,60 @@ async fn time_sql(db: &architect::db::Db, sql: &str, since: &str, reps: usize) -
     median(runs)
 }
 
+/// The task counts without HTTP, on the migrated database before any server runs (so no fold
+/// loop): the direct `GROUP BY` over the queue (what `GET /api/tasks/counts` ran before
+/// migration 0021), then `tasks::store::status_counts` over the counters alone and with 50,000
+/// delta rows not yet folded (25,000 +1/-1 pairs that cancel: the counts do not move). About
+/// 10,000 tasks' transitions: what a PostgreSQL reader sums at worst between two folds at a
+/// load of 10,000 tasks/s. Checks that the three agree, then deletes those deltas.
+async fn task_counts_without_http(
+    db: &architect::db::Db,
+    reps: usize,
+) -> anyhow::Result<(Duration, Duration, Duration)> {
+    let direct_sql = "SELECT status, COUNT(*) FROM task_queue GROUP BY status";
+    let mut runs = Vec::new();
+    let mut direct = architect::tasks::StatusCounts::default();
+    for _ in 0..reps {
+        let t = Instant::now();
+        let rows: Vec<(String, i64)> = sqlx::query_as(direct_sql).fetch_all(db).await?;
+        runs.push(t.elapsed());
+        direct = architect::tasks::StatusCounts::default();
+        for (s, n) in rows {
+            direct.add(s.parse().map_err(|_| anyhow::anyhow!("status {s}"))?, n);
+        }
+    }
+    let direct_time = median(runs);
+    let time_counts = || async {
+        let mut runs = Vec::new();
+        for _ in 0..reps {
+            let t = Instant::now();
+            let c = architect::tasks::store::status_counts(db).await?;
+            runs.push(t.elapsed());
+            anyhow::ensure!(
+                c == direct,
+                "counters {c:?} differ from the GROUP BY {direct:?}"
+            );
+        }
+        anyhow::Ok(median(runs))
+    };
+    let folded = time_counts().await?;
+    for _ in 0..25 {
+        let values = vec!["('completed', 1), ('completed', -1)"; 500].join(", ");
+        sqlx::query(&format!(
+            "INSERT INTO task_status_deltas (status, n) VALUES {values}"
+        ))
+        .execute(db)
+        .await?;
+    }
+    let unfolded = time_counts().await?;
+    // They cancel out, and no server ran yet to add any of its own: gone, the counts are as
+    // before (SQLite never folds: its triggers write no deltas).
+    sqlx::query("DELETE FROM task_status_deltas")
+        .execute(db)
+        .await?;
+    Ok((direct_time, folded, unfolded))
+}
+
 async fn time_get(http: &reqwest::Client, url: &str, token: &str, reps: usize) -> Duration {
     let get = || async {
         let r = http
@@ -321,6 +376,7 @@ async fn run(backend: &str, pg: Option<&str>) -> anyhow::Result<()> {
     let group: i64 = sqlx::query_scalar("SELECT MIN(id) FROM errors")
         .fetch_one(&db)
         .await?;
+    let counting = task_counts_without_http(&db, reps).await?;
     db.close().await;
 
     let data_dir = tmp.path().display().to_string();
@@ -416,6 +472,10 @@ async fn run(backend: &str, pg: Option<&str>) -> anyhow::Result<()> {
     let detail_day = time_get(&http, &format!("{base}/api/errors/{group}"), &token, reps).await;
     let list = time_get(&http, &format!("{base}/api/errors?limit=50"), &token, reps).await;
     let health = time_get(&http, &format!("{base}/health"), &token, reps).await;
+    println!(
+        "{backend}: task counts: the direct GROUP BY over the queue {}; tasks::store::status_counts {} (counters only), {} (counters + 50,000 unfolded deltas)",
+        ms(counting.0), ms(counting.1), ms(counting.2)
+    );
     println!(
         "{backend}: GET /api/tasks/counts {}; GET /api/errors/{{id}}?hours=720 {}; GET /api/errors/{{id}} {}; GET /api/errors?limit=50 {}; GET /health {}",
         ms(counts), ms(detail), ms(detail_day), ms(list), ms(health)

@@ -20,7 +20,19 @@
 //! PostgreSQL with one `serve`, and on PostgreSQL with two `serve` replicas sharing the
 //! database (the workers and reporters split between them), side by side in one run. The
 //! servers run in this process (the real server code, one runtime), PostgreSQL in a private
-//! cluster (`scripts/pg-cluster`, durability on: `fsync`, `synchronous_commit`).
+//! cluster (`scripts/pg-cluster`, durability on: `fsync`, `synchronous_commit`). After each
+//! set-up's load, every replica's `GET /api/tasks/counts` is timed and checked against a direct
+//! `GROUP BY` over the queue.
+//!
+//! `TASKS_BENCH_COUNTS_AB=R` (with `TASKS_BENCH_REPLICAS=1`) runs each set-up 2R times, half
+//! of them on a database whose task-count triggers (migration 0021) were dropped, the order
+//! alternating by round (R = 2: with, without, without, with): the triggers' cost on claims
+//! and completions, side by side in one run.
+//!
+//! `TASKS_BENCH_PG_PROFILE=1` loads `pg_stat_statements` into the cluster and prints, after
+//! each PostgreSQL set-up's drain, the statements that took the server's time (calls, total and
+//! mean execution time, buffers touched per call, over the drain alone). `TASKS_BENCH_PG_OPTS` adds server settings
+//! (e.g. `-c synchronous_commit=off`).
 
 use architect::client::Client;
 use architect::tasks::runner::{Worker, WorkerOptions};
@@ -405,10 +417,20 @@ impl PgCluster {
             std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
                 .arg("start")
                 .arg(dir.path())
-                .env(
-                    "PG_CLUSTER_OPTS",
-                    "-c fsync=on -c synchronous_commit=on -c max_connections=200",
-                )
+                .env("PG_CLUSTER_OPTS", {
+                    let mut opts =
+                        "-c fsync=on -c synchronous_commit=on -c max_connections=200".to_string();
+                    if profiling() {
+                        opts.push_str(" -c shared_preload_libraries=pg_stat_statements");
+                    }
+                    // More server settings, last so they win (e.g. `-c synchronous_commit=off`,
+                    // SQLite's durability under WAL + `synchronous = NORMAL`).
+                    if let Ok(more) = std::env::var("TASKS_BENCH_PG_OPTS") {
+                        opts.push(' ');
+                        opts.push_str(&more);
+                    }
+                    opts
+                })
                 .output()?;
         anyhow::ensure!(
             out.status.success(),
@@ -440,6 +462,104 @@ impl Drop for PgCluster {
     }
 }
 
+fn profiling() -> bool {
+    std::env::var("TASKS_BENCH_PG_PROFILE").is_ok_and(|v| v == "1")
+}
+
+/// `TASKS_BENCH_PG_PROFILE=1`: forgets the statement statistics (before a drain).
+async fn profile_reset(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await?;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&mut c)
+        .await?;
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(&mut c)
+        .await?;
+    c.close().await?;
+    Ok(())
+}
+
+/// `TASKS_BENCH_PG_PROFILE=1`: the statements that took the server's time since the reset.
+async fn profile_print(url: &str, wall_s: f64) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await?;
+    let rows: Vec<(i64, f64, f64, f64, String)> = sqlx::query_as(
+        "SELECT calls, total_exec_time, mean_exec_time,
+                (shared_blks_hit + shared_blks_read)::float8 / GREATEST(calls, 1),
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
+         FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+         ORDER BY total_exec_time DESC LIMIT 12",
+    )
+    .fetch_all(&mut c)
+    .await?;
+    let total: f64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(total_exec_time), 0) FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&mut c)
+    .await?;
+    println!(
+        "    pg_stat_statements over the drain: {:.0} ms execution in all, {:.0} ms wall",
+        total,
+        wall_s * 1e3
+    );
+    for (calls, total, mean, blocks, query) in rows {
+        println!(
+            "      {calls:>7} calls {total:>8.0} ms (mean {mean:.3} ms, {blocks:.0} buffers)  {query}"
+        );
+    }
+    c.close().await?;
+    Ok(())
+}
+
+/// The A/B's "without": the database as it was before migration 0021's triggers.
+async fn drop_count_triggers(db: &architect::db::Db) -> anyhow::Result<()> {
+    let on = match architect::db::Backend::of_pool(db) {
+        architect::db::Backend::Sqlite => "",
+        architect::db::Backend::Postgres => " ON task_queue",
+    };
+    for t in ["insert", "update", "delete"] {
+        sqlx::query(&format!("DROP TRIGGER task_status_counted_{t}{on}"))
+            .execute(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Every replica's `GET /api/tasks/counts` (timed) against the direct `GROUP BY`.
+async fn check_counts(db: &architect::db::Db, urls: &[String], token: &str) -> anyhow::Result<()> {
+    let direct: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM task_queue GROUP BY status")
+            .fetch_all(db)
+            .await?;
+    let http = reqwest::Client::new();
+    for url in urls {
+        let t = Instant::now();
+        let answer: serde_json::Value = http
+            .get(format!("{url}/api/tasks/counts"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let took = t.elapsed();
+        for (status, n) in &direct {
+            anyhow::ensure!(
+                answer[status].as_i64() == Some(*n),
+                "{url}: counts {answer} differ from the queue's {direct:?}"
+            );
+        }
+        println!(
+            "    GET /api/tasks/counts on {url}: {:.2} ms, equal to the GROUP BY ({direct:?})",
+            took.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
+
 /// SQLite, PostgreSQL with one `serve`, PostgreSQL with two: tasks/s and error events/s each.
 async fn replicas(n: usize) -> anyhow::Result<()> {
     let events = n;
@@ -451,14 +571,41 @@ async fn replicas(n: usize) -> anyhow::Result<()> {
             .unwrap_or(1)
     );
     let password = "bench-password-123";
-    let setups: [(&str, Option<&str>, usize); 3] = [
+    // TASKS_BENCH_COUNTS_AB=R: R rounds of with / without the count triggers, the order
+    // alternating by round (R = 2 is A B B A), so neither side always runs first.
+    let rounds: usize = std::env::var("TASKS_BENCH_COUNTS_AB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut setups: Vec<(&str, Option<&str>, usize, bool, usize)> = Vec::new();
+    for (label, database, count) in [
         ("SQLite, 1 server", None, 1),
         ("PostgreSQL, 1 replica", Some("bench_one"), 1),
         ("PostgreSQL, 2 replicas", Some("bench_two"), 2),
-    ];
-    for (label, database, count) in setups {
+    ] {
+        if rounds == 0 {
+            setups.push((label, database, count, true, 0));
+        }
+        for round in 0..rounds {
+            let order = if round % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            };
+            for counted in order {
+                setups.push((label, database, count, counted, round));
+            }
+        }
+    }
+    for (label, database, count, counted, round) in setups {
         let database = match database {
-            Some(name) => Some(cluster.create(name).await?),
+            Some(name) => {
+                let name = format!(
+                    "{name}_{}_{round}",
+                    if counted { "counted" } else { "uncounted" }
+                );
+                Some(cluster.create(&name).await?)
+            }
             None => None,
         };
         let dirs: Vec<tempfile::TempDir> = (0..count)
@@ -495,17 +642,36 @@ async fn replicas(n: usize) -> anyhow::Result<()> {
             .map(|s| format!("http://{}", s.addr))
             .collect();
         let url_refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let db = servers[0].state.db.clone();
+        if !counted {
+            drop_count_triggers(&db).await?;
+        }
         let (admin_token, worker_token) = tokens(&urls[0], password).await?;
         let admin = Client::new(&urls[0], Some(&admin_token));
         enqueue_many(&admin, n).await?;
+        let profiled = database.as_deref().filter(|_| profiling());
+        if let Some(url) = profiled {
+            profile_reset(url).await?;
+        }
         let cpu0 = cpu_seconds();
         let (done, secs) = drain(&url_refs, &worker_token, 8, Mode::Chain).await?;
         let cpu_us = (cpu_seconds() - cpu0) * 1e6 / done.max(1) as f64;
+        if let Some(url) = profiled {
+            profile_print(url, secs).await?;
+        }
         let (per_s, refused) = ingest(&url_refs, &admin_token, 16, events).await?;
+        let label = if counted {
+            label.to_string()
+        } else {
+            format!("{label}, count triggers dropped")
+        };
         println!(
             "  {label}: {:.0} tasks/s ({done} in {secs:.2} s, {cpu_us:.0} µs CPU/task), {per_s:.0} error events/s ({refused} answers 503, sent again)",
             done as f64 / secs
         );
+        if counted {
+            check_counts(&db, &urls, &admin_token).await?;
+        }
         for s in servers {
             s.shutdown().await?;
         }

@@ -56,6 +56,7 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
     let purge = state.clone();
     let reaper = state.clone();
     let supervised = state.clone();
+    let counts = state.clone();
     let mut handles = vec![tokio::spawn(leadership_log(
         state.clone(),
         shutdown.clone(),
@@ -97,6 +98,20 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
                         }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "lease reaper failed"),
+                    }
+                }
+            },
+        )),
+        tokio::spawn(run_every_on_leader(
+            state.loops.clone(),
+            "task_counts_fold",
+            crate::tasks::store::FOLD_EVERY,
+            shutdown.clone(),
+            move || {
+                let state = counts.clone();
+                async move {
+                    if let Err(e) = crate::tasks::store::fold_status_deltas(&state.db).await {
+                        tracing::warn!(error = %e, "folding the task count deltas failed");
                     }
                 }
             },

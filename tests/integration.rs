@@ -17,6 +17,8 @@ mod autopilot;
 mod autopilot_agents;
 #[path = "integration/browser.rs"]
 mod browser;
+#[path = "integration/claim_plan.rs"]
+mod claim_plan;
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/delivery.rs"]
@@ -57,6 +59,8 @@ mod read_cache;
 mod replicas;
 #[path = "integration/system.rs"]
 mod system;
+#[path = "integration/task_counts.rs"]
+mod task_counts;
 #[path = "integration/task_exec.rs"]
 mod task_exec;
 #[path = "integration/tasks.rs"]

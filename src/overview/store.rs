@@ -8,7 +8,13 @@ pub async fn counts_by(db: &Db, what: Counted) -> Result<Vec<(String, i64)>, sql
     let sql = match what {
         Counted::Bugs => "SELECT status, COUNT(*) FROM bugs GROUP BY status",
         Counted::Features => "SELECT status, COUNT(*) FROM features GROUP BY status",
-        Counted::Tasks => "SELECT status, COUNT(*) FROM task_queue GROUP BY status",
+        // The queue's counters (migration 0021), as tasks::store::status_counts reads them.
+        Counted::Tasks => {
+            "SELECT status, CAST(SUM(n) AS BIGINT) FROM (
+                 SELECT status, n FROM task_status_counts
+                 UNION ALL SELECT status, n FROM task_status_deltas) c
+             GROUP BY status"
+        }
         Counted::Prompts => "SELECT status, COUNT(*) FROM assigner_prompts GROUP BY status",
         Counted::Sessions => {
             "SELECT state, COUNT(*) FROM agent_sessions WHERE gone_at IS NULL GROUP BY state"

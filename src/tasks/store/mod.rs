@@ -7,7 +7,9 @@
 //! matches on `status = 'running' AND lease_token = $token AND lease_expires_at >= $now`, so an
 //! answer under an expired or replaced lease changes no row.
 
+mod counts;
 mod workers;
+pub use counts::*;
 pub use workers::*;
 
 use super::*;
@@ -175,22 +177,6 @@ pub async fn list_tasks<'c, E: Executor<'c, Database = Any>>(
     Ok(rows.into_iter().map(|r| r.into_task().0).collect())
 }
 
-pub async fn status_counts<'c, E: Executor<'c, Database = Any>>(
-    ex: E,
-) -> Result<StatusCounts, sqlx::Error> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM task_queue GROUP BY status")
-            .fetch_all(ex)
-            .await?;
-    let mut c = StatusCounts::default();
-    for (s, n) in rows {
-        if let Ok(s) = s.parse() {
-            c.add(s, n);
-        }
-    }
-    Ok(c)
-}
-
 /// Who may claim, and the lease they get.
 pub struct ClaimSpec<'a> {
     pub worker_id: i64,
@@ -222,41 +208,10 @@ pub async fn claim_next(
     conn: &mut AnyConnection,
     c: &ClaimSpec<'_>,
 ) -> Result<Vec<(Task, String)>, sqlx::Error> {
-    // Placeholders $1..$6 are fixed; types and tags follow, one placeholder per value.
-    let types_sql = if c.types.is_empty() {
-        "1 = 1".to_string()
-    } else {
-        format!(
-            "t.task_type IN ({})",
-            crate::db::placeholders(7, c.types.len())
-        )
-    };
-    let tags_sql = if c.tags.is_empty() {
-        "1 = 1".to_string()
-    } else {
-        format!(
-            "tt.tag NOT IN ({})",
-            crate::db::placeholders(7 + c.types.len(), c.tags.len())
-        )
-    };
-    let pick = format!(
-        "SELECT t.id FROM task_queue t
-             WHERE t.status = 'pending' AND t.run_after <= $4
-               AND (t.node IS NULL OR t.node = $5)
-               AND {types_sql}
-               AND (t.tags = '[]' OR NOT EXISTS (
-                   SELECT 1 FROM task_tags tt WHERE tt.task_id = t.id AND {tags_sql}))
-             ORDER BY t.priority DESC, t.id LIMIT $6"
-    );
-    let (with, ids) = crate::db::Backend::of_connection(conn).claim(&pick, "t");
-    let sql = format!(
-        "{with}UPDATE task_queue SET status = 'running', worker_id = $1,
-             lease_token = $2 || '-' || CAST(id AS TEXT),
-             lease_expires_at = $3, attempts = attempts + 1, started_at = $4, finished_at = NULL,
-             updated_at = $4
-         WHERE id IN ({ids})
-           AND status || '' = 'pending'
-         RETURNING {TASK_COLS}"
+    let sql = claim_statement(
+        crate::db::Backend::of_connection(conn),
+        c.types.len(),
+        c.tags.len(),
     );
     let mut q = sqlx::query_as::<_, TaskRow>(&sql)
         .bind(c.worker_id)
@@ -279,6 +234,45 @@ pub async fn claim_next(
     // RETURNING does not promise the subquery's order.
     claimed.sort_by(|a, b| (b.0.priority, a.0.id).cmp(&(a.0.priority, b.0.id)));
     Ok(claimed)
+}
+
+/// [`claim_next`]'s statement for `types` task types and `tags` offered tags: `$1` worker id,
+/// `$2` lease token secret, `$3` lease expiry, `$4` now, `$5` node, `$6` how many, then one
+/// placeholder per type, then one per tag. Public for the test that checks its PostgreSQL
+/// plan (`claim_plan`).
+pub fn claim_statement(backend: crate::db::Backend, types: usize, tags: usize) -> String {
+    let types_sql = if types == 0 {
+        "1 = 1".to_string()
+    } else {
+        format!("t.task_type IN ({})", crate::db::placeholders(7, types))
+    };
+    let tags_sql = if tags == 0 {
+        "1 = 1".to_string()
+    } else {
+        format!(
+            "tt.tag NOT IN ({})",
+            crate::db::placeholders(7 + types, tags)
+        )
+    };
+    let pick = format!(
+        "SELECT t.id FROM task_queue t
+             WHERE t.status = 'pending' AND t.run_after <= $4
+               AND (t.node IS NULL OR t.node = $5)
+               AND {types_sql}
+               AND (t.tags = '[]' OR NOT EXISTS (
+                   SELECT 1 FROM task_tags tt WHERE tt.task_id = t.id AND {tags_sql}))
+             ORDER BY t.priority DESC, t.id LIMIT $6"
+    );
+    let (with, ids) = backend.claim(&pick, "t");
+    format!(
+        "{with}UPDATE task_queue SET status = 'running', worker_id = $1,
+             lease_token = $2 || '-' || CAST(id AS TEXT),
+             lease_expires_at = $3, attempts = attempts + 1, started_at = $4, finished_at = NULL,
+             updated_at = $4
+         WHERE id IN ({ids})
+           AND status || '' = 'pending'
+         RETURNING {TASK_COLS}"
+    )
 }
 
 /// The earliest `run_after` of a pending task still in the future, so a long-poll can wake
