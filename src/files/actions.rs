@@ -199,6 +199,10 @@ pub async fn write_file(state: &AppState, actor: &str, w: WriteRequest) -> Resul
         tracing::error!(path = %staged.rel, error = %e, "file written but its activity row did not commit");
         return Err(e.into());
     }
+    // The project's row was touched (its lock): cached project lists move on.
+    state
+        .events
+        .emit(crate::events::Topic::Work, "project", w.project_id);
     Ok(Written {
         project_id: w.project_id,
         path: staged.rel.clone(),
