@@ -194,8 +194,45 @@ fn slug(text: &str) -> String {
     }
 }
 
-/// Markdown → sanitised HTML with a table of contents.
-pub fn render(md: &str) -> Rendered {
+/// Where a link of the document at `doc` (relative to its repository) leads on this site: an
+/// anchor to the prefixed id, another document of the same source to its page (`view(path)`),
+/// anything else unchanged.
+pub fn link_target(doc: &str, dest: &str, view: &dyn Fn(&str) -> String) -> Option<String> {
+    if let Some(anchor) = dest.strip_prefix('#') {
+        return Some(format!("#{ID_PREFIX}{anchor}"));
+    }
+    if dest.contains(':') || dest.starts_with('/') || dest.is_empty() {
+        return None;
+    }
+    let (target, anchor) = match dest.split_once('#') {
+        Some((t, a)) => (t, Some(a)),
+        None => (dest, None),
+    };
+    let mut parts: Vec<&str> = doc.split('/').collect();
+    parts.pop();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    let path = parts.join("/");
+    if !is_doc(Path::new(&path)) {
+        return None;
+    }
+    let mut url = view(&path);
+    if let Some(a) = anchor {
+        url.push_str(&format!("#{ID_PREFIX}{a}"));
+    }
+    Some(url)
+}
+
+/// Markdown → sanitised HTML with a table of contents; `link` may rewrite link targets (see
+/// [`link_target`]).
+pub fn render(md: &str, link: &dyn Fn(&str) -> Option<String>) -> Rendered {
     let opts = Options::ENABLE_TABLES
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_TASKLISTS
@@ -247,6 +284,20 @@ pub fn render(md: &str) -> Rendered {
                 }
                 out.push(Event::Code(t));
             }
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => {
+                let dest_url = link(&dest_url).map(Into::into).unwrap_or(dest_url);
+                out.push(Event::Start(Tag::Link {
+                    link_type,
+                    dest_url,
+                    title,
+                    id,
+                }));
+            }
             other => out.push(other),
         }
     }
@@ -277,6 +328,7 @@ mod tests {
     fn rendering_strips_scripts_and_numbers_headings() {
         let r = render(
             "# Intro\n\n<script>alert(1)</script>\n\n[x](javascript:alert(2)) <img src=x onerror=alert(3)>\n\n## Intro\n",
+            &|_| None,
         );
         assert!(!r.html.contains("<script"), "{}", r.html);
         assert!(!r.html.contains("javascript:"), "{}", r.html);
@@ -287,6 +339,21 @@ mod tests {
         );
         assert!(r.html.contains("id=\"doc-intro-2\""), "{}", r.html);
         assert_eq!(r.title.as_deref(), Some("Intro"));
+    }
+
+    #[test]
+    fn links_to_other_documents_lead_to_their_pages() {
+        let view = |p: &str| format!("/v?path={p}");
+        let t = |dest| link_target("docs/guide/intro.md", dest, &view);
+        assert_eq!(t("#setup").as_deref(), Some("#doc-setup"));
+        assert_eq!(
+            t("more.md#a").as_deref(),
+            Some("/v?path=docs/guide/more.md#doc-a")
+        );
+        assert_eq!(t("../../README.md").as_deref(), Some("/v?path=README.md"));
+        assert_eq!(t("../../../../etc/x.md"), None);
+        assert_eq!(t("../../src/main.rs"), None);
+        assert_eq!(t("https://example.com/a.md"), None);
     }
 
     #[test]

@@ -87,9 +87,13 @@ async fn view_page(
             .unwrap_or_default(),
         None => "architect".to_string(),
     };
-    let r = tokio::task::spawn_blocking(move || super::render(&text))
-        .await
-        .map_err(ApiError::internal)?;
+    let (project_id, path) = (q.project_id, q.path.clone());
+    let r = tokio::task::spawn_blocking(move || {
+        let view = |p: &str| actions::view_url(project_id, p);
+        super::render(&text, &|dest| super::link_target(&path, dest, &view))
+    })
+    .await
+    .map_err(ApiError::internal)?;
     let title = r.title.clone().unwrap_or_else(|| q.path.clone());
     Ok(render(&ViewPage {
         layout: Layout::new(&s, &who, "documentation", &title),

@@ -14,7 +14,7 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-const README: &str = "# Widget\n\nIntro.\n\n## Part one\n\nText <script>alert('x')</script>\n\n\
+const README: &str = "# Widget\n\nIntro, see [the guide](docs/guide.md#start).\n\n## Part one\n\nText <script>alert('x')</script>\n\n\
 [click](javascript:alert(1)) <img src=x onerror=\"alert(2)\"> <a href=\"https://example.com\" onclick=\"alert(3)\">ok</a>\n\n\
 ## Part one\n\n### Deep `code`\n\n| a | b |\n|---|---|\n| 1 | 2 |\n";
 
@@ -170,6 +170,13 @@ async fn docs_pages_render_markdown_safely_with_a_table_of_contents() {
         );
     }
     assert!(body.contains("<table>"), "{body}");
+    // A link to another document leads to its page, at the prefixed id.
+    assert!(
+        body.contains(&format!(
+            "href=\"/documentation/view?project_id={pid}&amp;path=docs%2Fguide.md#doc-start\""
+        )),
+        "{body}"
+    );
     for bad in [
         "<script>alert",
         "javascript:",
