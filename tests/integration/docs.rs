@@ -291,6 +291,30 @@ async fn docs_files_and_sources_pages_in_the_browser() {
     b.wait_text("main", "docs/guide.md").await;
     b.screenshot("files-documentation").await;
     b.quit().await;
+
+    // At phone width no page of these scrolls sideways.
+    let phone = Browser::open_with(&driver, &tmp.path().join("phone"), Some((390, 844))).await;
+    log_in(&phone, &server).await;
+    let mut wide = Vec::new();
+    for path in [
+        format!("/projects/{pid}/files"),
+        format!("/projects/{pid}/files?path=README.md"),
+        "/sources?scan=1".to_string(),
+        "/documentation".to_string(),
+        format!("/documentation/view?project_id={pid}&path=README.md"),
+    ] {
+        phone.goto(&format!("{}{path}", server.url)).await;
+        phone.element("main#content").await;
+        let v = phone
+            .eval("return [document.documentElement.scrollWidth, window.innerWidth];")
+            .await;
+        if v[0].as_i64() > v[1].as_i64() {
+            wide.push(format!("{path}: {v}"));
+        }
+    }
+    phone.screenshot("files-phone-document").await;
+    assert!(wide.is_empty(), "pages wider than the phone: {wide:?}");
+    phone.quit().await;
     drop(driver);
     server.stop().await;
 }
