@@ -2,7 +2,7 @@
 //! its entries, a file its text (the read is audited like `POST /api/files/read`) and, for
 //! members, an editor whose save is `POST /api/files/write` with the hash it was read at.
 
-use super::{actions, DirEntry, FileContent, ReadRequest, WriteRequest};
+use super::{actions, feature, DirEntry, FeatureFiles, FileContent, ReadRequest, WriteRequest};
 use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::http::error::ApiError;
@@ -16,7 +16,9 @@ use axum::Router;
 use serde::Deserialize;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/projects/{id}/files", get(files_page).post(save))
+    Router::new()
+        .route("/projects/{id}/files", get(files_page).post(save))
+        .route("/features/{id}/files", get(feature_page))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,4 +142,42 @@ async fn save(
         Ok(_) => see_other(&back, "Saved."),
         Err(e) => back_with_error(&back, &ApiError::from(e)),
     }
+}
+
+#[derive(Template)]
+#[template(path = "files/feature.html")]
+struct FeaturePage {
+    layout: Layout,
+    name: String,
+    files: FeatureFiles,
+}
+
+impl FeaturePage {
+    fn href(&self, path: &str) -> String {
+        format!(
+            "/projects/{}/files?{}",
+            self.files.project_id,
+            serde_urlencoded::to_string([("path", path)]).unwrap_or_default()
+        )
+    }
+}
+
+/// What `GET /api/files/feature/{id}` answers, with links into the project's files.
+async fn feature_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let files = feature::feature_files(&s, id)
+        .await
+        .map_err(ApiError::from)?;
+    let name = crate::tracking::store::get_feature(&s.db, id)
+        .await?
+        .map(|f| f.name)
+        .unwrap_or_default();
+    Ok(render(&FeaturePage {
+        layout: Layout::new(&s, &who, "features", &format!("Files · {name}")),
+        name,
+        files,
+    }))
 }

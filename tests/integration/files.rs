@@ -508,6 +508,29 @@ async fn files_of_a_feature_come_from_its_prompts_worktree_branch_and_descriptio
     assert!(!files.iter().find(|f| f.0 == "src/b.rs").unwrap().1);
     assert!(files.iter().find(|f| f.0 == "src/lib.rs").unwrap().1);
 
+    // The feature's page links to them.
+    let page = admin.get(&format!("/features/{fid}")).await;
+    assert!(
+        page.body
+            .contains(&format!("href=\"/features/{fid}/files\"")),
+        "{}",
+        page.body
+    );
+    let page = admin.get(&format!("/features/{fid}/files")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for p in ["README.md", "scratch.txt", "src/b.rs", "src/lib.rs"] {
+        assert!(
+            page.body.contains(&format!(">{p}<")) || page.body.contains(&format!(">{p} <")),
+            "{p}: {}",
+            page.body
+        );
+    }
+    assert!(
+        page.body
+            .contains(&format!("href=\"/projects/{pid}/files?path=src%2Flib.rs\"")),
+        "{}",
+        page.body
+    );
     let r = admin.get("/api/files/feature/999999").await;
     assert_eq!(r.status, 404, "{}", r.body);
     let r = admin.get("/api/files/feature/abc").await;

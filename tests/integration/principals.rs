@@ -174,6 +174,7 @@ const POLICY: &[(&str, &str, Policy)] = &[
     ("POST", "/api/files/write", Write),
     ("GET", "/api/files/feature/{id}", Read),
     ("GET", "/projects/{id}/files", Read),
+    ("GET", "/features/{id}/files", Read),
     ("POST", "/projects/{id}/files", Write),
     ("POST", "/api/scan-sources", Write),
     ("POST", "/api/import-project", Exec),
