@@ -33,11 +33,13 @@ pub async fn list(state: &AppState, only: Option<i64>) -> Result<DocumentList, F
         .into_iter()
         .filter_map(|p| p.source_path.map(|s| (p.id, p.name, s)))
         .collect();
+    let config = state.config.clone();
     let found = tokio::task::spawn_blocking(move || {
+        let allowed = confine::Allowed::from_config(&config);
         roots
             .into_iter()
             .filter_map(|(id, name, s)| {
-                let root = confine::root(&s).ok()?;
+                let root = allowed.root(&s).ok()?;
                 Some((id, name, project_documents(&root)))
             })
             .collect::<Vec<_>>()

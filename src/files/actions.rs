@@ -20,7 +20,8 @@ pub async fn project_root(state: &AppState, id: i64) -> Result<PathBuf> {
             format!("project {id} has no source_path"),
         ))
     })?;
-    blocking(move || confine::root(&source)).await
+    let config = state.config.clone();
+    blocking(move || confine::Allowed::from_config(&config).root(&source)).await
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

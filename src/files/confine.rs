@@ -24,6 +24,60 @@ pub fn root(source_path: &str) -> Result<PathBuf, FilesError> {
     })
 }
 
+/// Where project folders may be served from: under a source root, and never a folder that
+/// holds the server's own data (its database, `secret.key`, `master.key`) or lies inside it.
+/// Without this, anyone who may create a project could name `/` and read the keys.
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    /// Canonical source roots (`ARCHITECT_SOURCE_ROOTS`).
+    pub roots: Vec<PathBuf>,
+    /// Canonical paths no project folder may contain or lie in.
+    pub private: Vec<PathBuf>,
+}
+
+impl Allowed {
+    /// The settings' roots and private paths, canonicalised (missing ones dropped). Blocking.
+    pub fn from_config(c: &crate::config::ServeConfig) -> Allowed {
+        let canon = |p: &Path| p.canonicalize().ok();
+        let mut private: Vec<PathBuf> = [Some(c.data_dir.clone()), c.master_key_file.clone()]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| canon(&p))
+            .collect();
+        private.dedup();
+        Allowed {
+            roots: c
+                .sources
+                .root_paths()
+                .iter()
+                .filter_map(|p| canon(p))
+                .collect(),
+            private,
+        }
+    }
+
+    /// `source_path` canonicalised, if it may be served.
+    pub fn root(&self, source_path: &str) -> Result<PathBuf, FilesError> {
+        let r = root(source_path)?;
+        let refuse = |m: &str| Err(FilesError::Invalid(invalid("project_id", m)));
+        if !self.roots.iter().any(|s| r.starts_with(s)) {
+            return refuse(
+                "the project's folder is not under a source root (ARCHITECT_SOURCE_ROOTS); its files are not served",
+            );
+        }
+        if self
+            .private
+            .iter()
+            .any(|p| p.starts_with(&r) || r.starts_with(p))
+        {
+            return refuse(
+                "the project's folder holds the server's own data; its files are not served",
+            );
+        }
+        Ok(r)
+    }
+}
+
 /// A caller's relative path, checked without touching the disk.
 pub fn relative(path: &str) -> Result<PathBuf, FilesError> {
     let bad = |m: &str| FilesError::Invalid(invalid("path", m));

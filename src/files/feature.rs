@@ -80,8 +80,16 @@ pub async fn feature_files(state: &AppState, id: i64) -> Result<FeatureFiles, Fi
     let project = crate::tracking::store::get_project(&state.db, f.project_id)
         .await?
         .ok_or(FilesError::NotFound("project"))?;
-    let root = match project.source_path.as_deref() {
-        Some(s) => confine::root(s).ok(),
+    let root = match project.source_path.clone() {
+        Some(s) => {
+            let config = state.config.clone();
+            tokio::task::spawn_blocking(move || {
+                confine::Allowed::from_config(&config).root(&s).ok()
+            })
+            .await
+            .ok()
+            .flatten()
+        }
         None => None,
     };
     let base = root

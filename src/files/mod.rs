@@ -1,5 +1,7 @@
 //! Files (SPEC "Files"): reading and writing text files inside a project's `source_path`
-//! (`confine.rs` keeps every path there), and the files a feature touches (`feature.rs`).
+//! (`confine.rs` keeps every path there; the folder itself must lie under a source root and
+//! away from the server's own data, `confine::Allowed`), and the files a feature touches
+//! (`feature.rs`).
 //!
 //! A read is audited: its activity row (`read_file`, the path and the content's hash) commits
 //! before the content is answered. A write is atomic and logged: the new content goes to a

@@ -57,7 +57,8 @@ fn html(s: &Session, path: &str) -> reqwest::RequestBuilder {
 #[tokio::test]
 async fn docs_lists_every_projects_documents_and_architects_own() {
     let (_tmp, root) = tree();
-    let server = TestServer::start().await;
+    let top = root.display().to_string();
+    let server = TestServer::start_with(move |c| c.sources.roots = vec![top]).await;
     let admin = server.admin().await;
     let viewer = server.user("docs-viewer", "viewer").await;
     let pid = project(&admin, "widget", &root).await;
@@ -141,7 +142,8 @@ async fn docs_lists_every_projects_documents_and_architects_own() {
 #[tokio::test]
 async fn docs_pages_render_markdown_safely_with_a_table_of_contents() {
     let (_tmp, root) = tree();
-    let server = TestServer::start().await;
+    let top = root.display().to_string();
+    let server = TestServer::start_with(move |c| c.sources.roots = vec![top]).await;
     let admin = server.admin().await;
     let pid = project(&admin, "widget", &root).await;
 
@@ -236,7 +238,7 @@ async fn docs_files_and_sources_pages_in_the_browser() {
     write(&sources.join("shop/.git/HEAD"), "ref: refs/heads/main\n");
     write(&sources.join("shop/Cargo.toml"), "[package]\n");
     write(&sources.join("shop/src/main.rs"), "fn main() {}\n");
-    let roots = vec![sources.display().to_string()];
+    let roots = vec![sources.display().to_string(), root.display().to_string()];
     let server = TestServer::start_with(move |c| c.sources.roots = roots).await;
     let admin = server.admin().await;
     let pid = project(&admin, "widget", &root).await;

@@ -69,7 +69,13 @@ async fn activity(s: &Session, project: i64, action: &str) -> Vec<Value> {
 #[tokio::test]
 async fn files_reads_stay_inside_the_project_and_are_audited() {
     let t = tree();
-    let server = TestServer::start().await;
+    let root = t.root.display().to_string();
+    let server = TestServer::start_with(move |c| {
+        // The data dir's parent is a source root too: a project there must still be refused.
+        let data_parent = c.data_dir.parent().unwrap().display().to_string();
+        c.sources.roots = vec![root, data_parent];
+    })
+    .await;
     let admin = server.admin().await;
     let viewer = server.user("files-viewer", "viewer").await;
     let id = project(&admin, "files-read", Some(&t.root)).await;
@@ -149,6 +155,48 @@ async fn files_reads_stay_inside_the_project_and_are_audited() {
         "{}",
         r.body
     );
+    // Folders outside the source roots, or holding the server's own data, are not served.
+    let outside = project(
+        &admin,
+        "files-outside",
+        Some(&t.root.with_file_name("gitrepos_sibling")),
+    )
+    .await;
+    let data_parent = project(
+        &admin,
+        "files-data",
+        Some(server.data_dir.parent().unwrap()),
+    )
+    .await;
+    for (pid, why) in [
+        (outside, "outside the roots"),
+        (data_parent, "holds the data dir"),
+    ] {
+        let r = viewer
+            .post_json(
+                "/api/files/read",
+                &json!({"project_id": pid, "path": "secret.txt"}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.json["field"].as_str()),
+            (422, Some("project_id")),
+            "{why}: {}",
+            r.body
+        );
+        let r = admin
+            .post_json(
+                "/api/files/write",
+                &json!({"project_id": pid, "path": "x.txt", "content": "x"}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.json["field"].as_str()),
+            (422, Some("project_id")),
+            "{why}: {}",
+            r.body
+        );
+    }
     let bare = project(&admin, "files-no-source", None).await;
     let r = viewer
         .post_json("/api/files/read", &json!({"project_id": bare, "path": "a"}))
@@ -185,7 +233,8 @@ async fn files_reads_stay_inside_the_project_and_are_audited() {
 #[tokio::test(flavor = "multi_thread")]
 async fn files_writes_are_atomic_conditional_and_logged() {
     let t = tree();
-    let server = TestServer::start().await;
+    let root = t.root.display().to_string();
+    let server = TestServer::start_with(move |c| c.sources.roots = vec![root]).await;
     let admin = server.admin().await;
     let member = server.user("files-member", "member").await;
     let viewer = server.user("files-viewer2", "viewer").await;
@@ -403,7 +452,8 @@ async fn files_of_a_feature_come_from_its_prompts_worktree_branch_and_descriptio
     git(&wt, &["commit", "-q", "-m", "feat"]);
     std::fs::write(wt.join("scratch.txt"), "untracked\n").unwrap();
 
-    let server = TestServer::start().await;
+    let top = tmp.path().display().to_string();
+    let server = TestServer::start_with(move |c| c.sources.roots = vec![top]).await;
     let admin = server.admin().await;
     let pid = project(&admin, "files-feature", Some(&repo)).await;
     let r = admin
