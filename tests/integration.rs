@@ -23,10 +23,14 @@ mod claim_plan;
 mod cli;
 #[path = "integration/delivery.rs"]
 mod delivery;
+#[path = "integration/docs.rs"]
+mod docs;
 #[path = "integration/errors.rs"]
 mod errors;
 #[path = "integration/failover.rs"]
 mod failover;
+#[path = "integration/files.rs"]
+mod files;
 #[path = "integration/first_hour.rs"]
 mod first_hour;
 #[path = "integration/guard.rs"]
@@ -57,6 +61,8 @@ mod principals;
 mod read_cache;
 #[path = "integration/replicas.rs"]
 mod replicas;
+#[path = "integration/sources.rs"]
+mod sources;
 #[path = "integration/system.rs"]
 mod system;
 #[path = "integration/task_counts.rs"]

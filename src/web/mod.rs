@@ -82,6 +82,13 @@ pub const PANELS: &[Panel] = &[
         available: true,
     },
     Panel {
+        key: "documentation",
+        label: "Documentation",
+        href: "/documentation",
+        group: "Work",
+        available: true,
+    },
+    Panel {
         key: "errors",
         label: "Errors",
         href: "/errors",

@@ -26,6 +26,7 @@ const BUILT_PANELS: &[(&str, &str)] = &[
     ("/tmux", "tmux"),
     ("/assigner", "Assigner"),
     ("/autopilot", "Autopilot"),
+    ("/documentation", "Documentation"),
 ];
 
 /// The panels later work fills, with their sidebar label.

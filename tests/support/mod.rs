@@ -98,6 +98,11 @@ pub fn config(data_dir: &Path) -> ServeConfig {
         nodes: Default::default(),
         llm: Default::default(),
         agents: Default::default(),
+        // Never the test host's own ~/gitrepos and ~/src.
+        sources: architect::sources::SourcesConfig {
+            roots: vec![data_dir.join("sources").display().to_string()],
+            ..Default::default()
+        },
     }
 }
 
