@@ -219,6 +219,10 @@ pub async fn configure(
     tx.commit().await?;
     if let Some(id) = touched {
         announce(state, id);
+        // Paused or turned off: its prompts not typed yet are held back.
+        if active.as_ref().is_none_or(|r| r.state == RunState::Paused) {
+            super::hold::hold(state, actor, &[id], false).await?;
+        }
     }
     Ok(Configured {
         setting: s,
@@ -309,13 +313,21 @@ pub async fn move_run(
     .await?;
     tx.commit().await?;
     announce(state, id);
+    if matches!(to, RunState::Paused | RunState::Cancelled) {
+        super::hold::hold(state, actor, &[id], false).await?;
+    }
     super::store::get_run(&state.db, id)
         .await?
         .ok_or(AutopilotError::NotFound("run"))
 }
 
 /// The global kill switch: paused, every working run is paused (and resumed when it is lifted).
-pub async fn set_global_pause(state: &AppState, actor: &str, paused: bool) -> RunResult<usize> {
+pub async fn set_global_pause(
+    state: &AppState,
+    actor: &str,
+    paused: bool,
+    cancel_tasks: bool,
+) -> RunResult<(usize, super::hold::Held)> {
     let now = state.clock.now_str();
     let mut tx = crate::db::begin_write(&state.db).await?;
     super::store::set_global_pause(&mut tx, paused, actor, &now).await?;
@@ -381,7 +393,12 @@ pub async fn set_global_pause(state: &AppState, actor: &str, paused: bool) -> Ru
     for id in &moved {
         announce(state, *id);
     }
-    Ok(moved.len())
+    let held = if paused {
+        super::hold::hold(state, actor, &moved, cancel_tasks).await?
+    } else {
+        super::hold::Held::default()
+    };
+    Ok((moved.len(), held))
 }
 
 /// Proposed milestones and suggestions of a project waiting on a person.

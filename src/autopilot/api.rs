@@ -148,6 +148,9 @@ async fn status(
 #[serde(deny_unknown_fields)]
 pub struct PauseBody {
     pub paused: bool,
+    /// Also cancel the runs' running test and deploy tasks (default: they finish).
+    #[serde(default)]
+    pub cancel_tasks: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -155,6 +158,10 @@ pub struct Paused {
     pub paused: bool,
     /// Runs paused or resumed by this call.
     pub runs: usize,
+    /// Prompts no agent had been typed yet, cancelled (a resumed run types fresh ones), and
+    /// tasks cancelled.
+    #[serde(flatten)]
+    pub held: super::hold::Held,
 }
 
 async fn pause(
@@ -162,10 +169,12 @@ async fn pause(
     who: Authed<Write>,
     Json(b): Json<PauseBody>,
 ) -> ApiResult<Paused> {
-    let runs = actions::set_global_pause(&s, &who.identity().actor(), b.paused).await?;
+    let (runs, held) =
+        actions::set_global_pause(&s, &who.identity().actor(), b.paused, b.cancel_tasks).await?;
     Ok(Json(Paused {
         paused: b.paused,
         runs,
+        held,
     }))
 }
 

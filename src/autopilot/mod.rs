@@ -21,6 +21,7 @@ pub mod api;
 pub mod deploy;
 pub mod gates;
 pub mod git;
+pub mod hold;
 pub mod pages;
 pub mod phases;
 pub mod runner;
