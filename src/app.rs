@@ -105,6 +105,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::errors::pages::routes())
         .merge(crate::nodes::api::routes())
         .merge(crate::nodes::pages::routes())
+        .merge(crate::termius::api::routes())
+        .merge(crate::termius::pages::routes())
         .merge(crate::llm::api::routes())
         .merge(crate::llm::pages::routes())
         .merge(crate::agents::api::routes())

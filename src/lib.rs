@@ -39,11 +39,13 @@ pub mod planning;
 pub mod serve;
 pub mod system;
 pub mod tasks;
+pub mod termius;
 pub mod tmux;
 pub mod tracking;
 pub mod validate;
 pub mod vault;
 pub mod web;
+pub mod wire;
 
 /// The version shown in the dashboard, /health and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -41,6 +41,10 @@ mod llm;
 mod llm_rollups;
 #[path = "integration/nodes.rs"]
 mod nodes;
+#[path = "integration/nodes_reach.rs"]
+mod nodes_reach;
+#[path = "integration/original_wire.rs"]
+mod original_wire;
 #[path = "integration/pages.rs"]
 mod pages;
 #[path = "integration/planning.rs"]
@@ -59,6 +63,8 @@ mod system;
 mod task_exec;
 #[path = "integration/tasks.rs"]
 mod tasks;
+#[path = "integration/termius.rs"]
+mod termius;
 #[path = "integration/tmux_nodes.rs"]
 mod tmux_nodes;
 #[path = "integration/tracking.rs"]
