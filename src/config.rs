@@ -120,6 +120,9 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub agents: crate::agents::AgentsConfig,
+
+    #[command(flatten)]
+    pub tls: crate::serve::tls::TlsConfig,
 }
 
 impl ServeConfig {

@@ -57,6 +57,8 @@ mod principals;
 mod read_cache;
 #[path = "integration/replicas.rs"]
 mod replicas;
+#[path = "integration/serve_daemon.rs"]
+mod serve_daemon;
 #[path = "integration/system.rs"]
 mod system;
 #[path = "integration/task_exec.rs"]

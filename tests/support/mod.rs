@@ -98,6 +98,7 @@ pub fn config(data_dir: &Path) -> ServeConfig {
         nodes: Default::default(),
         llm: Default::default(),
         agents: Default::default(),
+        tls: Default::default(),
     }
 }
 
