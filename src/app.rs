@@ -107,6 +107,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::nodes::pages::routes())
         .merge(crate::termius::api::routes())
         .merge(crate::termius::pages::routes())
+        .merge(crate::accounts::api::routes())
+        .merge(crate::accounts::pages::routes())
         .merge(crate::llm::api::routes())
         .merge(crate::llm::pages::routes())
         .merge(crate::agents::api::routes())

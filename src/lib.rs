@@ -17,6 +17,7 @@
 
 pub mod text_enum;
 
+pub mod accounts;
 pub mod activity;
 pub mod agents;
 pub mod app;

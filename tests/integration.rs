@@ -5,6 +5,8 @@
 
 mod support;
 
+#[path = "integration/accounts.rs"]
+mod accounts;
 #[path = "integration/agents.rs"]
 mod agents;
 #[path = "integration/assign.rs"]
