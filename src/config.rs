@@ -123,6 +123,9 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub sources: crate::sources::SourcesConfig,
+
+    #[command(flatten)]
+    pub tls: crate::serve::tls::TlsConfig,
 }
 
 impl ServeConfig {

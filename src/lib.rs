@@ -17,6 +17,7 @@
 
 pub mod text_enum;
 
+pub mod accounts;
 pub mod activity;
 pub mod agents;
 pub mod app;
@@ -42,11 +43,13 @@ pub mod serve;
 pub mod sources;
 pub mod system;
 pub mod tasks;
+pub mod termius;
 pub mod tmux;
 pub mod tracking;
 pub mod validate;
 pub mod vault;
 pub mod web;
+pub mod wire;
 
 /// The version shown in the dashboard, /health and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

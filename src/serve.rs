@@ -6,7 +6,10 @@ use crate::app::{router, AppState};
 use crate::auth::token_cache::{SessionCache, TokenCache};
 use crate::clock::Clock;
 use crate::config::ServeConfig;
+pub mod tls;
+
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -65,9 +68,19 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Opens storage, applies migrations, makes sure the env admin exists, binds and serves.
-pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> {
+pub async fn start(mut config: ServeConfig, clock: Clock) -> anyhow::Result<Server> {
     // Install the metrics recorder before the first request is counted.
     crate::http::observe::metrics_handle();
+    // TLS files are checked (or made, --ssl) before anything else: a bad certificate fails
+    // the start, not the first request.
+    let tls = match tls::files(&config)? {
+        Some((cert, key)) => {
+            // Over HTTPS the session cookie is Secure.
+            config.session_cookie_secure = true;
+            Some(tls::acceptor(&cert, &key)?)
+        }
+        None => None,
+    };
     let database = config.database();
     let db = crate::db::open(&database).await?;
     let applied = crate::db::migrate(&db).await?;
@@ -134,14 +147,27 @@ pub async fn start(config: ServeConfig, clock: Clock) -> anyhow::Result<Server> 
     loops.extend(election);
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let mut http_stop = stop_rx;
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.changed().await;
+    let stopped = async move {
+        let _ = http_stop.changed().await;
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let http = match tls {
+        // `tap_io` only so that axum hands the peer address over (ConnectInfo) as for TCP.
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor)?.tap_io(|_| ());
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
             })
-            .await
-    });
-    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), %database, replica = state.leadership.replica(), "architect listening on http://{addr}");
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }),
+    };
+    tracing::info!(%addr, data_dir = %state.config.data_dir.display(), %database, replica = state.leadership.replica(), "architect listening on {scheme}://{addr}");
     Ok(Server {
         addr,
         state,

@@ -5,6 +5,8 @@
 
 mod support;
 
+#[path = "integration/accounts.rs"]
+mod accounts;
 #[path = "integration/agents.rs"]
 mod agents;
 #[path = "integration/assign.rs"]
@@ -49,6 +51,10 @@ mod llm;
 mod llm_rollups;
 #[path = "integration/nodes.rs"]
 mod nodes;
+#[path = "integration/nodes_reach.rs"]
+mod nodes_reach;
+#[path = "integration/original_wire.rs"]
+mod original_wire;
 #[path = "integration/pages.rs"]
 mod pages;
 #[path = "integration/planning.rs"]
@@ -63,6 +69,8 @@ mod read_cache;
 mod replicas;
 #[path = "integration/sources.rs"]
 mod sources;
+#[path = "integration/serve_daemon.rs"]
+mod serve_daemon;
 #[path = "integration/system.rs"]
 mod system;
 #[path = "integration/task_counts.rs"]
@@ -71,6 +79,8 @@ mod task_counts;
 mod task_exec;
 #[path = "integration/tasks.rs"]
 mod tasks;
+#[path = "integration/termius.rs"]
+mod termius;
 #[path = "integration/tmux_nodes.rs"]
 mod tmux_nodes;
 #[path = "integration/tracking.rs"]

@@ -27,7 +27,8 @@ pub struct NewActivity {
     pub entity_type: String,
     #[serde(default)]
     pub entity_id: Option<i64>,
-    #[serde(default)]
+    /// An object; the original's text is kept as `{"message": text}` (`crate::wire`).
+    #[serde(default, deserialize_with = "crate::wire::object_or_text")]
     pub details: Option<serde_json::Value>,
 }
 

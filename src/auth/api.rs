@@ -26,8 +26,6 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/tokens", get(list_tokens).post(create_token))
         .route("/api/tokens/{id}", get(get_token).delete(revoke_token))
-        .route("/api/accounts", get(accounts))
-        .route("/api/accounts/aggregate", get(accounts_aggregate))
 }
 
 impl From<AuthError> for ApiError {
@@ -265,47 +263,4 @@ async fn revoke_token(
     Path(id): Path<i64>,
 ) -> Result<Json<ApiToken>, ApiError> {
     Ok(Json(actions::revoke_token(&s, who.identity(), id).await?))
-}
-
-// ---- service accounts (the original's names for the token list) ----
-
-async fn accounts(
-    State(s): State<AppState>,
-    who: Authed<Read>,
-    page: Pagination,
-) -> Result<Json<Vec<ApiToken>>, ApiError> {
-    list_tokens(State(s), who, page).await
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct AccountsAggregate {
-    pub total: i64,
-    pub active: i64,
-    pub revoked: i64,
-    pub expired: i64,
-    pub used_last_24h: i64,
-    pub by_scope: Vec<store::TokenCounts>,
-}
-
-async fn accounts_aggregate(
-    State(s): State<AppState>,
-    who: Authed<Read>,
-) -> Result<Json<AccountsAggregate>, ApiError> {
-    let now = s.clock.now();
-    let by_scope = store::token_counts(
-        &s.db,
-        visible_owner(who.identity()),
-        &crate::clock::format(now),
-        &crate::clock::format(now - time::Duration::days(1)),
-    )
-    .await?;
-    let sum = |f: fn(&store::TokenCounts) -> i64| by_scope.iter().map(f).sum();
-    Ok(Json(AccountsAggregate {
-        total: sum(|c| c.total),
-        active: sum(|c| c.active),
-        revoked: sum(|c| c.revoked),
-        expired: sum(|c| c.expired),
-        used_last_24h: sum(|c| c.used_last_24h),
-        by_scope,
-    }))
 }

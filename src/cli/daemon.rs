@@ -4,9 +4,11 @@
 //! exits. Secrets given as flags (`--token`) are passed to the background process in its
 //! environment instead, so they do not show in its command line.
 //!
-//! [`DaemonArgs`] are the flags both roles share (dashboard, token, and the background-mode
-//! flags), flattened into `WorkerArgs` and `AgentArgs`; what differs by role (help wording, the
-//! pid and log files' env vars and defaults) comes from the role's [`DaemonRole`].
+//! [`Background`] holds the background-mode flags; `serve` flattens it alone (`ServeArgs`),
+//! and [`DaemonArgs`] adds the client roles' dashboard and token (`WorkerArgs`, `AgentArgs`,
+//! `MilestonesArgs`); what differs by role (help wording, the pid and log files' env vars and
+//! defaults) comes from the role's [`DaemonRole`]. Client-only constants (dashboard, token
+//! wording) are unused by `serve`'s role.
 
 use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
@@ -34,22 +36,11 @@ pub trait DaemonRole: Clone + std::fmt::Debug + Send + Sync + 'static {
     const LOG_FILE: &'static str;
 }
 
-/// The flags of a role that talks to the dashboard with a token and can run in the background.
-///
-/// `display_order` keeps `--help` as it was before these flags were shared: the connection
-/// flags first (`--log-format`, a global flag, sorts between them by name), the background
-/// flags after the role's own.
+/// The background-mode flags (`--daemon`, `--status`, `--stop`, `--pid-file`, `--log-file`):
+/// `serve` takes these alone; `worker`, `agent` and `milestones` take them inside
+/// [`DaemonArgs`] (which derefs to them, so `args.daemon` reads the same everywhere).
 #[derive(clap::Args, Debug, Clone)]
-pub struct DaemonArgs<R: DaemonRole> {
-    // Several replicas of one server (`serve` on one PostgreSQL): the flag repeated or the
-    // URLs separated by commas; a call that cannot connect goes to the next one
-    // (`client::Client`).
-    #[arg(long, env = "ARCHITECT_URL", default_value = "http://127.0.0.1:8080", value_delimiter = ',', help = R::DASHBOARD_HELP, display_order = 0)]
-    pub dashboard: Vec<String>,
-
-    #[arg(long, env = "ARCHITECT_TOKEN", hide_env_values = true, help = R::TOKEN_HELP, display_order = 1)]
-    pub token: Option<String>,
-
+pub struct Background<R: DaemonRole> {
     /// Run in the background, logging to --log-file; the pid goes to --pid-file.
     #[arg(long, conflicts_with_all = ["status", "stop"], display_order = 100)]
     pub daemon: bool,
@@ -74,7 +65,7 @@ pub struct DaemonArgs<R: DaemonRole> {
     role: std::marker::PhantomData<R>,
 }
 
-impl<R: DaemonRole> DaemonArgs<R> {
+impl<R: DaemonRole> Background<R> {
     pub fn daemon(&self) -> Daemon<'_> {
         Daemon {
             what: R::WHAT,
@@ -94,6 +85,43 @@ impl<R: DaemonRole> DaemonArgs<R> {
         }
     }
 
+    /// Called as the foreground run ends: the background process removes its pid file.
+    pub fn finished(&self) {
+        if self.owns_pid_file {
+            self.daemon().remove_own_pid_file();
+        }
+    }
+}
+
+/// The flags of a role that talks to the dashboard with a token and can run in the background.
+///
+/// `display_order` keeps `--help` as it was before these flags were shared: the connection
+/// flags first (`--log-format`, a global flag, sorts between them by name), the background
+/// flags after the role's own.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DaemonArgs<R: DaemonRole> {
+    // Several replicas of one server (`serve` on one PostgreSQL): the flag repeated or the
+    // URLs separated by commas; a call that cannot connect goes to the next one
+    // (`client::Client`).
+    #[arg(long, env = "ARCHITECT_URL", default_value = "http://127.0.0.1:8080", value_delimiter = ',', help = R::DASHBOARD_HELP, display_order = 0)]
+    pub dashboard: Vec<String>,
+
+    #[arg(long, env = "ARCHITECT_TOKEN", hide_env_values = true, help = R::TOKEN_HELP, display_order = 1)]
+    pub token: Option<String>,
+
+    #[command(flatten)]
+    pub background: Background<R>,
+}
+
+impl<R: DaemonRole> std::ops::Deref for DaemonArgs<R> {
+    type Target = Background<R>;
+
+    fn deref(&self) -> &Background<R> {
+        &self.background
+    }
+}
+
+impl<R: DaemonRole> DaemonArgs<R> {
     /// Every server URL given, comma-separated, as `client::Client::new` takes them.
     pub fn servers(&self) -> String {
         self.dashboard
@@ -128,13 +156,6 @@ impl<R: DaemonRole> DaemonArgs<R> {
             flag: "--token",
             env: "ARCHITECT_TOKEN",
         }])
-    }
-
-    /// Called as the foreground run ends: the background process removes its pid file.
-    pub fn finished(&self) {
-        if self.owns_pid_file {
-            self.daemon().remove_own_pid_file();
-        }
     }
 }
 

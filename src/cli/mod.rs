@@ -46,8 +46,9 @@ pub struct Cli {
 // process, so its size does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
-    /// Run the dashboard, the JSON API and the background loops.
-    Serve(ServeConfig),
+    /// Run the dashboard, the JSON API and the background loops (`--daemon` in the
+    /// background; `--status`, `--stop`; HTTPS with `--ssl` or `--tls-cert`/`--tls-key`).
+    Serve(ServeArgs),
     /// Apply database migrations and exit (serve also does this at start).
     Migrate {
         /// Directory holding architect.db.
@@ -174,11 +175,99 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// `architect serve`: every server setting, and the background-mode flags that `worker` and
+/// `agent` share (`daemon::Background`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ServeConfig,
+    #[command(flatten)]
+    pub background: daemon::Background<ServeRole>,
+}
+
+/// `serve`'s place in the shared background mode.
+#[derive(Clone, Debug)]
+pub struct ServeRole;
+
+impl daemon::DaemonRole for ServeRole {
+    const WHAT: &'static str = "server";
+    // `serve` takes no dashboard URL or token; these belong to the client roles.
+    const DASHBOARD_HELP: &'static str = "";
+    const TOKEN_HELP: &'static str = "";
+    const NO_TOKEN: &'static str = "";
+    const STATUS_HELP: &'static str =
+        "Say whether the background server (--pid-file) runs; exit code 3 when it does not";
+    const STOP_HELP: &'static str =
+        "Stop the background server (--pid-file) gracefully: in-flight requests finish, loops stop";
+    const PID_FILE_HELP: &'static str = "Pid file of the background server";
+    const PID_FILE_ENV: &'static str = "ARCHITECT_SERVE_PID_FILE";
+    const PID_FILE: &'static str = "./data/serve.pid";
+    const LOG_FILE_HELP: &'static str = "Log file of the background server";
+    const LOG_FILE_ENV: &'static str = "ARCHITECT_SERVE_LOG_FILE";
+    const LOG_FILE: &'static str = "./data/serve.log";
+}
+
+/// How long `serve --stop` waits for the graceful shutdown before SIGKILL: in-flight requests,
+/// the loops' last ticks and the ledger's flush.
+const SERVE_STOP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Secrets given as flags reach the background server in its environment, not its argv.
+const SERVE_SECRET_FLAGS: &[daemon::SecretFlag] = &[
+    daemon::SecretFlag {
+        flag: "--admin-password",
+        env: "ARCHITECT_PASSWORD",
+    },
+    daemon::SecretFlag {
+        flag: "--secret-key",
+        env: "SECRET_KEY",
+    },
+    daemon::SecretFlag {
+        flag: "--database-url",
+        env: "DATABASE_URL",
+    },
+    daemon::SecretFlag {
+        flag: "--master-key",
+        env: "ARCHITECT_MASTER_KEY",
+    },
+    daemon::SecretFlag {
+        flag: "--anthropic-api-key",
+        env: "ANTHROPIC_API_KEY",
+    },
+    daemon::SecretFlag {
+        flag: "--openai-api-key",
+        env: "OPENAI_API_KEY",
+    },
+    daemon::SecretFlag {
+        flag: "--google-api-key",
+        env: "GOOGLE_API_KEY",
+    },
+    daemon::SecretFlag {
+        flag: "--anythingllm-api-key",
+        env: "ANYTHINGLLM_API_KEY",
+    },
+];
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(config) => {
-            let server = crate::serve::start(config, crate::clock::Clock::System).await?;
-            server.run_until_signal().await
+        Command::Serve(args) => {
+            let bg = &args.background;
+            if let Some(code) = bg.status_or_stop(SERVE_STOP_PATIENCE).await {
+                match code? {
+                    0 => return Ok(()),
+                    // `--status` of a stopped server: a distinct exit code for scripts.
+                    code => std::process::exit(i32::from(code)),
+                }
+            }
+            if bg.daemon {
+                // What the background server would refuse, refused here, in the foreground.
+                crate::serve::tls::files(&args.config)?;
+                bg.daemon().start(SERVE_SECRET_FLAGS)?;
+                return Ok(());
+            }
+            let server = crate::serve::start(args.config, crate::clock::Clock::System).await?;
+            let ran = server.run_until_signal().await;
+            args.background.finished();
+            ran
         }
         Command::Migrate {
             data_dir,

@@ -136,6 +136,8 @@ impl<T: Transport> Agent<T> {
             os: sampler::os_description(),
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
             interval_s: Some(self.interval_s()),
+            addresses: Some(sampler::addresses()),
+            ..Default::default()
         };
         let mut backoff = Backoff::new(BACKOFF_BASE, self.opts.max_backoff);
         loop {

@@ -56,7 +56,10 @@ impl FromRequestParts<AppState> for NodeRegistrar {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/nodes", get(list).post(register))
-        .route("/api/nodes/{id}", get(show).delete(remove))
+        .route(
+            "/api/nodes/{id}",
+            get(show).put(change_reach).delete(remove),
+        )
         .route("/api/nodes/{id}/heartbeat", post(heartbeat))
         .route("/api/nodes/{id}/metrics", get(metrics))
         .route("/api/nodes/{id}/commands", get(poll).post(enqueue))
@@ -155,13 +158,28 @@ async fn remove(
     Ok(Json(Removed { id, deleted: true }))
 }
 
+/// The path names the node by id or, as the original's scripts do, by name.
 async fn heartbeat(
     State(s): State<AppState>,
     NodeAgent(_, caller): NodeAgent,
-    Path(id): Path<i64>,
+    Path(key): Path<String>,
     Json(m): Json<NodeMetrics>,
 ) -> ApiResult<Node> {
+    let id = actions::node_id_by_key(&s, &key).await?;
     Ok(Json(actions::heartbeat(&s, &caller, id, m).await?))
+}
+
+/// How the node is reached (address, SSH user and port, role, services, tags, the vault
+/// reference of its SSH secret): admins only.
+async fn change_reach(
+    State(s): State<AppState>,
+    who: Authed<Admin>,
+    Path(id): Path<i64>,
+    Json(change): Json<super::reach::ReachChange>,
+) -> ApiResult<Node> {
+    Ok(Json(
+        actions::change_reach(&s, who.identity(), id, change).await?,
+    ))
 }
 
 async fn metrics(

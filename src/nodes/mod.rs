@@ -26,6 +26,7 @@ pub mod config;
 pub mod handlers;
 pub mod history;
 pub mod pages;
+pub mod reach;
 pub mod retention;
 mod runtime;
 pub mod sampler;
@@ -159,11 +160,21 @@ pub struct DiskUsage {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NodeMetrics {
+    #[serde(alias = "cpu_usage")]
     pub cpu_percent: f64,
     #[serde(default)]
     pub cpu_count: Option<u32>,
+    #[serde(default)]
     pub memory_used: u64,
+    #[serde(default)]
     pub memory_total: u64,
+    /// The original's heartbeat: memory use as a percentage, no byte counts. Converted by
+    /// [`NodeMetrics::take_percentages`] before anything is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_usage: Option<f64>,
+    /// The original's heartbeat: disk use as a percentage (one figure for the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_usage: Option<f64>,
     #[serde(default)]
     pub disks: Vec<DiskUsage>,
     /// 1, 5 and 15 minute load averages.
@@ -181,7 +192,44 @@ pub struct NodeMetrics {
     pub interval_s: Option<i64>,
 }
 
+/// A percentage-only heartbeat (the original's `memory_usage`, `disk_usage`) is stored as
+/// used / total out of this many units (hundredths of a percent): the ratio, which is all the
+/// dashboard and the history compute from, is kept; the byte figures are not known.
+pub const PERCENT_UNITS: u64 = 10_000;
+
 impl NodeMetrics {
+    /// Turns the original's percentage fields into architect's used/total pairs (see
+    /// [`PERCENT_UNITS`]); byte counts sent as well win.
+    pub fn take_percentages(&mut self) -> Result<(), Invalid> {
+        let units = |field: &str, p: f64| -> Result<u64, Invalid> {
+            if !p.is_finite() || !(0.0..=100.0).contains(&p) {
+                return Err(invalid(
+                    field,
+                    format!("{field} must be a percentage, 0 to 100"),
+                ));
+            }
+            Ok((p * (PERCENT_UNITS as f64) / 100.0).round() as u64)
+        };
+        if let Some(p) = self.memory_usage.take() {
+            let used = units("memory_usage", p)?;
+            if self.memory_total == 0 {
+                self.memory_used = used;
+                self.memory_total = PERCENT_UNITS;
+            }
+        }
+        if let Some(p) = self.disk_usage.take() {
+            let used = units("disk_usage", p)?;
+            if self.disks.is_empty() {
+                self.disks.push(DiskUsage {
+                    mount: "/".into(),
+                    used,
+                    total: PERCENT_UNITS,
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         if !self.cpu_percent.is_finite() || !(0.0..=100.0).contains(&self.cpu_percent) {
             return Err(invalid(
@@ -266,10 +314,12 @@ pub fn percent(used: u64, total: u64) -> f64 {
 }
 
 /// `POST /api/nodes`: register (an agent) or add (an admin) a node. Idempotent by `name`.
+/// The original's names are aliases: `id` for `name`, `ip_address` for `address`.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterNode {
     /// The node id: letters, digits, `.`, `_`, `-`; 1–64 characters.
+    #[serde(alias = "id")]
     pub name: String,
     #[serde(default)]
     pub hostname: Option<String>,
@@ -279,10 +329,55 @@ pub struct RegisterNode {
     pub version: Option<String>,
     #[serde(default)]
     pub interval_s: Option<i64>,
+    // How to reach it (`reach::ReachChange`; kept when absent).
+    #[serde(default, alias = "ip_address", skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The host's own addresses, as its agent reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "crate::wire::one_or_many_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub services: Option<Vec<String>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::wire::one_or_many_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tags: Option<Vec<String>>,
 }
 
 impl RegisterNode {
+    /// The reach fields this registration sets (checked by `validate`).
+    pub fn reach_change(&self) -> reach::ReachChange {
+        reach::ReachChange {
+            address: self.address.clone(),
+            addresses: self.addresses.clone(),
+            ssh_user: self.ssh_user.clone(),
+            ssh_port: self.ssh_port,
+            role: self.role.clone(),
+            services: self.services.clone(),
+            tags: self.tags.clone(),
+            ssh_secret: None,
+        }
+    }
+
     pub fn validate(&mut self) -> Result<(), Invalid> {
+        let mut reach = self.reach_change();
+        reach.validate()?;
+        self.address = reach.address;
+        self.ssh_user = reach.ssh_user;
+        self.role = reach.role;
+        self.services = reach.services;
+        self.tags = reach.tags;
         self.name = self.name.trim().to_string();
         validate_node_name(&self.name)?;
         if let Some(h) = &self.hostname {
@@ -361,6 +456,9 @@ pub struct Node {
     pub created_by: String,
     pub created_at: String,
     pub registered_at: Option<String>,
+    /// How to reach it: address, SSH user and port, role, services, tags.
+    #[serde(flatten)]
+    pub reach: reach::Reach,
 }
 
 /// `POST /api/nodes/{id}/commands`.

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/nodes/{id}", get(node_page))
         .route("/nodes/{id}/remove", post(remove_node))
         .route("/nodes/{id}/commands", post(run_command))
+        .route("/nodes/{id}/reach", post(change_reach))
 }
 
 /// A node with everything its card shows, formatted.
@@ -60,7 +61,9 @@ impl NodeCard {
             },
             cpu: round1(m.cpu_percent),
             memory: round1(m.memory_percent()),
-            memory_text: if has {
+            memory_text: if has && m.memory_total == PERCENT_UNITS {
+                "reported as a percentage".into()
+            } else if has {
                 format!("{} of {}", bytes(m.memory_used), bytes(m.memory_total))
             } else {
                 "—".into()
@@ -333,6 +336,65 @@ async fn run_command(
             &back,
             &format!("Command #{} queued; reload to see its result.", c.id),
         ),
+        Err(NodeError::NotFound(w)) => back_with_error("/nodes", &ApiError::not_found(w)),
+        Err(e) => back_with_error(&back, &ApiError::from(e)),
+    }
+}
+
+/// The node page's "How to reach it" form: every field as typed; empty clears.
+#[derive(Deserialize)]
+struct ReachForm {
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    ssh_user: String,
+    #[serde(default)]
+    ssh_port: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    services: String,
+    #[serde(default)]
+    tags: String,
+    #[serde(default)]
+    ssh_secret: String,
+}
+
+async fn change_reach(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    PageForm(who, f, ..): PageForm<Admin, ReachForm>,
+) -> Response {
+    let back = format!("/nodes/{id}");
+    let list = |v: &str| -> Vec<String> {
+        v.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let port = match f.ssh_port.trim() {
+        "" => Ok(0),
+        p => p.parse::<i64>(),
+    };
+    let Ok(port) = port else {
+        return back_with_error(
+            &back,
+            &ApiError::invalid("ssh_port", "ssh_port must be a number, 1 to 65535"),
+        );
+    };
+    let change = reach::ReachChange {
+        address: Some(f.address),
+        addresses: None,
+        ssh_user: Some(f.ssh_user),
+        ssh_port: Some(port),
+        role: Some(f.role),
+        services: Some(list(&f.services)),
+        tags: Some(list(&f.tags)),
+        ssh_secret: Some(f.ssh_secret),
+    };
+    match actions::change_reach(&s, &who, id, change).await {
+        Ok(n) => see_other(&back, &format!("Saved how to reach {}.", n.name)),
         Err(NodeError::NotFound(w)) => back_with_error("/nodes", &ApiError::not_found(w)),
         Err(e) => back_with_error(&back, &ApiError::from(e)),
     }

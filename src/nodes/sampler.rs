@@ -103,6 +103,8 @@ impl Sampler {
             process_count: process_count(),
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
             interval_s: None,
+            memory_usage: None,
+            disk_usage: None,
         }
     }
 
@@ -159,6 +161,28 @@ fn process_count() -> u64 {
         sysinfo::ProcessRefreshKind::nothing(),
     );
     sys.processes().len() as u64
+}
+
+/// The host's own IP addresses (every interface's, loopback and link-local left out, IPv4
+/// first), at most `nodes::reach::MAX_ITEMS`: what the agent reports at registration.
+pub fn addresses() -> Vec<String> {
+    let networks = sysinfo::Networks::new_with_refreshed_list();
+    let mut ips: Vec<std::net::IpAddr> = networks
+        .values()
+        .flat_map(|n| n.ip_networks().iter().map(|i| i.addr))
+        .filter(|ip| {
+            !ip.is_loopback()
+                && !ip.is_unspecified()
+                && match ip {
+                    std::net::IpAddr::V4(v4) => !v4.is_link_local(),
+                    std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+                }
+        })
+        .collect();
+    ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    ips.dedup();
+    ips.truncate(crate::nodes::reach::MAX_ITEMS);
+    ips.into_iter().map(|ip| ip.to_string()).collect()
 }
 
 /// The host name, for the default node id.

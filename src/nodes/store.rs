@@ -23,11 +23,44 @@ pub struct NodeRow {
     pub created_at: String,
     pub registered_at: Option<String>,
     pub last_heartbeat_at: Option<String>,
+    pub address: Option<String>,
+    /// JSON arrays of text (`addresses`, `services`, `tags`).
+    pub addresses: Option<String>,
+    pub ssh_user: Option<String>,
+    pub ssh_port: Option<i64>,
+    pub role: Option<String>,
+    pub services: Option<String>,
+    pub tags: Option<String>,
+    pub ssh_secret: Option<String>,
+}
+
+fn text_list(json: &Option<String>) -> Vec<String> {
+    json.as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
+}
+
+fn list_json(list: &[String]) -> Option<String> {
+    (!list.is_empty()).then(|| serde_json::to_string(list).unwrap_or_else(|_| "[]".into()))
 }
 
 impl NodeRow {
     /// The API view; the state follows from the heartbeat age, `now` and the server's start.
+    pub fn reach(&self) -> reach::Reach {
+        reach::Reach {
+            address: self.address.clone(),
+            addresses: text_list(&self.addresses),
+            ssh_user: self.ssh_user.clone(),
+            ssh_port: self.ssh_port,
+            role: self.role.clone(),
+            services: text_list(&self.services),
+            tags: text_list(&self.tags),
+            ssh_secret: self.ssh_secret.clone(),
+        }
+    }
+
     pub fn view(self, started: OffsetDateTime, now: OffsetDateTime) -> Node {
+        let reach = self.reach();
         let last = self
             .last_heartbeat_at
             .as_deref()
@@ -49,13 +82,51 @@ impl NodeRow {
             created_by: self.created_by,
             created_at: self.created_at,
             registered_at: self.registered_at,
+            reach,
         }
     }
 }
 
 const NODE_COLS: &str =
     "id, name, hostname, os, version, interval_s, is_local, token_id, metrics, \
-     created_by, created_at, registered_at, last_heartbeat_at";
+     created_by, created_at, registered_at, last_heartbeat_at, \
+     address, addresses, ssh_user, ssh_port, role, services, tags, ssh_secret";
+
+/// Touches the node's row first (the write lock before the read of a read-modify-write).
+/// False: no such node.
+pub async fn touch_node(conn: &mut AnyConnection, id: i64) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("UPDATE nodes SET name = name WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+/// Writes every reach field of node `id` (the caller merged the change into what was there).
+pub async fn set_reach(
+    conn: &mut AnyConnection,
+    id: i64,
+    r: &reach::Reach,
+) -> Result<NodeRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE nodes SET address = $1, addresses = $2, ssh_user = $3, ssh_port = $4,
+             role = $5, services = $6, tags = $7, ssh_secret = $8
+         WHERE id = $9
+         RETURNING {NODE_COLS}"
+    ))
+    .bind(r.address.as_deref())
+    .bind(list_json(&r.addresses))
+    .bind(r.ssh_user.as_deref())
+    .bind(r.ssh_port)
+    .bind(r.role.as_deref())
+    .bind(list_json(&r.services))
+    .bind(list_json(&r.tags))
+    .bind(r.ssh_secret.as_deref())
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await
+}
 
 pub async fn get_node<'c, E: Executor<'c, Database = Any>>(
     ex: E,

@@ -290,15 +290,15 @@ pub struct TaskDetail {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", alias = "task_type")]
     pub task_type: String,
-    #[serde(default)]
+    #[serde(default, alias = "task_data")]
     pub payload: Option<serde_json::Value>,
     #[serde(default)]
     pub priority: Option<i64>,
     #[serde(default)]
     pub max_retries: Option<i64>,
-    #[serde(default)]
+    #[serde(default, alias = "timeout_seconds")]
     pub timeout_s: Option<i64>,
     /// RFC 3339; not claimable before then.
     #[serde(default)]

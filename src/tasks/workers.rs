@@ -41,9 +41,16 @@ pub struct Worker {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterWorker {
+    #[serde(alias = "id")]
     pub name: String,
+    #[serde(alias = "node_id")]
     pub node: String,
-    #[serde(default)]
+    /// The original's `worker_type` (one type) is accepted as a one-item list.
+    #[serde(
+        default,
+        alias = "worker_type",
+        deserialize_with = "crate::wire::one_or_many"
+    )]
     pub types: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,

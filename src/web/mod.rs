@@ -159,6 +159,13 @@ pub const PANELS: &[Panel] = &[
         available: true,
     },
     Panel {
+        key: "accounts",
+        label: "Accounts",
+        href: "/accounts",
+        group: "System",
+        available: true,
+    },
+    Panel {
         key: "vault",
         label: "Vault",
         href: "/vault",

@@ -546,22 +546,6 @@ async fn tokens_are_shown_once_stored_hashed_and_revocable() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn accounts_list_and_aggregate_tokens() {
-    let t = TestServer::start().await;
-    t.token("read").await;
-    t.token("worker").await;
-    let admin = t.admin().await;
-    let accounts = admin.get("/api/accounts").await;
-    assert_eq!(accounts.status, 200);
-    assert_eq!(accounts.json.as_array().unwrap().len(), 2);
-    let agg = admin.get("/api/accounts/aggregate").await;
-    assert_eq!(agg.status, 200, "{}", agg.body);
-    assert_eq!(agg.json["total"], 2);
-    assert_eq!(agg.json["active"], 2);
-    assert_eq!(agg.json["by_scope"].as_array().unwrap().len(), 2);
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn admins_manage_users() {
     let t = TestServer::start().await;
     let admin = t.admin().await;

@@ -103,6 +103,7 @@ pub fn config(data_dir: &Path) -> ServeConfig {
             roots: vec![data_dir.join("sources").display().to_string()],
             ..Default::default()
         },
+        tls: Default::default(),
     }
 }
 

@@ -180,7 +180,7 @@ pub async fn revoke_token(
     Ok(r.rows_affected() > 0)
 }
 
-/// Token counts for `/api/accounts/aggregate`.
+/// Token counts per scope (total, active, revoked, expired, used in the last day).
 #[derive(sqlx::FromRow, Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct TokenCounts {
     pub scope: String,

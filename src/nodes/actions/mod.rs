@@ -6,7 +6,9 @@
 //! This server's own node is bound to no token and served by the in-process agent alone.
 
 mod commands;
+mod reach;
 pub use commands::*;
+pub use reach::change_reach;
 
 use super::store::{self, InsertNode, NodeRow};
 use super::*;
@@ -185,6 +187,7 @@ pub async fn register(
             (row, true)
         }
     };
+    let row = reach::apply_reach(&mut tx, row, &input.reach_change()).await?;
     tx.commit().await?;
     state
         .events
@@ -226,6 +229,9 @@ pub async fn register_local(state: &AppState, input: &RegisterNode) -> Result<No
             .await?
         }
     };
+    let mut input = input.clone();
+    input.validate()?;
+    let row = reach::apply_reach(&mut tx, row, &input.reach_change()).await?;
     tx.commit().await?;
     state.nodes.set_local_node(row.id);
     Ok(view(state, row))
@@ -397,8 +403,9 @@ pub async fn heartbeat(
     state: &AppState,
     caller: &AgentCaller,
     id: i64,
-    metrics: NodeMetrics,
+    mut metrics: NodeMetrics,
 ) -> Result<Node> {
+    metrics.take_percentages()?;
     metrics.validate()?;
     agent_node(state, caller, id).await?;
     let (_, now) = now_pair(state);
@@ -440,6 +447,17 @@ pub async fn export_gauges(state: &AppState) -> Result<()> {
         metrics::gauge!("architect_nodes", "status" => s.as_str()).set(n as f64);
     }
     Ok(())
+}
+
+/// A node named in a path: its id (all digits), else its name (the original's scripts
+/// heartbeat to `/api/nodes/<their node id>/heartbeat`, which is architect's node name).
+pub async fn node_id_by_key(state: &AppState, key: &str) -> Result<i64> {
+    if let Ok(id) = key.parse::<i64>() {
+        return Ok(id);
+    }
+    node_id_by_name(state, key)
+        .await?
+        .ok_or(NodeError::NotFound("node"))
 }
 
 /// The id of the node called `name`, if there is one (other domains address nodes by name).
