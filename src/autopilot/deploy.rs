@@ -285,27 +285,14 @@ pub async fn investigate(state: &AppState, run: &Run) -> RunResult<bool> {
         updated_at: now.clone(),
     };
     let reason = format!("bug #{bug_id} filed for error group #{gid}");
-    super::store::transition(
-        &mut tx,
-        run.id,
-        RunState::Investigating,
-        RunState::Done,
-        None,
-        &reason,
-        ACTOR,
-        &now,
-    )
-    .await?;
     let next = super::store::insert_run(&mut tx, &follow, ACTOR, run.user_id, &now).await?;
     let result = json!({"bug_id": bug_id, "group": gid, "follow_up_run": next});
-    super::store::record_step(&mut tx, run.id, "investigate", &result, &now).await?;
-    crate::activity::store::record(
+    super::runner::record(
         &mut tx,
-        ACTOR,
+        &current,
         "investigate",
-        "autopilot_run",
-        Some(run.id),
-        &json!({"run_id": run.id, "result": result}),
+        &result,
+        Some((RunState::Done, &reason)),
         &now,
     )
     .await?;

@@ -1,19 +1,19 @@
-//! Autopilot (issue 17, first part): per project, an autonomous development loop in one of
-//! four modes, run as a durable state machine.
+//! Autopilot: per project, an autonomous development loop in one of four modes, run as a
+//! durable state machine.
 //!
-//! - `POST /api/projects/{id}/autopilot {mode, goal, constraints}` sets a project's mode (and
-//!   starts a run when one is not active); `paused` is the project's own kill switch and
-//!   `POST /api/autopilot/pause` the global one.
+//! - `POST /api/projects/{id}/autopilot {mode, goal, constraints, agent}` sets a project's mode
+//!   (and starts a run when one is not active); `paused` is the project's own kill switch and
+//!   `POST /api/autopilot/pause` the global one ([`hold`]: prompts not typed yet are held).
 //! - A run moves `planning → implementing → testing → (deploying → monitoring) → done`, with
 //!   `investigating`, `blocked`, `paused`, `failed` and `cancelled`; every transition is stored
 //!   with its reason ([`store::transition`]), and every side effect is a step keyed by (run,
-//!   step) done at most once ([`store::step_done`]), so a restarted `serve` resumes a run
-//!   without repeating what it did.
-//! - [`runner`] advances active runs (a background loop). Built so far: the planning phase from
-//!   real parts — the project is scanned and ranked suggestions are made (issue 16); `observe`
-//!   ends there with the proposals in the review queue and nothing else changed. The
-//!   implementing, testing, deploying and monitoring phases are not built yet: a run of another
-//!   mode stops `blocked` after planning and says so.
+//!   step) done at most once ([`store::step_done`], [`runner::record`]), so a restarted `serve`
+//!   resumes a run without repeating what it did.
+//! - [`runner`] advances active runs (a leader-only background loop): planning (the planning
+//!   domain's scan and suggestions; `observe` ends there), then [`phases`] (a worktree, branch
+//!   and agent session per work item, its prompt, its test task, its change request) and
+//!   [`deploy`] (staging, the production gate, monitoring, investigating). [`gates`] is where a
+//!   person approves or rejects.
 
 pub mod actions;
 pub mod agent;

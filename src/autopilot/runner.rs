@@ -98,36 +98,48 @@ pub async fn finish_with_gate(
         super::work::open_gate(&mut tx, run.id, item_id, kind, &now).await?;
     }
     // Paused or cancelled meanwhile: the step's result is kept, the run stays where it is.
+    let to = to.filter(|_| current.state == run.state);
+    let moved = record(&mut tx, run, key, &result, to, &now).await? || item.is_some();
+    tx.commit().await?;
+    state
+        .events
+        .emit(crate::events::Topic::Runs, "autopilot", run.id);
+    Ok(moved)
+}
+
+/// The writes every step makes, in the caller's transaction (which holds the run's lock): its
+/// result under (run, key) unless recorded before, the run's move from `run.state` (a blocked
+/// run remembers where it was), and the activity row naming the run. True when the run moved.
+pub(super) async fn record(
+    tx: &mut sqlx::AnyConnection,
+    run: &Run,
+    key: &str,
+    result: &serde_json::Value,
+    to: Option<(RunState, &str)>,
+    now: &str,
+) -> RunResult<bool> {
     if super::store::step_done(&mut *tx, run.id, key)
         .await?
         .is_none()
     {
-        super::store::record_step(&mut tx, run.id, key, &result, &now).await?;
+        super::store::record_step(tx, run.id, key, result, now).await?;
     }
-    let mut moved = item.is_some();
+    let mut moved = false;
     if let Some((to, reason)) = to {
-        if current.state == run.state {
-            let resume_to = (to == RunState::Blocked).then_some(run.state);
-            moved = super::store::transition(
-                &mut tx, run.id, run.state, to, resume_to, reason, ACTOR, &now,
-            )
+        let resume_to = (to == RunState::Blocked).then_some(run.state);
+        moved = super::store::transition(tx, run.id, run.state, to, resume_to, reason, ACTOR, now)
             .await?;
-        }
     }
     crate::activity::store::record(
-        &mut tx,
+        tx,
         ACTOR,
         key,
         "autopilot_run",
         Some(run.id),
         &json!({"run_id": run.id, "result": result, "to": to.map(|(s, _)| s)}),
-        &now,
+        now,
     )
     .await?;
-    tx.commit().await?;
-    state
-        .events
-        .emit(crate::events::Topic::Runs, "autopilot", run.id);
     Ok(moved)
 }
 
@@ -301,27 +313,14 @@ async fn plan(state: &AppState, run: &Run) -> RunResult<bool> {
         super::work::insert_item(&mut tx, run.id, n as i64 + 1, title, detail, source, &now)
             .await?;
     }
-    let result = json!({"items": work.len()});
-    super::store::record_step(&mut tx, run.id, "planning:items", &result, &now).await?;
     let reason = format!("{} work item(s) planned", work.len());
-    super::store::transition(
+    let result = json!({"items": work.len()});
+    record(
         &mut tx,
-        run.id,
-        RunState::Planning,
-        RunState::Implementing,
-        None,
-        &reason,
-        ACTOR,
-        &now,
-    )
-    .await?;
-    crate::activity::store::record(
-        &mut tx,
-        ACTOR,
+        run,
         "planning:items",
-        "autopilot_run",
-        Some(run.id),
-        &json!({"run_id": run.id, "result": result}),
+        &result,
+        Some((RunState::Implementing, &reason)),
         &now,
     )
     .await?;

@@ -1,26 +1,12 @@
-//! Autopilot runs over HTTP (issue 17, first part): the seed's enable call, `observe` planning
-//! from a real git repository and changing nothing else, a run of another mode stopping
-//! `blocked` and resuming without repeating its steps, the kill switches, health, and bad input.
+//! Autopilot runs over HTTP without an agent: the seed's enable call, `observe` planning from a
+//! real git repository and changing nothing else, a run whose agent cannot start stopping
+//! `blocked` and resuming without repeating a step, the kill switches, health, and bad input.
+//! The runs with the real Claude Code are in autopilot_agents.rs.
 
+use crate::support::git;
 use crate::support::{until, Session, TestServer};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git runs (apt-get install -y git)");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 fn repo(dir: &Path) {
     git(dir, &["init", "-q", "-b", "main"]);

@@ -7,27 +7,12 @@
 //! at the production gate until a person approves it.
 
 use crate::agents::{gateway_server, session_env};
+use crate::support::git;
 use crate::support::RealCli;
 use crate::support::Session;
 use crate::tasks::{token, WorkerProc};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git runs (apt-get install -y git)");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 const BROKEN: &str = "def add(a, b):\n    return a - b\n";
 const FIXED: &str = "def add(a, b):\n    return a + b\n";

@@ -4,11 +4,11 @@
 //! the previous content's hash and refused with 409 on a stale hash (also when two writers
 //! race), viewers read and members write, and the files a feature touches.
 
+use crate::support::git;
 use crate::support::{Session, TestServer};
 use serde_json::{json, Value};
 use sha2::Digest;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn sha(s: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(s))
@@ -400,28 +400,6 @@ async fn files_writes_are_atomic_conditional_and_logged() {
     // Writes logged: the first, the race's winner, the new file.
     assert_eq!(activity(&admin, id, "write_file").await.len(), 3);
     server.stop().await;
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .output()
-        .expect("git runs (apt-get install git)");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test]

@@ -3,24 +3,11 @@
 //! removed TODO done); suggestions confirmed into each target kind; the review queue filling
 //! and emptying; bad input answered 4xx with nothing half-written; `architect milestones`.
 
+use crate::support::git;
 use crate::support::{until, Session, TestServer};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git runs (apt-get install -y git)");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn write(dir: &Path, path: &str, content: &[u8]) {
     let p = dir.join(path);
