@@ -67,10 +67,10 @@ mod principals;
 mod read_cache;
 #[path = "integration/replicas.rs"]
 mod replicas;
-#[path = "integration/sources.rs"]
-mod sources;
 #[path = "integration/serve_daemon.rs"]
 mod serve_daemon;
+#[path = "integration/sources.rs"]
+mod sources;
 #[path = "integration/system.rs"]
 mod system;
 #[path = "integration/task_counts.rs"]

@@ -44,6 +44,7 @@ pub mod stream;
 pub mod translate;
 
 pub use config::LlmConfig;
+pub use gateway::{complete, LlmError};
 
 use crate::app::AppState;
 use crate::clock::Clock;
