@@ -17,6 +17,7 @@
 pub mod actions;
 pub mod api;
 pub mod plan;
+pub mod regroup;
 pub mod scan;
 pub mod store;
 pub mod suggest;
@@ -96,6 +97,15 @@ crate::text_enum! {
         Approved = "approved",
         Rejected = "rejected",
         Superseded = "superseded",
+    }
+}
+
+crate::text_enum! {
+    /// Which pass grouped a plan: the deterministic planner ([`plan`]) or the model's
+    /// regrouping of it ([`regroup`], through the gateway).
+    pub enum Grouping ("grouping") {
+        Deterministic = "deterministic",
+        Llm = "llm",
     }
 }
 
@@ -183,6 +193,10 @@ pub struct ScanRun {
     pub skipped: Vec<scan::Skipped>,
     pub skipped_count: i64,
     pub error: Option<String>,
+    /// Which pass grouped the plan this scan proposed.
+    pub grouping: Grouping,
+    /// What the LLM pass did, or why the deterministic plan was kept.
+    pub grouping_note: Option<String>,
 }
 
 /// A task of a proposed milestone: the items it would close.
@@ -210,6 +224,8 @@ pub struct PlanMilestone {
     pub priority: i64,
     pub phases: Vec<Phase>,
     pub items_key: String,
+    /// Which pass grouped it.
+    pub grouping: Grouping,
     pub status: PlanStatus,
     pub reason: Option<String>,
     pub decided_by: Option<String>,
