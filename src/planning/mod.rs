@@ -6,7 +6,9 @@
 //! - [`actions::scan_project`] stores them with the project's open bugs and error groups (one
 //!   `plan_items` row per item, a stable fingerprint each, done when it disappears), then
 //!   [`plan`] groups the open items into milestones → phases → tasks, stored as milestones
-//!   `pending_approval` and written to `<data-dir>/milestones/`.
+//!   `pending_approval` and written to `<data-dir>/milestones/`. When a provider is configured,
+//!   [`regroup`] asks the model (through the gateway, in process) to regroup and retitle the
+//!   new proposals; an answer that fails its strict check keeps the deterministic plan, with why.
 //! - Approving a milestone creates the tracking milestone and one feature per task, linked back
 //!   to the items; rejecting keeps the reason, and the same set of items is not proposed again.
 //! - [`suggest`]: ranked suggestions from the same sources, confirmed into a feature, a bug, a
