@@ -241,3 +241,107 @@ pub fn apply(
     out.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.title.cmp(&b.title)));
     Ok((out, placed.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planning::{ItemStatus, Source};
+
+    fn item(id: i64, path: &str, w: i64) -> PlanItem {
+        PlanItem {
+            id,
+            project_id: 1,
+            kind: Source::Todo,
+            path: Some(path.into()),
+            line: Some(id),
+            text: format!("note {id}"),
+            heading: None,
+            fingerprint: format!("fp{id}"),
+            source_id: None,
+            weight: w,
+            status: ItemStatus::Open,
+            author: None,
+            authored_at: None,
+            feature_id: None,
+            first_seen_at: String::new(),
+            last_seen_at: String::new(),
+            done_at: None,
+        }
+    }
+
+    fn fixture() -> (Vec<PlanItem>, Vec<Draft>) {
+        let items = vec![
+            item(1, "a/b/x.rs", 20),
+            item(2, "a/b/y.rs", 40),
+            item(3, "a/b/z.rs", 20),
+            item(4, "q.rs", 20),
+        ];
+        let drafts = plan::build(&items);
+        (items, drafts)
+    }
+
+    #[test]
+    fn a_valid_answer_regroups_and_the_rest_stays_put() {
+        let (items, drafts) = fixture();
+        let by: HashMap<i64, &PlanItem> = items.iter().map(|i| (i.id, i)).collect();
+        let a = json!({"milestones": [{"title": "Ship it", "phases": [{"name": "Now",
+            "tasks": [{"title": "Do 2 and 4", "items": [2, 4]}]}]}]});
+        let (plan, placed) = apply(&format!("```json\n{a}\n```"), &drafts, &by).unwrap();
+        assert_eq!(placed, 2);
+        assert_eq!(plan[0].title, "Ship it");
+        assert_eq!(plan[0].grouping, Grouping::Llm);
+        assert_eq!(plan[0].priority, 40);
+        // Items 1 and 3 stay in their deterministic milestone, without 2.
+        let rest: Vec<i64> = plan[1..].iter().flat_map(draft_ids).collect();
+        assert_eq!(rest, vec![1, 3]);
+        assert!(plan[1..]
+            .iter()
+            .all(|d| d.grouping == Grouping::Deterministic));
+        let req = request("m", "p", &drafts, &by).unwrap();
+        assert!(req["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("note 4"));
+    }
+
+    #[test]
+    fn any_flaw_refuses_the_whole_answer() {
+        let (items, drafts) = fixture();
+        let by: HashMap<i64, &PlanItem> = items.iter().map(|i| (i.id, i)).collect();
+        let bad = |v: Value| apply(&v.to_string(), &drafts, &by).unwrap_err();
+        let one = |title: &str, ids: Value| {
+            json!({"milestones": [{"title": title, "phases": [{"name": "P",
+                "tasks": [{"title": "T", "items": ids}]}]}]})
+        };
+        assert!(bad(one("M", json!([1, 99]))).contains("item 99"));
+        assert!(bad(one("M", json!([1, 1]))).contains("more than once"));
+        assert!(bad(one("M", json!([]))).contains("no items"));
+        assert!(bad(one("two\nlines", json!([1]))).contains("not one line"));
+        assert!(bad(one(&"x".repeat(151), json!([1]))).contains("longer than"));
+        assert!(bad(one(" ", json!([1]))).contains("empty title"));
+        assert!(bad(json!({"milestones": []})).contains("no milestones"));
+        assert!(bad(json!({"plan": []})).contains("not the JSON"));
+        assert!(apply("no json here", &drafts, &by)
+            .unwrap_err()
+            .contains("not the JSON"));
+        // An item of the project that is not in the plan sent is unknown too.
+        let extra = item(5, "r.rs", 20);
+        let mut by2 = by.clone();
+        by2.insert(5, &extra);
+        assert!(apply(&one("M", json!([5])).to_string(), &drafts, &by2)
+            .unwrap_err()
+            .contains("item 5"));
+    }
+
+    #[test]
+    fn the_prompt_is_bounded() {
+        let items: Vec<PlanItem> = (1..=(MAX_ITEMS as i64 + 1))
+            .map(|i| item(i, "a/b/x.rs", 20))
+            .collect();
+        let by: HashMap<i64, &PlanItem> = items.iter().map(|i| (i.id, i)).collect();
+        let drafts = plan::build(&items);
+        assert!(request("m", "p", &drafts, &by)
+            .unwrap_err()
+            .contains("more than"));
+    }
+}
