@@ -109,6 +109,13 @@ pub struct ServeConfig {
     #[arg(long, env = "ARCHITECT_MILESTONE_SCAN_MINUTES", default_value_t = 0)]
     pub milestone_scan_minutes: u64,
 
+    /// The LLM pass over milestone plans: after the deterministic plan, one request per scan
+    /// through the gateway asks the model to regroup and retitle its items. `auto` (default):
+    /// when a provider of the chain has an API key; `on`: whenever the chain has a provider
+    /// (Ollama needs no key); `off`: never.
+    #[arg(long, env = "ARCHITECT_MILESTONE_LLM", value_enum, default_value_t = MilestoneLlm::Auto)]
+    pub milestone_llm: MilestoneLlm,
+
     #[command(flatten)]
     pub errors: crate::errors::ErrorsConfig,
 
@@ -152,6 +159,15 @@ impl ServeConfig {
             .clone()
             .unwrap_or_else(|| crate::db::DatabaseUrl::sqlite_in(&self.data_dir))
     }
+}
+
+/// When the planner's LLM pass runs (`ARCHITECT_MILESTONE_LLM`).
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MilestoneLlm {
+    #[default]
+    Auto,
+    On,
+    Off,
 }
 
 /// Log line format, for every role.

@@ -59,6 +59,8 @@ mod original_wire;
 mod pages;
 #[path = "integration/planning.rs"]
 mod planning;
+#[path = "integration/planning_llm.rs"]
+mod planning_llm;
 #[path = "integration/postgres.rs"]
 mod postgres;
 #[path = "integration/principals.rs"]

@@ -15,7 +15,7 @@
 //! with architect's stable `code`.
 
 use super::actions::{refresh_vault_keys, Verdict};
-use super::client::{estimate_usage, CallError, FailedAttempt, ServedBody, UpstreamStream};
+use super::client::{estimate_usage, CallError, FailedAttempt, Served, ServedBody, UpstreamStream};
 use super::ledger::{FailoverEvent, InFlight, LedgerRow, Outcome};
 use super::metrics::Metrics;
 use super::providers::Inbound;
@@ -39,8 +39,12 @@ use body::*;
 pub use body::{BodyBudget, HeldBytes};
 use pump::*;
 
+mod complete;
+mod dispatch;
 mod request;
 mod responses_entry;
+pub use complete::{complete, LlmError};
+use dispatch::*;
 use request::*;
 use responses_entry::*;
 
@@ -79,109 +83,6 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|s| !s.is_empty())
-}
-
-/// Everything about a request the ledger row needs.
-struct Ctx {
-    state: AppState,
-    format: Format,
-    token_id: Option<i64>,
-    caller: String,
-    project: Option<String>,
-    requested_model: String,
-    stream: bool,
-    started: Instant,
-}
-
-impl Ctx {
-    #[allow(clippy::too_many_arguments)]
-    fn row(
-        &self,
-        provider: Option<ProviderId>,
-        model: &str,
-        usage: Usage,
-        estimated: bool,
-        outcome: Outcome,
-        status: u16,
-        failovers: usize,
-        error: Option<String>,
-    ) -> (LedgerRow, i64) {
-        let cost = match provider {
-            Some(p) => self.state.llm.book.cost(p, model, usage),
-            None => 0,
-        };
-        let row = LedgerRow {
-            at: self.state.clock.now_str(),
-            provider,
-            model: model.to_owned(),
-            requested_model: self.requested_model.clone(),
-            format: self.format,
-            caller_token_id: self.token_id,
-            caller: self.caller.clone(),
-            project: self.project.clone(),
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-            cost_nanos: cost,
-            estimated,
-            outcome,
-            status,
-            latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            stream: self.stream,
-            failovers: u32::try_from(failovers).unwrap_or(u32::MAX),
-            error,
-        };
-        (row, cost)
-    }
-
-    /// Records the row (write-behind), the failover events, spend and Prometheus counters.
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        provider: Option<ProviderId>,
-        model: &str,
-        usage: Usage,
-        estimated: bool,
-        outcome: Outcome,
-        status: u16,
-        failed: &[FailedAttempt],
-        error: Option<String>,
-    ) {
-        let called: Vec<&FailedAttempt> = failed.iter().filter(|f| f.called).collect();
-        let (row, cost) = self.row(
-            provider,
-            model,
-            usage,
-            estimated,
-            outcome,
-            status,
-            called.len(),
-            error,
-        );
-        let at = row.at.clone();
-        let events = called
-            .iter()
-            .enumerate()
-            .map(|(i, f)| FailoverEvent {
-                at: at.clone(),
-                from: f.provider,
-                to: called.get(i + 1).map(|n| n.provider).or(provider),
-                kind: f.kind,
-                reason: f.reason.clone(),
-                caller_token_id: self.token_id,
-                project: self.project.clone(),
-            })
-            .collect();
-        if let Some(p) = provider {
-            Metrics::usage(p, usage, cost);
-        }
-        self.state.llm.book.add_spend(
-            self.token_id,
-            self.project.as_deref(),
-            cost,
-            self.state.clock.now(),
-        );
-        self.state.llm.ledger.record(row, events);
-    }
 }
 
 fn with_headers(
@@ -265,46 +166,6 @@ async fn serve(
         started: Instant::now(),
         state: state.clone(),
     };
-    state.llm.book.ensure_loaded(&state).await.map_err(|e| {
-        tracing::error!(error = %e, "llm: cannot load prices and budgets");
-        GatewayError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the gateway's price table is unavailable; try again shortly",
-        )
-    })?;
-    let warnings = match state
-        .llm
-        .book
-        .check(token_id, ctx.project.as_deref(), state.clock.now())
-    {
-        Verdict::Refuse { message } => {
-            tracing::warn!(caller = %who.actor(), project = ?ctx.project, "llm budget spent: request refused");
-            metrics::counter!("llm_budget_refusals_total").increment(1);
-            ctx.record(
-                None,
-                "",
-                Usage::default(),
-                false,
-                Outcome::Refused,
-                429,
-                &[],
-                Some(message.clone()),
-            );
-            let mut e =
-                GatewayError::new(StatusCode::TOO_MANY_REQUESTS, "budget_exceeded", message);
-            e.retry_after = Some(3600);
-            return Err(e);
-        }
-        Verdict::Allow { warnings } => {
-            for w in &warnings {
-                tracing::warn!(caller = %who.actor(), warning = %w, "llm budget warning");
-                metrics::counter!("llm_budget_warnings_total").increment(1);
-            }
-            warnings
-        }
-    };
-    refresh_vault_keys(&state).await;
     let inbound = match format {
         Format::Anthropic => {
             let fwd = ["anthropic-version", "anthropic-beta"]
@@ -320,25 +181,16 @@ async fn serve(
         }
         Format::OpenAi => Inbound::openai(raw),
     };
-    let served = match state.llm.client.send(&inbound, prefer).await {
-        Ok(s) => s,
-        Err(CallError::Client {
+    let (served, warnings) = match dispatch(&ctx, &inbound, prefer).await {
+        Ok(v) => v,
+        Err(Stop::Client {
             provider,
             status,
             message,
             raw,
             failed,
+            warnings,
         }) => {
-            ctx.record(
-                Some(provider),
-                "",
-                Usage::default(),
-                false,
-                Outcome::ClientError,
-                status,
-                &failed,
-                Some(message.clone()),
-            );
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
             let resp = if inbound.passthrough(provider) && !raw.is_empty() {
                 json_bytes(code, raw)
@@ -352,54 +204,15 @@ async fn serve(
             };
             return Ok(with_headers(resp, provider, &failed, &warnings));
         }
-        Err(e @ CallError::Exhausted { .. }) => {
-            let CallError::Exhausted {
-                failed,
-                retry_after,
-            } = &e
-            else {
-                unreachable!()
-            };
-            let all_limited = !failed.is_empty()
-                && failed
-                    .iter()
-                    .all(|f| matches!(f.kind, "rate_limited" | "status_429" | "not_configured"));
-            let status = if all_limited && retry_after.is_some() {
-                StatusCode::TOO_MANY_REQUESTS
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            ctx.record(
-                None,
-                "",
-                Usage::default(),
-                false,
-                Outcome::Failed,
-                status.as_u16(),
-                failed,
-                Some(e.to_string()),
-            );
-            let mut err = GatewayError::new(status, "providers_unavailable", e.to_string());
-            err.retry_after = *retry_after;
-            return Err(err);
-        }
+        Err(stop) => return Err(stop.into_error()),
     };
     let provider = served.provider;
     match served.body {
         ServedBody::Complete { completion, raw } => {
-            let (usage, estimated) = match completion.usage {
-                Some(u) => (u, false),
-                None => (estimate_usage(&inbound, completion.text().len()), true),
-            };
-            ctx.record(
-                Some(provider),
-                &served.model,
-                usage,
-                estimated,
-                Outcome::Ok,
-                200,
-                &served.failed,
-                None,
+            let usage = ctx.record_complete(
+                (served.provider, &served.model, &served.failed),
+                &completion,
+                &inbound,
             );
             let resp = match raw {
                 Some(bytes) => json_bytes(StatusCode::OK, bytes),

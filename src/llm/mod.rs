@@ -18,7 +18,8 @@
 //! * `ledger.rs` — the cost ledger's write-behind buffer (no database write on the request path).
 //! * `store.rs` — SQL: ledger, failover events, prices, budgets, aggregates.
 //! * `actions.rs` — prices and budgets (rules, cached spend), summaries.
-//! * `gateway.rs` — the `/v1/*` handlers; `api.rs` — `/api/llm-metrics/*`, `/api/llm/*`;
+//! * `gateway.rs` — the `/v1/*` handlers; `gateway/dispatch.rs` — the request path they share
+//!   with [`complete`], the in-process call (no HTTP hop) for architect's own features; `api.rs` — `/api/llm-metrics/*`, `/api/llm/*`;
 //!   `pages.rs` — the `/llm-metrics` dashboard page.
 //!
 //! Invariants: a request fails over on connection errors, timeouts, 5xx, 401/403 (our key), 408
@@ -44,6 +45,7 @@ pub mod stream;
 pub mod translate;
 
 pub use config::LlmConfig;
+pub use gateway::{complete, LlmError};
 
 use crate::app::AppState;
 use crate::clock::Clock;

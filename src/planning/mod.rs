@@ -6,7 +6,9 @@
 //! - [`actions::scan_project`] stores them with the project's open bugs and error groups (one
 //!   `plan_items` row per item, a stable fingerprint each, done when it disappears), then
 //!   [`plan`] groups the open items into milestones → phases → tasks, stored as milestones
-//!   `pending_approval` and written to `<data-dir>/milestones/`.
+//!   `pending_approval` and written to `<data-dir>/milestones/`. When a provider is configured,
+//!   [`regroup`] asks the model (through the gateway, in process) to regroup and retitle the
+//!   new proposals; an answer that fails its strict check keeps the deterministic plan, with why.
 //! - Approving a milestone creates the tracking milestone and one feature per task, linked back
 //!   to the items; rejecting keeps the reason, and the same set of items is not proposed again.
 //! - [`suggest`]: ranked suggestions from the same sources, confirmed into a feature, a bug, a
@@ -17,6 +19,7 @@
 pub mod actions;
 pub mod api;
 pub mod plan;
+pub mod regroup;
 pub mod scan;
 pub mod store;
 pub mod suggest;
@@ -96,6 +99,15 @@ crate::text_enum! {
         Approved = "approved",
         Rejected = "rejected",
         Superseded = "superseded",
+    }
+}
+
+crate::text_enum! {
+    /// Which pass grouped a plan: the deterministic planner ([`plan`]) or the model's
+    /// regrouping of it ([`regroup`], through the gateway).
+    pub enum Grouping ("grouping") {
+        Deterministic = "deterministic",
+        Llm = "llm",
     }
 }
 
@@ -183,6 +195,10 @@ pub struct ScanRun {
     pub skipped: Vec<scan::Skipped>,
     pub skipped_count: i64,
     pub error: Option<String>,
+    /// Which pass grouped the plan this scan proposed.
+    pub grouping: Grouping,
+    /// What the LLM pass did, or why the deterministic plan was kept.
+    pub grouping_note: Option<String>,
 }
 
 /// A task of a proposed milestone: the items it would close.
@@ -210,6 +226,8 @@ pub struct PlanMilestone {
     pub priority: i64,
     pub phases: Vec<Phase>,
     pub items_key: String,
+    /// Which pass grouped it.
+    pub grouping: Grouping,
     pub status: PlanStatus,
     pub reason: Option<String>,
     pub decided_by: Option<String>,

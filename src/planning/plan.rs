@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 /// A component with fewer code notes than this is merged into "elsewhere".
 pub const MIN_COMPONENT: usize = 3;
 /// Longest title made (tracking names allow 200 characters).
-const MAX_TITLE: usize = 150;
+pub const MAX_TITLE: usize = 150;
 
 /// A milestone as the planner proposes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,7 @@ pub struct Draft {
     pub priority: i64,
     pub phases: Vec<Phase>,
     pub items_key: String,
+    pub grouping: super::Grouping,
 }
 
 /// Groups `items` (open, not yet in an approved plan) into milestones.
@@ -197,7 +198,8 @@ fn per_file(items: &[&PlanItem]) -> Vec<PlanTask> {
     tasks
 }
 
-fn draft(title: String, phases: Vec<Phase>, items: &[&PlanItem]) -> Draft {
+/// A milestone of `phases` over `items`: its description, priority and items key.
+pub fn draft(title: String, phases: Vec<Phase>, items: &[&PlanItem]) -> Draft {
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for i in items {
         *kinds.entry(i.kind.as_str()).or_default() += 1;
@@ -230,6 +232,7 @@ fn draft(title: String, phases: Vec<Phase>, items: &[&PlanItem]) -> Draft {
         priority: items.iter().map(|i| i.weight).max().unwrap_or(0),
         phases,
         items_key: items_key(items.iter().map(|i| i.fingerprint.as_str())),
+        grouping: super::Grouping::Deterministic,
     }
 }
 
@@ -245,7 +248,7 @@ pub fn items_key<'a>(prints: impl Iterator<Item = &'a str>) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-fn clip(s: &str) -> String {
+pub fn clip(s: &str) -> String {
     let s = s.trim();
     if s.chars().count() <= MAX_TITLE {
         return s.to_string();

@@ -94,6 +94,7 @@ pub fn config(data_dir: &Path) -> ServeConfig {
         worker_bin: None,
         worker_allow_shell: false,
         milestone_scan_minutes: 0,
+        milestone_llm: Default::default(),
         errors: Default::default(),
         nodes: Default::default(),
         llm: Default::default(),

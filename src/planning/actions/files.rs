@@ -28,6 +28,7 @@ fn file_stem(name: &str) -> String {
 pub(super) async fn write_plan_files(
     state: &AppState,
     project: &Project,
+    scan: &ScanRun,
     pending: &[PlanMilestone],
 ) -> Vec<String> {
     let mut ids: Vec<i64> = pending.iter().flat_map(|m| m.item_ids()).collect();
@@ -55,12 +56,15 @@ pub(super) async fn write_plan_files(
     let doc = json!({
         "project": {"id": project.id, "name": project.name, "source_path": project.source_path},
         "generated_at": crate::clock::format(now),
+        "grouping": scan.grouping,
+        "grouping_note": scan.grouping_note,
         "milestones": pending.iter().map(|m| json!({
             "id": m.id,
             "title": m.title,
             "description": m.description,
             "priority": m.priority,
             "status": m.status,
+            "grouping": m.grouping,
             "phases": m.phases.iter().map(|p| json!({
                 "name": p.name,
                 "tasks": p.tasks.iter().map(|t| json!({
@@ -74,7 +78,7 @@ pub(super) async fn write_plan_files(
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     });
-    let md = summary_markdown(project, pending, &by_id, &crate::clock::format(now));
+    let md = summary_markdown(project, scan, pending, &by_id, &crate::clock::format(now));
     let json_text = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     let written = tokio::task::spawn_blocking({
         let dir = dir.clone();
@@ -110,6 +114,7 @@ fn atomic_write(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
 
 fn summary_markdown(
     project: &Project,
+    scan: &ScanRun,
     pending: &[PlanMilestone],
     items: &HashMap<i64, &PlanItem>,
     when: &str,
@@ -121,10 +126,18 @@ fn summary_markdown(
         pending.len(),
         if pending.len() == 1 { "" } else { "s" }
     );
+    s.push_str(&format!(
+        "\nGrouping: {}{}.\n",
+        scan.grouping,
+        scan.grouping_note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    ));
     for m in pending {
         s.push_str(&format!(
-            "\n## {} (priority {})\n\n{}\n",
-            m.title, m.priority, m.description
+            "\n## {} (priority {}, grouped by {})\n\n{}\n",
+            m.title, m.priority, m.grouping, m.description
         ));
         for p in &m.phases {
             s.push_str(&format!("\n### {}\n\n", p.name));

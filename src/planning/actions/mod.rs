@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 mod blame;
 mod decide;
 mod files;
+mod llm_pass;
 use blame::blame_new_items;
 pub use decide::*;
 use files::write_plan_files;
@@ -352,19 +353,56 @@ async fn run_scan(
     let by_key: HashMap<&str, &PlanMilestone> =
         existing.iter().map(|m| (m.items_key.as_str(), m)).collect();
     let mut keep = HashSet::new();
-    let mut proposed = 0;
+    let mut fresh = Vec::new();
     for d in &drafts {
         match by_key.get(d.items_key.as_str()) {
             // Proposed already (and waiting), or decided: not again.
             Some(m) => {
                 keep.insert(m.id);
             }
-            None => {
-                store::insert_plan(&mut tx, project_id, scan_id, d, &now).await?;
-                proposed += 1;
-            }
+            None => fresh.push(d.clone()),
         }
     }
+    // The model's grouping of the very items the new proposals hold still waits: keep it (no
+    // new request, no churn).
+    let llm_pending: Vec<&PlanMilestone> = existing
+        .iter()
+        .filter(|m| m.status == PlanStatus::PendingApproval && m.grouping == Grouping::Llm)
+        .collect();
+    let fresh_items: HashSet<i64> = fresh.iter().flat_map(regroup::draft_ids).collect();
+    let llm_items: HashSet<i64> = llm_pending.iter().flat_map(|m| m.item_ids()).collect();
+    let regrouped_before = !fresh.is_empty() && !llm_pending.is_empty() && fresh_items == llm_items;
+    let mut proposal = llm_pass::Proposal {
+        ids: Vec::new(),
+        drafts: Vec::new(),
+    };
+    if regrouped_before {
+        keep.extend(llm_pending.iter().map(|m| m.id));
+    } else {
+        for d in &fresh {
+            proposal
+                .ids
+                .push(store::insert_plan(&mut tx, project_id, scan_id, d, &now).await?);
+        }
+        proposal.drafts = fresh;
+    }
+    // (Its items key is its item set's, so a regrouped milestone can match a draft too.)
+    let kept_llm = existing
+        .iter()
+        .any(|m| keep.contains(&m.id) && m.grouping == Grouping::Llm);
+    let (grouping, note) = match llm_pass::wanted(state) {
+        _ if proposal.drafts.is_empty() && kept_llm => (
+            Grouping::Llm,
+            Some("the model's grouping of these items still waits; kept".to_string()),
+        ),
+        _ if proposal.drafts.is_empty() => (
+            Grouping::Deterministic,
+            Some("no new proposals to regroup".to_string()),
+        ),
+        Err(why) => (Grouping::Deterministic, Some(why)),
+        Ok(()) => (Grouping::Deterministic, None),
+    };
+    let proposed = proposal.ids.len();
     let mut superseded = 0;
     for m in existing
         .iter()
@@ -399,6 +437,8 @@ async fn run_scan(
         skipped_count: skipped.len() as i64,
         skipped: skipped.into_iter().take(MAX_SKIPPED_KEPT).collect(),
         error: None,
+        grouping,
+        grouping_note: note.clone(),
     };
     store::finish_scan(&mut tx, &run).await?;
     log(
@@ -411,6 +451,7 @@ async fn run_scan(
             "scan_id": scan_id, "files": run.files, "files_read": run.files_read,
             "items": run.items, "added": run.added, "edited": run.edited, "done": run.done,
             "proposed": proposed, "superseded": superseded,
+            "grouping": grouping, "grouping_note": note,
         }),
         &now,
     )
@@ -419,6 +460,13 @@ async fn run_scan(
 
     // Authors of new file items, where cheap: after the commit, best effort.
     blame_new_items(state, dir, &added_ids).await;
+
+    // The LLM pass, outside any transaction: it replaces this scan's new proposals with the
+    // model's regrouping, or keeps them and records why.
+    if note.is_none() {
+        let by_id: HashMap<i64, &PlanItem> = items.iter().map(|i| (i.id, i)).collect();
+        llm_pass::run(state, actor, project, scan_id, &proposal, &by_id).await;
+    }
 
     let pending = store::list_plans(
         &state.db,
@@ -430,13 +478,13 @@ async fn run_scan(
         0,
     )
     .await?;
-    let files = write_plan_files(state, project, &pending).await;
-    state
-        .events
-        .emit(crate::events::Topic::Work, "plan", project_id);
     let scan = store::get_scan(&state.db, scan_id)
         .await?
         .ok_or(PlanningError::NotFound("scan"))?;
+    let files = write_plan_files(state, project, &scan, &pending).await;
+    state
+        .events
+        .emit(crate::events::Topic::Work, "plan", project_id);
     Ok(ScanReport {
         project_id,
         project: project.name.clone(),

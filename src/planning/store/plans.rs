@@ -14,6 +14,7 @@ struct PlanRow {
     priority: i64,
     phases: String,
     items_key: String,
+    grouped_by: String,
     status: String,
     reason: Option<String>,
     decided_by: Option<String>,
@@ -34,6 +35,7 @@ impl From<PlanRow> for PlanMilestone {
             priority: r.priority,
             phases: serde_json::from_str(&r.phases).unwrap_or_default(),
             items_key: r.items_key,
+            grouping: parse(&r.grouped_by, Grouping::Deterministic),
             status: parse(&r.status, PlanStatus::Superseded),
             reason: r.reason,
             decided_by: r.decided_by,
@@ -45,7 +47,7 @@ impl From<PlanRow> for PlanMilestone {
     }
 }
 
-const PLAN_COLS: &str = "id, project_id, scan_id, title, description, priority, phases, items_key, status, reason, decided_by, decided_at, milestone_id, created_at, updated_at";
+const PLAN_COLS: &str = "id, project_id, scan_id, title, description, priority, phases, items_key, grouped_by, status, reason, decided_by, decided_at, milestone_id, created_at, updated_at";
 
 pub async fn insert_plan(
     conn: &mut AnyConnection,
@@ -56,8 +58,8 @@ pub async fn insert_plan(
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO plan_milestones (project_id, scan_id, title, description, priority, phases,
-                                      items_key, status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending_approval', $8, $8) RETURNING id",
+                                      items_key, grouped_by, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending_approval', $9, $9) RETURNING id",
     )
     .bind(project_id)
     .bind(scan_id)
@@ -66,6 +68,7 @@ pub async fn insert_plan(
     .bind(d.priority)
     .bind(serde_json::to_string(&d.phases).unwrap_or_else(|_| "[]".into()))
     .bind(&d.items_key)
+    .bind(d.grouping.as_str())
     .bind(now)
     .fetch_one(conn)
     .await
@@ -168,4 +171,22 @@ pub async fn list_plans<'c, E: Executor<'c, Database = Any>>(
     .fetch_all(ex)
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Supersedes a proposal only while it still waits for a person: false when someone decided
+/// it in the meantime.
+pub async fn supersede_pending(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE plan_milestones SET status = 'superseded', updated_at = $1
+         WHERE id = $2 AND status = 'pending_approval'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }

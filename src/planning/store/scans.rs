@@ -21,6 +21,8 @@ struct ScanRow {
     skipped: String,
     skipped_count: i64,
     error: Option<String>,
+    grouped_by: String,
+    grouping_note: Option<String>,
 }
 
 impl From<ScanRow> for ScanRun {
@@ -41,11 +43,13 @@ impl From<ScanRow> for ScanRun {
             skipped: serde_json::from_str(&r.skipped).unwrap_or_default(),
             skipped_count: r.skipped_count,
             error: r.error,
+            grouping: parse(&r.grouped_by, Grouping::Deterministic),
+            grouping_note: r.grouping_note,
         }
     }
 }
 
-const SCAN_COLS: &str = "id, project_id, status, started_by, started_at, finished_at, files, files_read, items, added, edited, done, skipped, skipped_count, error";
+const SCAN_COLS: &str = "id, project_id, status, started_by, started_at, finished_at, files, files_read, items, added, edited, done, skipped, skipped_count, error, grouped_by, grouping_note";
 
 /// Starts a scan row (`running`). A second running scan of the project violates the unique
 /// index `plan_scans_one_running` (the caller answers 409).
@@ -100,8 +104,8 @@ pub async fn finish_scan(conn: &mut AnyConnection, s: &ScanRun) -> Result<(), sq
     sqlx::query(
         "UPDATE plan_scans SET status = $1, finished_at = $2, files = $3, files_read = $4,
                 items = $5, added = $6, edited = $7, done = $8, skipped = $9, skipped_count = $10,
-                error = $11
-         WHERE id = $12",
+                error = $11, grouped_by = $12, grouping_note = $13
+         WHERE id = $14",
     )
     .bind(s.status.as_str())
     .bind(s.finished_at.as_deref())
@@ -114,6 +118,8 @@ pub async fn finish_scan(conn: &mut AnyConnection, s: &ScanRun) -> Result<(), sq
     .bind(serde_json::to_string(&s.skipped).unwrap_or_else(|_| "[]".into()))
     .bind(s.skipped_count)
     .bind(s.error.as_deref())
+    .bind(s.grouping.as_str())
+    .bind(s.grouping_note.as_deref())
     .bind(s.id)
     .execute(conn)
     .await?;
@@ -147,4 +153,20 @@ pub async fn latest_scans<'c, E: Executor<'c, Database = Any>>(
     .fetch_all(ex)
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Records what the scan's LLM pass did (or why the deterministic plan was kept).
+pub async fn set_scan_grouping(
+    conn: &mut AnyConnection,
+    id: i64,
+    grouping: Grouping,
+    note: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE plan_scans SET grouped_by = $1, grouping_note = $2 WHERE id = $3")
+        .bind(grouping.as_str())
+        .bind(note)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
