@@ -216,7 +216,7 @@ mod tests {
             Backend::Postgres.claim(pick, "t"),
             (
                 format!("WITH picked AS MATERIALIZED ({pick} FOR UPDATE OF t SKIP LOCKED) "),
-                "SELECT id FROM picked".to_string()
+                "SELECT unnest(ARRAY(SELECT id FROM picked))".to_string()
             )
         );
     }
