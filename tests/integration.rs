@@ -67,10 +67,10 @@ mod principals;
 mod read_cache;
 #[path = "integration/replicas.rs"]
 mod replicas;
-#[path = "integration/sources.rs"]
-mod sources;
 #[path = "integration/serve_daemon.rs"]
 mod serve_daemon;
+#[path = "integration/sources.rs"]
+mod sources;
 #[path = "integration/system.rs"]
 mod system;
 #[path = "integration/task_counts.rs"]
@@ -81,6 +81,8 @@ mod task_exec;
 mod tasks;
 #[path = "integration/termius.rs"]
 mod termius;
+#[path = "integration/test_suites.rs"]
+mod test_suites;
 #[path = "integration/tmux_nodes.rs"]
 mod tmux_nodes;
 #[path = "integration/tracking.rs"]
