@@ -44,6 +44,7 @@ pub mod sources;
 pub mod system;
 pub mod tasks;
 pub mod termius;
+pub mod testing;
 pub mod tmux;
 pub mod tracking;
 pub mod validate;

@@ -83,6 +83,8 @@ mod task_exec;
 mod tasks;
 #[path = "integration/termius.rs"]
 mod termius;
+#[path = "integration/test_suites.rs"]
+mod test_suites;
 #[path = "integration/tmux_nodes.rs"]
 mod tmux_nodes;
 #[path = "integration/tracking.rs"]

@@ -16,7 +16,7 @@ use crate::client::Client;
 use crate::planning::actions::ScanReport;
 use crate::planning::api::PlanningStatus;
 use clap::Args;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -164,7 +164,7 @@ async fn scan_all(client: &Client, projects: &[(i64, String)], json: bool) -> us
     let mut failed = 0;
     let mut reports = Vec::new();
     for (i, (id, name)) in projects.iter().enumerate() {
-        progress(tty, i, n, &format!("scanning {name}…"), started);
+        output::progress(tty, i, n, &format!("scanning {name}…"), started);
         let r: Result<ScanReport, _> = client
             .post("/api/planning/scan", &serde_json::json!({"project_id": id}))
             .await;
@@ -183,12 +183,12 @@ async fn scan_all(client: &Client, projects: &[(i64, String)], json: bool) -> us
                     r.pending.len(),
                     if r.pending.len() == 1 { "" } else { "s" }
                 );
-                progress(tty, i + 1, n, &line, started);
+                output::progress(tty, i + 1, n, &line, started);
                 reports.push(r);
             }
             Err(e) => {
                 failed += 1;
-                progress(tty, i + 1, n, &format!("{name}: FAILED: {e}"), started);
+                output::progress(tty, i + 1, n, &format!("{name}: FAILED: {e}"), started);
             }
         }
     }
@@ -199,27 +199,6 @@ async fn scan_all(client: &Client, projects: &[(i64, String)], json: bool) -> us
         let _ = output::json(&reports);
     }
     failed
-}
-
-/// `[3/12] ███████░░░░░ 4.2 s  text`: redrawn in place on a terminal, one line each otherwise.
-fn progress(tty: bool, done: usize, total: usize, text: &str, started: Instant) {
-    const WIDTH: usize = 20;
-    let filled = WIDTH * done / total.max(1);
-    let bar = format!("{}{}", "█".repeat(filled), "░".repeat(WIDTH - filled));
-    let line = format!(
-        "[{done}/{total}] {bar} {:.1} s  {text}",
-        started.elapsed().as_secs_f64()
-    );
-    let mut err = std::io::stderr();
-    if tty {
-        let _ = write!(err, "\r\x1b[2K{line}");
-        if done > 0 && !text.ends_with('…') {
-            let _ = writeln!(err);
-        }
-        let _ = err.flush();
-    } else if !text.ends_with('…') {
-        let _ = writeln!(err, "{line}");
-    }
 }
 
 fn print_status(s: &PlanningStatus) {

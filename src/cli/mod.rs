@@ -14,6 +14,7 @@ mod secrets;
 mod session;
 mod tasks;
 mod terminal;
+mod test;
 mod token;
 mod tracking;
 mod worker;
@@ -146,6 +147,14 @@ pub enum Command {
     /// The session terminal: `os: <msg>`, `os:5: <msg>`, status, sessions, prompts, watch;
     /// or --send, --status, --watch.
     Terminal(terminal::TerminalArgs),
+    /// Data-driven test suites (JSON/YAML): `test run FILE|DIR...` against a live system
+    /// (exit 1 on a failure), `test validate FILE`, `test schema`.
+    Test {
+        #[command(flatten)]
+        client: ClientConfig,
+        #[command(subcommand)]
+        cmd: test::TestCmd,
+    },
     /// Report a Claude Code hook event (run by the hooks `session start` installs; the event
     /// JSON comes on stdin).
     Hook(hook::HookArgs),
@@ -306,6 +315,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chat(args) => chat::run(args).await,
         Command::Session { client, cmd } => session::run(&client, cmd).await,
         Command::Hook(args) => hook::run(args).await,
+        Command::Test { client, cmd } => match test::run(&client, cmd).await? {
+            0 => Ok(()),
+            // 1: a case failed; 2: an invalid file or flag (already printed).
+            code => std::process::exit(i32::from(code)),
+        },
         Command::Assigner(args) => assigner::run(args).await,
         Command::Terminal(args) => terminal::run(args).await,
         // Listed in the tree for its help text; main.rs runs it before parsing the rest (see

@@ -1,4 +1,8 @@
-//! Plain-text tables for terminal output (`--json` prints the API's JSON instead).
+//! Plain-text tables and progress bars for terminal output (`--json` prints the API's JSON
+//! instead).
+
+use std::io::Write;
+use std::time::Instant;
 
 /// Prints rows under headers, each column as wide as its widest cell (max 60 characters).
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) {
@@ -44,4 +48,25 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) {
 pub fn json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// `[3/12] ███████░░░░░ 4.2 s  text`: redrawn in place on a terminal, one line each otherwise.
+pub fn progress(tty: bool, done: usize, total: usize, text: &str, started: Instant) {
+    const WIDTH: usize = 20;
+    let filled = WIDTH * done / total.max(1);
+    let bar = format!("{}{}", "█".repeat(filled), "░".repeat(WIDTH - filled));
+    let line = format!(
+        "[{done}/{total}] {bar} {:.1} s  {text}",
+        started.elapsed().as_secs_f64()
+    );
+    let mut err = std::io::stderr();
+    if tty {
+        let _ = write!(err, "\r\x1b[2K{line}");
+        if done > 0 && !text.ends_with('…') {
+            let _ = writeln!(err);
+        }
+        let _ = err.flush();
+    } else if !text.ends_with('…') {
+        let _ = writeln!(err, "{line}");
+    }
 }
