@@ -536,15 +536,17 @@ pub async fn attempts_of<'c, E: Executor<'c, Database = Any>>(
         .collect())
 }
 
-/// The newest task of a project created by `created_by` (the autopilot names each of its
-/// tasks uniquely, so a step retried after a restart finds the task it already made).
+/// The newest task of a project created by the autopilot as `created_by` (it names each of its
+/// tasks uniquely, so a step retried after a restart finds the task it already made). Served by
+/// the partial index `task_queue_autopilot_creator` (migration 0026), not a scan of the queue.
 pub async fn by_creator<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     project_id: i64,
     created_by: &str,
 ) -> Result<Option<Task>, sqlx::Error> {
     let row: Option<TaskRow> = sqlx::query_as(&format!(
-        "SELECT {TASK_COLS} FROM task_queue WHERE project_id = $1 AND created_by = $2 \
+        "SELECT {TASK_COLS} FROM task_queue \
+         WHERE created_by = $2 AND created_by LIKE 'autopilot (%' AND project_id = $1 \
          ORDER BY id DESC LIMIT 1"
     ))
     .bind(project_id)
