@@ -17,6 +17,8 @@ mod auth;
 mod autopilot;
 #[path = "integration/autopilot_agents.rs"]
 mod autopilot_agents;
+#[path = "integration/autopilot_split.rs"]
+mod autopilot_split;
 #[path = "integration/browser.rs"]
 mod browser;
 #[path = "integration/claim_plan.rs"]

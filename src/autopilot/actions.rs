@@ -416,7 +416,7 @@ pub async fn detail(state: &AppState, id: i64) -> RunResult<RunDetail> {
         .await?
         .map(|p| p.name)
         .unwrap_or_default();
-    let (cost_usd, llm_requests) = super::runner::spent(state, id).await?;
+    let (cost_usd, llm_requests) = super::runner::spent(state, &run).await?;
     Ok(RunDetail {
         items: super::work::items(&state.db, id).await?,
         gates: super::work::gates(&state.db, id).await?,
@@ -475,7 +475,7 @@ pub async fn health(state: &AppState) -> RunResult<Health> {
         super::store::list_runs(&state.db, &super::store::RunFilter::default(), 200, 0).await?;
     let last_move_at = recent.iter().map(|r| r.updated_at.clone()).max();
     for r in recent.into_iter().filter(|r| !r.state.is_final()) {
-        let (spent, _) = super::runner::spent(state, r.id).await?;
+        let (spent, _) = super::runner::spent(state, &r).await?;
         budgets.push(BudgetLeft {
             run_id: r.id,
             state: r.state,

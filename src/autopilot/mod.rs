@@ -25,10 +25,12 @@ pub mod hold;
 pub mod pages;
 pub mod phases;
 pub mod runner;
+pub mod split;
 pub mod store;
 pub mod work;
 
 pub use agent::AgentSpec;
+pub use split::SplitGoal;
 
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +113,9 @@ pub struct Constraints {
     /// How long the project's errors are watched after a deploy (default 10; 0: not at all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor_minutes: Option<i64>,
+    /// Whether the goal is split into work items through the gateway (see [`split`]).
+    #[serde(default, skip_serializing_if = "SplitGoal::is_auto")]
+    pub split_goal: SplitGoal,
 }
 
 impl Constraints {

@@ -173,14 +173,33 @@ async fn advance(state: &AppState, run: &Run) -> RunResult<bool> {
 }
 
 /// What the run has spent, from the gateway's ledger: the LLM cost and requests of the
-/// sessions it started (their own tokens).
-pub async fn spent(state: &AppState, run_id: i64) -> RunResult<(f64, i64)> {
-    let tokens: Vec<i64> = super::work::items(&state.db, run_id)
+/// sessions it started (their own tokens), and of its own goal split (its caller name, in the
+/// project's rows since it started).
+pub async fn spent(state: &AppState, run: &Run) -> RunResult<(f64, i64)> {
+    let tokens: Vec<i64> = super::work::items(&state.db, run.id)
         .await?
         .iter()
         .filter_map(|i| i.token_id)
         .collect();
-    let (nanos, requests) = crate::llm::store::usage_of_tokens(&state.db, &tokens).await?;
+    let (mut nanos, mut requests) = crate::llm::store::usage_of_tokens(&state.db, &tokens).await?;
+    let asked = |v: &serde_json::Value| v["split"]["asked"] == true;
+    if super::store::steps(&state.db, run.id)
+        .await?
+        .iter()
+        .any(|s| s.key.starts_with("planning:") && asked(&s.result))
+    {
+        if let Some(p) = crate::tracking::store::get_project(&state.db, run.project_id).await? {
+            let (n, r) = crate::llm::store::usage_of_caller(
+                &state.db,
+                &p.name,
+                &super::split::caller(run.id),
+                &run.created_at,
+            )
+            .await?;
+            nanos += n;
+            requests += r;
+        }
+    }
     Ok((nanos as f64 / 1e9, requests))
 }
 
@@ -189,7 +208,7 @@ pub async fn spent(state: &AppState, run_id: i64) -> RunResult<(f64, i64)> {
 pub async fn over_budget(state: &AppState, run: &Run) -> RunResult<Option<String>> {
     let c = &run.constraints;
     if let Some(budget) = c.budget_usd {
-        let (cost, _) = spent(state, run.id).await?;
+        let (cost, _) = spent(state, run).await?;
         if cost >= budget {
             return Ok(Some(format!(
                 "the LLM budget is spent: ${cost:.4} of ${budget:.4} (raise budget_usd and resume)"
@@ -281,16 +300,23 @@ async fn plan(state: &AppState, run: &Run) -> RunResult<bool> {
         )
         .await;
     }
-    let work = work_items(state, run).await?;
+    let (work, split) = work_items(state, run).await?;
     if work.is_empty() {
-        let reason = format!(
-            "nothing to work on: give the run a goal, or approve a plan's milestones ({proposals} proposals wait in the review queue)"
-        );
+        let reason = match split["why"].as_str() {
+            Some(why) if split["by"] == "failed" => format!(
+                "the goal could not be split (split_goal: on): {why}; fix the gateway and resume"
+            ),
+            _ => format!(
+                "nothing to work on: give the run a goal, or approve a plan's milestones ({proposals} proposals wait in the review queue)"
+            ),
+        };
+        // A key of its own per attempt (the run's moves so far): a resume plans again.
+        let attempt = super::store::transitions(&state.db, run.id).await?.len();
         return finish(
             state,
             run,
-            "planning:items",
-            json!({"items": 0}),
+            &format!("planning:empty:{attempt}"),
+            json!({"items": 0, "split": split}),
             None,
             Some((RunState::Blocked, &reason)),
         )
@@ -314,7 +340,7 @@ async fn plan(state: &AppState, run: &Run) -> RunResult<bool> {
             .await?;
     }
     let reason = format!("{} work item(s) planned", work.len());
-    let result = json!({"items": work.len()});
+    let result = json!({"items": work.len(), "split": split});
     record(
         &mut tx,
         run,
@@ -334,13 +360,52 @@ async fn plan(state: &AppState, run: &Run) -> RunResult<bool> {
 /// Longest list of approved features one run takes on.
 const MAX_ITEMS: i64 = 20;
 
-/// (title, detail, source) of each work item: the goal when the run has one; otherwise the
-/// open features of the project's approved plans, highest priority first.
-async fn work_items(state: &AppState, run: &Run) -> RunResult<Vec<(String, String, String)>> {
+/// (title, detail, source) of each work item, and how they were made: the goal split through
+/// the gateway ([`super::split`]), or the goal as one item, when the run has one; otherwise
+/// the open features of the project's approved plans, highest priority first.
+async fn work_items(
+    state: &AppState,
+    run: &Run,
+) -> RunResult<(Vec<(String, String, String)>, serde_json::Value)> {
     let goal = run.goal.trim();
     if !goal.is_empty() {
-        let title: String = crate::overview::one_line(goal, 120);
-        return Ok(vec![(title, goal.to_string(), "goal".into())]);
+        let project = crate::tracking::store::get_project(&state.db, run.project_id)
+            .await?
+            .ok_or(AutopilotError::NotFound("project"))?;
+        return match super::split::split(state, run, &project.name).await {
+            super::split::Outcome::Split(pieces, model) => {
+                let n = pieces.len();
+                let items = pieces
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (title, detail))| {
+                        let detail =
+                            format!("{detail}\n\n(Part {} of {n} of the goal: {goal})", i + 1);
+                        (title, detail.trim().to_string(), "goal".to_string())
+                    })
+                    .collect();
+                Ok((
+                    items,
+                    json!({"by": "llm", "model": model, "items": n, "asked": true}),
+                ))
+            }
+            // Required: no items, and the run blocks with the reason.
+            super::split::Outcome::Kept(why, asked)
+                if run.constraints.split_goal == SplitGoal::On =>
+            {
+                Ok((
+                    Vec::new(),
+                    json!({"by": "failed", "why": why, "asked": asked}),
+                ))
+            }
+            super::split::Outcome::Kept(why, asked) => {
+                let title: String = crate::overview::one_line(goal, 120);
+                Ok((
+                    vec![(title, goal.to_string(), "goal".into())],
+                    json!({"by": "goal", "why": why, "asked": asked}),
+                ))
+            }
+        };
     }
     let plans = crate::planning::store::list_plans(
         &state.db,
@@ -383,5 +448,5 @@ async fn work_items(state: &AppState, run: &Run) -> RunResult<Vec<(String, Strin
         }
     }
     out.truncate(MAX_ITEMS as usize);
-    Ok(out)
+    Ok((out, json!({"by": "plans"})))
 }

@@ -31,6 +31,19 @@ pub struct Completion {
 #[error("unexpected response body from the provider: {0}")]
 pub struct BadBody(pub String);
 
+/// The JSON of a model's answer asked to be one JSON object: the text itself, or the one
+/// fenced block it is wrapped in.
+pub fn answer_json(text: &str) -> &str {
+    let t = text.trim();
+    if let Some(rest) = t.strip_prefix("```") {
+        let rest = rest.strip_prefix("json").unwrap_or(rest);
+        if let Some(body) = rest.trim_end().strip_suffix("```") {
+            return body.trim();
+        }
+    }
+    t
+}
+
 fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }

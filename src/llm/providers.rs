@@ -101,6 +101,22 @@ fn trim(u: &str) -> String {
 }
 
 impl Registry {
+    /// The chain's providers, in order.
+    fn in_chain(&self) -> impl Iterator<Item = &Provider> {
+        self.chain.iter().filter_map(|p| self.providers.get(p))
+    }
+
+    /// Whether a provider of the chain could answer (Ollama needs no key).
+    pub fn has_configured_provider(&self) -> bool {
+        self.in_chain().any(|p| p.configured())
+    }
+
+    /// Whether a provider of the chain has an API key: someone set one up (a keyless Ollama
+    /// sits in the default chain, so it does not count).
+    pub fn has_keyed_provider(&self) -> bool {
+        self.in_chain().any(|p| p.key.is_some())
+    }
+
     pub fn from_config(c: &LlmConfig) -> anyhow::Result<Registry> {
         let mut chain = Vec::new();
         for name in c.chain.split(',').map(str::trim).filter(|s| !s.is_empty()) {

@@ -275,6 +275,25 @@ pub async fn usage_of_tokens(db: &Db, token_ids: &[i64]) -> Result<(Nanos, i64),
     q.fetch_one(db).await
 }
 
+/// Cost (nano-dollars) and count of the requests one in-process caller made for a project
+/// since `since` (the project's index, then the caller).
+pub async fn usage_of_caller(
+    db: &Db,
+    project: &str,
+    caller: &str,
+    since: &str,
+) -> Result<(Nanos, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT), COUNT(*) FROM llm_ledger \
+         WHERE project = $1 AND at >= $2 AND caller = $3",
+    )
+    .bind(project)
+    .bind(since)
+    .bind(caller)
+    .fetch_one(db)
+    .await
+}
+
 /// Spend of a project since `since` (nano-dollars).
 pub async fn spent_by_project(db: &Db, project: &str, since: &str) -> Result<Nanos, sqlx::Error> {
     sqlx::query_scalar(

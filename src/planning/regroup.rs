@@ -124,18 +124,6 @@ fn line(what: &str, s: &str) -> Result<String, String> {
     Ok(t.to_string())
 }
 
-/// The JSON of an answer: the text itself, or the one fenced block it is wrapped in.
-fn json_text(text: &str) -> &str {
-    let t = text.trim();
-    if let Some(rest) = t.strip_prefix("```") {
-        let rest = rest.strip_prefix("json").unwrap_or(rest);
-        if let Some(body) = rest.trim_end().strip_suffix("```") {
-            return body.trim();
-        }
-    }
-    t
-}
-
 /// The plan after the model's answer: its milestones (grouped by `llm`) and what is left of
 /// the deterministic ones (items it did not place), heaviest first; or why the answer is
 /// refused. Returns the plan and how many items the model placed.
@@ -144,7 +132,7 @@ pub fn apply(
     drafts: &[Draft],
     items: &HashMap<i64, &PlanItem>,
 ) -> Result<(Vec<Draft>, usize), String> {
-    let a: Answer = serde_json::from_str(json_text(answer))
+    let a: Answer = serde_json::from_str(crate::llm::completion::answer_json(answer))
         .map_err(|e| format!("the answer is not the JSON asked for: {e}"))?;
     if a.milestones.is_empty() {
         return Err("the answer holds no milestones".into());

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 mod backend;
+pub mod mock_anthropic;
 mod real_cli;
 pub use backend::*;
 pub use real_cli::*;

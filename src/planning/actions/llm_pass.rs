@@ -21,14 +21,11 @@ pub(super) struct Proposal {
 /// Whether the pass runs (`ARCHITECT_MILESTONE_LLM`), or why not.
 pub(super) fn wanted(state: &AppState) -> std::result::Result<(), String> {
     let reg = state.llm.client.registry();
-    let mut chain = reg.chain.iter().filter_map(|p| reg.providers.get(p));
     match state.config.milestone_llm {
         MilestoneLlm::Off => Err("the LLM pass is off (ARCHITECT_MILESTONE_LLM=off)".into()),
-        MilestoneLlm::On if chain.any(|p| p.configured()) => Ok(()),
+        MilestoneLlm::On if reg.has_configured_provider() => Ok(()),
         MilestoneLlm::On => Err("no LLM provider in the gateway's chain".into()),
-        // Ollama needs no key and sits in the default chain: only a key says someone set a
-        // provider up.
-        MilestoneLlm::Auto if chain.any(|p| p.key.is_some()) => Ok(()),
+        MilestoneLlm::Auto if reg.has_keyed_provider() => Ok(()),
         MilestoneLlm::Auto => Err(
             "no LLM provider configured (an API key; ARCHITECT_MILESTONE_LLM=on for a keyless Ollama)"
                 .into(),
