@@ -121,6 +121,21 @@ pub async fn configure(
         )
         .into());
     }
+    if s.constraints.rollback_error_groups.is_some()
+        && crate::tasks::store::get_commands(&mut *tx, project_id)
+            .await?
+            .and_then(|c| c.rollback_command)
+            .is_none()
+    {
+        return Err(crate::validate::invalid(
+            "constraints.rollback_error_groups",
+            format!(
+                "project '{}' has no rollback command to run: set rollback_command first (PUT /api/projects/{project_id}/commands)",
+                project.name
+            ),
+        )
+        .into());
+    }
     super::store::save_setting(&mut tx, &s).await?;
     log(
         &mut tx,

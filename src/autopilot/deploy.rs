@@ -194,12 +194,20 @@ pub async fn monitor(state: &AppState, run: &Run) -> RunResult<bool> {
         .ok_or(AutopilotError::NotFound("project"))?;
     let found = new_errors(state, &project, &since).await?;
     if let Some(g) = found.first() {
-        let reason = format!(
+        let mut reason = format!(
             "after the {target} deploy: {} new or regressed error group(s), first #{} {}",
             found.len(),
             g.id,
             g.title
         );
+        if let Some(threshold) = run.constraints.rollback_error_groups {
+            if found.len() as i64 >= threshold {
+                match rollback(state, run, target).await? {
+                    Rolled::Waiting(moved) => return Ok(moved),
+                    Rolled::Ended(note) => reason = format!("{reason}; {note}"),
+                }
+            }
+        }
         let ids: Vec<i64> = found.iter().map(|g| g.id).collect();
         return finish(
             state,
@@ -229,6 +237,56 @@ pub async fn monitor(state: &AppState, run: &Run) -> RunResult<bool> {
         RunState::Done
     };
     finish(state, run, &key, json!({}), None, Some((to, &reason))).await
+}
+
+enum Rolled {
+    /// The rollback task is queued or running (true: a step was recorded).
+    Waiting(bool),
+    /// It ended, as said.
+    Ended(String),
+}
+
+/// The project's rollback command as a `deploy` task (`rollback`, `DEPLOY_TARGET=<target>`),
+/// made once per target and run; waits until it ends.
+async fn rollback(state: &AppState, run: &Run, target: &str) -> RunResult<Rolled> {
+    let key = format!("rollback:{target}");
+    let Some(step) = super::store::step_done(&state.db, run.id, &key).await? else {
+        let creator = format!("autopilot (run {}, rollback {target})", run.id);
+        let task =
+            match crate::tasks::store::by_creator(&state.db, run.project_id, &creator).await? {
+                Some(t) => t,
+                None => crate::tasks::actions::create_task(
+                    state,
+                    &creator,
+                    crate::tasks::NewTask {
+                        task_type: "deploy".into(),
+                        payload: Some(json!({"target": target, "rollback": true})),
+                        max_retries: Some(0),
+                        project_id: Some(run.project_id),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| AutopilotError::Conflict(format!("cannot queue the rollback: {e}")))?,
+            };
+        let moved = finish(state, run, &key, json!({"task_id": task.id}), None, None).await?;
+        return Ok(Rolled::Waiting(moved));
+    };
+    let task_id = step["task_id"].as_i64().unwrap_or(0);
+    let Some(task) = crate::tasks::store::get_task(&state.db, task_id).await? else {
+        return Ok(Rolled::Ended(format!(
+            "the rollback task {task_id} is gone"
+        )));
+    };
+    use crate::tasks::TaskStatus as T;
+    Ok(match task.status {
+        T::Completed => Rolled::Ended(format!("rolled {target} back (task {task_id})")),
+        T::Failed | T::Dead | T::Cancelled => Rolled::Ended(format!(
+            "the rollback of {target} failed (task {task_id}): {}",
+            task.error.unwrap_or_default()
+        )),
+        T::Pending | T::Running => Rolled::Waiting(false),
+    })
 }
 
 /// A bug from the first new group and a follow-up fix_forward run for it; this run is done.

@@ -113,6 +113,11 @@ pub struct Constraints {
     /// How long the project's errors are watched after a deploy (default 10; 0: not at all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor_minutes: Option<i64>,
+    /// After a deploy, this many new or regressed error groups within the monitoring window
+    /// run the project's rollback command (a `deploy` task with `rollback`) before the
+    /// investigation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_error_groups: Option<i64>,
     /// Whether the goal is split into work items through the gateway (see [`split`]).
     #[serde(default, skip_serializing_if = "SplitGoal::is_auto")]
     pub split_goal: SplitGoal,
@@ -131,6 +136,7 @@ impl Constraints {
         positive("max_parallel_agents", self.max_parallel_agents, 64)?;
         positive("max_wall_minutes", self.max_wall_minutes, 60 * 24 * 30)?;
         positive("max_iterations", self.max_iterations, 10_000)?;
+        positive("rollback_error_groups", self.rollback_error_groups, 1_000)?;
         if self
             .monitor_minutes
             .is_some_and(|m| !(0..=24 * 60).contains(&m))

@@ -146,6 +146,7 @@ pub async fn import(state: &AppState, actor: &str, input: ImportRequest) -> Resu
             .clone()
             .or(described.build_command.clone()),
         deploy_command: None,
+        rollback_command: None,
     };
     commands.validate()?;
 

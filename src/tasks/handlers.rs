@@ -433,19 +433,20 @@ async fn project_command(t: BuiltinType, ctx: TaskContext) -> HandlerResult {
             Some(404) => TaskFailure::permanent(format!("project {pid} does not exist")),
             _ => TaskFailure::retry(format!("cannot read project {pid}'s commands: {e}")),
         })?;
-    let command = match t {
-        BuiltinType::Test => c.test_command,
-        BuiltinType::Build => c.build_command,
-        _ => c.deploy_command,
-    }
-    .ok_or_else(|| {
+    let (command, what) = match t {
+        BuiltinType::Test => (c.test_command, "test"),
+        BuiltinType::Build => (c.build_command, "build"),
+        _ if p.rollback => (c.rollback_command, "rollback"),
+        _ => (c.deploy_command, "deploy"),
+    };
+    let command = command.ok_or_else(|| {
         TaskFailure::permanent(format!(
-            "project {pid} has no {t} command: set it on the Tasks panel (Project commands) or with PUT /api/projects/{pid}/commands"
+            "project {pid} has no {what} command: set it on the Tasks panel (Project commands) or with PUT /api/projects/{pid}/commands"
         ))
     })?;
     let source = c.source_path.ok_or_else(|| {
         TaskFailure::permanent(format!(
-            "project {pid} has no source_path to run its {t} command in"
+            "project {pid} has no source_path to run its {what} command in"
         ))
     })?;
     let dir = match &p.worktree {
@@ -457,7 +458,7 @@ async fn project_command(t: BuiltinType, ctx: TaskContext) -> HandlerResult {
         env.insert("DEPLOY_TARGET".into(), target.clone());
     }
     let s = spec(&ctx, "sh", vec!["-c".into(), command], Some(dir), env);
-    run_process(&ctx, s, &format!("the {t} command")).await
+    run_process(&ctx, s, &format!("the {what} command")).await
 }
 
 /// `worktree` when it is a git worktree of the repository at `source` (one common git

@@ -144,6 +144,9 @@ pub struct ProjectCommandPayload {
     pub worktree: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// A `deploy` task runs the project's rollback command instead of its deploy command.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 /// Parses a payload into its struct; a shape error names `payload.<field>`.
@@ -272,6 +275,9 @@ pub fn validate(
                         "worktree must be one absolute path",
                     ));
                 }
+            }
+            if p.rollback && builtin != BuiltinType::Deploy {
+                return Err(invalid("payload.rollback", "rollback is for deploy tasks"));
             }
             if let Some(t) = &p.target {
                 if builtin != BuiltinType::Deploy {

@@ -133,13 +133,18 @@ pub struct WorkersOverview {
 
 // ---- project commands ----
 
-/// The commands `test`, `build` and `deploy` tasks run for a project, in its source_path.
+/// The commands `test`, `build` and `deploy` tasks run for a project, in its source_path (and
+/// `deploy` tasks with `payload.rollback`, the rollback command).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProjectCommands {
     pub project_id: i64,
     pub test_command: Option<String>,
     pub build_command: Option<String>,
     pub deploy_command: Option<String>,
+    /// Undoes the last deploy (`deploy` tasks with `payload.rollback`; the autopilot's
+    /// monitoring runs it when a run's error threshold is crossed).
+    #[serde(default)]
+    pub rollback_command: Option<String>,
     /// The project's source_path (from tracking), where the command runs.
     pub source_path: Option<String>,
     pub updated_at: Option<String>,
@@ -155,6 +160,8 @@ pub struct SetProjectCommands {
     pub build_command: Option<String>,
     #[serde(default)]
     pub deploy_command: Option<String>,
+    #[serde(default)]
+    pub rollback_command: Option<String>,
 }
 
 pub const MAX_COMMAND: usize = 4_000;
@@ -165,6 +172,7 @@ impl SetProjectCommands {
             ("test_command", &mut self.test_command),
             ("build_command", &mut self.build_command),
             ("deploy_command", &mut self.deploy_command),
+            ("rollback_command", &mut self.rollback_command),
         ] {
             *v = v
                 .as_deref()

@@ -178,6 +178,10 @@ impl Tmux {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.program);
+        // UTF-8 output whatever the locale: without it, a server started with no LANG (systemd,
+        // `env -i`) gets `_` for the field separator of every `-F` format (so no session is
+        // ever listed) and for every non-ASCII character of a captured screen.
+        c.arg("-u");
         if let Some(s) = &self.socket {
             c.arg("-L").arg(s);
         }

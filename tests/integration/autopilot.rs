@@ -398,6 +398,17 @@ async fn bad_autopilot_input_is_4xx_and_changes_nothing() {
             json!({"mode": "observe", "constraints": {"monitor_minutes": -1}}),
             422,
         ),
+        // A rollback threshold for a project without a rollback command; a threshold of 0.
+        (
+            pid,
+            json!({"mode": "auto_staging", "constraints": {"rollback_error_groups": 1}}),
+            422,
+        ),
+        (
+            pid,
+            json!({"mode": "auto_staging", "constraints": {"rollback_error_groups": 0}}),
+            422,
+        ),
     ];
     for (id, body, want) in cases {
         let r = s

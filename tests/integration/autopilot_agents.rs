@@ -8,6 +8,7 @@
 
 use crate::agents::{gateway_server, session_env};
 use crate::support::git;
+use crate::support::serve_proc::ServeProc;
 use crate::support::RealCli;
 use crate::support::Session;
 use crate::tasks::{token, WorkerProc};
@@ -303,11 +304,19 @@ async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approvin
     let deploys = src.path().join("deploys.log");
     let deploy = format!("echo \"$DEPLOY_TARGET\" >> {}", deploys.display());
     let pid2 = project(&admin, "svc", &repo2, Some(&deploy)).await;
+    let rollback = format!("echo \"rollback $DEPLOY_TARGET\" >> {}", deploys.display());
+    let r = admin
+        .put_json(
+            &format!("/api/projects/{pid2}/commands"),
+            &json!({"test_command": TEST, "deploy_command": deploy, "rollback_command": rollback}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = admin
         .post_json(
             &format!("/api/projects/{pid2}/autopilot"),
             &json!({"mode": "auto_prod", "goal": "make the tests pass", "agent": agent,
-                    "constraints": {"monitor_minutes": 5}}),
+                    "constraints": {"monitor_minutes": 5, "rollback_error_groups": 1}}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -371,7 +380,8 @@ async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approvin
         std::fs::read_to_string(&deploys).unwrap(),
         "staging\nproduction\n"
     );
-    // A new error group of the project after the deploy: investigated into a bug and a
+    // A new error group of the project after the deploy crosses the run's threshold (1): the
+    // rollback command runs for production, then the group is investigated into a bug and a
     // follow-up fix_forward run.
     let r = admin
         .post_json(
@@ -391,6 +401,25 @@ async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approvin
         .unwrap_or_else(|| panic!("an investigate step: {done}"))
         .clone();
     assert_eq!(step["result"]["group"], group, "{step}");
+    assert_eq!(
+        std::fs::read_to_string(&deploys).unwrap(),
+        "staging\nproduction\nrollback production\n"
+    );
+    assert!(
+        done["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("rolled production back")
+            || done["transitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("rolled production back")),
+        "{done}"
+    );
     let bug = step["result"]["bug_id"].as_i64().unwrap();
     let b = admin.get(&format!("/api/bugs/{bug}")).await;
     assert_eq!(b.status, 200, "{}", b.body);
@@ -417,8 +446,9 @@ async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approvin
 }
 
 /// The test fails after the agent's first edit: its output goes back to the agent in a second
-/// prompt, which fixes it. `serve` is restarted while the agent works on the first prompt: the
-/// run goes on from where it was, and no prompt is typed twice.
+/// prompt, which fixes it. The real `serve` is killed with SIGKILL while the agent works on the
+/// first prompt and started again: the run goes on from where it was, and no prompt is typed
+/// twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_test_goes_back_to_the_agent_and_a_restart_mid_implementing_repeats_nothing() {
     let script_dir = tempfile::tempdir().unwrap();
@@ -436,11 +466,23 @@ async fn a_failing_test_goes_back_to_the_agent_and_a_restart_mid_implementing_re
     let Some(cli) = RealCli::start_with("claude", &[("MOCK_SCRIPT", &script_s)]).await else {
         return;
     };
-    let t = gateway_server(&cli.tmux, &cli.mock).await;
-    let admin = t.token("admin").await;
-    let worker_token = token(&t.token("worker").await);
-    let _worker = WorkerProc::start(&t.url, &worker_token, &["--allow-exec"]);
-    let worktrees = std::path::absolute(t.data_dir.join("worktrees")).unwrap();
+    // The real binary, so that it can be killed the hard way below.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut serve = ServeProc::start(
+        &tmp.path().join("data"),
+        &[
+            ("ARCHITECT_TMUX_SOCKET", cli.tmux.socket.clone()),
+            ("LLM_FAILOVER_CHAIN", "claude".into()),
+            ("LLM_DEFAULT_PROVIDER", "claude".into()),
+            ("ANTHROPIC_API_KEY", "sk-gateway-provider-key".into()),
+            ("LLM_ANTHROPIC_BASE_URL", cli.mock_url()),
+        ],
+    )
+    .await;
+    let admin = serve.token("admin").await;
+    let worker_token = token(&serve.token("worker").await);
+    let _worker = WorkerProc::start(&serve.url, &worker_token, &["--allow-exec"]);
+    let worktrees = serve.data_dir.join("worktrees");
     trust(&cli.home, &[worktrees.join("ap1-1").display().to_string()]);
     let src = tempfile::tempdir().unwrap();
     let repo = src.path().join("app");
@@ -468,23 +510,10 @@ async fn a_failing_test_goes_back_to_the_agent_and_a_restart_mid_implementing_re
         (p.json["status"] == "in_progress").then_some(())
     })
     .await;
-    let port = t.url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
-    let (socket, mock_url) = (cli.tmux.socket.clone(), cli.mock_url());
-    let t = t
-        .restart_with(move |c| {
-            c.port = port;
-            c.agents.tmux_socket = Some(socket);
-            c.worker_bin = Some(std::path::PathBuf::from(crate::tasks::BIN));
-            c.llm = architect::llm::LlmConfig {
-                chain: "claude".into(),
-                default_provider: "claude".into(),
-                anthropic_api_key: Some("sk-gateway-provider-key".into()),
-                anthropic_base_url: mock_url,
-                ..architect::llm::LlmConfig::default()
-            };
-        })
-        .await;
-    let admin = t.token("admin").await;
+    // kill -9 mid-implementing: no shutdown, no flush; the same binary starts again on the
+    // same port and data (the agent's hooks, the worker and this test reconnect to it).
+    serve.kill9().await;
+    serve.restart().await;
 
     let review = run_where(&admin, run, "the change request after a retry", |r| {
         r["items"][0]["state"] == "review"
@@ -536,5 +565,9 @@ async fn a_failing_test_goes_back_to_the_agent_and_a_restart_mid_implementing_re
             "{key} once: {steps:?}"
         );
     }
-    t.stop().await;
+    assert!(
+        !serve.log().contains("panicked"),
+        "serve's log: {}",
+        serve.log()
+    );
 }

@@ -4,17 +4,14 @@
 //! package as a client, the dashboard panel, and acknowledged events surviving `kill -9` of
 //! the real binary.
 
-use crate::support::{Session, TestServer, ADMIN, ADMIN_PASSWORD};
+use crate::support::{Session, TestServer, ADMIN};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_architect");
 
 fn report(node: &str, error_type: &str, message: &str, source: &str) -> Value {
     json!({"node_id": node, "error_type": error_type, "message": message, "source": source})
@@ -1008,52 +1005,15 @@ async fn the_errors_panel_lists_groups_with_sparklines_and_acts_without_javascri
 
 // ---- kill -9 ----
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-async fn spawn_serve(data: &Path, port: u16) -> tokio::process::Child {
-    let mut cmd = tokio::process::Command::new(BIN);
-    cmd.args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("ARCHITECT_DATA_DIR", data)
-        .env("ARCHITECT_PASSWORD", ADMIN_PASSWORD)
-        .env("ARCHITECT_ERRORS_RATE_PER_SOURCE", "0")
-        .env("RUST_LOG", "warn")
-        .envs(crate::support::database_env_for(data))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    let child = cmd.spawn().expect("architect serve starts");
-    let http = reqwest::Client::new();
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-        {
-            if r.status().is_success() {
-                return child;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "serve did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_events_survive_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let port = free_port();
-    let mut child = spawn_serve(&data, port).await;
-    let url = format!("http://127.0.0.1:{port}");
+    let mut serve = crate::support::serve_proc::ServeProc::start(
+        &tmp.path().join("data"),
+        &[("ARCHITECT_ERRORS_RATE_PER_SOURCE", "0".into())],
+    )
+    .await;
+    let url = serve.url.clone();
 
     // Clients keep reporting while the server is killed; only 201s count as acknowledged.
     let acked = Arc::new(AtomicUsize::new(0));
@@ -1092,22 +1052,14 @@ async fn acknowledged_events_survive_kill_9() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    child.start_kill().expect("SIGKILL");
-    child.wait().await.expect("killed");
+    serve.kill9().await;
     for c in clients {
         c.await.unwrap();
     }
     let acked = acked.load(Ordering::SeqCst);
 
-    let _child = spawn_serve(&data, port).await;
-    let admin = Session::new(&url, None);
-    let login = admin
-        .post_json(
-            "/login",
-            &json!({"username": ADMIN, "password": ADMIN_PASSWORD}),
-        )
-        .await;
-    assert_eq!(login.status, 200);
+    serve.restart().await;
+    let admin = serve.admin().await;
     let list = groups(&admin, "?limit=1000").await;
     let stored: i64 = list.iter().map(|g| g["count"].as_i64().unwrap()).sum();
     assert_eq!(list.len(), 5, "{list:?}");

@@ -776,3 +776,49 @@ async fn browser_lists_a_remote_nodes_session_and_opens_its_pane() {
     drop(driver);
     t.stop().await;
 }
+
+/// A `serve` started with no locale at all (as systemd or `env -i` start it) still reads
+/// tmux: its sessions are listed by name, and a captured screen keeps its non-ASCII text
+/// (tmux escapes both for a client it thinks cannot take UTF-8).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_serve_without_a_locale_lists_sessions_and_captures_utf8() {
+    let tmux = PrivateTmux::new();
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "plain",
+        "printf 'caf\\303\\251 \\342\\235\\257 ready\\n'; sleep 600",
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    // ServeProc clears the environment: no LANG, LC_ALL or LC_CTYPE.
+    let serve = crate::support::serve_proc::ServeProc::start(
+        &tmp.path().join("data"),
+        &[("ARCHITECT_TMUX_SOCKET", tmux.socket.clone())],
+    )
+    .await;
+    let admin = serve.admin().await;
+    let names = until("the session listed", || async {
+        let r = admin.get("/api/tmux/sessions").await;
+        let names: Vec<String> = r.json["sessions"]
+            .as_array()
+            .or(r.json.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["name"].as_str().map(str::to_string))
+            .collect();
+        (!names.is_empty()).then_some(names)
+    })
+    .await;
+    assert_eq!(names, vec!["plain".to_string()]);
+    let shot = until("the screen printed", || async {
+        let r = admin
+            .post_json("/api/tmux/capture", &json!({"session": "plain"}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let out = r.json["output"].as_str().unwrap_or("").to_string();
+        out.contains("ready").then_some(out)
+    })
+    .await;
+    assert!(shot.contains("café ❯ ready"), "{shot:?}");
+}

@@ -8,6 +8,7 @@
 mod backend;
 pub mod mock_anthropic;
 mod real_cli;
+pub mod serve_proc;
 pub use backend::*;
 pub use real_cli::*;
 
@@ -170,16 +171,7 @@ impl TestServer {
 
     /// Logs in with a password; panics if the login fails.
     pub async fn login(&self, user: &str, password: &str) -> Session {
-        let mut s = self.anon();
-        let r = s
-            .post_json("/login", &json!({"username": user, "password": password}))
-            .await;
-        assert_eq!(r.status, 200, "login as {user} failed: {}", r.body);
-        s.csrf = r.json["csrf_token"]
-            .as_str()
-            .expect("csrf token")
-            .to_string();
-        s
+        login_at(&self.url, user, password).await
     }
 
     pub async fn admin(&self) -> Session {
@@ -201,15 +193,7 @@ impl TestServer {
 
     /// A bearer-token client with `scope`, owned by the admin.
     pub async fn token(&self, scope: &str) -> Session {
-        let admin = self.admin().await;
-        let r = admin
-            .post_json(
-                "/api/tokens",
-                &json!({"name": format!("test {scope}"), "scope": scope}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        Session::new(&self.url, r.json["token"].as_str().map(str::to_string))
+        token_of(&self.admin().await, scope).await
     }
 
     pub async fn stop(mut self) {
@@ -218,6 +202,32 @@ impl TestServer {
         }
         drop_database_of(&self.data_dir).await;
     }
+}
+
+/// A session of `user` on the server at `url` (cookie and CSRF token).
+pub async fn login_at(url: &str, user: &str, password: &str) -> Session {
+    let mut s = Session::new(url, None);
+    let r = s
+        .post_json("/login", &json!({"username": user, "password": password}))
+        .await;
+    assert_eq!(r.status, 200, "login as {user} failed: {}", r.body);
+    s.csrf = r.json["csrf_token"]
+        .as_str()
+        .expect("csrf token")
+        .to_string();
+    s
+}
+
+/// A bearer-token client with `scope`, made by `admin`.
+pub async fn token_of(admin: &Session, scope: &str) -> Session {
+    let r = admin
+        .post_json(
+            "/api/tokens",
+            &json!({"name": format!("test {scope}"), "scope": scope}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    Session::new(&admin.base, r.json["token"].as_str().map(str::to_string))
 }
 
 /// An HTTP client bound to one server: a cookie jar (for sessions) or a bearer token.

@@ -127,7 +127,8 @@ pub async fn set_project_commands(
             "set_commands",
             "project",
             project_id,
-            json!({"test": c.test_command, "build": c.build_command, "deploy": c.deploy_command}),
+            json!({"test": c.test_command, "build": c.build_command, "deploy": c.deploy_command,
+                   "rollback": c.rollback_command}),
             &now,
         )
         .await?;

@@ -216,6 +216,7 @@ struct CommandsRow {
     test_command: Option<String>,
     build_command: Option<String>,
     deploy_command: Option<String>,
+    rollback_command: Option<String>,
     updated_at: String,
 }
 
@@ -226,6 +227,7 @@ impl From<CommandsRow> for ProjectCommands {
             test_command: r.test_command,
             build_command: r.build_command,
             deploy_command: r.deploy_command,
+            rollback_command: r.rollback_command,
             source_path: None,
             updated_at: Some(r.updated_at),
         }
@@ -237,7 +239,8 @@ pub async fn get_commands<'c, E: Executor<'c, Database = Any>>(
     project_id: i64,
 ) -> Result<Option<ProjectCommands>, sqlx::Error> {
     let row: Option<CommandsRow> = sqlx::query_as(
-        "SELECT project_id, test_command, build_command, deploy_command, updated_at
+        "SELECT project_id, test_command, build_command, deploy_command, rollback_command,
+                updated_at
          FROM task_project_commands WHERE project_id = $1",
     )
     .bind(project_id)
@@ -250,7 +253,8 @@ pub async fn list_commands<'c, E: Executor<'c, Database = Any>>(
     ex: E,
 ) -> Result<Vec<ProjectCommands>, sqlx::Error> {
     let rows: Vec<CommandsRow> = sqlx::query_as(
-        "SELECT project_id, test_command, build_command, deploy_command, updated_at
+        "SELECT project_id, test_command, build_command, deploy_command, rollback_command,
+                updated_at
          FROM task_project_commands ORDER BY project_id",
     )
     .fetch_all(ex)
@@ -265,16 +269,19 @@ pub async fn set_commands(
     now: &str,
 ) -> Result<ProjectCommands, sqlx::Error> {
     let row: CommandsRow = sqlx::query_as(
-        "INSERT INTO task_project_commands (project_id, test_command, build_command, deploy_command, updated_at)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO task_project_commands (project_id, test_command, build_command, deploy_command,
+                                            rollback_command, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (project_id) DO UPDATE SET test_command = $2, build_command = $3,
-             deploy_command = $4, updated_at = $5
-         RETURNING project_id, test_command, build_command, deploy_command, updated_at",
+             deploy_command = $4, rollback_command = $5, updated_at = $6
+         RETURNING project_id, test_command, build_command, deploy_command, rollback_command,
+                   updated_at",
     )
     .bind(project_id)
     .bind(c.test_command.as_deref())
     .bind(c.build_command.as_deref())
     .bind(c.deploy_command.as_deref())
+    .bind(c.rollback_command.as_deref())
     .bind(now)
     .fetch_one(conn)
     .await?;

@@ -1,0 +1,122 @@
+//! A real `architect serve` child process on a data dir of its own (and its database on the
+//! run's backend), for the tests that must kill it the hard way (`kill -9`) and start it again
+//! on the same port and data. Its stderr goes to a file under the data dir's parent, shown when
+//! it exits early.
+
+use super::{database_env_for, login_at, token_of, until, Session, ADMIN, ADMIN_PASSWORD};
+use std::path::{Path, PathBuf};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_architect");
+
+pub struct ServeProc {
+    child: Option<tokio::process::Child>,
+    pub url: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    starts: usize,
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("addr").port()
+}
+
+impl ServeProc {
+    /// Starts `architect serve` on a free port with `data_dir` and `env` on top of a clean
+    /// environment (PATH and HOME kept), and waits for `/health`.
+    pub async fn start(data_dir: &Path, env: &[(&str, String)]) -> ServeProc {
+        let mut s = ServeProc {
+            child: None,
+            port: free_port(),
+            url: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            log: data_dir.with_extension("serve.log"),
+            starts: 0,
+        };
+        s.url = format!("http://127.0.0.1:{}", s.port);
+        s.spawn().await;
+        s
+    }
+
+    async fn spawn(&mut self) {
+        self.starts += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &self.port.to_string(),
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("ARCHITECT_DATA_DIR", &self.data_dir)
+        .env("ARCHITECT_USER", ADMIN)
+        .env("ARCHITECT_PASSWORD", ADMIN_PASSWORD)
+        // Never the test host's own ~/gitrepos and ~/src.
+        .env("ARCHITECT_SOURCE_ROOTS", self.data_dir.join("sources"))
+        .env("RUST_LOG", "warn")
+        .envs(database_env_for(&self.data_dir))
+        .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true);
+        let child = cmd.spawn().expect("architect serve starts");
+        self.child = Some(child);
+        let what = format!("architect serve at {} (start {})", self.url, self.starts);
+        let (url, log) = (self.url.clone(), self.log.clone());
+        let child = self.child.as_mut().expect("spawned");
+        until(&what, || {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("architect serve exited early with {status}:\n{log}");
+            }
+            let url = url.clone();
+            async move {
+                let r = reqwest::get(format!("{url}/health")).await.ok()?;
+                r.status().is_success().then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// `kill -9`: no shutdown, no flush; then waits for the process to be gone.
+    pub async fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.start_kill().expect("SIGKILL");
+        child.wait().await.expect("killed");
+    }
+
+    /// Starts it again on the same port, data and environment.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "kill it first");
+        self.spawn().await;
+    }
+
+    pub async fn admin(&self) -> Session {
+        login_at(&self.url, ADMIN, ADMIN_PASSWORD).await
+    }
+
+    /// A bearer-token client with `scope`, owned by the admin.
+    pub async fn token(&self, scope: &str) -> Session {
+        token_of(&self.admin().await, scope).await
+    }
+
+    /// What it wrote to stderr (every start).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
