@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/autopilot/suggestions/{id}/confirm", post(confirm_form))
         .route("/autopilot/suggestions/{id}/skip", post(skip_form))
         .route("/autopilot/runs/{id}", get(run_page))
+        .route("/autopilot/items/{id}/diff", get(diff_page))
         .route("/autopilot/runs/{id}/{how}", post(run_form))
         .route("/autopilot/gates/{id}", get(gate_page))
         .route("/autopilot/gates/{id}/{how}", post(gate_form))
@@ -390,6 +391,60 @@ async fn run_form(
         Ok(r) => see_other(&to, &format!("Run #{id} is {}.", r.state)),
         Err(e) => back_with_error(&to, &ApiError::from(e)),
     }
+}
+
+#[derive(Template)]
+#[template(path = "autopilot/diff.html")]
+struct DiffPage {
+    layout: Layout,
+    d: super::gates::Diff,
+    run_id: i64,
+    title: String,
+    /// (class, text) per line of the unified diff.
+    lines: Vec<(&'static str, String)>,
+}
+
+/// The class a unified diff's line is shown with.
+fn diff_class(line: &str) -> &'static str {
+    if line.starts_with("diff --git") {
+        "file"
+    } else if line.starts_with("+++") || line.starts_with("---") || line.starts_with("index ") {
+        "meta"
+    } else if line.starts_with("@@") {
+        "hunk"
+    } else if line.starts_with('+') {
+        "add"
+    } else if line.starts_with('-') {
+        "del"
+    } else {
+        "ctx"
+    }
+}
+
+/// An item's proposed change, rendered (the API's `GET /api/autopilot/items/{id}/diff`).
+async fn diff_page(
+    State(s): State<AppState>,
+    PageAuthed(who, ..): PageAuthed<Read>,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let item = super::work::item(&s.db, id)
+        .await
+        .map_err(run_err)?
+        .ok_or_else(|| run_err(super::AutopilotError::NotFound("work item")))?;
+    let d = super::gates::item_diff(&s, id).await.map_err(run_err)?;
+    let lines = d
+        .diff
+        .lines()
+        .map(|l| (diff_class(l), l.to_string()))
+        .collect();
+    let title = format!("Item {} of run #{} · diff", item.seq, item.run_id);
+    Ok(render(&DiffPage {
+        layout: Layout::new(&s, &who, "autopilot", &title),
+        d,
+        run_id: item.run_id,
+        title: item.title,
+        lines,
+    }))
 }
 
 /// A gate's page is its row on its run's page.

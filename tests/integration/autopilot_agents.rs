@@ -212,6 +212,22 @@ async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approvin
         "{}",
         diff.body
     );
+    // The same diff as a page, each line classed for its colour.
+    let page = t
+        .admin()
+        .await
+        .get(&format!("/autopilot/items/{}/diff", item["id"]))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"<span class="add">+    return a + b</span>"#)
+            && page
+                .body
+                .contains(r#"<span class="del">-    return a - b</span>"#),
+        "{}",
+        page.body
+    );
     // The review queue shows it.
     let q = admin.get("/api/autopilot/queue").await;
     assert!(
@@ -258,6 +274,12 @@ async fn fix_forward_with_real_claude_code_proposes_a_tested_change_and_approvin
         b.goto(&format!("{}/autopilot/runs/{run}", t.url)).await;
         b.wait_text(&format!("#gate-{gid}"), "change request").await;
         b.screenshot("autopilot-run-change-request").await;
+        b.goto(&format!("{}/autopilot/items/{}/diff", t.url, item["id"]))
+            .await;
+        b.wait_text("pre.diff", "return a + b").await;
+        b.screenshot("autopilot-item-diff").await;
+        b.goto(&format!("{}/autopilot/runs/{run}", t.url)).await;
+        b.wait_text(&format!("#gate-{gid}"), "change request").await;
         b.click(&format!("#gate-{gid} button.primary")).await;
         b.wait_text(".flash", &format!("Gate #{gid} approved"))
             .await;

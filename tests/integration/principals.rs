@@ -122,6 +122,7 @@ const POLICY: &[(&str, &str, Policy)] = &[
     ("GET", "/autopilot", Read),
     ("GET", "/autopilot/milestones/{id}", Read),
     ("GET", "/autopilot/runs/{id}", Read),
+    ("GET", "/autopilot/items/{id}/diff", Read),
     ("POST", "/autopilot/runs/{id}/{how}", Write),
     ("GET", "/autopilot/gates/{id}", Read),
     ("POST", "/autopilot/gates/{id}/{how}", Write),
