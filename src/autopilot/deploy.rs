@@ -322,41 +322,27 @@ pub async fn investigate(state: &AppState, run: &Run) -> RunResult<bool> {
             g.bug_id.unwrap_or(0)
         }
     };
-    let mut tx = crate::db::begin_write(&state.db).await?;
-    let Some(current) = super::store::lock_run(&mut tx, run.id).await? else {
-        return Ok(false);
-    };
-    if current.state != RunState::Investigating {
-        return Ok(false);
-    }
-    let follow = ProjectAutopilot {
-        project_id: run.project_id,
-        mode: Mode::FixForward,
-        goal: format!(
+    super::runner::in_step(state, run, "investigate", async |tx, current, now| {
+        let follow = ProjectAutopilot {
+            project_id: run.project_id,
+            mode: Mode::FixForward,
+            goal: format!(
             "Fix error group #{gid} (bug #{bug_id}), seen after the autopilot's deploy of run {}",
             run.id
         ),
-        constraints: run.constraints.clone(),
-        agent: run.agent.clone(),
-        paused: false,
-        updated_by: ACTOR.into(),
-        updated_at: now.clone(),
-    };
-    let reason = format!("bug #{bug_id} filed for error group #{gid}");
-    let next = super::store::insert_run(&mut tx, &follow, ACTOR, run.user_id, &now).await?;
-    let result = json!({"bug_id": bug_id, "group": gid, "follow_up_run": next});
-    super::runner::record(
-        &mut tx,
-        &current,
-        "investigate",
-        &result,
-        Some((RunState::Done, &reason)),
-        &now,
-    )
-    .await?;
-    tx.commit().await?;
-    state
-        .events
-        .emit(crate::events::Topic::Runs, "autopilot", run.id);
-    Ok(true)
+            constraints: run.constraints.clone(),
+            agent: run.agent.clone(),
+            paused: false,
+            updated_by: ACTOR.into(),
+            updated_at: now.to_string(),
+        };
+        let reason = format!("bug #{bug_id} filed for error group #{gid}");
+        let next = super::store::insert_run(tx, &follow, ACTOR, current.user_id, now).await?;
+        Ok((
+            json!({"bug_id": bug_id, "group": gid, "follow_up_run": next}),
+            RunState::Done,
+            reason,
+        ))
+    })
+    .await
 }

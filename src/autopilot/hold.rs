@@ -41,6 +41,17 @@ pub async fn hold(
                         item.prompt_id = None;
                         let mut tx = crate::db::begin_write(&state.db).await?;
                         work::save_item(&mut tx, &item, &now).await?;
+                        crate::activity::store::record(
+                            &mut tx,
+                            actor,
+                            "hold_item",
+                            "autopilot_run",
+                            Some(run_id),
+                            &serde_json::json!({"run_id": run_id, "item": item.id,
+                                                "prompt_cancelled": pid}),
+                            &now,
+                        )
+                        .await?;
                         tx.commit().await?;
                     }
                 }

@@ -323,33 +323,48 @@ async fn plan(state: &AppState, run: &Run) -> RunResult<bool> {
         .await;
     }
     // The items, the step and the move to implementing in one transaction.
+    in_step(state, run, "planning:items", async |tx, run, now| {
+        for (n, (title, detail, source)) in work.iter().enumerate() {
+            super::work::insert_item(tx, run.id, n as i64 + 1, title, detail, source, now).await?;
+        }
+        let reason = format!("{} work item(s) planned", work.len());
+        Ok((
+            json!({"items": work.len(), "split": split}),
+            RunState::Implementing,
+            reason,
+        ))
+    })
+    .await
+}
+
+/// A step whose writes go with the run's move, in one transaction holding the run's lock:
+/// `write` runs only when the run is still where `run` says and `key` is not recorded yet; its
+/// result and move (to, reason) are recorded after it ([`record`]), then the pages are told.
+/// False when the run moved on meanwhile (nothing written).
+pub(super) async fn in_step(
+    state: &AppState,
+    run: &Run,
+    key: &str,
+    write: impl AsyncFnOnce(
+        &mut sqlx::AnyConnection,
+        &Run,
+        &str,
+    ) -> RunResult<(serde_json::Value, RunState, String)>,
+) -> RunResult<bool> {
     let now = state.clock.now_str();
     let mut tx = crate::db::begin_write(&state.db).await?;
     let Some(current) = super::store::lock_run(&mut tx, run.id).await? else {
         return Ok(false);
     };
-    if current.state != RunState::Planning
-        || super::store::step_done(&mut *tx, run.id, "planning:items")
+    if current.state != run.state
+        || super::store::step_done(&mut *tx, run.id, key)
             .await?
             .is_some()
     {
         return Ok(false);
     }
-    for (n, (title, detail, source)) in work.iter().enumerate() {
-        super::work::insert_item(&mut tx, run.id, n as i64 + 1, title, detail, source, &now)
-            .await?;
-    }
-    let reason = format!("{} work item(s) planned", work.len());
-    let result = json!({"items": work.len(), "split": split});
-    record(
-        &mut tx,
-        run,
-        "planning:items",
-        &result,
-        Some((RunState::Implementing, &reason)),
-        &now,
-    )
-    .await?;
+    let (result, to, reason) = write(&mut tx, &current, &now).await?;
+    record(&mut tx, &current, key, &result, Some((to, &reason)), &now).await?;
     tx.commit().await?;
     state
         .events
