@@ -74,6 +74,24 @@ impl AppState {
     }
 }
 
+impl axum::extract::FromRef<AppState> for crate::tasks::TaskState {
+    fn from_ref(s: &AppState) -> Self {
+        s.task_state()
+    }
+}
+
+impl AppState {
+    /// What the task queue's operations reach.
+    pub fn task_state(&self) -> crate::tasks::TaskState {
+        crate::tasks::TaskState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            tasks: self.tasks.clone(),
+            events: self.events.clone(),
+        }
+    }
+}
+
 impl axum::extract::FromRef<AppState> for crate::http::extract::TrustedProxies {
     fn from_ref(state: &AppState) -> Self {
         crate::http::extract::TrustedProxies(Arc::new(state.config.trusted_proxies.clone()))
