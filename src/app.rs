@@ -74,6 +74,42 @@ impl AppState {
     }
 }
 
+impl axum::extract::FromRef<AppState> for crate::tasks::TaskState {
+    fn from_ref(s: &AppState) -> Self {
+        s.task_state()
+    }
+}
+
+impl AppState {
+    /// What the task queue's operations reach.
+    pub fn task_state(&self) -> crate::tasks::TaskState {
+        crate::tasks::TaskState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            tasks: self.tasks.clone(),
+            events: self.events.clone(),
+        }
+    }
+}
+
+impl axum::extract::FromRef<AppState> for crate::errors::ErrorsState {
+    fn from_ref(s: &AppState) -> Self {
+        s.errors_state()
+    }
+}
+
+impl AppState {
+    /// What the errors domain's operations reach.
+    pub fn errors_state(&self) -> crate::errors::ErrorsState {
+        crate::errors::ErrorsState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            errors: self.errors.clone(),
+            secret_key: self.secret_key.clone(),
+        }
+    }
+}
+
 impl axum::extract::FromRef<AppState> for crate::http::extract::TrustedProxies {
     fn from_ref(state: &AppState) -> Self {
         crate::http::extract::TrustedProxies(Arc::new(state.config.trusted_proxies.clone()))

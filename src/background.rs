@@ -39,7 +39,7 @@ pub const LEASE_REAP_EVERY: Duration = Duration::from_secs(2);
 pub async fn lease_reaper_tick(
     state: &AppState,
 ) -> Result<usize, crate::tasks::actions::TaskError> {
-    crate::tasks::actions::reap_expired(state).await
+    crate::tasks::actions::reap_expired(&state.task_state()).await
 }
 
 /// Local worker processes are checked this often: a crash is noticed within a second, and the

@@ -34,6 +34,7 @@ pub mod docs;
 pub mod errors;
 pub mod events;
 pub mod files;
+pub mod git;
 pub mod http;
 pub mod llm;
 pub mod nodes;

@@ -10,26 +10,16 @@
 //! `<data-dir>/worktrees/<session>`, so parallel agents never share a checkout.
 
 use super::route::NodeRef;
-use super::spawn::{self, LaunchPlan, Launched, NodeSide};
 use super::store::{self, SessionFacts};
 use super::{AgentsError, SessionRole};
 use crate::app::AppState;
 use crate::auth::{Capability, Identity};
+use crate::tmux::spawn::{self, LaunchPlan, Launched, NodeSide};
 use crate::tmux::SessionName;
 use crate::validate::invalid;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
-crate::text_enum! {
-    /// What `architect session start --agent` launches.
-    pub enum LaunchAgent ("agent") {
-        Claude = "claude",
-        Codex = "codex",
-        /// `architect chat --worker` through the LLM gateway.
-        Chat = "chat",
-        Shell = "shell",
-    }
-}
+pub use crate::tmux::spawn::LaunchAgent;
 
 impl LaunchAgent {
     fn kind(self) -> super::classify::AgentKind {
@@ -42,14 +32,6 @@ impl LaunchAgent {
         }
     }
 }
-
-/// The Claude Code hook events architect installs, and the `architect hook` argument of each.
-pub const CLAUDE_HOOKS: &[(&str, &str)] = &[
-    ("UserPromptSubmit", "user-prompt-submit"),
-    ("Stop", "stop"),
-    ("Notification", "notification"),
-    ("PreToolUse", "pre-tool-use"),
-];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,27 +116,6 @@ fn check_branch(b: &str) -> bool {
         && !b.contains("//")
         && b.split('/')
             .all(|part| !part.starts_with('.') && !part.ends_with(".lock"))
-}
-
-/// Quotes a path for the `sh -c` that Claude Code runs a hook command with.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// The settings JSON: one command hook per event, running `<architect> hook <event>`.
-pub fn claude_settings(architect: &Path) -> serde_json::Value {
-    let bin = sh_quote(&architect.display().to_string());
-    let mut hooks = serde_json::Map::new();
-    for (event, arg) in CLAUDE_HOOKS {
-        let mut entry = serde_json::json!({
-            "hooks": [{"type": "command", "command": format!("{bin} hook {arg}"), "timeout": 30}]
-        });
-        if *event == "PreToolUse" {
-            entry["matcher"] = serde_json::json!("*");
-        }
-        hooks.insert((*event).to_string(), serde_json::json!([entry]));
-    }
-    serde_json::json!({ "hooks": hooks })
 }
 
 /// How long a remote `session-start` may take, delivery and a git worktree included.
@@ -327,7 +288,9 @@ pub async fn start(
         gateway: !req.no_gateway,
     };
     let launched = match remote {
-        None => spawn::launch(&local_side(state), &plan).await,
+        None => spawn::launch(&local_side(state), &plan)
+            .await
+            .map_err(AgentsError::from),
         Some(id) => launch_remote(state, who, id, plan).await,
     };
     let launched = match launched {
@@ -498,17 +461,5 @@ mod tests {
         ] {
             assert!(!check_branch(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn settings_hold_one_hook_per_event_with_a_quoted_binary() {
-        let s = claude_settings(Path::new("/opt/it's here/architect"));
-        for (event, arg) in CLAUDE_HOOKS {
-            let cmd = s["hooks"][event][0]["hooks"][0]["command"]
-                .as_str()
-                .unwrap();
-            assert_eq!(cmd, format!(r"'/opt/it'\''s here/architect' hook {arg}"));
-        }
-        assert_eq!(s["hooks"]["PreToolUse"][0]["matcher"], "*");
     }
 }

@@ -32,7 +32,6 @@ pub mod permissions;
 pub mod route;
 pub mod sessions;
 pub mod sessions_api;
-pub mod spawn;
 pub mod store;
 
 pub use config::AgentsConfig;
@@ -79,6 +78,17 @@ pub enum AgentsError {
     Tmux(#[from] crate::tmux::TmuxError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+impl From<crate::tmux::spawn::SpawnError> for AgentsError {
+    fn from(e: crate::tmux::spawn::SpawnError) -> Self {
+        use crate::tmux::spawn::SpawnError as S;
+        match e {
+            S::Invalid(i) => AgentsError::Invalid(i),
+            S::Conflict(m) => AgentsError::Conflict(m),
+            S::Tmux(t) => AgentsError::Tmux(t),
+        }
+    }
 }
 
 impl From<Invalid> for AgentsError {

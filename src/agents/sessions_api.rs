@@ -14,6 +14,7 @@ use crate::auth::extract::{Authed, Read, SessionOr, Write};
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::nodes::api::NodeAgent;
+use crate::tmux::spawn::RedeemedToken;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -32,12 +33,6 @@ pub fn routes() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct RedeemRequest {
     claim: String,
-}
-
-/// The session's token, minted now for the agent of the node the session starts on.
-#[derive(Serialize, Deserialize)]
-pub struct RedeemedToken {
-    pub token: String,
 }
 
 /// A node's agent trades the one-time claim of a remote `session-start` for the session's

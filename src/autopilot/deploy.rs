@@ -81,7 +81,7 @@ pub async fn deploy(state: &AppState, run: &Run) -> RunResult<bool> {
     let key = format!("deploy:{target}");
     let creator = format!("autopilot (run {}, deploy {target})", run.id);
     let Some(step) = super::store::step_done(&state.db, run.id, &key).await? else {
-        let commands = crate::tasks::actions::project_commands(state, run.project_id)
+        let commands = crate::tasks::actions::project_commands(&state.task_state(), run.project_id)
             .await
             .map_err(|e| AutopilotError::Conflict(e.to_string()))?;
         if commands.deploy_command.is_none() {
@@ -100,7 +100,7 @@ pub async fn deploy(state: &AppState, run: &Run) -> RunResult<bool> {
             match crate::tasks::store::by_creator(&state.db, run.project_id, &creator).await? {
                 Some(t) => t,
                 None => crate::tasks::actions::create_task(
-                    state,
+                    &state.task_state(),
                     &creator,
                     crate::tasks::NewTask {
                         task_type: "deploy".into(),
@@ -256,7 +256,7 @@ async fn rollback(state: &AppState, run: &Run, target: &str) -> RunResult<Rolled
             match crate::tasks::store::by_creator(&state.db, run.project_id, &creator).await? {
                 Some(t) => t,
                 None => crate::tasks::actions::create_task(
-                    state,
+                    &state.task_state(),
                     &creator,
                     crate::tasks::NewTask {
                         task_type: "deploy".into(),

@@ -1,49 +1,26 @@
 //! The git the autopilot does itself, on this server's host: commit an item's worktree, read
-//! its diff, merge an approved branch, push it. Every command runs with hooks off (a hook is
-//! code from the repository; an agent may have written it), no interactive prompts, the `ext`
-//! transport refused, and a time limit.
+//! its diff, merge an approved branch, push it. Every command goes through `crate::git::run`
+//! (hooks off, no interactive prompts, the `ext` transport refused, a time limit), committing
+//! as the autopilot.
 
-use std::time::Duration;
-
-/// How long one git command may take (a push over a slow link included).
-const LIMIT: Duration = Duration::from_secs(120);
 /// The longest diff kept for the run page and the change request.
 pub const MAX_DIFF: usize = 256 * 1024;
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct GitError(pub String);
+/// Who the autopilot's commits (and merges) are by.
+const AUTHOR: crate::git::Author = crate::git::Author {
+    name: "architect autopilot",
+    email: "autopilot@architect.invalid",
+};
+
+pub use crate::git::GitError;
 
 type Result<T> = std::result::Result<T, GitError>;
 
-/// Runs `git -C dir args…`; the answer is (success, stdout, stderr).
+/// Runs `git -C dir args…` through the one git runner (`crate::git`); the answer is
+/// (success, stdout, stderr).
 async fn run(dir: &str, args: &[&str]) -> Result<(bool, String, String)> {
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.args([
-        "-c",
-        "core.hooksPath=/dev/null",
-        "-c",
-        "protocol.ext.allow=never",
-    ])
-    .arg("-C")
-    .arg(dir)
-    .args(args)
-    .env("GIT_TERMINAL_PROMPT", "0")
-    .env("GIT_AUTHOR_NAME", "architect autopilot")
-    .env("GIT_AUTHOR_EMAIL", "autopilot@architect.invalid")
-    .env("GIT_COMMITTER_NAME", "architect autopilot")
-    .env("GIT_COMMITTER_EMAIL", "autopilot@architect.invalid")
-    .stdin(std::process::Stdio::null())
-    .kill_on_drop(true);
-    let out = tokio::time::timeout(LIMIT, cmd.output())
-        .await
-        .map_err(|_| GitError(format!("git {} took longer than {LIMIT:?}", args[0])))?
-        .map_err(|e| GitError(format!("cannot run git: {e}")))?;
-    Ok((
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    ))
+    let ran = crate::git::run(dir, args, Some(AUTHOR)).await?;
+    Ok((ran.success, ran.stdout, ran.stderr))
 }
 
 async fn ok(dir: &str, args: &[&str]) -> Result<String> {

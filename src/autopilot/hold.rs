@@ -67,7 +67,7 @@ pub async fn hold(
                     _ => false,
                 };
                 if cancel
-                    && crate::tasks::actions::cancel(state, actor, tid)
+                    && crate::tasks::actions::cancel(&state.task_state(), actor, tid)
                         .await
                         .is_ok()
                 {

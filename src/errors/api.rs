@@ -242,7 +242,7 @@ fn presented_ingest_key(parts: &axum::http::request::Parts) -> Option<String> {
 async fn may_report(s: &AppState, parts: &mut axum::http::request::Parts) -> Result<(), ApiError> {
     let cfg = &s.errors.config;
     if let Some(key) = presented_ingest_key(parts) {
-        return match ingest_keys::project_of(s, &key).await? {
+        return match ingest_keys::project_of(&s.errors_state(), &key).await? {
             Some(_) => Ok(()),
             None => Err(rejected(
                 "unauthorized",
@@ -398,7 +398,7 @@ async fn sentry_caller(
     let key = sentry::auth_key(header, parts.uri.query())
         .ok_or_else(|| rejected("unauthorized", ApiError::unauthorized()))?;
     if ingest_keys::is_ingest_key(&key) {
-        return match ingest_keys::project_of(s, &key).await? {
+        return match ingest_keys::project_of(&s.errors_state(), &key).await? {
             Some(p) if p == project => Ok(()),
             Some(p) => Err(rejected(
                 "forbidden",
@@ -492,7 +492,7 @@ async fn get_ingest_key(
 ) -> Result<Json<IngestKeyStatus>, ApiError> {
     Ok(Json(IngestKeyStatus {
         project_id: id,
-        key: ingest_keys::active_key(&s, id).await?,
+        key: ingest_keys::active_key(&s.errors_state(), id).await?,
     }))
 }
 
@@ -523,8 +523,13 @@ async fn create_ingest_key(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<CreatedIngestKey>), ApiError> {
-    let created =
-        ingest_keys::create_key(&s, &who.identity().actor(), id, &base_url(&s, &headers)).await?;
+    let created = ingest_keys::create_key(
+        &s.errors_state(),
+        &who.identity().actor(),
+        id,
+        &base_url(&s, &headers),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -533,6 +538,6 @@ async fn revoke_ingest_key(
     who: Authed<Write>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    ingest_keys::revoke_key(&s, &who.identity().actor(), id).await?;
+    ingest_keys::revoke_key(&s.errors_state(), &who.identity().actor(), id).await?;
     Ok(Json(json!({"project_id": id, "revoked": true})))
 }

@@ -8,9 +8,8 @@
 //! a project key (or an ingest token).
 
 use super::actions::ErrorsError;
-use super::{store, CreatedIngestKey, IngestKey};
+use super::{store, CreatedIngestKey, ErrorsState, IngestKey};
 use crate::activity;
-use crate::app::AppState;
 use crate::auth::{random_secret, secret_hash};
 use serde_json::json;
 
@@ -33,7 +32,7 @@ pub fn dsn(base: &str, key: &str, project_id: i64) -> String {
 }
 
 /// The project's active key (never the key itself).
-pub async fn active_key(state: &AppState, project_id: i64) -> Result<Option<IngestKey>> {
+pub async fn active_key(state: &ErrorsState, project_id: i64) -> Result<Option<IngestKey>> {
     if crate::tracking::store::get_project(&state.db, project_id)
         .await?
         .is_none()
@@ -45,7 +44,7 @@ pub async fn active_key(state: &AppState, project_id: i64) -> Result<Option<Inge
 
 /// Creates the project's key, revoking the one it had (rotation). Returns the key, once.
 pub async fn create_key(
-    state: &AppState,
+    state: &ErrorsState,
     actor: &str,
     project_id: i64,
     base_url: &str,
@@ -90,7 +89,7 @@ pub async fn create_key(
 }
 
 /// Revokes the project's key: reports with it are refused from now on.
-pub async fn revoke_key(state: &AppState, actor: &str, project_id: i64) -> Result<()> {
+pub async fn revoke_key(state: &ErrorsState, actor: &str, project_id: i64) -> Result<()> {
     let now = state.clock.now_str();
     let mut tx = crate::db::begin_write(&state.db).await?;
     let Some(active) = store::active_key_of(&mut *tx, project_id).await? else {
@@ -112,7 +111,7 @@ pub async fn revoke_key(state: &AppState, actor: &str, project_id: i64) -> Resul
 }
 
 /// The project an active key belongs to; none for an unknown or revoked key.
-pub async fn project_of(state: &AppState, key: &str) -> Result<Option<i64>> {
+pub async fn project_of(state: &ErrorsState, key: &str) -> Result<Option<i64>> {
     if !is_ingest_key(key) || key.len() > 200 {
         return Ok(None);
     }

@@ -366,6 +366,17 @@ pub fn severity_for(level: ErrorLevel) -> crate::tracking::BugSeverity {
 
 // ---- runtime ----
 
+/// What this domain's operations reach, and nothing else: the pool, the clock, the ingest
+/// runtime (its settings) and the key ingest keys are hashed under. Built from `AppState` by
+/// `FromRef` (app.rs); callers outside a handler use `state.errors_state()`. Cheap to clone.
+#[derive(Clone)]
+pub struct ErrorsState {
+    pub db: crate::db::Db,
+    pub clock: crate::clock::Clock,
+    pub errors: ErrorsRuntime,
+    pub secret_key: Arc<Vec<u8>>,
+}
+
 /// Runtime state of this domain held in `AppState`: the writer's queue and the rate limits.
 #[derive(Clone)]
 pub struct ErrorsRuntime {
@@ -410,7 +421,7 @@ pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
 /// occurrences older than `retention_days` and the oldest past `max_occurrences`, keeps the
 /// newest `samples_per_group` occurrences of every group and the hourly buckets of the last
 /// `retention_days`. Returns the rows deleted.
-pub async fn retention_tick(state: &AppState) -> Result<u64, sqlx::Error> {
+pub async fn retention_tick(state: &ErrorsState) -> Result<u64, sqlx::Error> {
     let cfg = &state.errors.config;
     let now = state.clock.now();
     let cutoff =
@@ -457,7 +468,7 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
     {
         handles.push(writer);
     }
-    let st = state.clone();
+    let st = state.errors_state();
     handles.push(tokio::spawn(crate::background::run_every_on_leader(
         state.loops.clone(),
         "error_retention",

@@ -60,17 +60,17 @@ impl CommandHandlers {
         h.register("tmux-list", move |args| tmux_list(args, socket.clone()));
         let socket = opts.tmux_socket.clone();
         h.register("tmux", move |args| tmux(args, socket.clone()));
-        let side = crate::agents::spawn::NodeSide {
+        let side = crate::tmux::spawn::NodeSide {
             tmux: crate::tmux::Tmux::new(opts.tmux_socket.as_deref()),
             data_dir: opts.data_dir.clone(),
             architect: None,
             dashboard_url: opts.dashboard_url.clone(),
             control_plane: opts.control_plane.clone(),
         };
-        h.register(crate::agents::spawn::COMMAND, move |args| {
+        h.register(crate::tmux::spawn::COMMAND, move |args| {
             let side = side.clone();
             async move {
-                let launched = crate::agents::spawn::run_command(&side, args).await?;
+                let launched = crate::tmux::spawn::run_command(&side, args).await?;
                 serde_json::to_value(launched).map_err(|e| e.to_string())
             }
         });

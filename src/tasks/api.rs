@@ -74,7 +74,7 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 // ---- tasks ----
 
 async fn list_tasks(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     _: Authed<Read>,
     page: Pagination,
     Query(f): Query<TaskFilter>,
@@ -84,12 +84,12 @@ async fn list_tasks(
     Ok(Json(tasks))
 }
 
-async fn counts(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<StatusCounts> {
+async fn counts(State(s): State<TaskState>, _: Authed<Read>) -> ApiResult<StatusCounts> {
     Ok(Json(store::status_counts(&s.db).await?))
 }
 
 async fn create_task(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     who: Authed<Write>,
     Json(input): Json<NewTask>,
 ) -> Result<(StatusCode, Json<Task>), ApiError> {
@@ -98,7 +98,7 @@ async fn create_task(
 }
 
 async fn get_task(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     _: Authed<Read>,
     Path(id): Path<i64>,
 ) -> ApiResult<TaskDetail> {
@@ -106,7 +106,7 @@ async fn get_task(
 }
 
 async fn claim(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     _: Authed<WorkerOps>,
     Json(req): Json<ClaimRequest>,
 ) -> ApiResult<ClaimResponse> {
@@ -114,7 +114,7 @@ async fn claim(
 }
 
 async fn heartbeat(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     _: Authed<WorkerOps>,
     Path(id): Path<i64>,
     Json(req): Json<LeaseRequest>,
@@ -123,7 +123,7 @@ async fn heartbeat(
 }
 
 async fn complete(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     _: Authed<WorkerOps>,
     Path(id): Path<i64>,
     Json(req): Json<CompleteRequest>,
@@ -132,7 +132,7 @@ async fn complete(
 }
 
 async fn complete_batch(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     _: Authed<WorkerOps>,
     Json(req): Json<CompleteBatch>,
 ) -> ApiResult<BatchOutcome> {
@@ -140,7 +140,7 @@ async fn complete_batch(
 }
 
 async fn fail(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     _: Authed<WorkerOps>,
     Path(id): Path<i64>,
     Json(req): Json<FailRequest>,
@@ -149,7 +149,7 @@ async fn fail(
 }
 
 async fn release(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     _: Authed<WorkerOps>,
     Path(id): Path<i64>,
     Json(req): Json<LeaseRequest>,
@@ -158,7 +158,7 @@ async fn release(
 }
 
 async fn cancel(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     who: Authed<Write>,
     Path(id): Path<i64>,
 ) -> ApiResult<Task> {
@@ -168,7 +168,7 @@ async fn cancel(
 }
 
 async fn retry(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     who: Authed<Write>,
     Path(id): Path<i64>,
 ) -> ApiResult<Task> {
@@ -178,7 +178,7 @@ async fn retry(
 // ---- workers ----
 
 async fn list_workers(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     _: Authed<Read>,
     page: Pagination,
 ) -> ApiResult<Vec<Worker>> {
@@ -188,7 +188,7 @@ async fn list_workers(
 }
 
 async fn register(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     who: Authed<WorkerOps>,
     Json(input): Json<RegisterWorker>,
 ) -> Result<(StatusCode, Json<Worker>), ApiError> {
@@ -197,7 +197,7 @@ async fn register(
 }
 
 async fn worker_heartbeat(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     _: Authed<WorkerOps>,
     Path(id): Path<i64>,
     Json(hb): Json<WorkerHeartbeat>,
@@ -205,7 +205,7 @@ async fn worker_heartbeat(
     Ok(Json(actions::worker_heartbeat(&s, id, hb).await?))
 }
 
-async fn status(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<WorkersOverview> {
+async fn status(State(s): State<TaskState>, _: Authed<Read>) -> ApiResult<WorkersOverview> {
     Ok(Json(actions::workers_overview(&s).await?))
 }
 
@@ -230,7 +230,7 @@ async fn stop_local(
 // ---- project commands ----
 
 async fn get_commands(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     _: Authed<Read>,
     Path(id): Path<i64>,
 ) -> ApiResult<ProjectCommands> {
@@ -240,7 +240,7 @@ async fn get_commands(
 /// `Exec` (admins): the command is code every exec-capable worker runs for `test`, `build`
 /// and `deploy` tasks of the project (a member may still enqueue those tasks).
 async fn set_commands(
-    State(s): State<AppState>,
+    State(s): State<TaskState>,
     who: Authed<Exec>,
     Path(id): Path<i64>,
     Json(input): Json<SetProjectCommands>,

@@ -33,6 +33,18 @@ pub use queue::TaskRuntime;
 pub use workers::*;
 
 use serde::{Deserialize, Serialize};
+
+/// What the queue's operations reach, and nothing else: the pool, the clock, the queue's
+/// runtime (wake-ups, the write gate) and the live events its changes announce. Built from
+/// `AppState` by `FromRef` (app.rs): handlers take `State<TaskState>`, other callers
+/// `state.task_state()`. Cheap to clone.
+#[derive(Clone)]
+pub struct TaskState {
+    pub db: crate::db::Db,
+    pub clock: crate::clock::Clock,
+    pub tasks: TaskRuntime,
+    pub events: crate::events::Events,
+}
 use std::time::Duration;
 
 crate::text_enum! {

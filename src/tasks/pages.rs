@@ -133,7 +133,7 @@ async fn tasks_view(
         project_id: num("project_id", &q.project_id)?,
     };
     let mut tasks = store::list_tasks(&s.db, &filter, page.limit, page.offset).await?;
-    super::waiting::annotate(s, &mut tasks).await?;
+    super::waiting::annotate(&s.task_state(), &mut tasks).await?;
     let flash = Flash {
         notice: q.notice.clone(),
         error: q.error.clone(),
@@ -281,7 +281,7 @@ async fn tasks_create(
     let draft = Draft::of(&f);
     let e = match f.into_new_task() {
         Err(e) => e,
-        Ok(input) => match actions::create_task(&s, &who.actor(), input).await {
+        Ok(input) => match actions::create_task(&s.task_state(), &who.actor(), input).await {
             Ok(t) => {
                 return see_other(
                     &format!("/tasks/{}", t.id),
@@ -320,7 +320,9 @@ async fn task_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let d = actions::task_detail(&s, id).await.map_err(ApiError::from)?;
+    let d = actions::task_detail(&s.task_state(), id)
+        .await
+        .map_err(ApiError::from)?;
     let title = format!("Task {}: {}", d.task.id, d.task.task_type);
     Ok(render(&TaskPage {
         layout: Layout::new(&s, &who, "tasks", &title).with_flash(&flash),
@@ -346,7 +348,7 @@ async fn task_cancel(
     PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
 ) -> Response {
     let back = format!("/tasks/{id}");
-    let r = actions::cancel(&s, &who.actor(), id).await;
+    let r = actions::cancel(&s.task_state(), &who.actor(), id).await;
     done(r, &back, "Task cancelled.", &back)
 }
 
@@ -356,7 +358,7 @@ async fn task_retry(
     PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
 ) -> Response {
     let back = format!("/tasks/{id}");
-    let r = actions::retry(&s, &who.actor(), id).await;
+    let r = actions::retry(&s.task_state(), &who.actor(), id).await;
     done(r, &back, "Task re-queued.", &back)
 }
 
@@ -407,6 +409,6 @@ async fn commands_save(
     Path(project_id): Path<i64>,
     PageForm(who, f, ..): PageForm<Exec, SetProjectCommands>,
 ) -> Response {
-    let r = actions::set_project_commands(&s, &who.actor(), project_id, f).await;
+    let r = actions::set_project_commands(&s.task_state(), &who.actor(), project_id, f).await;
     done(r, "/tasks/commands", "Commands saved.", "/tasks/commands")
 }

@@ -9,14 +9,14 @@
 
 use super::payload::BuiltinType;
 use super::{store, Task, TaskStatus, Worker, WorkerCapability, WorkerState};
-use crate::app::AppState;
+use crate::tasks::TaskState;
 use std::collections::HashMap;
 
 /// Workers looked at per explanation; a fleet larger than this is not a first-hour problem.
 const MAX_WORKERS: i64 = 1000;
 
 /// Sets `waiting_reason` on every pending task of `tasks` (one workers read for all of them).
-pub async fn annotate(state: &AppState, tasks: &mut [Task]) -> Result<(), sqlx::Error> {
+pub async fn annotate(state: &TaskState, tasks: &mut [Task]) -> Result<(), sqlx::Error> {
     if !tasks.iter().any(|t| t.status == TaskStatus::Pending) {
         return Ok(());
     }

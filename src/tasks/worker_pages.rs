@@ -45,7 +45,7 @@ async fn workers_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let overview = actions::workers_overview(&s)
+    let overview = actions::workers_overview(&s.task_state())
         .await
         .map_err(ApiError::from)?;
     let local = BuiltinType::ALL

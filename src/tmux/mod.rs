@@ -1,6 +1,7 @@
-//! The typed tmux driver (a leaf: the agents domain and the node agent both build on it): every tmux operation architect performs, as a function over the tmux
-//! CLI run with an argument vector (never a shell), on the default server or a named socket
-//! (`tmux -L <socket>`, which is how tests get a private server).
+//! The typed tmux driver (a leaf: the agents domain and the node agent both build on it, and
+//! on `spawn`, the node half of a session start): every tmux operation architect performs, as
+//! a function over the tmux CLI run with an argument vector (never a shell), on the default
+//! server or a named socket (`tmux -L <socket>`, which is how tests get a private server).
 //!
 //! Invariants: session names are validated ([`SessionName`]) before they reach tmux and every
 //! target is written `=NAME` (exact match, never tmux's prefix matching); text sent to a pane
@@ -9,6 +10,7 @@
 //! by line and never interpreted as key names; every call has a deadline
 //! ([`COMMAND_DEADLINE`]) and a child that outlives it is killed.
 
+pub mod spawn;
 pub mod task;
 
 use serde::{Deserialize, Serialize};

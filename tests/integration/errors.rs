@@ -167,7 +167,9 @@ async fn ten_thousand_id_variants_are_one_group_and_types_never_merge() {
         n as i64
     );
     // Retention prunes samples to the bound.
-    architect::errors::retention_tick(t.state()).await.unwrap();
+    architect::errors::retention_tick(&t.state().errors_state())
+        .await
+        .unwrap();
     let kept: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM error_occurrences WHERE error_id = $1")
             .bind(big["id"].as_i64().unwrap())
@@ -255,10 +257,14 @@ async fn retention_drops_old_hourly_counts_but_keeps_totals() {
         }
     };
     assert_eq!(hours(&t).await, 1);
-    architect::errors::retention_tick(t.state()).await.unwrap();
+    architect::errors::retention_tick(&t.state().errors_state())
+        .await
+        .unwrap();
     assert_eq!(hours(&t).await, 1, "recent buckets stay");
     t.clock.advance(31 * 24 * 3600);
-    architect::errors::retention_tick(t.state()).await.unwrap();
+    architect::errors::retention_tick(&t.state().errors_state())
+        .await
+        .unwrap();
     assert_eq!(hours(&t).await, 0, "buckets past 30 days go");
     let admin = t.admin().await;
     let g = admin.get(&format!("/api/errors/{id}")).await;
@@ -539,7 +545,9 @@ async fn retention_bounds_groups_and_occurrences_by_age_and_count() {
     // in the background, at start and on its own timer: groups are compared by type, since a
     // background pass between these reports may have pruned and re-created one.)
     post_ok(&anon, &report("n", "Type0", "boom", "s")).await;
-    architect::errors::retention_tick(t.state()).await.unwrap();
+    architect::errors::retention_tick(&t.state().errors_state())
+        .await
+        .unwrap();
     let admin = t.admin().await;
     let mut left: Vec<String> = groups(&admin, "")
         .await
@@ -561,7 +569,9 @@ async fn retention_bounds_groups_and_occurrences_by_age_and_count() {
     assert!(log.body.contains("prune"), "{}", log.body);
     // Past the max age every group goes.
     t.clock.advance(11 * 24 * 3600);
-    architect::errors::retention_tick(t.state()).await.unwrap();
+    architect::errors::retention_tick(&t.state().errors_state())
+        .await
+        .unwrap();
     assert!(groups(&t.admin().await, "").await.is_empty());
     t.stop().await;
 }

@@ -80,10 +80,11 @@ pub(super) async fn prompt(
         let id = if sent.len() as i64 >= n {
             sent[0].id
         } else {
-            let test_command = crate::tasks::actions::project_commands(state, run.project_id)
-                .await
-                .ok()
-                .and_then(|c| c.test_command);
+            let test_command =
+                crate::tasks::actions::project_commands(&state.task_state(), run.project_id)
+                    .await
+                    .ok()
+                    .and_then(|c| c.test_command);
             let p = crate::agents::assigner::NewPrompt {
                 content: prompt_text(run, &item, test_command.as_deref()),
                 target_session: item.session.clone(),

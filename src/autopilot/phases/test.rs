@@ -11,7 +11,7 @@ use serde_json::json;
 
 /// Runs the project's test command in the item's worktree, or reads its result.
 pub(super) async fn test(state: &AppState, run: &Run, mut item: Item) -> RunResult<bool> {
-    let commands = crate::tasks::actions::project_commands(state, run.project_id)
+    let commands = crate::tasks::actions::project_commands(&state.task_state(), run.project_id)
         .await
         .map_err(|e| AutopilotError::Conflict(e.to_string()))?;
     let required = run.constraints.required_checks.iter().any(|c| c == "tests");
@@ -37,7 +37,7 @@ pub(super) async fn test(state: &AppState, run: &Run, mut item: Item) -> RunResu
         {
             Some(t) => t,
             None => crate::tasks::actions::create_task(
-                state,
+                &state.task_state(),
                 &creator,
                 crate::tasks::NewTask {
                     task_type: "test".into(),

@@ -60,7 +60,7 @@ pub async fn confirm(
             let t = match (s.source, &req.task_type) {
                 (_, Some(task_type)) => {
                     crate::tasks::actions::create_task(
-                        state,
+                        &state.task_state(),
                         &actor,
                         crate::tasks::NewTask {
                             task_type: task_type.clone(),
@@ -77,7 +77,7 @@ pub async fn confirm(
                     .await?
                 }
                 (SuggestionSource::FailedTask, None) => {
-                    crate::tasks::actions::retry(state, &actor, s.source_id).await?
+                    crate::tasks::actions::retry(&state.task_state(), &actor, s.source_id).await?
                 }
                 (_, None) => {
                     return Err(crate::validate::invalid(

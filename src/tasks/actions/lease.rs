@@ -9,7 +9,7 @@ use crate::tasks::store::ClaimSpec;
 
 /// The node, types and tags a claim leases for.
 async fn claim_target(
-    state: &AppState,
+    state: &TaskState,
     req: &ClaimRequest,
 ) -> Result<(String, Vec<String>, Vec<String>)> {
     // A claim that names its types and tags needs only the worker's node, which never changes
@@ -48,7 +48,7 @@ async fn claim_target(
 }
 
 /// Leases the best eligible task, waiting up to `wait_s` for one to become claimable.
-pub async fn claim(state: &AppState, mut req: ClaimRequest) -> Result<ClaimResponse> {
+pub async fn claim(state: &TaskState, mut req: ClaimRequest) -> Result<ClaimResponse> {
     req.validate()?;
     let (node, types, tags) = claim_target(state, &req).await?;
     let lease = std::time::Duration::from_secs(
@@ -141,7 +141,7 @@ pub async fn claim(state: &AppState, mut req: ClaimRequest) -> Result<ClaimRespo
 }
 
 /// Extends a live lease.
-pub async fn heartbeat(state: &AppState, id: i64, req: LeaseRequest) -> Result<Lease> {
+pub async fn heartbeat(state: &TaskState, id: i64, req: LeaseRequest) -> Result<Lease> {
     let lease_s = req.lease_s.unwrap_or(DEFAULT_LEASE_S);
     if !(MIN_LEASE_S..=MAX_LEASE_S).contains(&lease_s) {
         return Err(invalid(
@@ -173,7 +173,7 @@ pub async fn heartbeat(state: &AppState, id: i64, req: LeaseRequest) -> Result<L
     }
 }
 
-pub async fn complete(state: &AppState, id: i64, mut req: CompleteRequest) -> Result<TaskOutcome> {
+pub async fn complete(state: &TaskState, id: i64, mut req: CompleteRequest) -> Result<TaskOutcome> {
     check_report(req.output.as_deref(), req.duration_ms, req.result.as_ref())?;
     let next = req.next.take();
     let one = CompletedTask {
@@ -200,7 +200,7 @@ pub async fn complete(state: &AppState, id: i64, mut req: CompleteRequest) -> Re
 /// `POST /api/tasks/complete`: every result whose lease is live is completed, the others are
 /// refused one by one (their tasks are unchanged), all in one transaction with the `next`
 /// claim.
-pub async fn complete_batch(state: &AppState, batch: CompleteBatch) -> Result<BatchOutcome> {
+pub async fn complete_batch(state: &TaskState, batch: CompleteBatch) -> Result<BatchOutcome> {
     batch.validate()?;
     let ids: Vec<i64> = batch.results.iter().map(|r| r.id).collect();
     let (done, next) = complete_in_one_transaction(state, batch.results, batch.next, true).await?;
@@ -228,7 +228,7 @@ pub async fn complete_batch(state: &AppState, batch: CompleteBatch) -> Result<Ba
 /// share it too (db::group_commit). Unless `lease_despite_refusals`, a refused result leases
 /// nothing (a single completion's refusal is an error answer, which carries no `next`).
 async fn complete_in_one_transaction(
-    state: &AppState,
+    state: &TaskState,
     results: Vec<CompletedTask>,
     next: Option<ClaimRequest>,
     lease_despite_refusals: bool,
@@ -335,7 +335,7 @@ fn after_failure(
     }
 }
 
-pub async fn fail(state: &AppState, id: i64, req: FailRequest) -> Result<TaskOutcome> {
+pub async fn fail(state: &TaskState, id: i64, req: FailRequest) -> Result<TaskOutcome> {
     check_report(req.output.as_deref(), req.duration_ms, None)?;
     let error = keep_tail(req.error.trim(), MAX_ERROR);
     if error.is_empty() {
@@ -393,7 +393,7 @@ pub async fn fail(state: &AppState, id: i64, req: FailRequest) -> Result<TaskOut
 }
 
 /// Gives a task back without counting the attempt (a worker shutting down).
-pub async fn release(state: &AppState, id: i64, req: LeaseRequest) -> Result<TaskOutcome> {
+pub async fn release(state: &TaskState, id: i64, req: LeaseRequest) -> Result<TaskOutcome> {
     let now_s = state.clock.now_str();
     {
         let _gate = state.tasks.write_gate().await;
@@ -446,7 +446,7 @@ pub async fn release(state: &AppState, id: i64, req: LeaseRequest) -> Result<Tas
 /// once (its worker died or hung; the task itself may be fine) with an `expired` attempt, or to
 /// `dead` when that was its last try. Safe to run anywhere, any number of times: each move is
 /// guarded by `lease_expires_at < now`.
-pub async fn reap_expired(state: &AppState) -> Result<usize> {
+pub async fn reap_expired(state: &TaskState) -> Result<usize> {
     let now = state.clock.now_str();
     let ids = store::expired_leases(&state.db, &now, 500).await?;
     let mut requeued = 0;

@@ -14,8 +14,8 @@ pub use workers::*;
 use super::store::{self, Move, Report, Taken};
 use super::*;
 use crate::activity;
-use crate::app::AppState;
 use crate::events::Topic;
+use crate::tasks::TaskState;
 use serde_json::json;
 use sqlx::AnyConnection;
 
@@ -80,7 +80,7 @@ async fn log(
 }
 
 /// Why a lease-guarded write matched no row: the task is gone (404) or the lease is not live.
-async fn lease_lost(state: &AppState, id: i64) -> TaskError {
+async fn lease_lost(state: &TaskState, id: i64) -> TaskError {
     match store::get_task(&state.db, id).await {
         Ok(None) => TaskError::NotFound("task"),
         Ok(Some(t)) if t.status == TaskStatus::Running => TaskError::LeaseLost(format!(
@@ -100,7 +100,7 @@ fn later(now: time::OffsetDateTime, d: std::time::Duration) -> String {
 
 // ---- creating and reading ----
 
-pub async fn create_task(state: &AppState, actor: &str, mut input: NewTask) -> Result<Task> {
+pub async fn create_task(state: &TaskState, actor: &str, mut input: NewTask) -> Result<Task> {
     input.validate()?;
     let now = state.clock.now_str();
     if let Some(pid) = input.project_id {
@@ -144,7 +144,7 @@ pub async fn create_task(state: &AppState, actor: &str, mut input: NewTask) -> R
 }
 
 /// The task with its attempts and, while it is pending, why nothing claims it.
-pub async fn task_detail(state: &AppState, id: i64) -> Result<TaskDetail> {
+pub async fn task_detail(state: &TaskState, id: i64) -> Result<TaskDetail> {
     let mut task = store::get_task(&state.db, id)
         .await?
         .ok_or(TaskError::NotFound("task"))?;
@@ -184,7 +184,7 @@ fn transition(from: TaskStatus, to: TaskStatus) -> Result<()> {
 
 /// Cancels a pending or running task. A running task's lease is revoked at once; its worker
 /// learns on its next heartbeat (409) and kills the process tree.
-pub async fn cancel(state: &AppState, actor: &str, id: i64) -> Result<Task> {
+pub async fn cancel(state: &TaskState, actor: &str, id: i64) -> Result<Task> {
     let now = state.clock.now_str();
     {
         let _gate = state.tasks.write_gate().await;
@@ -250,7 +250,7 @@ pub async fn cancel(state: &AppState, actor: &str, id: i64) -> Result<Task> {
 }
 
 /// Re-queues a failed, dead or cancelled task for a fresh round of `max_retries`.
-pub async fn retry(state: &AppState, actor: &str, id: i64) -> Result<Task> {
+pub async fn retry(state: &TaskState, actor: &str, id: i64) -> Result<Task> {
     let now = state.clock.now_str();
     {
         let _gate = state.tasks.write_gate().await;

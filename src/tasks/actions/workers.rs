@@ -5,7 +5,7 @@ use super::*;
 // ---- workers ----
 
 pub async fn register_worker(
-    state: &AppState,
+    state: &TaskState,
     actor: &str,
     mut input: RegisterWorker,
 ) -> Result<Worker> {
@@ -31,7 +31,7 @@ pub async fn register_worker(
     Ok(row.view(state.clock.now()))
 }
 
-pub async fn worker_heartbeat(state: &AppState, id: i64, hb: WorkerHeartbeat) -> Result<Worker> {
+pub async fn worker_heartbeat(state: &TaskState, id: i64, hb: WorkerHeartbeat) -> Result<Worker> {
     let now = state.clock.now_str();
     let found = {
         let _gate = state.tasks.write_gate().await;
@@ -51,7 +51,7 @@ pub async fn worker_heartbeat(state: &AppState, id: i64, hb: WorkerHeartbeat) ->
         .ok_or(TaskError::NotFound("worker"))
 }
 
-pub async fn workers_overview(state: &AppState) -> Result<WorkersOverview> {
+pub async fn workers_overview(state: &TaskState) -> Result<WorkersOverview> {
     let now = state.clock.now();
     let since = crate::clock::format(now - time::Duration::minutes(THROUGHPUT_WINDOW_MIN));
     let rows = store::list_workers(&state.db, 1000, 0).await?;
@@ -89,14 +89,14 @@ pub async fn workers_overview(state: &AppState) -> Result<WorkersOverview> {
 
 // ---- project commands ----
 
-async fn project_source(state: &AppState, project_id: i64) -> Result<Option<String>> {
+async fn project_source(state: &TaskState, project_id: i64) -> Result<Option<String>> {
     crate::tracking::store::get_project(&state.db, project_id)
         .await?
         .map(|p| p.source_path)
         .ok_or(TaskError::NotFound("project"))
 }
 
-pub async fn project_commands(state: &AppState, project_id: i64) -> Result<ProjectCommands> {
+pub async fn project_commands(state: &TaskState, project_id: i64) -> Result<ProjectCommands> {
     let source_path = project_source(state, project_id).await?;
     let mut c = store::get_commands(&state.db, project_id)
         .await?
@@ -109,7 +109,7 @@ pub async fn project_commands(state: &AppState, project_id: i64) -> Result<Proje
 }
 
 pub async fn set_project_commands(
-    state: &AppState,
+    state: &TaskState,
     actor: &str,
     project_id: i64,
     mut input: SetProjectCommands,

@@ -2,19 +2,84 @@
 //! Claude Code settings file with architect's hooks, the agent's command line and environment
 //! (the LLM gateway included), and the tmux session itself.
 //!
-//! One code path for every node: `launch::start` (the control plane) decides, registers and
-//! mints the session's token, then hands a [`LaunchPlan`] either to [`launch`] here with this
-//! server's [`NodeSide`], or over the node command channel (command `session-start`) to a node's
-//! `architect agent`, whose handler calls the same [`launch`] with that node's tmux server, data
-//! directory and dashboard URL.
+//! One code path for every node: `agents::launch::start` (the control plane) decides,
+//! registers and mints the session's token, then hands a [`LaunchPlan`] either to [`launch`]
+//! here with this server's [`NodeSide`], or over the node command channel (command
+//! `session-start`) to a node's `architect agent`, whose handler (`nodes::handlers`) calls the
+//! same [`launch`] with that node's tmux server, data directory and dashboard URL. A leaf
+//! beside the tmux driver, so the agents domain and the node agent both use it without using
+//! each other; its git goes through `crate::git` (hooks off, a time limit).
 
-use super::launch::{claude_settings, LaunchAgent};
-use super::AgentsError;
-use crate::tmux::{NewSession, SessionName, Tmux};
-use crate::validate::invalid;
+use super::{NewSession, SessionName, Tmux, TmuxError};
+use crate::validate::{invalid, Invalid};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+crate::text_enum! {
+    /// What `architect session start --agent` launches.
+    pub enum LaunchAgent ("agent") {
+        Claude = "claude",
+        Codex = "codex",
+        /// `architect chat --worker` through the LLM gateway.
+        Chat = "chat",
+        Shell = "shell",
+    }
+}
+
+/// Why a node could not start a session (the agents domain answers it as its own
+/// `SpawnError` of the same kind).
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("{}", .0.message)]
+    Invalid(Invalid),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Tmux(#[from] TmuxError),
+}
+
+impl From<Invalid> for SpawnError {
+    fn from(e: Invalid) -> Self {
+        SpawnError::Invalid(e)
+    }
+}
+
+/// The Claude Code hook events architect installs, and the `architect hook` argument of each.
+pub const CLAUDE_HOOKS: &[(&str, &str)] = &[
+    ("UserPromptSubmit", "user-prompt-submit"),
+    ("Stop", "stop"),
+    ("Notification", "notification"),
+    ("PreToolUse", "pre-tool-use"),
+];
+
+/// Quotes a path for the `sh -c` that Claude Code runs a hook command with.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The settings JSON: one command hook per event, running `<architect> hook <event>`.
+pub fn claude_settings(architect: &Path) -> serde_json::Value {
+    let bin = sh_quote(&architect.display().to_string());
+    let mut hooks = serde_json::Map::new();
+    for (event, arg) in CLAUDE_HOOKS {
+        let mut entry = serde_json::json!({
+            "hooks": [{"type": "command", "command": format!("{bin} hook {arg}"), "timeout": 30}]
+        });
+        if *event == "PreToolUse" {
+            entry["matcher"] = serde_json::json!("*");
+        }
+        hooks.insert((*event).to_string(), serde_json::json!([entry]));
+    }
+    serde_json::json!({ "hooks": hooks })
+}
+
+/// The session's token, minted for the agent of the node the session starts on: the answer of
+/// `POST /api/agents/session-claims/redeem`.
+#[derive(Serialize, Deserialize)]
+pub struct RedeemedToken {
+    pub token: String,
+}
 
 /// The node command that runs a [`LaunchPlan`] on a node's agent.
 pub const COMMAND: &str = "session-start";
@@ -75,25 +140,22 @@ pub struct Launched {
     pub gateway: bool,
 }
 
-async fn git(cwd: &str, args: &[&str]) -> Result<String, AgentsError> {
-    let out = tokio::process::Command::new("git")
-        .arg("-C")
-        .arg(cwd)
-        .args(args)
-        .output()
+/// Runs git in `cwd` through the one git runner; stdout, trimmed.
+async fn git(cwd: &str, args: &[&str]) -> Result<String, SpawnError> {
+    let ran = crate::git::run(cwd, args, None)
         .await
-        .map_err(|e| AgentsError::Conflict(format!("cannot run git: {e}")))?;
-    if !out.status.success() {
-        return Err(AgentsError::Invalid(invalid(
+        .map_err(|e| SpawnError::Conflict(e.to_string()))?;
+    if !ran.success {
+        return Err(SpawnError::Invalid(invalid(
             "worktree",
             format!(
                 "git {} failed: {}",
                 args.first().copied().unwrap_or(""),
-                String::from_utf8_lossy(&out.stderr).trim()
+                ran.stderr
             ),
         )));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    Ok(ran.stdout.trim().to_string())
 }
 
 /// The environment of the agent: the gateway's variables, then the caller's (which may
@@ -155,10 +217,10 @@ fn toml_string(s: &str) -> String {
 }
 
 /// Starts the session `plan` describes on this node's tmux server.
-pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, AgentsError> {
+pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, SpawnError> {
     let name = &plan.name;
     if side.tmux.has_session(name).await? {
-        return Err(AgentsError::Conflict(format!(
+        return Err(SpawnError::Conflict(format!(
             "tmux session '{name}' already exists"
         )));
     }
@@ -171,7 +233,7 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
     let architect: PathBuf = match &side.architect {
         Some(p) => p.clone(),
         None => std::env::current_exe()
-            .map_err(|e| AgentsError::Conflict(format!("cannot find the architect binary: {e}")))?,
+            .map_err(|e| SpawnError::Conflict(format!("cannot find the architect binary: {e}")))?,
     };
     let session_dir = side.data_dir.join("agents").join(name.as_str());
     let session_dir = std::path::absolute(&session_dir).unwrap_or(session_dir);
@@ -179,13 +241,12 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
     let mut command: Vec<String> = Vec::new();
     match plan.agent {
         LaunchAgent::Claude => {
-            std::fs::create_dir_all(&session_dir).map_err(|e| {
-                AgentsError::Conflict(format!("cannot create {session_dir:?}: {e}"))
-            })?;
+            std::fs::create_dir_all(&session_dir)
+                .map_err(|e| SpawnError::Conflict(format!("cannot create {session_dir:?}: {e}")))?;
             let path = session_dir.join("claude-settings.json");
             let body = serde_json::to_vec_pretty(&claude_settings(&architect)).unwrap_or_default();
             std::fs::write(&path, body)
-                .map_err(|e| AgentsError::Conflict(format!("cannot write {path:?}: {e}")))?;
+                .map_err(|e| SpawnError::Conflict(format!("cannot write {path:?}: {e}")))?;
             command.push(plan.program.clone().unwrap_or_else(|| "claude".into()));
             command.push("--settings".into());
             command.push(path.display().to_string());
@@ -227,7 +288,7 @@ pub async fn launch(side: &NodeSide, plan: &LaunchPlan) -> Result<Launched, Agen
     }
     let (env, gateway) = environment(side, plan);
     std::fs::create_dir_all(&session_dir)
-        .map_err(|e| AgentsError::Conflict(format!("cannot create {session_dir:?}: {e}")))?;
+        .map_err(|e| SpawnError::Conflict(format!("cannot create {session_dir:?}: {e}")))?;
     // The worktree last, once everything that may refuse the start has passed: a refused
     // start leaves no worktree or branch behind.
     let mut cwd = plan.cwd.clone();
@@ -302,7 +363,7 @@ pub async fn run_command(side: &NodeSide, args: serde_json::Value) -> Result<Lau
             .control_plane
             .as_ref()
             .ok_or("this node cannot redeem a token claim: it has no control-plane client")?;
-        let redeemed: crate::agents::sessions_api::RedeemedToken = client
+        let redeemed: RedeemedToken = client
             .post(
                 "/api/agents/session-claims/redeem",
                 &serde_json::json!({ "claim": claim }),
@@ -394,5 +455,17 @@ mod tests {
             "the token is never on the command line: {args}"
         );
         assert!(codex_gateway_args(&side(), &plan(LaunchAgent::Codex, false)).is_empty());
+    }
+
+    #[test]
+    fn settings_hold_one_hook_per_event_with_a_quoted_binary() {
+        let s = claude_settings(Path::new("/opt/it's here/architect"));
+        for (event, arg) in CLAUDE_HOOKS {
+            let cmd = s["hooks"][event][0]["hooks"][0]["command"]
+                .as_str()
+                .unwrap();
+            assert_eq!(cmd, format!(r"'/opt/it'\''s here/architect' hook {arg}"));
+        }
+        assert_eq!(s["hooks"]["PreToolUse"][0]["matcher"], "*");
     }
 }
