@@ -209,7 +209,7 @@ impl Trend {
             .collect();
         let n = done.len().max(1) as f64;
         let slot = TREND_W / n;
-        let w = (slot * 0.7).max(1.0);
+        let w = (slot * 0.7).clamp(1.0, 24.0);
         let max_ms = done
             .iter()
             .filter_map(|r| r.duration_ms)

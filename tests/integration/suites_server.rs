@@ -499,3 +499,144 @@ fn which(bin: &str) -> Option<std::path::PathBuf> {
             .find(|f| f.is_file())
     })
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_that_passes_on_a_retry_is_flagged_flaky_on_the_panel() {
+    let t = TestServer::start().await;
+    let admin = t.admin().await;
+    let w = t.token("worker").await;
+    let pid = project(&admin, "app", None).await;
+    let empty = admin.get("/testing").await;
+    assert_eq!(empty.status, 200);
+    assert!(
+        empty.body.contains("No test suites yet") && empty.body.contains("test_suites/"),
+        "{}",
+        empty.body
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("mark");
+    let s = upload(
+        &admin,
+        pid,
+        &format!(
+            "name: flaky\ncases:\n  - name: second time lucky\n    retries: 1\n    steps:\n      - shell: {{command: 'test -f {m} || {{ touch {m}; exit 3; }}'}}\n        assert:\n          - {{that: exit_code, equals: 0}}\n  - name: steady\n    steps:\n      - shell: {{command: 'echo ok'}}\n        assert:\n          - {{that: stdout, contains: ok}}\n",
+            m = mark.display()
+        ),
+    )
+    .await;
+    let sid = s["id"].as_i64().unwrap();
+    let _worker = WorkerProc::start(&t.url, w.token.as_deref().unwrap(), &["--allow-exec"]);
+    // The panel's run button: a plain form post with the session's CSRF token.
+    let page = admin.get(&format!("/testing/suites/{sid}")).await;
+    let csrf = page
+        .body
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = admin
+        .post_form(
+            &format!("/testing/suites/{sid}/run"),
+            &[("csrf_token", &csrf), ("node", ""), ("tags", "")],
+        )
+        .await;
+    assert!([302, 303].contains(&r.status), "{}", r.body);
+    let run = finished_run(&admin, sid).await;
+    assert_eq!(run["status"], "passed", "{run}");
+    assert_eq!(run["flaky"], 1, "{run}");
+    let h = admin.get(&format!("/api/test-suites/{sid}/cases")).await;
+    let lucky = h
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "second time lucky")
+        .cloned()
+        .unwrap();
+    assert_eq!(lucky["is_flaky"], true, "{lucky}");
+    assert_eq!(lucky["flaky"], 1);
+    let detail = admin.get(&format!("/api/test-runs/{}", run["id"])).await;
+    let c = &detail.json["cases"][0];
+    assert_eq!(
+        (c["outcome"].as_str(), c["attempts"].as_i64()),
+        (Some("flaky"), Some(2))
+    );
+    let page = admin.get(&format!("/testing/suites/{sid}")).await;
+    assert!(
+        page.body.contains("title=\"passed after a retry"),
+        "the flaky badge: {}",
+        page.body
+    );
+    let page = admin.get("/testing").await;
+    assert!(page.body.contains("1 flaky"), "{}", page.body);
+}
+
+/// The Testing panel in Chromium: the empty state, a suite stored through the upload form,
+/// run twice with the Run button by a real worker, the trend chart, case history and a run.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_testing_panel_in_the_browser() {
+    use crate::browser::{browser_available, log_in, Browser, Driver};
+    if !browser_available() {
+        return;
+    }
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let w = server.token("worker").await;
+    project(&admin, "shop", None).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let driver = Driver::start(tmp.path()).await;
+    let b = Browser::open(&driver, &tmp.path().join("profile")).await;
+    log_in(&b, &server).await;
+    b.resize(1300, 1100).await;
+    b.goto(&format!("{}/testing", server.url)).await;
+    b.wait_text("#testing-empty", "No test suites yet").await;
+    b.screenshot("testing-empty").await;
+
+    let suite = api_suite(&server.url).replace("{{probe}}", "browser");
+    b.script(&format!(
+        "document.querySelector('#upload-suite textarea').value = {}; return 1",
+        serde_json::to_string(&suite).unwrap()
+    ))
+    .await;
+    b.click("#upload-suite button[type=submit]").await;
+    b.wait_text(".flash", "Suite api smoke stored.").await;
+    let _worker = WorkerProc::start(&server.url, w.token.as_deref().unwrap(), &["--allow-exec"]);
+    for n in 1..=2 {
+        b.click("#run-suite button[type=submit]").await;
+        b.wait_text(".flash", "queued as task").await;
+        let sid: i64 = b
+            .current_url()
+            .await
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.split('?').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        until("the run to finish", || async {
+            let r = admin.get(&format!("/api/test-suites/{sid}/runs")).await;
+            let runs = r.json.as_array().cloned().unwrap_or_default();
+            (runs.len() == n && runs[0]["status"] != "queued").then_some(())
+        })
+        .await;
+        let here = b.current_url().await;
+        b.goto(here.split('?').next().unwrap()).await;
+    }
+    b.wait_text("#trend figcaption", "Pass rate").await;
+    let bars = b
+        .script("return document.querySelectorAll('#trend rect.llm-bar').length")
+        .await;
+    assert_eq!(bars, 2, "one bar per finished run");
+    assert!(b
+        .text("#cases")
+        .await
+        .unwrap()
+        .contains("status equals 200"));
+    b.screenshot("testing-suite").await;
+    b.goto(&format!("{}/testing", server.url)).await;
+    b.wait_text("#test-suites", "api smoke").await;
+    b.screenshot("testing-list").await;
+    b.click("#test-suites td a[href^='/testing/runs/']").await;
+    b.wait_text("#run", "fetch missing").await;
+    b.screenshot("testing-run").await;
+}
