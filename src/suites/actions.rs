@@ -58,13 +58,50 @@ async fn live_project(db: &crate::db::Db, id: i64) -> Result<()> {
     }
 }
 
+/// A queued run whose task ended without a report (refused, its suite unreadable, cancelled,
+/// its retries spent) is shown as `error` with the task's own error: computed on read from
+/// the task, never stored, so a late report (none can come for a final task) changes nothing.
+async fn settle(db: &crate::db::Db, mut run: TestRun) -> Result<TestRun> {
+    if run.status != RunStatus::Queued {
+        return Ok(run);
+    }
+    let Some(task_id) = run.task_id else {
+        return Ok(run);
+    };
+    if let Some(t) = crate::tasks::store::get_task(db, task_id).await? {
+        if t.status.is_final() {
+            run.status = RunStatus::Error;
+            run.error = Some(format!(
+                "task {task_id} ended {} without reporting results{}",
+                t.status,
+                t.error.map(|e| format!(": {e}")).unwrap_or_default()
+            ));
+            run.finished_at = t.finished_at;
+        }
+    }
+    Ok(run)
+}
+
+async fn settle_all(db: &crate::db::Db, runs: Vec<TestRun>) -> Result<Vec<TestRun>> {
+    let mut out = Vec::with_capacity(runs.len());
+    for r in runs {
+        out.push(settle(db, r).await?);
+    }
+    Ok(out)
+}
+
 /// The project's suites (or every project's), each with its newest run.
 pub async fn list(db: &crate::db::Db, project_id: Option<i64>) -> Result<Vec<TestSuite>> {
     let rows = store::list_suites(db, project_id).await?;
-    let mut last: std::collections::HashMap<i64, TestRun> = store::last_runs(db, project_id)
+    let last_runs = store::last_runs(db, project_id)
         .await?
         .into_iter()
-        .map(|r| (r.suite_id, r.view()))
+        .map(store::RunRow::view)
+        .collect();
+    let mut last: std::collections::HashMap<i64, TestRun> = settle_all(db, last_runs)
+        .await?
+        .into_iter()
+        .map(|r| (r.suite_id, r))
         .collect();
     Ok(rows.iter().map(|r| r.view(last.remove(&r.id))).collect())
 }
@@ -424,11 +461,12 @@ pub async fn runs(db: &crate::db::Db, suite_id: i64, limit: i64) -> Result<Vec<T
     store::get_suite(db, suite_id)
         .await?
         .ok_or(SuiteError::NotFound("test suite"))?;
-    Ok(store::runs_of(db, suite_id, limit)
+    let runs = store::runs_of(db, suite_id, limit)
         .await?
         .into_iter()
         .map(store::RunRow::view)
-        .collect())
+        .collect();
+    settle_all(db, runs).await
 }
 
 pub async fn run_detail(db: &crate::db::Db, id: i64) -> Result<RunDetail> {
@@ -444,7 +482,7 @@ pub async fn run_detail(db: &crate::db::Db, id: i64) -> Result<RunDetail> {
         .map(store::CaseResultRow::view)
         .collect();
     Ok(RunDetail {
-        run: run.view(),
+        run: settle(db, run.view()).await?,
         suite_name: suite.name,
         cases,
     })

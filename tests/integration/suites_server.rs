@@ -300,6 +300,24 @@ async fn uploads_are_checked_and_suites_that_run_code_need_exec() {
     );
     let runs = member.get(&format!("/api/test-suites/{sid}/runs")).await;
     assert_eq!(runs.json[0]["status"], "queued", "{}", runs.body);
+    // Its task cancelled: no report can come, and the run says so.
+    let r = member
+        .post_json(
+            &format!("/api/tasks/{}/cancel", q.json["task_id"]),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let runs = member.get(&format!("/api/test-suites/{sid}/runs")).await;
+    assert_eq!(runs.json[0]["status"], "error", "{}", runs.body);
+    assert!(
+        runs.json[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ended cancelled without reporting results"),
+        "{}",
+        runs.body
+    );
 
     // Deleting takes its history with it.
     let r = member.delete(&format!("/api/test-suites/{sid}")).await;
