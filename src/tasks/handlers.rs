@@ -459,7 +459,16 @@ async fn project_command(t: BuiltinType, ctx: TaskContext) -> HandlerResult {
                 )),
                 _ => TaskFailure::retry(format!("cannot read suite '{name}': {e}")),
             })?;
-        return run_stored_suite(&ctx, suite.suite.id, &suite.content, p.env, Vec::new()).await;
+        // The suite's variables gain the project's folder and, for an autopilot test in a
+        // worktree, that worktree (checked to be the project's): `cwd: '{{worktree}}'`.
+        let mut vars = p.env;
+        if let Some(source) = &c.source_path {
+            vars.insert("source_path".into(), source.clone());
+            if let Some(w) = &p.worktree {
+                vars.insert("worktree".into(), same_repository(source, w).await?);
+            }
+        }
+        return run_stored_suite(&ctx, suite.suite.id, &suite.content, vars, Vec::new()).await;
     }
     let source = c.source_path.ok_or_else(|| {
         TaskFailure::permanent(format!(

@@ -658,3 +658,97 @@ async fn the_testing_panel_in_the_browser() {
     b.wait_text("#run", "fetch missing").await;
     b.screenshot("testing-run").await;
 }
+
+/// The autopilot's contract for a `suite:NAME` test: the task's worktree (checked to be the
+/// project's) reaches the suite as `{{worktree}}`; one that is not the project's is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suite_test_command_runs_in_the_tasks_worktree() {
+    use crate::support::git;
+    let tmp = tempfile::tempdir().unwrap();
+    let top = tmp.path().join("gitrepos");
+    let src = top.join("app");
+    std::fs::create_dir_all(src.join("test_suites")).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        src.join("test_suites/where.yaml"),
+        "name: where\ncases:\n  - name: in the worktree\n    steps:\n      - shell: {command: 'git rev-parse --abbrev-ref HEAD', cwd: '{{worktree}}'}\n        assert:\n          - {that: stdout, contains: feature-1}\n",
+    )
+    .unwrap();
+    git(&src, &["add", "-A"]);
+    git(
+        &src,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-qm",
+            "suite",
+        ],
+    );
+    let wt = top.join("app-wt");
+    git(
+        &src,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "feature-1",
+            wt.to_str().unwrap(),
+        ],
+    );
+    let root = top.display().to_string();
+    let t = TestServer::start_with(move |c| c.sources.roots = vec![root]).await;
+    let admin = t.admin().await;
+    let pid = project(&admin, "app", Some(&src)).await;
+    let r = admin
+        .post_json(
+            &format!("/api/projects/{pid}/test-suites/rescan"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.json["stored"][0]["runs_code"], true, "{}", r.body);
+    let r = admin
+        .put_json(
+            &format!("/api/projects/{pid}/commands"),
+            &json!({"test_command": "suite:where"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let w = t.token("worker").await;
+    let _worker = WorkerProc::start(&t.url, w.token.as_deref().unwrap(), &["--allow-exec"]);
+    let id = crate::tasks::enqueue(
+        &admin,
+        json!({"type": "test", "project_id": pid, "max_retries": 0,
+               "payload": {"worktree": wt.display().to_string()}}),
+    )
+    .await;
+    let task = final_task(&admin, id).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert!(
+        task["output"]
+            .as_str()
+            .unwrap()
+            .contains("passed in the worktree"),
+        "{task}"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    git(elsewhere.path(), &["init", "-q"]);
+    let id = crate::tasks::enqueue(
+        &admin,
+        json!({"type": "test", "project_id": pid, "max_retries": 0,
+               "payload": {"worktree": elsewhere.path().display().to_string()}}),
+    )
+    .await;
+    let task = final_task(&admin, id).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task["error"]
+            .as_str()
+            .unwrap()
+            .contains("is not a git worktree of the project's repository"),
+        "{task}"
+    );
+}
