@@ -36,6 +36,10 @@ pub enum SuiteError {
     /// The report's task lease is not live (late, or another worker's).
     #[error("{0}")]
     LeaseLost(String),
+    /// Queueing the run's task failed (the queue's own error, answered as the queue does).
+    #[error(transparent)]
+    Queue(crate::tasks::actions::TaskError),
+    /// A blocking read of the project's folder panicked.
     #[error("{0}")]
     Task(String),
     #[error(transparent)]
@@ -386,11 +390,7 @@ pub async fn queue_run(
         },
     )
     .await
-    .map_err(|e| match e {
-        crate::tasks::actions::TaskError::Invalid(i) => SuiteError::Invalid(i),
-        crate::tasks::actions::TaskError::Db(e) => SuiteError::Db(e),
-        other => SuiteError::Task(other.to_string()),
-    })?;
+    .map_err(SuiteError::Queue)?;
     let now = state.clock.now_str();
     let mut tx = crate::db::begin_write(&state.db).await?;
     let run = store::insert_queued_run(&mut tx, &suite, task.id, req.node.as_deref(), &actor, &now)

@@ -34,6 +34,7 @@ impl From<SuiteError> for ApiError {
             SuiteError::LeaseLost(m) => {
                 ApiError::new(StatusCode::CONFLICT, "lease_lost", m).with_field("lease_token")
             }
+            SuiteError::Queue(e) => ApiError::from(e),
             SuiteError::Task(m) => ApiError::internal(m),
             SuiteError::Db(e) => ApiError::from(e),
         }
