@@ -121,7 +121,7 @@ async fn runs(
     _: Authed<Read>,
     Path(id): Path<i64>,
 ) -> ApiResult<Vec<TestRun>> {
-    Ok(Json(actions::runs(&s.db, id, HISTORY_RUNS).await?))
+    Ok(Json(super::history::runs(&s.db, id, HISTORY_RUNS).await?))
 }
 
 async fn cases(
@@ -129,7 +129,7 @@ async fn cases(
     _: Authed<Read>,
     Path(id): Path<i64>,
 ) -> ApiResult<Vec<CaseHistory>> {
-    Ok(Json(actions::case_history(&s.db, id).await?))
+    Ok(Json(super::history::case_history(&s.db, id).await?))
 }
 
 async fn run_detail(
@@ -137,7 +137,7 @@ async fn run_detail(
     _: Authed<Read>,
     Path(id): Path<i64>,
 ) -> ApiResult<RunDetail> {
-    Ok(Json(actions::run_detail(&s.db, id).await?))
+    Ok(Json(super::history::run_detail(&s.db, id).await?))
 }
 
 async fn report(

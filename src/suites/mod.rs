@@ -19,6 +19,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod history;
 pub mod pages;
 pub mod store;
 

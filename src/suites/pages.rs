@@ -272,10 +272,10 @@ async fn suite_page(
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
     let d = actions::get(&s.db, id).await.map_err(ApiError::from)?;
-    let runs = actions::runs(&s.db, id, HISTORY_RUNS)
+    let runs = super::history::runs(&s.db, id, HISTORY_RUNS)
         .await
         .map_err(ApiError::from)?;
-    let cases = actions::case_history(&s.db, id)
+    let cases = super::history::case_history(&s.db, id)
         .await
         .map_err(ApiError::from)?;
     Ok(render(&SuitePage {
@@ -301,7 +301,7 @@ async fn run_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
-    let run = actions::run_detail(&s.db, id)
+    let run = super::history::run_detail(&s.db, id)
         .await
         .map_err(ApiError::from)?;
     Ok(render(&RunPage {
