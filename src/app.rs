@@ -163,6 +163,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::sources::pages::routes())
         .merge(crate::docs::api::routes())
         .merge(crate::docs::pages::routes())
+        .merge(crate::suites::api::routes())
+        .merge(crate::suites::pages::routes())
         .merge(crate::web::routes())
         .merge(crate::system::routes())
         .fallback(http::not_found)

@@ -42,6 +42,7 @@ pub mod overview;
 pub mod planning;
 pub mod serve;
 pub mod sources;
+pub mod suites;
 pub mod system;
 pub mod tasks;
 pub mod termius;

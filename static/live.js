@@ -21,7 +21,9 @@
     [/^\/assigner/, ["prompts", "sessions"]],
     [/^\/interactions/, ["interactions", "sessions"]],
     [/^\/(projects|milestones|features|bugs|devops)/, ["work", "prompts"]],
-    [/^\/activity/, ["work", "tasks", "nodes", "errors"]]
+    [/^\/activity/, ["work", "tasks", "nodes", "errors"]],
+    // A run is recorded just before its task completes.
+    [/^\/testing/, ["tasks"]]
   ];
   var BADGES = ["errors", "tasks", "nodes", "prompts", "interactions", "work"];
   var pageTopics = [];

@@ -75,6 +75,8 @@ mod replicas;
 mod serve_daemon;
 #[path = "integration/sources.rs"]
 mod sources;
+#[path = "integration/suites_server.rs"]
+mod suites_server;
 #[path = "integration/system.rs"]
 mod system;
 #[path = "integration/task_counts.rs"]

@@ -14,6 +14,7 @@ mod agents;
 mod login;
 mod nodes;
 mod secrets;
+mod suites;
 mod tasks;
 
 /// A failed call: the server's JSON error, or why the server could not be reached.

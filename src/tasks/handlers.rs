@@ -100,6 +100,8 @@ pub struct TaskContext {
     /// The API client (the worker's token), e.g. to look up a project.
     pub client: Client,
     pub settings: Arc<HandlerSettings>,
+    /// The task's lease, for a report tied to it (a suite's results: `suites::RunReport`).
+    pub lease_token: String,
     cancel: CancelSignal,
 }
 
@@ -114,6 +116,7 @@ impl TaskContext {
             task: claimed.task.clone(),
             client,
             settings,
+            lease_token: claimed.lease_token.clone(),
             cancel,
         }
     }
@@ -219,6 +222,7 @@ async fn run_builtin(t: BuiltinType, ctx: TaskContext) -> HandlerResult {
         BuiltinType::Test | BuiltinType::Build | BuiltinType::Deploy => {
             project_command(t, ctx).await
         }
+        BuiltinType::TestSuite => super::suite_task::test_suite(ctx).await,
         BuiltinType::Tmux => match crate::tmux::task::run(ctx.payload()).await {
             Ok(v) => Ok(v.into()),
             Err(e) if e.retryable => Err(TaskFailure::retry(e.message)),
@@ -227,7 +231,7 @@ async fn run_builtin(t: BuiltinType, ctx: TaskContext) -> HandlerResult {
     }
 }
 
-fn bad_payload(e: super::Invalid) -> TaskFailure {
+pub(super) fn bad_payload(e: super::Invalid) -> TaskFailure {
     TaskFailure::permanent(format!("bad payload: {}", e.message))
 }
 
@@ -444,6 +448,36 @@ async fn project_command(t: BuiltinType, ctx: TaskContext) -> HandlerResult {
             "project {pid} has no {what} command: set it on the Tasks panel (Project commands) or with PUT /api/projects/{pid}/commands"
         ))
     })?;
+    if let (BuiltinType::Test, Some(name)) = (t, crate::testing::suite_command(&command)) {
+        // `suite:NAME`: the project's stored suite is its test; no process, no source_path.
+        let suite = ctx
+            .client
+            .test_suite_by_name(pid, name)
+            .await
+            .map_err(|e| match e.status() {
+                Some(404) => TaskFailure::permanent(format!(
+                    "project {pid}'s test command names suite '{name}', which is not stored: upload it or rescan the project's test_suites/ folder"
+                )),
+                _ => TaskFailure::retry(format!("cannot read suite '{name}': {e}")),
+            })?;
+        // The suite's variables gain the project's folder and, for an autopilot test in a
+        // worktree, that worktree (checked to be the project's): `cwd: '{{worktree}}'`.
+        let mut vars = p.env;
+        if let Some(source) = &c.source_path {
+            vars.insert("source_path".into(), source.clone());
+            if let Some(w) = &p.worktree {
+                vars.insert("worktree".into(), same_repository(source, w).await?);
+            }
+        }
+        return super::suite_task::run_stored_suite(
+            &ctx,
+            suite.suite.id,
+            &suite.content,
+            vars,
+            Vec::new(),
+        )
+        .await;
+    }
     let source = c.source_path.ok_or_else(|| {
         TaskFailure::permanent(format!(
             "project {pid} has no source_path to run its {what} command in"
@@ -464,7 +498,7 @@ async fn project_command(t: BuiltinType, ctx: TaskContext) -> HandlerResult {
 /// `worktree` when it is a git worktree of the repository at `source` (one common git
 /// directory), else a permanent failure: a task may not run the project's command in code
 /// that is not the project's.
-async fn same_repository(source: &str, worktree: &str) -> Result<String, TaskFailure> {
+pub(super) async fn same_repository(source: &str, worktree: &str) -> Result<String, TaskFailure> {
     async fn common_dir(dir: &str) -> Option<std::path::PathBuf> {
         let out = tokio::process::Command::new("git")
             .args([

@@ -23,6 +23,7 @@ pub mod process;
 pub mod queue;
 pub mod runner;
 pub mod store;
+mod suite_task;
 pub mod supervisor;
 pub mod waiting;
 mod worker_pages;

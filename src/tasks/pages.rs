@@ -238,7 +238,7 @@ impl CreateForm {
                 }
             }
             Ok(BuiltinType::Test | BuiltinType::Build | BuiltinType::Deploy) => {}
-            Ok(BuiltinType::Tmux) | Err(_) => {
+            Ok(BuiltinType::Tmux | BuiltinType::TestSuite) | Err(_) => {
                 let raw = self.payload.trim();
                 if !raw.is_empty() {
                     match serde_json::from_str::<Value>(raw) {

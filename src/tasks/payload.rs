@@ -26,6 +26,8 @@ crate::text_enum! {
         Deploy = "deploy",
         /// tmux operations on the worker's machine, through the agents' tmux driver.
         Tmux = "tmux",
+        /// A stored test suite (src/suites), run by the worker with src/testing's runner.
+        TestSuite = "test_suite",
     }
 }
 
@@ -34,7 +36,11 @@ impl BuiltinType {
     /// code someone else chose needs a worker started with `--allow-exec`. That is every
     /// built-in type: `shell` and `python` run the payload; `test`, `build` and `deploy` run
     /// the project's command (`sh -c`); `git` runs git, whose hooks, config and transports run
-    /// programs; `tmux` starts sessions (with any command) and types keys into panes. A worker
+    /// programs; `tmux` starts sessions (with any command) and types keys into panes;
+    /// `test_suite` runs a suite whose `shell` and `tmux` steps run programs, and even a suite of
+    /// `http` steps only reads the worker's environment (`{{env.NAME}}`, the worker's own token
+    /// among it) and sends it to any address the suite names, from inside the worker's network.
+    /// The claim filters by type, not payload, so the rule is per type. A worker
     /// without the capability never claims these types and refuses them if handed one.
     /// Custom types registered by a program are that program's business.
     pub fn needs_exec(self) -> bool {
@@ -45,7 +51,8 @@ impl BuiltinType {
             | BuiltinType::Test
             | BuiltinType::Build
             | BuiltinType::Deploy
-            | BuiltinType::Tmux => true,
+            | BuiltinType::Tmux
+            | BuiltinType::TestSuite => true,
         }
     }
 
@@ -147,6 +154,19 @@ pub struct ProjectCommandPayload {
     /// A `deploy` task runs the project's rollback command instead of its deploy command.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rollback: bool,
+}
+
+/// `test_suite`: `{suite_id, vars?, tags?}`; the suite's text is fetched by the worker
+/// (`GET /api/test-suites/{id}`), and a `vault:NAME` value is read by the worker with its own
+/// rights, never carried here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TestSuitePayload {
+    pub suite_id: i64,
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// Parses a payload into its struct; a shape error names `payload.<field>`.
@@ -305,6 +325,34 @@ pub fn validate(
         // fails the task, not retried); the queue checks the one the driver hands to tmux
         // as a path.
         BuiltinType::Tmux => tmux_cwd(payload)?,
+        BuiltinType::TestSuite => {
+            let p: TestSuitePayload = parse(payload)?;
+            if p.suite_id <= 0 {
+                return Err(invalid(
+                    "payload.suite_id",
+                    "payload.suite_id must be a suite id",
+                ));
+            }
+            if p.vars.len() > MAX_ENV || p.tags.len() > MAX_ARGS {
+                return Err(invalid(
+                    "payload.vars",
+                    format!("at most {MAX_ENV} variables and {MAX_ARGS} tags"),
+                ));
+            }
+            for (k, v) in &p.vars {
+                text("payload.vars", k, 100, true)?;
+                text("payload.vars", v, MAX_TEXT, false)?;
+            }
+            for t in &p.tags {
+                text("payload.tags", t, 100, true)?;
+            }
+            if project_id.is_none() {
+                return Err(invalid(
+                    "project_id",
+                    "a test_suite task runs a project's suite: give project_id",
+                ));
+            }
+        }
     }
     Ok(())
 }

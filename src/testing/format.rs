@@ -27,6 +27,22 @@ pub struct Suite {
     pub cases: Vec<Case>,
 }
 
+impl Suite {
+    /// True when any step runs a program or types into a terminal ([`StepKind::runs_code`]).
+    pub fn runs_code(&self) -> bool {
+        self.setup
+            .iter()
+            .chain(&self.teardown)
+            .chain(self.cases.iter().flat_map(|c| &c.steps))
+            .any(|s| s.kind.runs_code())
+    }
+
+    /// Every `vault:NAME` the suite's variables name.
+    pub fn vault_names(&self) -> Vec<String> {
+        super::vars::vault_references(self.variables.values())
+    }
+}
+
 /// One case: steps run in order; captures flow from one step to the next.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,8 +60,8 @@ pub struct Case {
     pub steps: Vec<Step>,
 }
 
-/// One step: exactly one of `http`, `shell`, `wait_until`; then captures and assertions on
-/// what it answered.
+/// One step: exactly one of `http`, `shell`, `tmux`, `wait_until`; then captures and
+/// assertions on what it answered.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "RawStep")]
 pub struct Step {
@@ -60,6 +76,7 @@ pub struct Step {
 pub enum StepKind {
     Http(HttpStep),
     Shell(ShellStep),
+    Tmux(TmuxStep),
     WaitUntil(Box<WaitUntil>),
 }
 
@@ -68,7 +85,18 @@ impl StepKind {
         match self {
             StepKind::Http(_) => "http",
             StepKind::Shell(_) => "shell",
+            StepKind::Tmux(_) => "tmux",
             StepKind::WaitUntil(_) => "wait_until",
+        }
+    }
+
+    /// True for a step that runs a program or types into a terminal on the machine that runs
+    /// the suite (`shell`, `tmux`, or a `wait_until` around one).
+    pub fn runs_code(&self) -> bool {
+        match self {
+            StepKind::Http(_) => false,
+            StepKind::Shell(_) | StepKind::Tmux(_) => true,
+            StepKind::WaitUntil(w) => w.step.kind.runs_code(),
         }
     }
 }
@@ -93,8 +121,8 @@ schema_as!(Assertion, RawAssertion);
 schema_as!(Capture, RawCapture);
 
 // The step as written; `Step` is it with its kind checked.
-/// One step: exactly one of `http`, `shell`, `wait_until`; then optional captures and
-/// assertions on what it answered.
+/// One step: exactly one of `http`, `shell`, `tmux`, `wait_until`; then optional captures
+/// and assertions on what it answered.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
@@ -106,6 +134,9 @@ pub struct RawStep {
     /// A command run by `sh -c`.
     #[serde(default)]
     shell: Option<ShellStep>,
+    /// Keys typed into a tmux session, then its screen read (and waited on).
+    #[serde(default)]
+    tmux: Option<TmuxStep>,
     /// A step repeated until its assertions hold or the deadline passes.
     #[serde(default)]
     wait_until: Option<Box<WaitUntil>>,
@@ -125,12 +156,15 @@ impl TryFrom<RawStep> for Step {
         if let Some(s) = r.shell {
             kinds.push(StepKind::Shell(s));
         }
+        if let Some(t) = r.tmux {
+            kinds.push(StepKind::Tmux(t));
+        }
         if let Some(w) = r.wait_until {
             kinds.push(StepKind::WaitUntil(w));
         }
         if kinds.len() != 1 {
             return Err(format!(
-                "a step needs exactly one of `http`, `shell`, `wait_until` (found {})",
+                "a step needs exactly one of `http`, `shell`, `tmux`, `wait_until` (found {})",
                 kinds.len()
             ));
         }
@@ -186,6 +220,39 @@ pub struct ShellStep {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Seconds before the process group is killed (default 60).
+    #[serde(default)]
+    pub timeout: Option<f64>,
+}
+
+/// Types into a tmux session's active pane (through the agents' tmux driver, src/tmux), then
+/// reads its screen: with `expect`/`expect_regex`, until the text shows or `timeout` passes.
+/// The screen is the step's `body` (and `stdout`) for assertions and captures.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TmuxStep {
+    /// The session (letters, digits, `-`, `_`, `.`); it must exist.
+    pub session: String,
+    /// A private tmux server (`tmux -L NAME`); the default server when absent.
+    #[serde(default)]
+    pub socket: Option<String>,
+    /// Text typed literally (`{{var}}` interpolated), then Enter unless `enter: false`.
+    #[serde(default)]
+    pub send: Option<String>,
+    #[serde(default)]
+    pub enter: Option<bool>,
+    /// tmux key names pressed after `send` (`C-c`, `Escape`, `Up`, ...).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Text the screen must show within `timeout`.
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// A regex the screen must match within `timeout`.
+    #[serde(default)]
+    pub expect_regex: Option<Pattern>,
+    /// Lines of the pane read (default 50).
+    #[serde(default)]
+    pub lines: Option<u32>,
+    /// Seconds to wait for `expect`/`expect_regex` (default 10).
     #[serde(default)]
     pub timeout: Option<f64>,
 }
@@ -376,6 +443,8 @@ impl Subject {
         let ok = match kind {
             StepKind::Http(_) => !shell_only,
             StepKind::Shell(_) => !http_only,
+            // The screen is the body and the stdout; there is no status nor exit code.
+            StepKind::Tmux(_) => !http_only && !matches!(self, Subject::ExitCode | Subject::Stderr),
             // The outer step's own assertions see the inner step's last answer.
             StepKind::WaitUntil(w) => return self.fits(&w.step.kind),
         };

@@ -4,7 +4,7 @@
 
 use super::check::{self, Answer};
 use super::excerpt;
-use super::format::{HttpStep, ShellStep, Step, StepKind};
+use super::format::{HttpStep, ShellStep, Step, StepKind, TmuxStep};
 use super::runner::{AssertionResult, StepResult};
 use super::vars::Vars;
 use std::time::{Duration, Instant};
@@ -15,6 +15,12 @@ pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SHELL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `wait_until` keeps trying when it states no timeout.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a `tmux` step waits for its expected screen when it states no timeout.
+pub const TMUX_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pause between two reads of the screen by a `tmux` step.
+pub const TMUX_POLL: Duration = Duration::from_millis(100);
+/// Lines of the pane a `tmux` step reads when it states none.
+pub const TMUX_LINES: u32 = 50;
 /// The pause between two tries of `wait_until`.
 pub const WAIT_INTERVAL: Duration = Duration::from_millis(200);
 /// Bytes of a request or response kept in a result.
@@ -52,6 +58,7 @@ pub async fn run_step(
     let answer = match &step.kind {
         StepKind::Http(h) => run_http(h, http, vars, &mut result).await,
         StepKind::Shell(s) => run_shell(s, vars, &mut result).await,
+        StepKind::Tmux(t) => run_tmux(t, vars, &mut result).await,
         StepKind::WaitUntil(w) => {
             let deadline = started + secs(w.timeout, WAIT_TIMEOUT);
             let interval = secs(w.interval, WAIT_INTERVAL);
@@ -307,4 +314,147 @@ async fn run_shell(s: &ShellStep, vars: &Vars, r: &mut StepResult) -> Result<Ans
         EXCERPT,
     ));
     Ok(a)
+}
+
+async fn run_tmux(t: &TmuxStep, vars: &Vars, r: &mut StepResult) -> Result<Answer, ()> {
+    use crate::tmux::SessionName;
+    let fail = |r: &mut StepResult, e: String| {
+        r.error = Some(vars.redact(&e));
+        Err(())
+    };
+    let session = match vars.fill(&t.session).map(|s| SessionName::parse(&s)) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return fail(r, format!("session: {}", e.message)),
+        Err(e) => return fail(r, format!("session: {e}")),
+    };
+    let socket = match &t.socket {
+        Some(s) => match vars.fill(s).map(|s| SessionName::parse(&s)) {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => return fail(r, format!("socket: {}", e.message)),
+            Err(e) => return fail(r, format!("socket: {e}")),
+        },
+        None => None,
+    };
+    let send = match t.send.as_deref().map(|s| vars.fill(s)).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail(r, format!("send: {e}")),
+    };
+    let mut shown = format!("tmux {session}");
+    if let Some(s) = &send {
+        shown.push_str(&format!("\nsend: {s}"));
+    }
+    if !t.keys.is_empty() {
+        shown.push_str(&format!("\nkeys: {}", t.keys.join(" ")));
+    }
+    r.request = Some(excerpt(&vars.redact(&shown), EXCERPT));
+    let lines = t.lines.unwrap_or(TMUX_LINES);
+    let wait = secs(t.timeout, TMUX_TIMEOUT);
+    let enter = t.enter.unwrap_or(true);
+    let keys = t.keys.clone();
+    let expect = t.expect.clone();
+    let expect_regex = t.expect_regex.as_ref().map(|p| p.0.clone());
+    // The driver's calls run in a task of their own, on owned values (boxed: its future's
+    // type stays out of the runner's).
+    let ran = tokio::spawn(drive_tmux(TmuxDrive {
+        socket,
+        session: session.clone(),
+        send,
+        enter,
+        keys,
+        expect,
+        expect_regex,
+        lines,
+        wait,
+    }))
+    .await;
+    let (screen, took) = match ran {
+        Ok(Ok(v)) => v,
+        Ok(Err((e, screen))) => {
+            r.response = screen.map(|s| excerpt(&vars.redact(&s), EXCERPT));
+            return fail(r, e);
+        }
+        Err(e) => return fail(r, format!("the tmux step stopped: {e}")),
+    };
+    r.response = Some(excerpt(&vars.redact(&screen), EXCERPT));
+    Ok(Answer {
+        stdout: screen,
+        duration: took,
+        ..Default::default()
+    })
+}
+
+/// A `tmux` step's work, owned.
+struct TmuxDrive {
+    socket: Option<crate::tmux::SessionName>,
+    session: crate::tmux::SessionName,
+    send: Option<String>,
+    enter: bool,
+    keys: Vec<String>,
+    expect: Option<String>,
+    expect_regex: Option<regex::Regex>,
+    lines: u32,
+    wait: Duration,
+}
+
+type TmuxOutcome = Result<(String, Duration), (String, Option<String>)>;
+
+/// Types, presses, then reads the screen until it shows what is expected or the wait ends:
+/// the screen and the time taken, or why not (with the last screen read, if any).
+fn drive_tmux(
+    d: TmuxDrive,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = TmuxOutcome> + Send>> {
+    use crate::tmux::{CaptureMode, Tmux};
+    Box::pin(async move {
+        let TmuxDrive {
+            socket,
+            session,
+            send,
+            enter,
+            keys,
+            expect,
+            expect_regex,
+            lines,
+            wait,
+        } = d;
+        let tmux = Tmux::new(socket.as_ref().map(|s| s.as_str()));
+        let started = Instant::now();
+        if let Some(text) = &send {
+            tmux.send_text(&session, text, enter, Duration::ZERO)
+                .await
+                .map_err(|e| (format!("sending keys: {e}"), None))?;
+        }
+        if !keys.is_empty() {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            tmux.send_keys(&session, &keys)
+                .await
+                .map_err(|e| (format!("pressing keys: {e}"), None))?;
+        }
+        let deadline = started + wait;
+        loop {
+            let screen = tmux
+                .capture(&session, lines, CaptureMode::Plain)
+                .await
+                .map_err(|e| (format!("reading the screen: {e}"), None))?;
+            let seen = expect.as_deref().is_none_or(|e| screen.contains(e))
+                && expect_regex.as_ref().is_none_or(|p| p.is_match(&screen));
+            if seen {
+                return Ok((screen, started.elapsed()));
+            }
+            if Instant::now() + TMUX_POLL > deadline {
+                let what = match (&expect, &expect_regex) {
+                    (Some(e), _) => format!("`{e}`"),
+                    (None, Some(p)) => format!("a match of `{}`", p.as_str()),
+                    (None, None) => String::new(),
+                };
+                return Err((
+                    format!(
+                        "the screen did not show {what} within {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                    Some(screen),
+                ));
+            }
+            tokio::time::sleep(TMUX_POLL).await;
+        }
+    })
 }

@@ -149,7 +149,7 @@ pub const PANELS: &[Panel] = &[
         label: "Testing",
         href: "/testing",
         group: "Fleet",
-        available: false,
+        available: true,
     },
     Panel {
         key: "llm",

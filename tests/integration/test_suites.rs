@@ -76,20 +76,28 @@ async fn the_example_suite_passes_against_a_real_serve_with_every_kind_and_junit
             "--junit",
             junit.to_str().unwrap(),
         ],
-        &[("ARCHITECT_TOKEN", &token)],
+        &[
+            ("ARCHITECT_TOKEN", &token),
+            ("ARCHITECT_USER", crate::support::ADMIN),
+            ("ARCHITECT_PASSWORD", crate::support::ADMIN_PASSWORD),
+        ],
     )
     .await;
     assert!(r.ok(), "{r:?}");
-    assert!(r.stdout.contains("4 passed, 0 failed, 0 flaky"), "{r:?}");
+    assert!(r.stdout.contains("7 passed, 0 failed, 0 flaky"), "{r:?}");
+    assert!(
+        !r.stdout.contains(crate::support::ADMIN_PASSWORD),
+        "the password is a request body's: {r:?}"
+    );
     assert!(
         !r.stdout.contains(&token) && !r.stderr.contains(&token),
         "{r:?}"
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
     let (cases, root) = junit_cases(&xml);
-    assert_eq!(root["tests"], "4", "{xml}");
+    assert_eq!(root["tests"], "7", "{xml}");
     assert_eq!(root["failures"], "0", "{xml}");
-    assert_eq!(cases.len(), 4, "{xml}");
+    assert_eq!(cases.len(), 7, "{xml}");
     assert!(cases.iter().all(|(_, f)| f.is_none()), "{xml}");
     // The captured id really chained: the project exists on the server.
     let admin = t.admin().await;
@@ -219,7 +227,7 @@ async fn validate_names_the_line_and_field_of_each_error() {
         "/examples/suites/architect-api.yaml"
     );
     let r = run_env(&["test", "validate", good], &[]).await;
-    assert!(r.ok() && r.stdout.contains("ok (4 cases"), "{r:?}");
+    assert!(r.ok() && r.stdout.contains("ok (7 cases"), "{r:?}");
 }
 
 #[tokio::test]

@@ -135,6 +135,26 @@ pub async fn get_task<'c, E: Executor<'c, Database = Any>>(
     Ok(row.map(|r| r.into_task().0))
 }
 
+/// The task, when `token` is its live lease at `now` (a worker's report about it may be
+/// kept: `suites::actions::record_report`).
+pub async fn leased_task<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    id: i64,
+    token: &str,
+    now: &str,
+) -> Result<Option<Task>, sqlx::Error> {
+    let row: Option<TaskRow> = sqlx::query_as(&format!(
+        "SELECT {TASK_COLS} FROM task_queue
+         WHERE id = $1 AND status = 'running' AND lease_token = $2 AND lease_expires_at >= $3"
+    ))
+    .bind(id)
+    .bind(token)
+    .bind(now)
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(|r| r.into_task().0))
+}
+
 /// Touches the row first so the transaction holds the write lock before it reads.
 pub async fn lock_task(
     conn: &mut AnyConnection,
