@@ -110,6 +110,25 @@ impl AppState {
     }
 }
 
+impl axum::extract::FromRef<AppState> for crate::nodes::NodesState {
+    fn from_ref(s: &AppState) -> Self {
+        s.nodes_state()
+    }
+}
+
+impl AppState {
+    /// What the nodes domain's operations reach.
+    pub fn nodes_state(&self) -> crate::nodes::NodesState {
+        crate::nodes::NodesState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            nodes: self.nodes.clone(),
+            events: self.events.clone(),
+            node_interval: self.config.nodes.node_interval,
+        }
+    }
+}
+
 impl axum::extract::FromRef<AppState> for crate::http::extract::TrustedProxies {
     fn from_ref(state: &AppState) -> Self {
         crate::http::extract::TrustedProxies(Arc::new(state.config.trusted_proxies.clone()))
