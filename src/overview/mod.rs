@@ -219,7 +219,7 @@ pub async fn gather(state: &AppState) -> Result<Overview, crate::http::error::Ap
 
     let midnight = now.replace_time(time::Time::MIDNIGHT);
     let since = fmt(midnight);
-    let summary = crate::llm::actions::summary(state, &since)
+    let summary = crate::llm::actions::summary(&state.llm_state(), &since)
         .await
         .map_err(crate::http::error::ApiError::from)?;
     let budgets = state.llm.book.budget_status(now);
