@@ -110,6 +110,43 @@ impl AppState {
     }
 }
 
+impl axum::extract::FromRef<AppState> for crate::nodes::NodesState {
+    fn from_ref(s: &AppState) -> Self {
+        s.nodes_state()
+    }
+}
+
+impl AppState {
+    /// What the nodes domain's operations reach.
+    pub fn nodes_state(&self) -> crate::nodes::NodesState {
+        crate::nodes::NodesState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            nodes: self.nodes.clone(),
+            events: self.events.clone(),
+            node_interval: self.config.nodes.node_interval,
+        }
+    }
+}
+
+impl axum::extract::FromRef<AppState> for crate::llm::LlmState {
+    fn from_ref(s: &AppState) -> Self {
+        s.llm_state()
+    }
+}
+
+impl AppState {
+    /// What the LLM domain's operations reach (the vault's state composed in).
+    pub fn llm_state(&self) -> crate::llm::LlmState {
+        crate::llm::LlmState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            llm: self.llm.clone(),
+            vault: self.vault_state(),
+        }
+    }
+}
+
 impl axum::extract::FromRef<AppState> for crate::http::extract::TrustedProxies {
     fn from_ref(state: &AppState) -> Self {
         crate::http::extract::TrustedProxies(Arc::new(state.config.trusted_proxies.clone()))

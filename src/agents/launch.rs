@@ -202,7 +202,8 @@ pub async fn start(
     let remote = match &node {
         NodeRef::Local => None,
         NodeRef::Remote(n) => {
-            let Some(id) = crate::nodes::actions::node_id_by_name(state, n).await? else {
+            let Some(id) = crate::nodes::actions::node_id_by_name(&state.nodes_state(), n).await?
+            else {
                 return Err(invalid(
                     "node",
                     format!("there is no node '{n}' (GET /api/nodes lists them)"),
@@ -382,7 +383,7 @@ async fn launch_remote(
     let args = serde_json::to_value(&plan)
         .map_err(|e| AgentsError::Conflict(format!("cannot encode the launch: {e}")))?;
     let v = crate::nodes::actions::run_command(
-        state,
+        &state.nodes_state(),
         &who.actor(),
         id,
         spawn::COMMAND,
@@ -417,7 +418,7 @@ pub async fn redeem_claim(
     let Some(node_id) = store::claim_node(&state.db, &hash, &state.clock.now_str()).await? else {
         return Err(invalid("claim", "no such claim, or it was used or has expired").into());
     };
-    crate::nodes::actions::ensure_agent_of(state, caller, node_id).await?;
+    crate::nodes::actions::ensure_agent_of(&state.nodes_state(), caller, node_id).await?;
     let Some(c) = store::redeem_claim(&state.db, &hash, &state.clock.now_str()).await? else {
         return Err(invalid("claim", "no such claim, or it was used or has expired").into());
     };

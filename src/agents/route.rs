@@ -152,7 +152,7 @@ pub async fn run(state: &AppState, node: &NodeRef, op: TmuxOp) -> Result<TmuxAns
 pub const REMOTE_TIMEOUT_S: i64 = 20;
 
 async fn run_remote(state: &AppState, name: &str, op: TmuxOp) -> Result<TmuxAnswer, AgentsError> {
-    let Some(id) = crate::nodes::actions::node_id_by_name(state, name).await? else {
+    let Some(id) = crate::nodes::actions::node_id_by_name(&state.nodes_state(), name).await? else {
         return Err(crate::validate::invalid(
             "node",
             format!("there is no node '{name}' (GET /api/nodes lists them)"),
@@ -163,7 +163,7 @@ async fn run_remote(state: &AppState, name: &str, op: TmuxOp) -> Result<TmuxAnsw
         return run_local(state.agents.tmux(), op).await;
     }
     let v = crate::nodes::actions::run_command(
-        state,
+        &state.nodes_state(),
         "tmux",
         id,
         "tmux",
@@ -236,7 +236,7 @@ pub async fn fleet(state: &AppState) -> Result<Fleet, AgentsError> {
         unreachable: Vec::new(),
         choices: vec![(LOCAL_NODE.to_string(), "this server".to_string())],
     };
-    for n in crate::nodes::actions::list_nodes(state, 1000, 0).await? {
+    for n in crate::nodes::actions::list_nodes(&state.nodes_state(), 1000, 0).await? {
         if n.local {
             continue;
         }

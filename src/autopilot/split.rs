@@ -152,7 +152,7 @@ pub async fn split(state: &AppState, run: &Run, project: &str) -> Outcome {
     }
     let model = state.config.llm.claude_model.clone();
     let req = request(&model, project, run.goal.trim());
-    match crate::llm::complete(state, &caller(run.id), Some(project), req).await {
+    match crate::llm::complete(&state.llm_state(), &caller(run.id), Some(project), req).await {
         Err(e) => Outcome::Kept(format!("the gateway: {e}"), true),
         Ok(c) => match parse(&c.text()) {
             Ok(items) => Outcome::Split(items, c.model),

@@ -78,11 +78,11 @@ async fn summary(
     Query(w): Query<Window>,
 ) -> ApiResult<Summary> {
     let since = since(&s, &w)?;
-    Ok(Json(actions::summary(&s, &since).await?))
+    Ok(Json(actions::summary(&s.llm_state(), &since).await?))
 }
 
 async fn providers(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<Vec<ProviderReport>> {
-    Ok(Json(actions::provider_reports(&s).await?))
+    Ok(Json(actions::provider_reports(&s.llm_state()).await?))
 }
 
 async fn circuit_breakers(
@@ -146,7 +146,7 @@ struct ResetAnswer {
 }
 
 async fn reset_circuits(State(s): State<AppState>, who: Authed<Write>) -> ApiResult<ResetAnswer> {
-    actions::reset_circuits(&s, &who.identity().actor()).await?;
+    actions::reset_circuits(&s.llm_state(), &who.identity().actor()).await?;
     Ok(Json(ResetAnswer {
         reset: true,
         circuits: s.llm.client.circuit_status(),
@@ -163,7 +163,7 @@ async fn set_price(
     Json(input): Json<PriceInput>,
 ) -> ApiResult<Price> {
     Ok(Json(
-        actions::set_price(&s, &who.identity().actor(), input).await?,
+        actions::set_price(&s.llm_state(), &who.identity().actor(), input).await?,
     ))
 }
 
@@ -172,12 +172,12 @@ async fn delete_price(
     who: Authed<Admin>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    actions::delete_price(&s, &who.identity().actor(), id).await?;
+    actions::delete_price(&s.llm_state(), &who.identity().actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn budgets(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<Vec<BudgetStatus>> {
-    s.llm.book.ensure_loaded(&s).await?;
+    s.llm.book.ensure_loaded(&s.llm_state()).await?;
     Ok(Json(s.llm.book.budget_status(s.clock.now())))
 }
 
@@ -186,7 +186,7 @@ async fn create_budget(
     who: Authed<Admin>,
     Json(input): Json<BudgetInput>,
 ) -> Result<(StatusCode, Json<BudgetRow>), ApiError> {
-    let row = actions::create_budget(&s, &who.identity().actor(), input).await?;
+    let row = actions::create_budget(&s.llm_state(), &who.identity().actor(), input).await?;
     Ok((StatusCode::CREATED, Json(row)))
 }
 
@@ -195,6 +195,6 @@ async fn delete_budget(
     who: Authed<Admin>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    actions::delete_budget(&s, &who.identity().actor(), id).await?;
+    actions::delete_budget(&s.llm_state(), &who.identity().actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

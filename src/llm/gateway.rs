@@ -164,7 +164,7 @@ async fn serve(
         requested_model: raw["model"].as_str().unwrap_or("").to_owned(),
         stream: raw["stream"].as_bool().unwrap_or(false),
         started: Instant::now(),
-        state: state.clone(),
+        state: state.llm_state(),
     };
     let inbound = match format {
         Format::Anthropic => {

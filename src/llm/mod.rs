@@ -229,6 +229,18 @@ pub fn dollars(n: Nanos) -> String {
     format!("${:.6}", n as f64 / 1e9)
 }
 
+/// What this domain's operations reach, and nothing else: the pool, the clock, the gateway's
+/// runtime and the vault (provider keys held there, read through `vault::resolve_reference`).
+/// Built from `AppState` by `FromRef` (app.rs); callers outside a handler use
+/// `state.llm_state()`. Cheap to clone.
+#[derive(Clone)]
+pub struct LlmState {
+    pub db: crate::db::Db,
+    pub clock: crate::clock::Clock,
+    pub llm: LlmRuntime,
+    pub vault: crate::vault::VaultState,
+}
+
 /// Runtime state of the gateway held in `AppState`: the unified client (providers, breakers,
 /// metrics), the ledger buffer, cached prices and budgets.
 #[derive(Clone)]
@@ -265,7 +277,7 @@ pub const LEDGER_FLUSH_EVERY: Duration = Duration::from_millis(250);
 pub const LEDGER_DRAIN_WAIT: Duration = Duration::from_secs(30);
 
 /// Writes buffered ledger rows and failover events; returns how many rows were written.
-pub async fn ledger_tick(state: &AppState) -> usize {
+pub async fn ledger_tick(state: &LlmState) -> usize {
     match state.llm.ledger.flush(&state.db).await {
         Ok(n) => n,
         Err(e) => {
@@ -277,22 +289,17 @@ pub async fn ledger_tick(state: &AppState) -> usize {
 
 /// This domain's background loops, started by `background::spawn_all`.
 pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    let ticking = state.clone();
-    let last = state.clone();
+    let loops = state.loops.clone();
+    let ticking = state.llm_state();
+    let last = state.llm_state();
     let stop = shutdown.clone();
     vec![tokio::spawn(async move {
-        crate::background::run_every(
-            ticking.loops.clone(),
-            "llm_ledger",
-            LEDGER_FLUSH_EVERY,
-            stop,
-            move || {
-                let state = ticking.clone();
-                async move {
-                    ledger_tick(&state).await;
-                }
-            },
-        )
+        crate::background::run_every(loops, "llm_ledger", LEDGER_FLUSH_EVERY, stop, move || {
+            let state = ticking.clone();
+            async move {
+                ledger_tick(&state).await;
+            }
+        })
         .await;
         // Shutting down: requests still streaming record their rows when they end; wait for
         // them (bounded), then write everything that is left.

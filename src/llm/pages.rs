@@ -226,8 +226,10 @@ async fn metrics_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let summary = actions::summary(&s, "").await.map_err(ApiError::from)?;
-    let providers = actions::provider_reports(&s)
+    let summary = actions::summary(&s.llm_state(), "")
+        .await
+        .map_err(ApiError::from)?;
+    let providers = actions::provider_reports(&s.llm_state())
         .await
         .map_err(ApiError::from)?;
     let failovers = store::failover_history(&s.db, 20)
@@ -245,7 +247,11 @@ async fn metrics_page(
     let by_caller = store::totals_by(&s.db, GroupBy::Caller, "")
         .await
         .map_err(ApiError::from)?;
-    s.llm.book.ensure_loaded(&s).await.map_err(ApiError::from)?;
+    s.llm
+        .book
+        .ensure_loaded(&s.llm_state())
+        .await
+        .map_err(ApiError::from)?;
     let budgets = s.llm.book.budget_status(now);
     let days: Vec<(String, Option<&GroupTotals>)> = (0..TREND_DAYS)
         .map(|i| {
@@ -322,7 +328,7 @@ async fn reset_circuits(
     State(s): State<AppState>,
     PageForm(who, ResetForm {}, ..): PageForm<Write, ResetForm>,
 ) -> Response {
-    match super::actions::reset_circuits(&s, &who.actor()).await {
+    match super::actions::reset_circuits(&s.llm_state(), &who.actor()).await {
         Ok(()) => see_other("/llm-metrics", "All circuit breakers were reset (closed)."),
         Err(e) => crate::web::back_with_error("/llm-metrics", &ApiError::from(e)),
     }

@@ -120,7 +120,7 @@ async fn list(
     page: Pagination,
 ) -> ApiResult<Vec<Node>> {
     Ok(Json(
-        actions::list_nodes(&s, page.limit, page.offset).await?,
+        actions::list_nodes(&s.nodes_state(), page.limit, page.offset).await?,
     ))
 }
 
@@ -130,7 +130,7 @@ async fn register(
     NodeRegistrar(who): NodeRegistrar,
     Json(input): Json<RegisterNode>,
 ) -> Result<(StatusCode, Json<Node>), ApiError> {
-    let (node, created) = actions::register(&s, &who, input).await?;
+    let (node, created) = actions::register(&s.nodes_state(), &who, input).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -140,7 +140,7 @@ async fn register(
 }
 
 async fn show(State(s): State<AppState>, _: Authed<Read>, Path(id): Path<i64>) -> ApiResult<Node> {
-    Ok(Json(actions::node(&s, id).await?))
+    Ok(Json(actions::node(&s.nodes_state(), id).await?))
 }
 
 #[derive(serde::Serialize)]
@@ -165,8 +165,10 @@ async fn heartbeat(
     Path(key): Path<String>,
     Json(m): Json<NodeMetrics>,
 ) -> ApiResult<Node> {
-    let id = actions::node_id_by_key(&s, &key).await?;
-    Ok(Json(actions::heartbeat(&s, &caller, id, m).await?))
+    let id = actions::node_id_by_key(&s.nodes_state(), &key).await?;
+    Ok(Json(
+        actions::heartbeat(&s.nodes_state(), &caller, id, m).await?,
+    ))
 }
 
 /// How the node is reached (address, SSH user and port, role, services, tags, the vault
@@ -178,7 +180,7 @@ async fn change_reach(
     Json(change): Json<super::reach::ReachChange>,
 ) -> ApiResult<Node> {
     Ok(Json(
-        actions::change_reach(&s, who.identity(), id, change).await?,
+        actions::change_reach(&s.nodes_state(), who.identity(), id, change).await?,
     ))
 }
 
@@ -188,9 +190,9 @@ async fn metrics(
     Path(id): Path<i64>,
     Query(q): Query<MetricsQuery>,
 ) -> ApiResult<MetricSeries> {
-    actions::node(&s, id).await?;
+    actions::node(&s.nodes_state(), id).await?;
     let range = q.range.unwrap_or(MetricRange::Day);
-    Ok(Json(history::series(&s, id, range).await?))
+    Ok(Json(history::series(&s.nodes_state(), id, range).await?))
 }
 
 /// The agent's long-poll (`?wait=25`): the commands now delivered to it, possibly none.
@@ -201,7 +203,9 @@ async fn poll(
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<CommandBatch> {
     let wait = q.seconds()?;
-    Ok(Json(actions::poll_commands(&s, &caller, id, wait).await?))
+    Ok(Json(
+        actions::poll_commands(&s.nodes_state(), &caller, id, wait).await?,
+    ))
 }
 
 async fn enqueue(
@@ -210,7 +214,7 @@ async fn enqueue(
     Path(id): Path<i64>,
     Json(input): Json<NewCommand>,
 ) -> Result<(StatusCode, Json<NodeCommand>), ApiError> {
-    let c = actions::enqueue_command(&s, &who.identity().actor(), id, input).await?;
+    let c = actions::enqueue_command(&s.nodes_state(), &who.identity().actor(), id, input).await?;
     Ok((StatusCode::CREATED, Json(c)))
 }
 
@@ -222,7 +226,9 @@ async fn command(
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<NodeCommand> {
     let wait = q.seconds()?;
-    Ok(Json(actions::command(&s, id, cid, wait).await?))
+    Ok(Json(
+        actions::command(&s.nodes_state(), id, cid, wait).await?,
+    ))
 }
 
 async fn result(
@@ -232,6 +238,6 @@ async fn result(
     Json(answer): Json<CommandResult>,
 ) -> ApiResult<NodeCommand> {
     Ok(Json(
-        actions::post_result(&s, &caller, id, cid, answer).await?,
+        actions::post_result(&s.nodes_state(), &caller, id, cid, answer).await?,
     ))
 }

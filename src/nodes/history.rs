@@ -61,7 +61,7 @@ pub struct MetricSeries {
 }
 
 pub async fn series(
-    state: &AppState,
+    state: &NodesState,
     node_id: i64,
     range: MetricRange,
 ) -> Result<MetricSeries, sqlx::Error> {

@@ -157,10 +157,10 @@ struct NodesPage {
 }
 
 async fn cards(s: &AppState) -> Result<Vec<NodeCard>, ApiError> {
-    let nodes = actions::list_nodes(s, crate::http::extract::MAX_LIMIT, 0).await?;
+    let nodes = actions::list_nodes(&s.nodes_state(), crate::http::extract::MAX_LIMIT, 0).await?;
     let mut out = Vec::with_capacity(nodes.len());
     for n in nodes {
-        let series = history::series(s, n.id, MetricRange::Day).await?;
+        let series = history::series(&s.nodes_state(), n.id, MetricRange::Day).await?;
         out.push(NodeCard::new(n, Chart::from_series(&series), s.clock.now()));
     }
     Ok(out)
@@ -264,7 +264,7 @@ async fn remove_node(
     Path(id): Path<i64>,
     PageForm(who, Empty {}, ..): PageForm<Admin, Empty>,
 ) -> Response {
-    let name = actions::node(&s, id).await.map(|n| n.name);
+    let name = actions::node(&s.nodes_state(), id).await.map(|n| n.name);
     match (name, actions::delete_node(&s, &who, id).await) {
         (Ok(name), Ok(())) => see_other(
             "/nodes",
@@ -289,9 +289,11 @@ async fn node_page(
     Path(id): Path<i64>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let node = actions::node(&s, id).await.map_err(ApiError::from)?;
-    let day = history::series(&s, id, MetricRange::Day).await?;
-    let week = history::series(&s, id, MetricRange::Week).await?;
+    let node = actions::node(&s.nodes_state(), id)
+        .await
+        .map_err(ApiError::from)?;
+    let day = history::series(&s.nodes_state(), id, MetricRange::Day).await?;
+    let week = history::series(&s.nodes_state(), id, MetricRange::Week).await?;
     let commands = store::recent_commands(&s.db, id, 20, 0).await?;
     let title = format!("Node {}", node.name);
     Ok(render(&NodePage {
@@ -321,7 +323,7 @@ async fn run_command(
         _ => serde_json::json!({}),
     };
     let r = actions::enqueue_command(
-        &s,
+        &s.nodes_state(),
         &who.actor(),
         id,
         NewCommand {
@@ -393,7 +395,7 @@ async fn change_reach(
         tags: Some(list(&f.tags)),
         ssh_secret: Some(f.ssh_secret),
     };
-    match actions::change_reach(&s, &who, id, change).await {
+    match actions::change_reach(&s.nodes_state(), &who, id, change).await {
         Ok(n) => see_other(&back, &format!("Saved how to reach {}.", n.name)),
         Err(NodeError::NotFound(w)) => back_with_error("/nodes", &ApiError::not_found(w)),
         Err(e) => back_with_error(&back, &ApiError::from(e)),

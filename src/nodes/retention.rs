@@ -6,7 +6,6 @@
 //! their `samples`, so that changes no average.
 
 use super::store::{self, RawRow, Sample};
-use crate::app::AppState;
 use crate::db::Db;
 use std::collections::BTreeMap;
 use time::{Duration, OffsetDateTime};
@@ -33,7 +32,7 @@ pub struct Report {
     pub commands_pruned: u64,
 }
 
-pub async fn tick(state: &AppState) -> Result<Report, sqlx::Error> {
+pub async fn tick(state: &super::NodesState) -> Result<Report, sqlx::Error> {
     tick_at(&state.db, state.clock.now()).await
 }
 

@@ -18,6 +18,20 @@ use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+/// What this domain's operations reach, and nothing else: the pool, the clock, the node
+/// runtime (wake-ups, this host's node), the live events and the default agent interval. Built
+/// from `AppState` by `FromRef` (app.rs); callers outside a handler use `state.nodes_state()`.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct NodesState {
+    pub db: crate::db::Db,
+    pub clock: Clock,
+    pub nodes: NodesRuntime,
+    pub events: crate::events::Events,
+    /// `--node-interval`: the heartbeat interval of an agent that names none (seconds).
+    pub node_interval: i64,
+}
+
 /// Runtime state of this domain held in `AppState`. Cheap to clone; clones share it.
 #[derive(Clone)]
 pub struct NodesRuntime(Arc<RuntimeInner>);
@@ -141,7 +155,7 @@ pub const STATES_EVERY: Duration = Duration::from_secs(5);
 /// Announces (topic `nodes`, action `status`) that node states moved since `last`; returns the
 /// counts to compare with next time.
 pub async fn announce_states(
-    state: &AppState,
+    state: &NodesState,
     last: Option<Vec<(super::NodeStatus, u64)>>,
 ) -> Option<Vec<(super::NodeStatus, u64)>> {
     match actions::status_counts(state).await {
@@ -165,7 +179,8 @@ pub async fn announce_states(
 /// `/metrics` gauges and (unless `--local-node false`) this host's own agent (per replica).
 pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     use crate::background::{run_every, run_every_on_leader};
-    let (a, b, c) = (state.clone(), state.clone(), state.clone());
+    let ns = state.nodes_state();
+    let (a, b, c) = (ns.clone(), ns.clone(), ns.clone());
     let mut handles = vec![
         tokio::spawn(run_every_on_leader(
             state.loops.clone(),
@@ -207,7 +222,7 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
             STATES_EVERY,
             shutdown.clone(),
             {
-                let state = state.clone();
+                let state = ns.clone();
                 let last = std::sync::Arc::new(tokio::sync::Mutex::new(None));
                 move || {
                     let state = state.clone();

@@ -108,18 +108,19 @@ fn from_action(e: NodeError) -> TransportError {
 
 impl Transport for InProcess {
     async fn register(&self, r: &RegisterNode) -> Res<Node> {
-        actions::register_local(&self.0, r)
+        actions::register_local(&self.0.nodes_state(), r)
             .await
             .map_err(from_action)
     }
     async fn heartbeat(&self, node: i64, m: &NodeMetrics) -> Res<()> {
-        actions::heartbeat(&self.0, &AgentCaller::Local, node, m.clone())
+        actions::heartbeat(&self.0.nodes_state(), &AgentCaller::Local, node, m.clone())
             .await
             .map(|_| ())
             .map_err(from_action)
     }
     async fn poll(&self, node: i64, wait_s: f64) -> Res<Vec<NodeCommand>> {
-        match actions::poll_commands(&self.0, &AgentCaller::Local, node, wait_s).await {
+        match actions::poll_commands(&self.0.nodes_state(), &AgentCaller::Local, node, wait_s).await
+        {
             Ok(b) => Ok(b.commands),
             // serve is stopping and stops this agent with it: nothing to retry or report.
             Err(NodeError::Unavailable(_)) if self.0.nodes.is_closing() => {
@@ -129,12 +130,18 @@ impl Transport for InProcess {
         }
     }
     async fn answer(&self, node: i64, command: i64, r: &CommandResult) -> Res<()> {
-        actions::post_result(&self.0, &AgentCaller::Local, node, command, r.clone())
-            .await
-            .map(|_| ())
-            .map_err(|e| match e {
-                NodeError::Db(e) => TransportError::Unreachable(e.to_string()),
-                other => TransportError::Refused(other.to_string()),
-            })
+        actions::post_result(
+            &self.0.nodes_state(),
+            &AgentCaller::Local,
+            node,
+            command,
+            r.clone(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            NodeError::Db(e) => TransportError::Unreachable(e.to_string()),
+            other => TransportError::Refused(other.to_string()),
+        })
     }
 }

@@ -200,7 +200,7 @@ pub async fn gather(state: &AppState) -> Result<Overview, crate::http::error::Ap
     let tasks = by_status(store::counts_by(db, Counted::Tasks).await?, &task_statuses);
 
     let mut nodes: BTreeMap<String, i64> = BTreeMap::new();
-    for (s, n) in crate::nodes::actions::status_counts(state)
+    for (s, n) in crate::nodes::actions::status_counts(&state.nodes_state())
         .await
         .map_err(crate::http::error::ApiError::from)?
     {
@@ -219,7 +219,7 @@ pub async fn gather(state: &AppState) -> Result<Overview, crate::http::error::Ap
 
     let midnight = now.replace_time(time::Time::MIDNIGHT);
     let since = fmt(midnight);
-    let summary = crate::llm::actions::summary(state, &since)
+    let summary = crate::llm::actions::summary(&state.llm_state(), &since)
         .await
         .map_err(crate::http::error::ApiError::from)?;
     let budgets = state.llm.book.budget_status(now);
@@ -344,7 +344,7 @@ pub async fn badges(
     // The Autopilot panel's count is its review queue's length.
     b.insert("autopilot", queue::count(state).await?);
     let mut down = 0i64;
-    for (s, n) in crate::nodes::actions::status_counts(state)
+    for (s, n) in crate::nodes::actions::status_counts(&state.nodes_state())
         .await
         .map_err(crate::http::error::ApiError::from)?
     {
@@ -358,7 +358,7 @@ pub async fn badges(
 }
 
 async fn offline_nodes(state: &AppState) -> Result<AttentionGroup, crate::http::error::ApiError> {
-    let nodes = crate::nodes::actions::list_nodes(state, 1000, 0)
+    let nodes = crate::nodes::actions::list_nodes(&state.nodes_state(), 1000, 0)
         .await
         .map_err(crate::http::error::ApiError::from)?;
     let down: Vec<_> = nodes

@@ -167,7 +167,7 @@ pub async fn load(
     state: &crate::app::AppState,
     q: &ExportQuery,
 ) -> Result<Vec<Host>, crate::nodes::actions::NodeError> {
-    let nodes = crate::nodes::actions::list_nodes(state, MAX_HOSTS, 0).await?;
+    let nodes = crate::nodes::actions::list_nodes(&state.nodes_state(), MAX_HOSTS, 0).await?;
     Ok(hosts(nodes, q))
 }
 

@@ -308,14 +308,18 @@ async fn state_goes_stale_then_offline_as_heartbeats_are_missed() {
     assert!(n["heartbeat_age_s"].as_i64().unwrap() >= 37, "{n}");
 
     // /metrics counts nodes by state.
-    actions::export_gauges(t.state()).await.unwrap();
+    actions::export_gauges(&t.state().nodes_state())
+        .await
+        .unwrap();
     let m = admin.get("/metrics").await;
     assert!(
         m.body.contains("architect_nodes{status=\"offline\"}"),
         "{}",
         m.body
     );
-    let counts = actions::status_counts(t.state()).await.unwrap();
+    let counts = actions::status_counts(&t.state().nodes_state())
+        .await
+        .unwrap();
     let offline = counts
         .iter()
         .find(|(s, _)| s.as_str() == "offline")
@@ -402,7 +406,7 @@ async fn history_is_rolled_up_after_a_day_and_pruned_after_a_week() {
         4
     );
 
-    let report = retention::tick(t.state()).await.unwrap();
+    let report = retention::tick(&t.state().nodes_state()).await.unwrap();
     assert_eq!(report.rolled_up, 3, "{report:?}");
     assert_eq!(report.pruned, 1, "the 8-day-old roll-up: {report:?}");
     assert_eq!(
@@ -425,7 +429,7 @@ async fn history_is_rolled_up_after_a_day_and_pruned_after_a_week() {
     assert_eq!((samples, cpu), (2, 20.0));
     // Idempotent.
     assert_eq!(
-        retention::tick(t.state()).await.unwrap(),
+        retention::tick(&t.state().nodes_state()).await.unwrap(),
         retention::Report::default()
     );
 
@@ -657,25 +661,46 @@ async fn the_local_node_reports_and_serves_commands_in_process() {
     assert_eq!(local["bound"], false);
 
     // The Rust entry point other domains use.
-    let pong = actions::run_command(t.state(), "test", id, "ping", json!({}), 20)
+    let pong = actions::run_command(&t.state().nodes_state(), "test", id, "ping", json!({}), 20)
         .await
         .unwrap();
     assert_eq!(pong["pong"], true);
     assert_eq!(pong["pid"], std::process::id(), "served in this process");
-    let m = actions::run_command(t.state(), "test", id, "collect-metrics", json!({}), 20)
-        .await
-        .unwrap();
+    let m = actions::run_command(
+        &t.state().nodes_state(),
+        "test",
+        id,
+        "collect-metrics",
+        json!({}),
+        20,
+    )
+    .await
+    .unwrap();
     assert!(m["memory_total"].as_u64().unwrap() > 0, "{m}");
-    let err = actions::run_command(t.state(), "test", id, "no-such-command", json!({}), 20)
-        .await
-        .unwrap_err();
+    let err = actions::run_command(
+        &t.state().nodes_state(),
+        "test",
+        id,
+        "no-such-command",
+        json!({}),
+        20,
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, actions::NodeError::CommandFailed(ref e) if e.contains("unknown command")),
         "{err:?}"
     );
-    let err = actions::run_command(t.state(), "test", 99_999, "ping", json!({}), 5)
-        .await
-        .unwrap_err();
+    let err = actions::run_command(
+        &t.state().nodes_state(),
+        "test",
+        99_999,
+        "ping",
+        json!({}),
+        5,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, actions::NodeError::NotFound(_)), "{err:?}");
 
     // Over HTTP: enqueue, then wait for the result.
@@ -704,7 +729,7 @@ async fn the_local_node_reports_and_serves_commands_in_process() {
 
     // An offline node fails at once instead of waiting out the timeout.
     let far = node_id(&agent, "never-seen", 5).await;
-    let err = actions::run_command(t.state(), "test", far, "ping", json!({}), 30)
+    let err = actions::run_command(&t.state().nodes_state(), "test", far, "ping", json!({}), 30)
         .await
         .unwrap_err();
     assert!(matches!(err, actions::NodeError::Unavailable(_)), "{err:?}");
@@ -1500,13 +1525,26 @@ async fn retention_prunes_finished_commands_after_a_day() {
         (admin.get(&format!("/api/nodes/{node}")).await.json["status"] == "online").then_some(())
     })
     .await;
-    actions::run_command(t.state(), "test", node, "ping", json!({}), 10)
-        .await
-        .expect("ping runs");
+    actions::run_command(
+        &t.state().nodes_state(),
+        "test",
+        node,
+        "ping",
+        json!({}),
+        10,
+    )
+    .await
+    .expect("ping runs");
     assert_eq!(count(&t, "SELECT COUNT(*) FROM node_commands").await, 1);
-    assert_eq!(retention::tick(t.state()).await.unwrap().commands_pruned, 0);
+    assert_eq!(
+        retention::tick(&t.state().nodes_state())
+            .await
+            .unwrap()
+            .commands_pruned,
+        0
+    );
     t.clock.advance(25 * 3600);
-    let r = retention::tick(t.state()).await.unwrap();
+    let r = retention::tick(&t.state().nodes_state()).await.unwrap();
     assert_eq!(r.commands_pruned, 1, "{r:?}");
     assert_eq!(count(&t, "SELECT COUNT(*) FROM node_commands").await, 0);
     t.stop().await;

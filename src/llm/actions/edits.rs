@@ -3,7 +3,7 @@
 
 use super::super::store::{self, BudgetRow, Price};
 use super::*;
-use crate::app::AppState;
+use crate::llm::LlmState;
 use crate::validate::invalid;
 
 // ---- edits ----
@@ -28,7 +28,7 @@ fn check_usd(field: &str, v: f64) -> Result<(), LlmError> {
     Ok(())
 }
 
-pub async fn set_price(state: &AppState, by: &str, input: PriceInput) -> Result<Price, LlmError> {
+pub async fn set_price(state: &LlmState, by: &str, input: PriceInput) -> Result<Price, LlmError> {
     let provider: ProviderId = input
         .provider
         .trim()
@@ -71,7 +71,7 @@ pub async fn set_price(state: &AppState, by: &str, input: PriceInput) -> Result<
     Ok(p)
 }
 
-pub async fn delete_price(state: &AppState, by: &str, id: i64) -> Result<(), LlmError> {
+pub async fn delete_price(state: &LlmState, by: &str, id: i64) -> Result<(), LlmError> {
     delete_book_row(state, by, BookRow::Price, id).await
 }
 
@@ -97,7 +97,7 @@ fn default_warn() -> f64 {
 }
 
 pub async fn create_budget(
-    state: &AppState,
+    state: &LlmState,
     by: &str,
     input: BudgetInput,
 ) -> Result<BudgetRow, LlmError> {
@@ -174,7 +174,7 @@ pub async fn create_budget(
     Ok(row)
 }
 
-pub async fn delete_budget(state: &AppState, by: &str, id: i64) -> Result<(), LlmError> {
+pub async fn delete_budget(state: &LlmState, by: &str, id: i64) -> Result<(), LlmError> {
     delete_book_row(state, by, BookRow::Budget, id).await
 }
 
@@ -187,7 +187,7 @@ enum BookRow {
 
 /// Deletes a price or a budget with its activity row, then reloads the book.
 async fn delete_book_row(
-    state: &AppState,
+    state: &LlmState,
     by: &str,
     row: BookRow,
     id: i64,
@@ -225,7 +225,7 @@ async fn delete_book_row(
 }
 
 /// Closes every provider's circuit by hand; the reset is in the activity log.
-pub async fn reset_circuits(state: &AppState, by: &str) -> Result<(), LlmError> {
+pub async fn reset_circuits(state: &LlmState, by: &str) -> Result<(), LlmError> {
     let mut conn = state.db.acquire().await?;
     crate::activity::store::record(
         &mut conn,

@@ -13,7 +13,7 @@
 
 use super::store;
 use super::{dollars, Nanos, ProviderId, Usage};
-use crate::app::AppState;
+use crate::llm::LlmState;
 use crate::validate::Invalid;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -156,7 +156,7 @@ impl Book {
     }
 
     /// Loads prices and budgets on first use.
-    pub async fn ensure_loaded(&self, state: &AppState) -> Result<(), sqlx::Error> {
+    pub async fn ensure_loaded(&self, state: &LlmState) -> Result<(), sqlx::Error> {
         if self.current().is_some() {
             return Ok(());
         }
@@ -165,7 +165,7 @@ impl Book {
 
     /// Re-reads prices and budgets, and seeds each budget's spend from the ledger (buffered
     /// rows are written first so they count).
-    pub async fn reload(&self, state: &AppState) -> Result<(), sqlx::Error> {
+    pub async fn reload(&self, state: &LlmState) -> Result<(), sqlx::Error> {
         state.llm.ledger.flush(&state.db).await?;
         let prices = store::list_prices(&state.db).await?;
         let rows = store::list_budgets(&state.db).await?;
@@ -356,10 +356,10 @@ pub struct BudgetStatus {
 
 /// Reads vault-held provider keys that are due (first use, or older than the cache TTL).
 /// A key that cannot be read leaves its provider skipped with that reason.
-pub async fn refresh_vault_keys(state: &AppState) {
+pub async fn refresh_vault_keys(state: &LlmState) {
     for (provider, name) in state.llm.client.vault_keys_due() {
         match crate::vault::resolve_reference(
-            &state.vault_state(),
+            &state.vault,
             &format!("{}{name}", crate::vault::REFERENCE_PREFIX),
         )
         .await

@@ -3,7 +3,7 @@
 
 use super::super::store::{self, GroupBy, GroupTotals, Totals};
 use super::*;
-use crate::app::AppState;
+use crate::llm::LlmState;
 
 // ---- summaries ----
 
@@ -34,7 +34,7 @@ fn rate(t: &Totals) -> Option<f64> {
     (t.requests > 0).then(|| t.succeeded as f64 / t.requests as f64)
 }
 
-pub async fn summary(state: &AppState, since: &str) -> Result<Summary, LlmError> {
+pub async fn summary(state: &LlmState, since: &str) -> Result<Summary, LlmError> {
     state.llm.ledger.flush(&state.db).await?;
     let t = store::totals_since(&state.db, since).await?;
     let by_provider = store::totals_by(&state.db, GroupBy::Provider, since).await?;
@@ -94,7 +94,7 @@ pub struct ProviderReport {
     pub latency_avg_ms: Option<u64>,
 }
 
-pub async fn provider_reports(state: &AppState) -> Result<Vec<ProviderReport>, LlmError> {
+pub async fn provider_reports(state: &LlmState) -> Result<Vec<ProviderReport>, LlmError> {
     state.llm.ledger.flush(&state.db).await?;
     let totals: HashMap<String, GroupTotals> = store::totals_by(&state.db, GroupBy::Provider, "")
         .await?

@@ -38,7 +38,7 @@ pub enum LlmError {
 /// One non-streamed answer to an Anthropic Messages body (`stream` is forced off), served by
 /// the failover chain and recorded in the ledger with `caller` and `project`.
 pub async fn complete(
-    state: &AppState,
+    state: &crate::llm::LlmState,
     caller: &str,
     project: Option<&str>,
     mut request: Value,

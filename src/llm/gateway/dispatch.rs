@@ -6,7 +6,7 @@ use super::*;
 
 /// Everything about a request the ledger row needs.
 pub(super) struct Ctx {
-    pub(super) state: AppState,
+    pub(super) state: crate::llm::LlmState,
     pub(super) format: Format,
     pub(super) token_id: Option<i64>,
     pub(super) caller: String,

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 /// The agent's long-poll: waits up to `wait_s` for commands and hands each out once.
 pub async fn poll_commands(
-    state: &AppState,
+    state: &NodesState,
     caller: &AgentCaller,
     id: i64,
     wait_s: f64,
@@ -48,7 +48,7 @@ pub async fn poll_commands(
 
 /// The agent's answer to a delivered command.
 pub async fn post_result(
-    state: &AppState,
+    state: &NodesState,
     caller: &AgentCaller,
     node_id: i64,
     cid: i64,
@@ -96,7 +96,7 @@ pub async fn post_result(
 
 /// Queues a command for a node's agent (`POST /api/nodes/{id}/commands`).
 pub async fn enqueue_command(
-    state: &AppState,
+    state: &NodesState,
     actor: &str,
     node_id: i64,
     input: NewCommand,
@@ -130,7 +130,12 @@ pub async fn enqueue_command(
 }
 
 /// A command, after waiting up to `wait_s` for it to reach a final state.
-pub async fn command(state: &AppState, node_id: i64, cid: i64, wait_s: f64) -> Result<NodeCommand> {
+pub async fn command(
+    state: &NodesState,
+    node_id: i64,
+    cid: i64,
+    wait_s: f64,
+) -> Result<NodeCommand> {
     let wait = std::time::Duration::from_secs_f64(wait_s.clamp(0.0, MAX_WAIT_S));
     let deadline = Instant::now() + wait;
     loop {
@@ -169,7 +174,7 @@ pub async fn command(state: &AppState, node_id: i64, cid: i64, wait_s: f64) -> R
 /// Arguments are stored and readable by every reader of node commands: never put a secret in
 /// them (a remote session start sends a one-time claim, see `agents::launch`).
 pub async fn run_command(
-    state: &AppState,
+    state: &NodesState,
     actor: &str,
     node_id: i64,
     command: &str,
@@ -198,7 +203,7 @@ pub async fn run_command(
 }
 
 async fn wait_for_answer(
-    state: &AppState,
+    state: &NodesState,
     node_id: i64,
     cid: i64,
     timeout_s: i64,
@@ -236,7 +241,7 @@ async fn wait_for_answer(
 }
 
 /// Marks unanswered commands past their deadline `timed_out`; wakes whoever waits on them.
-pub async fn expire_commands(state: &AppState) -> Result<u64> {
+pub async fn expire_commands(state: &NodesState) -> Result<u64> {
     let (_, now) = now_pair(state);
     let mut conn = state.db.acquire().await?;
     let n = store::expire_commands(&mut conn, &now).await?;

@@ -86,23 +86,23 @@ impl AgentCaller {
     }
 }
 
-fn now_pair(state: &AppState) -> (OffsetDateTime, String) {
+fn now_pair(state: &NodesState) -> (OffsetDateTime, String) {
     let now = state.clock.now();
     (now, crate::clock::format(now))
 }
 
-fn view(state: &AppState, row: NodeRow) -> Node {
+fn view(state: &NodesState, row: NodeRow) -> Node {
     row.view(state.nodes.started(), state.clock.now())
 }
 
 // ---- reading ----
 
-pub async fn list_nodes(state: &AppState, limit: i64, offset: i64) -> Result<Vec<Node>> {
+pub async fn list_nodes(state: &NodesState, limit: i64, offset: i64) -> Result<Vec<Node>> {
     let rows = store::list_nodes(&state.db, limit, offset).await?;
     Ok(rows.into_iter().map(|r| view(state, r)).collect())
 }
 
-pub async fn node(state: &AppState, id: i64) -> Result<Node> {
+pub async fn node(state: &NodesState, id: i64) -> Result<Node> {
     let row = store::get_node(&state.db, id)
         .await?
         .ok_or(NodeError::NotFound("node"))?;
@@ -115,7 +115,7 @@ pub async fn node(state: &AppState, id: i64) -> Result<Node> {
 /// not bound yet); an admin without a token adds an unbound entry. Returns the node and
 /// whether it was created.
 pub async fn register(
-    state: &AppState,
+    state: &NodesState,
     who: &Identity,
     mut input: RegisterNode,
 ) -> Result<(Node, bool)> {
@@ -164,7 +164,7 @@ pub async fn register(
                     hostname: &hostname,
                     os: input.os.as_deref(),
                     version: input.version.as_deref(),
-                    interval_s: input.interval_s.unwrap_or(state.config.nodes.node_interval),
+                    interval_s: input.interval_s.unwrap_or(state.node_interval),
                     is_local: false,
                     token_id,
                     created_by: &actor,
@@ -196,7 +196,7 @@ pub async fn register(
 }
 
 /// The in-process agent registers this host's node (created on first start, kept after).
-pub async fn register_local(state: &AppState, input: &RegisterNode) -> Result<Node> {
+pub async fn register_local(state: &NodesState, input: &RegisterNode) -> Result<Node> {
     input.clone().validate()?;
     let (_, now) = now_pair(state);
     let mut tx = crate::db::begin_write(&state.db).await?;
@@ -218,7 +218,7 @@ pub async fn register_local(state: &AppState, input: &RegisterNode) -> Result<No
                     hostname: input.hostname.as_deref().unwrap_or(&input.name),
                     os: input.os.as_deref(),
                     version: input.version.as_deref(),
-                    interval_s: input.interval_s.unwrap_or(state.config.nodes.node_interval),
+                    interval_s: input.interval_s.unwrap_or(state.node_interval),
                     is_local: true,
                     token_id: None,
                     created_by: "architect serve",
@@ -239,10 +239,11 @@ pub async fn register_local(state: &AppState, input: &RegisterNode) -> Result<No
 
 /// The "Add node" flow: a fresh `agent` token, and the node entry bound to it, in one go.
 pub async fn add_node_with_token(
-    state: &AppState,
+    app: &AppState,
     who: &Identity,
     name: &str,
 ) -> Result<(Node, crate::auth::CreatedToken)> {
+    let state = &app.nodes_state();
     let mut input = RegisterNode {
         name: name.to_string(),
         ..Default::default()
@@ -255,7 +256,7 @@ pub async fn add_node_with_token(
         )));
     }
     let token = crate::auth::actions::create_token(
-        state,
+        app,
         who,
         crate::auth::actions::NewApiToken {
             name: format!("node {}", input.name),
@@ -280,7 +281,7 @@ pub async fn add_node_with_token(
             hostname: &input.name,
             os: None,
             version: None,
-            interval_s: state.config.nodes.node_interval,
+            interval_s: state.node_interval,
             is_local: false,
             token_id: Some(token.info.id),
             created_by: &actor,
@@ -294,7 +295,7 @@ pub async fn add_node_with_token(
         Err(e) => {
             // Lost a race for the name: take the unused token back.
             drop(tx);
-            let _ = crate::auth::actions::revoke_token(state, who, token.info.id).await;
+            let _ = crate::auth::actions::revoke_token(app, who, token.info.id).await;
             return Err(raced(e));
         }
     };
@@ -317,7 +318,8 @@ pub async fn add_node_with_token(
 
 /// Removes a node with its history and commands, and revokes the `agent` token bound to it
 /// (so its agent cannot silently register it again).
-pub async fn delete_node(state: &AppState, who: &Identity, id: i64) -> Result<()> {
+pub async fn delete_node(app: &AppState, who: &Identity, id: i64) -> Result<()> {
+    let state = &app.nodes_state();
     let (_, now) = now_pair(state);
     let mut tx = crate::db::begin_write(&state.db).await?;
     let row = store::get_node(&mut *tx, id)
@@ -347,7 +349,7 @@ pub async fn delete_node(state: &AppState, who: &Identity, id: i64) -> Result<()
             .await?
             .is_some_and(|t| t.scope == crate::auth::Scope::Agent && t.revoked_at.is_none());
         if agent_token {
-            if let Err(e) = crate::auth::actions::revoke_token(state, who, token_id).await {
+            if let Err(e) = crate::auth::actions::revoke_token(app, who, token_id).await {
                 tracing::warn!(node = %row.name, error = %e, "could not revoke the removed node's token");
             }
         }
@@ -363,12 +365,12 @@ pub async fn delete_node(state: &AppState, who: &Identity, id: i64) -> Result<()
 // ---- the agent side ----
 
 /// Refuses unless `caller` is the agent of node `id` (holds the token the node is bound to).
-pub async fn ensure_agent_of(state: &AppState, caller: &AgentCaller, id: i64) -> Result<()> {
+pub async fn ensure_agent_of(state: &NodesState, caller: &AgentCaller, id: i64) -> Result<()> {
     agent_node(state, caller, id).await.map(|_| ())
 }
 
 /// The node `caller` may act for, or why not.
-async fn agent_node(state: &AppState, caller: &AgentCaller, id: i64) -> Result<NodeRow> {
+async fn agent_node(state: &NodesState, caller: &AgentCaller, id: i64) -> Result<NodeRow> {
     let row = store::get_node(&state.db, id)
         .await?
         .ok_or(NodeError::NotFound("node"))?;
@@ -400,7 +402,7 @@ async fn agent_node(state: &AppState, caller: &AgentCaller, id: i64) -> Result<N
 }
 
 pub async fn heartbeat(
-    state: &AppState,
+    state: &NodesState,
     caller: &AgentCaller,
     id: i64,
     mut metrics: NodeMetrics,
@@ -424,7 +426,7 @@ pub async fn heartbeat(
 }
 
 /// Node counts by state, for `/metrics` (`architect_nodes{status="online"}` ...).
-pub async fn status_counts(state: &AppState) -> Result<Vec<(NodeStatus, u64)>> {
+pub async fn status_counts(state: &NodesState) -> Result<Vec<(NodeStatus, u64)>> {
     let now = state.clock.now();
     let started = state.nodes.started();
     let mut counts: Vec<(NodeStatus, u64)> = NodeStatus::ALL.iter().map(|s| (*s, 0)).collect();
@@ -442,7 +444,7 @@ pub async fn status_counts(state: &AppState) -> Result<Vec<(NodeStatus, u64)>> {
     Ok(counts)
 }
 
-pub async fn export_gauges(state: &AppState) -> Result<()> {
+pub async fn export_gauges(state: &NodesState) -> Result<()> {
     for (s, n) in status_counts(state).await? {
         metrics::gauge!("architect_nodes", "status" => s.as_str()).set(n as f64);
     }
@@ -451,7 +453,7 @@ pub async fn export_gauges(state: &AppState) -> Result<()> {
 
 /// A node named in a path: its id (all digits), else its name (the original's scripts
 /// heartbeat to `/api/nodes/<their node id>/heartbeat`, which is architect's node name).
-pub async fn node_id_by_key(state: &AppState, key: &str) -> Result<i64> {
+pub async fn node_id_by_key(state: &NodesState, key: &str) -> Result<i64> {
     if let Ok(id) = key.parse::<i64>() {
         return Ok(id);
     }
@@ -461,6 +463,6 @@ pub async fn node_id_by_key(state: &AppState, key: &str) -> Result<i64> {
 }
 
 /// The id of the node called `name`, if there is one (other domains address nodes by name).
-pub async fn node_id_by_name(state: &AppState, name: &str) -> Result<Option<i64>> {
+pub async fn node_id_by_name(state: &NodesState, name: &str) -> Result<Option<i64>> {
     Ok(store::node_by_name(&state.db, name).await?.map(|r| r.id))
 }

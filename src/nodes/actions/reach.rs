@@ -29,7 +29,7 @@ pub(super) async fn apply_reach(
 /// `PUT /api/nodes/{id}`: an admin sets how the node is reached. The activity row names the
 /// fields changed (an `ssh_secret` is a vault reference, never a value).
 pub async fn change_reach(
-    state: &AppState,
+    state: &NodesState,
     who: &Identity,
     id: i64,
     mut change: ReachChange,

@@ -46,15 +46,17 @@ pub(super) async fn run(
     let model = state.config.llm.claude_model.clone();
     let outcome = match regroup::request(&model, &project.name, &proposal.drafts, items) {
         Err(why) => Err(why),
-        Ok(req) => match crate::llm::complete(state, CALLER, Some(&project.name), req).await {
-            Err(LlmError::Failed { message, kinds }) if kinds.contains(&"timeout") => {
-                Err(format!("the provider timed out: {message}"))
+        Ok(req) => {
+            match crate::llm::complete(&state.llm_state(), CALLER, Some(&project.name), req).await {
+                Err(LlmError::Failed { message, kinds }) if kinds.contains(&"timeout") => {
+                    Err(format!("the provider timed out: {message}"))
+                }
+                Err(e) => Err(format!("the gateway: {e}")),
+                Ok(c) => regroup::apply(&c.text(), &proposal.drafts, items)
+                    .map(|(drafts, placed)| (drafts, placed, c.model))
+                    .map_err(|why| format!("the model's answer was refused: {why}")),
             }
-            Err(e) => Err(format!("the gateway: {e}")),
-            Ok(c) => regroup::apply(&c.text(), &proposal.drafts, items)
-                .map(|(drafts, placed)| (drafts, placed, c.model))
-                .map_err(|why| format!("the model's answer was refused: {why}")),
-        },
+        }
     };
     let result = match outcome {
         Ok((drafts, placed, model)) => {
