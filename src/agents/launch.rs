@@ -1,6 +1,6 @@
 //! `POST /api/agents/sessions` (what `architect session start` calls): checks the request,
 //! mints the session's agent-scope token, registers the session (agent, role, groups,
-//! manager), and has `agents::spawn` start it — on this server's tmux, or on a remote node
+//! manager), and has `tmux::spawn` start it — on this server's tmux, or on a remote node
 //! through its agent's `session-start` command (one launch code path for both). For Claude
 //! Code that writes a settings file whose hooks run `architect hook <event>`, so a submitted
 //! prompt, a finished turn, a notification and a tool about to run are reported to the control

@@ -1,7 +1,7 @@
 //! The agent's command registry: command name → async handler `fn(args) -> Result<Value,
 //! String>` (an `Err` is reported as the command's `error`). The built-ins are `ping`,
 //! `collect-metrics`, `tmux-list`, `tmux` (any tmux operation, see `tmux::task`) and
-//! `session-start` (an agent session, see `agents::spawn`). Another domain adds its commands
+//! `session-start` (an agent session, see `tmux::spawn`). Another domain adds its commands
 //! by registering them in
 //! [`CommandHandlers::builtin`] (the one list, used by `architect agent` and by `serve`'s own
 //! node alike); a program embedding an agent can add more with `Agent::handlers_mut`.
