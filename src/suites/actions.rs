@@ -335,6 +335,12 @@ pub async fn queue_run(
     let suite = store::get_suite(&state.db, id)
         .await?
         .ok_or(SuiteError::NotFound("test suite"))?;
+    // Variables reach the suite's shell and tmux steps: choosing them is choosing code.
+    if suite.runs_code != 0 && !req.vars.is_empty() && !who.can(Capability::Exec) {
+        return Err(SuiteError::Refused(
+            "this suite has shell or tmux steps: running it with variables of your own changes what they run, which needs the exec capability (admins); run it without vars".into(),
+        ));
+    }
     let actor = who.actor();
     let payload = crate::tasks::payload::TestSuitePayload {
         suite_id: suite.id,

@@ -93,6 +93,7 @@ async fn create_task(
     who: Authed<Write>,
     Json(input): Json<NewTask>,
 ) -> Result<(StatusCode, Json<Task>), ApiError> {
+    actions::may_create(who.identity(), &input)?;
     let t = actions::create_task(&s, &who.identity().actor(), input).await?;
     Ok((StatusCode::CREATED, Json(t)))
 }

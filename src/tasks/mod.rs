@@ -327,6 +327,33 @@ pub struct NewTask {
 }
 
 impl NewTask {
+    /// Why this task would run code of its creator's choosing on a worker — so creating it
+    /// needs `Exec`, like every other way to run code: a shell, python, git or tmux task
+    /// carries its program (git: a repository and its paths); a project command given an
+    /// environment of its own can change what the command runs (`PATH`, `BASH_ENV`,
+    /// `LD_PRELOAD`); a suite run given variables can change what a stored shell step runs
+    /// (`POST /api/test-suites/{id}/run` knows the suite and asks only when it has one).
+    /// `None`: it runs what someone with `Exec` chose (the project's commands, a stored suite)
+    /// or a custom type's handler.
+    pub fn runs_chosen_code(&self) -> Option<&'static str> {
+        let builtin: payload::BuiltinType = self.task_type.parse().ok()?;
+        let field = |name: &str| {
+            self.payload
+                .as_ref()
+                .and_then(|p| p.get(name))
+                .is_some_and(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+        };
+        use payload::BuiltinType as B;
+        match builtin {
+            B::Shell | B::Python | B::Git | B::Tmux => Some("carries the program it runs"),
+            B::Test | B::Build | B::Deploy if field("env") => {
+                Some("gives the project's command an environment of its own")
+            }
+            B::TestSuite if field("vars") => Some("gives the suite's steps variables"),
+            _ => None,
+        }
+    }
+
     /// Checks everything but the project's existence (a store lookup, done in actions).
     pub fn validate(&mut self) -> Result<(), Invalid> {
         self.task_type = self.task_type.trim().to_string();

@@ -281,7 +281,12 @@ async fn tasks_create(
     let draft = Draft::of(&f);
     let e = match f.into_new_task() {
         Err(e) => e,
-        Ok(input) => match actions::create_task(&s.task_state(), &who.actor(), input).await {
+        Ok(input) => match async {
+            actions::may_create(&who, &input)?;
+            actions::create_task(&s.task_state(), &who.actor(), input).await
+        }
+        .await
+        {
             Ok(t) => {
                 return see_other(
                     &format!("/tasks/{}", t.id),

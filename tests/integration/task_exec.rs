@@ -75,7 +75,9 @@ async fn a_worker_without_exec_runs_no_program_from_a_members_task() {
         json!({"op": "create", "session": "cwd", "socket": socket,
                "cwd": format!("{d}/#(touch {})", mark("ran-tmux-cwd"))}),
     ] {
-        ids.push(enqueue(&member, json!({"type": "tmux", "payload": payload})).await);
+        // Only Exec may queue a tmux or git task (`trust::members_cannot_queue_…`); the
+        // worker without exec must still refuse an admin's.
+        ids.push(enqueue(&admin, json!({"type": "tmux", "payload": payload})).await);
     }
     std::process::Command::new("git")
         .args(["init", "-q", &mark("origin")])
@@ -83,7 +85,7 @@ async fn a_worker_without_exec_runs_no_program_from_a_members_task() {
         .unwrap();
     ids.push(
         enqueue(
-            &member,
+            &admin,
             json!({"type": "git", "payload": {"op": "clone", "url": mark("origin"), "dest": mark("ran-git")}}),
         )
         .await,
@@ -132,7 +134,9 @@ async fn a_worker_without_exec_runs_no_program_from_a_members_task() {
 #[tokio::test(flavor = "multi_thread")]
 async fn git_and_tmux_payloads_that_would_run_code_are_422_naming_the_field() {
     let t = TestServer::start().await;
-    let member = t.user("mo", "member").await;
+    // Even an admin's task (only Exec may queue code: trust::members_cannot_queue_…) is
+    // refused a payload that would run more than it says.
+    let admin = t.admin().await;
     let cases: Vec<(Value, &str)> = vec![
         (
             json!({"op": "commit", "repo": "/r", "message": "m",
@@ -172,7 +176,7 @@ async fn git_and_tmux_payloads_that_would_run_code_are_422_naming_the_field() {
         ),
     ];
     for (payload, field) in cases {
-        let r = member
+        let r = admin
             .post_json("/api/tasks", &json!({"type": "git", "payload": payload}))
             .await;
         assert_eq!(
@@ -183,7 +187,7 @@ async fn git_and_tmux_payloads_that_would_run_code_are_422_naming_the_field() {
         );
     }
     for cwd in [json!("relative/dir"), json!("/tmp/a\nb")] {
-        let r = member
+        let r = admin
             .post_json(
                 "/api/tasks",
                 &json!({"type": "tmux", "payload": {"op": "create", "cwd": cwd}}),
@@ -197,7 +201,7 @@ async fn git_and_tmux_payloads_that_would_run_code_are_422_naming_the_field() {
         );
     }
     // The allowed shapes still go in.
-    let r = member
+    let r = admin
         .post_json(
             "/api/tasks",
             &json!({"type": "git", "payload": {"op": "clone", "url": "https://[::1]/r.git",

@@ -310,3 +310,56 @@ async fn session_start_refuses_a_missing_program_or_directory_before_anything_ru
         tokens.body
     );
 }
+
+/// A task that carries its own program (shell, python, git, tmux), a project command given an
+/// environment of its own, or suite variables, runs code of its creator's choosing on a worker:
+/// creating one needs `Exec`, through the API, the Tasks form and a confirmed suggestion
+/// alike. Tasks that run what an admin chose (the project's commands) stay open to `Write`.
+#[tokio::test(flavor = "multi_thread")]
+async fn members_cannot_queue_code_of_their_choosing_for_workers() {
+    let t = TestServer::start().await;
+    let admin = t.admin().await;
+    let member = t.user("task-member", "member").await;
+    let r = admin
+        .post_json(
+            "/api/projects",
+            &json!({"name": "tp", "source_path": "/tmp"}),
+        )
+        .await;
+    let pid = r.json["id"].as_i64().unwrap();
+    for body in [
+        json!({"type": "shell", "payload": {"command": "id"}}),
+        json!({"type": "python", "payload": {"code": "print(1)"}}),
+        json!({"type": "git", "payload": {"op": "pull", "path": "/tmp"}}),
+        json!({"type": "test", "project_id": pid, "payload": {"env": {"BASH_ENV": "/tmp/x"}}}),
+        json!({"type": "test_suite", "payload": {"suite_id": 1, "vars": {"a": "b"}}}),
+    ] {
+        let r = member.post_json("/api/tasks", &body).await;
+        assert_eq!(r.status, 403, "{body}: {}", r.body);
+        assert!(r.body.contains("exec capability"), "{}", r.body);
+    }
+    // The project's own command, as an admin set it: a member may queue it.
+    let r = member
+        .post_json("/api/tasks", &json!({"type": "test", "project_id": pid}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // An admin may queue code.
+    let r = admin
+        .post_json(
+            "/api/tasks",
+            &json!({"type": "shell", "payload": {"command": "id"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Nothing was queued by the refusals: the two accepted tasks only.
+    let all = admin.get("/api/tasks").await;
+    assert_eq!(all.json.as_array().map(Vec::len), Some(2), "{}", all.body);
+    // The Tasks form says the same, and queues nothing.
+    let r = member
+        .post_form("/tasks", &[("type", "shell"), ("command", "id")])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("exec capability"), "{}", r.body);
+    let all = admin.get("/api/tasks").await;
+    assert_eq!(all.json.as_array().map(Vec::len), Some(2), "{}", all.body);
+}

@@ -59,22 +59,19 @@ pub async fn confirm(
         Target::Task => {
             let t = match (s.source, &req.task_type) {
                 (_, Some(task_type)) => {
-                    crate::tasks::actions::create_task(
-                        &state.task_state(),
-                        &actor,
-                        crate::tasks::NewTask {
-                            task_type: task_type.clone(),
-                            payload: req.payload.clone(),
-                            priority: None,
-                            max_retries: None,
-                            timeout_s: None,
-                            run_after: None,
-                            tags: None,
-                            node: req.node.clone(),
-                            project_id: Some(project.id),
-                        },
-                    )
-                    .await?
+                    let task = crate::tasks::NewTask {
+                        task_type: task_type.clone(),
+                        payload: req.payload.clone(),
+                        priority: None,
+                        max_retries: None,
+                        timeout_s: None,
+                        run_after: None,
+                        tags: None,
+                        node: req.node.clone(),
+                        project_id: Some(project.id),
+                    };
+                    crate::tasks::actions::may_create(who, &task)?;
+                    crate::tasks::actions::create_task(&state.task_state(), &actor, task).await?
                 }
                 (SuggestionSource::FailedTask, None) => {
                     crate::tasks::actions::retry(&state.task_state(), &actor, s.source_id).await?

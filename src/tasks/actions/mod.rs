@@ -100,6 +100,20 @@ fn later(now: time::OffsetDateTime, d: std::time::Duration) -> String {
 
 // ---- creating and reading ----
 
+/// Refuses a task that would run code of `who`'s choosing on a worker unless `who` has `Exec`
+/// ([`NewTask::runs_chosen_code`]). The task routes take `Write`; this is the one part of the
+/// rule that depends on the body, so it is checked here, by every path that queues a task for
+/// a person (the API, the Tasks form, a confirmed suggestion).
+pub fn may_create(who: &crate::auth::Identity, input: &NewTask) -> Result<()> {
+    match input.runs_chosen_code() {
+        Some(why) if !who.can(crate::auth::Capability::Exec) => Err(TaskError::Refused(format!(
+            "a '{}' task that {why} runs code of its creator's choosing on a worker: creating one needs the exec capability (admins)",
+            input.task_type.trim()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 pub async fn create_task(state: &TaskState, actor: &str, mut input: NewTask) -> Result<Task> {
     input.validate()?;
     let now = state.clock.now_str();
