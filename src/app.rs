@@ -74,6 +74,26 @@ impl AppState {
     }
 }
 
+impl axum::extract::FromRef<AppState> for crate::auth::AuthState {
+    fn from_ref(s: &AppState) -> Self {
+        s.auth_state()
+    }
+}
+
+impl AppState {
+    /// What the auth domain's operations reach.
+    pub fn auth_state(&self) -> crate::auth::AuthState {
+        crate::auth::AuthState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            secret_key: self.secret_key.clone(),
+            token_cache: self.token_cache.clone(),
+            session_cache: self.session_cache.clone(),
+        }
+    }
+}
+
 impl axum::extract::FromRef<AppState> for crate::tasks::TaskState {
     fn from_ref(s: &AppState) -> Self {
         s.task_state()

@@ -127,7 +127,7 @@ pub async fn start(mut config: ServeConfig, clock: Clock) -> anyhow::Result<Serv
     crate::events::replicas::start(&state.events, &state.db).await;
     state.tasks.follow(&state.events);
     state.nodes.follow(&state.events);
-    crate::auth::actions::ensure_env_admin(&state)
+    crate::auth::actions::ensure_env_admin(&state.auth_state())
         .await
         .map_err(|e| anyhow::anyhow!("setting up the admin account: {e}"))?;
     if state.config.uses_default_password() {

@@ -237,7 +237,7 @@ pub async fn start(
     let token = match remote {
         None => Some(
             crate::auth::actions::create_session_token(
-                state,
+                &state.auth_state(),
                 &who.actor(),
                 who.user_id,
                 node.name(),
@@ -427,7 +427,7 @@ pub async fn redeem_claim(
         crate::nodes::actions::AgentCaller::Local => "local agent".to_string(),
     };
     let token = crate::auth::actions::create_session_token(
-        state,
+        &state.auth_state(),
         &actor,
         c.user_id,
         &c.session_node,

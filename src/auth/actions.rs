@@ -5,7 +5,6 @@ use super::store::{self, NewSession, NewToken};
 use super::throttle::{self, Limits};
 use super::*;
 use crate::activity;
-use crate::app::AppState;
 use crate::db::is_unique_violation;
 use serde_json::json;
 use time::Duration;
@@ -50,7 +49,7 @@ pub struct LoggedIn {
 
 /// Verifies a password login, applying throttling (see [`throttle`]), and opens a session.
 pub async fn login(
-    state: &AppState,
+    state: &AuthState,
     username: &str,
     password: &str,
     client_addr: Option<&str>,
@@ -125,7 +124,7 @@ pub async fn login(
     })
 }
 
-pub async fn logout(state: &AppState, who: &Identity) -> Result<()> {
+pub async fn logout(state: &AuthState, who: &Identity) -> Result<()> {
     if let AuthVia::Session { session_id, .. } = &who.via {
         store::delete_session(&state.db, *session_id).await?;
         // Every replica's session cache forgets it now (see token_cache).
@@ -135,7 +134,7 @@ pub async fn logout(state: &AppState, who: &Identity) -> Result<()> {
 }
 
 /// Creates or refreshes the admin from ARCHITECT_USER / ARCHITECT_PASSWORD.
-pub async fn ensure_env_admin(state: &AppState) -> Result<User> {
+pub async fn ensure_env_admin(state: &AuthState) -> Result<User> {
     let name = state.config.admin_user.trim();
     validate_username(name).map_err(|m| invalid("ARCHITECT_USER", m))?;
     let mut conn = state.db.acquire().await?;
@@ -193,7 +192,7 @@ async fn verify_blocking(password: &str, hash: Option<String>) -> bool {
     .unwrap_or(false)
 }
 
-pub async fn create_user(state: &AppState, actor: &Identity, input: NewUser) -> Result<User> {
+pub async fn create_user(state: &AuthState, actor: &Identity, input: NewUser) -> Result<User> {
     let username = input.username.trim();
     validate_username(username).map_err(|m| invalid("username", m))?;
     validate_new_password(&input.password).map_err(|m| invalid("password", m))?;
@@ -226,7 +225,7 @@ pub async fn create_user(state: &AppState, actor: &Identity, input: NewUser) -> 
 
 /// Admin changes to a user. Refuses to leave the system without an enabled admin.
 pub async fn update_user(
-    state: &AppState,
+    state: &AuthState,
     actor: &Identity,
     id: i64,
     patch: UserPatch,
@@ -282,7 +281,7 @@ pub async fn update_user(
     Ok(user)
 }
 
-pub async fn delete_user(state: &AppState, actor: &Identity, id: i64) -> Result<()> {
+pub async fn delete_user(state: &AuthState, actor: &Identity, id: i64) -> Result<()> {
     if id == actor.user_id {
         return Err(AuthError::Conflict(
             "you cannot delete your own account".into(),
@@ -317,7 +316,7 @@ pub async fn delete_user(state: &AppState, actor: &Identity, id: i64) -> Result<
 
 /// A person changes their own password (needs the current one); other sessions end.
 pub async fn change_own_password(
-    state: &AppState,
+    state: &AuthState,
     who: &Identity,
     current: &str,
     new: &str,
@@ -370,7 +369,7 @@ pub async fn change_own_password(
 /// value). Failures count toward the login throttle like failed logins; success moves the
 /// session's `authenticated_at` to now. Returns that time.
 pub async fn confirm_password(
-    state: &AppState,
+    state: &AuthState,
     who: &Identity,
     password: &str,
     client_addr: Option<&str>,
@@ -423,7 +422,7 @@ pub struct NewApiToken {
 }
 
 pub async fn create_token(
-    state: &AppState,
+    state: &AuthState,
     who: &Identity,
     input: NewApiToken,
 ) -> Result<CreatedToken> {
@@ -445,7 +444,7 @@ pub async fn create_token(
 /// person who started the session), and bound to `(node, session)` so it acts for that
 /// session only. `actor` is recorded in the activity log.
 pub async fn create_session_token(
-    state: &AppState,
+    state: &AuthState,
     actor: &str,
     owner: i64,
     node: &str,
@@ -461,7 +460,7 @@ pub async fn create_session_token(
 }
 
 async fn mint_token(
-    state: &AppState,
+    state: &AuthState,
     actor: &str,
     owner: i64,
     input: NewApiToken,
@@ -523,7 +522,7 @@ async fn mint_token(
 }
 
 /// Revokes a token: its owner or an admin.
-pub async fn revoke_token(state: &AppState, who: &Identity, id: i64) -> Result<ApiToken> {
+pub async fn revoke_token(state: &AuthState, who: &Identity, id: i64) -> Result<ApiToken> {
     let now = state.clock.now_str();
     let mut tx = crate::db::begin_write(&state.db).await?;
     let token = store::get_token(&mut *tx, id, &now)

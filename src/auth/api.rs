@@ -143,7 +143,7 @@ async fn change_password(
     Json(body): Json<PasswordChange>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     actions::change_own_password(
-        &s,
+        &s.auth_state(),
         who.identity(),
         &body.current_password,
         &body.new_password,
@@ -171,7 +171,7 @@ async fn create_user(
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(actions::create_user(&s, who.identity(), input).await?),
+        Json(actions::create_user(&s.auth_state(), who.identity(), input).await?),
     ))
 }
 
@@ -193,7 +193,7 @@ async fn update_user(
     Json(patch): Json<UserPatch>,
 ) -> Result<Json<User>, ApiError> {
     Ok(Json(
-        actions::update_user(&s, who.identity(), id, patch).await?,
+        actions::update_user(&s.auth_state(), who.identity(), id, patch).await?,
     ))
 }
 
@@ -202,7 +202,7 @@ async fn delete_user(
     who: Authed<Admin>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    actions::delete_user(&s, who.identity(), id).await?;
+    actions::delete_user(&s.auth_state(), who.identity(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -253,7 +253,7 @@ async fn create_token(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(actions::create_token(&s, who.identity(), input).await?),
+        Json(actions::create_token(&s.auth_state(), who.identity(), input).await?),
     ))
 }
 
@@ -262,5 +262,7 @@ async fn revoke_token(
     who: Authed<Write>,
     Path(id): Path<i64>,
 ) -> Result<Json<ApiToken>, ApiError> {
-    Ok(Json(actions::revoke_token(&s, who.identity(), id).await?))
+    Ok(Json(
+        actions::revoke_token(&s.auth_state(), who.identity(), id).await?,
+    ))
 }

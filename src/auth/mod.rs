@@ -375,3 +375,23 @@ mod tests {
         assert!(e.contains("admin, member, viewer"), "{e}");
     }
 }
+
+/// What the auth domain's operations reach (users, sessions, tokens): the database, the clock,
+/// the settings (session timeout, the admin from the environment, login limits), the key of
+/// the keyed hashes and the two caches it empties on every change. Built from `AppState` by
+/// `FromRef` (app.rs): other domains pass `state.auth_state()`. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthState {
+    pub db: crate::db::Db,
+    pub clock: crate::clock::Clock,
+    pub config: std::sync::Arc<crate::config::ServeConfig>,
+    pub secret_key: std::sync::Arc<Vec<u8>>,
+    pub token_cache: std::sync::Arc<token_cache::TokenCache>,
+    pub session_cache: std::sync::Arc<token_cache::SessionCache>,
+}
+
+impl AuthState {
+    pub fn session_timeout(&self) -> time::Duration {
+        time::Duration::seconds(i64::try_from(self.config.session_timeout).unwrap_or(3600))
+    }
+}

@@ -140,7 +140,7 @@ async fn login_submit(
         .and_then(|v| v.to_str().ok())
         .map(|u| u.chars().take(300).collect::<String>());
     let result = actions::login(
-        &s,
+        &s.auth_state(),
         &input.username,
         &input.password,
         addr.as_deref(),
@@ -193,7 +193,7 @@ async fn login_submit(
 
 async fn end_session(s: &AppState, who: Option<&super::Identity>) -> Response {
     if let Some(who) = who {
-        if let Err(e) = actions::logout(s, who).await {
+        if let Err(e) = actions::logout(&s.auth_state(), who).await {
             return PageError::Error(e.into()).into_response();
         }
     }
@@ -250,7 +250,9 @@ async fn account_password(
             &ApiError::invalid("confirm_password", "the new passwords do not match"),
         );
     }
-    match actions::change_own_password(&s, &who, &f.current_password, &f.new_password).await {
+    match actions::change_own_password(&s.auth_state(), &who, &f.current_password, &f.new_password)
+        .await
+    {
         Ok(()) => see_other(
             "/account",
             "Password changed. Your other sessions were signed out.",
@@ -338,7 +340,7 @@ async fn users_create(
         password: f.password,
         role: Some(f.role),
     };
-    match actions::create_user(&s, &who, input).await {
+    match actions::create_user(&s.auth_state(), &who, input).await {
         Ok(u) => see_other("/users", &format!("User {} created.", u.username)),
         Err(e) => back_with_error("/users", &e.into()),
     }
@@ -364,7 +366,7 @@ async fn users_update(
         password: f.password.filter(|p| !p.is_empty()),
         disabled: f.disabled.map(|d| d == "true"),
     };
-    match actions::update_user(&s, &who, id, patch).await {
+    match actions::update_user(&s.auth_state(), &who, id, patch).await {
         Ok(u) => see_other("/users", &format!("User {} updated.", u.username)),
         Err(e) => back_with_error("/users", &e.into()),
     }
@@ -375,7 +377,7 @@ async fn users_delete(
     Path(id): Path<i64>,
     PageForm(who, Empty {}, ..): PageForm<Admin, Empty>,
 ) -> Response {
-    match actions::delete_user(&s, &who, id).await {
+    match actions::delete_user(&s.auth_state(), &who, id).await {
         Ok(()) => see_other("/users", "User deleted."),
         Err(e) => back_with_error("/users", &e.into()),
     }
@@ -417,7 +419,7 @@ async fn tokens_create(
         },
         (Err(e), _) | (_, Err(e)) => return Ok(back_with_error("/users", &e)),
     };
-    match actions::create_token(&s, &who, input).await {
+    match actions::create_token(&s.auth_state(), &who, input).await {
         Ok(created) => {
             let flash = Flash {
                 notice: Some(format!(
@@ -445,7 +447,7 @@ async fn tokens_revoke(
     Path(id): Path<i64>,
     PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
 ) -> Response {
-    match actions::revoke_token(&s, &who, id).await {
+    match actions::revoke_token(&s.auth_state(), &who, id).await {
         Ok(t) => see_other("/users", &format!("Token '{}' revoked.", t.name)),
         Err(e) => back_with_error("/users", &e.into()),
     }

@@ -282,7 +282,7 @@ pub async fn start_local(
         })?,
     };
     let created = crate::auth::actions::create_token(
-        state,
+        &state.auth_state(),
         who,
         NewApiToken {
             name: format!("serve-{task_type} worker"),
@@ -411,7 +411,7 @@ pub async fn stop_local(state: &AppState, task_type: &str) -> Result<SupervisedS
 /// Revokes a supervised worker's token; a failure is logged (the token is useless once the
 /// process is gone, but should not stay valid).
 pub async fn revoke(state: &AppState, token_id: i64, owner: &Identity) {
-    if let Err(e) = crate::auth::actions::revoke_token(state, owner, token_id).await {
+    if let Err(e) = crate::auth::actions::revoke_token(&state.auth_state(), owner, token_id).await {
         tracing::warn!(token_id, error = %e, "could not revoke a supervised worker's token");
     }
 }

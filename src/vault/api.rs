@@ -297,9 +297,13 @@ async fn step_up(
     ClientAddr(addr): ClientAddr,
     Json(body): Json<StepUp>,
 ) -> ApiResult<SteppedUp> {
-    let at =
-        crate::auth::actions::confirm_password(&s, who.identity(), &body.password, addr.as_deref())
-            .await?;
+    let at = crate::auth::actions::confirm_password(
+        &s.auth_state(),
+        who.identity(),
+        &body.password,
+        addr.as_deref(),
+    )
+    .await?;
     Ok(Json(SteppedUp {
         authenticated_at: at,
         valid_for_seconds: STEP_UP_WINDOW_SECS,

@@ -301,7 +301,14 @@ async fn reveal(
             let e = ApiError::invalid("password", "enter your password to reveal the value");
             return Ok(back_with_error(&back, &e));
         }
-        match crate::auth::actions::confirm_password(&s, &who, &password, addr.0.as_deref()).await {
+        match crate::auth::actions::confirm_password(
+            &s.auth_state(),
+            &who,
+            &password,
+            addr.0.as_deref(),
+        )
+        .await
+        {
             Ok(at) => {
                 if let crate::auth::AuthVia::Session {
                     authenticated_at, ..

@@ -256,7 +256,7 @@ pub async fn add_node_with_token(
         )));
     }
     let token = crate::auth::actions::create_token(
-        app,
+        &app.auth_state(),
         who,
         crate::auth::actions::NewApiToken {
             name: format!("node {}", input.name),
@@ -295,7 +295,7 @@ pub async fn add_node_with_token(
         Err(e) => {
             // Lost a race for the name: take the unused token back.
             drop(tx);
-            let _ = crate::auth::actions::revoke_token(app, who, token.info.id).await;
+            let _ = crate::auth::actions::revoke_token(&app.auth_state(), who, token.info.id).await;
             return Err(raced(e));
         }
     };
@@ -349,7 +349,9 @@ pub async fn delete_node(app: &AppState, who: &Identity, id: i64) -> Result<()> 
             .await?
             .is_some_and(|t| t.scope == crate::auth::Scope::Agent && t.revoked_at.is_none());
         if agent_token {
-            if let Err(e) = crate::auth::actions::revoke_token(app, who, token_id).await {
+            if let Err(e) =
+                crate::auth::actions::revoke_token(&app.auth_state(), who, token_id).await
+            {
                 tracing::warn!(node = %row.name, error = %e, "could not revoke the removed node's token");
             }
         }
