@@ -345,7 +345,7 @@ impl NewTask {
         };
         use payload::BuiltinType as B;
         match builtin {
-            B::Shell | B::Python | B::Git | B::Tmux => Some("carries the program it runs"),
+            b if b.carries_program() => Some("carries the program it runs"),
             B::Test | B::Build | B::Deploy if field("env") => {
                 Some("gives the project's command an environment of its own")
             }

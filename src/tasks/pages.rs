@@ -73,7 +73,9 @@ struct TasksPage {
     tasks: Vec<Task>,
     counts: StatusCounts,
     statuses: &'static [TaskStatus],
-    builtins: &'static [BuiltinType],
+    /// The built-in types this person may queue (without `Exec`, none that carries its
+    /// program: the form would only answer 403).
+    builtins: Vec<BuiltinType>,
     git_ops: &'static [GitOp],
     projects: Vec<(i64, String)>,
     status: String,
@@ -143,7 +145,11 @@ async fn tasks_view(
         tasks,
         counts: store::status_counts(&s.db).await?,
         statuses: TaskStatus::ALL,
-        builtins: BuiltinType::ALL,
+        builtins: BuiltinType::ALL
+            .iter()
+            .copied()
+            .filter(|b| who.can(crate::auth::Capability::Exec) || !b.carries_program())
+            .collect(),
         git_ops: GitOp::ALL,
         projects: crate::tracking::store::project_names(&s.db).await?,
         status: q.status.unwrap_or_default(),

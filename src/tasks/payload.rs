@@ -56,6 +56,16 @@ impl BuiltinType {
         }
     }
 
+    /// The payload is the program (a command, a script, a repository and its paths, tmux
+    /// keys): queueing one is running code of one's choosing, so it needs `Exec`
+    /// ([`crate::tasks::NewTask::runs_chosen_code`]); the other types run what an admin chose.
+    pub fn carries_program(self) -> bool {
+        matches!(
+            self,
+            BuiltinType::Shell | BuiltinType::Python | BuiltinType::Git | BuiltinType::Tmux
+        )
+    }
+
     /// Types that run the project's configured command.
     pub fn is_project_command(self) -> bool {
         matches!(

@@ -354,7 +354,20 @@ async fn members_cannot_queue_code_of_their_choosing_for_workers() {
     // Nothing was queued by the refusals: the two accepted tasks only.
     let all = admin.get("/api/tasks").await;
     assert_eq!(all.json.as_array().map(Vec::len), Some(2), "{}", all.body);
-    // The Tasks form says the same, and queues nothing.
+    // The Tasks form offers a member only the types it may queue; an admin sees them all.
+    let page = member.get("/tasks").await;
+    assert!(
+        page.body.contains(r#"<option value="test""#)
+            && !page.body.contains(r#"<option value="shell""#),
+        "{}",
+        page.body
+    );
+    assert!(admin
+        .get("/tasks")
+        .await
+        .body
+        .contains(r#"<option value="shell""#));
+    // Typed by hand anyway, the form says the same as the API, and queues nothing.
     let r = member
         .post_form("/tasks", &[("type", "shell"), ("command", "id")])
         .await;
