@@ -65,11 +65,7 @@ async fn live_project(db: &crate::db::Db, id: i64) -> Result<()> {
 /// The project's suites (or every project's), each with its newest run.
 pub async fn list(db: &crate::db::Db, project_id: Option<i64>) -> Result<Vec<TestSuite>> {
     let rows = store::list_suites(db, project_id).await?;
-    let last_runs = store::last_runs(db, project_id)
-        .await?
-        .into_iter()
-        .map(store::RunRow::view)
-        .collect();
+    let last_runs = store::last_runs(db, project_id).await?;
     let mut last: std::collections::HashMap<i64, TestRun> =
         super::history::settle_all(db, last_runs)
             .await?
@@ -83,10 +79,7 @@ pub async fn get(db: &crate::db::Db, id: i64) -> Result<SuiteDetail> {
     let row = store::get_suite(db, id)
         .await?
         .ok_or(SuiteError::NotFound("test suite"))?;
-    let last = store::runs_of(db, id, 1)
-        .await?
-        .pop()
-        .map(store::RunRow::view);
+    let last = store::runs_of(db, id, 1).await?.pop();
     Ok(SuiteDetail {
         suite: row.view(last),
         content: row.content,
@@ -383,7 +376,7 @@ pub async fn queue_run(
     .await?;
     tx.commit().await?;
     Ok(QueuedRun {
-        run: run.view(),
+        run,
         task_id: task.id,
     })
 }
@@ -429,5 +422,5 @@ pub async fn record_report(st: &SuitesState, who: &Identity, r: RunReport) -> Re
     )
     .await?;
     tx.commit().await?;
-    Ok(run.view())
+    Ok(run)
 }

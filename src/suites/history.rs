@@ -42,11 +42,7 @@ pub async fn runs(db: &crate::db::Db, suite_id: i64, limit: i64) -> Result<Vec<T
     store::get_suite(db, suite_id)
         .await?
         .ok_or(SuiteError::NotFound("test suite"))?;
-    let runs = store::runs_of(db, suite_id, limit)
-        .await?
-        .into_iter()
-        .map(store::RunRow::view)
-        .collect();
+    let runs = store::runs_of(db, suite_id, limit).await?;
     settle_all(db, runs).await
 }
 
@@ -63,7 +59,7 @@ pub async fn run_detail(db: &crate::db::Db, id: i64) -> Result<RunDetail> {
         .map(store::CaseResultRow::view)
         .collect();
     Ok(RunDetail {
-        run: settle(db, run.view()).await?,
+        run: settle(db, run).await?,
         suite_name: suite.name,
         cases,
     })

@@ -194,13 +194,14 @@ pub struct QueuedRun {
     pub task_id: i64,
 }
 
-/// One run of a suite.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One run of a suite (a row of `test_suite_runs`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, sqlx::FromRow)]
 pub struct TestRun {
     pub id: i64,
     pub suite_id: i64,
     pub project_id: i64,
     pub task_id: Option<i64>,
+    #[sqlx(try_from = "String")]
     pub status: RunStatus,
     pub passed: i64,
     pub failed: i64,

@@ -153,45 +153,6 @@ pub async fn delete_suite(conn: &mut AnyConnection, id: i64) -> Result<bool, sql
     Ok(r.rows_affected() > 0)
 }
 
-#[derive(sqlx::FromRow, Debug, Clone)]
-pub struct RunRow {
-    pub id: i64,
-    pub suite_id: i64,
-    pub project_id: i64,
-    pub task_id: Option<i64>,
-    pub status: String,
-    pub passed: i64,
-    pub failed: i64,
-    pub flaky: i64,
-    pub duration_ms: Option<i64>,
-    pub error: Option<String>,
-    pub node: Option<String>,
-    pub created_by: String,
-    pub created_at: String,
-    pub finished_at: Option<String>,
-}
-
-impl RunRow {
-    pub fn view(self) -> TestRun {
-        TestRun {
-            id: self.id,
-            suite_id: self.suite_id,
-            project_id: self.project_id,
-            task_id: self.task_id,
-            status: self.status.parse().unwrap_or(RunStatus::Error),
-            passed: self.passed,
-            failed: self.failed,
-            flaky: self.flaky,
-            duration_ms: self.duration_ms,
-            error: self.error,
-            node: self.node,
-            created_by: self.created_by,
-            created_at: self.created_at,
-            finished_at: self.finished_at,
-        }
-    }
-}
-
 const RUN_COLS: &str = "id, suite_id, project_id, task_id, status, passed, failed, flaky, \
                         duration_ms, error, node, created_by, created_at, finished_at";
 
@@ -202,7 +163,7 @@ pub async fn insert_queued_run(
     node: Option<&str>,
     actor: &str,
     now: &str,
-) -> Result<RunRow, sqlx::Error> {
+) -> Result<TestRun, sqlx::Error> {
     sqlx::query_as(&format!(
         "INSERT INTO test_runs (suite_id, project_id, task_id, status, node, created_by, created_at)
          VALUES ($1, $2, $3, 'queued', $4, $5, $6) RETURNING {RUN_COLS}"
@@ -225,9 +186,9 @@ pub async fn finish_run(
     r: &RunReport,
     actor: &str,
     now: &str,
-) -> Result<Option<RunRow>, sqlx::Error> {
+) -> Result<Option<TestRun>, sqlx::Error> {
     let status = r.status();
-    let updated: Option<RunRow> = sqlx::query_as(&format!(
+    let updated: Option<TestRun> = sqlx::query_as(&format!(
         "UPDATE test_runs SET status = $1, passed = $2, failed = $3, flaky = $4,
              duration_ms = $5, error = $6, finished_at = $7
          WHERE task_id = $8 AND suite_id = $9 AND status = 'queued' RETURNING {RUN_COLS}"
@@ -303,7 +264,7 @@ pub async fn runs_of<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     suite_id: i64,
     limit: i64,
-) -> Result<Vec<RunRow>, sqlx::Error> {
+) -> Result<Vec<TestRun>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {RUN_COLS} FROM test_runs WHERE suite_id = $1 ORDER BY id DESC LIMIT $2"
     ))
@@ -317,7 +278,7 @@ pub async fn runs_of<'c, E: Executor<'c, Database = Any>>(
 pub async fn last_runs<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     project_id: Option<i64>,
-) -> Result<Vec<RunRow>, sqlx::Error> {
+) -> Result<Vec<TestRun>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {RUN_COLS} FROM test_runs WHERE id IN
              (SELECT MAX(id) FROM test_runs WHERE ($1 IS NULL OR project_id = $1) GROUP BY suite_id)"
@@ -330,7 +291,7 @@ pub async fn last_runs<'c, E: Executor<'c, Database = Any>>(
 pub async fn get_run<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     id: i64,
-) -> Result<Option<RunRow>, sqlx::Error> {
+) -> Result<Option<TestRun>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {RUN_COLS} FROM test_runs WHERE id = $1"))
         .bind(id)
         .fetch_optional(ex)
