@@ -11,8 +11,10 @@
 //! * [`http`] — domain-free plumbing: `ApiError`, house extractors, request ids, metrics.
 //! * [`web`] — the dashboard frame, error page, static assets.
 //! * [`client`] — the typed HTTP client every CLI role uses.
+//! * [`activity`] — the activity log every domain writes in its own transaction (a leaf; its
+//!   API and page are [`overview`]'s views).
 //! * Domains, each `mod.rs` (types and rules) / `store.rs` (SQL) / `api.rs` / `pages.rs`:
-//!   [`auth`], [`tracking`], [`activity`], [`vault`], [`tasks`], [`errors`], [`nodes`],
+//!   [`auth`], [`tracking`], [`vault`], [`tasks`], [`errors`], [`nodes`],
 //!   [`llm`], [`agents`]; [`system`] holds /health and /metrics.
 
 pub mod text_enum;

@@ -1,9 +1,10 @@
 //! The activity log: who did what to which entity, when. Every mutation in every domain calls
 //! [`store::record`] inside the same transaction as the change, so the log and the data never
 //! disagree.
+//!
+//! A leaf: it uses no domain. Reading it over HTTP (`GET`/`POST /api/activity`, the Activity
+//! page) is the dashboard's view in `overview/` (`activity_api.rs`, `activity_pages.rs`).
 
-pub mod api;
-pub mod pages;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

@@ -4,7 +4,13 @@
 //! and the navigation badges (`GET /api/overview/badges`, which live pages refetch on each
 //! event). Every number is counted the way the owning domain's own list API counts it, so the
 //! page and the API never disagree (a browser test checks this). Read only: no state here.
+//!
+//! Also the activity log's HTTP face (`activity_api.rs`: `GET /api/activity`, and `POST` for a
+//! client's own entry, written by the log's store; `activity_pages.rs`: the Activity page): the
+//! log is a leaf every domain writes, and reading it is a view across them.
 
+pub mod activity_api;
+pub mod activity_pages;
 pub mod api;
 pub mod pages;
 pub mod queue;

@@ -1,6 +1,8 @@
-//! `GET /api/activity` and `POST /api/activity`.
+//! `GET /api/activity` and `POST /api/activity`: the activity log over HTTP. The log itself
+//! (`crate::activity`) is a leaf every domain writes in its own transaction; its HTTP face
+//! lives here, beside the dashboard's other cross-domain views, so the log uses no domain.
 
-use super::{store, ActivityEntry, ActivityFilter, NewActivity};
+use crate::activity::{store, ActivityEntry, ActivityFilter, NewActivity};
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Read, Write};
 use crate::http::error::ApiError;

@@ -1,6 +1,6 @@
-//! The Activity panel.
+//! The Activity panel: the dashboard's view of the activity log (`crate::activity`).
 
-use super::{store, ActivityEntry, ActivityFilter};
+use crate::activity::{store, ActivityEntry, ActivityFilter};
 use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, Read};
 use crate::http::extract::Pagination;
@@ -68,7 +68,7 @@ async fn activity_page(
     ForPage(page): ForPage<Pagination>,
     Query(filter): Query<ActivityFilter>,
 ) -> Result<Response, PageError> {
-    let filter = super::api::normalise_filter(filter)?;
+    let filter = super::activity_api::normalise_filter(filter)?;
     let entries = store::list(&s.db, &filter, page.limit, page.offset).await?;
     let layout = Layout::new(&s, &who, "activity", "Activity");
     Ok(render(&ActivityPage {
