@@ -4,9 +4,9 @@
 //! the goal as one item with the reason; `split_goal: off` asks nothing; `split_goal: on`
 //! without a provider blocks the run with the reason, and a resume plans again.
 
-use crate::support::mock_anthropic::{Act, Mock};
+use crate::support::mock_anthropic::{self, Act, Mock};
 use crate::support::{git, until, Session, TestServer};
-use architect::llm::LlmConfig;
+use architect::config::MilestoneLlm;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
@@ -20,22 +20,10 @@ fn repo(dir: &Path) {
     git(dir, &["commit", "-q", "-m", "initial"]);
 }
 
+/// A server whose gateway asks the mock at `mock_url` (the planner's own pass, which would ask
+/// the same provider first, off).
 async fn server(mock_url: &str, key: Option<&str>) -> TestServer {
-    let llm = LlmConfig {
-        chain: "claude".into(),
-        default_provider: "claude".into(),
-        anthropic_api_key: key.map(str::to_string),
-        anthropic_base_url: mock_url.to_string(),
-        failover_enabled: false,
-        request_timeout_secs: 5,
-        ..LlmConfig::default()
-    };
-    TestServer::start_with(|c| {
-        c.llm = llm;
-        // The planner's own pass would ask the same provider first.
-        c.milestone_llm = architect::config::MilestoneLlm::Off;
-    })
-    .await
+    mock_anthropic::server(mock_url, key, MilestoneLlm::Off, |_| {}).await
 }
 
 /// A fix_forward run on a new project over a fresh repository: its id. The agent cannot start,

@@ -5,12 +5,10 @@
 //! of two lines and a provider that times out each keep the deterministic plan with the reason; without a provider (or with the
 //! pass off) no request is made at all.
 
-use crate::support::mock_anthropic::{Act, Mock};
-use crate::support::{until, Session, TestServer};
-use architect::llm::LlmConfig;
+use crate::support::mock_anthropic::{self, Act, Mock};
+use crate::support::{git, until, Session, TestServer};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 /// The items the prompt lists: text → id.
@@ -42,16 +40,6 @@ fn id_of(items: &[(String, i64)], text: &str) -> i64 {
         .1
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}");
-}
-
 /// Three notes in one component and two roadmap boxes: two deterministic milestones.
 fn repo(dir: &Path) {
     git(dir, &["init", "-q", "-b", "main"]);
@@ -77,25 +65,17 @@ fn repo(dir: &Path) {
     git(dir, &["commit", "-q", "-m", "initial"]);
 }
 
+/// A server whose gateway asks the mock at `mock_url` as `claude` and as Ollama (which needs no
+/// key: it must not count as "configured" in auto mode), with a 1 s timeout.
 async fn server(
     mock_url: &str,
     key: Option<&str>,
     pass: architect::config::MilestoneLlm,
 ) -> TestServer {
-    let llm = LlmConfig {
-        chain: "claude,ollama".into(),
-        default_provider: "claude".into(),
-        anthropic_api_key: key.map(str::to_string),
-        anthropic_base_url: mock_url.to_string(),
-        // Ollama needs no key: it must not count as "configured" in auto mode.
-        ollama_endpoint: mock_url.to_string(),
-        failover_enabled: false,
-        request_timeout_secs: 1,
-        ..LlmConfig::default()
-    };
-    TestServer::start_with(|c| {
-        c.llm = llm;
-        c.milestone_llm = pass;
+    mock_anthropic::server(mock_url, key, pass, |l| {
+        l.chain = "claude,ollama".into();
+        l.ollama_endpoint = mock_url.to_string();
+        l.request_timeout_secs = 1;
     })
     .await
 }

@@ -1,7 +1,11 @@
 //! A local LLM provider speaking the Anthropic Messages wire format (`POST /v1/messages`,
 //! non-streamed), scripted per request: the gateway's in-process callers (the planner's pass,
-//! the autopilot's goal split) are tested against it.
+//! the autopilot's goal split) are tested against it; [`server`] starts a `TestServer` whose
+//! gateway asks it.
 
+use super::TestServer;
+use architect::config::MilestoneLlm;
+use architect::llm::LlmConfig;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -41,6 +45,33 @@ impl Mock {
     pub fn hits(&self) -> usize {
         self.seen.lock().unwrap().len()
     }
+}
+
+/// A `TestServer` whose LLM gateway's one provider, `claude`, is the mock at `url`, keyed by
+/// `key` (`None`: no provider is configured), without failover and with a 5 s request timeout;
+/// the milestone planner's LLM pass is `pass`; `adjust` changes the rest of the gateway's
+/// settings (the chain, the timeout).
+pub async fn server(
+    url: &str,
+    key: Option<&str>,
+    pass: MilestoneLlm,
+    adjust: impl FnOnce(&mut LlmConfig),
+) -> TestServer {
+    let mut llm = LlmConfig {
+        chain: "claude".into(),
+        default_provider: "claude".into(),
+        anthropic_api_key: key.map(str::to_string),
+        anthropic_base_url: url.to_string(),
+        failover_enabled: false,
+        request_timeout_secs: 5,
+        ..LlmConfig::default()
+    };
+    adjust(&mut llm);
+    TestServer::start_with(|c| {
+        c.llm = llm;
+        c.milestone_llm = pass;
+    })
+    .await
 }
 
 /// An Anthropic Messages answer (`POST /v1/messages`, non-streamed).
