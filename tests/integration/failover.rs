@@ -9,6 +9,7 @@
 //! tmux is not started here (the dispatcher's typing is covered by tests/integration/delivery.rs
 //! on one server).
 
+use crate::support::serve_proc::{ServeProc, BIN};
 use crate::support::{until, PgCluster, Session, ADMIN, ADMIN_PASSWORD};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -16,97 +17,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_architect");
-
 /// Every replica signs sessions and tokens with the same key (as a deployment must).
 const SECRET_KEY: &str = "failover-test-secret-key-0123456789abcdef";
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("addr").port()
-}
-
-/// A running `architect serve` child on the shared database; stderr goes to a file.
-struct Replica {
-    child: tokio::process::Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Replica {
-    async fn start(database: &str, data_dir: &Path, log: PathBuf) -> Replica {
-        let port = free_port().to_string();
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = tokio::process::Command::new(BIN)
-            .args(["serve", "--host", "127.0.0.1", "--port", &port])
-            .env("ARCHITECT_DATA_DIR", data_dir)
-            .env("ARCHITECT_PASSWORD", ADMIN_PASSWORD)
-            .env("SECRET_KEY", SECRET_KEY)
-            .env("DATABASE_URL", database)
+/// A replica: a real `architect serve` child on the shared database.
+async fn replica(database: &str, data_dir: &Path) -> ServeProc {
+    ServeProc::start_on(
+        database,
+        data_dir,
+        &[
+            ("SECRET_KEY", SECRET_KEY.into()),
             // The test's node is the `architect agent` below; two in-process agents of one
             // host would be one node.
-            .env("ARCHITECT_LOCAL_NODE", "false")
-            .env("ARCHITECT_ERRORS_RATE_PER_ADDRESS", "1000000")
-            .env("ARCHITECT_ERRORS_ADDRESS_BURST", "1000000")
-            .env("ARCHITECT_ERRORS_RATE_PER_SOURCE", "1000000")
-            .env("ARCHITECT_ERRORS_BURST", "1000000")
-            .env("RUST_LOG", "info")
-            .env_remove("ARCHITECT_URL")
-            .env_remove("ARCHITECT_TOKEN")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("architect serve starts");
-        let mut r = Replica {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let what = format!("architect serve at {} to answer /health", r.url);
-        let (url, log) = (r.url.clone(), r.log.clone());
-        let child = &mut r.child;
-        until(&what, || {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                let log = std::fs::read_to_string(&log).unwrap_or_default();
-                panic!("architect serve exited early with {status}:\n{log}");
-            }
-            let url = url.clone();
-            async move { health_of(&url).await }
-        })
-        .await;
-        r
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn health(&self) -> Option<Value> {
-        health_of(&self.url).await
-    }
-
-    async fn is_leader(&self) -> Option<bool> {
-        self.health().await.and_then(|h| h["leader"].as_bool())
-    }
-
-    async fn loop_status(&self, name: &str) -> String {
-        let h = self.health().await.expect("health answers");
-        h["loops"][name]["status"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    }
+            ("ARCHITECT_LOCAL_NODE", "false".into()),
+            ("ARCHITECT_ERRORS_RATE_PER_ADDRESS", "1000000".into()),
+            ("ARCHITECT_ERRORS_ADDRESS_BURST", "1000000".into()),
+            ("ARCHITECT_ERRORS_RATE_PER_SOURCE", "1000000".into()),
+            ("ARCHITECT_ERRORS_BURST", "1000000".into()),
+            ("RUST_LOG", "info".into()),
+        ],
+    )
+    .await
 }
 
-/// `/health`'s answer, when it answers 200.
-async fn health_of(url: &str) -> Option<Value> {
-    let r = reqwest::get(format!("{url}/health")).await.ok()?;
-    if r.status() != 200 {
-        return None;
-    }
-    r.json().await.ok()
+async fn is_leader(r: &ServeProc) -> Option<bool> {
+    r.health().await.and_then(|h| h["leader"].as_bool())
+}
+
+async fn loop_status(r: &ServeProc, name: &str) -> String {
+    let h = r.health().await.expect("health answers");
+    h["loops"][name]["status"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// A real `architect worker` or `architect agent` child; killed when dropped.
@@ -238,19 +181,19 @@ async fn the_leader_killed_under_load_hands_over_and_loses_nothing() {
     let db = pg(&database).await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let mut a = Replica::start(&database, &dir.join("a"), dir.join("a.log")).await;
+    let mut a = replica(&database, &dir.join("a")).await;
     until("replica a to lead", || async {
-        a.is_leader().await.filter(|l| *l)
+        is_leader(&a).await.filter(|l| *l)
     })
     .await;
-    let b = Replica::start(&database, &dir.join("b"), dir.join("b.log")).await;
-    assert_eq!(b.is_leader().await, Some(false), "one leader at a time");
+    let b = replica(&database, &dir.join("b")).await;
+    assert_eq!(is_leader(&b).await, Some(false), "one leader at a time");
     // The gate: leader-only loops run on a, wait on b; per-replica loops run on both.
-    assert_eq!(a.loop_status("lease_reaper").await, "up");
-    assert_eq!(b.loop_status("lease_reaper").await, "standby");
-    assert_eq!(b.loop_status("error_retention").await, "standby");
-    assert_eq!(b.loop_status("assigner_dispatch").await, "standby");
-    assert_eq!(b.loop_status("llm_ledger").await, "up");
+    assert_eq!(loop_status(&a, "lease_reaper").await, "up");
+    assert_eq!(loop_status(&b, "lease_reaper").await, "standby");
+    assert_eq!(loop_status(&b, "error_retention").await, "standby");
+    assert_eq!(loop_status(&b, "assigner_dispatch").await, "standby");
+    assert_eq!(loop_status(&b, "llm_ledger").await, "up");
 
     let admin = architect::client::login_and_create_token(
         &a.url,
@@ -325,22 +268,20 @@ async fn the_leader_killed_under_load_hands_over_and_loses_nothing() {
     })
     .await;
 
-    a.child.start_kill().expect("kill -9 the leader");
     let killed = Instant::now();
-
-    a.child.wait().await.expect("the leader is gone");
+    a.kill9().await;
     // Any later heartbeat came through b.
     let beat_at_kill = heartbeat(&db).await.expect("a heartbeat before the kill");
     let before_kill = acked.lock().unwrap().tasks.len();
     until("replica b to lead", || async {
-        b.is_leader().await.filter(|l| *l)
+        is_leader(&b).await.filter(|l| *l)
     })
     .await;
     let handover = killed.elapsed();
     eprintln!("handover: replica b leads {handover:?} after the leader's kill -9");
-    assert_eq!(b.loop_status("lease_reaper").await, "up", "{}", b.log());
+    assert_eq!(loop_status(&b, "lease_reaper").await, "up", "{}", b.log());
     assert_eq!(
-        b.loop_status("assigner_dispatch").await,
+        loop_status(&b, "assigner_dispatch").await,
         "up",
         "{}",
         b.log()

@@ -1,9 +1,11 @@
 //! A real `architect serve` child process on a data dir of its own (and its database on the
-//! run's backend), for the tests that must kill it the hard way (`kill -9`) and start it again
-//! on the same port and data. Its stderr goes to a file under the data dir's parent, shown when
-//! it exits early.
+//! run's backend, or a database it shares with other replicas), for the tests that must kill it
+//! the hard way (`kill -9`) and start it again on the same port and data, or run several on one
+//! PostgreSQL database. The one way tests start a real serve. Its stdout and stderr go to a file
+//! beside the data dir, shown when it exits early.
 
 use super::{database_env_for, login_at, token_of, until, Session, ADMIN, ADMIN_PASSWORD};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_architect");
@@ -13,6 +15,8 @@ pub struct ServeProc {
     pub url: String,
     pub port: u16,
     pub data_dir: PathBuf,
+    /// The database it uses when not the run's own for its data dir (replicas share one).
+    database: Option<String>,
     env: Vec<(String, String)>,
     log: PathBuf,
     starts: usize,
@@ -24,14 +28,34 @@ fn free_port() -> u16 {
 }
 
 impl ServeProc {
-    /// Starts `architect serve` on a free port with `data_dir` and `env` on top of a clean
-    /// environment (PATH and HOME kept), and waits for `/health`.
+    /// Starts `architect serve` on a free port with `data_dir` (and its database on the run's
+    /// backend) and `env` on top of a clean environment (PATH and HOME kept), and waits for
+    /// `/health`.
     pub async fn start(data_dir: &Path, env: &[(&str, String)]) -> ServeProc {
+        ServeProc::launch(None, data_dir, env).await
+    }
+
+    /// [`ServeProc::start`] on the database at `database_url` (given by environment, never in
+    /// argv), which other replicas may share.
+    pub async fn start_on(
+        database_url: &str,
+        data_dir: &Path,
+        env: &[(&str, String)],
+    ) -> ServeProc {
+        ServeProc::launch(Some(database_url.to_string()), data_dir, env).await
+    }
+
+    async fn launch(
+        database: Option<String>,
+        data_dir: &Path,
+        env: &[(&str, String)],
+    ) -> ServeProc {
         let mut s = ServeProc {
             child: None,
             port: free_port(),
             url: String::new(),
             data_dir: data_dir.to_path_buf(),
+            database,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
@@ -51,6 +75,10 @@ impl ServeProc {
             .append(true)
             .open(&self.log)
             .expect("log file");
+        let database = match &self.database {
+            Some(url) => vec![("DATABASE_URL", url.clone())],
+            None => database_env_for(&self.data_dir),
+        };
         let mut cmd = tokio::process::Command::new(BIN);
         cmd.args([
             "serve",
@@ -68,10 +96,10 @@ impl ServeProc {
         // Never the test host's own ~/gitrepos and ~/src.
         .env("ARCHITECT_SOURCE_ROOTS", self.data_dir.join("sources"))
         .env("RUST_LOG", "warn")
-        .envs(database_env_for(&self.data_dir))
+        .envs(database)
         .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
         .stderr(log)
         .kill_on_drop(true);
         let child = cmd.spawn().expect("architect serve starts");
@@ -85,12 +113,14 @@ impl ServeProc {
                 panic!("architect serve exited early with {status}:\n{log}");
             }
             let url = url.clone();
-            async move {
-                let r = reqwest::get(format!("{url}/health")).await.ok()?;
-                r.status().is_success().then_some(())
-            }
+            async move { health_of(&url).await.map(|_| ()) }
         })
         .await;
+    }
+
+    /// `/health`'s answer, when it answers 200.
+    pub async fn health(&self) -> Option<Value> {
+        health_of(&self.url).await
     }
 
     /// `kill -9`: no shutdown, no flush; then waits for the process to be gone.
@@ -115,8 +145,16 @@ impl ServeProc {
         token_of(&self.admin().await, scope).await
     }
 
-    /// What it wrote to stderr (every start).
+    /// What it wrote to stdout and stderr (every start).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+async fn health_of(url: &str) -> Option<Value> {
+    let r = reqwest::get(format!("{url}/health")).await.ok()?;
+    if r.status() != 200 {
+        return None;
+    }
+    r.json().await.ok()
 }
