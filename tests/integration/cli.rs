@@ -5,11 +5,12 @@
 //! Every run clears the environment (only PATH is kept) so nothing from the test process
 //! (ARCHITECT_TOKEN, PORT, ...) leaks into the command.
 
-use crate::support::{Session, TestServer, ADMIN, ADMIN_PASSWORD};
+use crate::support::serve_proc::ServeProc;
+use crate::support::{until, Session, TestServer, ADMIN, ADMIN_PASSWORD};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_architect");
 /// A client command that takes longer than this is hung.
@@ -523,94 +524,16 @@ async fn migrate_creates_the_database_and_counts_migrations() {
 // `architect serve` as a process
 // ---------------------------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("addr").port()
-}
-
-/// A running `architect serve` child whose stderr goes to a file.
-struct ServeProcess {
-    child: tokio::process::Child,
-    url: String,
-    log: std::path::PathBuf,
-}
-
-impl ServeProcess {
-    async fn start(data_dir: &Path, log: std::path::PathBuf) -> ServeProcess {
-        let port = free_port().to_string();
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let database = crate::support::database_env_for(data_dir);
-        let mut env = vec![
-            ("ARCHITECT_DATA_DIR", data_dir.to_str().expect("utf-8 path")),
-            ("ARCHITECT_PASSWORD", ADMIN_PASSWORD),
-        ];
-        env.extend(database.iter().map(|(k, v)| (*k, v.as_str())));
-        let child = command(&["serve", "--host", "127.0.0.1", "--port", &port], &env)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("architect serve starts");
-        let mut p = ServeProcess {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        p.wait_healthy().await;
-        p
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Polls /health until it answers 200 and the start is logged, failing fast if the
-    /// process dies.
-    async fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let http = reqwest::Client::new();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!(
-                    "architect serve exited early with {status}:\n{}",
-                    self.log()
-                );
-            }
-            if let Ok(r) = http.get(format!("{}/health", self.url)).send().await {
-                if r.status().as_u16() == 200 && self.log().contains("architect listening on") {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no healthy /health within 30s:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Sends SIGTERM and waits (with a deadline) for the exit status.
-    async fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().expect("still running").to_string();
-        let kill = tokio::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(&pid)
-            .status()
-            .await
-            .expect("kill runs");
-        assert!(kill.success(), "kill -TERM {pid}");
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "architect serve did not stop within 20s of SIGTERM:\n{}",
-                    self.log()
-                )
-            })
-            .expect("wait");
-        let log = self.log();
-        (status, log)
-    }
+/// A real `architect serve` on `data` at the default log level, once it has logged its start.
+async fn serve_logged(data: &Path) -> ServeProc {
+    let p = ServeProc::start(data, &[("RUST_LOG", "info".into())]).await;
+    until("architect serve to log its start", || async {
+        p.start_log()
+            .contains("architect listening on")
+            .then_some(())
+    })
+    .await;
+    p
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -618,7 +541,7 @@ async fn serve_stops_cleanly_on_sigterm_and_keeps_its_data() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
 
-    let first = ServeProcess::start(&data, tmp.path().join("serve-1.log")).await;
+    let first = serve_logged(&data).await;
     let url = first.url.clone();
     assert!(
         first
@@ -658,7 +581,7 @@ async fn serve_stops_cleanly_on_sigterm_and_keeps_its_data() {
     );
     assert!(log.contains("stopped cleanly"), "{log}");
 
-    let second = ServeProcess::start(&data, tmp.path().join("serve-2.log")).await;
+    let second = serve_logged(&data).await;
     let r = client(&second.url, &token, "projects", &["list", "--json"]).await;
     r.assert_ok();
     let names: Vec<String> = r

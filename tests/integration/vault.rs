@@ -19,8 +19,8 @@ use crate::support::{config, Session, ADMIN, ADMIN_PASSWORD};
 use architect::config::ServeConfig;
 use architect::serve::Server;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 /// Creates a secret and returns its id.
 pub async fn create(s: &Session, name: &str, value: &str) -> i64 {
@@ -145,85 +145,5 @@ pub async fn run(args: &[&str], stdin: Option<&str>) -> Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// `architect serve` as a child process whose log goes to a file.
-pub struct ServeProcess {
-    child: tokio::process::Child,
-    pub url: String,
-    pub log: PathBuf,
-}
-
-impl ServeProcess {
-    pub async fn start(data_dir: &Path, log: PathBuf, env: &[(&str, &str)]) -> ServeProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port()
-            .to_string();
-        let mut all = vec![
-            ("ARCHITECT_DATA_DIR", data_dir.to_str().expect("utf-8 path")),
-            ("ARCHITECT_PASSWORD", ADMIN_PASSWORD),
-        ];
-        all.extend_from_slice(env);
-        let database = crate::support::database_env_for(data_dir);
-        all.extend(database.iter().map(|(k, v)| (*k, v.as_str())));
-        let child = command(&["serve", "--host", "127.0.0.1", "--port", &port], &all)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::fs::File::create(&log).expect("log file"))
-            .stderr(
-                std::fs::File::options()
-                    .append(true)
-                    .open(&log)
-                    .expect("log file"),
-            )
-            .spawn()
-            .expect("architect serve starts");
-        let mut p = ServeProcess {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = p.child.try_wait().expect("try_wait") {
-                panic!("architect serve exited with {status}:\n{}", p.log_text());
-            }
-            if let Ok(r) = http.get(format!("{}/health", p.url)).send().await {
-                if r.status().as_u16() == 200 {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no /health within 30s:\n{}",
-                p.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        p
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status (20 s deadline) and the whole log.
-    pub async fn stop(mut self) -> String {
-        let pid = self.child.id().expect("running").to_string();
-        let kill = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .expect("kill");
-        assert!(kill.success());
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("stops within 20s")
-            .expect("wait");
-        assert!(status.success(), "{status}:\n{}", self.log_text());
-        self.log_text()
     }
 }

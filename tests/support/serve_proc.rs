@@ -19,6 +19,8 @@ pub struct ServeProc {
     database: Option<String>,
     env: Vec<(String, String)>,
     log: PathBuf,
+    /// Where this start's part of the log begins.
+    log_from: usize,
     starts: usize,
 }
 
@@ -61,6 +63,7 @@ impl ServeProc {
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
             log: data_dir.with_extension("serve.log"),
+            log_from: 0,
             starts: 0,
         };
         s.url = format!("http://127.0.0.1:{}", s.port);
@@ -75,6 +78,7 @@ impl ServeProc {
             .append(true)
             .open(&self.log)
             .expect("log file");
+        self.log_from = self.log().len();
         let database = match &self.database {
             Some(url) => vec![("DATABASE_URL", url.clone())],
             None => database_env_for(&self.data_dir),
@@ -130,6 +134,28 @@ impl ServeProc {
         child.wait().await.expect("killed");
     }
 
+    /// SIGTERM (a graceful stop), then its exit status (within 20 s) and what this start
+    /// logged.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().expect("running") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM");
+        let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "architect serve did not stop within 20 s of SIGTERM:\n{}",
+                    self.log()
+                )
+            })
+            .expect("wait");
+        (status, self.start_log())
+    }
+
     /// Starts it again on the same port, data and environment.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "kill it first");
@@ -145,9 +171,18 @@ impl ServeProc {
         token_of(&self.admin().await, scope).await
     }
 
-    /// What it wrote to stdout and stderr (every start).
+    /// What it wrote to stdout and stderr (every start, and every earlier `ServeProc` on the
+    /// same data dir).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What it wrote since it was last started.
+    pub fn start_log(&self) -> String {
+        self.log()
+            .get(self.log_from..)
+            .unwrap_or_default()
+            .to_string()
     }
 }
 

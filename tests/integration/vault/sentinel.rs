@@ -4,7 +4,8 @@
 //! explicit reveals (API view, dashboard View, `secrets get`) may contain it; the database
 //! may hold its ciphertext only.
 
-use super::{run, ServeProcess};
+use super::run;
+use crate::support::serve_proc::ServeProc;
 use crate::support::{Resp, Session, ADMIN, ADMIN_PASSWORD};
 use serde_json::json;
 
@@ -45,11 +46,12 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn a_sentinel_value_never_leaks_into_logs_errors_activity_metrics_or_lists() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let log = tmp.path().join("serve.log");
-    let p = ServeProcess::start(
+    let p = ServeProc::start(
         &data,
-        log,
-        &[("RUST_LOG", "trace"), ("ARCHITECT_LOG_FORMAT", "json")],
+        &[
+            ("RUST_LOG", "trace".into()),
+            ("ARCHITECT_LOG_FORMAT", "json".into()),
+        ],
     )
     .await;
     let url = p.url.clone();
@@ -328,7 +330,8 @@ async fn a_sentinel_value_never_leaks_into_logs_errors_activity_metrics_or_lists
     }
     assert_eq!(reveals, 4);
 
-    let log = p.stop().await;
+    let (status, log) = p.terminate().await;
+    assert!(status.success(), "{status}:\n{log}");
     assert!(log.contains("architect listening"), "the log was captured");
     assert!(
         log.contains("\"level\":\"TRACE\"") || log.contains("TRACE"),
