@@ -167,6 +167,28 @@ impl AppState {
     }
 }
 
+impl axum::extract::FromRef<AppState> for crate::agents::AgentsState {
+    fn from_ref(s: &AppState) -> Self {
+        s.agents_state()
+    }
+}
+
+impl AppState {
+    /// What the agents domain's operations reach (the nodes and auth states composed in).
+    pub fn agents_state(&self) -> crate::agents::AgentsState {
+        crate::agents::AgentsState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            agents: self.agents.clone(),
+            events: self.events.clone(),
+            nodes: self.nodes_state(),
+            auth: self.auth_state(),
+            tasks: self.tasks.clone(),
+        }
+    }
+}
+
 impl axum::extract::FromRef<AppState> for crate::http::extract::TrustedProxies {
     fn from_ref(state: &AppState) -> Self {
         crate::http::extract::TrustedProxies(Arc::new(state.config.trusted_proxies.clone()))
@@ -206,7 +228,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::llm::pages::routes())
         .merge(crate::agents::api::routes())
         .merge(crate::agents::pages::routes())
-        .merge(crate::agents::assign_pages::routes())
+        .merge(crate::assign::api::routes())
+        .merge(crate::assign::pages::routes())
         .merge(crate::events::api::routes())
         .merge(crate::overview::api::routes())
         .merge(crate::overview::pages::routes())

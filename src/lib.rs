@@ -16,6 +16,8 @@
 //! * Domains, each `mod.rs` (types and rules) / `store.rs` (SQL) / `api.rs` / `pages.rs`:
 //!   [`auth`], [`tracking`], [`vault`], [`tasks`], [`errors`], [`nodes`],
 //!   [`llm`], [`agents`]; [`system`] holds /health and /metrics.
+//! * Orchestrators over several domains: [`assign`] (a work item as an agent's prompt),
+//!   [`planning`], [`autopilot`], [`overview`].
 
 pub mod text_enum;
 
@@ -23,6 +25,7 @@ pub mod accounts;
 pub mod activity;
 pub mod agents;
 pub mod app;
+pub mod assign;
 pub mod auth;
 pub mod autopilot;
 pub mod background;

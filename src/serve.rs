@@ -98,6 +98,7 @@ pub async fn start(mut config: ServeConfig, clock: Clock) -> anyhow::Result<Serv
     let nodes = crate::nodes::NodesRuntime::new(&config, &clock);
     let llm = crate::llm::LlmRuntime::new(&config, clock.clone())?;
     let agents = crate::agents::AgentsRuntime::new(&config);
+    crate::assign::register(&agents);
     let list_cache = crate::http::cache::ListCache::new(true);
     let events = crate::events::Events::new();
     // Stops the loops, the election and the server at once (see `Server::shutdown`).

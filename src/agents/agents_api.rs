@@ -7,6 +7,7 @@ use super::assigner::NewPrompt;
 use super::classify::AgentKind;
 use super::route::NodeRef;
 use super::sessions::{self, LiveSession, NodeFailure};
+use crate::agents::AgentsState;
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Read, Write};
 use crate::http::error::ApiError;
@@ -41,7 +42,7 @@ pub struct AgentList {
 }
 
 async fn list(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
     Query(f): Query<NodeFilter>,
 ) -> Result<Json<AgentList>, ApiError> {
@@ -70,7 +71,7 @@ pub struct Queued {
 }
 
 async fn send(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Json(r): Json<SendRequest>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
@@ -119,7 +120,7 @@ struct BroadcastRequest {
 }
 
 async fn broadcast(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Json(r): Json<BroadcastRequest>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {

@@ -11,6 +11,7 @@ use super::classify::{self, AgentKind};
 use super::route::{self, NodeRef, TmuxAnswer, TmuxOp};
 use super::sessions::{self, LiveSession, NodeFailure};
 use super::{store, AgentsError};
+use crate::agents::AgentsState;
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Exec, PaneRead, Read, SessionOr, Write};
 use crate::auth::{Capability, Identity};
@@ -38,7 +39,6 @@ pub fn routes() -> Router<AppState> {
         .merge(super::assigner::api::routes())
         .merge(super::interactions_api::routes())
         .merge(super::agents_api::routes())
-        .merge(super::assign::routes())
 }
 
 impl From<AgentsError> for ApiError {
@@ -135,7 +135,7 @@ pub struct KnownSession {
 }
 
 async fn list_sessions(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
     Query(f): Query<NodeFilter>,
 ) -> ApiResult<SessionList> {
@@ -158,7 +158,7 @@ async fn list_sessions(
 /// and the registry's sessions none of them listed. Also returns the nodes a session can be
 /// started on (`route::Fleet::choices`).
 pub(crate) async fn every_session(
-    s: &AppState,
+    s: &AgentsState,
 ) -> Result<(SessionList, Vec<(String, String)>), ApiError> {
     let fleet = route::fleet(s).await?;
     let (sessions, mut errors) = sessions::observe_all(s, &fleet.reachable, false).await;
@@ -209,7 +209,7 @@ struct RefreshRequest {
 }
 
 async fn refresh_sessions(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Write>,
     body: axum::body::Bytes,
 ) -> ApiResult<SessionList> {
@@ -258,7 +258,7 @@ const MAX_SEND_BYTES: usize = 64 * 1024;
 /// code: text typed into a shell is run by it. The pane is classified now (a launched
 /// session's agent is known), so a pane whose agent exited back to a shell counts as a shell.
 pub(crate) async fn ensure_may_type(
-    s: &AppState,
+    s: &AgentsState,
     who: &Identity,
     n: &NodeRef,
     session: &SessionName,
@@ -288,7 +288,7 @@ pub(crate) async fn ensure_may_type(
 }
 
 async fn send(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Json(r): Json<SendRequest>,
 ) -> ApiResult<Sent> {
@@ -358,7 +358,7 @@ pub struct Captured {
 }
 
 async fn capture(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: SessionOr<PaneRead>,
     Json(r): Json<CaptureRequest>,
 ) -> ApiResult<Captured> {
@@ -447,7 +447,7 @@ fn check_env_name(k: &str) -> Result<(), ApiError> {
 }
 
 async fn create(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Exec>,
     Json(r): Json<CreateRequest>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
@@ -511,7 +511,7 @@ struct KillRequest {
 }
 
 async fn kill(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Json(r): Json<KillRequest>,
 ) -> ApiResult<Sent> {
@@ -528,7 +528,7 @@ async fn kill(
 /// Kills `session` on `node` and revokes the session's own token (the API's and the panel's
 /// kill alike).
 pub(crate) async fn kill_session(
-    s: &AppState,
+    s: &AgentsState,
     actor: &str,
     node: &NodeRef,
     session: &SessionName,
@@ -548,7 +548,7 @@ pub(crate) async fn kill_session(
         &now,
     )
     .await?;
-    s.token_cache.invalidate();
+    s.auth.token_cache.invalidate();
     s.events
         .emit(crate::events::Topic::Sessions, "killed", session.as_str());
     Ok(())

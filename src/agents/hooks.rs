@@ -7,7 +7,7 @@
 use super::classify::PaneState;
 use super::route::NodeRef;
 use super::{store, AgentsError};
-use crate::app::AppState;
+use crate::agents::AgentsState;
 use crate::tmux::SessionName;
 use crate::validate::invalid;
 use serde::{Deserialize, Serialize};
@@ -59,7 +59,7 @@ fn text<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
 }
 
 pub async fn report(
-    state: &AppState,
+    state: &AgentsState,
     event: HookEvent,
     r: HookReport,
 ) -> Result<HookAnswer, AgentsError> {

@@ -28,7 +28,7 @@ use super::permissions::{self, Outcome, Request, Verdict};
 use super::route::LOCAL_NODE;
 use super::sessions::LiveSession;
 use super::{store, AgentsError};
-use crate::app::AppState;
+use crate::agents::AgentsState;
 use crate::tmux::{CaptureMode, SessionName, TmuxError};
 
 /// How long after a key the unchanged screen is taken for the answered prompt still drawn
@@ -72,7 +72,7 @@ fn still_drawn(last: &Interaction, fingerprint: &str, screen: &str, now: &str) -
 
 /// Records a new interaction for every session showing a permission prompt not recorded yet,
 /// applies the patterns, and closes pending interactions whose prompt left the screen.
-pub async fn scan(state: &AppState, live: &[LiveSession]) -> Result<Vec<i64>, AgentsError> {
+pub async fn scan(state: &AgentsState, live: &[LiveSession]) -> Result<Vec<i64>, AgentsError> {
     let mut decided = Vec::new();
     for s in live {
         let now = state.clock.now_str();
@@ -151,7 +151,7 @@ pub const PROMPT_SETTLE: std::time::Duration = std::time::Duration::from_millis(
 /// Records the prompt `req` on `s`'s screen and decides it by the patterns; the id when a
 /// pattern decided it.
 async fn record(
-    state: &AppState,
+    state: &AgentsState,
     s: &LiveSession,
     req: &PermissionRequest,
     fingerprint: &str,
@@ -229,7 +229,7 @@ async fn record(
 /// interaction as gone and presses nothing) and this caller moved it out of pending (so a
 /// prompt gets at most one key).
 pub async fn apply(
-    state: &AppState,
+    state: &AgentsState,
     i: &Interaction,
     agent: AgentKind,
     approve: bool,

@@ -9,6 +9,7 @@ use super::permission_actions::{
 };
 use super::permission_store::{self as pstore, AuditEntry, Interaction};
 use super::permissions::{Decision, PermissionPattern};
+use crate::agents::AgentsState;
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Read, Write};
 use crate::http::error::ApiError;
@@ -53,7 +54,7 @@ fn limit(l: Option<i64>) -> Result<i64, ApiError> {
 }
 
 async fn list(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Interaction>>, ApiError> {
@@ -70,14 +71,14 @@ async fn list(
     ))
 }
 
-async fn get_interaction(s: &AppState, id: i64) -> Result<Interaction, ApiError> {
+async fn get_interaction(s: &AgentsState, id: i64) -> Result<Interaction, ApiError> {
     pstore::interaction(&s.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("interaction"))
 }
 
 async fn detail(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
     Path(id): Path<i64>,
 ) -> Result<Json<Interaction>, ApiError> {
@@ -91,7 +92,7 @@ struct HandleRequest {
 }
 
 async fn handle(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Path(id): Path<i64>,
     Json(r): Json<HandleRequest>,
@@ -102,14 +103,14 @@ async fn handle(
 }
 
 async fn patterns(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
 ) -> Result<Json<Vec<PermissionPattern>>, ApiError> {
     Ok(Json(pstore::patterns(&s.db).await?))
 }
 
 async fn create_pattern(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Json(p): Json<PatternInput>,
 ) -> Result<(StatusCode, Json<PermissionPattern>), ApiError> {
@@ -119,7 +120,7 @@ async fn create_pattern(
 }
 
 async fn update_pattern(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Path(id): Path<i64>,
     Json(p): Json<PatternInput>,
@@ -138,7 +139,7 @@ pub struct Deleted {
 }
 
 async fn delete_pattern(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Path(id): Path<i64>,
 ) -> Result<Json<Deleted>, ApiError> {
@@ -162,7 +163,7 @@ struct CreateFrom {
 }
 
 async fn create_from(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Path(id): Path<i64>,
     Json(r): Json<CreateFrom>,
@@ -191,7 +192,7 @@ async fn create_from(
 }
 
 async fn dry_run(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Write>,
     Json(r): Json<DryRun>,
 ) -> Result<Json<DryRunAnswer>, ApiError> {
@@ -199,7 +200,7 @@ async fn dry_run(
 }
 
 async fn audit(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {

@@ -301,7 +301,7 @@ async fn handle(
     PageForm(who, f, ..): PageForm<Write, HandleForm>,
 ) -> Response {
     let to = back_to(&f.next);
-    match actions::handle(&s, id, f.action, &who.username).await {
+    match actions::handle(&s.agents_state(), id, f.action, &who.username).await {
         Ok(i) => {
             let extra = if f.action == HandleAction::ApproveAlways {
                 format!(
@@ -334,7 +334,7 @@ async fn dry_run(
                     format!("last_n must be a number 1-{}", actions::MAX_REPLAY),
                 )
             })?;
-            let rows = actions::replay(&s, draft, n).await?;
+            let rows = actions::replay(&s.agents_state(), draft, n).await?;
             let changed = rows.iter().filter(|r| r.changed).count();
             return Ok(DryResult::Replay {
                 changed,
@@ -357,7 +357,7 @@ async fn dry_run(
             return Err(crate::validate::invalid("tool", "tool must not be empty").into());
         }
         let a = actions::dry_run(
-            &s,
+            &s.agents_state(),
             DryRun {
                 tool: f.tool.trim().to_string(),
                 subject: f.subject.clone(),

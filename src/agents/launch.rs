@@ -12,7 +12,7 @@
 use super::route::NodeRef;
 use super::store::{self, SessionFacts};
 use super::{AgentsError, SessionRole};
-use crate::app::AppState;
+use crate::agents::AgentsState;
 use crate::auth::{Capability, Identity};
 use crate::tmux::spawn::{self, LaunchPlan, Launched, NodeSide};
 use crate::tmux::SessionName;
@@ -122,7 +122,7 @@ fn check_branch(b: &str) -> bool {
 pub const REMOTE_START_TIMEOUT_S: i64 = 60;
 
 pub async fn start(
-    state: &AppState,
+    state: &AgentsState,
     who: &Identity,
     req: StartSession,
 ) -> Result<StartedSession, AgentsError> {
@@ -202,15 +202,14 @@ pub async fn start(
     let remote = match &node {
         NodeRef::Local => None,
         NodeRef::Remote(n) => {
-            let Some(id) = crate::nodes::actions::node_id_by_name(&state.nodes_state(), n).await?
-            else {
+            let Some(id) = crate::nodes::actions::node_id_by_name(&state.nodes, n).await? else {
                 return Err(invalid(
                     "node",
                     format!("there is no node '{n}' (GET /api/nodes lists them)"),
                 )
                 .into());
             };
-            (state.nodes.local_node() != Some(id)).then_some(id)
+            (state.nodes.nodes.local_node() != Some(id)).then_some(id)
         }
     };
     // Checked before anything is minted or registered (the node checks again when it starts).
@@ -237,7 +236,7 @@ pub async fn start(
     let token = match remote {
         None => Some(
             crate::auth::actions::create_session_token(
-                &state.auth_state(),
+                &state.auth,
                 &who.actor(),
                 who.user_id,
                 node.name(),
@@ -340,7 +339,7 @@ pub async fn start(
 }
 
 /// This server's own node: its tmux server, data directory and address.
-fn local_side(state: &AppState) -> NodeSide {
+fn local_side(state: &AgentsState) -> NodeSide {
     NodeSide {
         tmux: state.agents.tmux().clone(),
         data_dir: state.config.data_dir.clone(),
@@ -356,7 +355,7 @@ fn local_side(state: &AppState) -> NodeSide {
 /// which only that node's agent can redeem (`redeem_claim`), once, within the start's
 /// deadline. The token is minted at redemption and never stored anywhere but its hash.
 async fn launch_remote(
-    state: &AppState,
+    state: &AgentsState,
     who: &Identity,
     id: i64,
     mut plan: LaunchPlan,
@@ -366,7 +365,7 @@ async fn launch_remote(
     store::insert_claim(
         &state.db,
         &store::NewClaim {
-            claim_hash: &crate::auth::secret_hash(&state.secret_key, &claim),
+            claim_hash: &crate::auth::secret_hash(&state.auth.secret_key, &claim),
             node_id: id,
             session_node: &plan.node,
             session_name: plan.name.as_str(),
@@ -383,7 +382,7 @@ async fn launch_remote(
     let args = serde_json::to_value(&plan)
         .map_err(|e| AgentsError::Conflict(format!("cannot encode the launch: {e}")))?;
     let v = crate::nodes::actions::run_command(
-        &state.nodes_state(),
+        &state.nodes,
         &who.actor(),
         id,
         spawn::COMMAND,
@@ -409,16 +408,16 @@ async fn launch_remote(
 /// Trades a claim made by [`launch_remote`] for the session's token; `caller` must be the
 /// agent of the node the claim was made for.
 pub async fn redeem_claim(
-    state: &AppState,
+    state: &AgentsState,
     caller: &crate::nodes::actions::AgentCaller,
     claim: &str,
 ) -> Result<String, AgentsError> {
-    let hash = crate::auth::secret_hash(&state.secret_key, claim);
+    let hash = crate::auth::secret_hash(&state.auth.secret_key, claim);
     // Checked before the claim is used up, so another node's agent cannot burn it.
     let Some(node_id) = store::claim_node(&state.db, &hash, &state.clock.now_str()).await? else {
         return Err(invalid("claim", "no such claim, or it was used or has expired").into());
     };
-    crate::nodes::actions::ensure_agent_of(&state.nodes_state(), caller, node_id).await?;
+    crate::nodes::actions::ensure_agent_of(&state.nodes, caller, node_id).await?;
     let Some(c) = store::redeem_claim(&state.db, &hash, &state.clock.now_str()).await? else {
         return Err(invalid("claim", "no such claim, or it was used or has expired").into());
     };
@@ -427,7 +426,7 @@ pub async fn redeem_claim(
         crate::nodes::actions::AgentCaller::Local => "local agent".to_string(),
     };
     let token = crate::auth::actions::create_session_token(
-        &state.auth_state(),
+        &state.auth,
         &actor,
         c.user_id,
         &c.session_node,

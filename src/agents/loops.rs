@@ -17,6 +17,7 @@
 use super::assigner::{self, dispatch};
 use super::route::NodeRef;
 use super::{interactions, sessions, AgentsError};
+use crate::agents::AgentsState;
 use crate::app::AppState;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -29,7 +30,7 @@ pub const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// One watch tick: with prompts queued or running the dispatcher's tick has read the panes
 /// already; otherwise every agent pane is read and its permission prompt recorded (and decided
 /// by a pattern when one applies). Returns the interactions decided by a pattern.
-pub async fn watch_tick(state: &AppState) -> Result<Vec<i64>, AgentsError> {
+pub async fn watch_tick(state: &AgentsState) -> Result<Vec<i64>, AgentsError> {
     if !assigner::store::idle_queue(&state.db).await? {
         return Ok(Vec::new());
     }
@@ -49,29 +50,28 @@ pub fn loops(state: &AppState, shutdown: &watch::Receiver<bool>) -> Vec<JoinHand
     if !state.config.agents.assigner {
         return Vec::new();
     }
-    let state = state.clone();
+    let (loops, agents) = (state.loops.clone(), state.agents_state());
     vec![tokio::spawn(crate::background::leader_only(
         state.loops.clone(),
         LOOP_NAME,
         shutdown.clone(),
-        move |stop| dispatch_loop(state.clone(), stop),
+        move |stop| dispatch_loop(loops.clone(), agents.clone(), stop),
     ))]
 }
 
 /// The loop itself: runs until `shutdown` (or the loss of leadership) turns it true.
-async fn dispatch_loop(state: AppState, mut shutdown: watch::Receiver<bool>) {
+async fn dispatch_loop(
+    loops: crate::background::Loops,
+    state: AgentsState,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let every = Duration::from_millis(state.config.agents.dispatch_interval_ms.max(10));
     use crate::background::guarded;
     let mut last_watch: Option<tokio::time::Instant> = None;
     let mut woken = true;
-    state.loops.started(LOOP_NAME);
+    loops.started(LOOP_NAME);
     loop {
-        let tick = guarded(
-            &state.loops,
-            LOOP_NAME,
-            dispatch::tick(&state),
-            &mut shutdown,
-        );
+        let tick = guarded(&loops, LOOP_NAME, dispatch::tick(&state), &mut shutdown);
         match tick.await.unwrap_or(Ok(dispatch::TickReport::default())) {
             Ok(r) if r != dispatch::TickReport::default() => {
                 tracing::info!(report = ?r, "assigner dispatch")
@@ -80,7 +80,7 @@ async fn dispatch_loop(state: AppState, mut shutdown: watch::Receiver<bool>) {
             Err(e) => tracing::warn!(error = %e, "assigner dispatch failed"),
         }
         if woken || last_watch.is_none_or(|t| t.elapsed() >= WATCH_EVERY) {
-            let tick = guarded(&state.loops, LOOP_NAME, watch_tick(&state), &mut shutdown);
+            let tick = guarded(&loops, LOOP_NAME, watch_tick(&state), &mut shutdown);
             match tick.await.unwrap_or(Ok(Vec::new())) {
                 Ok(d) if !d.is_empty() => {
                     tracing::info!(decided = ?d, "permission prompts decided by patterns")

@@ -5,14 +5,14 @@
 //! `route.rs` the one place a tmux operation is sent to the local driver or a remote node;
 //! `classify.rs` the pane classifier and its built-in pattern table; `sessions.rs` tracking
 //! sessions and their state (pane readings and hook events, each change with its signal);
-//! `store.rs` SQL for sessions and pane patterns; `api.rs` / `pages.rs` HTTP; `assign.rs` sending
-//! a feature, bug or error group to a session (API and the follow-up when its prompt completes)
-//! and `assign_pages.rs` the Assign box the item pages include; `loops.rs` the background loop
+//! `store.rs` SQL for sessions and pane patterns; `api.rs` / `pages.rs` HTTP; `assign_pages.rs`
+//! the Assign box the item pages include (the prompts sent for an item; turning an item into a
+//! prompt is the `assign` module's, which hears of a completed prompt through
+//! [`AgentsRuntime::on_prompt_done`]: this domain knows no work item); `loops.rs` the background loop
 //! (the assigner's dispatcher and the permission watch over every agent pane).
 
 pub mod agents_api;
 pub mod api;
-pub mod assign;
 pub mod assign_pages;
 pub mod assigner;
 pub mod classify;
@@ -97,6 +97,25 @@ impl From<Invalid> for AgentsError {
     }
 }
 
+/// What the agents domain's operations reach, built from `AppState` by `FromRef` (app.rs):
+/// handlers take `State<AgentsState>`, other callers `state.agents_state()`. Sessions on
+/// other nodes are reached through the nodes domain's state, a session's own token is minted
+/// and revoked through auth's. Cheap to clone.
+#[derive(Clone)]
+pub struct AgentsState {
+    pub db: crate::db::Db,
+    pub clock: crate::clock::Clock,
+    /// Settings (`config.agents`, the data dir, the worker binary); never mutated.
+    pub config: std::sync::Arc<ServeConfig>,
+    pub agents: AgentsRuntime,
+    pub events: crate::events::Events,
+    pub nodes: crate::nodes::NodesState,
+    pub auth: crate::auth::AuthState,
+    /// Only for the server's own URL (`local_url`, set once the listener binds): links in
+    /// prompts and a session's dashboard URL.
+    pub tasks: crate::tasks::TaskRuntime,
+}
+
 /// Runtime state of this domain held in `AppState`.
 #[derive(Clone)]
 pub struct AgentsRuntime {
@@ -115,7 +134,17 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// Dispatcher ticks never overlap (the loop, tests and API-triggered ticks share it).
     dispatch: tokio::sync::Mutex<()>,
+    /// What runs after a prompt completes ([`AgentsRuntime::on_prompt_done`]).
+    prompt_done: RwLock<Vec<PromptDone>>,
 }
+
+/// A follow-up of a completed prompt (its id), registered at start by a module above this
+/// domain (`assign::register`).
+pub type PromptDone = Arc<
+    dyn Fn(AgentsState, i64) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>>
+        + Send
+        + Sync,
+>;
 
 impl AgentsRuntime {
     pub fn new(config: &ServeConfig) -> Self {
@@ -126,8 +155,27 @@ impl AgentsRuntime {
                 classifier_enable: config.agents.classifier_enable.clone(),
                 wake: tokio::sync::Notify::new(),
                 dispatch: tokio::sync::Mutex::new(()),
+                prompt_done: Default::default(),
             }),
         }
+    }
+
+    /// Adds a follow-up every completed prompt runs (after its completion is committed).
+    pub fn on_prompt_done(&self, f: PromptDone) {
+        self.inner
+            .prompt_done
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(f);
+    }
+
+    /// The registered follow-ups, in the order they were added.
+    pub fn prompt_done_hooks(&self) -> Vec<PromptDone> {
+        self.inner
+            .prompt_done
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn tmux(&self) -> &crate::tmux::Tmux {

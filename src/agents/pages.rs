@@ -120,7 +120,7 @@ async fn panel(
     form: CreateForm,
     form_error: Option<FormError>,
 ) -> Result<Response, PageError> {
-    let (list, nodes) = every_session(s).await?;
+    let (list, nodes) = every_session(&s.agents_state()).await?;
     let agents = [
         LaunchAgent::Claude,
         LaunchAgent::Codex,
@@ -185,7 +185,11 @@ fn page_node(raw: Option<&str>) -> Result<NodeRef, PageError> {
 }
 
 /// The pane's last [`PANE_LINES`] lines, wherever the session runs.
-async fn capture(s: &AppState, node: &NodeRef, name: &SessionName) -> Result<String, AgentsError> {
+async fn capture(
+    s: &crate::agents::AgentsState,
+    node: &NodeRef,
+    name: &SessionName,
+) -> Result<String, AgentsError> {
     match route::run(
         s,
         node,
@@ -210,7 +214,7 @@ async fn pane_page(
 ) -> Result<Response, PageError> {
     let n = page_name(&name)?;
     let node = page_node(q.node.as_deref())?;
-    let screen = capture(&s, &node, &n)
+    let screen = capture(&s.agents_state(), &node, &n)
         .await
         .map_err(|e| PageError::from(ApiError::from(e)))?;
     let title = match &node {
@@ -246,7 +250,7 @@ async fn pane_stream(
     let n = page_name(&name)?;
     let node = page_node(q.node.as_deref())?;
     // Read once before streaming: an unknown node or session is an error page, not a stream.
-    let first = capture(&s, &node, &n)
+    let first = capture(&s.agents_state(), &node, &n)
         .await
         .map_err(|e| PageError::from(ApiError::from(e)))?;
     let every = match node {
@@ -297,7 +301,7 @@ async fn pane_stream(
                 }
                 w.checked = tokio::time::Instant::now();
             }
-            match capture(&w.s, &w.node, &w.name).await {
+            match capture(&w.s.agents_state(), &w.node, &w.name).await {
                 Ok(screen) if screen != w.last || w.failing => {
                     w.failing = false;
                     let ev = Event::default().event("pane").data(screen.clone());
@@ -389,8 +393,10 @@ async fn send(
                 enter_delay: Duration::ZERO,
             },
         };
-        super::api::ensure_may_type(&s, &who, &node, &n).await?;
-        route::run(&s, &node, op).await.map_err(ApiError::from)
+        super::api::ensure_may_type(&s.agents_state(), &who, &node, &n).await?;
+        route::run(&s.agents_state(), &node, op)
+            .await
+            .map_err(ApiError::from)
     }
     .await;
     match r {
@@ -443,7 +449,7 @@ async fn create(
     PageForm(who, f, ..): PageForm<Write, CreateForm>,
 ) -> Response {
     let started = match f.request() {
-        Ok(req) => launch::start(&s, &who, req).await,
+        Ok(req) => launch::start(&s.agents_state(), &who, req).await,
         Err(e) => Err(e),
     };
     match started {
@@ -480,7 +486,7 @@ async fn kill(
     let r = async {
         let node = NodeRef::parse(f.node.as_deref())?;
         let n = SessionName::parse(&f.session)?;
-        super::api::kill_session(&s, &who.actor(), &node, &n).await?;
+        super::api::kill_session(&s.agents_state(), &who.actor(), &node, &n).await?;
         Ok::<_, AgentsError>(node)
     }
     .await;

@@ -4,6 +4,7 @@
 use super::api::ApiResult;
 use super::classify::{self, AgentKind, PanePattern, PaneView, Signal, Source};
 use super::{store, AgentsError};
+use crate::agents::AgentsState;
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Read, Write};
 use crate::http::error::ApiError;
@@ -36,7 +37,10 @@ pub struct PatternTable {
     pub builtin: Vec<PanePattern>,
 }
 
-async fn list_pane_patterns(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<PatternTable> {
+async fn list_pane_patterns(
+    State(s): State<AgentsState>,
+    _: Authed<Read>,
+) -> ApiResult<PatternTable> {
     Ok(Json(PatternTable {
         user: store::list_pane_patterns(&s.db).await?,
         builtin: classify::builtin_patterns_enabling(&s.config.agents.classifier_enable),
@@ -96,7 +100,7 @@ fn unique(e: sqlx::Error) -> ApiError {
 }
 
 async fn create_pane_pattern(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Json(p): Json<PatternInput>,
 ) -> Result<(StatusCode, Json<PanePattern>), ApiError> {
@@ -116,7 +120,7 @@ async fn create_pane_pattern(
 }
 
 async fn update_pane_pattern(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Path(id): Path<i64>,
     Json(p): Json<PatternInput>,
@@ -140,7 +144,7 @@ pub struct Deleted {
 }
 
 async fn delete_pane_pattern(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Path(id): Path<i64>,
 ) -> ApiResult<Deleted> {
@@ -166,7 +170,7 @@ struct ClassifyRequest {
 
 /// Classifies a given screen with the current table (to try a pattern before relying on it).
 async fn classify_text(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
     Json(r): Json<ClassifyRequest>,
 ) -> ApiResult<classify::Classification> {

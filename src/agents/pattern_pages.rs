@@ -123,7 +123,7 @@ async fn update_pattern(
 struct Empty {}
 
 /// Enables or disables a stored pattern through the same check as an edit.
-async fn set_enabled(s: &AppState, actor: &str, id: i64, on: bool) -> Response {
+async fn set_enabled(s: &crate::agents::AgentsState, actor: &str, id: i64, on: bool) -> Response {
     let r = async {
         let p = pstore::pattern(&s.db, id)
             .await?
@@ -154,7 +154,7 @@ async fn enable(
     Path(id): Path<i64>,
     PageForm(who, ..): PageForm<Write, Empty>,
 ) -> Response {
-    set_enabled(&s, &who.actor(), id, true).await
+    set_enabled(&s.agents_state(), &who.actor(), id, true).await
 }
 
 async fn disable(
@@ -162,7 +162,7 @@ async fn disable(
     Path(id): Path<i64>,
     PageForm(who, ..): PageForm<Write, Empty>,
 ) -> Response {
-    set_enabled(&s, &who.actor(), id, false).await
+    set_enabled(&s.agents_state(), &who.actor(), id, false).await
 }
 
 async fn delete_pattern(

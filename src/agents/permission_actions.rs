@@ -8,7 +8,7 @@ use super::interactions;
 use super::permission_store::{self as pstore, Interaction, PatternFields};
 use super::permissions::{self, Decision, Outcome, PermissionPattern, Request, Verdict};
 use super::{store, AgentsError, SessionRole};
-use crate::app::AppState;
+use crate::agents::AgentsState;
 use crate::tmux::SessionName;
 use crate::validate::invalid;
 use serde::{Deserialize, Serialize};
@@ -125,7 +125,7 @@ pub fn exact(s: &str) -> String {
 /// would be typed into the input box), presses the agent's key, adds the "always" pattern
 /// when asked, and audits the decision as `user:<username>`.
 pub async fn handle(
-    state: &AppState,
+    state: &AgentsState,
     id: i64,
     action: HandleAction,
     username: &str,
@@ -217,7 +217,7 @@ pub struct DryRunAnswer {
 }
 
 /// What the stored patterns (plus the draft, if any) would decide; audited as a dry run.
-pub async fn dry_run(state: &AppState, r: DryRun) -> Result<DryRunAnswer, AgentsError> {
+pub async fn dry_run(state: &AgentsState, r: DryRun) -> Result<DryRunAnswer, AgentsError> {
     let mut ps = pstore::patterns(&state.db).await?;
     if let Some(c) = r.candidate {
         ps.push(draft(check_pattern(c)?));
@@ -263,7 +263,7 @@ pub const MAX_REPLAY: i64 = 200;
 /// Replays the last `n` recorded interactions against the stored patterns plus `candidate`
 /// (role and workspace from the session as tracked now). Not audited: nothing was asked.
 pub async fn replay(
-    state: &AppState,
+    state: &AgentsState,
     candidate: Option<PatternInput>,
     n: i64,
 ) -> Result<Vec<Replayed>, AgentsError> {

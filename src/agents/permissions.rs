@@ -14,7 +14,7 @@ pub mod shell;
 
 use super::store::SessionRow;
 use super::AgentsError;
-use crate::app::AppState;
+use crate::agents::AgentsState;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -505,7 +505,7 @@ pub fn hook_subject(payload: &serde_json::Value) -> (String, String) {
 
 /// Decides a pre-tool-use hook and audits it.
 pub async fn decide_for_hook(
-    state: &AppState,
+    state: &AgentsState,
     session: &SessionRow,
     payload: &serde_json::Value,
 ) -> Result<Verdict, AgentsError> {

@@ -11,7 +11,7 @@
 //! asks them at once, each within a deadline, so one silent node never holds up the others.
 
 use super::AgentsError;
-use crate::app::AppState;
+use crate::agents::AgentsState;
 use crate::nodes::actions::NodeError;
 use crate::nodes::NodeStatus;
 use crate::tmux::{CaptureMode, NewSession, SessionInfo, SessionName, Tmux, TmuxError};
@@ -141,7 +141,11 @@ impl TmuxOp {
 }
 
 /// Runs `op` on `node`.
-pub async fn run(state: &AppState, node: &NodeRef, op: TmuxOp) -> Result<TmuxAnswer, AgentsError> {
+pub async fn run(
+    state: &AgentsState,
+    node: &NodeRef,
+    op: TmuxOp,
+) -> Result<TmuxAnswer, AgentsError> {
     match node {
         NodeRef::Local => run_local(state.agents.tmux(), op).await,
         NodeRef::Remote(name) => run_remote(state, name, op).await,
@@ -151,19 +155,23 @@ pub async fn run(state: &AppState, node: &NodeRef, op: TmuxOp) -> Result<TmuxAns
 /// How long a remote tmux operation may take, delivery included.
 pub const REMOTE_TIMEOUT_S: i64 = 20;
 
-async fn run_remote(state: &AppState, name: &str, op: TmuxOp) -> Result<TmuxAnswer, AgentsError> {
-    let Some(id) = crate::nodes::actions::node_id_by_name(&state.nodes_state(), name).await? else {
+async fn run_remote(
+    state: &AgentsState,
+    name: &str,
+    op: TmuxOp,
+) -> Result<TmuxAnswer, AgentsError> {
+    let Some(id) = crate::nodes::actions::node_id_by_name(&state.nodes, name).await? else {
         return Err(crate::validate::invalid(
             "node",
             format!("there is no node '{name}' (GET /api/nodes lists them)"),
         )
         .into());
     };
-    if state.nodes.local_node() == Some(id) {
+    if state.nodes.nodes.local_node() == Some(id) {
         return run_local(state.agents.tmux(), op).await;
     }
     let v = crate::nodes::actions::run_command(
-        &state.nodes_state(),
+        &state.nodes,
         "tmux",
         id,
         "tmux",
@@ -230,13 +238,13 @@ pub struct Fleet {
 }
 
 /// The nodes of [`Fleet`]: read from the nodes domain, statuses as of now.
-pub async fn fleet(state: &AppState) -> Result<Fleet, AgentsError> {
+pub async fn fleet(state: &AgentsState) -> Result<Fleet, AgentsError> {
     let mut f = Fleet {
         reachable: vec![NodeRef::Local],
         unreachable: Vec::new(),
         choices: vec![(LOCAL_NODE.to_string(), "this server".to_string())],
     };
-    for n in crate::nodes::actions::list_nodes(&state.nodes_state(), 1000, 0).await? {
+    for n in crate::nodes::actions::list_nodes(&state.nodes, 1000, 0).await? {
         if n.local {
             continue;
         }

@@ -9,7 +9,7 @@
 use super::classify::{AgentKind, Classification, InputLine, PaneState, PaneView};
 use super::route::{self, NodeRef, TmuxAnswer, TmuxOp};
 use super::{store, AgentsError};
-use crate::app::AppState;
+use crate::agents::AgentsState;
 use crate::tmux::{CaptureMode, SessionInfo, SessionName};
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ pub fn pane_signal(c: &Classification) -> String {
 
 /// Captures and classifies one session's pane.
 pub async fn classify_session(
-    state: &AppState,
+    state: &AgentsState,
     node: &NodeRef,
     info: &SessionInfo,
     hint: Option<AgentKind>,
@@ -93,7 +93,7 @@ pub async fn classify_session(
 /// Lists and classifies the sessions of one node. With `persist`, records them (first sight,
 /// cwd, state changes with their signal, sessions gone).
 pub async fn observe_node(
-    state: &AppState,
+    state: &AgentsState,
     node: &NodeRef,
     persist: bool,
 ) -> Result<Vec<LiveSession>, AgentsError> {
@@ -104,14 +104,14 @@ pub async fn observe_node(
 /// every tick): shells are left out before any capture, so the cost is one list plus one
 /// capture per agent pane.
 pub async fn observe_agents(
-    state: &AppState,
+    state: &AgentsState,
     node: &NodeRef,
 ) -> Result<Vec<LiveSession>, AgentsError> {
     observe(state, node, false, true).await
 }
 
 async fn observe(
-    state: &AppState,
+    state: &AgentsState,
     node: &NodeRef,
     persist: bool,
     agents_only: bool,
@@ -189,7 +189,7 @@ async fn observe(
     if persist {
         let present: Vec<String> = out.iter().map(|s| s.tmux.name.clone()).collect();
         if store::mark_gone_except(&state.db, node.name(), &present, &now).await? > 0 {
-            state.token_cache.invalidate();
+            state.auth.token_cache.invalidate();
             state
                 .events
                 .emit_many(crate::events::Topic::Sessions, "gone");
@@ -201,7 +201,7 @@ async fn observe(
 /// True when the classifier calls the pane a shell from tmux's listing alone (its foreground
 /// command), before any capture.
 async fn is_shell(
-    state: &AppState,
+    state: &AgentsState,
     info: &SessionInfo,
     hint: Option<AgentKind>,
 ) -> Result<bool, AgentsError> {
@@ -218,7 +218,7 @@ async fn is_shell(
 /// The sessions of `nodes`, asked all at once, each node within [`route::NODE_DEADLINE`];
 /// a node that failed or did not answer in time is in the failures, with why.
 pub async fn observe_all(
-    state: &AppState,
+    state: &AgentsState,
     nodes: &[NodeRef],
     persist: bool,
 ) -> (Vec<LiveSession>, Vec<NodeFailure>) {

@@ -9,6 +9,7 @@ use super::hooks::{self, HookAnswer, HookEvent, HookReport};
 use super::launch::{self, StartSession, StartedSession};
 use super::route::NodeRef;
 use super::store::{self, SessionRow, StateChange};
+use crate::agents::AgentsState;
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Read, SessionOr, Write};
 use crate::http::error::ApiError;
@@ -39,7 +40,7 @@ struct RedeemRequest {
 /// token (see `launch::launch_remote`): only the agent of the node the claim was made for,
 /// only once, only before it expires.
 async fn redeem_claim(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     NodeAgent(_, caller): NodeAgent,
     Json(r): Json<RedeemRequest>,
 ) -> Result<Json<RedeemedToken>, ApiError> {
@@ -61,7 +62,7 @@ pub struct TrackedSession {
 }
 
 async fn tracked_session(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
     Path(name): Path<String>,
     Query(q): Query<NodeQuery>,
@@ -76,7 +77,7 @@ async fn tracked_session(
 }
 
 async fn start_session(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Json(req): Json<StartSession>,
 ) -> Result<(StatusCode, Json<StartedSession>), ApiError> {
@@ -85,7 +86,7 @@ async fn start_session(
 }
 
 async fn hook(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: SessionOr<Write>,
     Path(event): Path<String>,
     Json(report): Json<HookReport>,

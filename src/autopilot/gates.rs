@@ -306,7 +306,7 @@ async fn retire(state: &AppState, actor: &str, item: &Item, merged: bool) {
         .and_then(|n| crate::tmux::SessionName::parse(n).ok())
     {
         if let Err(e) = crate::agents::api::kill_session(
-            state,
+            &state.agents_state(),
             actor,
             &crate::agents::route::NodeRef::Local,
             &name,

@@ -292,8 +292,8 @@ async fn detail_page(
     };
     let title = format!("Error #{id}");
     let assign = crate::agents::assign_pages::AssignBox::load(
-        &s,
-        crate::agents::assign::ItemKind::Error,
+        &s.agents_state(),
+        crate::agents::assigner::ItemKind::Error,
         id,
     )
     .await?;

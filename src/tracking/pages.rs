@@ -6,8 +6,8 @@
 use super::actions::{self, Ctx};
 use super::store;
 use super::*;
-use crate::agents::assign::ItemKind;
 use crate::agents::assign_pages::AssignBox;
+use crate::agents::assigner::ItemKind;
 use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::auth::Identity;

@@ -919,7 +919,7 @@ async fn the_dispatcher_never_types_into_busy_or_half_typed_sessions() {
     })
     .await;
     let first = send_prompt(&w, json!({"content": "SLOW first"})).await;
-    let report = dispatch::tick(t.state()).await.unwrap();
+    let report = dispatch::tick(&t.state().agents_state()).await.unwrap();
     assert!(report.dispatched.is_empty(), "{report:?}");
     assert_eq!(prompt(&w, first).await["status"], "pending");
 
@@ -938,7 +938,7 @@ async fn the_dispatcher_never_types_into_busy_or_half_typed_sessions() {
     // Busy: a second and third prompt wait; the higher priority goes first afterwards.
     let low = send_prompt(&w, json!({"content": "low one", "priority": 1})).await;
     let high = send_prompt(&w, json!({"content": "high one", "priority": 9})).await;
-    let report = dispatch::tick(t.state()).await.unwrap();
+    let report = dispatch::tick(&t.state().agents_state()).await.unwrap();
     assert!(
         report.dispatched.is_empty(),
         "one prompt per session: {report:?}"
@@ -1038,7 +1038,7 @@ async fn stalled_prompts_time_out_and_escalate_to_the_manager() {
     .await;
     wait_prompt(&w, id, "in_progress").await;
     t.clock.advance(31 * 60);
-    let report = dispatch::tick(t.state()).await.unwrap();
+    let report = dispatch::tick(&t.state().agents_state()).await.unwrap();
     assert!(report.failed.contains(&id), "{report:?}");
     let p = prompt(&w, id).await;
     assert_eq!(p["status"], "failed");

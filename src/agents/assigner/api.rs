@@ -14,6 +14,7 @@ use crate::agents::classify::AgentKind;
 use crate::agents::route::NodeRef;
 use crate::agents::store as session_store;
 use crate::agents::AgentsError;
+use crate::agents::AgentsState;
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Read, SessionOr, Write};
 use crate::auth::{Capability, Identity};
@@ -47,14 +48,14 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn list_rules(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
 ) -> Result<Json<Vec<super::routing::RoutingRule>>, ApiError> {
     Ok(Json(super::routing::rules(&s.db).await?))
 }
 
 async fn create_rule(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<crate::auth::extract::Write>,
     Json(r): Json<super::routing::NewRule>,
 ) -> Result<(StatusCode, Json<super::routing::RoutingRule>), ApiError> {
@@ -65,7 +66,7 @@ async fn create_rule(
 }
 
 async fn delete_rule(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<crate::auth::extract::Write>,
     Path(id): Path<i64>,
 ) -> Result<Json<Count>, ApiError> {
@@ -95,7 +96,7 @@ impl axum::extract::FromRequestParts<AppState> for ChangeablePrompt {
     ) -> Result<Self, ApiError> {
         let who = SessionOr::<Write>::from_request_parts(parts, s).await?;
         let Path(id) = Path::<i64>::from_request_parts(parts, s).await?;
-        let prompt = get_prompt(s, id).await?;
+        let prompt = get_prompt(&s.agents_state(), id).await?;
         if let SessionOr::Session(i, b) = &who {
             if prompt.created_by != i.actor() {
                 return Err(ApiError::forbidden(format!(
@@ -109,10 +110,14 @@ impl axum::extract::FromRequestParts<AppState> for ChangeablePrompt {
     }
 }
 
-/// Called when a prompt completes (assign-to-tmux moves its item to review).
-pub async fn on_completed(state: &AppState, prompt_id: i64) {
-    if let Err(e) = crate::agents::assign::prompt_completed(state, prompt_id).await {
-        tracing::warn!(prompt_id, error = %e, "follow-up of a completed prompt failed");
+/// Called when a prompt completes: runs the follow-ups registered with
+/// [`crate::agents::AgentsRuntime::on_prompt_done`] (`assign` moves the prompt's item to
+/// review), each after the other; a failure is logged and does not stop the rest.
+pub async fn on_completed(state: &AgentsState, prompt_id: i64) {
+    for follow_up in state.agents.prompt_done_hooks() {
+        if let Err(e) = follow_up(state.clone(), prompt_id).await {
+            tracing::warn!(prompt_id, error = %e, "follow-up of a completed prompt failed");
+        }
     }
 }
 
@@ -124,7 +129,7 @@ pub struct Queued {
 
 /// Whether `node/name` is a live session an agent was recognised in (not a shell, not an
 /// unknown pane): the only kind of target a prompt may name unless the caller may run code.
-async fn is_live_agent(state: &AppState, node: &str, name: &str) -> Result<bool, sqlx::Error> {
+async fn is_live_agent(state: &AgentsState, node: &str, name: &str) -> Result<bool, sqlx::Error> {
     Ok(session_store::session(&state.db, node, name)
         .await?
         .filter(|r| r.gone_at.is_none())
@@ -139,7 +144,7 @@ async fn is_live_agent(state: &AppState, node: &str, name: &str) -> Result<bool,
 /// session that died since the last observation counts as ended); on another node the
 /// registry decides (asking would wait on that node's agent, up to 20 s when it is offline).
 async fn ensure_target_exists(
-    state: &AppState,
+    state: &AgentsState,
     node: &NodeRef,
     name: &str,
 ) -> Result<(), AgentsError> {
@@ -183,7 +188,7 @@ async fn ensure_target_exists(
 /// dispatcher types into the target, and text typed into a shell runs. Such a prompt is
 /// marked `metadata.to_shell` so the dispatcher knows a person who may run code asked for it.
 pub async fn enqueue(
-    state: &AppState,
+    state: &AgentsState,
     who: &Identity,
     p: NewPrompt,
     source: Option<(&str, i64)>,
@@ -274,7 +279,7 @@ pub async fn enqueue(
 }
 
 async fn send(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: SessionOr<Write>,
     Json(p): Json<NewPrompt>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
@@ -300,7 +305,7 @@ pub struct AssignerStatus {
 }
 
 async fn status(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
 ) -> Result<Json<AssignerStatus>, ApiError> {
     Ok(Json(AssignerStatus {
@@ -320,7 +325,7 @@ pub struct AssignerSession {
 }
 
 async fn sessions(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
 ) -> Result<Json<Vec<AssignerSession>>, ApiError> {
     let active = store::active(&s.db).await?;
@@ -340,7 +345,7 @@ async fn sessions(
 }
 
 async fn list(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
     Query(f): Query<PromptFilter>,
 ) -> Result<Json<Vec<Prompt>>, ApiError> {
@@ -358,14 +363,14 @@ pub struct PromptDetail {
     pub children: Vec<Prompt>,
 }
 
-async fn get_prompt(s: &AppState, id: i64) -> Result<Prompt, ApiError> {
+async fn get_prompt(s: &AgentsState, id: i64) -> Result<Prompt, ApiError> {
     store::get(&s.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("prompt"))
 }
 
 async fn detail(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     _: Authed<Read>,
     Path(id): Path<i64>,
 ) -> Result<Json<PromptDetail>, ApiError> {
@@ -393,7 +398,7 @@ fn transition(p: &Prompt, to: PromptStatus) -> ApiError {
 }
 
 async fn cancel(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     ChangeablePrompt { who, prompt: p }: ChangeablePrompt,
 ) -> Result<Json<Prompt>, ApiError> {
     let id = p.id;
@@ -407,7 +412,7 @@ async fn cancel(
 }
 
 async fn retry(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     ChangeablePrompt { who, prompt: p }: ChangeablePrompt,
 ) -> Result<Json<Prompt>, ApiError> {
     let id = p.id;
@@ -434,7 +439,10 @@ pub struct Count {
     pub count: u64,
 }
 
-async fn retry_all(State(s): State<AppState>, who: Authed<Write>) -> Result<Json<Count>, ApiError> {
+async fn retry_all(
+    State(s): State<AgentsState>,
+    who: Authed<Write>,
+) -> Result<Json<Count>, ApiError> {
     let actor = who.identity().actor();
     let count = store::retry_all(&s.db, &actor, &s.clock.now_str()).await?;
     s.events.emit_many(crate::events::Topic::Prompts, "updated");
@@ -450,7 +458,7 @@ struct ReassignRequest {
 }
 
 async fn reassign(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     ChangeablePrompt { who, prompt }: ChangeablePrompt,
     Json(r): Json<ReassignRequest>,
 ) -> Result<Json<Prompt>, ApiError> {
@@ -462,7 +470,7 @@ async fn reassign(
 /// Back to pending, targeted at session `to` (or untargeted): the API and the panel. A new
 /// target obeys [`enqueue`]'s rule: a live agent session unless `who` may run code.
 pub async fn reassign_prompt(
-    s: &AppState,
+    s: &AgentsState,
     who: &Identity,
     id: i64,
     to: Option<&str>,
@@ -501,7 +509,7 @@ struct ClearRequest {
 }
 
 async fn clear(
-    State(s): State<AppState>,
+    State(s): State<AgentsState>,
     who: Authed<Write>,
     Json(r): Json<ClearRequest>,
 ) -> Result<Json<Count>, ApiError> {

@@ -39,7 +39,7 @@ use crate::agents::route::{NodeRef, LOCAL_NODE};
 use crate::agents::sessions::{self, LiveSession};
 use crate::agents::store::{self as session_store, SessionRow};
 use crate::agents::AgentsError;
-use crate::app::AppState;
+use crate::agents::AgentsState;
 use crate::tmux::{CaptureMode, SessionName, TmuxError};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -192,7 +192,7 @@ fn quiet(row: Option<&SessionRow>, now: OffsetDateTime) -> bool {
 
 /// A fresh reading of a session's pane, or `None` when the session ended meanwhile.
 async fn read(
-    state: &AppState,
+    state: &AgentsState,
     s: &LiveSession,
 ) -> Result<Option<(Classification, String)>, AgentsError> {
     match sessions::classify_session(state, &NodeRef::Local, &s.tmux, Some(s.agent)).await {
@@ -204,7 +204,7 @@ async fn read(
 
 /// One pass: timeouts, progress of active prompts, then new dispatches. Announces the prompts
 /// it moved (and the interactions its patterns decided) to live watchers.
-pub async fn tick(state: &AppState) -> Result<TickReport, AgentsError> {
+pub async fn tick(state: &AgentsState) -> Result<TickReport, AgentsError> {
     let report = tick_once(state).await?;
     use crate::events::Topic as T;
     for (topic, ids) in [
@@ -224,7 +224,7 @@ pub async fn tick(state: &AppState) -> Result<TickReport, AgentsError> {
     Ok(report)
 }
 
-async fn tick_once(state: &AppState) -> Result<TickReport, AgentsError> {
+async fn tick_once(state: &AgentsState) -> Result<TickReport, AgentsError> {
     let _one_at_a_time = state.agents.dispatch_lock().await;
     let mut report = TickReport::default();
     if store::idle_queue(&state.db).await? {
@@ -326,7 +326,7 @@ async fn tick_once(state: &AppState) -> Result<TickReport, AgentsError> {
 /// it empty, the prompt is requeued (failed when its retries are spent); when the line cannot
 /// be seen empty it is failed, never requeued, so its text cannot run in two panes.
 async fn release(
-    state: &AppState,
+    state: &AgentsState,
     p: &Prompt,
     sess: &LiveSession,
     why: &str,
@@ -373,7 +373,7 @@ async fn release(
 /// Presses [`CLEAR_KEYS`] once per line of `content` (a pasted prompt may show as one
 /// placeholder; extra presses on an empty line do nothing).
 async fn clear_line(
-    state: &AppState,
+    state: &AgentsState,
     sess: &LiveSession,
     content: &str,
 ) -> Result<(), AgentsError> {

@@ -21,6 +21,29 @@ use crate::validate::{invalid, Invalid};
 use serde::{Deserialize, Serialize};
 
 crate::text_enum! {
+    /// What a prompt may be for (its `source_kind`): a work item, assigned through `assign`.
+    pub enum ItemKind ("item kind") {
+        Feature = "feature",
+        Bug = "bug",
+        Error = "error",
+    }
+}
+
+impl ItemKind {
+    /// The item's dashboard page.
+    pub fn page(self, id: i64) -> String {
+        match self {
+            ItemKind::Feature => format!("/features/{id}"),
+            ItemKind::Bug => format!("/bugs/{id}"),
+            ItemKind::Error => format!("/errors/{id}"),
+        }
+    }
+}
+
+/// Priority of an assignment that names none (the queue's range is 0–10).
+pub const DEFAULT_PRIORITY: i64 = 5;
+
+crate::text_enum! {
     /// Where a prompt is in its life.
     pub enum PromptStatus ("prompt status") {
         Pending = "pending",

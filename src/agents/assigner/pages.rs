@@ -71,7 +71,10 @@ fn first_line(s: Option<&str>) -> String {
 
 /// The delegation trees of the newest root prompts that have children, flattened depth
 /// first, bounded in depth and size.
-async fn delegation_tree(s: &AppState, roots: Vec<Prompt>) -> Result<Vec<TreeNode>, sqlx::Error> {
+async fn delegation_tree(
+    s: &crate::agents::AgentsState,
+    roots: Vec<Prompt>,
+) -> Result<Vec<TreeNode>, sqlx::Error> {
     let now = s.clock.now();
     let mut out = Vec::new();
     // A stack of (prompt, depth), children pushed in reverse so the oldest shows first.
@@ -134,7 +137,11 @@ async fn assigner_page(
         status: q.status.map(|x| x.to_string()).unwrap_or_default(),
         statuses: PromptStatus::names(),
         pending_approvals: pstore::pending_count(&s.db).await?,
-        tree: delegation_tree(&s, prompts::delegation_roots(&s.db, 20).await?).await?,
+        tree: delegation_tree(
+            &s.agents_state(),
+            prompts::delegation_roots(&s.db, 20).await?,
+        )
+        .await?,
     }))
 }
 
@@ -156,7 +163,7 @@ async fn assigner_send(
         target_session: Some(f.target_session).filter(|t| !t.trim().is_empty()),
         ..Default::default()
     };
-    match enqueue(&s, &who, p, None).await {
+    match enqueue(&s.agents_state(), &who, p, None).await {
         Ok(id) => see_other("/assigner", &format!("Queued prompt #{id}.")),
         Err(e) => back_with_error("/assigner", &ApiError::from(e)),
     }
@@ -185,7 +192,7 @@ async fn reassign(
 ) -> Response {
     let back = assigner_back(&f.next);
     let to = Some(f.to.trim()).filter(|t| !t.is_empty());
-    match reassign_prompt(&s, &who, id, to).await {
+    match reassign_prompt(&s.agents_state(), &who, id, to).await {
         Ok(_) => see_other(
             back,
             &format!(
@@ -224,7 +231,8 @@ async fn prompt_page(
         Some(pid) => prompts::get(&s.db, pid).await?,
         None => None,
     };
-    let children = delegation_tree(&s, prompts::children(&s.db, id, 200).await?).await?;
+    let children =
+        delegation_tree(&s.agents_state(), prompts::children(&s.db, id, 200).await?).await?;
     let now = s.clock.now();
     let w = |t: &Option<String>| crate::web::at(now, t.as_deref().unwrap_or(""));
     let mut timeline = vec![(

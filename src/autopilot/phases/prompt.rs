@@ -92,7 +92,7 @@ pub(super) async fn prompt(
                 ..Default::default()
             };
             match crate::agents::assigner::api::enqueue(
-                state,
+                &state.agents_state(),
                 who,
                 p,
                 Some((PROMPT_SOURCE, item.id)),

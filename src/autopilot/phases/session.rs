@@ -51,7 +51,7 @@ pub(super) async fn launch(
                 env: spec.env.clone(),
                 no_gateway: spec.no_gateway,
             };
-            match crate::agents::launch::start(state, who, req).await {
+            match crate::agents::launch::start(&state.agents_state(), who, req).await {
                 Ok(s) => (s.cwd.unwrap_or_default(), s.branch.unwrap_or_default()),
                 Err(e) => {
                     item.reason = format!("cannot start its agent: {e}");

@@ -53,7 +53,9 @@ pub async fn confirm(
                 from_session: None,
                 node: req.node.clone(),
             };
-            let pid = crate::agents::assigner::api::enqueue(state, who, prompt, source).await?;
+            let pid =
+                crate::agents::assigner::api::enqueue(&state.agents_state(), who, prompt, source)
+                    .await?;
             Some(pid)
         }
         Target::Task => {

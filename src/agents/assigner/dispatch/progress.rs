@@ -5,7 +5,7 @@ use super::*;
 
 /// Moves one active prompt along: timeout, lost session, acceptance, completion.
 pub(super) async fn progress(
-    state: &AppState,
+    state: &AgentsState,
     p: &Prompt,
     live: &[LiveSession],
     rows: &HashMap<String, SessionRow>,
@@ -168,7 +168,7 @@ pub(super) async fn progress(
 /// Step 5: `p` was typed into `sess`, which reads idle with text in its input line and no
 /// submit hook came: Enter again (bounded, spaced, after a fresh reading), then clear.
 pub(super) async fn undelivered(
-    state: &AppState,
+    state: &AgentsState,
     p: &Prompt,
     sess: &LiveSession,
     typed_at: OffsetDateTime,
@@ -222,7 +222,7 @@ pub(super) fn push(report: &mut TickReport, id: i64, requeued: bool) {
 /// A stalled prompt goes to the session's manager (a new prompt, child of the stalled one),
 /// or to the dashboard when the session has none.
 pub(super) async fn escalate(
-    state: &AppState,
+    state: &AgentsState,
     p: &Prompt,
     row: Option<&SessionRow>,
     now: &str,

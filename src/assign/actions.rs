@@ -1,105 +1,17 @@
-//! Assigning work to agent sessions: `POST /api/assign-to-tmux` and the dashboard's Assign
-//! forms (`assign_pages.rs`) both call [`assign_item`], which turns a feature, a bug or an
-//! error group into a prompt (its details, bounded, and a link back) and queues it with the
-//! item recorded on the prompt (`source_kind`, `source_id`; the item pages list their prompts
-//! from there).
-//!
-//! When that prompt completes ([`prompt_completed`]) the item moves to review: a feature or a
-//! bug to `review` (through `in_progress` when its workflow requires it) with a comment naming
-//! the prompt in its history; an error group is marked *in review* (`errors::actions::
-//! mark_in_review`; why not a status: see `errors`). An item that is finished meanwhile
-//! (completed, resolved, closed, cancelled) keeps its status.
+//! The operations: an item's prompt, queueing it, and its follow-up when it completes.
 
-use super::assigner::api::enqueue;
-use super::assigner::NewPrompt;
-use super::route::NodeRef;
-use super::SessionRole;
-use crate::app::AppState;
-use crate::auth::extract::{Authed, Write};
+use super::{AssignRequest, Assigned, PROMPT_MESSAGE_BYTES, PROMPT_NODES, PROMPT_STACK_BYTES};
+use crate::agents::assigner::api::enqueue;
+use crate::agents::assigner::{ItemKind, NewPrompt, DEFAULT_PRIORITY};
+use crate::agents::route::NodeRef;
+use crate::agents::{AgentsState, SessionRole};
 use crate::http::error::ApiError;
-use crate::http::extract::Json;
 use crate::tracking::{BugPatch, BugStatus, FeaturePatch, FeatureStatus};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
-use serde::{Deserialize, Serialize};
-
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/assign-to-tmux", post(assign))
-}
-
-crate::text_enum! {
-    /// What can be assigned (the prompt's `source_kind`).
-    pub enum ItemKind ("item kind") {
-        Feature = "feature",
-        Bug = "bug",
-        Error = "error",
-    }
-}
-
-impl ItemKind {
-    /// The item's dashboard page.
-    pub fn page(self, id: i64) -> String {
-        match self {
-            ItemKind::Feature => format!("/features/{id}"),
-            ItemKind::Bug => format!("/bugs/{id}"),
-            ItemKind::Error => format!("/errors/{id}"),
-        }
-    }
-}
-
-/// Priority of an assignment that names none (the queue's range is 0–10).
-pub const DEFAULT_PRIORITY: i64 = 5;
-/// Bounds of an error group's prompt (bytes): its message, its stack trace, and nodes listed.
-pub const PROMPT_MESSAGE_BYTES: usize = 2 * 1024;
-pub const PROMPT_STACK_BYTES: usize = 8 * 1024;
-pub const PROMPT_NODES: usize = 10;
-
-/// `POST /api/assign-to-tmux`. Without `session`, `role` or `group` the assigner picks an
-/// idle session (routing rules apply).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssignRequest {
-    pub kind: ItemKind,
-    pub id: i64,
-    /// A live session on this server's node.
-    #[serde(default)]
-    pub session: Option<String>,
-    /// Any session with this role (high_level, manager, worker).
-    #[serde(default)]
-    pub role: Option<String>,
-    /// Any session in this group.
-    #[serde(default)]
-    pub group: Option<String>,
-    /// Replaces the generated message.
-    #[serde(default)]
-    pub message: Option<String>,
-    /// 0–10; default [`DEFAULT_PRIORITY`].
-    #[serde(default)]
-    pub priority: Option<i64>,
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub struct Assigned {
-    pub prompt_id: i64,
-    pub success: bool,
-    pub content: String,
-}
-
-async fn assign(
-    State(s): State<AppState>,
-    who: Authed<Write>,
-    Json(r): Json<AssignRequest>,
-) -> Result<(StatusCode, Json<Assigned>), ApiError> {
-    let a = assign_item(&s, who.identity(), r).await?;
-    Ok((StatusCode::CREATED, Json(a)))
-}
 
 /// Checks the request, writes the item's prompt and queues it. Shared by the API and the
 /// dashboard form. `who` is recorded as the prompt's creator.
 pub async fn assign_item(
-    state: &AppState,
+    state: &AgentsState,
     who: &crate::auth::Identity,
     r: AssignRequest,
 ) -> Result<Assigned, ApiError> {
@@ -110,7 +22,7 @@ pub async fn assign_item(
     }
     let node = NodeRef::parse(None).map_err(|e| ApiError::invalid("session", e.message))?;
     if let Some(name) = &r.session {
-        let live = super::store::session(&state.db, node.name(), name)
+        let live = crate::agents::store::session(&state.db, node.name(), name)
             .await?
             .is_some_and(|row| row.gone_at.is_none());
         if !live {
@@ -144,7 +56,7 @@ pub async fn assign_item(
 
 /// The generated prompt for an item: what it is, its details and the link back. 404 (field
 /// `id`) when the item does not exist.
-pub async fn prompt_for(state: &AppState, kind: ItemKind, id: i64) -> Result<String, ApiError> {
+pub async fn prompt_for(state: &AgentsState, kind: ItemKind, id: i64) -> Result<String, ApiError> {
     let base = state.tasks.local_url().unwrap_or("").to_string();
     let link = format!("{base}{}", kind.page(id));
     Ok(match kind {
@@ -232,8 +144,8 @@ fn path_to_review<S: Copy + PartialEq>(
 }
 
 /// Runs the follow-ups of prompt `id`, which just completed.
-pub async fn prompt_completed(state: &AppState, id: i64) -> Result<(), anyhow::Error> {
-    let Some(p) = super::assigner::store::get(&state.db, id).await? else {
+pub async fn prompt_completed(state: &AgentsState, id: i64) -> Result<(), anyhow::Error> {
+    let Some(p) = crate::agents::assigner::store::get(&state.db, id).await? else {
         return Ok(());
     };
     let kind = p.source_kind.as_deref().and_then(|k| k.parse().ok());
