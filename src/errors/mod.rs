@@ -10,7 +10,7 @@
 //! `retention` keeps the sample and histogram tables bounded.
 //!
 //! Review: a group can be assigned to an agent session like a feature or a bug
-//! (`agents::assign`). When that prompt completes, the group is marked *in review*
+//! (`assign`). When that prompt completes, the group is marked *in review*
 //! (`review_at`, `review_prompt_id`; [`actions::mark_in_review`]) rather than given a third
 //! status: the ingest upsert sets `status = 'open'` on every occurrence, and an error keeps
 //! occurring until the fix is deployed, so a `review` status would be overwritten within
