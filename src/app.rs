@@ -189,6 +189,78 @@ impl AppState {
     }
 }
 
+impl axum::extract::FromRef<AppState> for crate::files::FilesState {
+    fn from_ref(s: &AppState) -> Self {
+        s.files_state()
+    }
+}
+
+impl AppState {
+    /// What the files domain's operations reach (and the documents').
+    pub fn files_state(&self) -> crate::files::FilesState {
+        crate::files::FilesState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            events: self.events.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl axum::extract::FromRef<AppState> for crate::sources::SourcesState {
+    fn from_ref(s: &AppState) -> Self {
+        s.sources_state()
+    }
+}
+
+impl AppState {
+    /// What the sources domain's operations reach.
+    pub fn sources_state(&self) -> crate::sources::SourcesState {
+        crate::sources::SourcesState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            events: self.events.clone(),
+            sources: self.config.sources.clone(),
+            tasks: self.tasks.clone(),
+        }
+    }
+}
+
+impl axum::extract::FromRef<AppState> for crate::accounts::AccountsState {
+    fn from_ref(s: &AppState) -> Self {
+        s.accounts_state()
+    }
+}
+
+impl AppState {
+    /// What the accounts domain's operations reach.
+    pub fn accounts_state(&self) -> crate::accounts::AccountsState {
+        crate::accounts::AccountsState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            ledger: self.llm.ledger.clone(),
+        }
+    }
+}
+
+impl axum::extract::FromRef<AppState> for crate::suites::actions::SuitesState {
+    fn from_ref(s: &AppState) -> Self {
+        s.suites_state()
+    }
+}
+
+impl AppState {
+    /// What the suites domain's operations reach (the files and task states composed in).
+    pub fn suites_state(&self) -> crate::suites::actions::SuitesState {
+        crate::suites::actions::SuitesState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            files: self.files_state(),
+            tasks: self.task_state(),
+        }
+    }
+}
+
 impl axum::extract::FromRef<AppState> for crate::http::extract::TrustedProxies {
     fn from_ref(state: &AppState) -> Self {
         crate::http::extract::TrustedProxies(Arc::new(state.config.trusted_proxies.clone()))

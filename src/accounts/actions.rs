@@ -3,7 +3,6 @@
 use super::store::{self, AccountRow};
 use super::*;
 use crate::activity;
-use crate::app::AppState;
 use crate::auth::Identity;
 use serde_json::json;
 
@@ -44,7 +43,7 @@ fn logged(r: &AccountRow) -> serde_json::Value {
            "secret_name": r.secret_name, "monthly_budget_micros": r.monthly_budget_micros})
 }
 
-pub async fn list(state: &AppState) -> Result<Vec<Account>> {
+pub async fn list(state: &AccountsState) -> Result<Vec<Account>> {
     Ok(store::list_accounts(&state.db)
         .await?
         .into_iter()
@@ -52,14 +51,14 @@ pub async fn list(state: &AppState) -> Result<Vec<Account>> {
         .collect())
 }
 
-pub async fn get(state: &AppState, id: i64) -> Result<Account> {
+pub async fn get(state: &AccountsState, id: i64) -> Result<Account> {
     Ok(store::get_account(&state.db, id)
         .await?
         .ok_or(AccountError::NotFound)?
         .view())
 }
 
-pub async fn create(state: &AppState, who: &Identity, input: NewAccount) -> Result<Account> {
+pub async fn create(state: &AccountsState, who: &Identity, input: NewAccount) -> Result<Account> {
     let f = input.fields()?;
     let now = state.clock.now_str();
     let actor = who.actor();
@@ -82,7 +81,7 @@ pub async fn create(state: &AppState, who: &Identity, input: NewAccount) -> Resu
 }
 
 pub async fn change(
-    state: &AppState,
+    state: &AccountsState,
     who: &Identity,
     id: i64,
     change: AccountChange,
@@ -113,7 +112,7 @@ pub async fn change(
     Ok(row.view())
 }
 
-pub async fn delete(state: &AppState, who: &Identity, id: i64) -> Result<()> {
+pub async fn delete(state: &AccountsState, who: &Identity, id: i64) -> Result<()> {
     let now = state.clock.now_str();
     let mut tx = crate::db::begin_write(&state.db).await?;
     let row = store::get_account(&mut *tx, id)
@@ -146,9 +145,9 @@ fn month_start(now: time::OffsetDateTime) -> String {
     crate::clock::format(day1)
 }
 
-pub async fn aggregate(state: &AppState) -> Result<Aggregate> {
+pub async fn aggregate(state: &AccountsState) -> Result<Aggregate> {
     // Rows the gateway recorded but the ledger loop has not written yet count too.
-    state.llm.ledger.flush(&state.db).await?;
+    state.ledger.flush(&state.db).await?;
     let since = month_start(state.clock.now());
     let month =
         crate::llm::store::totals_by(&state.db, crate::llm::store::GroupBy::Provider, &since)

@@ -33,16 +33,16 @@ impl From<AccountError> for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-async fn list(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<Vec<Account>> {
+async fn list(State(s): State<AccountsState>, _: Authed<Read>) -> ApiResult<Vec<Account>> {
     Ok(Json(actions::list(&s).await?))
 }
 
-async fn aggregate(State(s): State<AppState>, _: Authed<Read>) -> ApiResult<Aggregate> {
+async fn aggregate(State(s): State<AccountsState>, _: Authed<Read>) -> ApiResult<Aggregate> {
     Ok(Json(actions::aggregate(&s).await?))
 }
 
 async fn show(
-    State(s): State<AppState>,
+    State(s): State<AccountsState>,
     _: Authed<Read>,
     Path(id): Path<i64>,
 ) -> ApiResult<Account> {
@@ -50,7 +50,7 @@ async fn show(
 }
 
 async fn create(
-    State(s): State<AppState>,
+    State(s): State<AccountsState>,
     who: Authed<Admin>,
     Json(input): Json<NewAccount>,
 ) -> Result<(StatusCode, Json<Account>), ApiError> {
@@ -59,7 +59,7 @@ async fn create(
 }
 
 async fn change(
-    State(s): State<AppState>,
+    State(s): State<AccountsState>,
     who: Authed<Admin>,
     Path(id): Path<i64>,
     Json(input): Json<AccountChange>,
@@ -74,7 +74,7 @@ struct Removed {
 }
 
 async fn remove(
-    State(s): State<AppState>,
+    State(s): State<AccountsState>,
     who: Authed<Admin>,
     Path(id): Path<i64>,
 ) -> ApiResult<Removed> {

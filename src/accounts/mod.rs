@@ -18,6 +18,17 @@ pub mod store;
 use crate::validate::{invalid, Invalid};
 use serde::{Deserialize, Serialize};
 
+/// What the accounts domain's operations reach. Built from `AppState` by `FromRef` (app.rs);
+/// callers outside a handler use `state.accounts_state()`. Cheap to clone.
+#[derive(Clone)]
+pub struct AccountsState {
+    pub db: crate::db::Db,
+    pub clock: crate::clock::Clock,
+    /// The LLM gateway's write-behind ledger buffer, flushed before the aggregate reads the
+    /// ledger (the only part of the LLM domain the aggregate needs; its sums are store reads).
+    pub ledger: std::sync::Arc<crate::llm::ledger::Ledger>,
+}
+
 pub const MAX_TEXT: usize = 100;
 pub const MAX_NOTES: usize = 2_000;
 /// A budget above this (a billion dollars a month) is a typo.

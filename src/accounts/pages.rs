@@ -31,7 +31,9 @@ async fn accounts_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let agg = actions::aggregate(&s).await.map_err(ApiError::from)?;
+    let agg = actions::aggregate(&s.accounts_state())
+        .await
+        .map_err(ApiError::from)?;
     Ok(render(&AccountsPage {
         layout: Layout::new(&s, &who, "accounts", "Service accounts").with_flash(&flash),
         agg,
@@ -51,7 +53,7 @@ struct AddForm {
 }
 
 async fn add_account(
-    State(s): State<AppState>,
+    State(s): State<AccountsState>,
     PageForm(who, f, ..): PageForm<Admin, AddForm>,
 ) -> Response {
     let budget = match f.monthly_budget_usd.trim() {
@@ -84,7 +86,7 @@ async fn add_account(
 struct Empty {}
 
 async fn remove_account(
-    State(s): State<AppState>,
+    State(s): State<AccountsState>,
     Path(id): Path<i64>,
     PageForm(who, Empty {}, ..): PageForm<Admin, Empty>,
 ) -> Response {

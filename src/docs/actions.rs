@@ -1,12 +1,12 @@
 //! Listing and reading documents.
 
 use super::*;
-use crate::app::AppState;
+use crate::files::FilesState;
 use crate::tracking::ProjectFilter;
 
 /// Every document: architect's own first, then each active project's (those whose folder
 /// exists on this host), or only project `only`'s.
-pub async fn list(state: &AppState, only: Option<i64>) -> Result<DocumentList, FilesError> {
+pub async fn list(state: &FilesState, only: Option<i64>) -> Result<DocumentList, FilesError> {
     let mut documents = Vec::new();
     if only.is_none() {
         for (path, text) in own_documents() {
@@ -75,7 +75,7 @@ pub fn view_url(project_id: Option<i64>, path: &str) -> String {
 
 /// One document's Markdown: architect's own (`project_id` none) or a project's.
 pub async fn read(
-    state: &AppState,
+    state: &FilesState,
     project_id: Option<i64>,
     path: &str,
 ) -> Result<String, FilesError> {

@@ -3,6 +3,7 @@
 use super::{actions, DocumentList};
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Read};
+use crate::files::FilesState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Query};
 use axum::extract::State;
@@ -22,7 +23,7 @@ pub struct DocFilter {
 }
 
 async fn list(
-    State(s): State<AppState>,
+    State(s): State<FilesState>,
     _: Authed<Read>,
     Query(f): Query<DocFilter>,
 ) -> Result<Json<DocumentList>, ApiError> {

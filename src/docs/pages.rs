@@ -33,7 +33,7 @@ async fn list_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Query(f): Query<super::api::DocFilter>,
 ) -> Result<Response, PageError> {
-    let docs = actions::list(&s, f.project_id)
+    let docs = actions::list(&s.files_state(), f.project_id)
         .await
         .map_err(ApiError::from)?;
     let mut groups: Vec<(String, Vec<Document>)> = Vec::new();
@@ -77,7 +77,7 @@ async fn view_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Query(q): Query<ViewQuery>,
 ) -> Result<Response, PageError> {
-    let text = actions::read(&s, q.project_id, &q.path)
+    let text = actions::read(&s.files_state(), q.project_id, &q.path)
         .await
         .map_err(ApiError::from)?;
     let source = match q.project_id {

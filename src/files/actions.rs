@@ -1,7 +1,6 @@
 //! Reading (audited) and writing (atomic, logged, optionally conditional) a project's files.
 
 use super::*;
-use crate::app::AppState;
 use crate::validate::invalid;
 use serde_json::json;
 use std::io::Write as _;
@@ -10,7 +9,7 @@ use std::path::{Path, PathBuf};
 type Result<T> = std::result::Result<T, FilesError>;
 
 /// The canonical folder of project `id`.
-pub async fn project_root(state: &AppState, id: i64) -> Result<PathBuf> {
+pub async fn project_root(state: &FilesState, id: i64) -> Result<PathBuf> {
     let p = crate::tracking::store::get_project(&state.db, id)
         .await?
         .ok_or(FilesError::NotFound("project"))?;
@@ -52,7 +51,7 @@ fn read_text(root: &Path, path: &str) -> Result<(String, String)> {
 }
 
 /// `POST /api/files/read`: the content leaves only after its audit row committed.
-pub async fn read_file(state: &AppState, actor: &str, r: ReadRequest) -> Result<FileContent> {
+pub async fn read_file(state: &FilesState, actor: &str, r: ReadRequest) -> Result<FileContent> {
     let root = project_root(state, r.project_id).await?;
     let path = r.path.clone();
     let (path, content) = blocking(move || read_text(&root, &path)).await?;
@@ -155,7 +154,7 @@ fn publish(staged: &Staged) -> Result<()> {
 }
 
 /// `POST /api/files/write` (see the module's doc for the protocol).
-pub async fn write_file(state: &AppState, actor: &str, w: WriteRequest) -> Result<Written> {
+pub async fn write_file(state: &FilesState, actor: &str, w: WriteRequest) -> Result<Written> {
     if w.content.len() as u64 > MAX_FILE_BYTES {
         return Err(too_large("content"));
     }
@@ -215,7 +214,7 @@ pub async fn write_file(state: &AppState, actor: &str, w: WriteRequest) -> Resul
 }
 
 /// A folder's entries (folders first, then files; `.git` left out), for the file page.
-pub async fn list_dir(state: &AppState, project_id: i64, path: &str) -> Result<Vec<DirEntry>> {
+pub async fn list_dir(state: &FilesState, project_id: i64, path: &str) -> Result<Vec<DirEntry>> {
     let root = project_root(state, project_id).await?;
     let path = path.to_string();
     blocking(move || {
@@ -245,7 +244,7 @@ pub async fn list_dir(state: &AppState, project_id: i64, path: &str) -> Result<V
 }
 
 /// Whether `path` names a folder in the project (the file page shows a listing then).
-pub async fn is_dir(state: &AppState, project_id: i64, path: &str) -> Result<bool> {
+pub async fn is_dir(state: &FilesState, project_id: i64, path: &str) -> Result<bool> {
     if path.is_empty() || path == "." {
         return Ok(true);
     }

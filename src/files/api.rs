@@ -2,7 +2,8 @@
 //! `GET /api/files/feature/{id}` (viewers).
 
 use super::{
-    actions, feature, FeatureFiles, FileContent, FilesError, ReadRequest, WriteRequest, Written,
+    actions, feature, FeatureFiles, FileContent, FilesError, FilesState, ReadRequest, WriteRequest,
+    Written,
 };
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Read, Write};
@@ -40,7 +41,7 @@ impl From<FilesError> for ApiError {
 }
 
 async fn read(
-    State(s): State<AppState>,
+    State(s): State<FilesState>,
     who: Authed<Read>,
     Json(r): Json<ReadRequest>,
 ) -> Result<Json<FileContent>, ApiError> {
@@ -50,7 +51,7 @@ async fn read(
 }
 
 async fn write(
-    State(s): State<AppState>,
+    State(s): State<FilesState>,
     who: Authed<Write>,
     Json(w): Json<WriteRequest>,
 ) -> Result<Json<Written>, ApiError> {
@@ -60,7 +61,7 @@ async fn write(
 }
 
 async fn of_feature(
-    State(s): State<AppState>,
+    State(s): State<FilesState>,
     _: Authed<Read>,
     Path(id): Path<i64>,
 ) -> Result<Json<FeatureFiles>, ApiError> {

@@ -4,7 +4,6 @@
 //! not, plus untracked files), and the paths its description names that exist in the project.
 
 use super::*;
-use crate::app::AppState;
 use crate::sources::repo;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -73,7 +72,7 @@ fn named_paths(description: &str) -> Vec<String> {
         .collect()
 }
 
-pub async fn feature_files(state: &AppState, id: i64) -> Result<FeatureFiles, FilesError> {
+pub async fn feature_files(state: &FilesState, id: i64) -> Result<FeatureFiles, FilesError> {
     let f = crate::tracking::store::get_feature(&state.db, id)
         .await?
         .ok_or(FilesError::NotFound("feature"))?;

@@ -22,6 +22,21 @@ pub mod pages;
 use crate::validate::Invalid;
 use serde::{Deserialize, Serialize};
 
+/// What the files domain's operations reach, and the documents' (`docs/` reads project files
+/// under the same rules, so it takes this state rather than a twin of it). Built from
+/// `AppState` by `FromRef` (app.rs); callers outside a handler use `state.files_state()`.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct FilesState {
+    pub db: crate::db::Db,
+    pub clock: crate::clock::Clock,
+    /// A write touches the project's row: its `Work` event moves cached project lists on.
+    pub events: crate::events::Events,
+    /// Settings, never mutated: `confine::Allowed` reads three of them (the source roots, the
+    /// data dir, the master key file), so the shared `Arc` rather than copies made per request.
+    pub config: std::sync::Arc<crate::config::ServeConfig>,
+}
+
 /// The largest file read or written, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// Bytes looked at for a NUL when deciding that a file is binary.

@@ -2,7 +2,9 @@
 //! its entries, a file its text (the read is audited like `POST /api/files/read`) and, for
 //! members, an editor whose save is `POST /api/files/write` with the hash it was read at.
 
-use super::{actions, feature, DirEntry, FeatureFiles, FileContent, ReadRequest, WriteRequest};
+use super::{
+    actions, feature, DirEntry, FeatureFiles, FileContent, FilesState, ReadRequest, WriteRequest,
+};
 use crate::app::AppState;
 use crate::auth::extract::{PageAuthed, PageForm, Read, Write};
 use crate::http::error::ApiError;
@@ -76,13 +78,14 @@ async fn files_page(
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
     let path = q.path.clone().unwrap_or_default();
-    let (entries, file) = if actions::is_dir(&s, id, &path)
+    let fs = s.files_state();
+    let (entries, file) = if actions::is_dir(&fs, id, &path)
         .await
         .map_err(ApiError::from)?
     {
         (
             Some(
-                actions::list_dir(&s, id, &path)
+                actions::list_dir(&fs, id, &path)
                     .await
                     .map_err(ApiError::from)?,
             ),
@@ -93,7 +96,7 @@ async fn files_page(
             project_id: id,
             path: path.clone(),
         };
-        let f = actions::read_file(&s, &who.actor(), r)
+        let f = actions::read_file(&fs, &who.actor(), r)
             .await
             .map_err(ApiError::from)?;
         (None, Some(f))
@@ -124,7 +127,7 @@ struct SaveForm {
 
 /// Browsers send a textarea's lines with CRLF; files keep LF.
 async fn save(
-    State(s): State<AppState>,
+    State(s): State<FilesState>,
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, SaveForm>,
 ) -> Response {
@@ -168,7 +171,7 @@ async fn feature_page(
     PageAuthed(who, ..): PageAuthed<Read>,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
-    let files = feature::feature_files(&s, id)
+    let files = feature::feature_files(&s.files_state(), id)
         .await
         .map_err(ApiError::from)?;
     let name = crate::tracking::store::get_feature(&s.db, id)

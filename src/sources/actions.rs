@@ -1,7 +1,6 @@
 //! Scanning the source roots and importing a repository as a project.
 
 use super::*;
-use crate::app::AppState;
 use crate::tasks::SetProjectCommands;
 use crate::tracking::{NewProject, ProjectFilter};
 use serde_json::json;
@@ -31,7 +30,7 @@ type Result<T> = std::result::Result<T, SourcesError>;
 
 /// Every project's canonical source folder → its id (archived ones too: importing a folder
 /// an archived project points at is still a duplicate).
-async fn imported_paths(state: &AppState) -> Result<std::collections::BTreeMap<PathBuf, i64>> {
+async fn imported_paths(state: &SourcesState) -> Result<std::collections::BTreeMap<PathBuf, i64>> {
     let filter = ProjectFilter {
         include_archived: Some(true),
         ..ProjectFilter::default()
@@ -56,10 +55,10 @@ async fn imported_paths(state: &AppState) -> Result<std::collections::BTreeMap<P
 }
 
 /// `POST /api/scan-sources`.
-pub async fn scan(state: &AppState) -> Result<ScanResult> {
+pub async fn scan(state: &SourcesState) -> Result<ScanResult> {
     let started = std::time::Instant::now();
-    let roots = state.config.sources.root_paths();
-    let depth = state.config.sources.scan_depth;
+    let roots = state.sources.root_paths();
+    let depth = state.sources.scan_depth;
     let imported = imported_paths(state).await?;
     let (roots, repositories, truncated) = tokio::task::spawn_blocking(move || {
         let (roots, found, truncated) = walk(&roots, depth);
@@ -86,12 +85,11 @@ pub async fn scan(state: &AppState) -> Result<ScanResult> {
 
 /// The repository at `path` if it is one, under a configured root (canonical paths, compared
 /// component by component, so `~/gitrepos_sibling` is not under `~/gitrepos`).
-fn repository_under_roots(state: &AppState, path: &str) -> Result<PathBuf> {
+fn repository_under_roots(state: &SourcesState, path: &str) -> Result<PathBuf> {
     let canonical = Path::new(path.trim())
         .canonicalize()
         .map_err(|_| invalid("path", format!("'{path}' does not exist")))?;
     let under = state
-        .config
         .sources
         .root_paths()
         .iter()
@@ -113,7 +111,7 @@ fn repository_under_roots(state: &AppState, path: &str) -> Result<PathBuf> {
 /// `POST /api/import-project`: the project and its commands in one transaction, with an
 /// activity row for each (the project's create and its `set_commands`, as the tracking and
 /// task domains write them).
-pub async fn import(state: &AppState, actor: &str, input: ImportRequest) -> Result<Imported> {
+pub async fn import(state: &SourcesState, actor: &str, input: ImportRequest) -> Result<Imported> {
     input.validate()?;
     let path = repository_under_roots(state, &input.path)?;
     if let Some(id) = imported_paths(state).await?.get(&path) {

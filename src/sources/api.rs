@@ -1,7 +1,7 @@
 //! `POST /api/scan-sources` and `POST /api/import-project`.
 
 use super::actions::{self, SourcesError};
-use super::{ImportRequest, Imported, ScanResult};
+use super::{ImportRequest, Imported, ScanResult, SourcesState};
 use crate::app::AppState;
 use crate::auth::extract::{Authed, Exec, Write};
 use crate::http::error::ApiError;
@@ -34,14 +34,17 @@ impl From<SourcesError> for ApiError {
 /// Members: a scan reads folder names and manifests under the configured roots only, and
 /// changes nothing. Any body is ignored (the roots are the server's setting, never the
 /// caller's).
-async fn scan(State(s): State<AppState>, _: Authed<Write>) -> Result<Json<ScanResult>, ApiError> {
+async fn scan(
+    State(s): State<SourcesState>,
+    _: Authed<Write>,
+) -> Result<Json<ScanResult>, ApiError> {
     Ok(Json(actions::scan(&s).await?))
 }
 
 /// `Exec` (admins), as `PUT /api/projects/{id}/commands`: the import stores the test and build
 /// commands that exec-capable workers run for the project.
 async fn import(
-    State(s): State<AppState>,
+    State(s): State<SourcesState>,
     who: Authed<Exec>,
     Json(input): Json<ImportRequest>,
 ) -> Result<(StatusCode, Json<Imported>), ApiError> {

@@ -17,6 +17,20 @@ use crate::validate::{invalid, Invalid};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// What the sources domain's operations reach. Built from `AppState` by `FromRef` (app.rs);
+/// callers outside a handler use `state.sources_state()`. Cheap to clone.
+#[derive(Clone)]
+pub struct SourcesState {
+    pub db: crate::db::Db,
+    pub clock: crate::clock::Clock,
+    /// An import creates a project: its `Work` event moves cached project lists on.
+    pub events: crate::events::Events,
+    /// The one setting read (the roots and the scan depth), copied out of the config.
+    pub sources: SourcesConfig,
+    /// Only for the queue's write gate: an import writes the project's commands, a queue row.
+    pub tasks: crate::tasks::TaskRuntime,
+}
+
 pub const MAX_REPOSITORIES: usize = 5_000;
 pub const MAX_DIRECTORIES: usize = 200_000;
 

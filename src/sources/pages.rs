@@ -3,7 +3,7 @@
 //! `POST /api/import-project`).
 
 use super::actions;
-use super::{ImportRequest, ScanResult};
+use super::{ImportRequest, ScanResult, SourcesState};
 use crate::app::AppState;
 use crate::auth::extract::{Exec, PageAuthed, PageForm, Write};
 use crate::http::error::ApiError;
@@ -46,9 +46,11 @@ async fn sources_page(
     Query(q): Query<SourcesQuery>,
 ) -> Result<Response, PageError> {
     let scan = match q.scan.as_deref() {
-        Some(v) if !v.is_empty() && v != "0" => {
-            Some(actions::scan(&s).await.map_err(ApiError::from)?)
-        }
+        Some(v) if !v.is_empty() && v != "0" => Some(
+            actions::scan(&s.sources_state())
+                .await
+                .map_err(ApiError::from)?,
+        ),
         _ => None,
     };
     let flash = Flash {
@@ -70,7 +72,7 @@ async fn sources_page(
 
 /// A form's empty name means "the folder's name".
 async fn import(
-    State(s): State<AppState>,
+    State(s): State<SourcesState>,
     PageForm(who, mut f, ..): PageForm<Exec, ImportRequest>,
 ) -> Response {
     f.name = f.name.filter(|n| !n.trim().is_empty());

@@ -1,28 +1,23 @@
-//! Suite operations: each change in one transaction with its activity row. Storage-only
-//! operations take [`SuitesState`] (the database and the clock); queueing a run and reading the
-//! project's folder reach the task queue and the files rules, so they take the server state.
+//! Suite operations: each change in one transaction with its activity row. They take
+//! [`SuitesState`]: the database and the clock, the files rules (a rescan reads the project's
+//! folder) and the task queue (a run is queued as a task).
 
 use super::store::{self, SuiteFields, SuiteRow};
 use super::*;
 use crate::activity;
-use crate::app::AppState;
 use crate::auth::{Capability, Identity};
 use serde_json::json;
 
-/// What the suites domain reaches: the database and the clock (`FromRef<AppState>`).
+/// What the suites domain's operations reach. Built from `AppState` by `FromRef` (app.rs);
+/// callers outside a handler use `state.suites_state()`. Cheap to clone.
 #[derive(Clone)]
 pub struct SuitesState {
     pub db: crate::db::Db,
     pub clock: crate::clock::Clock,
-}
-
-impl axum::extract::FromRef<AppState> for SuitesState {
-    fn from_ref(s: &AppState) -> Self {
-        SuitesState {
-            db: s.db.clone(),
-            clock: s.clock.clone(),
-        }
-    }
+    /// A rescan reads the project's `test_suites/` folder under the files rules.
+    pub files: crate::files::FilesState,
+    /// A run is queued as a `test_suite` task.
+    pub tasks: crate::tasks::TaskState,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,9 +170,9 @@ pub struct Rescan {
 /// source_path, within the source roots: `files::actions::project_root`), stores the valid
 /// ones as folder suites, reports the others with their line and field, and deletes folder
 /// suites whose file is gone. One transaction, one activity row per change.
-pub async fn rescan(state: &AppState, who: &Identity, project_id: i64) -> Result<Rescan> {
+pub async fn rescan(state: &SuitesState, who: &Identity, project_id: i64) -> Result<Rescan> {
     live_project(&state.db, project_id).await?;
-    let root = crate::files::actions::project_root(state, project_id)
+    let root = crate::files::actions::project_root(&state.files, project_id)
         .await
         .map_err(|e| match e {
             crate::files::FilesError::NotFound(w) => SuiteError::NotFound(w),
@@ -319,7 +314,7 @@ pub async fn delete(st: &SuitesState, who: &Identity, id: i64) -> Result<()> {
 /// (one transaction). Should that second write fail, the worker's report still writes the
 /// run (`store::finish_run` inserts one for a task that has none).
 pub async fn queue_run(
-    state: &AppState,
+    state: &SuitesState,
     who: &Identity,
     id: i64,
     req: RunRequest,
@@ -341,7 +336,7 @@ pub async fn queue_run(
         tags: req.tags.clone(),
     };
     let task = crate::tasks::actions::create_task(
-        &state.task_state(),
+        &state.tasks,
         &actor,
         crate::tasks::NewTask {
             task_type: crate::tasks::payload::BuiltinType::TestSuite

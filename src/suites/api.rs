@@ -76,7 +76,7 @@ async fn upload(
 }
 
 async fn rescan(
-    State(s): State<AppState>,
+    State(s): State<SuitesState>,
     who: Authed<Write>,
     Path(project_id): Path<i64>,
 ) -> ApiResult<Rescan> {
@@ -107,7 +107,7 @@ async fn remove(
 }
 
 async fn run(
-    State(s): State<AppState>,
+    State(s): State<SuitesState>,
     who: Authed<Write>,
     Path(id): Path<i64>,
     Json(req): Json<RunRequest>,

@@ -105,7 +105,7 @@ async fn upload(
 struct Empty {}
 
 async fn rescan(
-    State(s): State<AppState>,
+    State(s): State<SuitesState>,
     Path(id): Path<i64>,
     PageForm(who, Empty {}, ..): PageForm<Write, Empty>,
 ) -> Response {
@@ -153,7 +153,7 @@ struct RunForm {
 }
 
 async fn run(
-    State(s): State<AppState>,
+    State(s): State<SuitesState>,
     Path(id): Path<i64>,
     PageForm(who, f, ..): PageForm<Write, RunForm>,
 ) -> Response {
