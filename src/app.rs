@@ -145,6 +145,7 @@ impl AppState {
             nodes: self.nodes.clone(),
             events: self.events.clone(),
             node_interval: self.config.nodes.node_interval,
+            auth: self.auth_state(),
         }
     }
 }
@@ -163,6 +164,7 @@ impl AppState {
             clock: self.clock.clone(),
             llm: self.llm.clone(),
             vault: self.vault_state(),
+            auth: self.auth_state(),
         }
     }
 }
