@@ -7,18 +7,29 @@
 //! Each started worker gets its own `worker`-scoped API token (in its environment, not its
 //! command line), revoked when it is stopped. Only the processes of this `serve` are managed
 //! here; workers on other nodes are started there.
+//!
+//! Replicas (several `serve` on one PostgreSQL database): `supervised_workers` records which
+//! replica keeps each worker (`replica`, the id from its data dir, `db::leader::replica_id`),
+//! one worker per type across the replicas. A replica restores only its own rows, and the
+//! ones no replica is recorded for (rows from before migration 0029), adopting those with a
+//! conditional UPDATE so only one replica does. It stops only its own workers: a start or
+//! stop of a type another replica keeps answers 409 naming that replica, and the status list
+//! shows those as `elsewhere`. The row is claimed before the process is started, in one
+//! transaction with its activity row, so two replicas never both start one.
 
 use super::actions::TaskError;
 use super::payload::BuiltinType;
-use crate::app::AppState;
+use super::store::SupervisedClaim;
+use super::TaskState;
 use crate::auth::actions::NewApiToken;
-use crate::auth::{Identity, Scope};
+use crate::auth::{AuthState, Identity, Scope};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
 use tokio::sync::Mutex;
@@ -39,7 +50,27 @@ crate::text_enum! {
         /// Crashed; waiting out the backoff before the next start.
         Restarting = "restarting",
         Stopped = "stopped",
+        /// Kept by another replica (`replica` names it); only that replica knows its process.
+        Elsewhere = "elsewhere",
     }
+}
+
+/// What the supervisor's operations reach: the queue's state (its runtime holds the
+/// processes and this replica's id), the auth domain's state (each worker's token is minted
+/// at its start and revoked at its stop) and the settings workers are started with. Its own
+/// state rather than more fields on `TaskState`: only these operations mint tokens or read
+/// these settings, and `TaskState` is built for every claim. Built from `AppState` by
+/// `FromRef` (app.rs); other callers pass `state.supervisor_state()`. Cheap to clone.
+#[derive(Clone)]
+pub struct SupervisorState {
+    pub tasks: TaskState,
+    pub auth: AuthState,
+    /// `--worker-bin`; this executable when unset.
+    pub worker_bin: Option<PathBuf>,
+    /// `--worker-allow-shell`: whether workers that run programs may be started.
+    pub allow_shell: bool,
+    /// Where each worker's log goes (`<data-dir>/logs`).
+    pub log_dir: PathBuf,
 }
 
 /// One supervised process, as `GET /api/workers/status` shows it.
@@ -51,7 +82,18 @@ pub struct SupervisedStatus {
     pub pid: Option<u32>,
     pub restarts: u32,
     pub last_exit: Option<String>,
+    /// On the host of the replica that keeps it; empty for one kept `elsewhere`.
     pub log_file: String,
+    /// The replica that keeps it (`db::leader::replica_id`).
+    #[serde(default)]
+    pub replica: String,
+}
+
+impl SupervisedStatus {
+    /// Kept by another replica: nothing to stop here.
+    pub fn elsewhere(&self) -> bool {
+        self.state == SupervisedState::Elsewhere
+    }
 }
 
 struct Launch {
@@ -76,7 +118,7 @@ struct Slot {
 }
 
 impl Slot {
-    fn status(&self, task_type: &str) -> SupervisedStatus {
+    fn status(&self, task_type: &str, replica: &str) -> SupervisedStatus {
         SupervisedStatus {
             task_type: task_type.to_string(),
             state: if self.child.is_some() {
@@ -88,14 +130,16 @@ impl Slot {
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
             log_file: self.launch.log_file.display().to_string(),
+            replica: replica.to_string(),
         }
     }
 }
 
 /// The supervised processes of this `serve`, by task type.
-#[derive(Default)]
 pub struct Supervisor {
     slots: Mutex<BTreeMap<String, Slot>>,
+    /// This replica's id: what `supervised_workers.replica` records for its workers.
+    replica: Arc<str>,
 }
 
 fn spawn(task_type: &str, l: &Launch) -> std::io::Result<Child> {
@@ -159,9 +203,25 @@ async fn stop_child(mut child: Child) -> String {
 }
 
 impl Supervisor {
+    pub fn new(replica: &str) -> Supervisor {
+        Supervisor {
+            slots: Mutex::default(),
+            replica: Arc::from(replica),
+        }
+    }
+
+    /// The replica whose processes these are.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// This replica's supervised processes.
     pub async fn statuses(&self) -> Vec<SupervisedStatus> {
         let slots = self.slots.lock().await;
-        slots.iter().map(|(t, s)| s.status(t)).collect()
+        slots
+            .iter()
+            .map(|(t, s)| s.status(t, &self.replica))
+            .collect()
     }
 
     /// One round of supervision: notices exits, schedules and performs restarts. Returns how
@@ -253,36 +313,157 @@ fn builtin(task_type: &str) -> Result<BuiltinType, TaskError> {
     })
 }
 
+/// This replica's supervised workers, then the ones other replicas keep (state `elsewhere`),
+/// as `GET /api/workers/status` lists them.
+pub async fn statuses(state: &TaskState) -> Result<Vec<SupervisedStatus>, TaskError> {
+    let sup = state.tasks.supervisor();
+    let mut all = sup.statuses().await;
+    for (task_type, replica) in super::store::supervised_elsewhere(&state.db, sup.replica()).await?
+    {
+        all.push(SupervisedStatus {
+            task_type,
+            state: SupervisedState::Elsewhere,
+            pid: None,
+            restarts: 0,
+            last_exit: None,
+            log_file: String::new(),
+            replica,
+        });
+    }
+    Ok(all)
+}
+
+fn kept_elsewhere(task_type: &str, owner: &str) -> TaskError {
+    TaskError::Conflict(format!(
+        "the local {task_type} worker is kept by replica {owner} (one per type across the replicas): start or stop it through that replica"
+    ))
+}
+
 /// Starts (or reports the already running) local worker for `task_type`.
 pub async fn start_local(
-    state: &AppState,
+    state: &SupervisorState,
     who: &Identity,
     task_type: &str,
 ) -> Result<SupervisedStatus, TaskError> {
     let t = builtin(task_type)?;
-    if t.needs_exec() && !state.config.worker_allow_shell {
+    if t.needs_exec() && !state.allow_shell {
         return Err(TaskError::Refused(format!(
             "{t} workers run programs on this host (they need --allow-exec): start serve with --worker-allow-shell (ARCHITECT_WORKER_ALLOW_SHELL) to allow them"
         )));
     }
-    let sup = state.tasks.supervisor();
+    let tasks = &state.tasks;
+    let sup = tasks.tasks.supervisor();
+    let replica = sup.replica();
     let mut slots = sup.slots.lock().await;
     if let Some(slot) = slots.get(task_type) {
-        return Ok(slot.status(task_type));
+        return Ok(slot.status(task_type, replica));
     }
-    let url = state
+    let url = tasks
         .tasks
         .local_url()
         .ok_or_else(|| TaskError::Unavailable("the server is not listening yet".into()))?
         .to_string();
-    let program = match &state.config.worker_bin {
+    let program = match &state.worker_bin {
         Some(p) => p.clone(),
         None => std::env::current_exe().map_err(|e| {
             TaskError::Unavailable(format!("cannot find the architect binary: {e}"))
         })?,
     };
+    // Claimed before anything starts: of two replicas asked at once, one starts it.
+    let claim = claim(tasks, who, task_type).await?;
+    if let SupervisedClaim::Theirs(owner) = &claim {
+        return Err(kept_elsewhere(task_type, owner));
+    }
+    match launch(state, who, task_type, program, url, t.needs_exec()).await {
+        Ok(slot) => {
+            let status = slot.status(task_type, replica);
+            slots.insert(task_type.to_string(), slot);
+            tracing::info!(task_type, pid = ?status.pid, replica, "started a supervised worker");
+            Ok(status)
+        }
+        Err(e) => {
+            // A row this start made goes again; one kept from before stays (a restart of
+            // serve tries again).
+            if claim == SupervisedClaim::Inserted {
+                let why = format!("could not start: {e}");
+                if let Err(f) = forget(tasks, &who.actor(), task_type, &why).await {
+                    tracing::warn!(task_type, error = %f, "could not forget a worker that did not start");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Records that this replica keeps `task_type`'s worker, with its activity row when the row
+/// is new or adopted.
+async fn claim(
+    tasks: &TaskState,
+    who: &Identity,
+    task_type: &str,
+) -> Result<SupervisedClaim, TaskError> {
+    let replica = tasks.tasks.supervisor().replica();
+    let now = tasks.clock.now_str();
+    let mut tx = crate::db::begin_write(&tasks.db).await?;
+    let claim =
+        super::store::claim_supervised(&mut tx, task_type, who.user_id, replica, &now).await?;
+    let action = match claim {
+        SupervisedClaim::Inserted => Some("start"),
+        SupervisedClaim::Adopted => Some("adopt"),
+        SupervisedClaim::Ours | SupervisedClaim::Theirs(_) => None,
+    };
+    if let Some(action) = action {
+        crate::activity::store::record(
+            &mut tx,
+            &who.actor(),
+            action,
+            "supervised_worker",
+            None,
+            &serde_json::json!({"type": task_type, "replica": replica}),
+            &now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(claim)
+}
+
+/// Forgets this replica's (or an unowned) row for `task_type`, with its activity row.
+async fn forget(
+    tasks: &TaskState,
+    actor: &str,
+    task_type: &str,
+    why: &str,
+) -> Result<(), sqlx::Error> {
+    let replica = tasks.tasks.supervisor().replica();
+    let now = tasks.clock.now_str();
+    let mut tx = crate::db::begin_write(&tasks.db).await?;
+    if super::store::forget_supervised(&mut tx, task_type, replica).await? {
+        crate::activity::store::record(
+            &mut tx,
+            actor,
+            "stop",
+            "supervised_worker",
+            None,
+            &serde_json::json!({"type": task_type, "replica": replica, "why": why}),
+            &now,
+        )
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// Mints the worker's token and starts its process.
+async fn launch(
+    state: &SupervisorState,
+    who: &Identity,
+    task_type: &str,
+    program: PathBuf,
+    url: String,
+    allow_exec: bool,
+) -> Result<Slot, TaskError> {
     let created = crate::auth::actions::create_token(
-        &state.auth_state(),
+        &state.auth,
         who,
         NewApiToken {
             name: format!("serve-{task_type} worker"),
@@ -297,16 +478,19 @@ pub async fn start_local(
         program,
         url,
         token: created.token,
-        allow_exec: t.needs_exec(),
-        log_file: state
-            .config
-            .data_dir
-            .join("logs")
-            .join(format!("worker-{task_type}.log")),
+        allow_exec,
+        log_file: state.log_dir.join(format!("worker-{task_type}.log")),
     };
-    let child = spawn(task_type, &launch)
-        .map_err(|e| TaskError::Unavailable(format!("cannot start the worker process: {e}")))?;
-    let slot = Slot {
+    let child = match spawn(task_type, &launch) {
+        Ok(c) => c,
+        Err(e) => {
+            revoke(&state.auth, created.info.id, who).await;
+            return Err(TaskError::Unavailable(format!(
+                "cannot start the worker process: {e}"
+            )));
+        }
+    };
+    Ok(Slot {
         launch,
         child: Some(child),
         restarts: 0,
@@ -316,26 +500,17 @@ pub async fn start_local(
         last_exit: None,
         token_id: created.info.id,
         owner: who.clone(),
-    };
-    let status = slot.status(task_type);
-    slots.insert(task_type.to_string(), slot);
-    tracing::info!(task_type, pid = ?status.pid, "started a supervised worker");
-    // Kept across restarts of serve (see `restore`). The process runs either way; a failed
-    // write only means it would not come back after a restart, which the log says.
-    if let Err(e) =
-        super::store::remember_supervised(&state.db, task_type, who.user_id, &state.clock.now_str())
-            .await
-    {
-        tracing::warn!(task_type, error = %e, "could not record the supervised worker; it will not be restarted with serve");
-    }
-    Ok(status)
+    })
 }
 
-/// Starts again the local workers that were running when `serve` last stopped (they were
+/// Starts again the local workers this replica kept running when it last stopped (they were
 /// started through the API and never stopped through it), each acting for the admin who
-/// started it. Ones whose admin is gone, disabled or no longer an admin are dropped.
-pub async fn restore(state: &AppState) {
-    let kept = match super::store::list_supervised(&state.db).await {
+/// started it, and adopts the ones no replica is recorded for. Ones whose admin is gone,
+/// disabled or no longer an admin are dropped.
+pub async fn restore(state: &SupervisorState) {
+    let tasks = &state.tasks;
+    let replica = tasks.tasks.supervisor().replica();
+    let kept = match super::store::list_supervised(&tasks.db, replica).await {
         Ok(k) => k,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the supervised workers to restart");
@@ -343,7 +518,7 @@ pub async fn restore(state: &AppState) {
         }
     };
     for (task_type, user_id) in kept {
-        let user = crate::auth::store::get_user(&state.db, user_id).await;
+        let user = crate::auth::store::get_user(&tasks.db, user_id).await;
         let who = match user {
             Ok(Some(u)) if !u.disabled && u.role == crate::auth::Role::Admin => Identity {
                 user_id: u.id,
@@ -358,7 +533,10 @@ pub async fn restore(state: &AppState) {
             },
             Ok(_) => {
                 tracing::warn!(task_type, user_id, "not restarting a supervised worker: the admin who started it is gone, disabled or no longer an admin");
-                let _ = super::store::forget_supervised(&state.db, &task_type).await;
+                let why = "the admin who started it is gone, disabled or no longer an admin";
+                if let Err(e) = forget(tasks, "system", &task_type, why).await {
+                    tracing::warn!(task_type, error = %e, "could not forget a supervised worker");
+                }
                 continue;
             }
             Err(e) => {
@@ -368,7 +546,15 @@ pub async fn restore(state: &AppState) {
         };
         match start_local(state, &who, &task_type).await {
             Ok(s) => {
-                tracing::info!(task_type, pid = ?s.pid, "restarted a supervised worker kept from the last run")
+                tracing::info!(task_type, pid = ?s.pid, replica, "restarted a supervised worker kept from the last run")
+            }
+            Err(TaskError::Conflict(why)) => {
+                tracing::info!(
+                    task_type,
+                    replica,
+                    why,
+                    "not restarting a supervised worker: another replica adopted it first"
+                )
             }
             Err(e) => {
                 tracing::warn!(task_type, error = %e, "could not restart a supervised worker")
@@ -377,25 +563,29 @@ pub async fn restore(state: &AppState) {
     }
 }
 
-/// Stops the local worker for `task_type` (gracefully: it finishes or releases its tasks) and
-/// revokes its token.
-pub async fn stop_local(state: &AppState, task_type: &str) -> Result<SupervisedStatus, TaskError> {
+/// Stops this replica's local worker for `task_type` (gracefully: it finishes or releases its
+/// tasks) and revokes its token. One another replica keeps is a 409 naming it.
+pub async fn stop_local(
+    state: &SupervisorState,
+    who: &Identity,
+    task_type: &str,
+) -> Result<SupervisedStatus, TaskError> {
     builtin(task_type)?;
-    let slot = state
-        .tasks
-        .supervisor()
-        .slots
-        .lock()
-        .await
-        .remove(task_type)
-        .ok_or(TaskError::NotFound("running local worker of that type"))?;
+    let tasks = &state.tasks;
+    let sup = tasks.tasks.supervisor();
+    let Some(slot) = sup.slots.lock().await.remove(task_type) else {
+        return match super::store::supervised_owner(&tasks.db, task_type).await? {
+            Some(Some(owner)) if owner != sup.replica() => Err(kept_elsewhere(task_type, &owner)),
+            _ => Err(TaskError::NotFound("running local worker of that type")),
+        };
+    };
     let log_file = slot.launch.log_file.display().to_string();
     let last_exit = match slot.child {
         Some(child) => Some(stop_child(child).await),
         None => slot.last_exit.clone(),
     };
-    revoke(state, slot.token_id, &slot.owner).await;
-    if let Err(e) = super::store::forget_supervised(&state.db, task_type).await {
+    revoke(&state.auth, slot.token_id, &slot.owner).await;
+    if let Err(e) = forget(tasks, &who.actor(), task_type, "stopped").await {
         tracing::warn!(task_type, error = %e, "could not forget the stopped worker; it will be started with serve");
     }
     Ok(SupervisedStatus {
@@ -405,13 +595,14 @@ pub async fn stop_local(state: &AppState, task_type: &str) -> Result<SupervisedS
         restarts: slot.restarts,
         last_exit,
         log_file,
+        replica: sup.replica().to_string(),
     })
 }
 
 /// Revokes a supervised worker's token; a failure is logged (the token is useless once the
 /// process is gone, but should not stay valid).
-pub async fn revoke(state: &AppState, token_id: i64, owner: &Identity) {
-    if let Err(e) = crate::auth::actions::revoke_token(&state.auth_state(), owner, token_id).await {
+pub async fn revoke(auth: &AuthState, token_id: i64, owner: &Identity) {
+    if let Err(e) = crate::auth::actions::revoke_token(auth, owner, token_id).await {
         tracing::warn!(token_id, error = %e, "could not revoke a supervised worker's token");
     }
 }
