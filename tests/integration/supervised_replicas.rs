@@ -115,6 +115,9 @@ async fn a_supervised_worker_is_restored_by_the_replica_that_started_it_and_by_n
         let r = admin_b
             .post_json(&format!("/api/workers/{action}/git"), &json!({}))
             .await;
+        if let Some(pid) = r.json["pid"].as_i64() {
+            orphans.0.push(pid as i32);
+        }
         assert_eq!(
             (r.status, r.json["code"].as_str()),
             (409, Some("conflict")),
@@ -137,6 +140,12 @@ async fn a_supervised_worker_is_restored_by_the_replica_that_started_it_and_by_n
         "a restart keeps the replica id"
     );
     let listed = supervised(&admin_b).await;
+    orphans.0.extend(
+        listed
+            .iter()
+            .filter_map(|p| p["pid"].as_i64())
+            .map(|p| p as i32),
+    );
     assert!(
         listed.iter().all(|p| p["state"] == "elsewhere"),
         "b runs no supervised worker after its restart: {listed:?}"
