@@ -111,6 +111,12 @@ async fn a_supervised_worker_is_restored_by_the_replica_that_started_it_and_by_n
         (Some("git"), Some("elsewhere"), Some(id_a.as_str()), None),
         "{listed:?}"
     );
+    let page = b.admin().await.get("/workers").await;
+    assert!(
+        page.status == 200 && page.body.contains(&format!("kept by replica {id_a}")),
+        "b's Workers page names the owner: {}",
+        page.body
+    );
     for action in ["start", "stop"] {
         let r = admin_b
             .post_json(&format!("/api/workers/{action}/git"), &json!({}))
