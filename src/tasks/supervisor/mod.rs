@@ -23,26 +23,23 @@ use super::store::SupervisedClaim;
 use super::TaskState;
 use crate::auth::actions::NewApiToken;
 use crate::auth::{AuthState, Identity, Scope};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use process::{describe, futures_join, spawn, stop_child, Launch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
 use tokio::sync::Mutex;
+
+mod process;
+pub use process::STOP_GRACE;
 
 /// First restart delay after a crash; doubles per crash in a row.
 pub const RESTART_BACKOFF_BASE: Duration = Duration::from_secs(1);
 pub const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// A worker that ran this long before crashing is considered healthy: its backoff resets.
 pub const STABLE_AFTER: Duration = Duration::from_secs(60);
-/// Time a stopping worker gets to finish or release its tasks before SIGKILL. The worker is
-/// started with a shorter shutdown grace so it releases its tasks within this.
-pub const STOP_GRACE: Duration = Duration::from_secs(15);
-const WORKER_SHUTDOWN_GRACE_S: &str = "10";
 
 crate::text_enum! {
     pub enum SupervisedState ("supervised worker state") {
@@ -96,15 +93,6 @@ impl SupervisedStatus {
     }
 }
 
-struct Launch {
-    program: PathBuf,
-    url: String,
-    token: String,
-    /// Start it with `--allow-exec`.
-    allow_exec: bool,
-    log_file: PathBuf,
-}
-
 struct Slot {
     launch: Launch,
     child: Option<Child>,
@@ -140,66 +128,6 @@ pub struct Supervisor {
     slots: Mutex<BTreeMap<String, Slot>>,
     /// This replica's id: what `supervised_workers.replica` records for its workers.
     replica: Arc<str>,
-}
-
-fn spawn(task_type: &str, l: &Launch) -> std::io::Result<Child> {
-    if let Some(dir) = l.log_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&l.log_file)?;
-    let mut cmd = tokio::process::Command::new(&l.program);
-    cmd.args([
-        "worker",
-        "--dashboard",
-        &l.url,
-        "--types",
-        task_type,
-        "--name",
-        &format!("serve-{task_type}"),
-        "--shutdown-grace",
-        WORKER_SHUTDOWN_GRACE_S,
-    ]);
-    if l.allow_exec {
-        cmd.arg("--allow-exec");
-    }
-    cmd.env("ARCHITECT_TOKEN", &l.token)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        // Its own group: a Ctrl-C meant for `serve` must not hit the workers before `serve`
-        // stops them in order.
-        .process_group(0);
-    cmd.spawn()
-}
-
-fn describe(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exited with code {c}"),
-        (None, Some(s)) => format!("killed by signal {s}"),
-        _ => "ended".into(),
-    }
-}
-
-/// SIGTERM, then SIGKILL after `STOP_GRACE`.
-async fn stop_child(mut child: Child) -> String {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-    match tokio::time::timeout(STOP_GRACE, child.wait()).await {
-        Ok(Ok(s)) => describe(s),
-        _ => {
-            let _ = child.start_kill();
-            child
-                .wait()
-                .await
-                .map(describe)
-                .unwrap_or_else(|e| e.to_string())
-        }
-    }
 }
 
 impl Supervisor {
@@ -284,21 +212,6 @@ impl Supervisor {
         }
         tokens
     }
-}
-
-/// Awaits all futures concurrently (the stops overlap, so shutdown waits one grace, not N).
-async fn futures_join<F: std::future::Future + Send + 'static>(fs: Vec<F>) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for h in handles {
-        if let Ok(v) = h.await {
-            out.push(v);
-        }
-    }
-    out
 }
 
 fn builtin(task_type: &str) -> Result<BuiltinType, TaskError> {
