@@ -112,6 +112,25 @@ impl AppState {
     }
 }
 
+impl axum::extract::FromRef<AppState> for crate::tasks::supervisor::SupervisorState {
+    fn from_ref(s: &AppState) -> Self {
+        s.supervisor_state()
+    }
+}
+
+impl AppState {
+    /// What the local worker supervisor reaches (the queue's state, auth's, its settings).
+    pub fn supervisor_state(&self) -> crate::tasks::supervisor::SupervisorState {
+        crate::tasks::supervisor::SupervisorState {
+            tasks: self.task_state(),
+            auth: self.auth_state(),
+            worker_bin: self.config.worker_bin.clone(),
+            allow_shell: self.config.worker_allow_shell,
+            log_dir: self.config.data_dir.join("logs"),
+        }
+    }
+}
+
 impl axum::extract::FromRef<AppState> for crate::errors::ErrorsState {
     fn from_ref(s: &AppState) -> Self {
         s.errors_state()
@@ -145,6 +164,7 @@ impl AppState {
             nodes: self.nodes.clone(),
             events: self.events.clone(),
             node_interval: self.config.nodes.node_interval,
+            auth: self.auth_state(),
         }
     }
 }
@@ -163,6 +183,7 @@ impl AppState {
             clock: self.clock.clone(),
             llm: self.llm.clone(),
             vault: self.vault_state(),
+            auth: self.auth_state(),
         }
     }
 }

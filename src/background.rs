@@ -133,7 +133,7 @@ pub fn spawn_all(state: AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHa
             .await;
             // serve is stopping: so do the workers it started (they release their tasks).
             for (token_id, owner) in supervised.tasks.supervisor().stop_all().await {
-                crate::tasks::supervisor::revoke(&supervised, token_id, &owner).await;
+                crate::tasks::supervisor::revoke(&supervised.auth_state(), token_id, &owner).await;
             }
         }),
     ]);

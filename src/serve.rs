@@ -103,7 +103,13 @@ pub async fn start(mut config: ServeConfig, clock: Clock) -> anyhow::Result<Serv
     let events = crate::events::Events::new();
     // Stops the loops, the election and the server at once (see `Server::shutdown`).
     let (stop, stop_rx) = watch::channel(false);
-    let (leadership, election) = crate::db::leader::elect(&db, stop_rx.clone());
+    let replica = crate::db::leader::replica_id(&config.data_dir).with_context(|| {
+        format!(
+            "reading or making the replica id in {}",
+            config.data_dir.display()
+        )
+    })?;
+    let (leadership, election) = crate::db::leader::elect(&db, &replica, stop_rx.clone());
     let state = AppState {
         db,
         config: Arc::new(config),
@@ -113,7 +119,7 @@ pub async fn start(mut config: ServeConfig, clock: Clock) -> anyhow::Result<Serv
         token_cache: Arc::new(TokenCache::new(events.credential_changes())),
         session_cache: Arc::new(SessionCache::new(events.credential_changes())),
         vault,
-        tasks: crate::tasks::TaskRuntime::new(),
+        tasks: crate::tasks::TaskRuntime::new(&replica),
         errors,
         nodes,
         llm,
@@ -142,7 +148,7 @@ pub async fn start(mut config: ServeConfig, clock: Clock) -> anyhow::Result<Serv
     })?;
     let addr = listener.local_addr()?;
     state.tasks.set_local_addr(addr);
-    crate::tasks::supervisor::restore(&state).await;
+    crate::tasks::supervisor::restore(&state.supervisor_state()).await;
     let mut loops = crate::background::spawn_all(state.clone(), stop_rx.clone());
     // Last in the list: the lock is given back after the leader-only loops stopped.
     loops.extend(election);

@@ -27,7 +27,8 @@ struct Health {
     /// Whether this replica leads (runs the leader-only loops; `db::leader`). Always true on
     /// SQLite.
     leader: bool,
-    /// This replica's id (random per start; the leadership log and activity rows name it).
+    /// This replica's id (`<data-dir>/replica-id`, the same across restarts; the leadership log,
+    /// activity rows and supervised workers name it).
     replica: String,
     /// Background loops by name: `up`, `restarting` after a panicking tick (with the count
     /// of panics and the last one's message), or `standby` (a leader-only loop on a replica

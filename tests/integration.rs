@@ -77,6 +77,8 @@ mod serve_daemon;
 mod sources;
 #[path = "integration/suites_server.rs"]
 mod suites_server;
+#[path = "integration/supervised_replicas.rs"]
+mod supervised_replicas;
 #[path = "integration/system.rs"]
 mod system;
 #[path = "integration/task_counts.rs"]

@@ -128,11 +128,17 @@ fn session_touch_due(
 
 /// Finds who is calling (bearer token first, then session cookie), once per request.
 /// Slides the session's inactivity timeout, writing it at most once a minute
-/// ([`SESSION_TOUCH_EVERY`]), except for passive reads ([`is_passive`]).
-pub async fn resolve(parts: &mut Parts, state: &AppState) -> Result<Option<Identity>, ApiError> {
+/// ([`SESSION_TOUCH_EVERY`]), except for passive reads ([`is_passive`]). Reaches only the
+/// auth domain's state: the extractors pass the router's `AppState`, the LLM gateway its
+/// `LlmState.auth`.
+pub async fn resolve<S>(parts: &mut Parts, state: &S) -> Result<Option<Identity>, ApiError>
+where
+    super::AuthState: axum::extract::FromRef<S>,
+{
     if let Some(Resolved(id)) = parts.extensions.get::<Resolved>() {
         return Ok(id.clone());
     }
+    let state = &<super::AuthState as axum::extract::FromRef<S>>::from_ref(state);
     let now = state.clock.now();
     let now_s = crate::clock::format(now);
     let identity = if let Some(token) = bearer(parts) {

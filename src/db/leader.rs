@@ -56,17 +56,27 @@ pub struct Leadership {
 
 impl Leadership {
     /// A replica that leads from start to end (SQLite; a single process owns the file).
+    /// Its id is random (unit tests); `serve` names its replica through [`elect`].
     pub fn always() -> Leadership {
-        let (tx, rx) = watch::channel(true);
-        Leadership::of(tx, rx, false)
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Leadership::always_as(&id[..12])
     }
 
-    fn of(tx: watch::Sender<bool>, rx: watch::Receiver<bool>, elected: bool) -> Leadership {
-        let id = uuid::Uuid::new_v4().simple().to_string();
+    fn always_as(replica: &str) -> Leadership {
+        let (tx, rx) = watch::channel(true);
+        Leadership::of(tx, rx, false, replica)
+    }
+
+    fn of(
+        tx: watch::Sender<bool>,
+        rx: watch::Receiver<bool>,
+        elected: bool,
+        replica: &str,
+    ) -> Leadership {
         Leadership {
             rx,
             _tx: Arc::new(tx),
-            replica: Arc::from(&id[..12]),
+            replica: Arc::from(replica),
             elected,
         }
     }
@@ -92,24 +102,27 @@ impl Leadership {
         self.elected
     }
 
-    /// This replica's id: random per start, shown by /health and in the logs.
+    /// This replica's id, shown by /health and in the logs. `serve` keeps it in its data dir
+    /// (`<data-dir>/replica-id`, [`replica_id`]): the same across restarts on that data dir,
+    /// so what a replica owns (its supervised workers) stays its own.
     pub fn replica(&self) -> &str {
         &self.replica
     }
 }
 
-/// Starts the election on `db`'s backend: on SQLite the process leads and nothing runs; on
-/// PostgreSQL a task runs the protocol above until `shutdown` turns true, then gives the lock
-/// back. The handle ends after the lock is released.
+/// Starts the election on `db`'s backend for replica `replica` ([`replica_id`]): on SQLite the
+/// process leads and nothing runs; on PostgreSQL a task runs the protocol above until
+/// `shutdown` turns true, then gives the lock back. The handle ends after the lock is released.
 pub fn elect(
     db: &Db,
+    replica: &str,
     shutdown: watch::Receiver<bool>,
 ) -> (Leadership, Option<tokio::task::JoinHandle<()>>) {
     if Backend::of_pool(db) == Backend::Sqlite {
-        return (Leadership::always(), None);
+        return (Leadership::always_as(replica), None);
     }
     let (tx, rx) = watch::channel(false);
-    let leadership = Leadership::of(tx, rx, true);
+    let leadership = Leadership::of(tx, rx, true, replica);
     let sender = leadership._tx.clone();
     let replica = leadership.replica.clone();
     let task = tokio::spawn(campaign(db.clone(), sender, replica, shutdown));
@@ -197,4 +210,91 @@ async fn still_held(conn: &mut AnyConnection) -> bool {
         .await,
         Ok(Ok(1))
     )
+}
+
+/// The file in the data dir that names its replica.
+pub const REPLICA_ID_FILE: &str = "replica-id";
+
+/// This replica's id: read from `<data_dir>/replica-id`, made on the first start there (the
+/// host name and 8 random hex digits, e.g. `build-2-3f9a1c2e`). A replica is its data dir: a
+/// restart on the same data dir is the same replica, and replicas sharing one database each
+/// need their own data dir (as they do for their logs). An operator may write the file
+/// beforehand to choose the name (1-64 of `A-Z a-z 0-9 . _ -`).
+pub fn replica_id(data_dir: &std::path::Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Write};
+    let path = data_dir.join(REPLICA_ID_FILE);
+    let read = |path: &std::path::Path| -> std::io::Result<String> {
+        let s = std::fs::read_to_string(path)?;
+        let id = s.trim();
+        if valid_replica_id(id) {
+            Ok(id.to_string())
+        } else {
+            Err(Error::new(
+                ErrorKind::InvalidData,
+                format!(
+                    "{} must hold 1-64 of A-Z a-z 0-9 . _ - (delete it to make a new id)",
+                    path.display()
+                ),
+            ))
+        }
+    };
+    match read(&path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        other => return other,
+    }
+    let host: String = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(40)
+        .collect();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    let id = if host.is_empty() {
+        format!("replica-{}", &random[..8])
+    } else {
+        format!("{host}-{}", &random[..8])
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(mut f) => {
+            f.write_all(format!("{id}\n").as_bytes())?;
+            f.sync_all()?;
+            Ok(id)
+        }
+        // Another process on this data dir made it first: that one is the id.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => read(&path),
+        Err(e) => Err(e),
+    }
+}
+
+fn valid_replica_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_id_is_made_once_per_data_dir_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = replica_id(dir.path()).unwrap();
+        assert!(valid_replica_id(&first), "{first}");
+        assert_eq!(replica_id(dir.path()).unwrap(), first);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(replica_id(other.path()).unwrap(), first);
+        std::fs::write(dir.path().join(REPLICA_ID_FILE), "db-1\n").unwrap();
+        assert_eq!(replica_id(dir.path()).unwrap(), "db-1");
+        std::fs::write(dir.path().join(REPLICA_ID_FILE), "no spaces").unwrap();
+        let e = replica_id(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("replica-id"), "{e}");
+    }
 }

@@ -132,7 +132,8 @@ async fn serve(
     in_flight: InFlight,
 ) -> Result<Response, GatewayError> {
     let (mut parts, body) = req.into_parts();
-    let who = authenticate(&mut parts, &state).await?;
+    let llm = state.llm_state();
+    let who = authenticate(&mut parts, &llm).await?;
     // Held until the answer (or its stream) is ready: the request lives that long.
     let mut held = HeldBytes::default();
     let raw = read_json(&state, &parts.headers, body, &mut held).await?;
@@ -164,7 +165,7 @@ async fn serve(
         requested_model: raw["model"].as_str().unwrap_or("").to_owned(),
         stream: raw["stream"].as_bool().unwrap_or(false),
         started: Instant::now(),
-        state: state.llm_state(),
+        state: llm,
     };
     let inbound = match format {
         Format::Anthropic => {

@@ -230,7 +230,8 @@ pub fn dollars(n: Nanos) -> String {
 }
 
 /// What this domain's operations reach, and nothing else: the pool, the clock, the gateway's
-/// runtime and the vault (provider keys held there, read through `vault::resolve_reference`).
+/// runtime, the vault (provider keys held there, read through `vault::resolve_reference`) and
+/// the auth domain's state (the gateway resolves its callers' tokens).
 /// Built from `AppState` by `FromRef` (app.rs); callers outside a handler use
 /// `state.llm_state()`. Cheap to clone.
 #[derive(Clone)]
@@ -239,6 +240,9 @@ pub struct LlmState {
     pub clock: crate::clock::Clock,
     pub llm: LlmRuntime,
     pub vault: crate::vault::VaultState,
+    /// Who calls the gateway: its caller resolution reads tokens through the auth domain
+    /// (`gateway::request::authenticate`).
+    pub auth: crate::auth::AuthState,
 }
 
 /// Runtime state of the gateway held in `AppState`: the unified client (providers, breakers,

@@ -150,7 +150,7 @@ struct Removed {
 }
 
 async fn remove(
-    State(s): State<AppState>,
+    State(s): State<NodesState>,
     who: Authed<Admin>,
     Path(id): Path<i64>,
 ) -> ApiResult<Removed> {

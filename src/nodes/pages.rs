@@ -222,7 +222,7 @@ async fn add_node(
     headers: HeaderMap,
     PageForm(who, f, ..): PageForm<Admin, AddForm>,
 ) -> Result<Response, PageError> {
-    match actions::add_node_with_token(&s, &who, f.name.trim()).await {
+    match actions::add_node_with_token(&s.nodes_state(), &who, f.name.trim()).await {
         Ok((node, token)) => {
             let url = dashboard_url(&s, &headers);
             let added = Added {
@@ -260,11 +260,11 @@ async fn add_node(
 struct Empty {}
 
 async fn remove_node(
-    State(s): State<AppState>,
+    State(s): State<NodesState>,
     Path(id): Path<i64>,
     PageForm(who, Empty {}, ..): PageForm<Admin, Empty>,
 ) -> Response {
-    let name = actions::node(&s.nodes_state(), id).await.map(|n| n.name);
+    let name = actions::node(&s, id).await.map(|n| n.name);
     match (name, actions::delete_node(&s, &who, id).await) {
         (Ok(name), Ok(())) => see_other(
             "/nodes",

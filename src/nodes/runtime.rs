@@ -19,7 +19,8 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 /// What this domain's operations reach, and nothing else: the pool, the clock, the node
-/// runtime (wake-ups, this host's node), the live events and the default agent interval. Built
+/// runtime (wake-ups, this host's node), the live events, the default agent interval and the
+/// auth domain's state (adding a node mints its `agent` token, removing one revokes it). Built
 /// from `AppState` by `FromRef` (app.rs); callers outside a handler use `state.nodes_state()`.
 /// Cheap to clone.
 #[derive(Clone)]
@@ -30,6 +31,9 @@ pub struct NodesState {
     pub events: crate::events::Events,
     /// `--node-interval`: the heartbeat interval of an agent that names none (seconds).
     pub node_interval: i64,
+    /// For the node tokens minted and revoked here (`actions::add_node_with_token`,
+    /// `actions::delete_node`).
+    pub auth: crate::auth::AuthState,
 }
 
 /// Runtime state of this domain held in `AppState`. Cheap to clone; clones share it.

@@ -7,7 +7,7 @@
 //! processes on the server's host needs `Admin`.
 
 use super::actions::{self, TaskError, TaskOutcome};
-use super::supervisor::{self, SupervisedStatus};
+use super::supervisor::{self, SupervisedStatus, SupervisorState};
 use super::*;
 use crate::app::AppState;
 use crate::auth::extract::{Admin, Authed, Exec, Read, WorkerOps, Write};
@@ -64,6 +64,7 @@ impl From<TaskError> for ApiError {
             ),
             TaskError::Refused(msg) => ApiError::forbidden(msg),
             TaskError::Unavailable(msg) => ApiError::unavailable(msg),
+            TaskError::Conflict(msg) => ApiError::conflict(msg),
             TaskError::Db(e) => ApiError::from(e),
         }
     }
@@ -211,7 +212,7 @@ async fn status(State(s): State<TaskState>, _: Authed<Read>) -> ApiResult<Worker
 }
 
 async fn start_local(
-    State(s): State<AppState>,
+    State(s): State<SupervisorState>,
     who: Authed<Admin>,
     Path(task_type): Path<String>,
 ) -> ApiResult<SupervisedStatus> {
@@ -221,11 +222,13 @@ async fn start_local(
 }
 
 async fn stop_local(
-    State(s): State<AppState>,
-    _: Authed<Admin>,
+    State(s): State<SupervisorState>,
+    who: Authed<Admin>,
     Path(task_type): Path<String>,
 ) -> ApiResult<SupervisedStatus> {
-    Ok(Json(supervisor::stop_local(&s, &task_type).await?))
+    Ok(Json(
+        supervisor::stop_local(&s, who.identity(), &task_type).await?,
+    ))
 }
 
 // ---- project commands ----

@@ -9,7 +9,8 @@
 //!
 //! Files: `payload.rs` built-in task types and their payloads; `store.rs` SQL; `actions.rs`
 //! the transactional operations; `queue.rs` long-poll wake-ups and the write gate; `api.rs` /
-//! `pages.rs` HTTP; `supervisor.rs` local worker processes started by `serve`; and the worker
+//! `pages.rs` HTTP; `supervisor/` local worker processes started by `serve` (`process.rs`: how
+//! one is started and stopped), kept per replica; and the worker
 //! side: `runner.rs` (claim loop), `handlers.rs` (handler registry, built-in handlers),
 //! `process.rs` (process trees, bounded output).
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::{MutexGuard, Notify};
 
 /// Cheap to clone; every clone shares the same state.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct TaskRuntime(Arc<Inner>);
 
 struct Inner {
@@ -37,13 +37,13 @@ struct Inner {
     worker_nodes: std::sync::Mutex<HashMap<i64, String>>,
 }
 
-impl Default for Inner {
-    fn default() -> Self {
+impl Inner {
+    fn new(replica: &str) -> Self {
         Inner {
             claimable: Notify::default(),
             checks: std::sync::atomic::AtomicU64::new(0),
             writer: GroupCommit::new("task_queue_writer"),
-            supervisor: Supervisor::default(),
+            supervisor: Supervisor::new(replica),
             local_url: OnceLock::new(),
             worker_nodes: std::sync::Mutex::default(),
         }
@@ -54,8 +54,10 @@ impl Default for Inner {
 const MAX_CACHED_WORKERS: usize = 10_000;
 
 impl TaskRuntime {
-    pub fn new() -> TaskRuntime {
-        TaskRuntime::default()
+    /// The queue's runtime on replica `replica` (`db::leader::Leadership::replica`): the
+    /// supervised workers it keeps are recorded under that id.
+    pub fn new(replica: &str) -> TaskRuntime {
+        TaskRuntime(Arc::new(Inner::new(replica)))
     }
 
     /// Wakes every waiting claimer; each re-checks the queue and the losers wait again.

@@ -3,7 +3,7 @@
 
 use super::actions;
 use super::payload::BuiltinType;
-use super::supervisor::{self, SupervisedStatus};
+use super::supervisor::{self, SupervisedStatus, SupervisorState};
 use super::*;
 use crate::app::AppState;
 use crate::auth::extract::{Admin, PageAuthed, PageForm, Read};
@@ -72,7 +72,7 @@ async fn workers_page(
 struct Empty {}
 
 async fn start(
-    State(s): State<AppState>,
+    State(s): State<SupervisorState>,
     Path(task_type): Path<String>,
     PageForm(who, Empty {}, ..): PageForm<Admin, Empty>,
 ) -> Response {
@@ -89,11 +89,11 @@ async fn start(
 }
 
 async fn stop(
-    State(s): State<AppState>,
+    State(s): State<SupervisorState>,
     Path(task_type): Path<String>,
-    PageForm(_, Empty {}, ..): PageForm<Admin, Empty>,
+    PageForm(who, Empty {}, ..): PageForm<Admin, Empty>,
 ) -> Response {
-    match supervisor::stop_local(&s, &task_type).await {
+    match supervisor::stop_local(&s, &who, &task_type).await {
         Ok(_) => see_other(
             "/workers",
             &format!("Stopped the local {task_type} worker."),

@@ -63,7 +63,7 @@ impl GatewayError {
 /// Who is calling: a token-authenticated identity allowed to spend money on models.
 pub(super) async fn authenticate(
     parts: &mut axum::http::request::Parts,
-    state: &AppState,
+    state: &crate::llm::LlmState,
 ) -> Result<Identity, GatewayError> {
     // Anthropic clients send the key as x-api-key; the token lookup reads the bearer header, so
     // present it there (never both: an explicit Authorization header wins).
@@ -83,7 +83,7 @@ pub(super) async fn authenticate(
             "send an architect API token as 'x-api-key: <token>' or 'Authorization: Bearer <token>' (architect token create)",
         )
     };
-    let identity = crate::auth::extract::resolve(parts, state)
+    let identity = crate::auth::extract::resolve(parts, &state.auth)
         .await
         .map_err(|e| GatewayError::new(e.status, e.code, e.message))?
         .ok_or_else(unauthorized)?;

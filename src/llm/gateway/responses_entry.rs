@@ -9,7 +9,7 @@ pub(super) async fn serve_responses(
 ) -> Result<Response, GatewayError> {
     let (mut parts, body) = req.into_parts();
     // Authenticate before reading a body (serve() checks again, from the same headers).
-    authenticate(&mut parts, &state).await?;
+    authenticate(&mut parts, &state.llm_state()).await?;
     let mut held = HeldBytes::default();
     let raw = read_json(&state, &parts.headers, body, &mut held).await?;
     let messages = crate::llm::responses::to_anthropic(&raw).map_err(GatewayError::bad)?;

@@ -13,7 +13,6 @@ pub use reach::change_reach;
 use super::store::{self, InsertNode, NodeRow};
 use super::*;
 use crate::activity;
-use crate::app::AppState;
 use crate::auth::{AuthVia, Capability, Identity};
 use serde_json::json;
 
@@ -239,11 +238,10 @@ pub async fn register_local(state: &NodesState, input: &RegisterNode) -> Result<
 
 /// The "Add node" flow: a fresh `agent` token, and the node entry bound to it, in one go.
 pub async fn add_node_with_token(
-    app: &AppState,
+    state: &NodesState,
     who: &Identity,
     name: &str,
 ) -> Result<(Node, crate::auth::CreatedToken)> {
-    let state = &app.nodes_state();
     let mut input = RegisterNode {
         name: name.to_string(),
         ..Default::default()
@@ -256,7 +254,7 @@ pub async fn add_node_with_token(
         )));
     }
     let token = crate::auth::actions::create_token(
-        &app.auth_state(),
+        &state.auth,
         who,
         crate::auth::actions::NewApiToken {
             name: format!("node {}", input.name),
@@ -295,7 +293,7 @@ pub async fn add_node_with_token(
         Err(e) => {
             // Lost a race for the name: take the unused token back.
             drop(tx);
-            let _ = crate::auth::actions::revoke_token(&app.auth_state(), who, token.info.id).await;
+            let _ = crate::auth::actions::revoke_token(&state.auth, who, token.info.id).await;
             return Err(raced(e));
         }
     };
@@ -318,8 +316,7 @@ pub async fn add_node_with_token(
 
 /// Removes a node with its history and commands, and revokes the `agent` token bound to it
 /// (so its agent cannot silently register it again).
-pub async fn delete_node(app: &AppState, who: &Identity, id: i64) -> Result<()> {
-    let state = &app.nodes_state();
+pub async fn delete_node(state: &NodesState, who: &Identity, id: i64) -> Result<()> {
     let (_, now) = now_pair(state);
     let mut tx = crate::db::begin_write(&state.db).await?;
     let row = store::get_node(&mut *tx, id)
@@ -349,9 +346,7 @@ pub async fn delete_node(app: &AppState, who: &Identity, id: i64) -> Result<()> 
             .await?
             .is_some_and(|t| t.scope == crate::auth::Scope::Agent && t.revoked_at.is_none());
         if agent_token {
-            if let Err(e) =
-                crate::auth::actions::revoke_token(&app.auth_state(), who, token_id).await
-            {
+            if let Err(e) = crate::auth::actions::revoke_token(&state.auth, who, token_id).await {
                 tracing::warn!(node = %row.name, error = %e, "could not revoke the removed node's token");
             }
         }

@@ -42,6 +42,9 @@ pub enum TaskError {
     /// A local resource failed (e.g. a worker process could not be started).
     #[error("{0}")]
     Unavailable(String),
+    /// Held by someone else (a supervised worker another replica keeps).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }

@@ -83,7 +83,7 @@ pub async fn workers_overview(state: &TaskState) -> Result<WorkersOverview> {
     Ok(WorkersOverview {
         workers,
         queue: store::status_counts(&state.db).await?,
-        supervised: state.tasks.supervisor().statuses().await,
+        supervised: super::super::supervisor::statuses(state).await?,
     })
 }
 

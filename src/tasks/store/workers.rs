@@ -290,41 +290,118 @@ pub async fn set_commands(
 
 // ---- local workers kept running by serve ----
 
-/// Records that `serve` should keep a local worker of `task_type` running (started by `user`).
-pub async fn remember_supervised<'c, E: Executor<'c, Database = Any>>(
-    ex: E,
+/// Who keeps a supervised worker after [`claim_supervised`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum SupervisedClaim {
+    /// No row: this replica's now.
+    Inserted,
+    /// A row that named no replica (from before migration 0029): this replica's now.
+    Adopted,
+    /// This replica's already (a restart restoring it, or a start after a failed one).
+    Ours,
+    /// Another replica's: it runs there, and only that replica may stop it.
+    Theirs(String),
+}
+
+/// Records that replica `replica` keeps a local worker of `task_type` running (started by
+/// `user_id`), unless another replica does. Run inside a write transaction: the caller writes
+/// the activity row of an insert or adoption with it.
+pub async fn claim_supervised(
+    conn: &mut AnyConnection,
     task_type: &str,
     user_id: i64,
+    replica: &str,
     now: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO supervised_workers (task_type, started_by, started_at) VALUES ($1, $2, $3)
-         ON CONFLICT (task_type) DO NOTHING",
-    )
-    .bind(task_type)
-    .bind(user_id)
-    .bind(now)
-    .execute(ex)
-    .await?;
-    Ok(())
+) -> Result<SupervisedClaim, sqlx::Error> {
+    loop {
+        let inserted = sqlx::query(
+            "INSERT INTO supervised_workers (task_type, started_by, started_at, replica)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (task_type) DO NOTHING",
+        )
+        .bind(task_type)
+        .bind(user_id)
+        .bind(now)
+        .bind(replica)
+        .execute(&mut *conn)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(SupervisedClaim::Inserted);
+        }
+        // Conditional, so of two replicas adopting one old row only one does.
+        let adopted = sqlx::query(
+            "UPDATE supervised_workers SET replica = $2 WHERE task_type = $1 AND replica IS NULL",
+        )
+        .bind(task_type)
+        .bind(replica)
+        .execute(&mut *conn)
+        .await?;
+        if adopted.rows_affected() == 1 {
+            return Ok(SupervisedClaim::Adopted);
+        }
+        match supervised_owner(&mut *conn, task_type).await? {
+            Some(Some(owner)) if owner != replica => return Ok(SupervisedClaim::Theirs(owner)),
+            Some(Some(_)) => return Ok(SupervisedClaim::Ours),
+            // Forgotten by its owner between these statements (PostgreSQL): claim it again.
+            _ => continue,
+        }
+    }
 }
 
-pub async fn forget_supervised<'c, E: Executor<'c, Database = Any>>(
+/// The replica keeping the worker of `task_type`: `None` without a row, `Some(None)` for a
+/// row from before replicas were recorded.
+pub async fn supervised_owner<'c, E: Executor<'c, Database = Any>>(
     ex: E,
     task_type: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM supervised_workers WHERE task_type = $1")
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT replica FROM supervised_workers WHERE task_type = $1")
         .bind(task_type)
-        .execute(ex)
-        .await?;
-    Ok(())
+        .fetch_optional(ex)
+        .await
 }
 
-/// (task type, id of the user who started it), oldest first.
+/// Forgets the worker of `task_type` if replica `replica` keeps it (or no replica is recorded);
+/// whether a row went. The caller writes the activity row in the same transaction.
+pub async fn forget_supervised(
+    conn: &mut AnyConnection,
+    task_type: &str,
+    replica: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "DELETE FROM supervised_workers
+         WHERE task_type = $1 AND (replica = $2 OR replica IS NULL)",
+    )
+    .bind(task_type)
+    .bind(replica)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// (task type, id of the user who started it) of the workers replica `replica` should keep
+/// running: its own and the ones no replica is recorded for, oldest first.
 pub async fn list_supervised<'c, E: Executor<'c, Database = Any>>(
     ex: E,
+    replica: &str,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT task_type, started_by FROM supervised_workers ORDER BY started_at")
-        .fetch_all(ex)
-        .await
+    sqlx::query_as(
+        "SELECT task_type, started_by FROM supervised_workers
+         WHERE replica = $1 OR replica IS NULL ORDER BY started_at, task_type",
+    )
+    .bind(replica)
+    .fetch_all(ex)
+    .await
+}
+
+/// (task type, replica) of the workers other replicas keep, by type.
+pub async fn supervised_elsewhere<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    replica: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT task_type, replica FROM supervised_workers
+         WHERE replica IS NOT NULL AND replica <> $1 ORDER BY task_type",
+    )
+    .bind(replica)
+    .fetch_all(ex)
+    .await
 }
