@@ -12,6 +12,15 @@ use serde_json::{json, Value};
 /// Every replica signs sessions and tokens with the same key (as a deployment must).
 const SECRET_KEY: &str = "supervised-replicas-secret-key-0123456789abcdef";
 
+/// Whether `pid` runs (a zombie nobody reaped has ended).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        // The state follows the command name in parentheses, which may hold spaces.
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+    })
+}
+
 /// Worker processes that a `kill -9`ed `serve` left behind (their own process group), and any
 /// a failing test leaves: killed when the test ends, however it ends.
 #[derive(Default)]
@@ -163,10 +172,14 @@ async fn a_supervised_worker_is_restored_by_the_replica_that_started_it_and_by_n
         b_log.display()
     );
 
-    // a restarts: its worker comes back, started by a. (The one a kill -9 left running is
-    // ended first, as an operator would; serve never adopts a process it did not start.)
+    // a restarts: its worker comes back, started by a. The one a kill -9 left behind ended
+    // with its serve (it gets SIGTERM when serve dies), so one worker runs, not two.
     a.kill9().await;
-    orphans.kill(first_pid);
+    until("a's worker to end with its killed serve", || async {
+        (!alive(first_pid)).then_some(())
+    })
+    .await;
+    orphans.0.retain(|p| *p != first_pid);
     a.restart().await;
     assert_eq!(replica_of(&a.url).await, id_a);
     let listed = supervised(&admin_a).await;

@@ -1,9 +1,14 @@
-//! The processes themselves: how a supervised `architect worker` is started (its own process
-//! group, its token in the environment, output appended to its log file) and stopped
-//! (SIGTERM, then SIGKILL after [`STOP_GRACE`]).
+//! The processes themselves: how a supervised `architect worker` is started (under the exec
+//! guard, which leads its own process group, its token in the environment, output appended
+//! to its log file) and stopped (SIGTERM to the group, then SIGKILL after [`STOP_GRACE`]).
+//!
+//! The guard (`cli::exec_guard`, the one the worker starts task processes with) ties the
+//! worker to `serve`: a `serve` killed outright (SIGKILL, the OOM killer) stops no worker,
+//! and its restart starts the type again, so without the guard the old worker would run on
+//! beside the new one with a token nobody holds. When `serve` dies the guard kills the group.
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use crate::tasks::process::{signal_group, ExecGuard};
+use nix::sys::signal::Signal;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -32,9 +37,7 @@ pub(super) fn spawn(task_type: &str, l: &Launch) -> std::io::Result<Child> {
         .create(true)
         .append(true)
         .open(&l.log_file)?;
-    let mut cmd = tokio::process::Command::new(&l.program);
-    cmd.args([
-        "worker",
+    let mut args: Vec<String> = [
         "--dashboard",
         &l.url,
         "--types",
@@ -43,16 +46,22 @@ pub(super) fn spawn(task_type: &str, l: &Launch) -> std::io::Result<Child> {
         &format!("serve-{task_type}"),
         "--shutdown-grace",
         WORKER_SHUTDOWN_GRACE_S,
-    ]);
+    ]
+    .map(String::from)
+    .to_vec();
     if l.allow_exec {
-        cmd.arg("--allow-exec");
+        args.push("--allow-exec".into());
     }
-    cmd.env("ARCHITECT_TOKEN", &l.token)
+    let program = l.program.to_string_lossy();
+    let mut cmd = ExecGuard::new(l.program.clone()).command(&program, &[]);
+    cmd.arg("worker")
+        .args(&args)
+        .env("ARCHITECT_TOKEN", &l.token)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
-        // Its own group: a Ctrl-C meant for `serve` must not hit the workers before `serve`
-        // stops them in order.
+        // Its own group, led by the guard: a Ctrl-C meant for `serve` must not hit the workers
+        // before `serve` stops them in order, and the guard kills the group if `serve` dies.
         .process_group(0);
     cmd.spawn()
 }
@@ -66,14 +75,19 @@ pub(super) fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// SIGTERM, then SIGKILL after `STOP_GRACE`.
+/// SIGTERM to the group (the guard ignores it while `serve` lives and exits as the worker
+/// does), then SIGKILL to the group after `STOP_GRACE`.
 pub(super) async fn stop_child(mut child: Child) -> String {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    let group = child.id().and_then(|p| i32::try_from(p).ok());
+    if let Some(pgid) = group {
+        signal_group(pgid, Signal::SIGTERM);
     }
     match tokio::time::timeout(STOP_GRACE, child.wait()).await {
         Ok(Ok(s)) => describe(s),
         _ => {
+            if let Some(pgid) = group {
+                signal_group(pgid, Signal::SIGKILL);
+            }
             let _ = child.start_kill();
             child
                 .wait()
