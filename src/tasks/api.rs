@@ -221,13 +221,22 @@ async fn start_local(
     ))
 }
 
+/// `?forget=true`: on a type another replica keeps, forget that replica's claim (it is gone).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopQuery {
+    #[serde(default)]
+    forget: bool,
+}
+
 async fn stop_local(
     State(s): State<SupervisorState>,
     who: Authed<Admin>,
     Path(task_type): Path<String>,
+    Query(q): Query<StopQuery>,
 ) -> ApiResult<SupervisedStatus> {
     Ok(Json(
-        supervisor::stop_local(&s, who.identity(), &task_type).await?,
+        supervisor::stop_local(&s, who.identity(), &task_type, q.forget).await?,
     ))
 }
 

@@ -88,12 +88,27 @@ async fn start(
     }
 }
 
+/// The Stop button; `forget` (any value) is the Forget button of a type another replica keeps.
+#[derive(Deserialize)]
+struct StopForm {
+    #[serde(default)]
+    forget: Option<String>,
+}
+
 async fn stop(
     State(s): State<SupervisorState>,
     Path(task_type): Path<String>,
-    PageForm(who, Empty {}, ..): PageForm<Admin, Empty>,
+    PageForm(who, f, ..): PageForm<Admin, StopForm>,
 ) -> Response {
-    match supervisor::stop_local(&s, &who, &task_type).await {
+    let forget = f.forget.is_some();
+    match supervisor::stop_local(&s, &who, &task_type, forget).await {
+        Ok(st) if forget && st.replica != s.tasks.tasks.supervisor().replica() => see_other(
+            "/workers",
+            &format!(
+                "Forgot replica {}'s claim on the local {task_type} worker.",
+                st.replica
+            ),
+        ),
         Ok(_) => see_other(
             "/workers",
             &format!("Stopped the local {task_type} worker."),

@@ -122,8 +122,10 @@ async fn a_supervised_worker_is_restored_by_the_replica_that_started_it_and_by_n
     );
     let page = b.admin().await.get("/workers").await;
     assert!(
-        page.status == 200 && page.body.contains(&format!("kept by replica {id_a}")),
-        "b's Workers page names the owner: {}",
+        page.status == 200
+            && page.body.contains(&format!("kept by replica {id_a}"))
+            && page.body.contains(r#"name="forget" value="1""#),
+        "b's Workers page names the owner and offers to forget its claim: {}",
         page.body
     );
     for action in ["start", "stop"] {
@@ -219,6 +221,73 @@ async fn a_supervised_worker_is_restored_by_the_replica_that_started_it_and_by_n
     assert!(supervised(&admin_a).await.is_empty());
     let r = admin_b.post_json("/api/workers/stop/git", &json!({})).await;
     assert_eq!(r.status, 404, "{}", r.body);
+
+    // a keeps it again and is then gone for good (kill -9, never restarted): b cannot stop
+    // what a keeps, but may forget a's claim, which the 409 says how to do; then b keeps the
+    // type itself.
+    let r = admin_a
+        .post_json("/api/workers/start/git", &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let third_pid = r.json["pid"].as_i64().expect("a pid") as i32;
+    orphans.0.push(third_pid);
+    a.kill9().await;
+    until("a's worker to end with its killed serve", || async {
+        (!alive(third_pid)).then_some(())
+    })
+    .await;
+    orphans.0.retain(|p| *p != third_pid);
+    let r = admin_b.post_json("/api/workers/stop/git", &json!({})).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("forget=true"), "{}", r.body);
+    let r = admin_b
+        .post_json("/api/workers/stop/git?forgot=true", &json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (422, Some("forgot")),
+        "an unknown parameter is refused: {}",
+        r.body
+    );
+    let r = admin_b
+        .post_json("/api/workers/stop/git?forget=true", &json!({}))
+        .await;
+    assert_eq!(
+        (
+            r.status,
+            r.json["state"].as_str(),
+            r.json["replica"].as_str()
+        ),
+        (200, Some("stopped"), Some(id_a.as_str())),
+        "{}",
+        r.body
+    );
+    assert!(supervised(&admin_b).await.is_empty());
+    let log = admin_b.get("/api/activity?entity=supervised_worker").await;
+    let newest = &log.json.as_array().expect("a list")[0];
+    assert_eq!(
+        (
+            newest["action"].as_str(),
+            newest["details"]["replica"].as_str()
+        ),
+        (Some("stop"), Some(id_a.as_str())),
+        "the forgetting is logged with the replica it forgot: {}",
+        log.body
+    );
+    let r = admin_b
+        .post_json("/api/workers/start/git", &json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.json["replica"].as_str()),
+        (200, Some(id_b.as_str())),
+        "{}",
+        r.body
+    );
+    if let Some(pid) = r.json["pid"].as_i64() {
+        orphans.0.push(pid as i32);
+    }
+    let r = admin_b.post_json("/api/workers/stop/git", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -248,7 +248,7 @@ pub async fn statuses(state: &TaskState) -> Result<Vec<SupervisedStatus>, TaskEr
 
 fn kept_elsewhere(task_type: &str, owner: &str) -> TaskError {
     TaskError::Conflict(format!(
-        "the local {task_type} worker is kept by replica {owner} (one per type across the replicas): start or stop it through that replica"
+        "the local {task_type} worker is kept by replica {owner} (one per type across the replicas): start or stop it through that replica; if that replica is gone for good, POST /api/workers/stop/{task_type}?forget=true here forgets its claim"
     ))
 }
 
@@ -349,9 +349,24 @@ async fn forget(
     why: &str,
 ) -> Result<(), sqlx::Error> {
     let replica = tasks.tasks.supervisor().replica();
+    forget_of(tasks, actor, task_type, replica, why)
+        .await
+        .map(|_| ())
+}
+
+/// Forgets replica `replica`'s claim on `task_type` (and a claim that names none), with its
+/// activity row; whether a claim went.
+async fn forget_of(
+    tasks: &TaskState,
+    actor: &str,
+    task_type: &str,
+    replica: &str,
+    why: &str,
+) -> Result<bool, sqlx::Error> {
     let now = tasks.clock.now_str();
     let mut tx = crate::db::begin_write(&tasks.db).await?;
-    if super::store::forget_supervised(&mut tx, task_type, replica).await? {
+    let gone = super::store::forget_supervised(&mut tx, task_type, replica).await?;
+    if gone {
         crate::activity::store::record(
             &mut tx,
             actor,
@@ -363,7 +378,8 @@ async fn forget(
         )
         .await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(gone)
 }
 
 /// Mints the worker's token and starts its process.
@@ -477,17 +493,36 @@ pub async fn restore(state: &SupervisorState) {
 }
 
 /// Stops this replica's local worker for `task_type` (gracefully: it finishes or releases its
-/// tasks) and revokes its token. One another replica keeps is a 409 naming it.
+/// tasks) and revokes its token. One another replica keeps is a 409 naming it, unless
+/// `forget_elsewhere`: then that replica's claim is forgotten (for a replica that is gone for
+/// good, which would otherwise keep the type forever); a process it may still run is not
+/// reached from here, and it is not restored when that replica starts again.
 pub async fn stop_local(
     state: &SupervisorState,
     who: &Identity,
     task_type: &str,
+    forget_elsewhere: bool,
 ) -> Result<SupervisedStatus, TaskError> {
     builtin(task_type)?;
     let tasks = &state.tasks;
     let sup = tasks.tasks.supervisor();
     let Some(slot) = sup.slots.lock().await.remove(task_type) else {
         return match super::store::supervised_owner(&tasks.db, task_type).await? {
+            Some(Some(owner)) if owner != sup.replica() && forget_elsewhere => {
+                let why = format!("forgotten by replica {}", sup.replica());
+                if !forget_of(tasks, &who.actor(), task_type, &owner, &why).await? {
+                    return Err(TaskError::NotFound("running local worker of that type"));
+                }
+                Ok(SupervisedStatus {
+                    task_type: task_type.to_string(),
+                    state: SupervisedState::Stopped,
+                    pid: None,
+                    restarts: 0,
+                    last_exit: None,
+                    log_file: String::new(),
+                    replica: owner,
+                })
+            }
             Some(Some(owner)) if owner != sup.replica() => Err(kept_elsewhere(task_type, &owner)),
             _ => Err(TaskError::NotFound("running local worker of that type")),
         };
