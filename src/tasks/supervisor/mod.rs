@@ -1,6 +1,7 @@
 //! Local `architect worker` processes that `serve` starts on request
 //! (`POST /api/workers/start/<type>`), keeps running — a crashed one is restarted after a
-//! backoff that doubles from [`RESTART_BACKOFF_BASE`] to [`RESTART_BACKOFF_MAX`] — and stops on
+//! backoff that doubles from [`RESTART_BACKOFF_BASE`] to [`RESTART_BACKOFF_MAX`], jittered
+//! (`backoff::Backoff`, the one every retry loop uses) — and stops on
 //! `/stop/<type>` or when `serve` shuts down. The ones running when `serve` stops are started
 //! again by the next `serve` ([`restore`]).
 //!
@@ -97,7 +98,8 @@ struct Slot {
     launch: Launch,
     child: Option<Child>,
     restarts: u32,
-    crashes_in_row: u32,
+    /// Crashes in a row: the next restart's delay (`backoff`, jittered).
+    backoff: crate::backoff::Backoff,
     next_start: Option<Instant>,
     started: Option<Instant>,
     last_exit: Option<String>,
@@ -167,14 +169,11 @@ impl Supervisor {
                 }
                 slot.child = None;
                 if slot.started.is_some_and(|s| now - s >= STABLE_AFTER) {
-                    slot.crashes_in_row = 0;
+                    slot.backoff.reset();
                 }
-                let delay = RESTART_BACKOFF_BASE
-                    .saturating_mul(1 << slot.crashes_in_row.min(10))
-                    .min(RESTART_BACKOFF_MAX);
-                slot.crashes_in_row += 1;
+                let delay = slot.backoff.next_delay();
                 slot.next_start = Some(now + delay);
-                tracing::warn!(task_type = %t, last_exit = ?slot.last_exit, restart_in_s = delay.as_secs(), "supervised worker exited; restarting after backoff");
+                tracing::warn!(task_type = %t, last_exit = ?slot.last_exit, restart_in_ms = delay.as_millis(), "supervised worker exited; restarting after backoff");
             }
             if slot.next_start.is_some_and(|at| at <= now) {
                 match spawn(t, &slot.launch) {
@@ -423,7 +422,7 @@ async fn launch(
         launch,
         child: Some(child),
         restarts: 0,
-        crashes_in_row: 0,
+        backoff: crate::backoff::Backoff::new(RESTART_BACKOFF_BASE, RESTART_BACKOFF_MAX),
         next_start: None,
         started: Some(Instant::now()),
         last_exit: None,
