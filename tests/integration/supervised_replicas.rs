@@ -350,3 +350,60 @@ async fn a_supervised_worker_recorded_before_replicas_is_adopted_at_the_next_sta
     actions.reverse();
     assert_eq!(actions, ["start", "adopt", "stop"], "{}", log.body);
 }
+
+/// The Workers page of a replica shows a type another replica keeps, and its Forget button
+/// (for a replica gone for good) forgets that claim through the page's form.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gone_replicas_claim_is_forgotten_from_the_workers_page() {
+    if !crate::browser::browser_available() {
+        return;
+    }
+    let t = TestServer::start_with(|c| {
+        c.worker_bin = Some(BIN.into());
+        c.worker_allow_shell = true;
+    })
+    .await;
+    let admin_id: i64 = sqlx::query_scalar("SELECT id FROM users ORDER BY id LIMIT 1")
+        .fetch_one(&t.state().db)
+        .await
+        .expect("the admin");
+    // As another replica, since gone, left it.
+    sqlx::query(
+        "INSERT INTO supervised_workers (task_type, started_by, started_at, replica)
+         VALUES ('python', $1, '2026-12-01T10:00:00.000000Z', 'gone-host-1a2b3c4d')",
+    )
+    .bind(admin_id)
+    .execute(&t.state().db)
+    .await
+    .expect("another replica's claim");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let driver = crate::browser::Driver::start(tmp.path()).await;
+    let b = crate::browser::Browser::open(&driver, &tmp.path().join("profile")).await;
+    crate::browser::log_in(&b, &t).await;
+    b.resize(1400, 1000).await;
+    b.goto(&format!("{}/workers", t.url)).await;
+    b.wait_text("main", "kept by replica gone-host-1a2b3c4d")
+        .await;
+    b.screenshot("workers-elsewhere").await;
+    b.click("form:has(input[name=forget]) button").await;
+    b.wait_text(
+        ".flash",
+        "Forgot replica gone-host-1a2b3c4d's claim on the local python worker.",
+    )
+    .await;
+    b.screenshot("workers-forgot").await;
+    b.quit().await;
+    let admin = t.token("admin").await;
+    assert!(supervised(&admin).await.is_empty());
+    let log = admin.get("/api/activity?entity=supervised_worker").await;
+    let newest = &log.json.as_array().expect("a list")[0];
+    assert_eq!(
+        (
+            newest["action"].as_str(),
+            newest["details"]["replica"].as_str()
+        ),
+        (Some("stop"), Some("gone-host-1a2b3c4d")),
+        "{}",
+        log.body
+    );
+}
