@@ -1,8 +1,9 @@
-//! Agent sessions: the tmux driver, the pane classifier, hooks, the assigner (prompt queue and
-//! dispatcher), permission interactions and patterns. Issue 5.
+//! Agent sessions: the pane classifier, hooks, the assigner (prompt queue and dispatcher),
+//! permission interactions and patterns. Issue 5. The tmux driver, the node half of a session
+//! start and the task queue's `tmux` type are the `tmux` leaf (`tmux/mod.rs`, `spawn.rs`,
+//! `task.rs`).
 //!
-//! Files: `tmux.rs` the typed tmux driver; `tmux_task.rs` the task queue's `tmux` type;
-//! `route.rs` the one place a tmux operation is sent to the local driver or a remote node;
+//! Files: `route.rs` the one place a tmux operation is sent to the local driver or a remote node;
 //! `classify.rs` the pane classifier and its built-in pattern table; `sessions.rs` tracking
 //! sessions and their state (pane readings and hook events, each change with its signal);
 //! `store.rs` SQL for sessions and pane patterns; `api.rs` / `pages.rs` HTTP; `assign_pages.rs`

@@ -15,8 +15,10 @@
 //! ones no replica is recorded for (rows from before migration 0029), adopting those with a
 //! conditional UPDATE so only one replica does. It stops only its own workers: a start or
 //! stop of a type another replica keeps answers 409 naming that replica, and the status list
-//! shows those as `elsewhere`. The row is claimed before the process is started, in one
-//! transaction with its activity row, so two replicas never both start one.
+//! shows those as `elsewhere`; the stop's `forget` clears the claim of a replica gone for good.
+//! The row is claimed before the process is started, in one transaction with its activity row,
+//! so two replicas never both start one. A worker ends with its `serve` (`process.rs`: the exec
+//! guard), so a restart after a kill never runs a second one beside it.
 
 use super::actions::TaskError;
 use super::payload::BuiltinType;
