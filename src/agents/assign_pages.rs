@@ -39,12 +39,9 @@ pub struct AssignBox {
 }
 
 impl AssignBox {
-    pub async fn load(
-        state: &crate::agents::AgentsState,
-        kind: ItemKind,
-        id: i64,
-    ) -> Result<AssignBox, ApiError> {
-        let assignments = prompts::of_source(&state.db, kind.as_str(), id, SHOWN_PROMPTS)
+    /// Reads only this domain's rows (the item's prompts, the live sessions).
+    pub async fn load(db: &crate::db::Db, kind: ItemKind, id: i64) -> Result<AssignBox, ApiError> {
+        let assignments = prompts::of_source(db, kind.as_str(), id, SHOWN_PROMPTS)
             .await?
             .into_iter()
             .map(|p| Assignment {
@@ -56,7 +53,7 @@ impl AssignBox {
             })
             .collect();
         let node = NodeRef::parse(None).map_err(|e| ApiError::invalid("node", e.message))?;
-        let live: Vec<_> = super::store::sessions(&state.db)
+        let live: Vec<_> = super::store::sessions(db)
             .await?
             .into_iter()
             .filter(|r| r.gone_at.is_none() && r.node == node.name())

@@ -292,7 +292,7 @@ async fn detail_page(
     };
     let title = format!("Error #{id}");
     let assign = crate::agents::assign_pages::AssignBox::load(
-        &s.agents_state(),
+        &s.db,
         crate::agents::assigner::ItemKind::Error,
         id,
     )

@@ -96,7 +96,7 @@ impl axum::extract::FromRequestParts<AppState> for ChangeablePrompt {
     ) -> Result<Self, ApiError> {
         let who = SessionOr::<Write>::from_request_parts(parts, s).await?;
         let Path(id) = Path::<i64>::from_request_parts(parts, s).await?;
-        let prompt = get_prompt(&s.agents_state(), id).await?;
+        let prompt = get_prompt(&s.db, id).await?;
         if let SessionOr::Session(i, b) = &who {
             if prompt.created_by != i.actor() {
                 return Err(ApiError::forbidden(format!(
@@ -363,8 +363,8 @@ pub struct PromptDetail {
     pub children: Vec<Prompt>,
 }
 
-async fn get_prompt(s: &AgentsState, id: i64) -> Result<Prompt, ApiError> {
-    store::get(&s.db, id)
+async fn get_prompt(db: &crate::db::Db, id: i64) -> Result<Prompt, ApiError> {
+    store::get(db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("prompt"))
 }
@@ -374,7 +374,7 @@ async fn detail(
     _: Authed<Read>,
     Path(id): Path<i64>,
 ) -> Result<Json<PromptDetail>, ApiError> {
-    let prompt = get_prompt(&s, id).await?;
+    let prompt = get_prompt(&s.db, id).await?;
     let children = store::list(
         &s.db,
         &PromptFilter {
@@ -408,7 +408,7 @@ async fn cancel(
     }
     s.events
         .emit(crate::events::Topic::Prompts, "cancelled", id);
-    get_prompt(&s, id).await.map(Json)
+    get_prompt(&s.db, id).await.map(Json)
 }
 
 async fn retry(
@@ -431,7 +431,7 @@ async fn retry(
     }
     s.events.emit(crate::events::Topic::Prompts, "updated", id);
     s.agents.wake_dispatcher();
-    get_prompt(&s, id).await.map(Json)
+    get_prompt(&s.db, id).await.map(Json)
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -478,7 +478,7 @@ pub async fn reassign_prompt(
     if let Some(to) = to {
         crate::tmux::SessionName::parse(to).map_err(|e| ApiError::invalid("to", e.message))?;
     }
-    let p = get_prompt(s, id).await?;
+    let p = get_prompt(&s.db, id).await?;
     if let Some(to) = to {
         let node = NodeRef::parse(Some(&p.node)).map_err(|e| ApiError::invalid("to", e.message))?;
         ensure_target_exists(s, &node, to).await?;
@@ -498,7 +498,7 @@ pub async fn reassign_prompt(
     }
     s.events.emit(crate::events::Topic::Prompts, "updated", id);
     s.agents.wake_dispatcher();
-    get_prompt(s, id).await
+    get_prompt(&s.db, id).await
 }
 
 #[derive(Deserialize, Default)]

@@ -204,7 +204,7 @@ pub(super) async fn bug_view(
     .into_iter()
     .map(BugHistoryRow::from)
     .collect();
-    let assign = AssignBox::load(&s.agents_state(), ItemKind::Bug, id).await?;
+    let assign = AssignBox::load(&s.db, ItemKind::Bug, id).await?;
     Ok(render(&BugPage {
         layout: layout(s, who, "bugs", &title, &flash),
         draft,

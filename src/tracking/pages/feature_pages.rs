@@ -150,7 +150,7 @@ pub(super) async fn feature_view(
     )
     .await?;
     let title = format!("Feature: {}", d.feature.name);
-    let assign = AssignBox::load(&s.agents_state(), ItemKind::Feature, id).await?;
+    let assign = AssignBox::load(&s.db, ItemKind::Feature, id).await?;
     Ok(render(&FeaturePage {
         layout: layout(s, who, "features", &title, &flash),
         draft,
