@@ -259,6 +259,8 @@ async fn pane_stream(
     };
     struct Watch {
         s: AppState,
+        /// Built once for the stream's reads.
+        agents: crate::agents::AgentsState,
         node: NodeRef,
         name: SessionName,
         last: String,
@@ -273,6 +275,7 @@ async fn pane_stream(
     let start = Watch {
         headers,
         checked: tokio::time::Instant::now(),
+        agents: s.agents_state(),
         s,
         node,
         name: n,
@@ -301,7 +304,7 @@ async fn pane_stream(
                 }
                 w.checked = tokio::time::Instant::now();
             }
-            match capture(&w.s.agents_state(), &w.node, &w.name).await {
+            match capture(&w.agents, &w.node, &w.name).await {
                 Ok(screen) if screen != w.last || w.failing => {
                     w.failing = false;
                     let ev = Event::default().event("pane").data(screen.clone());
